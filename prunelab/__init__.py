@@ -1,0 +1,27 @@
+"""PruneLab core: data, models, pruning methods, MACs, training engine, jobs, run store and CLI.
+
+This package never imports streamlit; the app's pages read what it writes to run directories.
+"""
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["RunConfig", "RunStore", "__version__", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import prunelab.store` does not pull in torch-heavy modules it does not need.
+    if name == "load_model":
+        from prunelab.engine import load_model
+
+        return load_model
+    if name == "RunConfig":
+        from prunelab.config import RunConfig
+
+        return RunConfig
+    if name == "RunStore":
+        from prunelab.store import RunStore
+
+        return RunStore
+    raise AttributeError(f"module 'prunelab' has no attribute {name!r}")

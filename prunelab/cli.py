@@ -1,0 +1,263 @@
+"""Command line: `python -m prunelab run|list|resume|suite|jobs`.
+
+Bad input exits with status 2 and one line naming the problem and the allowed values; a failed run
+exits with status 1 and its error; a finished run prints its directory as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from prunelab.config import METHOD_NAMES, RunConfig, describe_validation_error
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad input as a UsageError (one line) instead of usage text + exit."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message)
+
+
+# flag -> (section, field) of RunConfig; method flags apply only to the method that has the field
+COMMON_FLAGS: dict[str, tuple[str, str]] = {
+    "dataset": ("data", "dataset"), "train_size": ("data", "train_size"), "test_size": ("data", "test_size"),
+    "data_dir": ("data", "data_dir"), "model": ("model", "name"), "width": ("model", "width"),
+    "epochs": ("train", "epochs"), "lr": ("train", "lr"), "batch_size": ("train", "batch_size"),
+    "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"),
+}
+METHOD_FLAGS = {
+    "sparsity_lambda": "sparsity_lambda", "prune_ratio": "prune_ratio", "finetune_epochs": "finetune_epochs",
+    "finetune_lr": "finetune_lr", "min_channels": "min_channels", "lambda_prime": "lambda_prime",
+    "gamma_sim": "gamma_sim", "gamma_c": "gamma_c", "target_density": "target_density",
+    "init_from": "init_from",
+}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--dataset", help="shapes (default), cifar10, cifar100, svhn, mnist, fashion-mnist, folder:PATH")
+    data.add_argument("--train-size", type=int, help="number of training images")
+    data.add_argument("--test-size", type=int, help="number of test images")
+    data.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
+    data.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, resnet110")
+    data.add_argument("--width", type=float, help="width multiplier (default 0.25)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, help="training epochs (slimming: sparsity-training epochs)")
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", help="cosine (default), step or constant")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto (default), cpu or cuda")
+    slim = parser.add_argument_group("slimming")
+    slim.add_argument("--lambda", dest="sparsity_lambda", type=float, help="L1 strength on BN gammas (1e-4)")
+    slim.add_argument("--prune-ratio", type=float, help="global fraction of channels removed (0.5)")
+    slim.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning (5)")
+    slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (lr / 10)")
+    slim.add_argument("--min-channels", type=int, help="channels every layer keeps at least (1)")
+    mani = parser.add_argument_group("manidp")
+    mani.add_argument("--lambda-prime", type=float, help="maximum per-image sparsity weight lambda'")
+    mani.add_argument("--gamma-sim", type=float, help="similarity-alignment weight gamma")
+    mani.add_argument("--gamma-c", type=float, help="complexity exponent")
+    mani.add_argument("--target-density", type=float, help="fraction of channels kept per layer at the end")
+    mani.add_argument("--no-complexity", action="store_true", help="one sparsity weight for every image")
+    mani.add_argument("--no-similarity", action="store_true", help="drop the similarity-alignment term")
+    mani.add_argument("--init-from", help="run directory (or run id) whose model.pt initialises the backbone")
+    parser.add_argument("--name", help="a name for the run directory")
+
+
+def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
+    """Build and validate a RunConfig from parsed flags; raises UsageError with one clear line."""
+    if method not in METHOD_NAMES:
+        raise UsageError(f"unknown method {method!r}; allowed: {', '.join(METHOD_NAMES)}")
+    raw: dict[str, Any] = {"data": {}, "model": {}, "train": {}, "method": {"name": method}}
+    for flag, (section, key) in COMMON_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            raw[section][key] = value
+    method_fields = _method_fields(method)
+    for flag, key in METHOD_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if key not in method_fields:
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to method {method!r}")
+        raw["method"][key] = value
+    for flag, key in (("no_complexity", "complexity"), ("no_similarity", "similarity")):
+        if getattr(args, flag, False):
+            if key not in method_fields:
+                raise UsageError(f"--{flag.replace('_', '-')} does not apply to method {method!r}")
+            raw["method"][key] = False
+    if getattr(args, "name", None):
+        raw["name"] = args.name
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UsageError(describe_validation_error(error)) from None
+
+
+def _method_fields(method: str) -> set[str]:
+    from prunelab.config import BaselineConfig, ManiDPConfig, SlimmingConfig
+
+    cls = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}[method]
+    return set(cls.model_fields)
+
+
+def _check_dataset_available(config: RunConfig) -> None:
+    dataset = config.data.dataset
+    if dataset.startswith("folder:") and not Path(dataset[len("folder:"):]).is_dir():
+        raise UsageError(f"dataset folder {dataset[len('folder:'):]!r} does not exist; "
+                         "folder:PATH needs PATH/train/<class>/ and PATH/test/<class>/ image folders")
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, fed by Progress listeners."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self._last = ""
+
+    def __call__(self, snap: dict[str, Any]) -> None:
+        fraction = float(snap.get("fraction") or 0.0)
+        filled = int(30 * fraction)
+        eta = snap.get("eta_s")
+        eta_text = f" ETA {eta:4.0f}s" if eta else ""
+        metrics = snap.get("metrics") or {}
+        acc = f" test acc {metrics['test_acc']:.3f}" if "test_acc" in metrics else ""
+        line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {snap.get('phase') or ''} "
+                f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
+                f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}{acc}{eta_text}")
+        if line != self._last:
+            self.stream.write(line.ljust(100))
+            self.stream.flush()
+            self._last = line
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    from prunelab.store import default_runs_dir
+
+    return Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from prunelab.data import DatasetError
+    from prunelab.engine import run_training
+    from prunelab.jobs import claim_run
+    from prunelab.progress import Cancelled, Progress
+    from prunelab.store import RunStore
+
+    config = config_from_args(args.method, args)
+    _check_dataset_available(config)
+    store = RunStore(_runs_root(args))
+    run = store.create(config, config.name)
+    progress = Progress(run.run_id)
+    bar = TerminalProgress()
+    progress.add_listener(bar)
+    try:
+        with claim_run(run):  # owner pid + heartbeat: a JobManager elsewhere won't mark this run interrupted
+            summary = run_training(config, run, progress)
+    except DatasetError as error:
+        bar.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        bar.close()
+        print(f"cancelled; saved so far: {run.path}", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - reported in one line; traceback is in the run directory
+        bar.close()
+        print(f"error: run failed: {type(error).__name__}: {error} (traceback: {run.file('traceback.txt')})",
+              file=sys.stderr)
+        return 1
+    bar.close()
+    print(f"test accuracy {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs per image, "
+          f"{summary['params'] / 1e3:.1f} k params, {summary['wall_time_s']:.1f} s")
+    print(run.path)
+    return 0
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Plain fixed-width table for the terminal."""
+    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
+    widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from prunelab.store import RunStore
+
+    rows = []
+    for info in RunStore(_runs_root(args)).iter_runs():
+        summary = info.summary or {}
+        acc = summary.get("test_acc")
+        macs = summary.get("macs_per_image")
+        rows.append({
+            "run": info.run_id, "method": info.config.method.name, "dataset": info.config.data.dataset,
+            "model": info.config.model.name, "state": info.state,
+            "progress": f"{100 * float(info.status.get('fraction') or 0):.0f}%",
+            "test_acc": f"{acc:.4f}" if acc is not None else "",
+            "MMACs/img": f"{macs / 1e6:.2f}" if macs is not None else "",
+        })
+    if not rows:
+        print(f"no runs in {_runs_root(args)}")
+        return 0
+    print(format_table(rows, list(rows[0])))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m prunelab", description="PruneLab: CNN channel pruning lab")
+    parser.add_argument("--runs-dir", help="runs root (default ./runs or $PRUNELAB_RUNS_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train one run: baseline, slimming or manidp")
+    run.add_argument("method", help="baseline, slimming or manidp")
+    run.add_argument("--runs-dir", dest="runs_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_run_arguments(run)
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="list runs as a table")
+    lst.add_argument("--runs-dir", dest="runs_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    lst.set_defaults(func=cmd_list)
+    _add_job_commands(sub)
+    return parser
+
+
+def _add_job_commands(sub: Any) -> None:
+    """resume / suite / jobs live with the job manager (prunelab.jobs_cli)."""
+    try:
+        from prunelab.jobs_cli import add_job_commands
+    except ImportError:
+        return
+    add_job_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

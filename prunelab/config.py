@@ -1,0 +1,143 @@
+"""One validated run configuration shared by the CLI, the job manager and the app.
+
+`RunConfig` composes `DataConfig`, `ModelConfig`, `TrainConfig` and a method config chosen by its
+`name` (a pydantic discriminated union), so a bad value is reported with the field and the range.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnist")
+MODEL_NAMES = (
+    "vgg11", "vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110",
+)
+DEFAULT_MODEL = "vgg11"
+DEFAULT_WIDTH = 0.25  # CPU demo: vgg11 at quarter width (~10 M MACs) trains a 10k-image epoch in seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dataset: str = Field("shapes", description="shapes, cifar10, cifar100, svhn, mnist, fashion-mnist or folder:PATH")
+    train_size: int | None = Field(None, ge=10, description="train images (None = dataset default)")
+    test_size: int | None = Field(None, ge=10, description="test images (None = dataset default)")
+    data_seed: int = Field(0, ge=0, description="seed of the procedural shapes dataset")
+    augment: bool = True
+    data_dir: str | None = Field(None, description="where torchvision datasets live (default ./data)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value in DATASET_NAMES:
+            return value
+        if value.startswith("folder:") and len(value) > len("folder:"):
+            return value
+        allowed = ", ".join(DATASET_NAMES)
+        raise ValueError(f"unknown dataset {value!r}; allowed: {allowed} or folder:PATH")
+
+
+class ModelConfig(_Strict):
+    name: str = Field(DEFAULT_MODEL, description="model architecture")
+    width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, description="width multiplier on every layer")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODEL_NAMES:
+            raise ValueError(f"unknown model {value!r}; allowed: {', '.join(MODEL_NAMES)}")
+        return value
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=1, le=1000, description="training epochs (for slimming: sparsity-training epochs)")
+    lr: float = Field(0.1, gt=0.0, le=10.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0.0, le=0.1)
+    batch_size: int = Field(128, ge=1, le=4096)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="mixed precision (bf16/fp16 autocast) on CUDA; ignored on CPU")
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA; ignored on CPU")
+    eval_batch_size: int = Field(500, ge=1, le=8192)
+
+
+class BaselineConfig(_Strict):
+    name: Literal["baseline"] = "baseline"
+
+
+class SlimmingConfig(_Strict):
+    """Network Slimming (Liu et al., 2017): L1 on BN gammas, global threshold, fine-tune."""
+
+    name: Literal["slimming"] = "slimming"
+    sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, description="L1 strength on BN gammas")
+    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="global fraction of prunable channels removed")
+    finetune_epochs: int = Field(5, ge=0, le=1000)
+    finetune_lr: float | None = Field(None, gt=0.0, le=10.0, description="default: the training lr / 10")
+    min_channels: int = Field(1, ge=1, description="per-layer guard: a layer keeps at least this many channels")
+    bn_init: float | None = Field(0.5, gt=0.0, le=10.0, description="initial gamma (reference code: 0.5)")
+    prune_residual: bool = Field(False, description="also prune the residual stream of ResNets")
+
+
+class ManiDPConfig(_Strict):
+    """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
+
+    name: Literal["manidp"] = "manidp"
+    lambda_prime: float = Field(2.0, ge=0.0, le=100.0, description="maximum sparsity weight lambda'")
+    gamma_sim: float = Field(1.0, ge=0.0, le=100.0, description="similarity-alignment weight gamma")
+    gamma_c: float = Field(1.0, ge=0.0, le=10.0, description="complexity exponent")
+    complexity_scale: float = Field(0.5, gt=0.0, le=10.0, description="C = scale * previous epoch mean CE")
+    target_density: float = Field(0.5, gt=0.0, le=1.0, description="fraction of channels kept per layer at the end")
+    complexity: bool = Field(True, description="complexity-adaptive sparsity (off: one weight for every image)")
+    similarity: bool = Field(True, description="similarity alignment term")
+    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0)
+    probe_size: int = Field(64, ge=4, le=1024, description="test images saved for the similarity pages")
+    init_from: str | None = Field(None, description="run dir whose model.pt initialises the backbone")
+
+
+MethodConfig = Annotated[BaselineConfig | SlimmingConfig | ManiDPConfig, Field(discriminator="name")]
+METHOD_NAMES = ("baseline", "slimming", "manidp")
+
+_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def sanitize_name(name: str) -> str:
+    """Turn a user-given run name into a safe directory name (no separators, no '..')."""
+    cleaned = _NAME_RE.sub("-", name.strip()).strip(".-")
+    cleaned = cleaned.replace("..", ".")
+    return cleaned[:80]
+
+
+class RunConfig(_Strict):
+    name: str | None = Field(None, max_length=80, description="optional human name of the run")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    method: MethodConfig = Field(default_factory=BaselineConfig)
+    suite: str | None = Field(None, description="suite this run belongs to")
+
+    @field_validator("name")
+    @classmethod
+    def _clean_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        cleaned = sanitize_name(value)
+        if not cleaned:
+            raise ValueError("run name must contain letters or digits")
+        return cleaned
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: 'field.path: message' - for CLI and UI error messages."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"] if not str(part).endswith("Config"))
+        lines.append(f"{where}: {item['msg']}" if where else item["msg"])
+    return "; ".join(lines)

@@ -1,0 +1,334 @@
+"""The training engine: one loop for every method, driven by the method's hooks.
+
+`Trainer(config, run).run()` trains through the method's phases with SGD (momentum, weight decay,
+cosine or step schedule), evaluates per image after every epoch, checkpoints after every epoch so a
+run can be resumed, and leaves `summary.json`, `model.pt` and the method's artefacts in the run
+directory. It never draws and never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunelab.config import RunConfig
+from prunelab.data import BatchLoader, ImageDataset, load_dataset
+from prunelab.flops import count_macs, count_params
+from prunelab.methods import Phase, PruningMethod, get_method
+from prunelab.models import build_model, model_spec, spec_of
+from prunelab.progress import Cancelled, Progress
+from prunelab.store import RunDir, RunStoreError
+
+CHECKPOINT = "checkpoint.pt"
+FINAL_MODEL = "model.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class EvalResult:
+    """Per-image evaluation of one split, in dataset order."""
+
+    loss: torch.Tensor  # float32 [N], cross-entropy of each image
+    pred: torch.Tensor  # int64 [N]
+    labels: torch.Tensor  # int64 [N]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def acc(self) -> float:
+        return float((self.pred == self.labels).float().mean())
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss.mean())
+
+
+class Trainer:
+    """Trains one run: `Trainer(config, run, progress).run(resume=False) -> summary`."""
+
+    def __init__(self, config: RunConfig, run: RunDir, progress: Progress | None = None,
+                 dataset: ImageDataset | None = None) -> None:
+        self.config = config
+        self.run_dir = run
+        self.progress = progress or Progress(run.run_id)
+        self.device = resolve_device(config.train.device)
+        self.dataset = dataset if dataset is not None else load_dataset(config.data)
+        self.method: PruningMethod = get_method(config.method.name)(config.method, self)
+        self.amp_dtype = torch.bfloat16 if (self.device.type == "cuda" and config.train.amp) else None
+        self.channels_last = self.device.type == "cuda" and config.train.channels_last
+        self._phases = self.method.phases()
+        self._epochs_total = sum(p.epochs for p in self._phases)
+        self._epochs_before: list[int] = [sum(p.epochs for p in self._phases[:i]) for i in range(len(self._phases))]
+        self._started = time.time()
+
+    # data -------------------------------------------------------------------------------------
+    def loader(self, split: str, *, shuffle: bool | None = None, augment: bool | None = None,
+               batch_size: int | None = None, epoch: int = 0) -> BatchLoader:
+        """A batch loader over 'train' or 'test' images (test: no shuffle, no augmentation)."""
+        data, train = self.dataset, split == "train"
+        images = data.train_images if train else data.test_images
+        labels = data.train_labels if train else data.test_labels
+        default_batch = self.config.train.batch_size if train else self.config.train.eval_batch_size
+        loader = BatchLoader(
+            images, labels, batch_size or default_batch,
+            mean=data.mean, std=data.std, shuffle=train if shuffle is None else shuffle,
+            augment=(train and self.config.data.augment) if augment is None else augment, hflip=data.hflip,
+            device=self.device, seed=self.config.train.seed, channels_last=self.channels_last,
+        )
+        loader.set_epoch(epoch)
+        return loader
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # model ------------------------------------------------------------------------------------
+    def build_fresh_model(self) -> nn.Module:
+        spec = model_spec(self.config.model.name, self.dataset.num_classes, self.config.model.width)
+        return self._to_device(build_model(spec))
+
+    def _to_device(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def model_cost(self, model: nn.Module) -> tuple[int, int]:
+        """(MACs per image, params) of a static model."""
+        return count_macs(model, self.dataset.image_shape), count_params(model)
+
+    # evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "test") -> EvalResult:
+        """Per-image CE loss and prediction over a whole split, in dataset order."""
+        model.eval()
+        losses, preds, labels = [], [], []
+        for images, targets, _ in self.loader(split, shuffle=False, augment=False):
+            with self.autocast():
+                logits = model(images)
+            losses.append(F.cross_entropy(logits.float(), targets, reduction="none").cpu())
+            preds.append(logits.argmax(1).cpu())
+            labels.append(targets.cpu())
+        return EvalResult(torch.cat(losses), torch.cat(preds), torch.cat(labels))
+
+    # training -----------------------------------------------------------------------------------
+    def _optimizer(self, model: nn.Module, phase: Phase) -> tuple[torch.optim.Optimizer, Any]:
+        train = self.config.train
+        groups = self.method.param_groups(model, phase)
+        for group in groups:
+            group["lr"] = phase.lr * group.pop("lr_scale", 1.0)
+            group.setdefault("weight_decay", train.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=phase.lr, momentum=train.momentum, nesterov=train.nesterov,
+                                    weight_decay=train.weight_decay)
+        steps = max(1, phase.epochs)
+        if train.schedule == "cosine":
+            schedule = lambda e: 0.5 * (1.0 + math.cos(math.pi * e / steps))  # noqa: E731
+        elif train.schedule == "step":  # /10 at 50% and 75% of the phase (Network Slimming's schedule)
+            schedule = lambda e: 0.1 ** ((e >= 0.5 * steps) + (e >= 0.75 * steps))  # noqa: E731
+        else:
+            schedule = lambda e: 1.0  # noqa: E731
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase,
+                        phase_index: int, epoch: int) -> dict[str, float]:
+        """One pass over the training set; returns mean loss, accuracy and every extra term."""
+        model.train()
+        loader = self.loader("train", epoch=epoch + 1000 * phase_index)
+        sums: dict[str, float] = {"loss": 0.0, "ce": 0.0, "correct": 0.0}
+        seen = 0
+        done_before = self._epochs_before[phase_index] + epoch
+        for batch_index, (images, labels, _) in enumerate(loader):
+            self.progress.check_cancel()
+            with self.autocast():
+                logits = model(images)
+            per_image_ce = F.cross_entropy(logits.float(), labels, reduction="none")
+            terms = self.method.extra_loss(model, images, labels, logits, per_image_ce)
+            loss = per_image_ce.mean() + sum(terms.values(), torch.zeros((), device=self.device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {float(loss)} in {phase.name} epoch {epoch + 1}; "
+                                         "lower the learning rate or the regularisation strength")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.method.after_backward(model)
+            optimizer.step()
+
+            n = labels.shape[0]
+            seen += n
+            sums["loss"] += float(loss.detach()) * n
+            sums["ce"] += float(per_image_ce.mean()) * n
+            sums["correct"] += float((logits.argmax(1) == labels).sum())
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
+            fraction = (done_before + (batch_index + 1) / len(loader)) / max(1, self._epochs_total)
+            self.progress.update(batch=batch_index + 1, batches=len(loader), fraction=fraction)
+        stats = {name: value / max(1, seen) for name, value in sums.items() if name != "correct"}
+        stats["acc"] = sums["correct"] / max(1, seen)
+        return stats
+
+    def _fit_phase(self, model: nn.Module, phase: Phase, phase_index: int, start_epoch: int,
+                   optimizer_state: dict[str, Any] | None, scheduler_state: dict[str, Any] | None) -> nn.Module:
+        optimizer, scheduler = self._optimizer(model, phase)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+            scheduler.load_state_dict(scheduler_state)
+        for epoch in range(start_epoch, phase.epochs):
+            self.progress.update(phase=phase.name, epoch=epoch + 1, epochs_total=phase.epochs)
+            self.method.on_epoch_start(phase, epoch, model)
+            lr = optimizer.param_groups[0]["lr"]
+            started = time.time()
+            train_stats = self.train_one_epoch(model, optimizer, phase, phase_index, epoch)
+            scheduler.step()
+            epoch_time = time.time() - started
+            test = self.evaluate(model, "test")
+            stats = {"train_loss": train_stats["loss"], "train_acc": train_stats["acc"], "train_ce": train_stats["ce"],
+                     "test_loss": test.mean_loss, "test_acc": test.acc, "lr": lr, "epoch_time_s": epoch_time}
+            stats.update({k: v for k, v in train_stats.items() if k not in ("loss", "acc", "ce")})
+            stats.update(self.method.on_epoch_end(phase, epoch, model, stats))
+            self.run_dir.append_metrics({"phase": phase.name, "phase_index": phase_index, "epoch": epoch + 1, **stats})
+            self.save_checkpoint(model, phase_index, epoch + 1, optimizer, scheduler)
+            message = (f"{phase.name} epoch {epoch + 1}/{phase.epochs}: train loss {train_stats['loss']:.3f} "
+                       f"acc {train_stats['acc']:.3f} | test acc {test.acc:.3f} | {epoch_time:.1f}s")
+            self.log(message)
+            fraction = (self._epochs_before[phase_index] + epoch + 1) / max(1, self._epochs_total)
+            self.progress.update(metrics=stats, fraction=fraction)
+            self.run_dir.write_status(phase=phase.name, epoch=epoch + 1, epochs_total=phase.epochs,
+                                      fraction=fraction, metrics=stats, message=message)
+        return model
+
+    # checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self, model: nn.Module, phase_index: int, epochs_done: int,
+                        optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        self.run_dir.save_torch(CHECKPOINT, {
+            "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
+            "phase_index": phase_index, "epochs_done": epochs_done, "method_state": self.method.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        })
+
+    def log(self, message: str) -> None:
+        self.run_dir.log(message)
+        self.progress.log(message)
+
+    # the whole run ----------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        """Train through every phase, finalize, write summary.json and model.pt; returns the summary."""
+        seed_everything(self.config.train.seed)
+        self._started = time.time()
+        self.progress.update(state="running", started_at=self._started, epochs_total=self._epochs_total)
+        self.run_dir.write_status(state="running", started_at=self._started, error=None)
+        phase_index, start_epoch, opt_state, sched_state = 0, 0, None, None
+        if resume:
+            model, phase_index, start_epoch, opt_state, sched_state = self._restore()
+        else:
+            model = self.method.prepare_model(self.build_fresh_model(), fresh=True)
+            self.log(f"start {self.config.method.name} on {self.config.data.dataset} with {self.config.model.name} "
+                     f"(width {self.config.model.width}) on {self.device}")
+        while phase_index < len(self._phases):
+            phase = self._phases[phase_index]
+            if start_epoch >= phase.epochs:  # phase complete: move on
+                if phase_index + 1 < len(self._phases):
+                    model = self.method.between_phases(phase, self._phases[phase_index + 1], model)
+                    model = self._to_device(model)
+                phase_index, start_epoch, opt_state, sched_state = phase_index + 1, 0, None, None
+                continue
+            model = self._fit_phase(model, phase, phase_index, start_epoch, opt_state, sched_state)
+            start_epoch = phase.epochs
+        return self._finish(model)
+
+    def _restore(self) -> tuple[nn.Module, int, int, Any, Any]:
+        try:
+            state = self.run_dir.load_torch(CHECKPOINT, map_location=self.device)
+        except RunStoreError as error:
+            raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}") from error
+        self.method.load_state_dict(state["method_state"])
+        model = self._to_device(build_model(state["model_spec"]))
+        model = self._to_device(self.method.prepare_model(model, fresh=False))
+        model.load_state_dict(state["model_state"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        phase_index, epochs_done = int(state["phase_index"]), int(state["epochs_done"])
+        self.run_dir.truncate_metrics(lambda row: (row.get("phase_index", 0), row.get("epoch", 0))
+                                      <= (phase_index, epochs_done))
+        self.log(f"resumed from {self._phases[phase_index].name} epoch {epochs_done}")
+        return model, phase_index, epochs_done, state["optimizer_state"], state["scheduler_state"]
+
+    def _finish(self, model: nn.Module) -> dict[str, Any]:
+        self.progress.update(phase="finalize")
+        test = self.evaluate(model, "test")
+        macs, params = self.model_cost(model)
+        summary: dict[str, Any] = {
+            "method": self.config.method.name, "dataset": self.config.data.dataset, "model": self.config.model.name,
+            "width": self.config.model.width, "test_acc": test.acc, "test_loss": test.mean_loss,
+            "params": params, "macs_per_image": macs, "mac_unit": "MACs", "device": str(self.device),
+            "epochs": self._epochs_total,
+        }
+        self.method.finalize(model, summary)
+        summary["wall_time_s"] = time.time() - self._started
+        self.run_dir.save_torch(FINAL_MODEL, {
+            "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
+            "method": self.config.method.name, "method_state": self.method.state_dict(),
+        })
+        self.run_dir.write_summary(summary)
+        self.log(f"done: test acc {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs/image, "
+                 f"{summary['wall_time_s']:.1f}s")
+        return summary
+
+
+def run_training(config: RunConfig, run: RunDir, progress: Progress | None = None, resume: bool = False,
+                 dataset: ImageDataset | None = None) -> dict[str, Any]:
+    """Run one training job and keep status.json truthful whatever happens.
+
+    Ends `done`, `cancelled` (at a batch boundary; checkpoints kept) or `failed` (message in status,
+    traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording.
+    """
+    progress = progress or Progress(run.run_id)
+    try:
+        summary = Trainer(config, run, progress, dataset).run(resume=resume)
+    except Cancelled:
+        run.write_status(state="cancelled", message="cancelled by request", finished_at=time.time())
+        progress.update(state="cancelled")
+        run.log("cancelled by request")
+        raise
+    except BaseException as error:
+        text = f"{type(error).__name__}: {error}"
+        run.file("traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        run.write_status(state="failed", error=text, message=text, finished_at=time.time())
+        progress.update(state="failed", error=text)
+        run.log(f"failed: {text}")
+        raise
+    run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
+    progress.update(state="done", fraction=1.0)
+    return summary
+
+
+def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:
+    """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    state = run.load_torch(FINAL_MODEL, map_location=map_location)
+    model = build_model(state["model_spec"])
+    model = get_method(state["method"]).restore_model(model, state["method_state"])
+    model.load_state_dict(state["model_state"])
+    return model.eval()

@@ -1,0 +1,108 @@
+"""The pruning-method plug-in interface.
+
+The trainer calls these hooks with fixed signatures and never names a method:
+
+    model = method.prepare_model(model, fresh)              # once (e.g. insert gates, init BN)
+    for phase in method.phases():                           # e.g. "sparsity" then "finetune"
+        model = method.between_phases(prev, phase, model)   # e.g. prune into a smaller network
+        for epoch: method.on_epoch_start(...)
+            loss = CE + sum(method.extra_loss(...).values()); loss.backward()
+            method.after_backward(model)                    # e.g. L1 subgradient on BN gammas
+            optimizer.step()
+          metrics |= method.on_epoch_end(...)               # e.g. save gamma history, recalibrate
+    method.finalize(model, summary)                         # artefacts and summary figures
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from prunelab.engine import Trainer
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of training with its own optimizer and schedule."""
+
+    name: str
+    epochs: int
+    lr: float
+
+
+class PruningMethod:
+    """Base class: every hook is a no-op, so plain training is the base itself."""
+
+    name = "base"
+
+    def __init__(self, config: Any, trainer: Trainer) -> None:
+        self.config = config
+        self.trainer = trainer
+
+    def phases(self) -> list[Phase]:
+        train = self.trainer.config.train
+        return [Phase("train", train.epochs, train.lr)]
+
+    def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
+        """Called once on the freshly built (or checkpoint-rebuilt, `fresh=False`) model."""
+        return model
+
+    def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; a group may override `weight_decay` or scale `lr`."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def between_phases(self, finished: Phase, upcoming: Phase, model: nn.Module) -> nn.Module:
+        return model
+
+    def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
+        """Before epoch `epoch` (0-based) of `phase`."""
+
+    def extra_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   logits: torch.Tensor, per_image_ce: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named loss terms added to the mean CE (each is logged per epoch)."""
+        return {}
+
+    def after_backward(self, model: nn.Module) -> None:
+        """Between `loss.backward()` and `optimizer.step()`."""
+
+    def on_epoch_end(self, phase: Phase, epoch: int, model: nn.Module, stats: dict[str, float]) -> dict[str, float]:
+        """After the epoch's training and test evaluation; returns extra metrics to log."""
+        return {}
+
+    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
+        """Write method artefacts into the run directory and add figures to `summary`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state for checkpoints (tensors and plain containers only)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (resume)."""
+
+    @classmethod
+    def restore_model(cls, model: nn.Module, method_state: dict[str, Any]) -> nn.Module:
+        """Turn a plain model rebuilt from its spec into the method's model before loading weights."""
+        return model
+
+
+METHODS: dict[str, type[PruningMethod]] = {}
+
+
+def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
+    def decorate(cls: type[PruningMethod]) -> type[PruningMethod]:
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_method(name: str) -> type[PruningMethod]:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(sorted(METHODS))}")
+    return METHODS[name]

@@ -1,0 +1,65 @@
+"""CIFAR-style VGG (Simonyan & Zisserman, 2015) with BatchNorm after every convolution.
+
+The configurations are the ones Network Slimming uses on CIFAR; widths are explicit per layer so a
+pruned network can be rebuilt from its `ModelSpec` alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from prunelab.models.units import NoGate, init_weights, scaled
+
+VGG_LAYERS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512],
+}
+
+
+class ConvUnit(nn.Module):
+    """conv3x3 -> BN -> ReLU -> gate."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.gate: nn.Module = NoGate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn(self.conv(x)))  # (B, C_out, H, W)
+        return self.gate(x, out)
+
+
+class VGG(nn.Module):
+    """`layers` lists conv widths and "M" (2x2 max-pool); global average pool, then one Linear."""
+
+    def __init__(self, layers: list[int | str], num_classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        units: list[nn.Module] = []
+        channels = in_channels
+        for item in layers:
+            if item == "M":
+                units.append(nn.MaxPool2d(2))
+            else:
+                units.append(ConvUnit(channels, int(item)))
+                channels = int(item)
+        self.features = nn.Sequential(*units)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (B, C_last, 2, 2) for 32x32 inputs
+        x = self.pool(x).flatten(1)  # (B, C_last)
+        return self.classifier(x)  # (B, num_classes)
+
+    def layer_widths(self) -> list[int | str]:
+        """The `layers` list that rebuilds this (possibly pruned) network."""
+        return [unit.conv.out_channels if isinstance(unit, ConvUnit) else "M" for unit in self.features]
+
+
+def vgg_layers(name: str, width: float) -> list[int | str]:
+    return [item if item == "M" else scaled(int(item), width) for item in VGG_LAYERS[name]]

@@ -1,0 +1,287 @@
+"""Run store: one directory per run, written atomically, listed without trusting any one run.
+
+Layout (see docs/architecture.md): config.json, status.json, metrics.jsonl, summary.json,
+checkpoint.pt, model.pt, log.txt, traceback.txt and method artefacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunelab.config import RunConfig, sanitize_name
+
+log = logging.getLogger("prunelab.store")
+
+RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
+DEFAULT_RUNS_DIR = "runs"
+
+
+class RunStoreError(Exception):
+    """A run directory is missing, broken or not a run."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("PRUNELAB_RUNS_DIR", DEFAULT_RUNS_DIR))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@dataclass
+class RunDir:
+    """A handle on one run directory; every write is atomic."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self._lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # config
+    def write_config(self, config: RunConfig) -> None:
+        atomic_write_json(self.file("config.json"), {"run_id": self.run_id, **config.model_dump(mode="json")})
+
+    def read_config(self) -> RunConfig:
+        raw = self._read_json_file("config.json")
+        raw.pop("run_id", None)
+        return RunConfig.model_validate(raw)
+
+    # status
+    def read_status(self) -> dict[str, Any]:
+        return self._read_json_file("status.json")
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into status.json (creating it) and stamp `updated_at`."""
+        with self._lock:
+            try:
+                status = read_json(self.file("status.json"))
+            except (OSError, ValueError):
+                status = {}
+            status.update(fields)
+            status["updated_at"] = time.time()
+            atomic_write_json(self.file("status.json"), status)
+            return status
+
+    @property
+    def state(self) -> str:
+        return str(self.read_status().get("state", "unknown"))
+
+    # metrics
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one JSON line; a torn last line (crash mid-write) is skipped by `read_metrics`."""
+        line = json.dumps({**row, "time": time.time()}, default=_json_default)
+        with self._lock, open(self.file("metrics.jsonl"), "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        rows = []
+        try:
+            text = self.file("metrics.jsonl").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return rows
+        for line in text.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                log.warning("skipping a torn line in %s", self.file("metrics.jsonl"))
+        return rows
+
+    def truncate_metrics(self, keep: Any) -> None:
+        """Rewrite metrics.jsonl keeping the rows for which `keep(row)` is true (used on resume)."""
+        rows = [row for row in self.read_metrics() if keep(row)]
+        atomic_write_bytes(self.file("metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    # summary and artefacts
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.file("summary.json"), summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        return self._read_json_file("summary.json")
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.file(name), obj)
+
+    def read_json(self, name: str) -> Any:
+        return self._read_json_file(name)
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock, open(self.file("log.txt"), "a", encoding="utf-8") as handle:
+            handle.write(f"[{stamp}] {message}\n")
+
+    def read_log_tail(self, lines: int = 20) -> list[str]:
+        try:
+            return self.file("log.txt").read_text(encoding="utf-8").splitlines()[-lines:]
+        except FileNotFoundError:
+            return []
+
+    # checkpoints
+    def save_torch(self, name: str, obj: dict[str, Any]) -> None:
+        """torch.save to a temp file then rename; only tensors and plain containers (weights_only loadable)."""
+        path = self.file(name)
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(obj, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_torch(self, name: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        path = self.file(name)
+        if not path.exists():
+            raise RunStoreError(f"{path} does not exist")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unpickling problem is a corrupt file
+            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint: {error}") from error
+
+    def _read_json_file(self, name: str) -> Any:
+        path = self.file(name)
+        try:
+            return read_json(path)
+        except FileNotFoundError as error:
+            raise RunStoreError(f"{path} is missing") from error
+        except ValueError as error:
+            raise RunStoreError(f"{path} is not valid JSON: {error}") from error
+
+
+@dataclass
+class RunInfo:
+    """What the listing knows about a run: enough for a table row."""
+
+    run_id: str
+    path: Path
+    config: RunConfig
+    status: dict[str, Any]
+    summary: dict[str, Any] | None
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", "unknown"))
+
+
+class RunStore:
+    """The runs root: create, open, list and delete run directories."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_runs_dir()
+
+    def create(self, config: RunConfig, run_id: str | None = None) -> RunDir:
+        """A new run directory with config.json and a `queued` status."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = sanitize_name(run_id or self._auto_id(config)) or "run"
+        candidate, counter = base, 1
+        while True:
+            try:
+                (self.root / candidate).mkdir()
+                break
+            except FileExistsError:
+                counter += 1
+                candidate = f"{base}-{counter}"
+        run = RunDir(self.root / candidate)
+        run.write_config(config)
+        run.write_status(state="queued", phase=None, epoch=0, fraction=0.0, error=None, created_at=time.time())
+        return run
+
+    @staticmethod
+    def _auto_id(config: RunConfig) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        label = config.name or f"{config.method.name}-{config.model.name}-{config.data.dataset.split(':')[0]}"
+        return f"{stamp}-{label}"
+
+    def open(self, run_id: str | Path) -> RunDir:
+        """Open an existing run by id (under the root) or by path; raises RunStoreError if not a run."""
+        path = Path(run_id)
+        if not path.is_dir():
+            name = sanitize_name(str(run_id))
+            if name != str(run_id):
+                raise RunStoreError(f"invalid run id {run_id!r}")
+            path = self.root / name
+        if not (path / "config.json").is_file():
+            raise RunStoreError(f"{path} is not a PruneLab run directory (no config.json)")
+        return RunDir(path)
+
+    def iter_runs(self) -> Iterator[RunInfo]:
+        """Every readable run, newest first; corrupt or half-written directories are skipped with a warning."""
+        if not self.root.is_dir():
+            return
+        paths = sorted((p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in paths:
+            run = RunDir(path)
+            try:
+                config = run.read_config()
+                status = run.read_status()
+            except Exception as error:  # noqa: BLE001 - any problem means: skip this run
+                log.warning("skipping run directory %s: %s", path, error)
+                continue
+            summary = None
+            if run.file("summary.json").exists():
+                try:
+                    summary = run.read_summary()
+                except RunStoreError as error:
+                    log.warning("run %s has a corrupt summary.json: %s", path.name, error)
+            yield RunInfo(path.name, path, config, status, summary)
+
+    def list_runs(self) -> list[RunInfo]:
+        return list(self.iter_runs())
+
+    def delete(self, run_id: str) -> None:
+        import shutil
+
+        run = self.open(run_id)
+        if run.state in ("running", "queued"):
+            raise RunStoreError(f"run {run_id} is {run.state}; cancel it before deleting")
+        shutil.rmtree(run.path)

@@ -1,0 +1,18 @@
+"""Tiny run configurations shared by tests (seconds each on 2 CPU cores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunelab.config import RunConfig
+
+
+def tiny_config(method: str = "baseline", *, epochs: int = 1, train_size: int = 300, test_size: int = 200,
+                model: str = "vgg11", width: float = 0.25, batch_size: int = 50, lr: float = 0.05,
+                **method_fields: Any) -> RunConfig:
+    return RunConfig.model_validate({
+        "data": {"dataset": "shapes", "train_size": train_size, "test_size": test_size},
+        "model": {"name": model, "width": width},
+        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "device": "cpu"},
+        "method": {"name": method, **method_fields},
+    })
