@@ -144,17 +144,18 @@ class Trainer:
             group.setdefault("weight_decay", train.weight_decay)
         optimizer = torch.optim.SGD(groups, lr=phase.lr, momentum=train.momentum, nesterov=train.nesterov,
                                     weight_decay=train.weight_decay)
-        steps = max(1, phase.epochs)
+        # the schedule advances every batch, so even a short phase decays smoothly
+        steps = max(1, phase.epochs * len(self.loader("train")))
         if train.schedule == "cosine":
-            schedule = lambda e: 0.5 * (1.0 + math.cos(math.pi * e / steps))  # noqa: E731
+            schedule = lambda t: 0.5 * (1.0 + math.cos(math.pi * t / steps))  # noqa: E731
         elif train.schedule == "step":  # /10 at 50% and 75% of the phase (Network Slimming's schedule)
-            schedule = lambda e: 0.1 ** ((e >= 0.5 * steps) + (e >= 0.75 * steps))  # noqa: E731
+            schedule = lambda t: 0.1 ** ((t >= 0.5 * steps) + (t >= 0.75 * steps))  # noqa: E731
         else:
-            schedule = lambda e: 1.0  # noqa: E731
+            schedule = lambda t: 1.0  # noqa: E731
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase,
-                        phase_index: int, epoch: int) -> dict[str, float]:
+                        phase_index: int, epoch: int, scheduler: Any = None) -> dict[str, float]:
         """One pass over the training set; returns mean loss, accuracy and every extra term."""
         model.train()
         loader = self.loader("train", epoch=epoch + 1000 * phase_index)
@@ -175,6 +176,8 @@ class Trainer:
             loss.backward()
             self.method.after_backward(model)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
 
             n = labels.shape[0]
             seen += n
@@ -200,8 +203,7 @@ class Trainer:
             self.method.on_epoch_start(phase, epoch, model)
             lr = optimizer.param_groups[0]["lr"]
             started = time.time()
-            train_stats = self.train_one_epoch(model, optimizer, phase, phase_index, epoch)
-            scheduler.step()
+            train_stats = self.train_one_epoch(model, optimizer, phase, phase_index, epoch, scheduler)
             epoch_time = time.time() - started
             test = self.evaluate(model, "test")
             stats = {"train_loss": train_stats["loss"], "train_acc": train_stats["acc"], "train_ce": train_stats["ce"],

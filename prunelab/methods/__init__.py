@@ -1,6 +1,7 @@
 """Pruning methods as plug-ins of the trainer (see `base.PruningMethod`)."""
 
 from prunelab.methods import baseline  # noqa: F401  (registers "baseline")
+from prunelab.methods import slimming  # noqa: F401
 from prunelab.methods.base import METHODS, Phase, PruningMethod, get_method, register_method
 
 __all__ = ["METHODS", "Phase", "PruningMethod", "get_method", "register_method"]

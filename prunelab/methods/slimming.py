@@ -1,0 +1,344 @@
+"""Network Slimming (Liu et al., "Learning Efficient Convolutional Networks through Network Slimming",
+ICCV 2017): sparsity training, one global threshold on BN scales, a physically smaller network, fine-tuning.
+
+Objective of the "sparsity" phase: `L = sum_i CE(f(x_i), y_i) + lambda * sum_{prunable BN gammas} |gamma|`,
+applied as the subgradient `lambda * sign(gamma)` after `backward()`. Between the phases the network is
+pruned at the `prune_ratio` percentile of all prunable |gamma| (`prunelab.pruning`), verified against the
+masked network, and fine-tuned in the "finetune" phase.
+
+Artefacts (docs/architecture.md): `gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`.
+`what_if(run_dir, prune_ratio)` re-prunes the saved dense model at another ratio without fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunelab.config import RunConfig, SlimmingConfig
+from prunelab.data import BatchLoader, ImageDataset, load_dataset
+from prunelab.flops import count_macs, count_params
+from prunelab.latency import measure_latency_ms
+from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.models import build_model, spec_of
+from prunelab.pruning import (
+    PrunableUnit,
+    add_l1_subgradient_,
+    channel_scores,
+    compact_model,
+    find_prunable_units,
+    l1_penalty,
+    layer_records,
+    masked_model,
+    prunable_bn_names,
+    select_channels,
+    verify_compact,
+)
+from prunelab.store import RunDir, atomic_write_bytes
+
+GAMMA_HISTORY = "gamma_history.npz"
+PRUNING_JSON = "pruning.json"
+DENSE_MODEL = "dense_model.pt"
+EXPORT_FILE = "compact_model.pt2"
+SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
+VERIFY_IMAGES = 256
+LATENCY_REPEATS = {1: 30, 64: 8}  # batch size -> timed repeats (median reported)
+
+
+# --- gamma history file ------------------------------------------------------------------------
+def write_gamma_history(path: Path, layer_names: list[str], history: list[torch.Tensor],
+                        sparsity_lambda: float) -> None:
+    """Atomically write gamma_history.npz.
+
+    Keys: epochs [E+1], layer_names [L], sparsity_lambda, layer_<i> float32 [E+1, C_i] (|gamma|).
+    """
+    epochs = history[0].shape[0] if history else 0
+    arrays: dict[str, np.ndarray] = {
+        "epochs": np.arange(epochs, dtype=np.int64), "layer_names": np.array(layer_names, dtype=np.str_),
+        "sparsity_lambda": np.array(sparsity_lambda, dtype=np.float64),
+    }
+    for i, values in enumerate(history):
+        arrays[f"layer_{i}"] = values.numpy().astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_gamma_history(run_dir: str | Path) -> dict[str, Any]:
+    """gamma_history.npz as {"epochs", "layer_names", "sparsity_lambda", "layers": [array [E+1, C_i]]}."""
+    with np.load(Path(run_dir) / GAMMA_HISTORY, allow_pickle=False) as data:
+        names = [str(n) for n in data["layer_names"]]
+        return {"epochs": data["epochs"].copy(), "layer_names": names,
+                "sparsity_lambda": float(data["sparsity_lambda"]),
+                "layers": [data[f"layer_{i}"].copy() for i in range(len(names))]}
+
+
+# --- the plug-in -----------------------------------------------------------------------------
+@register_method("slimming")
+class Slimming(PruningMethod):
+    """Sparsity training with L1 on BN gammas, global-threshold pruning, fine-tuning."""
+
+    config: SlimmingConfig
+
+    def __init__(self, config: SlimmingConfig, trainer: Any) -> None:
+        super().__init__(config, trainer)
+        self._units: list[PrunableUnit] = []
+        self._bn_names: list[str] = []
+        self._bns: list[nn.BatchNorm2d] = []
+        self._phase: str | None = None
+        self.history: list[torch.Tensor] = []  # per prunable BN: |gamma| [epochs recorded, C]
+        self.record: dict[str, Any] | None = None  # pruning.json content once pruned
+
+    # phases and model ------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """Sparsity training, then fine-tuning; a 0-epoch finetune phase still triggers the pruning."""
+        train = self.trainer.config.train
+        finetune_lr = self.config.finetune_lr or train.lr / 10.0
+        return [Phase("sparsity", train.epochs, train.lr),
+                Phase("finetune", self.config.finetune_epochs, finetune_lr)]
+
+    @property
+    def _input_shape(self) -> tuple[int, ...]:
+        return tuple(self.trainer.dataset.image_shape)
+
+    def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
+        """Fresh model: every BN gamma := bn_init (reference code: 0.5); find the prunable BNs."""
+        if fresh and self.config.bn_init is not None:
+            with torch.no_grad():
+                for module in model.modules():
+                    if isinstance(module, nn.BatchNorm2d):
+                        module.weight.fill_(self.config.bn_init)
+        if self.record is not None:  # resumed after pruning: the model is already compact
+            return model
+        self._units = find_prunable_units(model, self.config.prune_residual, self._input_shape)
+        self._bn_names = prunable_bn_names(self._units)
+        self._bind(model)
+        if fresh:
+            self.history = [self._abs_gammas()[i].unsqueeze(0) for i in range(len(self._bns))]
+            self._write_history()
+        return model
+
+    def _bind(self, model: nn.Module) -> None:
+        self._bns = [model.get_submodule(name) for name in self._bn_names]
+
+    def _abs_gammas(self) -> list[torch.Tensor]:
+        return [bn.weight.detach().abs().float().cpu() for bn in self._bns]
+
+    def _write_history(self) -> None:
+        if self.history:
+            write_gamma_history(self.trainer.run_dir.file(GAMMA_HISTORY), self._bn_names, self.history,
+                                self.config.sparsity_lambda)
+
+    # training hooks -------------------------------------------------------------------------
+    def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
+        self._phase = phase.name
+        if phase.name == "sparsity":
+            self._bind(model)
+
+    def after_backward(self, model: nn.Module) -> None:
+        """grad(gamma) += lambda * sign(gamma) for every prunable BN, during sparsity training only."""
+        if self._phase == "sparsity":
+            add_l1_subgradient_(self._bns, self.config.sparsity_lambda)
+
+    def on_epoch_end(self, phase: Phase, epoch: int, model: nn.Module,
+                     stats: dict[str, float]) -> dict[str, float]:
+        """Log lambda * sum|gamma| and |gamma| statistics; append |gamma| to gamma_history.npz."""
+        if phase.name != "sparsity":
+            return {}
+        gammas = self._abs_gammas()
+        self.history = [torch.cat([past, now.unsqueeze(0)])
+                        for past, now in zip(self.history, gammas, strict=True)]
+        self._write_history()
+        flat = torch.cat(gammas)
+        return {"l1_penalty": l1_penalty(self._bns, self.config.sparsity_lambda),
+                "gamma_mean_abs": float(flat.mean()),
+                "gamma_frac_below_1e-2": float((flat < SMALL_GAMMA).float().mean())}
+
+    # pruning ------------------------------------------------------------------------------------
+    def between_phases(self, finished: Phase, upcoming: Phase, model: nn.Module) -> nn.Module:
+        """Prune the sparsity-trained network into a verified compact one (see module docstring)."""
+        if finished.name != "sparsity":
+            return model
+        trainer, run = self.trainer, self.trainer.run_dir
+        name = trainer.config.model.name
+        dense = copy.deepcopy(model).cpu().float().eval()
+        run.save_torch(DENSE_MODEL, {"model_spec": spec_of(dense, name), "model_state": dense.state_dict(),
+                                     "input_shape": list(self._input_shape)})
+        acc_before = trainer.evaluate(model).acc
+        macs_before, params_before = count_macs(dense, self._input_shape), count_params(dense)
+
+        selection = select_channels(channel_scores(dense, self._units), self.config.prune_ratio,
+                                    self.config.min_channels)
+        masked = masked_model(dense, self._units, selection.keep)
+        compact = compact_model(dense, self._units, selection.keep, name)
+        verification = verify_compact(compact, masked, self._verification_images())
+        acc_after = trainer.evaluate(compact.to(trainer.device)).acc
+        layers = layer_records(self._units, selection)
+        self.record = {
+            "threshold": selection.threshold, "prune_ratio": self.config.prune_ratio,
+            "min_channels": self.config.min_channels, "prune_residual": self.config.prune_residual,
+            "tie_rule": "exactly round(prune_ratio * N) lowest scores removed; ties broken by layer order "
+                        "then channel index; the per-layer guard then restores channels",
+            "channels_total": sum(u.channels for u in self._units),
+            "channels_removed_target": selection.removed_target,
+            "channels_removed": selection.channels_removed,
+            "guard_fired_layers": [row["name"] for row in layers if row["guard_fired"]],
+            "layers": layers, "verification": verification,
+            "acc_before_prune": acc_before, "acc_after_prune": acc_after,
+            "macs_before": macs_before, "params_before": params_before,
+            "macs_after": count_macs(compact, self._input_shape), "params_after": count_params(compact),
+        }
+        run.write_json(PRUNING_JSON, self.record)
+        trainer.log(f"pruned {selection.channels_removed}/{self.record['channels_total']} channels at "
+                    f"|gamma| <= {selection.threshold:.4g}: acc {acc_before:.4f} -> {acc_after:.4f}, "
+                    f"MACs {macs_before} -> {self.record['macs_after']}, "
+                    f"verified max |diff| {verification['max_abs_diff']:.2e}")
+        return compact
+
+    def _verification_images(self) -> torch.Tensor:
+        loader = self.trainer.loader("test", shuffle=False, augment=False, batch_size=VERIFY_IMAGES)
+        images, _, _ = next(iter(loader))
+        return images.cpu().float().contiguous()
+
+    # end of run -------------------------------------------------------------------------------
+    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
+        """Summary figures before/after pruning, CPU latency at batch 1 and 64, torch.export archive."""
+        if self.record is None:
+            raise RuntimeError("slimming finished without pruning (between_phases never ran)")
+        run = self.trainer.run_dir
+        compact = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
+        dense = load_dense_model(run.path)
+        record = self.record
+        summary.update({
+            "acc_before_prune": record["acc_before_prune"], "acc_after_prune": record["acc_after_prune"],
+            "acc_after_finetune": summary["test_acc"], "params_before": record["params_before"],
+            "params_after": count_params(compact), "macs_before": record["macs_before"],
+            "macs_after": count_macs(compact, self._input_shape), "prune_ratio": self.config.prune_ratio,
+            "prune_threshold": record["threshold"], "channels_removed": record["channels_removed"],
+            "channels_total": record["channels_total"], "guard_fired_layers": record["guard_fired_layers"],
+            "sparsity_lambda": self.config.sparsity_lambda,
+        })
+        for batch in (1, 64):
+            for label, net in (("before", dense), ("after", compact)):
+                summary[f"latency_ms_b{batch}_{label}"] = measure_latency_ms(
+                    net, batch, self._input_shape, repeats=LATENCY_REPEATS[batch], warmup=2, device="cpu")
+        summary.update(export_compact(compact, run.file(EXPORT_FILE), self._input_shape))
+
+    # checkpoint state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"bn_names": list(self._bn_names), "history": [h.clone() for h in self.history],
+                "record": self.record}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the gamma history (rewrite the npz without epochs after the checkpoint) and the record."""
+        self.record = state.get("record")
+        self._bn_names = list(state.get("bn_names", []))
+        self.history = [h.cpu() for h in state.get("history", [])]
+        self._write_history()
+
+
+def export_compact(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """torch.export the model with a dynamic batch dimension into `path` (atomic); errors are reported."""
+    started = time.time()
+    try:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        program = torch.export.export(model, (torch.zeros((2, *input_shape)),), dynamic_shapes=({0: batch},))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.pt2")
+        os.close(fd)
+        try:
+            torch.export.save(program, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except Exception as error:  # noqa: BLE001 - the run succeeded; the export problem is recorded
+        return {"export_error": f"{type(error).__name__}: {error}"}
+    return {"export_file": path.name, "export_time_s": time.time() - started}
+
+
+def load_dense_model(run_dir: str | Path) -> nn.Module:
+    """The network right after sparsity training (before pruning), from dense_model.pt, in eval mode."""
+    state = RunDir(Path(run_dir)).load_torch(DENSE_MODEL)
+    model = build_model(state["model_spec"])
+    model.load_state_dict(state["model_state"])
+    return model.eval()
+
+
+# --- what-if ---------------------------------------------------------------------------------
+class _WhatIfContext:
+    """What `what_if` reuses between calls for one run: dense model, prunable units, scores, config."""
+
+    def __init__(self, run_dir: Path) -> None:
+        run = RunDir(run_dir)
+        self.config: RunConfig = run.read_config()
+        if not isinstance(self.config.method, SlimmingConfig):
+            raise ValueError(f"{run_dir} is a {self.config.method.name!r} run; what_if needs a slimming run")
+        state = run.load_torch(DENSE_MODEL)
+        self.input_shape = tuple(int(v) for v in state.get("input_shape", (3, 32, 32)))
+        self.dense = build_model(state["model_spec"])
+        self.dense.load_state_dict(state["model_state"])
+        self.dense.eval()
+        self.name = str(state["model_spec"].get("name"))
+        self.units = find_prunable_units(self.dense, self.config.method.prune_residual, self.input_shape)
+        self.scores = channel_scores(self.dense, self.units)
+        self.macs_dense = count_macs(self.dense, self.input_shape)
+        self.params_dense = count_params(self.dense)
+
+
+@functools.lru_cache(maxsize=4)
+def _what_if_context(path: str, mtime_ns: int) -> _WhatIfContext:
+    return _WhatIfContext(Path(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _macs_of_spec(spec_json: str, input_shape: tuple[int, ...]) -> int:
+    return count_macs(build_model(json.loads(spec_json)), input_shape)
+
+
+@torch.inference_mode()
+def _accuracy(model: nn.Module, dataset: ImageDataset, batch_size: int = 1000) -> float:
+    loader = BatchLoader(dataset.test_images, dataset.test_labels, batch_size, mean=dataset.mean,
+                         std=dataset.std, shuffle=False, augment=False, hflip=dataset.hflip)
+    correct = 0
+    for images, labels, _ in loader:
+        correct += int((model(images).argmax(1) == labels).sum())
+    return correct / max(1, dataset.test_size)
+
+
+def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | None = None,
+            min_channels: int | None = None) -> dict[str, Any]:
+    """Re-prune a slimming run's dense model at `prune_ratio` without fine-tuning.
+
+    Same rule as the run (global threshold, ties by position, per-layer guard). Returns the threshold,
+    kept channels per layer, MACs and params of the compact model, and the test accuracy of the masked
+    model (computed on the compact model, which `verify_compact` proves equal). The dense model and
+    units are cached per (run, dense_model.pt mtime), so repeated calls cost one compact forward pass.
+    """
+    path = Path(run_dir).resolve()
+    dense_file = path / DENSE_MODEL
+    if not dense_file.exists():
+        raise FileNotFoundError(f"{dense_file} does not exist: the run has not finished sparsity training")
+    ctx = _what_if_context(str(path), dense_file.stat().st_mtime_ns)
+    guard = ctx.config.method.min_channels if min_channels is None else min_channels
+    selection = select_channels(ctx.scores, prune_ratio, guard)
+    compact = compact_model(ctx.dense, ctx.units, selection.keep, ctx.name)
+    spec_json = json.dumps(spec_of(compact, ctx.name), sort_keys=True)
+    dataset = dataset if dataset is not None else load_dataset(ctx.config.data)
+    return {
+        "prune_ratio": prune_ratio, "threshold": selection.threshold, "min_channels": guard,
+        "channels_total": sum(u.channels for u in ctx.units), "channels_removed": selection.channels_removed,
+        "layers": [{k: row[k] for k in ("name", "channels_before", "channels_after", "guard_fired")}
+                   for row in layer_records(ctx.units, selection)],
+        "macs": _macs_of_spec(spec_json, ctx.input_shape), "params": count_params(compact),
+        "macs_dense": ctx.macs_dense, "params_dense": ctx.params_dense, "acc": _accuracy(compact, dataset),
+    }

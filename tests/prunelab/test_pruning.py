@@ -1,0 +1,220 @@
+"""prunelab.pruning: L1 subgradient, global threshold with ties, per-layer guard, masked vs compact nets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunelab.models import VGG, ResNet, build_model, model_spec, spec_of
+from prunelab.pruning import (
+    add_l1_subgradient_,
+    apply_min_channels,
+    channel_scores,
+    compact_model,
+    find_channel_groups,
+    find_prunable_units,
+    global_keep_masks,
+    l1_penalty,
+    masked_model,
+    select_channels,
+    verify_compact,
+)
+
+
+def _randomize_bns(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random gammas, betas and running statistics, so that masking and slicing are not trivially equal."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                c = module.num_features
+                module.weight.copy_(torch.rand(c, generator=g) * 2 - 1)
+                module.bias.copy_(torch.randn(c, generator=g) * 0.1)
+                module.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
+                module.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+    return model.eval()
+
+
+def _reference_keep(scores: list[torch.Tensor], ratio: float) -> list[list[bool]]:
+    """Plain-Python reference: sort (score, unit, channel), drop the first round(ratio * N)."""
+    items = [(float(s), u, c) for u, unit in enumerate(scores) for c, s in enumerate(unit.tolist())]
+    k = int(ratio * len(items) + 0.5)
+    dropped = {(u, c) for _, u, c in sorted(items)[:k]}
+    return [[(u, c) not in dropped for c in range(len(unit))] for u, unit in enumerate(scores)]
+
+
+# --- L1 term -----------------------------------------------------------------------------------
+def test_l1_subgradient_equals_autograd_of_the_l1_term() -> None:
+    torch.manual_seed(0)
+    model = _randomize_bns(build_model(model_spec("vgg11", 10, 0.125))).train()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    lam = 3e-3
+
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    add_l1_subgradient_(bns, lam)
+    ours = [bn.weight.grad.clone() for bn in bns]
+
+    model.zero_grad()
+    penalty = lam * sum(bn.weight.abs().sum() for bn in bns)
+    (F.cross_entropy(model(x), y) + penalty).backward()
+    for got, bn in zip(ours, bns, strict=True):
+        torch.testing.assert_close(got, bn.weight.grad, rtol=1e-5, atol=1e-7)
+    assert l1_penalty(bns, lam) == pytest.approx(float(penalty.detach()), rel=1e-5)
+
+
+def test_l1_subgradient_is_zero_at_zero_and_lambda_zero_is_a_no_op() -> None:
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([-0.5, 0.0, 2.0]))
+    bn.weight.grad = torch.zeros(3)
+    add_l1_subgradient_([bn], 0.1)
+    assert bn.weight.grad.tolist() == pytest.approx([-0.1, 0.0, 0.1])
+    add_l1_subgradient_([bn], 0.0)
+    assert bn.weight.grad.tolist() == pytest.approx([-0.1, 0.0, 0.1])
+
+
+# --- global threshold and guard -----------------------------------------------------------------
+def test_global_threshold_removes_exact_count_and_breaks_ties_by_position() -> None:
+    scores = [torch.tensor([0.1, 0.2, 0.2]), torch.tensor([0.2, 0.5])]
+    threshold, keep, k = global_keep_masks(scores, 0.4)  # N = 5 -> k = 2
+    assert k == 2 and threshold == pytest.approx(0.2)
+    assert keep[0].tolist() == [False, False, True] and keep[1].tolist() == [True, True]
+    threshold, keep, k = global_keep_masks(scores, 0.7)  # k = round(3.5) = 4: every 0.2 goes
+    assert k == 4 and keep[0].tolist() == [False, False, False] and keep[1].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.1, 0.33, 0.5, 0.7, 0.95])
+def test_global_threshold_matches_reference_with_many_ties(ratio: float) -> None:
+    g = torch.Generator().manual_seed(1)
+    scores = [torch.randint(0, 4, (c,), generator=g).float() / 4 for c in (5, 8, 3, 16)]  # 4 values: ties
+    threshold, keep, k = global_keep_masks(scores, ratio)
+    assert [m.tolist() for m in keep] == _reference_keep(scores, ratio)
+    removed = torch.cat([s[~m] for s, m in zip(scores, keep, strict=True)])
+    kept = torch.cat([s[m] for s, m in zip(scores, keep, strict=True)])
+    assert removed.numel() == k == int(ratio * 32 + 0.5)
+    if k:
+        assert float(removed.max()) == threshold <= float(kept.min())
+    else:
+        assert threshold == 0.0
+
+
+def test_prune_ratio_zero_removes_nothing_and_bad_ratio_is_rejected() -> None:
+    scores = [torch.zeros(4), torch.ones(2)]
+    selection = select_channels(scores, 0.0)
+    assert selection.channels_removed == 0 and selection.threshold == 0.0
+    assert all(bool(m.all()) for m in selection.keep)
+    with pytest.raises(ValueError, match="prune_ratio"):
+        global_keep_masks(scores, 1.0)
+
+
+def test_guard_keeps_the_largest_channels_of_a_layer_that_would_be_emptied() -> None:
+    scores = [torch.tensor([0.01, 0.03, 0.02, 0.03]), torch.tensor([0.9, 0.8, 0.7, 0.6])]
+    _, keep, k = global_keep_masks(scores, 0.5)
+    assert not bool(keep[0].any())  # the global threshold empties layer 0
+    selection = select_channels(scores, 0.5, min_channels=2)
+    assert selection.guard_fired == [True, False]
+    assert selection.keep[0].tolist() == [False, True, False, True]  # the two 0.03 (largest) survive
+    assert selection.keep[1].tolist() == [True] * 4
+    assert selection.removed_target == k == 4 and selection.channels_removed == 2
+    masks, fired = apply_min_channels([torch.tensor([0.5, 0.5, 0.5])], [torch.zeros(3, dtype=torch.bool)], 1)
+    assert masks[0].tolist() == [True, False, False] and fired == [True]  # ties: lower index first
+    masks, fired = apply_min_channels([torch.tensor([0.1, 0.2])], [torch.zeros(2, dtype=torch.bool)], 5)
+    assert masks[0].tolist() == [True, True] and fired == [True]  # min_channels above the width keeps all
+
+
+# --- unit discovery --------------------------------------------------------------------------
+def test_prunable_units_of_vgg_and_resnet() -> None:
+    vgg = build_model(model_spec("vgg11", 10, 0.125))
+    units = find_prunable_units(vgg)
+    assert [u.name for u in units] == [n for n, m in vgg.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert not any(u.residual for u in units)
+
+    resnet = build_model(model_spec("resnet20", 10, 0.25))
+    inner = find_prunable_units(resnet, prune_residual=False)
+    assert [u.name for u in inner] == [f"blocks.{i}.bn_a" for i in range(9)]
+    groups = {u.name: u.bns for u in find_channel_groups(resnet)}
+    assert groups["bn_stem"] == ("bn_stem", "blocks.0.bn_b", "blocks.1.bn_b", "blocks.2.bn_b")
+    stage1 = ("blocks.3.bn_b", "blocks.3.shortcut.1", "blocks.4.bn_b", "blocks.5.bn_b")
+    assert groups["blocks.3.bn_b"] == stage1
+    full = find_prunable_units(resnet, prune_residual=True)
+    assert len(full) == 9 + 3 and sum(u.residual for u in full) == 3
+
+
+def test_model_without_batchnorm_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no BatchNorm2d"):
+        find_prunable_units(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+
+
+# --- masked vs compact -------------------------------------------------------------------------
+CASES = [("vgg11", 0.25, False), ("resnet20", 0.25, False), ("resnet20", 0.25, True)]
+
+
+@pytest.mark.parametrize(("name", "width", "residual"), CASES)
+def test_compact_equals_masked(name: str, width: float, residual: bool) -> None:
+    torch.manual_seed(0)
+    dense = _randomize_bns(build_model(model_spec(name, 10, width)))
+    units = find_prunable_units(dense, residual)
+    selection = select_channels(channel_scores(dense, units), 0.5, min_channels=1)
+    masked = masked_model(dense, units, selection.keep)
+    compact = compact_model(dense, units, selection.keep, name)
+
+    assert type(compact) is type(dense) and isinstance(compact, VGG | ResNet)
+    assert sum(p.numel() for p in compact.parameters()) < sum(p.numel() for p in dense.parameters())
+    widths = {u.name: int(m.sum()) for u, m in zip(units, selection.keep, strict=True)}
+    for unit in units:
+        for bn in unit.bns:
+            assert compact.get_submodule(bn).num_features == widths[unit.name]
+    assert spec_of(build_model(spec_of(compact, name)), name) == spec_of(compact, name)
+
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(masked(x), dense(x), atol=1e-3)  # the masking does change the function
+        torch.testing.assert_close(compact(x), masked(x), rtol=1e-4, atol=1e-5)
+    result = verify_compact(compact, masked, x)
+    assert result["passed"] and result["max_abs_diff"] <= result["tolerance"]
+
+
+def test_emptied_layer_keeps_its_minimum_and_the_network_still_runs() -> None:
+    dense = _randomize_bns(build_model(model_spec("resnet20", 10, 0.25)))
+    units = find_prunable_units(dense)
+    victim = dense.get_submodule(units[4].name)
+    with torch.no_grad():
+        victim.weight.mul_(1e-4)  # every |gamma| of this layer far below all others
+    scores = channel_scores(dense, units)
+    _, keep, _ = global_keep_masks(scores, 0.5)
+    assert not bool(keep[4].any())
+    with pytest.raises(ValueError, match="every channel"):
+        compact_model(dense, units, keep)
+
+    selection = select_channels(scores, 0.5, min_channels=1)
+    assert selection.guard_fired[4] and int(selection.keep[4].sum()) == 1
+    assert int(torch.argmax(scores[4])) == int(torch.nonzero(selection.keep[4]))
+    compact = compact_model(dense, units, selection.keep, "resnet20")
+    assert compact.blocks[4].conv_a.out_channels == 1
+    verify_compact(compact, masked_model(dense, units, selection.keep), torch.randn(4, 3, 32, 32))
+
+
+def test_verify_compact_raises_naming_the_difference() -> None:
+    dense = _randomize_bns(build_model(model_spec("vgg11", 10, 0.125)))
+    units = find_prunable_units(dense)
+    selection = select_channels(channel_scores(dense, units), 0.3)
+    compact = compact_model(dense, units, selection.keep)
+    with torch.no_grad():
+        compact.classifier.bias.add_(1.0)
+    with pytest.raises(RuntimeError, match="max \\|diff\\|"):
+        verify_compact(compact, masked_model(dense, units, selection.keep), torch.randn(2, 3, 32, 32))
+
+
+def test_nothing_removed_gives_an_identical_network() -> None:
+    dense = _randomize_bns(build_model(model_spec("resnet20", 10, 0.25)))
+    units = find_prunable_units(dense, prune_residual=True)
+    selection = select_channels(channel_scores(dense, units), 0.0)
+    compact = compact_model(dense, units, selection.keep, "resnet20")
+    assert spec_of(compact, "resnet20") == spec_of(dense, "resnet20")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compact(x), dense(x))

@@ -1,0 +1,152 @@
+"""The slimming plug-in end to end: sparsity training, gamma history, pruning, fine-tuning, artefacts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import prunelab
+from prunelab.data import load_dataset
+from prunelab.engine import Trainer, run_training
+from prunelab.methods import METHODS, Phase, slimming
+from prunelab.methods.slimming import (
+    _accuracy,
+    _what_if_context,
+    load_dense_model,
+    read_gamma_history,
+    what_if,
+)
+from prunelab.models import ResNet, spec_of
+from prunelab.store import RunDir, RunStore
+from tests.helpers import tiny_config
+
+LAMBDA = 1e-3
+SUMMARY_KEYS = ("acc_before_prune", "acc_after_prune", "acc_after_finetune", "params_before", "params_after",
+                "macs_before", "macs_after", "latency_ms_b1_before", "latency_ms_b1_after",
+                "latency_ms_b64_before", "latency_ms_b64_after")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_latency() -> Iterator[None]:
+    """Fewer timed repeats: the tests check that latency is measured, not how fast the model is."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slimming, "LATENCY_REPEATS", {1: 3, 64: 2})
+        yield
+
+
+@pytest.fixture(scope="module")
+def slim_run(tmp_path_factory: pytest.TempPathFactory, _quick_latency: None) -> tuple:
+    config = tiny_config("slimming", epochs=2, train_size=200, test_size=100, model="resnet20",
+                         sparsity_lambda=LAMBDA, finetune_epochs=1, prune_ratio=0.5)
+    run = RunStore(tmp_path_factory.mktemp("runs")).create(config)
+    summary = run_training(config, run)
+    return config, run, summary
+
+
+def test_phases_keep_a_zero_epoch_finetune_so_that_pruning_still_happens(tmp_path: Path) -> None:
+    config = tiny_config("slimming", epochs=3, train_size=100, test_size=50, finetune_epochs=0)
+    method = METHODS["slimming"](config.method, Trainer(config, RunStore(tmp_path).create(config)))
+    assert method.phases() == [Phase("sparsity", 3, 0.05), Phase("finetune", 0, pytest.approx(0.005))]
+
+
+def test_gamma_history_file(slim_run: tuple) -> None:
+    _, run, _ = slim_run
+    history = read_gamma_history(run.path)
+    assert history["epochs"].tolist() == [0, 1, 2]
+    assert history["layer_names"] == [f"blocks.{i}.bn_a" for i in range(9)]  # residual stream not pruned
+    assert history["sparsity_lambda"] == pytest.approx(LAMBDA)
+    dense = load_dense_model(run.path)
+    for name, values in zip(history["layer_names"], history["layers"], strict=True):
+        assert values.dtype == np.float32 and values.shape == (3, dense.get_submodule(name).num_features)
+        assert np.allclose(values[0], 0.5)  # bn_init of the reference code
+        gamma = dense.get_submodule(name).weight.detach().abs().numpy()
+        np.testing.assert_allclose(values[-1], gamma, rtol=1e-6)
+
+
+def test_l1_penalty_logged_per_sparsity_epoch(slim_run: tuple) -> None:
+    _, run, _ = slim_run
+    history = read_gamma_history(run.path)
+    rows = [r for r in run.read_metrics() if r["phase"] == "sparsity"]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        gammas = np.concatenate([values[row["epoch"]] for values in history["layers"]])
+        assert row["l1_penalty"] == pytest.approx(LAMBDA * gammas.sum(), rel=1e-5)
+        assert row["gamma_mean_abs"] == pytest.approx(gammas.mean(), rel=1e-5)
+        assert 0.0 <= row["gamma_frac_below_1e-2"] <= 1.0
+    assert [r["phase"] for r in run.read_metrics()] == ["sparsity", "sparsity", "finetune"]
+
+
+def test_pruning_record_and_compact_model(slim_run: tuple) -> None:
+    _, run, _ = slim_run
+    record = json.loads(run.file("pruning.json").read_text())
+    assert record["verification"]["passed"]
+    assert record["verification"]["max_abs_diff"] <= record["verification"]["tolerance"]
+    layers = record["layers"]
+    total = sum(row["channels_before"] for row in layers)
+    assert record["channels_removed_target"] == round(0.5 * total)
+    assert record["channels_removed"] == total - sum(row["channels_after"] for row in layers)
+    for row in layers:
+        assert sum(row["kept_mask"]) == row["channels_after"] >= 1
+        assert row["guard_fired"] == (row["name"] in record["guard_fired_layers"])
+    model = prunelab.load_model(run.path)
+    assert isinstance(model, ResNet)
+    assert [b[0] for b in spec_of(model)["blocks"]] == [row["channels_after"] for row in layers]
+
+
+def test_summary_fields(slim_run: tuple) -> None:
+    _, run, summary = slim_run
+    assert run.read_summary()["macs_after"] == summary["macs_after"]
+    for key in SUMMARY_KEYS:
+        assert key in summary, key
+    assert summary["macs_after"] < summary["macs_before"]
+    assert summary["params_after"] < summary["params_before"]
+    assert summary["macs_after"] == summary["macs_per_image"] and summary["params_after"] == summary["params"]
+    assert summary["acc_after_finetune"] == summary["test_acc"]
+    assert all(summary[k] > 0 for k in SUMMARY_KEYS if k.startswith("latency"))
+    assert summary.get("export_file") == "compact_model.pt2" or "export_error" in summary
+
+
+def test_load_model_round_trip_gives_the_same_outputs(slim_run: tuple) -> None:
+    config, run, summary = slim_run
+    model = prunelab.load_model(run.path)
+    dataset = load_dataset(config.data)
+    assert _accuracy(model, dataset) == pytest.approx(summary["test_acc"], abs=1.5 / dataset.test_size)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(prunelab.load_model(run.path)(x), model(x))
+        if summary.get("export_file"):
+            exported = torch.export.load(run.file("compact_model.pt2")).module()
+            torch.testing.assert_close(exported(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
+    config, run, summary = slim_run
+    dataset = load_dataset(config.data)
+    same = what_if(run.path, 0.5, dataset)
+    assert same["macs"] == summary["macs_after"] and same["params"] == summary["params_after"]
+    assert same["acc"] == pytest.approx(summary["acc_after_prune"], abs=1.5 / dataset.test_size)
+    hits = _what_if_context.cache_info().hits
+    low, high = what_if(run.path, 0.2, dataset), what_if(run.path, 0.8, dataset)
+    assert _what_if_context.cache_info().hits == hits + 2  # the dense model is loaded once per run
+    assert high["macs"] < same["macs"] < low["macs"] < low["macs_dense"]
+    assert high["params"] < low["params"] and high["threshold"] >= low["threshold"]
+    assert [r["channels_after"] for r in what_if(run.path, 0.0, dataset)["layers"]] == \
+        [r["channels_before"] for r in low["layers"]]
+    with pytest.raises(FileNotFoundError):
+        what_if(run.path / "missing", 0.5)
+
+
+def test_resume_after_the_run_keeps_the_pruning_state(slim_run: tuple) -> None:
+    config, run, summary = slim_run
+    state = RunDir(run.path).load_torch("checkpoint.pt")
+    assert state["method_state"]["record"]["acc_before_prune"] == summary["acc_before_prune"]
+    assert [h.shape[0] for h in state["method_state"]["history"]] == [3] * 9
+    resumed = run_training(config, run, resume=True)  # checkpoint is the last finetune epoch: finalize only
+    for key in ("acc_before_prune", "acc_after_prune", "macs_after", "params_after", "test_acc"):
+        assert resumed[key] == summary[key], key
+    assert read_gamma_history(run.path)["epochs"].tolist() == [0, 1, 2]
