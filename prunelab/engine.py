@@ -159,7 +159,9 @@ class Trainer:
         """One pass over the training set; returns mean loss, accuracy and every extra term."""
         model.train()
         loader = self.loader("train", epoch=epoch + 1000 * phase_index)
-        sums: dict[str, float] = {"loss": 0.0, "ce": 0.0, "correct": 0.0}
+        # running sums stay on the device: no host sync per batch (that would stall a GPU)
+        zero = torch.zeros((), device=self.device)
+        sums: dict[str, torch.Tensor] = {"loss": zero.clone(), "ce": zero.clone(), "correct": zero.clone()}
         seen = 0
         done_before = self._epochs_before[phase_index] + epoch
         for batch_index, (images, labels, _) in enumerate(loader):
@@ -168,10 +170,7 @@ class Trainer:
                 logits = model(images)
             per_image_ce = F.cross_entropy(logits.float(), labels, reduction="none")
             terms = self.method.extra_loss(model, images, labels, logits, per_image_ce)
-            loss = per_image_ce.mean() + sum(terms.values(), torch.zeros((), device=self.device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {float(loss)} in {phase.name} epoch {epoch + 1}; "
-                                         "lower the learning rate or the regularisation strength")
+            loss = per_image_ce.mean() + sum(terms.values(), zero)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.method.after_backward(model)
@@ -181,16 +180,24 @@ class Trainer:
 
             n = labels.shape[0]
             seen += n
-            sums["loss"] += float(loss.detach()) * n
-            sums["ce"] += float(per_image_ce.mean()) * n
-            sums["correct"] += float((logits.argmax(1) == labels).sum())
+            sums["loss"] += loss.detach() * n
+            sums["ce"] += per_image_ce.detach().sum()
+            sums["correct"] += (logits.argmax(1) == labels).sum()
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
+                sums[name] = sums.get(name, zero) + value.detach() * n
+            if batch_index % 20 == 0 or batch_index == len(loader) - 1:
+                self._check_finite(loss, phase, epoch)
             fraction = (done_before + (batch_index + 1) / len(loader)) / max(1, self._epochs_total)
             self.progress.update(batch=batch_index + 1, batches=len(loader), fraction=fraction)
-        stats = {name: value / max(1, seen) for name, value in sums.items() if name != "correct"}
-        stats["acc"] = sums["correct"] / max(1, seen)
+        stats = {name: float(value) / max(1, seen) for name, value in sums.items() if name != "correct"}
+        stats["acc"] = float(sums["correct"]) / max(1, seen)
         return stats
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, phase: Phase, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {float(loss)} in {phase.name} epoch {epoch + 1}; "
+                                     "lower the learning rate or the regularisation strength")
 
     def _fit_phase(self, model: nn.Module, phase: Phase, phase_index: int, start_epoch: int,
                    optimizer_state: dict[str, Any] | None, scheduler_state: dict[str, Any] | None) -> nn.Module:
