@@ -1,0 +1,547 @@
+"""Background training jobs: a FIFO queue, bounded worker threads, cancel, recovery and resume.
+
+`JobManager(runs_dir)` runs `prunelab.engine.run_training` for each submitted `RunConfig` in worker
+threads (default one at a time: a 2-core CPU gains nothing from two). It is thread-safe, never
+imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
+and polls `jobs()`; the CLI waits on it).
+
+Ownership and recovery: every run a live process is responsible for carries `owner` (a token),
+`owner_pid`, `owner_host` and `heartbeat_at` in its status.json; a heartbeat thread refreshes
+`heartbeat_at` every `HEARTBEAT_S` seconds. A run left `running` or `queued` is *orphaned*, and
+`recover_interrupted` marks it `interrupted`, when its owner process is gone (dead pid on this
+host, or this very process with no live owner holding the token) or its heartbeat is older than
+`STALE_AFTER_S`. Two processes sharing one runs directory therefore never mark each other's live
+runs. `JobManager.resume(run_id)` continues an interrupted, cancelled or failed run from its last
+epoch checkpoint (`Trainer.run(resume=True)`: metrics cut back to the checkpoint, phases continue).
+
+Datasets are shared: every job loads through `prunelab.data.load_dataset`, whose in-process cache
+returns the same tensors for the same `DataConfig`, so the runs of a suite load their data once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prunelab.config import RunConfig
+from prunelab.progress import Cancelled, Progress
+from prunelab.store import FINAL_STATES, RunDir, RunStore, RunStoreError
+
+if TYPE_CHECKING:
+    from prunelab.suites import Suite
+
+log = logging.getLogger("prunelab.jobs")
+
+HEARTBEAT_S = 15.0  # how often a live owner refreshes `heartbeat_at` of its runs
+STALE_AFTER_S = 300.0  # a heartbeat older than this means the owner is gone (covers pid reuse, other hosts)
+ACTIVE_STATES = ("queued", "running")
+RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
+
+# owner tokens held by live managers / claims in this process
+_LIVE_OWNERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+class JobError(Exception):
+    """A request the manager cannot honour (unknown run, run not resumable, manager shut down)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# ownership: who is responsible for a queued/running run
+
+
+def _new_owner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _register_owner(token: str) -> None:
+    with _LIVE_LOCK:
+        _LIVE_OWNERS.add(token)
+
+
+def _release_owner(token: str) -> None:
+    with _LIVE_LOCK:
+        _LIVE_OWNERS.discard(token)
+
+
+def _owner_fields(token: str) -> dict[str, Any]:
+    return {"owner": token, "owner_pid": os.getpid(), "owner_host": socket.gethostname(),
+            "heartbeat_at": time.time()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def orphan_reason(status: dict[str, Any], now: float | None = None,
+                  stale_after_s: float = STALE_AFTER_S) -> str | None:
+    """Why a `queued`/`running` run has no live owner, or None when someone still owns it.
+
+    Owned = its token is held in this process, or (same host) its pid is another live process and
+    its heartbeat is fresh, or (other host / no owner recorded) its heartbeat or last update is fresh.
+    """
+    now = time.time() if now is None else now
+    token = status.get("owner")
+    with _LIVE_LOCK:
+        if token is not None and token in _LIVE_OWNERS:
+            return None
+    beat = float(status.get("heartbeat_at") or status.get("updated_at") or 0.0)
+    if now - beat > stale_after_s:
+        return f"no heartbeat for {now - beat:.0f} s"
+    pid, host = status.get("owner_pid"), status.get("owner_host")
+    if pid is None or host != socket.gethostname():
+        return None
+    if int(pid) == os.getpid():
+        return "its manager in this process has stopped"
+    if not _pid_alive(int(pid)):
+        return f"owner process {pid} is gone"
+    return None
+
+
+def recover_interrupted(runs_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> list[str]:
+    """Mark every orphaned `running`/`queued` run in `runs_dir` as `interrupted`; returns their ids."""
+    recovered = []
+    for info in RunStore(runs_dir).iter_runs():
+        if info.state not in ACTIVE_STATES:
+            continue
+        reason = orphan_reason(info.status, stale_after_s=stale_after_s)
+        if reason is None:
+            continue
+        mark_interrupted(RunDir(info.path), info.state, reason)
+        recovered.append(info.run_id)
+    return recovered
+
+
+def mark_interrupted(run: RunDir, was: str, reason: str) -> None:
+    """Record that `run` stopped without its owner finishing it (status, message and log line)."""
+    run.write_status(state="interrupted", message=f"interrupted while {was}: {reason}",
+                     interrupted_at=time.time())
+    run.log(f"marked interrupted (was {was}): {reason}")
+
+
+class _Heartbeat:
+    """A daemon thread calling `beat()` every `interval` seconds until stopped."""
+
+    def __init__(self, beat: Any, interval: float) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="prunelab-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._beat()
+            except Exception:  # noqa: BLE001 - a missed heartbeat must never kill the thread
+                log.exception("heartbeat failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+@contextlib.contextmanager
+def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S) -> Iterator[str]:
+    """Own `run` for the duration of the block (for runs trained outside a JobManager, e.g. `prunelab run`).
+
+    Records this process as the owner and keeps the heartbeat fresh, so that a manager started
+    elsewhere does not mark the run interrupted while it trains.
+    """
+    token = _new_owner_token()
+    _register_owner(token)
+    run.write_status(**_owner_fields(token))
+    heartbeat = _Heartbeat(lambda: run.write_status(heartbeat_at=time.time()), heartbeat_s)
+    try:
+        yield token
+    finally:
+        heartbeat.stop()
+        _release_owner(token)
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+
+
+@dataclass
+class JobInfo:
+    """A snapshot of one job for tables and pages."""
+
+    run_id: str
+    state: str
+    progress: dict[str, Any]
+    name: str | None = None
+    method: str | None = None
+    suite: str | None = None
+    depends_on: tuple[str, ...] = ()
+    error: str | None = None
+    submitted_at: float | None = None
+    path: Path | None = None
+
+
+@dataclass
+class _Job:
+    run: RunDir
+    config: RunConfig
+    progress: Progress
+    depends_on: tuple[str, ...] = ()
+    resume: bool = False
+    state: str = "queued"
+    error: str | None = None
+    submitted_at: float = field(default_factory=time.time)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def info(self) -> JobInfo:
+        snap = self.progress.snapshot()
+        snap["state"] = self.state
+        return JobInfo(run_id=self.run_id, state=self.state, progress=snap, name=self.config.name,
+                       method=self.config.method.name, suite=self.config.suite, depends_on=self.depends_on,
+                       error=self.error or snap.get("error"), submitted_at=self.submitted_at,
+                       path=self.run.path)
+
+
+class JobManager:
+    """Runs training jobs in background threads: FIFO queue, at most `max_concurrent` at a time.
+
+    `submit` returns the run id at once; `cancel` drops a queued job or stops a running one at the
+    next batch boundary (state `cancelled`, checkpoints kept); a job that raises ends `failed` and the
+    others go on. A job may depend on other runs: it starts only once they are `done` and fails with
+    a clear message if one of them ends otherwise.
+    """
+
+    def __init__(self, runs_dir: str | Path | None = None, max_concurrent: int = 1, *, recover: bool = True,
+                 heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S,
+                 autostart: bool = True) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        self.store = RunStore(runs_dir)
+        self.runs_dir = self.store.root
+        self.max_concurrent = max_concurrent
+        self.stale_after_s = stale_after_s
+        self.token = _new_owner_token()
+        _register_owner(self.token)
+        self._cond = threading.Condition()
+        self._jobs: dict[str, _Job] = {}  # every job this manager knows, in submission order
+        self._queue: list[_Job] = []
+        self._stopping = False
+        self.recovered: list[str] = recover_interrupted(self.runs_dir, stale_after_s) if recover else []
+        self._workers = [threading.Thread(target=self._worker, name=f"prunelab-job-{i}", daemon=True)
+                         for i in range(max_concurrent)]
+        self._heartbeat = _Heartbeat(self._beat, heartbeat_s)
+        if autostart:
+            self.start()
+
+    def start(self) -> None:
+        """Start the worker threads (done by the constructor unless `autostart=False`)."""
+        with self._cond:
+            for worker in self._workers:
+                if not worker.is_alive() and worker.ident is None:
+                    worker.start()
+
+    # submission -------------------------------------------------------------------------------
+    def submit(self, config: RunConfig, run_id: str | None = None, depends_on: Sequence[str] = ()) -> str:
+        """Create the run directory (state `queued`) and enqueue it; returns the run id immediately."""
+        self._check_open()
+        run = self.store.create(config, run_id)  # None: '<timestamp>-<name>'
+        run.write_status(**_owner_fields(self.token), depends_on=list(depends_on))
+        job = _Job(run, config, Progress(run.run_id), tuple(depends_on))
+        note = f"queued (after {', '.join(depends_on)})" if depends_on else "queued"
+        job.progress.log(note)
+        run.log(note)
+        try:
+            self._enqueue(job)
+        except JobError:
+            run.write_status(state="cancelled", message="cancelled: the job manager shut down")
+            raise
+        return job.run_id
+
+    def submit_suite(self, suite: Suite) -> list[str]:
+        """Submit every run of a suite in order, wiring `init_from` and dependencies; returns run ids."""
+        ids: dict[str, str] = {}
+        for item in suite.runs:
+            config, depends = item.config, ()
+            if item.init_from is not None:
+                parent = ids[item.init_from]
+                config = item.with_init_from(str((self.runs_dir / parent).resolve()))
+                depends = (parent,)
+            ids[item.key] = self.submit(config, depends_on=depends)
+        return list(ids.values())
+
+    def resume(self, run_id: str) -> str:
+        """Continue a stopped run (interrupted, cancelled or failed) from its last epoch checkpoint."""
+        self._check_open()
+        try:
+            run = self.store.open(run_id)
+            config = run.read_config()
+            status = run.read_status()
+        except RunStoreError as error:
+            raise JobError(str(error)) from None
+        with self._cond:
+            if run.run_id in self._jobs and self._jobs[run.run_id].state in ACTIVE_STATES:
+                raise JobError(f"run {run.run_id} is already {self._jobs[run.run_id].state} in this manager")
+        state = str(status.get("state"))
+        if state in ACTIVE_STATES:
+            reason = orphan_reason(status, stale_after_s=self.stale_after_s)
+            if reason is None:
+                raise JobError(f"run {run.run_id} is {state} in process {status.get('owner_pid')} "
+                               f"on {status.get('owner_host')}; cancel it there first")
+            mark_interrupted(run, state, reason)
+        elif state not in RESUMABLE_STATES:
+            allowed = ", ".join(RESUMABLE_STATES)
+            raise JobError(f"run {run.run_id} is {state}; only {allowed} runs can be resumed")
+        from prunelab.engine import CHECKPOINT
+
+        has_checkpoint = run.file(CHECKPOINT).exists()
+        if not has_checkpoint:  # nothing finished: start over, dropping any row of an unfinished epoch
+            run.truncate_metrics(lambda row: False)
+        run.write_status(state="queued", error=None, finished_at=None, message="resume queued",
+                         **_owner_fields(self.token))
+        job = _Job(run, config, Progress(run.run_id), resume=has_checkpoint)
+        note = "resume queued" if has_checkpoint else "no checkpoint yet: restarting from the beginning"
+        job.progress.log(note)
+        run.log(note)
+        self._enqueue(job)
+        return run.run_id
+
+    def _enqueue(self, job: _Job) -> None:
+        with self._cond:
+            if self._stopping:
+                raise JobError("the job manager has been shut down")
+            self._jobs[job.run_id] = job
+            self._queue.append(job)
+            self._cond.notify_all()
+
+    def _check_open(self) -> None:
+        if self._stopping:
+            raise JobError("the job manager has been shut down")
+
+    # control ----------------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> bool:
+        """Drop a queued job or ask a running one to stop at its next batch; False if not active here."""
+        with self._cond:
+            job = self._jobs.get(run_id)
+            if job is None or job.state not in ACTIVE_STATES:
+                return False
+            if job.state == "queued":
+                self._queue.remove(job)
+                self._end_unstarted(job, "cancelled", "cancelled before it started")
+            else:
+                job.progress.request_cancel()
+                job.progress.log("cancel requested")
+            return True
+
+    def _end_unstarted(self, job: _Job, state: str, message: str) -> None:
+        """Finish a job that never reached the trainer (caller holds the lock)."""
+        job.state = state
+        job.error = message if state == "failed" else None
+        fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
+        if state == "failed":
+            fields["error"] = message
+        try:
+            job.run.write_status(**fields)
+            job.run.log(message)
+        except OSError as error:
+            log.warning("could not record %s for %s: %s", state, job.run_id, error)
+        job.progress.update(state=state, error=job.error)
+        job.progress.log(message)
+        self._cond.notify_all()
+
+    def shutdown(self, cancel_running: bool = True, timeout: float | None = None) -> None:
+        """Stop the manager: queued jobs are cancelled; running ones are cancelled or, if not
+        `cancel_running`, allowed to finish. Joins the worker threads."""
+        with self._cond:
+            if self._stopping and not any(w.is_alive() for w in self._workers):
+                return
+            self._stopping = True
+            for job in list(self._queue):
+                self._queue.remove(job)
+                self._end_unstarted(job, "cancelled", "cancelled: the job manager shut down")
+            if cancel_running:
+                for job in self._jobs.values():
+                    if job.state == "running":
+                        job.progress.request_cancel()
+            self._cond.notify_all()
+        for worker in self._workers:
+            if worker.ident is not None:
+                worker.join(timeout)
+        if not any(worker.is_alive() for worker in self._workers):  # else a job still runs: keep owning it
+            self._heartbeat.stop()
+            _release_owner(self.token)
+
+    # reading ----------------------------------------------------------------------------------
+    def jobs(self) -> list[JobInfo]:
+        """Snapshots of every job of this manager, in submission order."""
+        with self._cond:
+            jobs = list(self._jobs.values())
+        return [job.info() for job in jobs]
+
+    def job(self, run_id: str) -> JobInfo:
+        with self._cond:
+            job = self._jobs.get(run_id)
+        if job is None:
+            raise JobError(f"no job {run_id!r} in this manager")
+        return job.info()
+
+    def progress(self, run_id: str) -> dict[str, Any]:
+        """Live progress snapshot (phase, epoch, batch, fraction, eta_s, metrics, log, error, state)."""
+        return self.job(run_id).progress
+
+    def wait(self, run_id: str | None = None, timeout: float | None = None) -> bool:
+        """Block until `run_id` (or every job) has ended; False if `timeout` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if run_id is not None and run_id not in self._jobs:
+                raise JobError(f"no job {run_id!r} in this manager")
+            while not self._ended(run_id):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def _ended(self, run_id: str | None) -> bool:
+        jobs = [self._jobs[run_id]] if run_id is not None else list(self._jobs.values())
+        return all(job.state not in ACTIVE_STATES for job in jobs)
+
+    # workers ----------------------------------------------------------------------------------
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                job = self._next_ready()
+                while job is None:
+                    if self._stopping:
+                        return
+                    self._cond.wait(0.5)  # also polls dependencies owned by other processes
+                    job = self._next_ready()
+                job.state = "running"
+                self._cond.notify_all()
+            try:
+                self._execute(job)
+            except BaseException:  # noqa: BLE001 - failure isolation: the worker must survive any job
+                log.exception("job %s crashed outside the trainer", job.run_id)
+                with self._cond:
+                    if job.state == "running":
+                        self._end_unstarted(job, "failed", "job crashed outside the trainer")
+
+    def _next_ready(self) -> _Job | None:
+        """First queued job whose dependencies are done (caller holds the lock); fails blocked ones."""
+        if self._stopping:
+            return None
+        for job in list(self._queue):
+            verdict = self._dependency_verdict(job)
+            if verdict == "ready":
+                self._queue.remove(job)
+                return job
+            if verdict != "wait":
+                self._queue.remove(job)
+                self._end_unstarted(job, "failed", verdict)
+        return None
+
+    def _dependency_verdict(self, job: _Job) -> str:
+        """'ready', 'wait', or the failure message when a dependency ended without `done`."""
+        for dep in job.depends_on:
+            state, error = self._dependency_state(dep)
+            if state == "done":
+                continue
+            if state in FINAL_STATES or state == "missing":
+                detail = f": {error}" if error else ""
+                return f"dependency {dep} ended {state}{detail}; this run needs its finished model"
+            return "wait"
+        return "ready"
+
+    def _dependency_state(self, run_id: str) -> tuple[str, str | None]:
+        job = self._jobs.get(run_id)
+        if job is not None:
+            return job.state, job.error
+        try:
+            status = self.store.open(run_id).read_status()
+        except RunStoreError:
+            return "missing", f"no run {run_id} in {self.runs_dir}"
+        state = str(status.get("state"))
+        if state in ACTIVE_STATES and orphan_reason(status, stale_after_s=self.stale_after_s):
+            return "interrupted", "its owner is gone"
+        return state, status.get("error")
+
+    def _execute(self, job: _Job) -> None:
+        from prunelab.engine import run_training
+
+        job.progress.log("resuming" if job.resume else "starting")
+        try:
+            run_training(job.config, job.run, job.progress, resume=job.resume)
+        except Cancelled:
+            self._finish(job, "cancelled", None)
+        except Exception as error:  # noqa: BLE001 - recorded by run_training; the manager goes on
+            self._finish(job, "failed", f"{type(error).__name__}: {error}")
+        else:
+            self._finish(job, "done", None)
+
+    def _finish(self, job: _Job, state: str, error: str | None) -> None:
+        with self._cond:
+            job.state = state
+            job.error = error
+            self._cond.notify_all()
+
+    def _beat(self) -> None:
+        with self._cond:
+            runs = [job.run for job in self._jobs.values() if job.state in ACTIVE_STATES]
+        now = time.time()
+        for run in runs:
+            try:
+                run.write_status(heartbeat_at=now)
+            except OSError as error:
+                log.warning("heartbeat of %s failed: %s", run.run_id, error)
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(cancel_running=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# a fresh process's view of the jobs in a runs directory
+
+
+def list_jobs(runs_dir: str | Path | None = None, recent: int = 10,
+              stale_after_s: float = STALE_AFTER_S) -> list[JobInfo]:
+    """Jobs as seen on disk: every queued/running run plus the `recent` most recent finished ones.
+
+    A queued/running run whose owner is gone is shown `interrupted` (nothing is written).
+    """
+    active: list[JobInfo] = []
+    finished: list[JobInfo] = []
+    for info in RunStore(runs_dir).iter_runs():
+        status = dict(info.status)
+        state = info.state
+        if state in ACTIVE_STATES and orphan_reason(status, stale_after_s=stale_after_s) is not None:
+            state = "interrupted"
+        status["state"] = state
+        status["log"] = RunDir(info.path).read_log_tail(10)
+        job = JobInfo(run_id=info.run_id, state=state, progress=status, name=info.config.name,
+                      method=info.config.method.name, suite=info.config.suite,
+                      depends_on=tuple(status.get("depends_on") or ()), error=status.get("error"),
+                      submitted_at=status.get("created_at"), path=info.path)
+        (active if state in ACTIVE_STATES else finished).append(job)
+    finished.sort(key=lambda j: float(j.progress.get("updated_at") or 0.0), reverse=True)
+    active.sort(key=lambda j: float(j.submitted_at or 0.0))
+    return active + finished[:recent]

@@ -1,0 +1,325 @@
+"""CLI commands backed by the job manager: `resume RUN`, `suite NAME`, `jobs`.
+
+`prunelab.cli.build_parser` calls `add_job_commands(subparsers)`. Bad input raises `UsageError`
+(one line, exit status 2); a run or suite that does not end `done` exits with status 1; Ctrl-C
+cancels at the next batch boundary (everything saved is kept) and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from prunelab.cli import (
+    COMMON_FLAGS,
+    TerminalProgress,
+    UsageError,
+    _check_dataset_available,
+    _runs_root,
+    config_from_args,
+    format_table,
+)
+from prunelab.config import RunConfig
+
+POLL_S = 0.5
+
+
+def add_job_commands(sub: Any) -> None:
+    """Add `resume`, `suite` and `jobs` to the `python -m prunelab` subparsers."""
+    resume = sub.add_parser("resume", help="continue an interrupted, cancelled or failed run "
+                                           "from its last epoch checkpoint")
+    resume.add_argument("run", help="run id (directory name under the runs dir) or run directory path")
+    _add_runs_dir(resume)
+    resume.set_defaults(func=cmd_resume)
+
+    suite = sub.add_parser("suite", help="run a suite of runs to the end: demo, slimming, ablation or sweep")
+    suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
+    _add_runs_dir(suite)
+    suite.add_argument("--epochs", type=int, help="training epochs per run (default: the suite's, 3)")
+    suite.add_argument("--finetune-epochs", type=int, help="slimming fine-tune epochs (--epochs / 2)")
+    suite.add_argument("--dataset", help="shapes (default), cifar10, cifar100, svhn, mnist, fashion-mnist, "
+                                         "folder:PATH")
+    suite.add_argument("--train-size", type=int, help="number of training images")
+    suite.add_argument("--test-size", type=int, help="number of test images")
+    suite.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
+    suite.add_argument("--model", help="vgg11, vgg16, vgg19, resnet20 (default), resnet32, resnet56, "
+                                       "resnet110")
+    suite.add_argument("--width", type=float, help="width multiplier (default 0.5)")
+    suite.add_argument("--batch-size", type=int)
+    suite.add_argument("--lr", type=float, help="learning rate")
+    suite.add_argument("--seed", type=int)
+    suite.add_argument("--device", help="auto (default), cpu or cuda")
+    suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
+    suite.add_argument("--param", help="sweep: sparsity_lambda (lambda), prune_ratio, lambda_prime, "
+                                       "gamma_sim (gamma) or target_density")
+    suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
+    suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
+    suite.set_defaults(func=cmd_suite)
+
+    jobs = sub.add_parser("jobs", help="table of queued, running and recent runs with their progress")
+    _add_runs_dir(jobs)
+    jobs.add_argument("--recent", type=int, default=10, help="finished runs to show (default 10)")
+    jobs.set_defaults(func=cmd_jobs)
+
+
+def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", dest="runs_dir", default=argparse.SUPPRESS,
+                        help="runs root (default ./runs or $PRUNELAB_RUNS_DIR)")
+
+
+# ---------------------------------------------------------------------------------------------
+# resume
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from prunelab.jobs import JobError, JobManager
+
+    given = Path(args.run)
+    root = given.parent if given.is_dir() and (given / "config.json").is_file() else _runs_root(args)
+    manager = JobManager(root)
+    try:
+        run_id = manager.resume(args.run)
+    except JobError as error:
+        manager.shutdown()
+        raise UsageError(str(error)) from None
+    bar = TerminalProgress()
+    try:
+        while not manager.wait(run_id, timeout=POLL_S):
+            bar(manager.progress(run_id))
+    except KeyboardInterrupt:
+        manager.shutdown(cancel_running=True)
+        bar.close()
+        print(f"cancelled; saved so far: {manager.job(run_id).path}", file=sys.stderr)
+        return 130
+    bar(manager.progress(run_id))
+    bar.close()
+    manager.shutdown()
+    job = manager.job(run_id)
+    if job.state != "done":
+        print(f"error: run {run_id} ended {job.state}: {job.error or ''}".rstrip(": "), file=sys.stderr)
+        return 130 if job.state == "cancelled" else 1
+    summary = _read_summary(job.path)
+    if summary:
+        print(f"test accuracy {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs per "
+              f"image, {summary['params'] / 1e3:.1f} k params")
+    print(job.path)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# suite
+
+
+def build_suite_from_args(args: argparse.Namespace) -> Any:
+    """The Suite named on the command line, validated; raises UsageError with one line."""
+    from prunelab.suites import SUITES, build_suite, parse_values, sweep
+
+    common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
+    base = config_from_args("baseline", common)  # data, model and training flags, validated
+    _check_dataset_available(base)
+    if args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+    try:
+        if args.suite == "sweep":
+            if not args.param or not args.values:
+                raise UsageError("suite sweep needs --param and --values, "
+                                 "e.g. --param sparsity_lambda --values 0,1e-4")
+            values = parse_values(args.values)
+            return sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs)
+        if args.suite not in SUITES:
+            raise UsageError(f"unknown suite {args.suite!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
+        for flag in ("method", "param", "values"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} applies only to 'suite sweep'")
+        return build_suite(args.suite, base, args.epochs, args.finetune_epochs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+class SuiteDisplay:
+    """One line per job state change and an overall progress bar, on `stream` (stderr)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._states: dict[str, str] = {}
+        self._bar = ""
+        self._tenths = -1  # without a terminal: one 'overall' line per 10% instead of a redrawn bar
+        self._started = time.time()
+
+    def update(self, jobs: list[Any], weights: dict[str, float]) -> None:
+        total = len(jobs)
+        for index, job in enumerate(jobs, 1):
+            if self._states.get(job.run_id) == job.state:
+                continue
+            self._states[job.run_id] = job.state
+            self._line(f"[{index}/{total}] {job.name or job.run_id}: {job.state}{_state_detail(job)}")
+        self._draw_bar(jobs, weights)
+
+    def _line(self, text: str) -> None:
+        if self._bar:
+            self.stream.write("\r" + " " * len(self._bar) + "\r")
+        self.stream.write(text + "\n")
+        self._bar = ""
+        self.stream.flush()
+
+    def _draw_bar(self, jobs: list[Any], weights: dict[str, float]) -> None:
+        fraction = overall_fraction(jobs, weights)
+        ended = sum(job.state not in ("queued", "running") for job in jobs)
+        if not self._tty:
+            if int(10 * fraction) > self._tenths:
+                self._tenths = int(10 * fraction)
+                self._line(f"overall {100 * fraction:.0f}% ({ended}/{len(jobs)} ended)")
+            return
+        running = [job for job in jobs if job.state == "running"]
+        elapsed = time.time() - self._started
+        eta = f" ETA {elapsed * (1 - fraction) / fraction:4.0f}s" if 0 < fraction < 1 else ""
+        now = ""
+        if running:
+            snap = running[0].progress
+            now = (f" | {running[0].name or running[0].run_id} {snap.get('phase') or ''} "
+                   f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
+                   f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}")
+        filled = int(30 * fraction)
+        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {ended}/{len(jobs)} ended"
+        bar += eta + now
+        if bar != self._bar:
+            pad = max(0, len(self._bar) - len(bar))
+            self.stream.write("\r" + bar + " " * pad)
+            self.stream.flush()
+            self._bar = bar
+
+    def close(self) -> None:
+        if self._bar:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._bar = ""
+
+
+def _state_detail(job: Any) -> str:
+    if job.state == "failed" and job.error:
+        return f" ({job.error})"
+    metrics = job.progress.get("metrics") or {}
+    if job.state == "done" and "test_acc" in metrics:
+        return f" (test acc {metrics['test_acc']:.3f})"
+    return ""
+
+
+def run_weight(config: RunConfig) -> float:
+    """Relative cost of a run for the overall bar: its epochs over every phase."""
+    return float(config.train.epochs + getattr(config.method, "finetune_epochs", 0))
+
+
+def overall_fraction(jobs: list[Any], weights: dict[str, float]) -> float:
+    """Epoch-weighted mean of the jobs' fractions; ended jobs count as complete."""
+    total = sum(weights.get(job.run_id, 1.0) for job in jobs)
+    if total <= 0:
+        return 0.0
+    done = 0.0
+    for job in jobs:
+        live = job.state in ("queued", "running")
+        fraction = float(job.progress.get("fraction") or 0.0) if live else 1.0
+        done += weights.get(job.run_id, 1.0) * min(1.0, max(0.0, fraction))
+    return done / total
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from prunelab.jobs import JobManager
+
+    suite = build_suite_from_args(args)
+    manager = JobManager(_runs_root(args), max_concurrent=args.max_concurrent)
+    run_ids = manager.submit_suite(suite)
+    weights = {run_id: run_weight(item.config) for run_id, item in zip(run_ids, suite.runs, strict=True)}
+    print(f"suite {suite.suite_id}: {len(run_ids)} runs in {manager.runs_dir}", file=sys.stderr)
+    display = SuiteDisplay()
+    try:
+        while not manager.wait(timeout=POLL_S):
+            display.update(manager.jobs(), weights)
+    except KeyboardInterrupt:
+        manager.shutdown(cancel_running=True)
+        display.update(manager.jobs(), weights)
+        display.close()
+        print("suite cancelled; finished runs and checkpoints are kept", file=sys.stderr)
+        return 130
+    jobs = manager.jobs()
+    display.update(jobs, weights)
+    display.close()
+    manager.shutdown()
+    print(format_table(suite_rows(jobs), SUITE_COLUMNS))
+    print(f"suite {suite.suite_id}: {sum(j.state == 'done' for j in jobs)}/{len(jobs)} runs done "
+          f"in {manager.runs_dir}")
+    return 0 if all(job.state == "done" for job in jobs) else 1
+
+
+SUITE_COLUMNS = ("run", "method", "state", "test_acc", "MMACs/img", "params", "wall_s", "error")
+
+
+def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
+    """Final table rows: state and the headline figures of each run's summary.json."""
+    rows = []
+    for job in jobs:
+        summary = _read_summary(job.path) or {}
+        acc, macs = summary.get("test_acc"), summary.get("macs_per_image")
+        params, wall = summary.get("params"), summary.get("wall_time_s")
+        rows.append({
+            "run": job.name or job.run_id, "method": job.method or "", "state": job.state,
+            "test_acc": f"{acc:.4f}" if acc is not None else "",
+            "MMACs/img": f"{macs / 1e6:.2f}" if macs is not None else "",
+            "params": f"{params / 1e3:.1f}k" if params is not None else "",
+            "wall_s": f"{wall:.0f}" if wall is not None else "",
+            "error": (job.error or "")[:60] if job.state != "done" else "",
+        })
+    return rows
+
+
+def _read_summary(path: Path | None) -> dict[str, Any] | None:
+    from prunelab.store import RunDir, RunStoreError
+
+    if path is None or not (path / "summary.json").exists():
+        return None
+    try:
+        return RunDir(path).read_summary()
+    except RunStoreError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+
+
+JOBS_COLUMNS = ("run", "suite", "method", "state", "phase", "epoch", "progress", "ETA", "test_acc", "updated")
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from prunelab.jobs import list_jobs
+
+    if args.recent < 0:
+        raise UsageError(f"--recent must be 0 or more, got {args.recent}")
+    root = _runs_root(args)
+    jobs = list_jobs(root, recent=args.recent)
+    if not jobs:
+        print(f"no jobs in {root}")
+        return 0
+    print(format_table([job_row(job) for job in jobs], JOBS_COLUMNS))
+    return 0
+
+
+def job_row(job: Any) -> dict[str, str]:
+    """One `jobs` table row from a JobInfo (live or read from status.json)."""
+    snap = job.progress
+    metrics = snap.get("metrics") or {}
+    acc = metrics.get("test_acc")
+    eta = snap.get("eta_s")
+    updated = snap.get("updated_at")
+    return {
+        "run": job.run_id, "suite": job.suite or "", "method": job.method or "", "state": job.state,
+        "phase": str(snap.get("phase") or ""),
+        "epoch": f"{snap.get('epoch') or 0}/{snap.get('epochs_total') or 0}",
+        "progress": f"{100 * float(snap.get('fraction') or 0.0):.0f}%",
+        "ETA": f"{eta:.0f}s" if eta and job.state == "running" else "",
+        "test_acc": f"{acc:.4f}" if acc is not None else "",
+        "updated": time.strftime("%H:%M:%S", time.localtime(updated)) if updated else "",
+    }

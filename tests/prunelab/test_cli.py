@@ -1,0 +1,161 @@
+"""`python -m prunelab`: run, list, bad input (exit 2, one line), resume of a killed process, suite, jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import prunelab
+from prunelab.cli import main
+from prunelab.methods import METHODS
+from prunelab.store import RunStore
+
+TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]
+REPO = Path(prunelab.__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    runs = tmp_path_factory.mktemp("cli-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+        code, out, _ = run_cli("run", "baseline", "--epochs", "1", *TINY, "--runs-dir", str(runs))
+    return runs, code, out
+
+
+def test_run_baseline_prints_the_run_dir_last(finished_run: tuple[Path, int, str]) -> None:
+    runs, code, out = finished_run
+    assert code == 0
+    lines = out.strip().splitlines()
+    run_dir = Path(lines[-1])
+    assert run_dir.parent == runs
+    assert (run_dir / "summary.json").is_file() and (run_dir / "model.pt").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert f"test accuracy {summary['test_acc']:.4f}" in lines[-2]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "done" and status["owner_pid"] == os.getpid()  # claimed while it trained
+
+
+def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]) -> None:
+    runs, _, out = finished_run
+    run_id = Path(out.strip().splitlines()[-1]).name
+    code, listing, _ = run_cli("list", "--runs-dir", str(runs))
+    assert code == 0
+    header, row = listing.strip().splitlines()
+    assert header.split()[:5] == ["run", "method", "dataset", "model", "state"]
+    assert row.split()[:5] == [run_id, "baseline", "shapes", "vgg11", "done"]
+    code, table, _ = run_cli("jobs", "--runs-dir", str(runs))
+    assert code == 0 and run_id in table and "done" in table and "100%" in table
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run", "baseline", "--dataset", "imagenet"], ["unknown dataset 'imagenet'", "allowed: shapes, cifar"]),
+    (["run", "baseline", "--model", "resnet18"], ["unknown model 'resnet18'", "allowed: vgg11", "resnet20"]),
+    (["run", "baseline", "--epochs", "-3"], ["epochs", "greater than or equal to 1"]),
+    (["run", "baseline", "--dataset", "folder:/no/such/folder"], ["'/no/such/folder' does not exist",
+                                                                  "PATH/train/<class>/"]),
+    (["run", "prune-it"], ["unknown method 'prune-it'", "allowed: baseline, slimming, manidp"]),
+    (["run", "baseline", "--lambda", "1e-4"], ["--sparsity-lambda does not apply to method 'baseline'"]),
+    (["suite", "nope"], ["unknown suite 'nope'", "allowed: demo"]),
+    (["suite", "demo", "--epochs", "0"], ["epochs", "greater than or equal to 1"]),
+    (["suite", "demo", "--dataset", "imagenet"], ["unknown dataset 'imagenet'"]),
+    (["suite", "sweep", "--param", "lr", "--values", "0.1"], ["unknown sweep parameter 'lr'", "prune_ratio"]),
+    (["suite", "sweep", "--param", "lambda", "--values", "0,x"], ["'x' is not a number"]),
+    (["suite", "sweep", "--param", "prune_ratio", "--values", "0.5,1.5"], ["prune_ratio", "less than 1"]),
+    (["suite", "sweep", "--values", "1"], ["needs --param and --values"]),
+    (["resume", "no-such-run"], ["not a PruneLab run directory"]),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expected: list[str]) -> None:
+    code, out, err = run_cli(*argv, "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and out == ""
+    for text in expected:
+        assert text in lines[0]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was created
+
+
+HOLD_SCRIPT = """
+import pathlib, sys, time
+from prunelab.methods.baseline import Baseline
+
+def hold(self, phase, epoch, model):
+    if epoch == 1:  # epoch 1 is finished and checkpointed: signal, then hang until killed
+        pathlib.Path(sys.argv[1]).write_text("holding")
+        time.sleep(600)
+
+Baseline.on_epoch_start = hold
+from prunelab.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:
+    runs, marker = tmp_path / "runs", tmp_path / "holding"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    argv = ["run", "baseline", "--epochs", "2", *TINY, "--runs-dir", str(runs)]
+    child = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(marker), *argv], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not marker.exists():
+            assert child.poll() is None and time.time() < deadline, "the child run never reached epoch 2"
+            time.sleep(0.2)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    (run,) = RunStore(runs).list_runs()
+    assert run.state == "running"  # what the killed process left behind
+
+    code, table, _ = run_cli("jobs", "--runs-dir", str(runs))
+    assert code == 0 and "interrupted" in table  # its owner pid is gone
+
+    code, out, err = run_cli("resume", run.run_id, "--runs-dir", str(runs))
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == str(run.path)
+    handle = RunStore(runs).open(run.run_id)
+    assert handle.state == "done"
+    assert [row["epoch"] for row in handle.read_metrics()] == [1, 2]
+    assert "resumed from train epoch 1" in handle.file("log.txt").read_text()
+    assert "marked interrupted (was running): owner process" in handle.file("log.txt").read_text()
+
+
+@pytest.mark.skipif("slimming" not in METHODS, reason="slimming is not registered")
+def test_suite_sweep_runs_to_the_end(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    code, out, err = run_cli("suite", "sweep", "--method", "slimming", "--param", "prune_ratio",
+                             "--values", "0.25,0.5", "--epochs", "1", "--finetune-epochs", "1", *TINY,
+                             "--runs-dir", str(runs))
+    assert code == 0, err
+    assert "[1/2] sweep-slim-r0.25: running" in err and "[2/2] sweep-slim-r0.5: done" in err
+    assert "overall 100%" in err
+    table = out.strip().splitlines()
+    assert table[0].split()[:3] == ["run", "method", "state"]
+    assert [line.split()[:3] for line in table[1:3]] == [["sweep-slim-r0.25", "slimming", "done"],
+                                                        ["sweep-slim-r0.5", "slimming", "done"]]
+    infos = RunStore(runs).list_runs()
+    assert len({info.config.suite for info in infos}) == 1
+    assert sorted(info.config.method.prune_ratio for info in infos) == [0.25, 0.5]
+    assert all(info.summary["params_after"] < info.summary["params_before"] for info in infos)
