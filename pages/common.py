@@ -1,0 +1,182 @@
+"""Shared Streamlit helpers: run pickers, cached loaders, concept boxes and the job manager.
+
+The loaders of `prunelab.results` are wrapped in `st.cache_data` with the run's newest file mtime in
+the key, so a page re-reads a run only when it changed on disk (e.g. a run still training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from prunelab import results
+from prunelab.store import default_runs_dir
+
+MAC_LABEL = "MACs (multiply-accumulates)"
+METHOD_HELP = {
+    "baseline": "a baseline run (`python -m prunelab run baseline`)",
+    "slimming": "a Network Slimming run (`python -m prunelab run slimming --lambda 1e-4`)",
+    "manidp": "a ManiDP run (`python -m prunelab run manidp`)",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# the runs table and run pickers
+
+
+def runs_frame() -> pd.DataFrame:
+    """Every readable run (user runs, then the demo), re-read only when a run's files changed."""
+    roots = results.run_roots()
+    return _runs_frame(tuple(str(root) for root in roots), results.roots_signature(roots))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _runs_frame(roots: tuple[str, ...], signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+    return results.runs_table([Path(root) for root in roots])
+
+
+def _matching_runs(methods: Sequence[str] | None, states: Sequence[str] | None) -> pd.DataFrame:
+    runs = runs_frame()
+    if methods is not None:
+        runs = runs[runs["method"].isin(list(methods))]
+    if states is not None:
+        runs = runs[runs["state"].isin(list(states))]
+    return runs
+
+
+def _no_runs_message(methods: Sequence[str] | None, states: Sequence[str] | None) -> None:
+    """Say which run this page needs, why none is listed and how to make one."""
+    wanted = " or ".join(METHOD_HELP.get(m, m) for m in methods) if methods else "a run"
+    unfinished = _matching_runs(methods, None)
+    if states is not None:
+        unfinished = unfinished[~unfinished["state"].isin(list(states))]
+    note = ""
+    if len(unfinished):
+        counts = unfinished["state"].value_counts().to_dict()
+        note = " Matching runs exist but are " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
+    st.info(f"This page needs {wanted} that has finished.{note} Start one from the **Runs** page or a "
+            f"terminal; runs are read from `{default_runs_dir()}`.")
+
+
+def _labels(runs: pd.DataFrame) -> dict[str, str]:
+    return {row["path"]: results.run_label(row) for _, row in runs.iterrows()}
+
+
+def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
+             states: Sequence[str] | None = ("done",)) -> Path | None:
+    """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none."""
+    runs = _matching_runs(methods, states)
+    if runs.empty:
+        _no_runs_message(methods, states)
+        return None
+    labels = _labels(runs)
+    choice = st.selectbox(label, list(labels), format_func=labels.__getitem__, key=key)
+    return Path(choice) if choice else None
+
+
+def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs",
+              states: Sequence[str] | None = ("done",), default_count: int | None = None) -> list[Path]:
+    """A multiselect over matching runs (all of them, or the first `default_count`, preselected)."""
+    runs = _matching_runs(methods, states)
+    if runs.empty:
+        _no_runs_message(methods, states)
+        return []
+    labels = _labels(runs)
+    default = list(labels)[:default_count] if default_count is not None else list(labels)
+    chosen = st.multiselect(label, list(labels), default=default, format_func=labels.__getitem__, key=key)
+    return [Path(path) for path in chosen]
+
+
+# ----------------------------------------------------------------------------------------------
+# cached loaders: (kind, path, mtime) -> the loader's result
+
+_LOADERS = {
+    "summary": results.load_summary, "config": results.load_config, "metrics": results.load_metrics,
+    "gamma_history": results.load_gamma_history, "pruning": results.load_pruning,
+    "per_image": results.load_per_image, "manidp_info": results.load_manidp_info, "probe": results.load_probe,
+    "class_names": results.class_names,
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _load(kind: str, path: str, mtime: float) -> Any:
+    return _LOADERS[kind](path)
+
+
+def _cached(kind: str, path: str | Path) -> Any:
+    return _load(kind, str(path), results.run_mtime(path))
+
+
+def cached_summary(path: str | Path) -> dict[str, Any] | None:
+    return _cached("summary", path)
+
+
+def cached_config(path: str | Path) -> Any:
+    return _cached("config", path)
+
+
+def cached_metrics(path: str | Path) -> pd.DataFrame:
+    return _cached("metrics", path)
+
+
+def cached_gamma_history(path: str | Path) -> results.GammaHistory | None:
+    return _cached("gamma_history", path)
+
+
+def cached_pruning(path: str | Path) -> dict[str, Any] | None:
+    return _cached("pruning", path)
+
+
+def cached_per_image(path: str | Path) -> pd.DataFrame | None:
+    return _cached("per_image", path)
+
+
+def cached_manidp_info(path: str | Path) -> dict[str, Any] | None:
+    return _cached("manidp_info", path)
+
+
+def cached_probe(path: str | Path) -> results.Probe | None:
+    return _cached("probe", path)
+
+
+def cached_class_names(path: str | Path) -> list[str]:
+    return _cached("class_names", path)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _test_images(path: str, mtime: float, indices: tuple[int, ...]) -> np.ndarray | None:
+    return results.load_test_images(path, indices)
+
+
+def cached_test_images(path: str | Path, indices_tuple: tuple[int, ...]) -> np.ndarray | None:
+    """uint8 [n, 32, 32, 3] test images of the run's dataset (None when the dataset is unavailable)."""
+    return _test_images(str(path), results.run_mtime(path), tuple(int(i) for i in indices_tuple))
+
+
+# ----------------------------------------------------------------------------------------------
+# presentation and jobs
+
+
+def explain(text: str, formula: str | None = None) -> None:
+    """A short concept box for a student: two or three sentences, then the formula (LaTeX)."""
+    with st.container(border=True):
+        st.markdown(text)
+        if formula:
+            st.latex(formula)
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(runs_dir: str) -> Any:
+    from prunelab.jobs import JobManager
+
+    return JobManager(runs_dir, max_concurrent=1)
+
+
+def get_job_manager() -> Any:
+    """The process-wide JobManager of the runs dir (one worker: a 2-core CPU gains nothing from two)."""
+    return _job_manager(str(default_runs_dir().resolve()))

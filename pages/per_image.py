@@ -1,0 +1,108 @@
+"""Per-image MACs: ManiDP gives every image its own sub-network; which images are cheap, which costly?"""
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+from prunelab import analysis
+
+UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
+
+st.title("Per-image MACs")
+common.explain(
+    "ManiDP's gates keep a different set of channels for every image, so each image pays its own cost in "
+    f"{common.MAC_LABEL}. The complexity term pushes easy images (low cross-entropy, below the threshold C) "
+    "toward smaller sub-networks, so MACs should grow with an image's loss; Spearman's ρ measures that "
+    "monotone relation.",
+    r"\begin{gathered} \mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,"
+    r"|\mathrm{in}(x)|\, |\mathrm{out}(x)| \\"
+    r"\lambda(x) = \lambda' \,\mathbb{1}[\mathrm{CE}_x < C]"
+    r"\left(\frac{C - \mathrm{CE}_x}{C}\right)^{\gamma_c}"
+    r"\end{gathered}",
+)
+
+
+def class_name(names: list[str], label: object) -> str:
+    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
+
+
+def show_images(path: str, rows: pd.DataFrame, names: list[str], key: str) -> None:
+    """A row of upscaled test images captioned index, label→prediction, loss and MACs."""
+    images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
+    captions = [f"#{r['index']} {class_name(names, r['label'])}→{class_name(names, r['pred'])} · "
+                f"loss {r['loss']:.2f} · {r['macs'] / 1e6:.3f} M" for _, r in rows.iterrows()]
+    if images is None:
+        st.dataframe(rows[["index", "label", "pred", "loss", "macs"]], hide_index=True, key=key)
+        return
+    big = [np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)) for image in images]
+    st.image(big, caption=captions, width=32 * UPSCALE, output_format="PNG")
+
+
+run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run")
+if run is None:
+    st.stop()
+per_image = common.cached_per_image(run)
+if per_image is None or per_image.empty:
+    st.info("This run has no per-image table (per_image.parquet); ManiDP writes it when training ends.")
+    st.stop()
+names = common.cached_class_names(run)
+summary = common.cached_summary(run) or {}
+rho = analysis.complexity_correlations(per_image)
+
+cols = st.columns(4)
+cols[0].metric(f"Mean {common.MAC_LABEL} per image", f"{per_image['macs'].mean() / 1e6:.3f} M")
+if summary.get("macs_dense"):
+    cols[1].metric("Dense network", f"{summary['macs_dense'] / 1e6:.3f} M")
+    cols[2].metric("MACs reduction", f"{1 - per_image['macs'].mean() / summary['macs_dense']:.1%}")
+cols[3].metric("Spearman ρ (MACs, loss)", f"{rho['loss']:.3f}")
+
+fig = px.histogram(per_image, x="macs", nbins=40, labels={"macs": f"{common.MAC_LABEL} per image"})
+st.plotly_chart(fig.update_layout(yaxis_title="images", height=300, margin={"t": 20}), key="pi_hist")
+
+st.subheader("MACs against complexity")
+axes = {"CE loss": "loss"}
+if "difficulty" in rho:
+    axes["difficulty (known to the dataset)"] = "difficulty"
+axis = st.radio("Complexity measure", list(axes), horizontal=True, key="pi_axis")
+shown = per_image.assign(cls=[class_name(names, i) for i in per_image["label"]])
+fig = px.scatter(shown, x=axes[axis], y="macs", color="cls", custom_data=["index"], opacity=0.7,
+                 labels={"macs": f"{common.MAC_LABEL} per image", "cls": "class", "loss": "CE loss"},
+                 title=f"Spearman ρ = {rho[axes[axis]]:.3f} over {len(per_image)} test images")
+event = st.plotly_chart(fig.update_layout(height=420), key="pi_scatter", on_select="rerun",
+                        selection_mode="points")
+points = event.selection.points if event is not None and hasattr(event, "selection") else []
+if points and points[0].get("customdata"):
+    st.session_state["pi_image"] = int(points[0]["customdata"][0])
+
+st.subheader("One image")
+by_macs = per_image.sort_values(["macs", "index"])
+if st.session_state.get("pi_image") not in set(by_macs["index"]):
+    st.session_state.pop("pi_image", None)  # another run was picked
+image_index = st.selectbox("Test image (click a point above, or choose; cheapest first)",
+                           by_macs["index"].tolist(), key="pi_image", format_func=lambda i: f"#{i}")
+one = per_image[per_image["index"] == image_index]
+row = one.iloc[0]
+left, right = st.columns([1, 3])
+with left:
+    show_images(str(run), one, names, "pi_one")
+    st.markdown(f"label **{class_name(names, row['label'])}**, prediction "
+                f"**{class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
+                f"{row['macs'] / 1e6:.3f} M MACs")
+with right:
+    fig = px.bar(analysis.layer_densities(row), x="layer", y="density", range_y=[0, 1])
+    st.plotly_chart(fig.update_layout(yaxis_title="fraction of channels kept", height=300, margin={"t": 10}),
+                    key="pi_density")
+
+st.subheader("Gallery: images ranked by MACs")
+cols = st.columns(2)
+count = cols[0].slider("Images per row", 4, 24, 8, key="pi_count")
+labels = sorted(int(i) for i in per_image["label"].unique())
+choice = cols[1].selectbox("Class", [None, *labels], key="pi_class",
+                           format_func=lambda i: "all classes" if i is None else class_name(names, i))
+cheapest, costliest = analysis.rank_by_macs(per_image, count, choice)
+st.markdown(f"**Cheapest {len(cheapest)}**")
+show_images(str(run), cheapest, names, "pi_cheap")
+st.markdown(f"**Most expensive {len(costliest)}**")
+show_images(str(run), costliest, names, "pi_costly")

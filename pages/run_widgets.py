@@ -1,0 +1,302 @@
+"""Widgets of the Runs page: the run and suite forms, the live jobs panel and the runs browser.
+
+Forms build a `RunConfig` (or a `Suite`) and hand it to the process-wide `JobManager`; nothing here
+trains. Validation is pydantic's: a bad value is reported with the field's name and allowed range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from pages import common
+from prunelab import results, suites
+from prunelab.cli import UsageError, _check_dataset_available
+from prunelab.config import (
+    DATASET_NAMES,
+    METHOD_NAMES,
+    MODEL_NAMES,
+    ManiDPConfig,
+    ModelConfig,
+    RunConfig,
+    SlimmingConfig,
+    TrainConfig,
+    describe_validation_error,
+)
+from prunelab.store import RunStoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSIS_PAGES = {
+    "pages/slimming.py": "**Slimming**: γ histograms, threshold, what-if prune ratio",
+    "pages/per_image.py": "**Per-image MACs**: which images get small sub-networks",
+    "pages/similarity.py": "**Similarity**: gate versus feature similarity",
+    "pages/ablations.py": "**Ablations**: accuracy against MACs for every run",
+}
+FOLDER_OPTION = "folder:PATH"
+METHOD_FIELDS = {
+    "baseline": (),
+    "slimming": ("sparsity_lambda", "prune_ratio", "finetune_epochs"),
+    "manidp": ("lambda_prime", "gamma_sim", "gamma_c", "target_density", "complexity", "similarity"),
+}
+METHOD_CONFIGS = {"slimming": SlimmingConfig, "manidp": ManiDPConfig}
+LABELS = {
+    "width": "Width multiplier", "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
+    "sparsity_lambda": "λ: L1 strength on BN γ", "prune_ratio": "Prune ratio (global)",
+    "finetune_epochs": "Fine-tune epochs", "lambda_prime": "λ': max sparsity weight",
+    "gamma_sim": "γ: similarity weight", "gamma_c": "Complexity exponent", "target_density": "Target density",
+    "complexity": "Complexity-adaptive sparsity", "similarity": "Similarity alignment",
+}
+ACTIVE = ("queued", "running")
+POLL_S = 1.0
+PENDING_DELETE = "pending_delete"
+TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "state",
+                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error"]
+
+
+# ----------------------------------------------------------------------------------------------
+# first visit
+
+
+def first_visit_note(runs: pd.DataFrame) -> None:
+    """Point a newcomer at the analysis pages when only the bundled demo runs exist."""
+    if runs.empty:
+        st.info("No runs yet. Start one below, or press **Run the demo live** under *Start a suite*.")
+    elif runs["demo"].all():
+        pages = "\n".join(f"- {text}" for path, text in ANALYSIS_PAGES.items() if (ROOT / path).is_file())
+        st.success("The precomputed demo runs are listed below (marked *demo*). Open the pages in the "
+                   f"sidebar to explore them:\n{pages}")
+
+
+# ----------------------------------------------------------------------------------------------
+# forms
+
+
+def _field_input(cls: Any, name: str, key: str) -> Any:
+    """A widget for one pydantic field, initialised with its default and described by its description.
+
+    Number inputs carry no bounds on purpose: the config's validation reports out-of-range values.
+    """
+    info = cls.model_fields[name]
+    label, default = LABELS.get(name, name), info.default
+    if isinstance(default, bool):
+        return st.checkbox(label, value=default, help=info.description, key=key)
+    if isinstance(default, int):
+        return st.number_input(label, value=default, step=1, help=info.description, key=key)
+    return st.number_input(label, value=float(default), format="%g", help=info.description, key=key)
+
+
+def _dataset_input(key: str) -> str:
+    choice = st.selectbox("Dataset", [*DATASET_NAMES, FOLDER_OPTION], key=f"{key}_dataset")
+    folder = st.text_input("Image folder (for folder:PATH)", key=f"{key}_folder",
+                           placeholder="/data/my_images with train/ and test/")
+    return f"folder:{folder.strip()}" if choice == FOLDER_OPTION else choice
+
+
+def _size_input(label: str, key: str) -> int | None:
+    value = int(st.number_input(f"{label} (0: dataset default)", value=0, step=500, key=key))
+    return None if value == 0 else value
+
+
+def _build(raw: dict[str, Any]) -> RunConfig | None:
+    """Validate a raw config; show pydantic's message (naming the field) and return None if invalid."""
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        st.error(f"Invalid settings: {describe_validation_error(error)}")
+        return None
+    try:
+        _check_dataset_available(config)  # the CLI's check: a folder:PATH dataset must exist
+    except UsageError as error:
+        st.error(f"data.dataset: {error}")
+        return None
+    return config
+
+
+def run_form() -> None:
+    """Method, dataset, model and training settings -> a validated RunConfig -> the job manager."""
+    method = st.radio("Method", METHOD_NAMES, horizontal=True, key="form_method")
+    with st.form("run_form"):
+        left, middle, right = st.columns(3)
+        with left:
+            name = st.text_input("Run name (optional)", key="form_name")
+            dataset = _dataset_input("form")
+            train_size = _size_input("Training images", "form_train_size")
+            test_size = _size_input("Test images", "form_test_size")
+        with middle:
+            default_model = MODEL_NAMES.index(ModelConfig().name)
+            model = st.selectbox("Model", MODEL_NAMES, index=default_model, key="form_model")
+            width = _field_input(ModelConfig, "width", "form_width")
+            epochs = _field_input(TrainConfig, "epochs", "form_epochs")
+            lr = _field_input(TrainConfig, "lr", "form_lr")
+            batch_size = _field_input(TrainConfig, "batch_size", "form_batch_size")
+        with right:
+            fields = METHOD_FIELDS[method]
+            st.caption(f"{method} settings" if fields else "baseline: plain training, no pruning")
+            settings = {f: _field_input(METHOD_CONFIGS[method], f, f"form_{method}_{f}") for f in fields}
+        submitted = st.form_submit_button("Start run", type="primary")
+    if not submitted:
+        return
+    config = _build({
+        "name": name.strip() or None,
+        "data": {"dataset": dataset, "train_size": train_size, "test_size": test_size},
+        "model": {"name": model, "width": width},
+        "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size},
+        "method": {"name": method, **settings},
+    })
+    if config is not None:
+        run_id = common.get_job_manager().submit(config)
+        st.success(f"Started run `{run_id}`: follow it in the jobs table below.")
+
+
+def suite_form() -> None:
+    """A registered suite (demo, slimming, ablation) or a one-parameter sweep, on the default data."""
+    with st.form("suite_form"):
+        left, right = st.columns(2)
+        name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name")
+        epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs")
+        param = right.selectbox("Sweep parameter (sweep only)", list(suites.SWEEP_PARAMS), key="suite_param")
+        values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values")
+        submitted = st.form_submit_button("Start suite")
+    live = st.button("Run the demo live", key="demo_live",
+                     help="Train the suite behind the precomputed demo runs here, now: a baseline, slimming "
+                     "at three λ and the four-row ManiDP ablation (the same settings as assets/demo_runs).")
+    if not (submitted or live):
+        return
+    try:
+        base = RunConfig()
+        if live:
+            demo_base = RunConfig(model=ModelConfig(name=results.DEMO_MODEL, width=results.DEMO_WIDTH))
+            suite = suites.build_suite("demo", demo_base, results.DEMO_EPOCHS, results.DEMO_FINETUNE_EPOCHS)
+        elif name == "sweep":
+            suite = suites.sweep(None, param, suites.parse_values(values), base, epochs=int(epochs))
+        else:
+            suite = suites.build_suite(name, base, epochs=int(epochs))
+    except ValueError as error:  # the suite builders name the run and field, or the bad sweep value
+        st.error(str(error))
+        return
+    run_ids = common.get_job_manager().submit_suite(suite)
+    st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+
+
+# ----------------------------------------------------------------------------------------------
+# jobs
+
+
+def _job_text(snap: dict[str, Any]) -> str:
+    """'sparsity epoch 2/5 · 43% · ETA 12 s · test acc 0.712' from a progress snapshot."""
+    phase = snap.get("phase") or snap.get("state")
+    parts = [f"{phase} epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)}",
+             f"{100 * float(snap.get('fraction') or 0.0):.0f}%"]
+    if snap.get("eta_s"):
+        parts.append(f"ETA {snap['eta_s']:.0f} s")
+    acc = (snap.get("metrics") or {}).get("test_acc")
+    if acc is not None:
+        parts.append(f"test acc {acc:.3f}")
+    return " · ".join(parts)
+
+
+def _job_row(manager: Any, job: Any) -> None:
+    name, bar, action = st.columns([3, 6, 1], vertical_alignment="center")
+    name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}")
+    bar.progress(min(1.0, float(job.progress.get("fraction") or 0.0)), text=_job_text(job.progress))
+    if job.state in ACTIVE:
+        action.button("Cancel", key=f"cancel_{job.run_id}", on_click=manager.cancel, args=(job.run_id,))
+    if job.state == "failed":
+        st.error(f"{job.name or job.run_id} failed: {job.error}")
+
+
+def jobs_panel() -> None:
+    """The jobs of this app process, polled every POLL_S seconds while one is queued or running."""
+    manager = common.get_job_manager()
+    active = any(job.state in ACTIVE for job in manager.jobs())
+    st.fragment(_jobs_body, run_every=POLL_S if active else None)()
+
+
+def _jobs_body() -> None:
+    manager = common.get_job_manager()
+    jobs = manager.jobs()
+    if not jobs:
+        st.caption("No jobs started from this app yet. Runs started with `python -m prunelab` appear in the "
+                   "runs table below.")
+        return
+    for job in reversed(jobs):
+        _job_row(manager, job)
+    active = {job.run_id for job in jobs if job.state in ACTIVE}
+    if active != st.session_state.get("active_jobs", active):
+        st.session_state["active_jobs"] = active
+        st.rerun()  # a job ended or started: refresh the runs table (and stop polling when idle)
+    st.session_state["active_jobs"] = active
+
+
+# ----------------------------------------------------------------------------------------------
+# runs browser
+
+
+def _filtered(runs: pd.DataFrame) -> pd.DataFrame:
+    columns = st.columns(3)
+    for column, field in zip(columns, ("method", "state", "suite"), strict=True):
+        options = sorted(runs[field].dropna().unique().tolist())
+        chosen = column.multiselect(f"Filter by {field}", options, key=f"filter_{field}")
+        if chosen:
+            runs = runs[runs[field].isin(chosen)]
+    return runs
+
+
+def runs_browser(runs: pd.DataFrame) -> None:
+    """The runs table with filters and row selection; selected user runs can be deleted."""
+    if runs.empty:
+        st.caption("No runs in the runs folder yet.")
+        return
+    view = _filtered(runs).assign(settings=lambda df: df.apply(results.method_settings, axis=1))
+    event = st.dataframe(
+        view[TABLE_COLUMNS], hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
+        column_config={
+            "fraction": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
+            "test_acc": st.column_config.NumberColumn("test acc", format="%.3f"),
+            "macs_per_image": st.column_config.NumberColumn("MACs / image", format="compact"),
+            "params": st.column_config.NumberColumn("params", format="compact"),
+            "wall_time_s": st.column_config.NumberColumn("time (s)", format="%.0f"),
+            "demo": st.column_config.CheckboxColumn("demo"),
+        },
+    )
+    selected = view.iloc[event.selection.rows] if event is not None else view.iloc[:0]
+    if st.button(f"Delete selected runs ({len(selected)})", disabled=selected.empty, key="delete_runs"):
+        st.session_state[PENDING_DELETE] = selected["path"].tolist()
+    if st.session_state.get(PENDING_DELETE):
+        _confirm_delete(st.session_state[PENDING_DELETE])
+
+
+def _clear_pending() -> None:
+    st.session_state.pop(PENDING_DELETE, None)
+
+
+@st.dialog("Delete runs?", on_dismiss=_clear_pending)
+def _confirm_delete(paths: list[str]) -> None:
+    """Confirmation of a deletion kept in session state, so the dialog survives its own reruns."""
+    demo = [path for path in paths if results.is_demo(path)]
+    doomed = [path for path in paths if not results.is_demo(path)]
+    if demo:
+        st.warning(f"{len(demo)} demo run(s) are read-only and will be kept.")
+    if doomed:
+        st.markdown("These run directories will be removed from disk:\n" +
+                    "\n".join(f"- `{path}`" for path in doomed))
+    confirm, cancel = st.columns(2)
+    if doomed and confirm.button("Delete for good", type="primary", key="delete_confirm"):
+        errors = []
+        for path in doomed:
+            try:
+                results.delete_run(path)
+            except RunStoreError as error:
+                errors.append(str(error))
+        _clear_pending()
+        if errors:
+            st.error("\n\n".join(errors))
+        else:
+            st.rerun()
+    if cancel.button("Cancel", key="delete_cancel"):
+        _clear_pending()
+        st.rerun()

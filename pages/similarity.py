@@ -1,0 +1,110 @@
+"""Similarity: do images with similar features get similar sub-networks (ManiDP's manifold term)?"""
+
+from pathlib import Path
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages import common
+from prunelab import analysis, results
+
+ALL_LAYERS = "all layers (concatenated)"
+
+st.title("Similarity alignment")
+common.explain(
+    "For a batch of images, R holds the cosine similarity of their pooled features at a layer and T the "
+    "cosine similarity of their gate vectors π (which channels they keep). ManiDP's similarity term pulls "
+    "T toward R, so images that look alike to the network also share a sub-network; below, the probe "
+    "images are ordered by class, and ‖T − R‖ is compared across runs with and without the term.",
+    r"\begin{gathered} R^l_{ij} = \cos\big(p(F^l(x_i)),\, p(F^l(x_j))\big),\qquad"
+    r" T^l_{ij} = \cos\big(\pi^l(x_i),\, \pi^l(x_j)\big) \\"
+    r"\mathcal{L}_{sim} = \gamma \sum_l \lVert T^l - R^l \rVert_F^2 / N^2 \end{gathered}",
+)
+
+
+@st.cache_data(show_spinner="Computing UMAP…", max_entries=64)
+def embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
+    """UMAP of one run's probe vectors ('gates' or 'features'), one layer or all layers concatenated."""
+    probe = results.load_probe(path)
+    per_layer = probe.gates if kind == "gates" else probe.features
+    if layer == ALL_LAYERS:
+        return analysis.umap_embedding(analysis.concat_layers(per_layer))
+    return analysis.umap_embedding(per_layer[probe.layer_names.index(layer)])
+
+
+def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
+    """T, R (one colour scale, -1..1) and T - R side by side; rows and columns are probe images by class."""
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.1,
+                        subplot_titles=["T: gate similarity", "R: feature similarity", "T − R"])
+    panels = ((t, "coloraxis"), (r, "coloraxis"), (t - r, "coloraxis2"))
+    for col, (matrix, axis) in enumerate(panels, start=1):
+        fig.add_trace(go.Heatmap(z=matrix, coloraxis=axis), row=1, col=col)
+    fig.update_xaxes(constrain="domain").update_yaxes(autorange="reversed", constrain="domain")
+    fig.update_yaxes(scaleanchor="x", title_text="probe image (by class)", col=1)
+    fig.update_xaxes(title_text="probe image (by class)", col=2)
+    for col in (2, 3):
+        fig.update_yaxes(scaleanchor=f"x{col}", showticklabels=False, col=col)
+    return fig.update_layout(
+        height=380, margin={"t": 40, "b": 10},
+        coloraxis={"colorscale": "RdBu_r", "cmin": -1, "cmax": 1, "colorbar": {"x": 0.645, "thickness": 12}},
+        coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
+
+
+run = common.pick_run("ManiDP run", methods=["manidp"], key="sim_run")
+if run is None:
+    st.stop()
+probe = common.cached_probe(run)
+if probe is None:
+    st.info("This run has no probe set (probe.npz); ManiDP writes it when training ends.")
+    st.stop()
+
+st.subheader("T, R and T − R at one layer")
+layer = st.selectbox("Layer", probe.layer_names, key="sim_layer")
+position = probe.layer_names.index(layer)
+t, labels = analysis.order_by_class(probe.T[position], probe.labels)
+r, _ = analysis.order_by_class(probe.R[position], probe.labels)
+st.plotly_chart(heatmaps(t, r), key="sim_heatmaps")
+st.metric(f"Frobenius distance ‖T − R‖ at {layer} ({len(labels)} probe images)",
+          f"{analysis.frobenius_gap(t, r):.3f}")
+
+st.subheader("‖T − R‖ per layer: with and without the similarity term")
+runs = common.runs_frame().set_index("path")
+paths = common.pick_runs("Runs to compare", methods=["manidp"], key="sim_compare", default_count=4) or [run]
+gaps = {}
+for path in paths:
+    other = common.cached_probe(path)
+    if other is not None:
+        setting = analysis.variant_label(runs.loc[str(path)]) if str(path) in runs.index else "ManiDP"
+        gaps[f"{Path(path).name} ({setting})"] = analysis.similarity_gaps(other.layer_names, other.T, other.R)
+scaled = st.toggle("Divide by the probe size P (compare runs with different probe sets)", key="sim_scaled")
+value = "gap_per_pair" if scaled else "gap"
+fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", barmode="group",
+             labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
+st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
+
+st.subheader("UMAP of gate vectors and of features")
+cols = st.columns(2)
+where = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
+colour = cols[1].radio("Colour by", ["class", common.MAC_LABEL], horizontal=True, key="sim_colour")
+names = common.cached_class_names(run)
+colours = [names[i] if 0 <= i < len(names) else str(i) for i in probe.labels]
+if colour != "class":
+    macs = analysis.macs_of_indices(common.cached_per_image(run), probe.indices)
+    if np.isnan(macs).all():
+        st.info("This run has no per-image MACs (per_image.parquet) for its probe images; coloured by class.")
+    else:
+        colours = macs
+mtime = results.run_mtime(run)
+cols = st.columns(2)
+for col, kind, title in ((cols[0], "gates", "gate vectors π"), (cols[1], "features", "pooled features")):
+    points = embedding(str(run), mtime, kind, where)
+    if points is None:
+        col.info(f"UMAP needs at least {analysis.UMAP_MIN_POINTS} probe images.")
+        continue
+    fig = px.scatter(x=points[:, 0], y=points[:, 1], color=colours, title=f"UMAP of {title}",
+                     hover_name=[f"test image #{i}" for i in probe.indices],
+                     labels={"x": "UMAP 1", "y": "UMAP 2", "color": colour})
+    col.plotly_chart(fig.update_layout(height=400), key=f"sim_umap_{kind}")

@@ -1,0 +1,123 @@
+"""Slimming: how the L1 penalty on BatchNorm scales shapes what one global threshold removes."""
+
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages import common
+from prunelab import analysis, results
+
+WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
+STAGES = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
+          ("After fine-tuning", "acc_after_finetune")]
+
+st.title("Network Slimming")
+common.explain(
+    "Network Slimming trains with an L1 penalty on every BatchNorm scale γ, which pushes the scales of "
+    "unimportant channels toward zero. One **global threshold** (the `prune_ratio` percentile of all |γ|) "
+    "then removes every channel below it, the network is rebuilt physically smaller and fine-tuned. "
+    f"Costs are counted in {common.MAC_LABEL} per image.",
+    r"L = \sum_i \mathrm{CE}\big(f(x_i), y_i\big) + \lambda \sum_{\gamma \in \mathrm{BN}} |\gamma|",
+)
+
+
+@st.cache_data(show_spinner="Re-pruning the dense model…", max_entries=128)
+def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
+    from prunelab.methods.slimming import what_if as recompute
+
+    return recompute(path, ratio)
+
+
+def channel_bars(channels: Any, after_name: str) -> go.Figure:
+    """Channels per layer before vs after; layers where the per-layer guard fired are marked."""
+    colours = ["#e4572e" if fired else "#2e86ab" for fired in channels["guard_fired"]]
+    fig = go.Figure([go.Bar(name="before", x=channels["layer"], y=channels["before"], marker_color="#c9c9c9"),
+                     go.Bar(name=after_name, x=channels["layer"], y=channels["after"], marker_color=colours,
+                            text=["guard" if f else "" for f in channels["guard_fired"]])])
+    return fig.update_layout(barmode="group", yaxis_title="channels", height=340, margin={"t": 30})
+
+
+run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA)
+if run is None:
+    st.stop()
+summary, pruning = common.cached_summary(run), common.cached_pruning(run)
+
+st.subheader("Accuracy through the pipeline")
+if summary is None or summary.get("acc_before_prune") is None:
+    st.info("This run has not finished yet: accuracy before and after pruning appear once it is pruned and "
+            "fine-tuned. The γ histograms below already show the epochs trained so far.")
+else:
+    stages = [(label, summary.get(key)) for label, key in STAGES if summary.get(key) is not None]
+    for col, (label, acc) in zip(st.columns(len(stages)), stages, strict=True):
+        delta = None if label == STAGES[0][0] else f"{acc - summary['acc_before_prune']:+.1%}"
+        col.metric(label, f"{acc:.1%}", delta)
+    costs = analysis.before_after(summary)
+    for col, (_, cost) in zip(st.columns(2), costs.head(2).iterrows(), strict=False):
+        label = f"{common.MAC_LABEL} per image" if cost["quantity"].startswith("MACs") else "Parameters"
+        value = f"{cost['after'] / 1e6:.3f} M" if label != "Parameters" else f"{int(cost['after']):,}"
+        col.metric(label, value, f"{cost['change']:+.1%}", delta_color="inverse")
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(costs, hide_index=True, column_config={"change": percent})
+
+st.subheader("|γ| distribution per epoch")
+paths = common.pick_runs("Runs to compare (e.g. several λ)", methods=["slimming"], key="slim_compare",
+                         states=WITH_DATA, default_count=3) or [run]
+histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
+if not histories:
+    st.info("No γ history yet: it is written after each sparsity-training epoch (gamma_history.npz).")
+else:
+    last = max(int(h.epochs[-1]) for h in histories.values())
+    epoch = st.slider("Epoch (0 = at initialisation)", 0, max(last, 1), last, key="slim_epoch") if last else 0
+    names = next(iter(histories.values())).layer_names
+    layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
+    layer = None if layer == "all prunable layers" else layer
+    edges = analysis.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
+    titles = [f"{Path(p).name} (λ={h.sparsity_lambda:g})" for p, h in histories.items()]
+    fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
+    for col, (path, hist) in enumerate(histories.items(), start=1):
+        row = analysis.epoch_row(hist.epochs, epoch)
+        values = analysis.layer_gammas(hist.gammas, hist.layer_names, row, layer)
+        bins = analysis.gamma_histogram(values, edges)
+        fig.add_trace(go.Bar(x=bins["center"], y=bins["count"], width=edges[1] - edges[0], showlegend=False,
+                             marker_color="#2e86ab"), row=1, col=col)
+        threshold = (common.cached_pruning(path) or {}).get("threshold")
+        if threshold is not None:
+            fig.add_vline(x=threshold, line_dash="dash", line_color="#e4572e", row=1, col=col,
+                          annotation_text="global threshold", annotation_position="top right")
+    fig.update_xaxes(title_text="|γ|").update_yaxes(title_text="channels", col=1)
+    st.plotly_chart(fig.update_layout(height=360, margin={"t": 40}), key="slim_hist")
+
+st.subheader("Channels kept per layer")
+if pruning is None:
+    st.info("pruning.json is written when sparsity training ends and the network is pruned.")
+else:
+    st.plotly_chart(channel_bars(analysis.channels_frame(pruning["layers"]), "after"), key="slim_channels")
+    if pruning.get("guard_fired_layers"):
+        st.warning("The global threshold would have removed every channel of "
+                   f"{', '.join(pruning['guard_fired_layers'])}; the per-layer guard kept "
+                   f"{pruning.get('min_channels', 1)} channel(s) there (marked in red).")
+
+st.subheader("What if we pruned more, or less?")
+if not (Path(run) / "dense_model.pt").is_file():
+    st.info("The what-if slider needs the dense model saved after sparsity training (dense_model.pt).")
+else:
+    default = float((pruning or {}).get("prune_ratio", 0.5))
+    ratio = st.slider("Prune ratio (fraction of prunable channels removed)", 0.0, 0.95,
+                      round(default * 20) / 20, 0.05, key="slim_ratio")
+    try:
+        result = what_if(str(run), results.run_mtime(run), float(ratio))
+    except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
+        st.warning(f"Cannot re-prune this run: {error}")
+    else:
+        cols = st.columns(4)
+        cols[0].metric("Threshold |γ|", f"{result['threshold']:.4f}")
+        cols[1].metric(f"{common.MAC_LABEL} per image", f"{result['macs'] / 1e6:.3f} M",
+                       f"{result['macs'] / result['macs_dense'] - 1:+.1%}", delta_color="inverse")
+        cols[2].metric("Parameters", f"{result['params']:,}",
+                       f"{result['params'] / result['params_dense'] - 1:+.1%}", delta_color="inverse")
+        cols[3].metric("Test accuracy, no fine-tuning", f"{result['acc']:.1%}")
+        st.plotly_chart(channel_bars(analysis.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
+                        key="slim_whatif")

@@ -1,0 +1,417 @@
+"""Pure computations behind the analysis pages (Slimming, Per-image MACs, Similarity, Ablations).
+
+Everything here takes arrays and frames read by `prunelab.results` and returns arrays and frames;
+nothing imports Streamlit, so the pages stay thin and every number they show is unit-tested.
+
+- Spearman's rank correlation `rho = pearson(rank(x), rank(y))` (average ranks for ties).
+- The similarity gap `||T^l - R^l||_F` between gate-similarity and feature-similarity matrices.
+- UMAP embeddings (umap-learn) of gate vectors or pooled features, with cosine distance as in T and R.
+- |gamma| histograms on shared bin edges, so runs with different lambdas compare bin for bin.
+- Ablation, sweep and CSV-export tables built from `prunelab.results.runs_table`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+# ------------------------------------------------------------------------------------------------
+# rank correlation
+
+
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman's rho = Pearson correlation of the average ranks of x and y.
+
+    Pairs where either value is NaN are dropped; NaN is returned when fewer than 3 pairs remain or
+    either variable is constant (the correlation is undefined).
+    """
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"x and y differ in shape: {a.shape} vs {b.shape}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    if a.size < 3:
+        return float("nan")
+    ra, rb = rankdata(a) - (a.size + 1) / 2, rankdata(b) - (b.size + 1) / 2  # centred ranks
+    denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def complexity_correlations(per_image: pd.DataFrame) -> dict[str, float]:
+    """Spearman rho of an image's MACs against its CE loss and (where known) its difficulty."""
+    result = {"loss": spearman(per_image["macs"], per_image["loss"])}
+    if "difficulty" in per_image and per_image["difficulty"].notna().sum() >= 3:
+        result["difficulty"] = spearman(per_image["macs"], per_image["difficulty"].astype(float))
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# per-image MACs
+
+
+def density_columns(per_image: pd.DataFrame) -> list[str]:
+    """The `density_<layer>` columns of per_image.parquet, in file order."""
+    return [c for c in per_image.columns if c.startswith("density_")]
+
+
+def layer_densities(row: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+    """One image's fraction of channels kept per gated layer: columns layer, density."""
+    names = [c for c in row.keys() if str(c).startswith("density_")]  # noqa: SIM118 - Series or dict
+    return pd.DataFrame({"layer": [str(c)[len("density_"):] for c in names],
+                         "density": [float(row[c]) for c in names]})
+
+
+def rank_by_macs(per_image: pd.DataFrame, count: int,
+                 label: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cheapest `count`, most expensive `count`) images by MACs, optionally of one class only.
+
+    Ties are broken by test-set index so the gallery is stable; the expensive frame is most expensive first.
+    """
+    rows = per_image if label is None else per_image[per_image["label"] == label]
+    ordered = rows.sort_values(["macs", "index"], kind="stable")
+    cheapest = ordered.head(count)
+    expensive = ordered.iloc[::-1].head(count)
+    return cheapest, expensive
+
+
+def macs_of_indices(per_image: pd.DataFrame | None, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """MACs of the test images at `indices` (NaN where per_image has no row): colours the UMAP by MACs."""
+    wanted = np.asarray(indices, dtype=np.int64)
+    if per_image is None or per_image.empty:
+        return np.full(wanted.shape, np.nan)
+    lookup = per_image.drop_duplicates("index").set_index("index")["macs"].astype(float)
+    return lookup.reindex(wanted).to_numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# similarity matrices
+
+
+def class_order(labels: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Permutation that sorts images by class (stable: the probe's own order within a class)."""
+    return np.argsort(np.asarray(labels), kind="stable")
+
+
+def order_by_class(matrix: np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix with rows and columns permuted so images of a class are contiguous, sorted labels)."""
+    order = class_order(labels)
+    return np.asarray(matrix)[np.ix_(order, order)], np.asarray(labels)[order]
+
+
+def frobenius_gap(t: np.ndarray, r: np.ndarray) -> float:
+    """||T - R||_F = sqrt(sum_ij (T_ij - R_ij)^2): how far gate similarity is from feature similarity."""
+    diff = np.asarray(t, dtype=np.float64) - np.asarray(r, dtype=np.float64)
+    return float(np.sqrt((diff * diff).sum()))
+
+
+def similarity_gaps(layer_names: Sequence[str], ts: Sequence[np.ndarray],
+                    rs: Sequence[np.ndarray]) -> pd.DataFrame:
+    """Per layer: `gap` = ||T - R||_F and `gap_per_pair` = ||T - R||_F / P.
+
+    `gap_per_pair` is the root-mean-square entry of T - R, i.e. sqrt of ManiDP's similarity loss
+    `||T - R||_F^2 / P^2` for that layer; it compares runs whose probe sets differ in size P.
+    """
+    rows = []
+    for position, (name, t, r) in enumerate(zip(layer_names, ts, rs, strict=True)):
+        gap = frobenius_gap(t, r)
+        rows.append({"layer": str(name), "position": position, "gap": gap,
+                     "gap_per_pair": gap / max(1, len(t))})
+    return pd.DataFrame(rows, columns=["layer", "position", "gap", "gap_per_pair"])
+
+
+def gap_comparison(gaps_by_run: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long frame (run, layer, position, gap, gap_per_pair) over several runs for a grouped bar chart."""
+    frames = [frame.assign(run=run) for run, frame in gaps_by_run.items() if not frame.empty]
+    if not frames:
+        return pd.DataFrame(columns=["run", "layer", "position", "gap", "gap_per_pair"])
+    return pd.concat(frames, ignore_index=True)[["run", "layer", "position", "gap", "gap_per_pair"]]
+
+
+# ------------------------------------------------------------------------------------------------
+# UMAP
+
+UMAP_MIN_POINTS = 5
+UMAP_MAX_NEIGHBORS = 15
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    array = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+
+
+def concat_layers(per_layer: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate per-layer vectors [P, C_l] after scaling each layer's rows to unit norm.
+
+    The cosine similarity of two concatenated rows is then the mean of their per-layer cosines, so a
+    wide layer does not outweigh a narrow one.
+    """
+    return np.concatenate([unit_rows(v) for v in per_layer], axis=1)
+
+
+def umap_neighbors(points: int) -> int:
+    """UMAP's n_neighbors for a probe of `points` images: 15, or fewer on small sets (at least 2)."""
+    return max(2, min(UMAP_MAX_NEIGHBORS, points - 1))
+
+
+def umap_embedding(vectors: np.ndarray, random_state: int = 0, metric: str = "cosine") -> np.ndarray | None:
+    """2-D UMAP embedding [P, 2] of `vectors` [P, D] (None when P < UMAP_MIN_POINTS).
+
+    Cosine distance matches the similarities T and R the page shows. A fixed `random_state` makes the
+    layout deterministic (UMAP then runs single-threaded, which is quick for a probe of ~64 images).
+    Zero rows (every gate closed) get a tiny offset so cosine distance stays defined.
+    """
+    data = np.asarray(vectors, dtype=np.float32)
+    if data.ndim != 2 or len(data) < UMAP_MIN_POINTS:
+        return None
+    if metric == "cosine":
+        zero = ~np.any(data != 0, axis=1)
+        data = data.copy()
+        data[zero] = 1e-6
+    reducer = _umap_class()(n_components=2, n_neighbors=umap_neighbors(len(data)), metric=metric,
+                            random_state=random_state, n_jobs=1, init="spectral", min_dist=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # spectral-init and disconnected-graph notices on tiny sets
+        embedding = reducer.fit_transform(data)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def warm_up_umap() -> float:
+    """Import umap-learn and compile (or load from numba's disk cache) its kernels; returns seconds taken.
+
+    A fresh installation pays ~30 s of numba compilation on 2 CPU cores on the first UMAP; an app or CI
+    job can call this once (e.g. in a background thread at start-up) so no page waits for it.
+    """
+    import time
+
+    started = time.perf_counter()
+    points = np.random.default_rng(0).random((UMAP_MIN_POINTS + 3, 4))
+    umap_embedding(points)
+    return time.perf_counter() - started
+
+
+def _umap_class() -> Any:
+    """Import umap lazily (it takes seconds) and let numba keep its compiled kernels on disk.
+
+    umap-learn JIT-compiles several `parallel=True` kernels without `cache=True`; compiling them costs
+    ~20 s on 2 cores in every new process. Enabling numba's on-disk cache on those dispatchers makes
+    that a one-time cost per installation (numba writes next to umap's sources, or to NUMBA_CACHE_DIR).
+    """
+    import umap
+
+    _enable_numba_cache()
+    return umap.UMAP
+
+
+_NUMBA_CACHE_ENABLED = False
+
+
+def _enable_numba_cache() -> None:
+    global _NUMBA_CACHE_ENABLED
+    if _NUMBA_CACHE_ENABLED:
+        return
+    _NUMBA_CACHE_ENABLED = True
+    try:
+        import umap.layouts
+        import umap.umap_
+        import umap.utils
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return
+    for module in (umap.umap_, umap.layouts, umap.utils):
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                try:
+                    value.enable_caching()
+                except Exception:  # noqa: BLE001 - caching is only a speed-up; compile as usual
+                    continue
+
+
+# ------------------------------------------------------------------------------------------------
+# gamma histograms (Network Slimming)
+
+
+def gamma_bin_edges(arrays: Sequence[np.ndarray], bins: int = 40) -> np.ndarray:
+    """`bins + 1` equal-width edges from 0 to the largest |gamma| in any of `arrays` (shared by charts)."""
+    top = max((float(np.max(np.abs(a))) for a in arrays if np.size(a)), default=1.0)
+    return np.linspace(0.0, top if top > 0 else 1.0, bins + 1)
+
+
+def epoch_row(epochs: Sequence[int] | np.ndarray, epoch: int) -> int:
+    """Row of a gamma history for `epoch`: the last recorded epoch <= `epoch` (0 = at initialisation)."""
+    recorded = np.asarray(epochs)
+    before = np.nonzero(recorded <= epoch)[0]
+    return int(before[-1]) if before.size else 0
+
+
+def layer_gammas(gammas: Sequence[np.ndarray], layer_names: Sequence[str], row: int,
+                 layer: str | None = None) -> np.ndarray:
+    """|gamma| of one layer (or of every prunable layer when `layer` is None) at history row `row`."""
+    if layer is None:
+        return np.concatenate([np.abs(np.asarray(g)[row]) for g in gammas])
+    names = list(layer_names)
+    if layer not in names:
+        return np.zeros(0, dtype=np.float32)
+    return np.abs(np.asarray(gammas[names.index(layer)])[row])
+
+
+def gamma_histogram(values: np.ndarray, edges: np.ndarray) -> pd.DataFrame:
+    """Counts of |gamma| per bin (values above the last edge fall into the last bin)."""
+    clipped = np.clip(np.abs(np.asarray(values, dtype=np.float64)), edges[0], edges[-1])
+    counts, _ = np.histogram(clipped, bins=edges)
+    return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "center": (edges[:-1] + edges[1:]) / 2,
+                         "count": counts})
+
+
+def global_threshold(values: np.ndarray, prune_ratio: float) -> float:
+    """|gamma| of the channel at rank round(prune_ratio * N): channels at or below it would be removed.
+
+    This is the percentile rule of Network Slimming applied to the gammas of one epoch (the run itself
+    used the gammas at the end of sparsity training; its threshold is in pruning.json).
+    """
+    ordered = np.sort(np.abs(np.asarray(values, dtype=np.float64)))
+    removed = round(prune_ratio * ordered.size)
+    return float(ordered[removed - 1]) if removed > 0 else 0.0
+
+
+def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """pruning.json / what_if layers as columns layer, before, after, removed, guard_fired."""
+    frame = pd.DataFrame({
+        "layer": [str(layer["name"]) for layer in layers],
+        "before": [int(layer["channels_before"]) for layer in layers],
+        "after": [int(layer["channels_after"]) for layer in layers],
+        "guard_fired": [bool(layer.get("guard_fired", False)) for layer in layers],
+    })
+    frame.insert(3, "removed", frame["before"] - frame["after"])
+    return frame
+
+
+def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Slimming summary as rows (quantity, before, after, change): params, MACs and latencies."""
+    pairs = [("params", "params_before", "params_after"), ("MACs per image", "macs_before", "macs_after"),
+             ("latency batch 1 (ms)", "latency_ms_b1_before", "latency_ms_b1_after"),
+             ("latency batch 64 (ms)", "latency_ms_b64_before", "latency_ms_b64_after")]
+    rows = []
+    for name, before_key, after_key in pairs:
+        before, after = summary.get(before_key), summary.get(after_key)
+        if before is None or after is None:
+            continue
+        change = (float(after) - float(before)) / float(before) if float(before) else float("nan")
+        rows.append({"quantity": name, "before": float(before), "after": float(after), "change": change})
+    return pd.DataFrame(rows, columns=["quantity", "before", "after", "change"])
+
+
+# ------------------------------------------------------------------------------------------------
+# ablations and sweeps
+
+MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
+                   (False, True): "similarity only", (True, True): "both"}
+SWEEP_PARAMETERS = {"sparsity_lambda": "slimming", "prune_ratio": "slimming", "finetune_epochs": "slimming",
+                    "lambda_prime": "manidp", "gamma_sim": "manidp", "gamma_c": "manidp",
+                    "target_density": "manidp"}
+ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "test_acc",
+                    "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "path"]
+
+
+def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
+    """Human name of a run's setting: 'baseline', 'slimming λ=1e-4, prune 50%', 'ManiDP: both', ..."""
+    method = row.get("method")
+    if method == "slimming":
+        return f"slimming λ={_num(row.get('sparsity_lambda')):g}, prune {_num(row.get('prune_ratio')):.0%}"
+    if method == "manidp":
+        key = (_flag(row.get("complexity")), _flag(row.get("similarity")))
+        return f"ManiDP: {MANIDP_VARIANTS[key]}"
+    return str(method)
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _flag(value: Any) -> bool:
+    return bool(value) if isinstance(value, bool | np.bool_) else False
+
+
+def _reference_macs(row: Mapping[str, Any] | pd.Series) -> float:
+    """The dense network's MACs the run is compared to (slimming: before pruning; ManiDP: all gates open)."""
+    for key in ("macs_dense", "macs_before"):
+        value = _num(row.get(key))
+        if not np.isnan(value) and value > 0:
+            return value
+    return _num(row.get("macs_per_image"))
+
+
+def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with accuracy, MACs per image, params and MACs reduction = 1 - MACs / MACs_reference.
+
+    MACs_reference is the same network without pruning (slimming: `macs_before`; ManiDP: `macs_dense`;
+    baseline: itself, so 0 %). Ordered baseline, slimming, ManiDP, then by setting.
+    """
+    done = runs[(runs["state"] == "done") & runs["test_acc"].notna()] if not runs.empty else runs
+    rows = []
+    for _, row in done.iterrows():
+        reference, macs = _reference_macs(row), _num(row.get("macs_per_image"))
+        reduction = 1.0 - macs / reference if reference and not np.isnan(reference) else float("nan")
+        rows.append({
+            **{key: row.get(key) for key in ABLATION_COLUMNS if key in row},
+            "variant": variant_label(row), "macs_reference": reference,
+            "macs_reduction": reduction,
+        })
+    table = pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+    if table.empty:
+        return table
+    order = {"baseline": 0, "slimming": 1, "manidp": 2}
+    table["_order"] = table["method"].map(order).fillna(3)
+    table = table.sort_values(["_order", "variant", "name"], kind="stable").drop(columns="_order")
+    return table.reset_index(drop=True)
+
+
+def sweepable_params(runs: pd.DataFrame) -> list[str]:
+    """Method parameters taking at least two distinct values among finished runs of their method."""
+    found = []
+    for param, method in SWEEP_PARAMETERS.items():
+        if param not in runs:
+            continue
+        values = runs.loc[(runs["method"] == method) & (runs["state"] == "done"), param].dropna()
+        if values.nunique() >= 2:
+            found.append(param)
+    return found
+
+
+def sweep_table(runs: pd.DataFrame, param: str) -> pd.DataFrame:
+    """Finished runs of the parameter's method sorted by its value: value, test_acc, macs_per_image, run."""
+    method = SWEEP_PARAMETERS.get(param)
+    columns = ["value", "test_acc", "macs_per_image", "name", "run_id", "suite"]
+    if method is None or param not in runs:
+        return pd.DataFrame(columns=columns)
+    rows = runs[(runs["method"] == method) & (runs["state"] == "done") & runs[param].notna()
+                & runs["test_acc"].notna()]
+    table = pd.DataFrame({"value": rows[param].astype(float), "test_acc": rows["test_acc"].astype(float),
+                          "macs_per_image": rows["macs_per_image"].astype(float), "name": rows["name"],
+                          "run_id": rows["run_id"], "suite": rows["suite"]})
+    return table.sort_values(["value", "name"], kind="stable").reset_index(drop=True)[columns]
+
+
+EXPORT_NAMES = {"name": "run", "variant": "setting", "test_acc": "test_accuracy",
+                "macs_per_image": "macs_per_image", "macs_reference": "macs_unpruned",
+                "macs_reduction": "macs_reduction", "params": "params"}
+
+
+def export_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The ablation table for CSV export: plain column names, no local paths."""
+    keep = [c for c in table.columns if c != "path"]
+    return table[keep].rename(columns=EXPORT_NAMES)
+
+
+def to_csv_bytes(table: pd.DataFrame) -> bytes:
+    """UTF-8 CSV of `export_frame(table)` (no index column)."""
+    return export_frame(table).to_csv(index=False).encode("utf-8")

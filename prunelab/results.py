@@ -1,0 +1,349 @@
+"""Read run directories for the app's pages: tables, metrics and method artefacts.
+
+Every loader is Streamlit-free and forgiving: a missing or corrupt file gives ``None`` (or an empty
+frame) and a logged warning, never an exception, so a page can say what is missing instead of
+showing a traceback. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
+File formats are described in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunelab.config import RunConfig
+from prunelab.store import RunDir, RunStore, RunStoreError, default_runs_dir
+
+log = logging.getLogger("prunelab.results")
+
+DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
+# How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
+# suite on the default shapes set with resnet20 at half width (~10 M MACs per image, like vgg11 at
+# quarter width, but 69 k instead of 579 k parameters), which keeps the shipped runs under 5 MB.
+DEMO_MODEL = "resnet20"
+DEMO_WIDTH = 0.5
+DEMO_EPOCHS = 8
+DEMO_FINETUNE_EPOCHS = 4
+
+BASE_COLUMNS = [
+    "run_id", "path", "demo", "name", "suite", "method", "dataset", "model", "width", "state", "fraction",
+    "error", "test_acc", "macs_per_image", "params", "wall_time_s", "epochs",
+]
+HYPER_COLUMNS = [
+    "sparsity_lambda", "prune_ratio", "finetune_epochs", "lambda_prime", "gamma_sim", "gamma_c",
+    "target_density", "complexity", "similarity",
+]
+SUMMARY_EXTRAS = [
+    "acc_before_prune", "acc_after_prune", "acc_after_finetune", "macs_before", "macs_after", "macs_dense",
+    "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# where runs live
+
+
+def demo_runs_dir() -> Path | None:
+    """The bundled read-only demo runs, unless hidden by ``PRUNELAB_NO_DEMO=1`` or absent."""
+    if os.environ.get(NO_DEMO_ENV, "").strip() not in ("", "0"):
+        return None
+    return DEMO_RUNS_DIR if DEMO_RUNS_DIR.is_dir() else None
+
+
+def run_roots(runs_dir: str | Path | None = None) -> list[Path]:
+    """Existing run roots: the user's runs dir (``$PRUNELAB_RUNS_DIR`` or ./runs) then the demo runs."""
+    roots = [Path(runs_dir) if runs_dir is not None else default_runs_dir()]
+    demo = demo_runs_dir()
+    if demo is not None:
+        roots.append(demo)
+    unique: list[Path] = []
+    for root in roots:
+        if root.is_dir() and all(root.resolve() != seen.resolve() for seen in unique):
+            unique.append(root)
+    return unique
+
+
+def is_demo(path: str | Path) -> bool:
+    """True for a run inside the bundled demo folder (read-only: never deleted)."""
+    try:
+        return Path(path).resolve().parent == DEMO_RUNS_DIR.resolve()
+    except OSError:
+        return False
+
+
+def delete_run(path: str | Path) -> None:
+    """Delete one user run directory; raises RunStoreError for a demo run or a queued/running one."""
+    path = Path(path)
+    if is_demo(path):
+        raise RunStoreError(f"{path.name} is a bundled demo run and is read-only")
+    RunStore(path.parent).delete(path.name)
+
+
+def roots_signature(roots: list[Path]) -> tuple[tuple[str, float], ...]:
+    """(run dir, newest mtime of its config/status/summary) for every run: the runs table's cache key."""
+    signature = []
+    for root in roots:
+        try:
+            entries = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            continue
+        for path in entries:
+            signature.append((str(path), _newest_mtime(path, ("config.json", "status.json", "summary.json"))))
+    return tuple(signature)
+
+
+def run_mtime(path: str | Path) -> float:
+    """Newest modification time of the files of one run (0.0 when it has none): a cache key."""
+    try:
+        names = [entry.name for entry in os.scandir(path) if entry.is_file()]
+    except OSError:
+        return 0.0
+    return _newest_mtime(Path(path), names)
+
+
+def _newest_mtime(path: Path, names: Any) -> float:
+    newest = 0.0
+    for name in names:
+        try:
+            newest = max(newest, (path / name).stat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+# ----------------------------------------------------------------------------------------------
+# the runs table
+
+
+def runs_table(roots: list[Path]) -> pd.DataFrame:
+    """One row per readable run in `roots` (corrupt runs are skipped by ``RunStore.iter_runs``).
+
+    Columns: BASE_COLUMNS, the method hyperparameters (NaN where a method lacks one) and the summary
+    extras present in at least one run. Newest runs first within each root; user runs before demo runs.
+    """
+    rows = [_run_row(info, root) for root in roots for info in RunStore(root).iter_runs()]
+    extras = [c for c in SUMMARY_EXTRAS if any(c in row for row in rows)]
+    return pd.DataFrame(rows, columns=BASE_COLUMNS + HYPER_COLUMNS + extras)
+
+
+def _run_row(info: Any, root: Path) -> dict[str, Any]:
+    config: RunConfig = info.config
+    summary = info.summary or {}
+    status = info.status
+    method = config.method.model_dump()
+    row: dict[str, Any] = {
+        "run_id": info.run_id, "path": str(info.path), "demo": is_demo(info.path),
+        "name": config.name or info.run_id, "suite": config.suite, "method": config.method.name,
+        "dataset": config.data.dataset, "model": config.model.name, "width": config.model.width,
+        "state": info.state, "fraction": float(status.get("fraction") or 0.0), "error": status.get("error"),
+        "test_acc": summary.get("test_acc"), "macs_per_image": summary.get("macs_per_image"),
+        "params": summary.get("params"), "wall_time_s": summary.get("wall_time_s"),
+        "epochs": summary.get("epochs", config.train.epochs),
+    }
+    row.update({key: method.get(key) for key in HYPER_COLUMNS})
+    row.update({key: summary[key] for key in SUMMARY_EXTRAS if key in summary})
+    return row
+
+
+def method_settings(row: Any) -> str:
+    """The hyperparameters that tell runs of one method apart, e.g. 'λ=0.0001, prune 50%'."""
+    if row["method"] == "slimming":
+        return f"λ={row['sparsity_lambda']:g}, prune {row['prune_ratio']:.0%}"
+    if row["method"] == "manidp":
+        terms = [name for name in ("complexity", "similarity") if _is_true(row[name])]
+        return f"λ'={row['lambda_prime']:g}, γ={row['gamma_sim']:g}, terms: {' + '.join(terms) or 'none'}"
+    return ""
+
+
+def _is_true(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
+def run_label(row: Any) -> str:
+    """One line naming a runs-table row in pickers: '[demo] name · slimming (λ=..) · test acc 0.912'."""
+    settings = method_settings(row)
+    parts = [f"{'[demo] ' if row['demo'] else ''}{row['name']}",
+             f"{row['method']} ({settings})" if settings else str(row["method"])]
+    if row["state"] != "done":
+        parts.append(str(row["state"]))
+    elif pd.notna(row["test_acc"]):
+        parts.append(f"test acc {row['test_acc']:.3f}")
+    return " · ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# one run's files
+
+
+def load_summary(path: str | Path) -> dict[str, Any] | None:
+    """summary.json, or None when the run has not finished (or the file is corrupt)."""
+    return _load_json(Path(path) / "summary.json")
+
+
+def load_config(path: str | Path) -> RunConfig | None:
+    """The run's validated RunConfig (config.json), or None."""
+    try:
+        return RunDir(path).read_config()
+    except Exception as error:  # noqa: BLE001 - missing, invalid JSON or failed validation
+        log.warning("cannot read the config of %s: %s", path, error)
+        return None
+
+
+def load_metrics(path: str | Path) -> pd.DataFrame:
+    """metrics.jsonl as a frame, one row per epoch and phase (torn lines skipped; empty if none)."""
+    try:
+        return pd.DataFrame(RunDir(path).read_metrics())
+    except OSError as error:
+        log.warning("cannot read the metrics of %s: %s", path, error)
+        return pd.DataFrame()
+
+
+def load_pruning(path: str | Path) -> dict[str, Any] | None:
+    """pruning.json (slimming): threshold, per-layer channels and kept masks, verification."""
+    return _load_json(Path(path) / "pruning.json")
+
+
+def load_manidp_info(path: str | Path) -> dict[str, Any] | None:
+    """manidp.json: gated layers, channels, thresholds, MACs verification."""
+    return _load_json(Path(path) / "manidp.json")
+
+
+def load_per_image(path: str | Path) -> pd.DataFrame | None:
+    """per_image.parquet (ManiDP): one row per test image with its MACs, loss and densities."""
+    file = Path(path) / "per_image.parquet"
+    if not file.is_file():
+        return None
+    try:
+        return pd.read_parquet(file)
+    except Exception as error:  # noqa: BLE001 - any pyarrow failure means a corrupt file
+        log.warning("cannot read %s: %s", file, error)
+        return None
+
+
+@dataclass
+class GammaHistory:
+    """|gamma| of every prunable BN layer after each sparsity epoch (index 0 = at initialisation)."""
+
+    epochs: np.ndarray  # int [E+1]
+    layer_names: list[str]
+    gammas: list[np.ndarray]  # per layer float32 [E+1, C_i]
+    sparsity_lambda: float
+
+
+def load_gamma_history(path: str | Path) -> GammaHistory | None:
+    """gamma_history.npz (slimming) as a GammaHistory, or None."""
+    arrays = _load_npz(Path(path) / "gamma_history.npz")
+    if arrays is None:
+        return None
+    try:
+        names = [str(name) for name in arrays["layer_names"]]
+        gammas = [np.asarray(arrays[f"layer_{i}"], dtype=np.float32) for i in range(len(names))]
+        return GammaHistory(np.asarray(arrays["epochs"]).astype(int), names, gammas,
+                            float(arrays["sparsity_lambda"]))
+    except (KeyError, ValueError, TypeError) as error:
+        log.warning("gamma_history.npz of %s is incomplete: %s", path, error)
+        return None
+
+
+@dataclass
+class Probe:
+    """Gates, pooled features and their cosine-similarity matrices on a class-balanced probe set."""
+
+    indices: np.ndarray  # int [P], test-set positions, sorted by class
+    labels: np.ndarray  # int [P]
+    layer_names: list[str]
+    gates: list[np.ndarray]  # per layer [P, C_i] (pi)
+    features: list[np.ndarray]  # per layer [P, C_i] (pooled, before masking)
+    T: list[np.ndarray]  # per layer [P, P] gate cosine similarity
+    R: list[np.ndarray]  # per layer [P, P] feature cosine similarity
+
+
+def load_probe(path: str | Path) -> Probe | None:
+    """probe.npz (ManiDP) as a Probe, or None."""
+    arrays = _load_npz(Path(path) / "probe.npz")
+    if arrays is None:
+        return None
+    try:
+        names = [str(name) for name in arrays["layer_names"]]
+        layers = range(len(names))
+        per_layer = {key: [arrays[f"{key}_{i}"] for i in layers] for key in ("gates", "features", "T", "R")}
+        indices, labels = np.asarray(arrays["indices"]).astype(int), np.asarray(arrays["labels"]).astype(int)
+        return Probe(indices, labels, names, per_layer["gates"], per_layer["features"],
+                     per_layer["T"], per_layer["R"])
+    except (KeyError, ValueError, TypeError) as error:
+        log.warning("probe.npz of %s is incomplete: %s", path, error)
+        return None
+
+
+def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
+    """uint8 [n, 32, 32, 3] test images at `indices` of the run's dataset (None if it cannot be loaded).
+
+    The dataset is rebuilt from the run's DataConfig by ``prunelab.data.load_dataset``, which keeps
+    recently used datasets in memory and on disk, so only the first call pays for loading.
+    """
+    dataset = _run_dataset(path)
+    if dataset is None:
+        return None
+    index = np.asarray(list(indices), dtype=np.int64)
+    if index.size and (index.min() < 0 or index.max() >= dataset.test_size):
+        log.warning("image indices of %s fall outside its %d test images", path, dataset.test_size)
+        return None
+    images = dataset.test_images[index] if index.size else dataset.test_images[:0]
+    return images.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def class_names(path: str | Path) -> list[str]:
+    """Class names of the run's dataset; falls back to '0', '1', ... from the labels it saved."""
+    config = load_config(path)
+    if config is not None and config.data.dataset == "shapes":
+        from prunelab.data import SHAPES_CLASS_NAMES
+
+        return list(SHAPES_CLASS_NAMES)
+    dataset = _run_dataset(path) if config is not None else None
+    if dataset is not None:
+        return list(dataset.class_names)
+    per_image = load_per_image(path)
+    count = int(per_image["label"].max()) + 1 if per_image is not None and len(per_image) else 0
+    return [str(i) for i in range(count)]
+
+
+def _run_dataset(path: str | Path) -> Any:
+    config = load_config(path)
+    if config is None:
+        return None
+    from prunelab.data import load_dataset
+
+    try:
+        return load_dataset(config.data)
+    except Exception as error:  # noqa: BLE001 - DatasetError or a broken cache: tell the page, don't crash
+        log.warning("cannot load the dataset of %s: %s", path, error)
+        return None
+
+
+def _load_json(file: Path) -> Any:
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("cannot read %s: %s", file, error)
+        return None
+
+
+def _load_npz(file: Path) -> dict[str, np.ndarray] | None:
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except Exception as error:  # noqa: BLE001 - truncated zip, bad header...
+        log.warning("cannot read %s: %s", file, error)
+        return None

@@ -1,0 +1,69 @@
+"""The Ablations page through AppTest, against the real fixture runs and an empty runs folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from prunelab.store import RunStore
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "ablations.py")
+TIMEOUT = 60
+
+
+def render() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def finished(root: Path) -> dict[str, dict]:
+    """run id -> summary of every run in `root` that is done (read through the store, not the page)."""
+    runs = RunStore(root).iter_runs()
+    return {info.run_id: info.summary for info in runs if info.state == "done" and info.summary}
+
+
+def test_table_scatter_and_download(runs_env: Path) -> None:
+    at = render()
+    done = finished(runs_env)
+    table = at.dataframe[0].value
+    assert sorted(table["name"]) == sorted(done)  # failed, running and corrupt runs are left out
+    for _, row in table.iterrows():
+        summary = done[row["name"]]
+        assert row["test_acc"] == pytest.approx(summary["test_acc"])
+        assert row["macs_per_image"] == pytest.approx(summary["macs_per_image"])
+        reference = summary.get("macs_dense") or summary.get("macs_before") or summary["macs_per_image"]
+        assert row["macs_reduction"] == pytest.approx(1 - summary["macs_per_image"] / reference)
+    scatter = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {trace["name"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
+    assert at.get("download_button")[0].label.startswith("Download")
+
+
+def test_sweep_curve_over_slimming_lambda(runs_env: Path) -> None:
+    lambdas = {s["sparsity_lambda"] for s in finished(runs_env).values() if s["method"] == "slimming"}
+    if len(lambdas) < 2:
+        pytest.skip("the fixture has fewer than two slimming runs")
+    at = render()
+    at.selectbox(key="abl_param").set_value("sparsity_lambda").run()
+    assert not at.exception
+    sweep = at.dataframe[1].value
+    assert sweep["value"].tolist() == sorted(lambdas)
+    curve = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert curve["data"][0]["x"] == [f"{v:g}" for v in sorted(lambdas)]
+
+
+def test_suite_filter(runs_env: Path) -> None:
+    at = render()
+    options = at.selectbox(key="abl_suite").options
+    assert any("fixture" in option for option in options)
+    at.selectbox(key="abl_suite").set_value("fixture").run()
+    assert not at.exception and len(at.dataframe[0].value) == len(finished(runs_env))
+
+
+def test_empty_runs_dir(empty_runs_env: Path) -> None:
+    at = render()
+    assert at.info and "No finished runs" in at.info[0].value
+    assert not at.get("plotly_chart") and not at.dataframe

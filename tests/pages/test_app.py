@@ -1,0 +1,55 @@
+"""The app shell through AppTest: navigation, and every page rendering against fixture runs and none."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+ANALYSIS_PAGES = ["pages/slimming.py", "pages/per_image.py", "pages/similarity.py", "pages/ablations.py"]
+PAGES = ["pages/runs.py"] + [page for page in ANALYSIS_PAGES if (ROOT / page).is_file()]
+TIMEOUT = 120
+
+
+def open_page(page: str) -> tuple[AppTest, float]:
+    """Run the app, switch to `page` and run it; returns the app and the page's render time (s)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(page)
+    started = time.perf_counter()
+    at.run()
+    return at, time.perf_counter() - started
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [str(e.value) for e in (*at.markdown, *at.error, *at.warning, *at.info)]
+    assert not any("Traceback" in text for text in texts)
+
+
+def test_home_is_the_runs_page_and_lists_existing_pages(runs_env: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert at.title[0].value.startswith("PruneLab")
+    assert any("Network Slimming" in str(m.value) for m in at.markdown)
+    for page in PAGES:  # every page file that exists is registered with st.navigation
+        at.switch_page(page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_fixture_runs(runs_env: Path, page: str) -> None:
+    at, seconds = open_page(page)
+    assert_clean(at)
+    print(f"{page}: rendered in {seconds:.2f} s with fixture runs")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_explains_what_is_missing_with_no_runs(empty_runs_env: Path, page: str) -> None:
+    at, seconds = open_page(page)
+    assert_clean(at)
+    assert len(at.info) + len(at.caption) > 0  # a helpful message instead of charts
+    print(f"{page}: rendered in {seconds:.2f} s with no runs")

@@ -1,0 +1,221 @@
+"""The Runs page through AppTest: rendering with real runs and with none, form validation, submission."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import pages.common
+from prunelab import results
+from prunelab.config import RunConfig
+from prunelab.jobs import JobManager
+from prunelab.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "pages" / "runs.py")
+TIMEOUT = 60
+
+
+class RecordingManager:
+    """Stands in for the JobManager: records what the page submits."""
+
+    def __init__(self) -> None:
+        self.configs: list[RunConfig] = []
+        self.suites: list[Any] = []
+
+    def submit(self, config: RunConfig) -> str:
+        self.configs.append(config)
+        return f"recorded-{len(self.configs)}"
+
+    def submit_suite(self, suite: Any) -> list[str]:
+        self.suites.append(suite)
+        return [run.key for run in suite.runs]
+
+    def jobs(self) -> list[Any]:
+        return []
+
+    def cancel(self, run_id: str) -> bool:
+        return False
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingManager:
+    manager = RecordingManager()
+    monkeypatch.setattr(pages.common, "get_job_manager", lambda: manager)
+    return manager
+
+
+def render() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> str:
+    return " | ".join(str(e.value) for e in at.error)
+
+
+def test_renders_fixture_runs(runs_env: Path) -> None:
+    at = render()
+    table = at.dataframe[0].value
+    readable = {info.run_id for info in RunStore(runs_env).iter_runs()}
+    assert "fx-corrupt" not in readable and {"fx-baseline", "fx-running", "fx-failed"} <= readable
+    assert set(table["name"]) == readable  # every readable run, the corrupt one skipped
+    states = dict(zip(table["name"], table["state"], strict=True))
+    assert states["fx-running"] == "running" and states["fx-failed"] == "failed"
+    failed_error = table.loc[table["name"] == "fx-failed", "error"].item()
+    assert "does not exist" in failed_error  # the failure's message is shown
+    assert not table["demo"].any()
+    assert "Traceback" not in " ".join(str(m.value) for m in at.markdown)
+
+
+def test_renders_empty_runs_dir(empty_runs_env: Path) -> None:
+    at = render()
+    assert any("No runs yet" in str(info.value) for info in at.info)
+    assert len(at.dataframe) == 0
+
+
+@pytest.mark.parametrize(("key", "value", "field"), [
+    ("form_epochs", 0, "train.epochs"),
+    ("form_width", 0.0, "model.width"),
+    ("form_batch_size", -4, "train.batch_size"),
+    ("form_train_size", 5, "data.train_size"),
+])
+def test_form_rejects_bad_values(empty_runs_env: Path, recorder: RecordingManager, key: str, value: float,
+                                 field: str) -> None:
+    at = render()
+    at.number_input(key=key).set_value(value)
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert field in errors(at)
+    assert recorder.configs == []
+
+
+def test_form_rejects_bad_method_setting_and_missing_folder(empty_runs_env: Path,
+                                                            recorder: RecordingManager) -> None:
+    at = render()
+    at.radio(key="form_method").set_value("slimming").run()
+    at.number_input(key="form_slimming_prune_ratio").set_value(1.5)
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert "prune_ratio" in errors(at) and "less than 1" in errors(at)
+    at.number_input(key="form_slimming_prune_ratio").set_value(0.3)
+    at.selectbox(key="form_dataset").set_value("folder:PATH")
+    at.text_input(key="form_folder").set_value("/nonexistent/images")
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert "does not exist" in errors(at)
+    assert recorder.configs == []
+
+
+def test_valid_form_submits_the_config(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    at.radio(key="form_method").set_value("manidp").run()
+    at.text_input(key="form_name").set_value("my run")
+    at.number_input(key="form_epochs").set_value(3)
+    at.number_input(key="form_manidp_lambda_prime").set_value(1.5)
+    at.checkbox(key="form_manidp_similarity").uncheck()
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert not at.exception and errors(at) == ""
+    [config] = recorder.configs
+    assert config.name == "my-run" and config.train.epochs == 3
+    assert config.method.name == "manidp" and config.method.lambda_prime == 1.5
+    assert config.method.similarity is False and config.method.complexity is True
+    assert any("recorded-1" in str(s.value) for s in at.success)
+
+
+def test_suite_form_sweep(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    at.selectbox(key="suite_name").set_value("sweep")
+    at.selectbox(key="suite_param").set_value("prune_ratio")
+    at.text_input(key="suite_values").set_value("0.3, oops")
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    assert "oops" in errors(at) and recorder.suites == []
+    at.text_input(key="suite_values").set_value("0.3, 0.6")
+    at.number_input(key="suite_epochs").set_value(2)
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    [suite] = recorder.suites
+    ratios = [run.config.method.prune_ratio for run in suite.runs if run.config.method.name == "slimming"]
+    assert ratios == [0.3, 0.6] and all(run.config.train.epochs == 2 for run in suite.runs)
+
+
+def test_demo_live_button_submits_the_demo_suite(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    at.button(key="demo_live").click().run()
+    [suite] = recorder.suites
+    methods = [run.config.method.name for run in suite.runs]
+    assert suite.name == "demo" and methods.count("slimming") == 3 and methods.count("manidp") == 4
+
+
+def test_form_run_trains_through_a_real_manager(empty_runs_env: Path, data_cache_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = JobManager(empty_runs_env, max_concurrent=1)
+    monkeypatch.setattr(pages.common, "get_job_manager", lambda: manager)
+    try:
+        at = render()
+        for key, value in (("form_train_size", 100), ("form_test_size", 50), ("form_epochs", 1),
+                           ("form_width", 0.25), ("form_batch_size", 50)):
+            at.number_input(key=key).set_value(value)
+        at.button(key="FormSubmitter:run_form-Start run").click().run()
+        assert errors(at) == ""
+        [job] = manager.jobs()
+        assert manager.wait(job.run_id, timeout=120)
+        at.run()
+        table = at.dataframe[0].value
+        assert table["state"].tolist() == ["done"] and table["test_acc"].notna().all()
+        assert any("100%" in str(bar.proto.text) for bar in at.get("progress"))
+    finally:
+        manager.shutdown()
+
+
+def test_render_time(runs_env: Path) -> None:
+    """A warm rerun of the Runs page stays interactive (the runs table is cached by file mtimes)."""
+    at = render()
+    started = time.perf_counter()
+    at.run()
+    assert time.perf_counter() - started < 2.0
+
+
+def test_delete_selected_runs_after_confirmation(fixture_runs_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    for run_id in ("fx-baseline", "fx-running"):
+        shutil.copytree(fixture_runs_dir / run_id, runs / run_id)
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    at = render()
+    names = at.dataframe[0].value["name"].tolist()
+    at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="delete_runs").click().run()
+    at.button(key="delete_cancel").click().run()
+    assert sorted(p.name for p in runs.iterdir()) == ["fx-baseline", "fx-running"]  # cancelled: nothing gone
+    at.button(key="delete_runs").click().run()
+    assert set(names) == {"fx-baseline", "fx-running"}
+    assert any("removed from disk" in str(m.value) for m in at.markdown)
+    at.button(key="delete_confirm").click().run()
+    assert [p.name for p in runs.iterdir()] == ["fx-running"]  # a running run is refused, with its reason
+    assert "cancel it before deleting" in errors(at)
+
+
+def test_first_visit_lists_the_demo_and_points_to_the_pages(fixture_runs_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = tmp_path / "demo_runs"
+    for run_id in ("fx-baseline", "fx-slim-l0"):
+        shutil.copytree(fixture_runs_dir / run_id, demo / run_id)
+    monkeypatch.setattr(results, "DEMO_RUNS_DIR", demo)
+    monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(tmp_path / "runs"))  # no user runs yet
+    at = render()
+    table = at.dataframe[0].value
+    assert sorted(table["name"]) == ["fx-baseline", "fx-slim-l0"] and table["demo"].all()
+    note = " ".join(str(s.value) for s in at.success)
+    assert "demo" in note and ("Slimming" in note or not (ROOT / "pages" / "slimming.py").exists())
+    at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="delete_runs").click().run()
+    assert any("read-only" in str(w.value) for w in at.warning)
+    assert "delete_confirm" not in [b.key for b in at.button]  # nothing to delete: demo runs stay
+    assert sorted(p.name for p in demo.iterdir()) == ["fx-baseline", "fx-slim-l0"]

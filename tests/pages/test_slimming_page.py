@@ -1,0 +1,108 @@
+"""The Slimming page through AppTest, against the real fixture runs and an empty runs folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from prunelab.methods.slimming import what_if
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "slimming.py")
+TIMEOUT = 60
+RUN = "fx-slim-l1e-3"
+
+
+def render(run_id: str | None = None, runs_dir: Path | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    if run_id is not None:
+        at.selectbox(key="slim_run").set_value(str(runs_dir / run_id)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figure(at: AppTest, position: int) -> dict:
+    """The plotly figure JSON of the page's `position`-th chart."""
+    return json.loads(at.get("plotly_chart")[position].proto.spec)
+
+
+def values(array: object) -> np.ndarray:
+    """A trace's data array: a plain list, or plotly's typed array {"dtype", "bdata" (base64)}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+@pytest.fixture
+def slim_run(runs_env: Path) -> Path:
+    path = runs_env / RUN
+    if not (path / "pruning.json").is_file():
+        pytest.skip("the slimming fixture run is not available")
+    return path
+
+
+def test_renders_summary_figures_and_charts(slim_run: Path) -> None:
+    at = render(RUN, slim_run.parent)
+    summary = json.loads((slim_run / "summary.json").read_text())
+    assert metric(at, "Before pruning") == f"{summary['acc_before_prune']:.1%}"
+    assert metric(at, "Right after pruning") == f"{summary['acc_after_prune']:.1%}"
+    assert metric(at, "After fine-tuning") == f"{summary['acc_after_finetune']:.1%}"
+    assert metric(at, "Parameters") == f"{summary['params_after']:,}"
+    assert len(at.get("plotly_chart")) == 3  # gamma histograms, channels per layer, what-if channels
+    layers = json.loads((slim_run / "pruning.json").read_text())["layers"]
+    before, after = figure(at, 1)["data"]
+    assert values(before["y"]).tolist() == [layer["channels_before"] for layer in layers]
+    assert values(after["y"]).tolist() == [layer["channels_after"] for layer in layers]
+    assert any("MACs (multiply-accumulates)" in m.label for m in at.metric)
+    assert not at.info
+
+
+def test_histograms_follow_epoch_and_layer(slim_run: Path) -> None:
+    at = render(RUN, slim_run.parent)
+    at.multiselect(key="slim_compare").set_value([str(slim_run)]).run()
+    history = np.load(slim_run / "gamma_history.npz")
+    names = [str(n) for n in history["layer_names"]]
+    at.slider(key="slim_epoch").set_value(0).run()
+    at.selectbox(key="slim_layer").set_value(names[-1]).run()
+    assert not at.exception
+    histogram = figure(at, 0)
+    counts = values(histogram["data"][0]["y"])
+    assert len(histogram["data"]) == 1  # one run compared
+    assert int(counts.sum()) == history[f"layer_{len(names) - 1}"].shape[1]  # one count per channel
+    # at initialisation every |gamma| is the same, so one bin holds them all
+    assert np.count_nonzero(counts) == 1
+    # the global threshold of pruning.json is drawn as a vertical line
+    threshold = json.loads((slim_run / "pruning.json").read_text())["threshold"]
+    assert any(shape.get("x0") == pytest.approx(threshold) for shape in histogram["layout"]["shapes"])
+
+
+def test_what_if_slider_recomputes(slim_run: Path) -> None:
+    at = render(RUN, slim_run.parent)
+    at.slider(key="slim_ratio").set_value(0.3).run()
+    assert not at.exception
+    expected = what_if(slim_run, 0.3)
+    assert metric(at, "Threshold |γ|") == f"{expected['threshold']:.4f}"
+    assert metric(at, "Test accuracy, no fine-tuning") == f"{expected['acc']:.1%}"
+    macs = [m.value for m in at.metric if m.label.startswith("MACs")]
+    assert macs[-1] == f"{expected['macs'] / 1e6:.3f} M"
+
+
+def test_running_run_gets_a_message(runs_env: Path) -> None:
+    if not (runs_env / "fx-running").is_dir():
+        pytest.skip("no running fixture run")
+    at = render("fx-running", runs_env)
+    assert any("not finished" in i.value for i in at.info)
+
+
+def test_empty_runs_dir(empty_runs_env: Path) -> None:
+    at = render()
+    assert at.info and "slimming" in at.info[0].value.lower()
+    assert not at.get("plotly_chart")

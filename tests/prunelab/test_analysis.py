@@ -1,0 +1,251 @@
+"""prunelab.analysis against plain reference computations (scipy, numpy loops, hand counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from prunelab import analysis
+
+# ------------------------------------------------------------------------------------------------
+# Spearman
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spearman_matches_scipy_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, size=200).astype(float)  # many ties
+    y = x + rng.normal(0, 2, size=200)
+    assert analysis.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_spearman_known_values_and_nan_pairs() -> None:
+    x = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert analysis.spearman(x, [10, 20, 30, 40, 50]) == pytest.approx(1.0)
+    assert analysis.spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    # monotone but non-linear: rank correlation is still 1
+    assert analysis.spearman(x, np.exp(np.array(x))) == pytest.approx(1.0)
+    # NaN pairs are dropped, as scipy does with nan_policy="omit"
+    with_nan = [1.0, np.nan, 3.0, 4.0, 2.0, 7.0]
+    other = [2.0, 5.0, np.nan, 1.0, 3.0, 9.0]
+    expected = spearmanr(with_nan, other, nan_policy="omit").statistic
+    assert analysis.spearman(with_nan, other) == pytest.approx(expected)
+
+
+def test_spearman_undefined_cases_are_nan() -> None:
+    assert np.isnan(analysis.spearman([1, 2], [2, 1]))
+    assert np.isnan(analysis.spearman([1, 1, 1, 1], [1, 2, 3, 4]))
+    with pytest.raises(ValueError):
+        analysis.spearman([1, 2, 3], [1, 2])
+
+
+def test_complexity_correlations_uses_difficulty_only_when_known() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"macs": rng.normal(size=50), "loss": rng.normal(size=50),
+                          "difficulty": [None] * 50})
+    result = analysis.complexity_correlations(frame)
+    assert set(result) == {"loss"}
+    assert result["loss"] == pytest.approx(spearmanr(frame["macs"], frame["loss"]).statistic)
+    frame["difficulty"] = rng.normal(size=50)
+    result = analysis.complexity_correlations(frame)
+    assert result["difficulty"] == pytest.approx(spearmanr(frame["macs"], frame["difficulty"]).statistic)
+
+
+# ------------------------------------------------------------------------------------------------
+# per-image helpers
+
+
+def _per_image() -> pd.DataFrame:
+    return pd.DataFrame({"index": [4, 1, 2, 3, 0, 5], "label": [0, 1, 0, 1, 0, 1],
+                         "macs": [50.0, 10.0, 30.0, 10.0, 70.0, 20.0],
+                         "density_a": [0.5, 0.25, 1.0, 0.75, 1.0, 0.5], "density_b": [1.0] * 6})
+
+
+def test_rank_by_macs_orders_and_filters() -> None:
+    frame = _per_image()
+    cheap, costly = analysis.rank_by_macs(frame, 3)
+    assert cheap["index"].tolist() == [1, 3, 5]  # ties on 10 MACs broken by index
+    assert costly["index"].tolist() == [0, 4, 2]
+    cheap, costly = analysis.rank_by_macs(frame, 2, label=0)
+    assert cheap["index"].tolist() == [2, 4] and costly["index"].tolist() == [0, 4]
+
+
+def test_layer_densities_and_macs_lookup() -> None:
+    frame = _per_image()
+    densities = analysis.layer_densities(frame.iloc[0])
+    assert densities["layer"].tolist() == ["a", "b"] and densities["density"].tolist() == [0.5, 1.0]
+    assert analysis.density_columns(frame) == ["density_a", "density_b"]
+    macs = analysis.macs_of_indices(frame, [0, 5, 99])
+    assert macs[:2].tolist() == [70.0, 20.0] and np.isnan(macs[2])
+    assert np.isnan(analysis.macs_of_indices(None, [1, 2])).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# similarity matrices
+
+
+def test_frobenius_gap_matches_a_loop() -> None:
+    rng = np.random.default_rng(0)
+    t, r = rng.normal(size=(7, 7)), rng.normal(size=(7, 7))
+    total = 0.0
+    for i in range(7):
+        for j in range(7):
+            total += (t[i, j] - r[i, j]) ** 2
+    assert analysis.frobenius_gap(t, r) == pytest.approx(total ** 0.5)
+    gaps = analysis.similarity_gaps(["l0", "l1"], [t, t], [r, t])
+    assert gaps["gap"].tolist() == pytest.approx([total ** 0.5, 0.0])
+    assert gaps["gap_per_pair"][0] == pytest.approx(total ** 0.5 / 7)
+    both = analysis.gap_comparison({"with": gaps, "without": gaps.assign(gap=1.0)})
+    assert len(both) == 4 and set(both["run"]) == {"with", "without"}
+    assert analysis.gap_comparison({}).empty
+
+
+def test_order_by_class_groups_rows_and_columns() -> None:
+    labels = np.array([2, 0, 1, 0])
+    matrix = np.arange(16).reshape(4, 4)
+    ordered, sorted_labels = analysis.order_by_class(matrix, labels)
+    order = [1, 3, 2, 0]
+    assert sorted_labels.tolist() == [0, 0, 1, 2]
+    assert np.array_equal(ordered, matrix[order][:, order])
+
+
+def test_concat_layers_cosine_is_mean_of_layer_cosines() -> None:
+    rng = np.random.default_rng(1)
+    layers = [rng.normal(size=(5, 3)), 100 * rng.normal(size=(5, 8))]
+    joint = analysis.concat_layers(layers)
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    expected = np.mean([cosine(layer[0], layer[1]) for layer in layers])
+    assert cosine(joint[0], joint[1]) == pytest.approx(expected)
+    assert np.allclose(analysis.unit_rows(np.zeros((2, 3))), 0.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# UMAP
+
+
+def test_umap_shape_determinism_and_structure() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.abs(rng.normal(size=(2, 12))) * 5
+    labels = np.repeat([0, 1], 12)
+    points = np.abs(centres[labels] + rng.normal(0, 0.1, size=(24, 12)))
+    first = analysis.umap_embedding(points)
+    second = analysis.umap_embedding(points)
+    assert first is not None and first.shape == (24, 2)
+    assert np.isfinite(first).all() and np.array_equal(first, second)
+    # two well-separated clusters stay separated: each point's nearest neighbour is of its own class
+    dist = np.linalg.norm(first[:, None] - first[None], axis=-1) + np.eye(24) * 1e9
+    assert (labels[dist.argmin(1)] == labels).mean() >= 0.95
+    assert analysis.umap_neighbors(64) == 15 and analysis.umap_neighbors(6) == 5
+    assert analysis.umap_embedding(points[:4]) is None
+    tiny = analysis.umap_embedding(np.vstack([np.zeros((1, 12)), points[:5]]))  # a zero row is allowed
+    assert tiny is not None and tiny.shape == (6, 2)
+    assert analysis.warm_up_umap() >= 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# gamma histograms and slimming tables
+
+
+def test_gamma_histogram_counts_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    history = [rng.normal(size=(3, 8)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)]
+    edges = analysis.gamma_bin_edges(history, bins=10)
+    assert edges[0] == 0 and edges[-1] == pytest.approx(max(np.abs(h).max() for h in history))
+    values = analysis.layer_gammas(history, ["a", "b"], row=2)
+    assert values.shape == (12,) and (values >= 0).all()
+    hist = analysis.gamma_histogram(values, edges)
+    expected, _ = np.histogram(values, bins=edges)
+    assert hist["count"].tolist() == expected.tolist() and hist["count"].sum() == 12
+    only_b = analysis.layer_gammas(history, ["a", "b"], row=1, layer="b")
+    assert np.allclose(only_b, np.abs(history[1][1]))
+    assert analysis.layer_gammas(history, ["a", "b"], row=1, layer="zz").size == 0
+    # values above the shared range land in the last bin instead of vanishing
+    assert analysis.gamma_histogram(np.array([0.1, 99.0]), np.linspace(0, 1, 5))["count"].sum() == 2
+
+
+def test_epoch_row_and_global_threshold() -> None:
+    assert analysis.epoch_row([0, 1, 2, 3], 2) == 2
+    assert analysis.epoch_row([0, 2, 4], 3) == 1
+    assert analysis.epoch_row([0, 1], 10) == 1
+    values = np.array([0.5, 0.1, 0.4, 0.2, 0.3, 0.6])
+    threshold = analysis.global_threshold(values, 0.5)
+    assert threshold == pytest.approx(0.3)
+    assert (values <= threshold).sum() == 3  # exactly round(0.5 * 6) channels at or below it
+    assert analysis.global_threshold(values, 0.0) == 0.0
+
+
+def test_channels_frame_and_before_after() -> None:
+    layers = [{"name": "a", "channels_before": 8, "channels_after": 3, "guard_fired": False},
+              {"name": "b", "channels_before": 4, "channels_after": 1, "guard_fired": True}]
+    frame = analysis.channels_frame(layers)
+    assert frame["removed"].tolist() == [5, 3] and frame["guard_fired"].tolist() == [False, True]
+    summary = {"params_before": 200, "params_after": 50, "macs_before": 1000, "macs_after": 400,
+               "latency_ms_b1_before": 2.0}
+    table = analysis.before_after(summary)
+    assert table["quantity"].tolist() == ["params", "MACs per image"]  # latency pair is incomplete
+    assert table["change"].tolist() == pytest.approx([-0.75, -0.6])
+
+
+# ------------------------------------------------------------------------------------------------
+# ablations and sweeps
+
+
+def _runs() -> pd.DataFrame:
+    nan = float("nan")
+    rows = [
+        {"run_id": "b", "name": "b", "method": "baseline", "state": "done", "test_acc": 0.9,
+         "macs_per_image": 100.0, "params": 10, "sparsity_lambda": nan, "prune_ratio": nan,
+         "complexity": None, "similarity": None, "macs_before": nan, "macs_dense": nan,
+         "lambda_prime": nan},
+        {"run_id": "s1", "name": "s1", "method": "slimming", "state": "done", "test_acc": 0.8,
+         "macs_per_image": 40.0, "params": 4, "sparsity_lambda": 1e-4, "prune_ratio": 0.5,
+         "complexity": None, "similarity": None, "macs_before": 100.0, "macs_dense": nan,
+         "lambda_prime": nan},
+        {"run_id": "s2", "name": "s2", "method": "slimming", "state": "done", "test_acc": 0.7,
+         "macs_per_image": 30.0, "params": 3, "sparsity_lambda": 1e-3, "prune_ratio": 0.5,
+         "complexity": None, "similarity": None, "macs_before": 100.0, "macs_dense": nan,
+         "lambda_prime": nan},
+        {"run_id": "m", "name": "m", "method": "manidp", "state": "done", "test_acc": 0.85,
+         "macs_per_image": 25.0, "params": 12, "sparsity_lambda": nan, "prune_ratio": nan,
+         "complexity": True, "similarity": False, "macs_before": nan, "macs_dense": 100.0,
+         "lambda_prime": 2.0},
+        {"run_id": "r", "name": "r", "method": "slimming", "state": "running", "test_acc": nan,
+         "macs_per_image": nan, "params": nan, "sparsity_lambda": 1e-2, "prune_ratio": 0.5,
+         "complexity": None, "similarity": None, "macs_before": nan, "macs_dense": nan,
+         "lambda_prime": nan},
+    ]
+    return pd.DataFrame(rows).assign(suite="x", dataset="shapes", model="resnet20", width=0.25, epochs=1,
+                                     path="/p")
+
+
+def test_ablation_table_rows_and_reduction() -> None:
+    table = analysis.ablation_table(_runs())
+    assert table["run_id"].tolist() == ["b", "s1", "s2", "m"]  # the running run is left out
+    assert table["macs_reduction"].tolist() == pytest.approx([0.0, 0.6, 0.7, 0.75])
+    assert table.loc[3, "variant"] == "ManiDP: complexity only"
+    assert table.loc[1, "variant"] == "slimming λ=0.0001, prune 50%"
+    assert analysis.ablation_table(_runs().iloc[:0]).empty
+
+
+def test_sweep_table_and_params() -> None:
+    runs = _runs()
+    assert analysis.sweepable_params(runs) == ["sparsity_lambda"]  # prune_ratio is constant, λ' has one run
+    sweep = analysis.sweep_table(runs, "sparsity_lambda")
+    assert sweep["value"].tolist() == [1e-4, 1e-3] and sweep["test_acc"].tolist() == [0.8, 0.7]
+    assert analysis.sweep_table(runs, "unknown").empty
+
+
+def test_csv_export_round_trips() -> None:
+    import io
+
+    table = analysis.ablation_table(_runs())
+    data = analysis.to_csv_bytes(table)
+    back = pd.read_csv(io.BytesIO(data))
+    assert len(back) == len(table) and "path" not in back.columns
+    assert back["test_accuracy"].tolist() == pytest.approx(table["test_acc"].tolist())
+    assert back["macs_reduction"].tolist() == pytest.approx(table["macs_reduction"].tolist())

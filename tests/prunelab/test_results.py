@@ -1,0 +1,195 @@
+"""prunelab.results: run roots, the runs table, and loaders that never raise on missing or corrupt files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prunelab import results
+from prunelab.config import RunConfig
+from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
+from prunelab.engine import run_training
+from prunelab.store import RunStore, RunStoreError
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 1-epoch baseline on 100 shapes images (a few seconds)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+        config = RunConfig.model_validate({
+            "name": "tiny", "data": {"train_size": 100, "test_size": 40}, "model": {"width": 0.25},
+            "train": {"epochs": 1, "batch_size": 50, "eval_batch_size": 40},
+        })
+        run = RunStore(tmp_path_factory.mktemp("runs")).create(config, "tiny")
+        run_training(config, run)
+    return run.path
+
+
+@pytest.fixture
+def cache_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def make_run(root: Path, run_id: str, method: dict, summary: dict | None = None, state: str = "done") -> Path:
+    config = RunConfig.model_validate({"method": method, "suite": "s1"})
+    run = RunStore(root).create(config, run_id)
+    run.write_status(state=state, fraction=1.0 if state == "done" else 0.4)
+    if summary is not None:
+        run.write_summary(summary)
+    return run.path
+
+
+def test_run_roots_user_dir_then_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user, demo = tmp_path / "runs", tmp_path / "demo"
+    demo.mkdir()
+    monkeypatch.setattr(results, "DEMO_RUNS_DIR", demo)
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(user))
+    monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
+    assert results.run_roots() == [demo]  # the user dir does not exist yet
+    user.mkdir()
+    assert results.run_roots() == [user, demo]
+    monkeypatch.setenv(results.NO_DEMO_ENV, "1")
+    assert results.run_roots() == [user]
+    assert results.run_roots(demo) == [demo]
+
+
+def test_runs_table_rows_columns_and_demo_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user, demo = tmp_path / "runs", tmp_path / "demo"
+    monkeypatch.setattr(results, "DEMO_RUNS_DIR", demo)
+    make_run(user, "base", {"name": "baseline"}, {"test_acc": 0.9, "macs_per_image": 1000, "params": 10})
+    make_run(user, "slim", {"name": "slimming", "sparsity_lambda": 1e-3},
+             {"test_acc": 0.8, "macs_per_image": 500, "params": 5, "acc_before_prune": 0.85,
+              "macs_before": 1000})
+    make_run(user, "live", {"name": "manidp", "similarity": False}, state="running")
+    (user / "broken").mkdir()
+    (user / "broken" / "config.json").write_text("{")
+    make_run(demo, "demo-base", {"name": "baseline"}, {"test_acc": 0.7})
+
+    table = results.runs_table([user, demo])
+    assert set(table["run_id"]) == {"base", "slim", "live", "demo-base"}  # the corrupt run is skipped
+    assert list(table.columns[: len(results.BASE_COLUMNS)]) == results.BASE_COLUMNS
+    assert {"acc_before_prune", "macs_before"} <= set(table.columns) and "macs_dense" not in table.columns
+    rows = table.set_index("run_id")
+    assert rows.loc["demo-base", "demo"] and not rows.loc["base", "demo"]
+    assert rows.loc["slim", "sparsity_lambda"] == 1e-3 and rows.loc["slim", "prune_ratio"] == 0.5
+    assert pd.isna(rows.loc["base", "sparsity_lambda"])
+    assert rows.loc["live", "state"] == "running" and pd.isna(rows.loc["live", "test_acc"])
+    assert not rows.loc["live", "similarity"] and rows.loc["live", "complexity"]
+    assert results.method_settings(rows.loc["slim"].to_dict()) == "λ=0.001, prune 50%"
+    assert "terms: complexity" in results.run_label(rows.loc["live"].to_dict())
+    assert results.run_label(rows.loc["demo-base"].to_dict()).startswith("[demo] ")
+    empty = results.runs_table([])
+    assert empty.empty and list(empty.columns) == results.BASE_COLUMNS + results.HYPER_COLUMNS
+
+
+def test_run_mtime_and_signature_follow_file_changes(tmp_path: Path) -> None:
+    path = make_run(tmp_path, "r", {"name": "baseline"})
+    before, signature = results.run_mtime(path), results.roots_signature([tmp_path])
+    os.utime(path / "status.json", (before + 10, before + 10))
+    assert results.run_mtime(path) == pytest.approx(before + 10)
+    assert results.roots_signature([tmp_path]) != signature
+    assert results.run_mtime(tmp_path / "missing") == 0.0
+
+
+def test_artefact_loaders_read_the_documented_formats(tmp_path: Path) -> None:
+    path = make_run(tmp_path, "r", {"name": "slimming"}, {"test_acc": 0.5})
+    gammas = [np.random.default_rng(i).random((3, 4 + i)).astype(np.float32) for i in range(2)]
+    np.savez(path / "gamma_history.npz", epochs=np.arange(3), layer_names=np.array(["a", "b"]),
+             sparsity_lambda=np.float64(1e-4), layer_0=gammas[0], layer_1=gammas[1])
+    history = results.load_gamma_history(path)
+    assert history is not None and history.layer_names == ["a", "b"] and history.sparsity_lambda == 1e-4
+    assert history.epochs.tolist() == [0, 1, 2]
+    assert all(np.array_equal(g, h) for g, h in zip(gammas, history.gammas, strict=True))
+
+    gates, feats = np.random.default_rng(0).random((6, 5)), np.random.default_rng(1).random((6, 5))
+    cos = np.corrcoef(gates)
+    np.savez(path / "probe.npz", indices=np.arange(6), labels=np.array([0, 0, 1, 1, 2, 2]),
+             layer_names=np.array(["l0"]), gates_0=gates, features_0=feats, T_0=cos, R_0=cos.T)
+    probe = results.load_probe(path)
+    assert probe is not None and probe.layer_names == ["l0"] and probe.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.array_equal(probe.gates[0], gates) and np.array_equal(probe.R[0], cos.T)
+
+    frame = pd.DataFrame({"index": [0, 1], "label": [3, 4], "macs": [10, 20], "density_l0": [0.5, 1.0]})
+    frame.to_parquet(path / "per_image.parquet")
+    pd.testing.assert_frame_equal(results.load_per_image(path), frame)
+    pruning = {"threshold": 0.1, "layers": [{"name": "a", "kept_mask": [1, 0]}]}
+    (path / "pruning.json").write_text(json.dumps(pruning))
+    (path / "manidp.json").write_text(json.dumps({"layers": ["l0"], "macs_dense": 7}))
+    assert results.load_pruning(path) == pruning and results.load_manidp_info(path)["macs_dense"] == 7
+    assert results.load_summary(path) == {"test_acc": 0.5}
+    assert results.load_config(path).method.name == "slimming"
+
+
+def test_missing_or_corrupt_files_give_none_and_a_warning(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    path = make_run(tmp_path, "r", {"name": "manidp"})
+    assert results.load_summary(path) is None and results.load_probe(path) is None
+    assert results.load_per_image(path) is None and results.load_gamma_history(path) is None
+    assert results.load_metrics(path).empty
+    for name in ("summary.json", "pruning.json", "manidp.json", "per_image.parquet", "probe.npz",
+                 "gamma_history.npz"):
+        (path / name).write_bytes(b"\x00garbage")
+    (path / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n{"epoch": 2, "te')  # torn last line
+    with caplog.at_level(logging.WARNING):
+        assert results.load_summary(path) is None and results.load_pruning(path) is None
+        assert results.load_manidp_info(path) is None and results.load_per_image(path) is None
+        assert results.load_probe(path) is None and results.load_gamma_history(path) is None
+        assert results.load_metrics(path)["epoch"].tolist() == [1]
+    assert len(caplog.records) >= 6
+    np.savez(path / "probe.npz", indices=np.arange(2))  # readable but incomplete
+    assert results.load_probe(path) is None
+    (path / "config.json").write_text("[]")
+    assert results.load_config(path) is None and results.load_test_images(path, [0]) is None
+
+
+def test_metrics_and_test_images_of_a_real_run(trained_run: Path, cache_env: None) -> None:
+    metrics = results.load_metrics(trained_run)
+    assert metrics[["phase", "epoch"]].values.tolist() == [["train", 1]] and 0 <= metrics["test_acc"][0] <= 1
+    config = results.load_config(trained_run)
+    dataset = load_dataset(config.data)
+    images = results.load_test_images(trained_run, [3, 0, 39])
+    assert images.dtype == np.uint8 and images.shape == (3, 32, 32, 3)
+    expected = dataset.test_images[torch.tensor([3, 0, 39])].permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(images, expected)
+    assert results.load_test_images(trained_run, [40]) is None  # out of range: None, not IndexError
+    assert results.class_names(trained_run) == list(SHAPES_CLASS_NAMES)
+    row = results.runs_table([trained_run.parent]).iloc[0]
+    summary = results.load_summary(trained_run)
+    assert row["test_acc"] == summary["test_acc"] and row["macs_per_image"] == summary["macs_per_image"]
+
+
+def test_a_missing_dataset_gives_none(tmp_path: Path) -> None:
+    config = RunConfig.model_validate({"data": {"dataset": "folder:/nonexistent/prunelab-results"}})
+    path = RunStore(tmp_path).create(config, "r").path
+    assert results.load_test_images(path, [0]) is None
+    assert results.class_names(path) == []
+
+
+def test_results_does_not_import_streamlit() -> None:
+    code = "import sys, prunelab.results; assert 'streamlit' not in sys.modules"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_delete_run_refuses_demo_and_active_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = tmp_path / "demo"
+    monkeypatch.setattr(results, "DEMO_RUNS_DIR", demo)
+    shown = make_run(demo, "d", {"name": "baseline"})
+    live = make_run(tmp_path / "runs", "live", {"name": "baseline"}, state="running")
+    finished = make_run(tmp_path / "runs", "old", {"name": "baseline"})
+    with pytest.raises(RunStoreError, match="read-only"):
+        results.delete_run(shown)
+    with pytest.raises(RunStoreError, match="cancel it"):
+        results.delete_run(live)
+    results.delete_run(finished)
+    assert shown.is_dir() and live.is_dir() and not finished.exists()

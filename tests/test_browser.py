@@ -1,0 +1,139 @@
+"""End to end: `streamlit run app.py` headless, every page opened in headless Chromium.
+
+Each page must finish running, show its charts (Plotly/Vega charts, or the runs table on the home
+page) and no exception. Screenshots land in the test's temporary folder. Skipped when
+/usr/bin/chromium is missing (CI installs it with `apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prunelab.methods import METHODS  # noqa: E402
+from tests.pages.fixture_runs import ensure_fixture_runs  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
+TABLE = "[data-testid='stDataFrame']"
+# page file -> (url path, what must be visible, the method its fixture runs need)
+PAGES = {
+    "pages/runs.py": ("", TABLE, None),
+    "pages/slimming.py": ("slimming", CHARTS, "slimming"),
+    "pages/per_image.py": ("per_image", CHARTS, "manidp"),
+    "pages/similarity.py": ("similarity", CHARTS, "manidp"),
+    "pages/ablations.py": ("ablations", CHARTS, None),
+}
+START_TIMEOUT_S = 90.0
+PAGE_TIMEOUT_MS = 90_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer /_stcore/health within {START_TIMEOUT_S:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A headless `streamlit run app.py` on a free localhost port, reading the fixture runs."""
+    base = tmp_path_factory.getbasetemp()
+    env = {**os.environ, "PRUNELAB_CACHE_DIR": str(base / "data-cache"), "PRUNELAB_NO_DEMO": "1"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRUNELAB_CACHE_DIR", env["PRUNELAB_CACHE_DIR"])
+        env["PRUNELAB_RUNS_DIR"] = str(ensure_fixture_runs(base / "fixture-runs"))
+    port = _free_port()
+    log = base / f"streamlit-{port}.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "localhost",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    try:
+        _wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_idle(page: object, quiet_s: float = 1.5, timeout_s: float = 90.0) -> None:
+    """Wait until the app has no script running (the status widget stays hidden for `quiet_s`)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.locator("[data-testid='stStatusWidget']").count() > 0  # type: ignore[attr-defined]
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.25)
+    pytest.fail(f"the page was still running after {timeout_s:.0f} s")
+
+
+def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    opened = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        for file, (url_path, expected, method) in PAGES.items():
+            if not (ROOT / file).is_file() or (method is not None and method not in METHODS):
+                continue
+            started = time.perf_counter()
+            page.goto(f"{app_url}/{url_path}", wait_until="domcontentloaded")
+            page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_selector(expected, timeout=PAGE_TIMEOUT_MS)
+            _wait_until_idle(page)
+            seconds = time.perf_counter() - started
+            shot = tmp_path / f"{file.split('/')[-1].removesuffix('.py')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            exceptions = page.locator("[data-testid='stException']").count()
+            assert exceptions == 0, f"{file}: exception shown ({shot})"
+            body = page.inner_text("body")
+            assert "Traceback" not in body, f"{file}: traceback text shown ({shot})"
+            assert page.locator(expected).count() > 0, f"{file}: no charts ({shot})"
+            opened.append(f"{file} {seconds:.1f}s")
+        browser.close()
+    print("opened:", ", ".join(opened), "| screenshots in", tmp_path)
+    assert opened and opened[0].startswith("pages/runs.py")
