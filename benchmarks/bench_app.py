@@ -1,0 +1,194 @@
+"""App responsiveness: seconds to render every page with AppTest, and `streamlit run` start-up time.
+
+The runs folder holds real benchmark runs (baseline, slimming, and a ManiDP run whose per-image
+table has 10,000 records). Each page of `app.py` is rendered headless with
+`streamlit.testing.v1.AppTest`:
+
+- cold: a new AppTest after `st.cache_data.clear()` / `st.cache_resource.clear()` (first visit after
+  a run changed on disk: every file is read again);
+- warm: a second `run()` of the same AppTest (a rerun after a widget change, caches filled);
+- first visit: one render in a fresh Python process (the page's imports included, as for the first
+  visitor after the server started).
+
+`app_start_s`: from launching `python -m streamlit run app.py` (headless, free port) until
+`/_stcore/health` answers 200.
+
+    python benchmarks/bench_app.py --quick --out /tmp/app.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bench_manidp
+import bench_slimming
+import common
+
+APP = common.ROOT / "app.py"
+SIZES = {False: {"cold": 3, "warm": 2, "starts": 3}, True: {"cold": 5, "warm": 5, "starts": 5}}
+START_TIMEOUT_S = 120.0
+
+
+def app_pages() -> list[str]:
+    """Page files listed in app.py's PAGES (read from its source, so nothing of app.py runs)."""
+    tree = ast.parse(APP.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
+            return [entry[0] for entry in ast.literal_eval(node.value)]
+    raise RuntimeError("app.py has no PAGES list")
+
+
+@contextlib.contextmanager
+def app_environment(runs_dir: Path) -> Iterator[None]:
+    """Point the app at `runs_dir` (demo runs hidden), from the repository root, like the page tests."""
+    saved = {k: os.environ.get(k) for k in ("PRUNELAB_RUNS_DIR", "PRUNELAB_NO_DEMO")}
+    cwd = Path.cwd()
+    os.environ.update({"PRUNELAB_RUNS_DIR": str(runs_dir), "PRUNELAB_NO_DEMO": "1"})
+    os.chdir(common.ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def render_page(page: str, cold: int, warm: int) -> dict[str, Any]:
+    """Cold and warm render seconds of one page; exceptions on the page are reported, not raised."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    path = str(common.ROOT / page)
+    cold_s, warm_s, errors = [], [], []
+    for _ in range(cold):
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(path, default_timeout=300)
+        start = time.perf_counter()
+        at.run()
+        cold_s.append(time.perf_counter() - start)
+        errors += [str(e.value)[:300] for e in at.exception]
+        for _ in range(warm):
+            start = time.perf_counter()
+            at.run()
+            warm_s.append(time.perf_counter() - start)
+    return {"cold": common.summarize(cold_s), "warm": common.summarize(warm_s), "errors": errors}
+
+
+FIRST_VISIT_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=300)
+start = time.perf_counter()
+at.run()
+print("SECONDS", time.perf_counter() - start, len(at.exception))
+"""
+
+
+def first_visit(page: str, runs_dir: Path) -> float | None:
+    """Seconds of a page's first render in a FRESH Python process (its imports included: the first
+    visit after the server started), measured inside that process; None if it failed."""
+    env = {**os.environ, "PRUNELAB_RUNS_DIR": str(runs_dir), "PRUNELAB_NO_DEMO": "1"}
+    command = [sys.executable, "-c", FIRST_VISIT_SCRIPT, str(common.ROOT / page), str(common.ROOT)]
+    done = subprocess.run(command, cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=600)
+    for line in done.stdout.splitlines():
+        if line.startswith("SECONDS"):
+            _, seconds, errors = line.split()
+            return float(seconds) if errors == "0" else None
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def app_start_once(runs_dir: Path) -> float:
+    """Seconds from launching `streamlit run app.py` until /_stcore/health answers 200."""
+    port = free_port()
+    env = {**os.environ, "PRUNELAB_RUNS_DIR": str(runs_dir), "PRUNELAB_NO_DEMO": "1"}
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless=true",
+               f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - start < START_TIMEOUT_S:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {process.returncode} before answering")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"/_stcore/health did not answer within {START_TIMEOUT_S} s")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def app_benchmark(dataset: str, full: bool, work: common.WorkDir, seed: int = 0) -> dict[str, Any]:
+    sizes = SIZES[full]
+    manidp = bench_manidp.ensure_manidp_run(work, dataset, full, seed)
+    bench_slimming.ensure_slimming_run(work, dataset, full, seed)
+    records = len(__import__("pandas").read_parquet(manidp.file("per_image.parquet")))
+    runs_dir = work.store.root
+    load_before = common.load_average()
+    pages: dict[str, Any] = {}
+    with app_environment(runs_dir):
+        for page in app_pages():
+            if not (common.ROOT / page).is_file():
+                continue
+            pages[page] = render_page(page, sizes["cold"], sizes["warm"])
+            pages[page]["first_visit_fresh_process"] = first_visit(page, runs_dir)
+            common.log(f"page {page}: cold {common.fmt(pages[page]['cold'])} s, warm "
+                       f"{common.fmt(pages[page]['warm'])} s, first visit "
+                       f"{pages[page]['first_visit_fresh_process']} s, errors {len(pages[page]['errors'])}")
+    starts = [app_start_once(runs_dir) for _ in range(sizes["starts"])]
+    common.log(f"app start: {common.fmt(common.summarize(starts))} s")
+    return {
+        "page_render_s": {page: result["cold"]["median"] for page, result in pages.items()},
+        "page_render_warm_s": {page: result["warm"]["median"] for page, result in pages.items()},
+        "page_render_first_visit_s": {page: r["first_visit_fresh_process"] for page, r in pages.items()},
+        "page_render_detail": pages, "page_render_per_image_records": records,
+        "page_render_runs": sorted(p.name for p in runs_dir.iterdir() if p.is_dir()),
+        "app_start_s": common.summarize(starts)["median"], "app_start_s_stats": common.summarize(starts),
+        "app_load_average": [load_before, common.load_average()],
+    }
+
+
+def main() -> None:
+    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    args = parser.parse_args()
+    common.apply_threads(args.threads, args.clock)
+    with common.WorkDir(args.work) as work:
+        result = app_benchmark(args.dataset, args.full, work, args.seed)
+    result["provenance"] = common.provenance()
+    print({k: v for k, v in result.items() if k in ("page_render_s", "app_start_s")})
+    if args.out:
+        common.write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
