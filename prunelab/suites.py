@@ -12,12 +12,14 @@ Registered suites (`SUITES`):
 `sweep(method, param, values)` builds a one-parameter sweep (lambda, prune ratio, lambda', gamma,
 target density).
 
-Default length (`DEMO_EPOCHS`, `DEMO_FINETUNE_EPOCHS`): on `shapes` (10k/2k images, resnet20 at
-width 0.5) one plain epoch costs ~11-12 s on a 2-core CPU, a ManiDP epoch up to ~1.5x that and a
-slimming run adds its fine-tune epochs. With E training epochs and F fine-tune epochs the demo
-costs about E*12 (baseline) + 3*(E+F)*12 (slimming) + 4*E*18 (ManiDP) seconds, i.e. 120*E + 36*F;
-E = 3, F = 2 gives ~430 s of training plus data generation, evaluation and artefacts, which keeps
-the whole suite under the 10-minute budget on 2 cores (measured: see the project notes / report).
+Default length (`DEMO_EPOCHS` = 3, `DEMO_FINETUNE_EPOCHS` = 2): with E training and F fine-tune
+epochs the demo trains E (baseline) + 3 * (E + F) (slimming) + 4 * E (ManiDP) epochs. On `shapes`
+(10k/2k images, the default vgg11 at width 0.25) the fastest epochs seen on the 2-core CPU were
+~14 s for a dense epoch, ~7 s for a fine-tune epoch of the pruned model and ~18 s for a ManiDP epoch;
+with ~1-5 s of pruning/artefacts per run and ~3 s of data generation that puts E = 3, F = 2 at about
+7.5-8 minutes on an idle machine. Measured once end to end (`python -m prunelab suite demo`): all 8
+runs done in 19 min wall, but with other jobs holding the machine at a load average of 6-9, so
+that figure is an upper bound, not the idle time. E = 4 (~9.9 min) would leave no margin.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ def test_forward_shape_and_spec_round_trip(name: str) -> None:
 
 
 def test_unknown_model_lists_allowed_names() -> None:
-    with pytest.raises(ValueError, match="allowed: .*resnet20"):
+    with pytest.raises(ValueError, match=r"allowed: .*resnet20"):
         model_spec("alexnet", 10)
     assert "vgg11" in list_models()
 

@@ -1,0 +1,175 @@
+"""Per-image channel gates of ManiDP (Tang et al., CVPR 2021), the FBS family (Gao et al., ICLR 2019).
+
+A gate G^l looks at the global-average-pooled input of its unit and returns a channel saliency
+
+    pi^l(x) = ReLU(W_2 ReLU(W_1 p(x) + b_1) + b_2)        (W_2 = 0, b_2 = 1 at initialisation)
+
+and masks the unit's output with `pi_hat = pi * 1[pi >= xi^l]` (the indicator is a constant in
+backprop). A channel with pi = 0 counts as pruned even when xi^l = 0: its output is multiplied by 0,
+so running it would be wasted work. Guard: each image keeps at least its most salient channel in every
+gated layer, because a layer with zero channels cannot be executed (nor built as a static network).
+
+`install_gates(model)` replaces the `NoGate` placeholders of `ConvUnit` (VGG) and `BasicBlock` (ResNet):
+`gate` sees the unit input; in a basic block `gate_a` sees the block input and masks conv_a's output
+after BN+ReLU, `gate_b` sees the masked conv_a output and masks conv_b's output after BN, before the
+residual add. Stem and shortcut convolutions are not gated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunelab.models import BasicBlock, ConvUnit, NoGate
+
+NARROW_CHANNELS = 32  # gates of layers narrower than this use squeeze ratio 1 (reference: 2 otherwise)
+OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open
+# The second Linear's weight starts at 0, so pi = 1 exactly for every image and the gated network starts
+# as the plain one (or as the baseline it is initialised from). With the default Linear init, pi varies
+# by +-1 between images from the first step, and on `shapes` training stalled at chance level.
+
+
+@dataclass
+class GateRecord:
+    """What one gate saw in the last forward pass (for the losses and the artefacts)."""
+
+    saliency: torch.Tensor  # pi [B, C] (attached to the graph in training)
+    features: torch.Tensor  # pooled layer output before masking [B, C] (detached)
+    mask: torch.Tensor  # bool [B, C], 1[pi >= xi] plus the keep-one guard
+
+
+def gate_hidden(in_channels: int) -> int:
+    """Hidden width of a gate: squeeze ratio 2, or 1 for narrow layers (reference code)."""
+    return in_channels if in_channels < NARROW_CHANNELS else max(1, in_channels // 2)
+
+
+def threshold_mask(saliency: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """Bool mask [B, C]: 1[pi >= xi] and pi > 0, plus the most salient channel of every image."""
+    mask = (saliency >= threshold) & (saliency > 0)
+    top = saliency.argmax(dim=1, keepdim=True)  # [B, 1]
+    return mask.scatter(1, top, True)
+
+
+class ChannelGate(nn.Module):
+    """`gate(inputs, outputs)`: pooled inputs -> Linear -> ReLU -> Linear -> ReLU = pi; outputs * pi_hat."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        hidden = gate_hidden(in_channels)
+        self.fc1 = nn.Linear(in_channels, hidden)
+        self.fc2 = nn.Linear(hidden, out_channels)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.constant_(self.fc2.bias, OPEN_BIAS)
+        self.register_buffer("threshold", torch.zeros(()))  # xi^l, saved with the model's state_dict
+        self.record: GateRecord | None = None
+        self.recording = True
+
+    @property
+    def in_channels(self) -> int:
+        return self.fc1.in_features
+
+    @property
+    def out_channels(self) -> int:
+        return self.fc2.out_features
+
+    def saliency(self, inputs: torch.Tensor) -> torch.Tensor:
+        """pi = ReLU(fc2(ReLU(fc1(mean_{h,w} inputs)))), shape [B, C_out]."""
+        pooled = inputs.mean(dim=(2, 3))  # (B, C_in)
+        return torch.relu(self.fc2(torch.relu(self.fc1(pooled))))
+
+    def forward(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        pi = self.saliency(inputs)  # (B, C_out)
+        mask = threshold_mask(pi.detach(), self.threshold)
+        if self.recording:
+            self.record = GateRecord(pi, outputs.detach().mean(dim=(2, 3)), mask)
+        pi_hat = pi * mask.to(pi.dtype)
+        return outputs * pi_hat[:, :, None, None].to(outputs.dtype)
+
+    def macs(self) -> int:
+        """MACs of the two Linear layers for one image (pooling is not counted, as in FlopCounterMode)."""
+        return self.fc1.in_features * self.fc1.out_features + self.fc2.in_features * self.fc2.out_features
+
+
+def gate_slots(model: nn.Module) -> list[tuple[str, nn.Module, str, nn.Conv2d]]:
+    """(module name, unit, attribute, gated conv) for every gate slot, in forward order."""
+    slots: list[tuple[str, nn.Module, str, nn.Conv2d]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, ConvUnit):
+            slots.append((name, module, "gate", module.conv))
+        elif isinstance(module, BasicBlock):
+            slots.append((name, module, "gate_a", module.conv_a))
+            slots.append((name, module, "gate_b", module.conv_b))
+    return slots
+
+
+def install_gates(model: nn.Module) -> nn.Module:
+    """Put a fresh `ChannelGate` in every empty gate slot (in place; returns the model)."""
+    for _, unit, attr, conv in gate_slots(model):
+        if isinstance(getattr(unit, attr), NoGate):
+            gate = ChannelGate(conv.in_channels, conv.out_channels).to(conv.weight.device)
+            setattr(unit, attr, gate)
+    return model
+
+
+def named_gates(model: nn.Module) -> list[tuple[str, ChannelGate]]:
+    """('features.0.gate', gate), ... in forward order; empty for an ungated model."""
+    found = []
+    for name, unit, attr, _ in gate_slots(model):
+        gate = getattr(unit, attr)
+        if isinstance(gate, ChannelGate):
+            found.append((f"{name}.{attr}" if name else attr, gate))
+    return found
+
+
+def gates_of(model: nn.Module) -> list[ChannelGate]:
+    return [gate for _, gate in named_gates(model)]
+
+
+def set_thresholds(model: nn.Module, thresholds: list[float]) -> None:
+    gates = gates_of(model)
+    if len(gates) != len(thresholds):
+        raise ValueError(f"{len(thresholds)} thresholds for {len(gates)} gates")
+    for gate, value in zip(gates, thresholds, strict=True):
+        gate.threshold.fill_(float(value))
+
+
+def get_thresholds(model: nn.Module) -> list[float]:
+    return [float(gate.threshold) for gate in gates_of(model)]
+
+
+def set_recording(model: nn.Module, on: bool) -> None:
+    """Switch the per-forward records on or off (off also drops the last record)."""
+    for gate in gates_of(model):
+        gate.recording = on
+        if not on:
+            gate.record = None
+
+
+def records(model: nn.Module) -> list[GateRecord]:
+    """The last forward pass's records, one per gate (raises if a gate has none)."""
+    out = []
+    for name, gate in named_gates(model):
+        if gate.record is None:
+            raise RuntimeError(f"gate {name} has no record; run a forward pass with recording on")
+        out.append(gate.record)
+    return out
+
+
+def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for gate in gates_of(model) for p in gate.parameters()]
+
+
+COSINE_EPS = 1e-3  # rows shorter than this are divided by it: bounded gradients for near-dead gates
+
+
+def cosine_matrix(vectors: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:
+    """[N, N] cosines of the rows of `vectors` [N, C]: v_i.v_j / (max(|v_i|, eps) max(|v_j|, eps)).
+
+    An all-zero row has cosine 0 with everything. The gradient of v / |v| grows like 1 / |v|, so a
+    gate vector near zero (a dying ReLU gate) would blow up the similarity loss without the floor.
+    """
+    vectors = vectors.float()
+    unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(eps)
+    return unit @ unit.T

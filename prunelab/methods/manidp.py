@@ -1,0 +1,511 @@
+"""ManiDP: Manifold Regularized Dynamic Network Pruning (Tang et al., CVPR 2021).
+
+Every prunable convolution gets a gate (`prunelab.gates`); image x_i runs the sub-network of the
+channels whose saliency pi^l(x_i) reaches the layer threshold xi^l. Training minimises
+
+    L = mean_i CE_i + sum_l mean_i lambda(x_i) * mean_c pi^l_c(x_i)          ("sparsity")
+                    + gamma * sum_l ||T^l - R^l||_F^2 / N^2                    ("similarity")
+
+    lambda(x_i) = lambda' * 1[CE_i < C] * ((C - CE_i) / C) ** gamma_c         (complexity alignment)
+
+with C = complexity_scale * (mean training CE of the previous epoch); for the first epoch C comes
+from the initial model's mean CE on the calibration sample in training mode (batch statistics, like
+the training CE it stands in for; running statistics are restored). CE_i is detached in lambda.
+T^l[i, j] = cos(pi^l(x_i), pi^l(x_j)) and R^l[i, j] = cos(p(F^l(x_i)), p(F^l(x_j))) with p = global
+average pooling of the layer's output before masking; R is the target (detached).
+`complexity=False` sets lambda(x_i) = lambda' for every image; `similarity=False` drops the term;
+both off is plain dynamic pruning.
+
+Thresholds: remain rate eta_e = target + (1 - target) * (1 + cos(pi * min(1, e / R))) / 2 with
+R = RAMP_FRACTION * epochs, so eta falls from 1.0 (epoch 0: every channel open) to the target and stays
+there. xi^l is the mean saliency of the channel at 0-based rank k = ceil((1 - eta) c_l) of the ascending
+mean saliencies over a fixed sample of CALIBRATION_IMAGES training images (eval mode; the k least
+salient channels fall below xi^l; k = 0 gives xi^l = 0). It is calibrated on that sample in
+`on_epoch_end` for the next epoch's eta (and in `on_epoch_start` of the first or a resumed epoch);
+the sample runs through the current model, so earlier layers use the previous thresholds. During an
+epoch the sparsity term keeps shrinking pi, so a threshold fixed for the whole epoch would prune far
+more than eta (on `shapes`, plain dynamic pruning fell to 8% density in its first epoch and never
+learned): the mean saliencies are therefore tracked with an exponential moving average of the training
+batches (THRESHOLD_MOMENTUM) and xi^l follows them step by step. The thresholds used for the test set and
+saved with the model are the calibrated ones after the last epoch (each gate's `threshold` buffer, hence
+in model.pt).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunelab.data import BatchLoader
+from prunelab.dynamic_macs import MacsPlan, active_counts, build_plan, verify_macs
+from prunelab.gates import (
+    cosine_matrix,
+    gate_parameters,
+    gates_of,
+    get_thresholds,
+    install_gates,
+    named_gates,
+    records,
+    set_recording,
+    set_thresholds,
+)
+from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.models import build_model, spec_of
+from prunelab.sparse_executor import SparseExecutor
+
+if TYPE_CHECKING:
+    from prunelab.config import ManiDPConfig
+    from prunelab.engine import Trainer
+
+CALIBRATION_IMAGES = 2000  # training images whose mean saliencies set the thresholds
+RAMP_FRACTION = 0.75  # eta reaches the target after this fraction of the epochs
+THRESHOLD_MOMENTUM = 0.9  # EMA of the batches' channel mean saliencies that xi follows during an epoch
+VERIFY_IMAGES = 16  # test images whose sub-networks are sliced and counted with FlopCounterMode
+LATENCY_IMAGES = 32  # test images timed one by one for the batch-1 latencies
+EXECUTOR_TOLERANCE = 1e-3  # max |executor - masked dense| on logits
+
+
+# ------------------------------------------------------------------------------------------------
+# formulas
+
+
+def complexity_weights(ce: torch.Tensor, threshold_c: float, lambda_prime: float,
+                       gamma_c: float) -> torch.Tensor:
+    """lambda(x_i) = lambda' * 1[CE_i < C] * ((C - CE_i) / C) ** gamma_c, per image [N]."""
+    if threshold_c <= 0.0:
+        return torch.zeros_like(ce)
+    easy = (ce < threshold_c).to(ce.dtype)
+    ratio = ((threshold_c - ce) / threshold_c).clamp(min=0.0)
+    return lambda_prime * easy * ratio.pow(gamma_c)
+
+
+def sparsity_loss(saliencies: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    """sum_l mean_i weights_i * mean_c pi^l_c(x_i), with pi^l [N, C_l] and weights [N]."""
+    total = weights.new_zeros(())
+    for pi in saliencies:
+        total = total + (weights * pi.float().mean(dim=1)).mean()
+    return total
+
+
+def similarity_loss(saliencies: list[torch.Tensor], features: list[torch.Tensor]) -> torch.Tensor:
+    """sum_l ||T^l - R^l||_F^2 / N^2, T = cosine matrix of the gates, R = of the pooled features (target)."""
+    total = saliencies[0].new_zeros((), dtype=torch.float32)
+    for pi, feat in zip(saliencies, features, strict=True):
+        n = pi.shape[0]
+        diff = cosine_matrix(pi) - cosine_matrix(feat.detach())
+        total = total + diff.pow(2).sum() / (n * n)
+    return total
+
+
+def remain_rate(epoch: int, epochs: int, target: float, ramp_fraction: float = RAMP_FRACTION) -> float:
+    """eta_e = target + (1 - target) * (1 + cos(pi * min(1, e / R))) / 2, R = max(1, ramp * epochs)."""
+    ramp = max(1.0, ramp_fraction * epochs)
+    progress = min(1.0, epoch / ramp)
+    return target + (1.0 - target) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def threshold_tensor(mean_saliency: torch.Tensor, eta: float) -> torch.Tensor:
+    """0-d tensor xi: ascending-sorted mean saliency at 0-based rank k = ceil((1 - eta) * c); 0 if k = 0."""
+    c = mean_saliency.numel()
+    k = math.ceil((1.0 - eta) * c - 1e-9)
+    if k <= 0:
+        return mean_saliency.new_zeros((), dtype=torch.float32)
+    return torch.sort(mean_saliency.float()).values[min(k, c - 1)]
+
+
+def threshold_at_rank(mean_saliency: torch.Tensor, eta: float) -> float:
+    """`threshold_tensor` as a float."""
+    return float(threshold_tensor(mean_saliency, eta))
+
+
+def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.Tensor:
+    """Up to `size` test positions: the first ones of each class in equal shares, sorted by class."""
+    per_class = [size // num_classes + (1 if c < size % num_classes else 0) for c in range(num_classes)]
+    chosen = [torch.nonzero(labels == c).squeeze(1)[:n] for c, n in enumerate(per_class)]
+    return torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.int64)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation, None when undefined (constant input or fewer than 3 values)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+# ------------------------------------------------------------------------------------------------
+# the plug-in
+
+
+@register_method("manidp")
+class ManiDP(PruningMethod):
+    """Gates, complexity- and similarity-aligned sparsity, per-epoch thresholds, per-image artefacts."""
+
+    def __init__(self, config: ManiDPConfig, trainer: Trainer) -> None:
+        super().__init__(config, trainer)
+        self.config: ManiDPConfig = config
+        self.complexity_c: float | None = None  # C for the coming epoch
+        self.eta = 1.0
+        self.thresholds: list[float] = []
+        self.layer_names: list[str] = []
+        self.plan: MacsPlan | None = None
+        self._sums: dict[str, float] = {}
+        self._running: list[torch.Tensor] | None = None  # EMA of the channel mean saliencies, per gate
+        self._calibrated_for = -1  # epoch whose eta the current thresholds were calibrated for
+
+    # model ------------------------------------------------------------------------------------
+    def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
+        if fresh and self.config.init_from:
+            self._load_backbone(model, self.config.init_from)
+        install_gates(model)
+        if self.thresholds:
+            set_thresholds(model, self.thresholds)
+        self.layer_names = [name for name, _ in named_gates(model)]
+        self.plan = build_plan(model, self.trainer.dataset.image_shape)
+        return model
+
+    def _load_backbone(self, model: nn.Module, source: str) -> None:
+        """Copy a finished run's model.pt weights into the (ungated) backbone; every key must match."""
+        from pathlib import Path
+
+        from prunelab.store import RunDir
+
+        path = Path(source)
+        if not path.is_dir():
+            path = self.trainer.run_dir.path.parent / source
+        state = RunDir(path).load_torch("model.pt")["model_state"]
+        backbone = {k: v for k, v in state.items() if ".gate" not in k}
+        own = model.state_dict()
+        missing = sorted(set(own) - set(backbone))
+        unexpected = sorted(set(backbone) - set(own))
+        reshaped = sorted(k for k in set(own) & set(backbone) if own[k].shape != backbone[k].shape)
+        if missing or unexpected or reshaped:
+            raise ValueError(f"init_from {source}: backbone keys differ (missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]}, other shapes {reshaped[:3]}); "
+                             "the same model, width and number of classes are needed")
+        model.load_state_dict(backbone, strict=True)
+        self.trainer.log(f"manidp: backbone initialised from {path}")
+
+    def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
+        """Backbone with the run's weight decay; gates without weight decay, lr scaled by gate_lr_scale."""
+        gate_ids = {id(p) for p in gate_parameters(model)}
+        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in gate_ids]
+        gates = [p for p in gate_parameters(model) if p.requires_grad]
+        return [{"params": backbone},
+                {"params": gates, "weight_decay": 0.0, "lr_scale": self.config.gate_lr_scale}]
+
+    @classmethod
+    def restore_model(cls, model: nn.Module, method_state: dict[str, Any]) -> nn.Module:
+        install_gates(model)
+        if method_state.get("thresholds"):
+            set_thresholds(model, list(method_state["thresholds"]))
+        return model
+
+    # thresholds ---------------------------------------------------------------------------------
+    def _calibration_loader(self) -> BatchLoader:
+        data, trainer = self.trainer.dataset, self.trainer
+        generator = torch.Generator().manual_seed(trainer.config.train.seed)
+        count = min(CALIBRATION_IMAGES, data.train_size)
+        chosen = torch.sort(torch.randperm(data.train_size, generator=generator)[:count]).values
+        return BatchLoader(data.train_images[chosen], data.train_labels[chosen],
+                           trainer.config.train.eval_batch_size, mean=data.mean, std=data.std, shuffle=False,
+                           augment=False, device=trainer.device, channels_last=trainer.channels_last)
+
+    @torch.no_grad()
+    def mean_saliencies(self, model: nn.Module) -> list[torch.Tensor]:
+        """Per gate, the channels' mean saliency [C_l] over the calibration sample (eval mode)."""
+        was_training = model.training
+        model.eval()
+        sums: list[torch.Tensor] | None = None
+        seen = 0
+        for images, _, _ in self._calibration_loader():
+            with self.trainer.autocast():
+                model(images)
+            seen += images.shape[0]
+            batch = [r.saliency.float().sum(dim=0) for r in records(model)]
+            sums = batch if sums is None else [s + b for s, b in zip(sums, batch, strict=True)]
+        model.train(was_training)
+        assert sums is not None
+        return [s / seen for s in sums]
+
+    def calibrate(self, model: nn.Module, eta: float) -> list[float]:
+        """Set xi^l at remain rate eta from the calibration sample; restart the running means from it."""
+        means = self.mean_saliencies(model)
+        self._running = [m.clone() for m in means]
+        self.thresholds = [threshold_at_rank(m, eta) for m in means]
+        set_thresholds(model, self.thresholds)
+        return self.thresholds
+
+    @torch.no_grad()
+    def initial_mean_ce(self, model: nn.Module) -> float:
+        """Mean CE on the calibration sample in training mode; BN running statistics are left untouched."""
+        saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+        was_training = model.training
+        model.train()
+        ce_sum, seen = 0.0, 0
+        try:
+            for images, labels, _ in self._calibration_loader():
+                with self.trainer.autocast():
+                    logits = model(images)
+                ce_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+                seen += labels.shape[0]
+        finally:
+            for name, buffer in model.named_buffers():
+                buffer.copy_(saved[name])
+            model.train(was_training)
+        return ce_sum / max(1, seen)
+
+    def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
+        """Remain rate of this epoch; thresholds (unless calibrated at the last epoch end); C at the start."""
+        self.eta = remain_rate(epoch, phase.epochs, self.config.target_density)
+        if self._running is None or self._calibrated_for != epoch:
+            self.calibrate(model, self.eta)
+            self._calibrated_for = epoch
+        if self.complexity_c is None:
+            self.complexity_c = self.config.complexity_scale * self.initial_mean_ce(model)
+        self._sums = {}
+
+    # losses -----------------------------------------------------------------------------------
+    def extra_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   logits: torch.Tensor, per_image_ce: torch.Tensor) -> dict[str, torch.Tensor]:
+        recs = records(model)
+        saliencies = [r.saliency for r in recs]
+        weights = self.image_weights(per_image_ce.detach())
+        terms = {"sparsity": sparsity_loss(saliencies, weights)}
+        if self.config.similarity:
+            features = [r.features for r in recs]
+            terms["similarity"] = self.config.gamma_sim * similarity_loss(saliencies, features)
+        self._accumulate(recs, weights, per_image_ce.shape[0])
+        self._track_thresholds(model, recs)
+        return terms
+
+    @torch.no_grad()
+    def _track_thresholds(self, model: nn.Module, recs: list[Any]) -> None:
+        """xi^l from the running mean saliencies, updated with this batch (no host sync)."""
+        if self._running is None:
+            return
+        for gate, running, record in zip(gates_of(model), self._running, recs, strict=True):
+            running.mul_(THRESHOLD_MOMENTUM).add_(record.saliency.detach().float().mean(dim=0),
+                                                  alpha=1.0 - THRESHOLD_MOMENTUM)
+            gate.threshold.copy_(threshold_tensor(running, self.eta))
+
+    def image_weights(self, ce: torch.Tensor) -> torch.Tensor:
+        """lambda(x_i) per image: complexity-aligned, or lambda' for every image with complexity off."""
+        if not self.config.complexity:
+            return torch.full_like(ce, self.config.lambda_prime)
+        c = self.complexity_c if self.complexity_c is not None else float("inf")
+        return complexity_weights(ce, c, self.config.lambda_prime, self.config.gamma_c)
+
+    def _accumulate(self, recs: list[Any], weights: torch.Tensor, n: int) -> None:
+        """Cheap running sums for the epoch metrics (density, MACs from the masks, lambda)."""
+        with torch.no_grad():
+            counts = active_counts([r.mask for r in recs])
+            assert self.plan is not None
+            macs = float(self.plan.macs(counts).sum())
+            density = float(sum(float(r.mask.float().mean()) for r in recs) / len(recs)) * n
+        sums = self._sums
+        sums["n"] = sums.get("n", 0.0) + n
+        sums["macs"] = sums.get("macs", 0.0) + macs
+        sums["density"] = sums.get("density", 0.0) + density
+        sums["lambda"] = sums.get("lambda", 0.0) + float(weights.sum())
+        sums["pushed"] = sums.get("pushed", 0.0) + float((weights > 0).sum())
+
+    def on_epoch_end(self, phase: Phase, epoch: int, model: nn.Module,
+                     stats: dict[str, float]) -> dict[str, float]:
+        sums = self._sums
+        n = max(1.0, sums.get("n", 0.0))
+        out = {"eta": self.eta, "complexity_c": float(self.complexity_c or 0.0),
+               "train_density": sums.get("density", 0.0) / n,
+               "train_macs_per_image": sums.get("macs", 0.0) / n,
+               "lambda_mean": sums.get("lambda", 0.0) / n, "pushed_fraction": sums.get("pushed", 0.0) / n,
+               "threshold_mean": float(np.mean(get_thresholds(model)))}
+        self.complexity_c = self.config.complexity_scale * stats["train_ce"]  # C for the next epoch
+        self.eta = remain_rate(epoch + 1, phase.epochs, self.config.target_density)
+        self.calibrate(model, self.eta)  # for the next epoch, and the final model after the last one
+        self._calibrated_for = epoch + 1
+        return out
+
+    # state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"thresholds": list(self.thresholds), "layer_names": list(self.layer_names),
+                "complexity_c": self.complexity_c, "eta": self.eta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.thresholds = list(state.get("thresholds", []))
+        self.layer_names = list(state.get("layer_names", []))
+        self.complexity_c = state.get("complexity_c")
+        self.eta = float(state.get("eta", 1.0))
+
+    # artefacts --------------------------------------------------------------------------------
+    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
+        self.thresholds = get_thresholds(model)
+        assert self.plan is not None
+        per_image = self.evaluate_per_image(model)
+        self._write_per_image(per_image)
+        self._write_probe(model)
+        cpu_model = model.to("cpu").eval()
+        try:
+            sample = self._test_images(self._spread(VERIFY_IMAGES, per_image["macs"]), "cpu")
+            macs_check = verify_macs(cpu_model, sample, build_plan(cpu_model, sample.shape[1:]))
+            if not macs_check["passed"]:
+                raise RuntimeError(f"per-image MACs from the masks disagree with FlopCounterMode on the "
+                                   f"sliced sub-networks by up to {macs_check['max_abs_diff']} MACs")
+            executor = SparseExecutor(cpu_model)
+            executor_check = self._check_executor(cpu_model, executor, sample)
+            latency = self._latencies(cpu_model, executor)
+        finally:
+            model.to(self.trainer.device)
+        self._summarise(summary, per_image, latency)
+        self.trainer.run_dir.write_json("manidp.json", {
+            "layers": self.layer_names, "channels": list(self.plan.gate_channels),
+            "thresholds": self.thresholds,
+            "eta": self.eta, "complexity_c": self.complexity_c, "macs_dense": self.plan.dense_macs(),
+            "gate_macs": self.plan.gate_macs, "macs_verification": macs_check,
+            "executor_verification": executor_check, "latency_ms_b1": latency,
+            "config": self.config.model_dump(mode="json"),
+        })
+        summary["macs_verification_passed"] = bool(macs_check["passed"])
+        summary["executor_max_abs_diff"] = executor_check["max_abs_diff"]
+
+    @torch.no_grad()
+    def evaluate_per_image(self, model: nn.Module) -> dict[str, np.ndarray]:
+        """Per test image: loss, pred, label, active channels per gated layer and MACs from the masks."""
+        model.eval()
+        set_recording(model, True)
+        losses, preds, labels, counts = [], [], [], []
+        for images, targets, _ in self.trainer.loader("test", shuffle=False, augment=False):
+            with self.trainer.autocast():
+                logits = model(images)
+            losses.append(F.cross_entropy(logits.float(), targets, reduction="none").cpu())
+            preds.append(logits.argmax(1).cpu())
+            labels.append(targets.cpu())
+            counts.append(active_counts([r.mask for r in records(model)]).cpu())
+        assert self.plan is not None
+        count = torch.cat(counts)
+        return {"loss": torch.cat(losses).numpy(), "pred": torch.cat(preds).numpy(),
+                "label": torch.cat(labels).numpy(), "counts": count.numpy(),
+                "macs": self.plan.macs(count).numpy()}
+
+    def _write_per_image(self, result: dict[str, np.ndarray]) -> None:
+        import pandas as pd
+
+        assert self.plan is not None
+        n = len(result["loss"])
+        difficulty = self.trainer.dataset.test_difficulty
+        columns: dict[str, Any] = {
+            "index": np.arange(n, dtype=np.int64), "label": result["label"].astype(np.int64),
+            "pred": result["pred"].astype(np.int64), "loss": result["loss"].astype(np.float32),
+            "correct": result["pred"] == result["label"],
+            "difficulty": (difficulty.numpy().astype(np.float32) if difficulty is not None
+                           else pd.array([None] * n, dtype="Float32")),
+            "macs": result["macs"].astype(np.int64),
+            "gate_macs": np.full(n, self.plan.gate_macs, dtype=np.int64),
+        }
+        for i, (name, channels) in enumerate(zip(self.plan.gate_names, self.plan.gate_channels, strict=True)):
+            columns[f"density_{name}"] = (result["counts"][:, i] / channels).astype(np.float32)
+        pd.DataFrame(columns).to_parquet(self.trainer.run_dir.file("per_image.parquet"), index=False)
+
+    def _test_images(self, positions: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+        """Normalised test images at `positions` [P] -> [P, C, H, W] float32 on `device`."""
+        data = self.trainer.dataset
+        loader = BatchLoader(data.test_images[positions], data.test_labels[positions], max(1, len(positions)),
+                             mean=data.mean, std=data.std, shuffle=False, augment=False, device=device)
+        return torch.cat([images for images, _, _ in loader])
+
+    @staticmethod
+    def _spread(count: int, macs: np.ndarray) -> torch.Tensor:
+        """`count` test positions spread over the MACs ranking (cheapest and most expensive included)."""
+        order = np.argsort(macs, kind="stable")
+        picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(np.int64))
+        return torch.as_tensor(np.sort(order[picks]))
+
+    @torch.no_grad()
+    def _write_probe(self, model: nn.Module) -> None:
+        data = self.trainer.dataset
+        positions = balanced_probe(data.test_labels, self.config.probe_size, data.num_classes)
+        model.eval()
+        set_recording(model, True)
+        with self.trainer.autocast():
+            model(self._test_images(positions, self.trainer.device))
+        arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
+                                         "labels": data.test_labels[positions].numpy().astype(np.int64),
+                                         "layer_names": np.array(self.layer_names)}
+        for i, record in enumerate(records(model)):
+            gates, features = record.saliency.float(), record.features.float()
+            arrays[f"gates_{i}"] = gates.cpu().numpy()
+            arrays[f"features_{i}"] = features.cpu().numpy()
+            arrays[f"T_{i}"] = cosine_matrix(gates).cpu().numpy()
+            arrays[f"R_{i}"] = cosine_matrix(features).cpu().numpy()
+        with open(self.trainer.run_dir.file("probe.npz"), "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    def _check_executor(self, model: nn.Module, executor: SparseExecutor,
+                        images: torch.Tensor) -> dict[str, Any]:
+        from prunelab.sparse_executor import max_abs_diff
+
+        diff = max_abs_diff(model, executor, images)
+        passed = diff <= EXECUTOR_TOLERANCE
+        if not passed:
+            self.trainer.log(f"manidp: WARNING sparse executor differs from the masked model by {diff:.2e}")
+        return {"images_checked": int(images.shape[0]), "max_abs_diff": diff, "tolerance": EXECUTOR_TOLERANCE,
+                "passed": passed}
+
+    def _latencies(self, model: nn.Module, executor: SparseExecutor) -> dict[str, float]:
+        """Median batch-1 CPU milliseconds over real test images: dense backbone, masked model, executor."""
+        dense = build_model(spec_of(model)).eval()
+        dense.load_state_dict({k: v for k, v in model.state_dict().items() if ".gate" not in k})
+        positions = torch.arange(min(LATENCY_IMAGES, self.trainer.dataset.test_size))
+        images = self._test_images(positions, "cpu")
+        set_recording(model, False)
+        try:
+            timings = time_per_image({"dense": dense, "masked": model, "sparse": executor}, images)
+        finally:
+            set_recording(model, True)
+        return {**timings, "threads": torch.get_num_threads(), "images": int(images.shape[0])}
+
+    def _summarise(self, summary: dict[str, Any], result: dict[str, np.ndarray],
+                   latency: dict[str, float]) -> None:
+        assert self.plan is not None
+        dense = self.plan.dense_macs()
+        mean_macs = float(result["macs"].mean())
+        difficulty = self.trainer.dataset.test_difficulty
+        summary.update({
+            "macs_dense": dense, "macs_per_image": mean_macs, "macs_reduction": 1.0 - mean_macs / dense,
+            "macs_per_image_min": int(result["macs"].min()), "macs_per_image_max": int(result["macs"].max()),
+            "gate_macs_per_image": self.plan.gate_macs,
+            "density_mean": float(np.mean(result["counts"] / np.array(self.plan.gate_channels))),
+            "latency_ms_b1_dense": latency["dense"], "latency_ms_b1_masked": latency["masked"],
+            "latency_ms_b1_sparse": latency["sparse"],
+            "spearman_macs_loss": spearman(result["macs"], result["loss"]),
+            "spearman_macs_difficulty": (None if difficulty is None
+                                         else spearman(result["macs"], difficulty.numpy())),
+        })
+
+
+def time_per_image(forwards: dict[str, Any], images: torch.Tensor, repeats: int = 3,
+                   warmup: int = 3) -> dict[str, float]:
+    """Median wall-clock milliseconds of each `forward(image)` over single images (batch 1).
+
+    The forwards are timed in turn on the same image, so a change of machine load hits them alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    with torch.inference_mode():
+        for forward in forwards.values():
+            for i in range(min(warmup, images.shape[0])):
+                forward(images[i:i + 1])
+        for _ in range(repeats):
+            for i in range(images.shape[0]):
+                image = images[i:i + 1]
+                for name, forward in forwards.items():
+                    start = time.perf_counter()
+                    forward(image)
+                    times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -1,0 +1,236 @@
+"""ManiDP plug-in: formulas against plain references, ablation switches, thresholds, artefacts end to end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import prunelab
+from prunelab.config import ManiDPConfig
+from prunelab.dynamic_macs import build_plan
+from prunelab.engine import run_training
+from prunelab.gates import get_thresholds, install_gates, named_gates, records
+from prunelab.methods import METHODS
+from prunelab.methods.manidp import (
+    ManiDP,
+    balanced_probe,
+    complexity_weights,
+    remain_rate,
+    similarity_loss,
+    sparsity_loss,
+    threshold_at_rank,
+)
+from prunelab.models import build_model, model_spec
+from prunelab.store import RunDir, RunStore
+from tests.helpers import tiny_config
+
+
+def test_registered() -> None:
+    assert METHODS["manidp"] is ManiDP
+
+
+def test_complexity_weight_against_a_loop_including_ce_above_c() -> None:
+    ce = torch.tensor([0.0, 0.1, 0.5, 0.99, 1.0, 1.5, 3.0])
+    for c, lam, gamma_c in [(1.0, 2.0, 1.0), (1.0, 0.5, 2.0), (0.7, 1.0, 0.5), (1.0, 1.0, 0.0)]:
+        expected = []
+        for v in ce.tolist():
+            easy = 1.0 if v < c else 0.0
+            expected.append(lam * easy * (((c - v) / c) ** gamma_c if v < c else 0.0))
+        got = complexity_weights(ce, c, lam, gamma_c)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-7)
+        assert float(got.min()) >= 0.0 and float(got.max()) <= lam
+    assert complexity_weights(ce, 1.0, 2.0, 1.0)[4:].eq(0).all()  # CE >= C: not pushed at all
+
+
+def test_sparsity_and_similarity_losses_against_loops() -> None:
+    rng = np.random.default_rng(0)
+    pis = [rng.random((5, 4)).astype(np.float32), rng.random((5, 6)).astype(np.float32)]
+    feats = [rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(5, 6)).astype(np.float32)]
+    weights = rng.random(5).astype(np.float32)
+    expected_sparsity = sum(np.mean([weights[i] * pi[i].mean() for i in range(5)]) for pi in pis)
+    got = sparsity_loss([torch.from_numpy(p) for p in pis], torch.from_numpy(weights))
+    assert float(got) == pytest.approx(expected_sparsity, rel=1e-5)
+
+    def cos(a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    expected_similarity = 0.0
+    for pi, feat in zip(pis, feats, strict=True):
+        n = pi.shape[0]
+        total = 0.0
+        for i in range(n):
+            for j in range(n):
+                total += (cos(pi[i], pi[j]) - cos(feat[i], feat[j])) ** 2
+        expected_similarity += total / n**2
+    got = similarity_loss([torch.from_numpy(p) for p in pis], [torch.from_numpy(f) for f in feats])
+    assert float(got) == pytest.approx(expected_similarity, rel=1e-5)
+
+
+def test_threshold_at_rank_against_a_sorted_list() -> None:
+    rng = np.random.default_rng(1)
+    for c in (1, 4, 7, 16):
+        means = rng.random(c).astype(np.float32)
+        for eta in (1.0, 0.9, 0.5, 0.37, 0.1):
+            k = math.ceil((1 - eta) * c - 1e-9)
+            ordered = sorted(means.tolist())
+            expected = 0.0 if k == 0 else ordered[min(k, c - 1)]
+            xi = threshold_at_rank(torch.tensor(means), eta)
+            assert xi == pytest.approx(expected)
+            if 0 < k < c:
+                assert int((means >= xi).sum()) == c - k  # exactly the top c - k channels stay open
+    assert threshold_at_rank(torch.rand(8), 1.0) == 0.0
+
+
+def test_remain_rate_schedule_goes_from_one_to_the_target_and_stays() -> None:
+    rates = [remain_rate(e, 20, 0.4) for e in range(20)]
+    assert rates[0] == 1.0 and all(a >= b for a, b in itertools.pairwise(rates))
+    assert rates[-1] == pytest.approx(0.4) and rates[15] == pytest.approx(0.4)  # target after 75% of epochs
+    expected = 0.4 + 0.6 * (1 + math.cos(math.pi * 7 / 15)) / 2
+    assert rates[7] == pytest.approx(expected)
+    assert remain_rate(0, 1, 0.6) == 1.0 and remain_rate(1, 1, 0.6) == pytest.approx(0.6)
+
+
+def test_balanced_probe_sorted_by_class() -> None:
+    labels = torch.tensor([2, 0, 1, 1, 0, 2, 2, 0, 1, 0])
+    probe = balanced_probe(labels, 7, 3)
+    assert probe.tolist() == [1, 4, 7, 2, 3, 0, 5]  # 3 + 2 + 2, first positions of each class
+    assert labels[probe].tolist() == sorted(labels[probe].tolist())
+
+
+def _method(**fields: object) -> tuple[ManiDP, torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = install_gates(build_model(model_spec("resnet20", 10, 0.25))).train()
+    method = ManiDP(ManiDPConfig(**fields), SimpleNamespace())  # extra_loss needs no trainer
+    method.plan = build_plan(model)
+    method.complexity_c = 2.3
+    images = torch.randn(8, 3, 32, 32)
+    return method, model, images
+
+
+def _terms(method: ManiDP, model: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
+    torch.manual_seed(0)
+    logits = model(images)
+    labels = torch.arange(8) % 10
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    return {k: float(v.detach()) for k, v in method.extra_loss(model, images, labels, logits, ce).items()}
+
+
+def test_each_ablation_switch_changes_exactly_its_term() -> None:
+    method, model, images = _method()
+    state = model.state_dict()
+    full = _terms(method, model, images)
+    assert set(full) == {"sparsity", "similarity"} and full["similarity"] > 0
+
+    no_complexity, model2, _ = _method(complexity=False)
+    model2.load_state_dict(state)
+    ablated = _terms(no_complexity, model2, images)
+    assert ablated["similarity"] == pytest.approx(full["similarity"])
+    assert ablated["sparsity"] != pytest.approx(full["sparsity"])
+    pis = [r.saliency for r in records(model2)]
+    assert ablated["sparsity"] == pytest.approx(float(sparsity_loss(pis, torch.full((8,), 2.0))), rel=1e-6)
+
+    no_similarity, model3, _ = _method(similarity=False)
+    model3.load_state_dict(state)
+    ablated = _terms(no_similarity, model3, images)
+    assert set(ablated) == {"sparsity"} and ablated["sparsity"] == pytest.approx(full["sparsity"])
+
+    weighted, model4, _ = _method(gamma_sim=3.0)
+    model4.load_state_dict(state)
+    assert _terms(weighted, model4, images)["similarity"] == pytest.approx(3.0 * full["similarity"], rel=1e-6)
+
+
+def test_gates_get_no_weight_decay_and_a_scaled_lr() -> None:
+    method, model, _ = _method(gate_lr_scale=2.0)
+    groups = method.param_groups(model, None)  # type: ignore[arg-type]
+    gate_params = {id(p) for _, g in named_gates(model) for p in g.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == gate_params
+    assert groups[1]["weight_decay"] == 0.0 and groups[1]["lr_scale"] == 2.0
+    assert not gate_params & {id(p) for p in groups[0]["params"]}
+
+
+def test_init_from_loads_the_backbone_strictly(tmp_path) -> None:
+    source = build_model(model_spec("resnet20", 10, 0.25))
+    RunDir(tmp_path / "base").path.mkdir()
+    RunDir(tmp_path / "base").save_torch("model.pt", {"model_state": source.state_dict()})
+    logs: list[str] = []
+    trainer = SimpleNamespace(dataset=SimpleNamespace(image_shape=(3, 32, 32)), log=logs.append,
+                              run_dir=RunDir(tmp_path / "new"))
+    method = ManiDP(ManiDPConfig(init_from="base"), trainer)  # a run id under the same runs root
+    model = method.prepare_model(build_model(model_spec("resnet20", 10, 0.25)), fresh=True)
+    torch.testing.assert_close(model.conv_stem.weight, source.conv_stem.weight)
+    assert len(named_gates(model)) == 18 and logs
+    wrong = ManiDP(ManiDPConfig(init_from=str(tmp_path / "base")), trainer)
+    with pytest.raises(ValueError, match="backbone keys differ"):
+        wrong.prepare_model(build_model(model_spec("resnet20", 10, 0.5)), fresh=True)
+
+
+@pytest.fixture(scope="module")
+def mani_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    config = tiny_config("manidp", epochs=2, train_size=150, test_size=60, model="resnet20", width=0.25,
+                         probe_size=20, target_density=0.5)
+    run = RunStore(tmp_path_factory.mktemp("runs")).create(config)
+    with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the test short
+        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 6)
+        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 4)
+        summary = run_training(config, run)
+    return config, run, summary
+
+
+def test_end_to_end_artefacts(mani_run: tuple) -> None:
+    _, run, summary = mani_run
+    table = pd.read_parquet(run.file("per_image.parquet"))
+    info = json.loads(run.file("manidp.json").read_text())
+    layers = info["layers"]
+    assert len(layers) == 18 and len(info["thresholds"]) == 18
+    fixed = ["index", "label", "pred", "loss", "correct", "difficulty", "macs", "gate_macs"]
+    assert list(table.columns) == [*fixed, *[f"density_{name}" for name in layers]]
+    assert len(table) == 60 and table["index"].tolist() == list(range(60))
+    assert (table["macs"] <= info["macs_dense"]).all() and table["difficulty"].notna().all()
+    assert summary["macs_per_image"] == pytest.approx(table["macs"].mean())
+    assert summary["macs_reduction"] == pytest.approx(1 - table["macs"].mean() / info["macs_dense"])
+    assert summary["test_acc"] == pytest.approx(table["correct"].mean())
+    assert info["macs_verification"]["passed"] and info["macs_verification"]["images_checked"] == 6
+    assert info["executor_verification"]["passed"]
+    for key in ("gate_macs_per_image", "latency_ms_b1_dense", "latency_ms_b1_sparse", "spearman_macs_loss",
+                "spearman_macs_difficulty"):
+        assert key in summary
+    probe = np.load(run.file("probe.npz"))
+    assert probe["indices"].shape == (20,) and list(probe["layer_names"]) == layers
+    assert np.all(np.diff(probe["labels"]) >= 0)
+    for i, channels in enumerate(info["channels"]):
+        assert probe[f"gates_{i}"].shape == probe[f"features_{i}"].shape == (20, channels)
+        assert probe[f"T_{i}"].shape == probe[f"R_{i}"].shape == (20, 20)
+        np.testing.assert_allclose(np.diag(probe[f"R_{i}"]), 1.0, atol=1e-4)
+
+
+def test_metrics_log_every_term_and_the_schedule(mani_run: tuple) -> None:
+    _, run, _ = mani_run
+    rows = run.read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("sparsity", "similarity", "eta", "complexity_c", "train_macs_per_image", "train_density"):
+        assert all(key in r for r in rows)
+    assert rows[0]["eta"] == 1.0 and rows[1]["eta"] == pytest.approx(remain_rate(1, 2, 0.5))
+    assert json.loads(run.file("manidp.json").read_text())["eta"] == pytest.approx(0.5)  # final calibration
+    assert rows[1]["complexity_c"] == pytest.approx(0.5 * rows[0]["train_ce"])  # C from the previous epoch
+
+
+def test_load_model_round_trip(mani_run: tuple) -> None:
+    _, run, _ = mani_run
+    model = prunelab.load_model(run.path)
+    info = json.loads(run.file("manidp.json").read_text())
+    assert get_thresholds(model) == pytest.approx(info["thresholds"])
+    from prunelab.data import load_dataset, normalize
+
+    config = run.read_config()
+    data = load_dataset(config.data)
+    table = pd.read_parquet(run.file("per_image.parquet"))
+    with torch.no_grad():
+        logits = model(normalize(data.test_images[:10], data.mean, data.std))
+    assert logits.argmax(1).tolist() == table["pred"][:10].tolist()
