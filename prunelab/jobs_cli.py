@@ -45,9 +45,9 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--train-size", type=int, help="number of training images")
     suite.add_argument("--test-size", type=int, help="number of test images")
     suite.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
-    suite.add_argument("--model", help="vgg11, vgg16, vgg19, resnet20 (default), resnet32, resnet56, "
+    suite.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, "
                                        "resnet110")
-    suite.add_argument("--width", type=float, help="width multiplier (default 0.5)")
+    suite.add_argument("--width", type=float, help="width multiplier (default 0.25)")
     suite.add_argument("--batch-size", type=int)
     suite.add_argument("--lr", type=float, help="learning rate")
     suite.add_argument("--seed", type=int)
