@@ -45,7 +45,8 @@ METHOD_FLAGS = {
 }
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Dataset and model flags, shared by `run` and `suite`."""
     data = parser.add_argument_group("data and model")
     data.add_argument("--dataset", help="shapes (default), cifar10, cifar100, svhn, mnist, fashion-mnist, folder:PATH")
     data.add_argument("--train-size", type=int, help="number of training images")
@@ -53,14 +54,23 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
     data.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, resnet110")
     data.add_argument("--width", type=float, help="width multiplier (default 0.25)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) -> None:
+    """Optimisation flags, shared by `run` and `suite`."""
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, help="training epochs (slimming: sparsity-training epochs)")
+    train.add_argument("--epochs", type=int, help=epochs_help)
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--weight-decay", type=float)
     train.add_argument("--schedule", help="cosine (default), step or constant")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (default), cpu or cuda")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_model_arguments(parser)
+    add_training_arguments(parser, "training epochs (slimming: sparsity-training epochs)")
     slim = parser.add_argument_group("slimming")
     slim.add_argument("--lambda", dest="sparsity_lambda", type=float, help="L1 strength on BN gammas (1e-4)")
     slim.add_argument("--prune-ratio", type=float, help="global fraction of channels removed (0.5)")
@@ -68,10 +78,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (lr / 10)")
     slim.add_argument("--min-channels", type=int, help="channels every layer keeps at least (1)")
     mani = parser.add_argument_group("manidp")
-    mani.add_argument("--lambda-prime", type=float, help="maximum per-image sparsity weight lambda'")
-    mani.add_argument("--gamma-sim", type=float, help="similarity-alignment weight gamma")
-    mani.add_argument("--gamma-c", type=float, help="complexity exponent")
-    mani.add_argument("--target-density", type=float, help="fraction of channels kept per layer at the end")
+    mani.add_argument("--lambda-prime", type=float, help="maximum per-image sparsity weight lambda' (0.05)")
+    mani.add_argument("--gamma-sim", type=float, help="similarity-alignment weight gamma (1.0)")
+    mani.add_argument("--gamma-c", type=float, help="complexity exponent (1.0)")
+    mani.add_argument("--target-density", type=float, help="fraction of channels kept per layer at the end (0.7)")
     mani.add_argument("--no-complexity", action="store_true", help="one sparsity weight for every image")
     mani.add_argument("--no-similarity", action="store_true", help="drop the similarity-alignment term")
     mani.add_argument("--init-from", help="run directory (or run id) whose model.pt initialises the backbone")

@@ -90,11 +90,11 @@ class ManiDPConfig(_Strict):
     """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
 
     name: Literal["manidp"] = "manidp"
-    lambda_prime: float = Field(2.0, ge=0.0, le=100.0, description="maximum sparsity weight lambda'")
+    lambda_prime: float = Field(0.05, ge=0.0, le=100.0, description="maximum sparsity weight lambda'")
     gamma_sim: float = Field(1.0, ge=0.0, le=100.0, description="similarity-alignment weight gamma")
     gamma_c: float = Field(1.0, ge=0.0, le=10.0, description="complexity exponent")
     complexity_scale: float = Field(0.5, gt=0.0, le=10.0, description="C = scale * previous epoch mean CE")
-    target_density: float = Field(0.5, gt=0.0, le=1.0, description="fraction of channels kept per layer at the end")
+    target_density: float = Field(0.7, gt=0.0, le=1.0, description="fraction of channels kept per layer at the end")
     complexity: bool = Field(True, description="complexity-adaptive sparsity (off: one weight for every image)")
     similarity: bool = Field(True, description="similarity alignment term")
     gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0)

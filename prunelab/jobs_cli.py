@@ -19,6 +19,8 @@ from prunelab.cli import (
     UsageError,
     _check_dataset_available,
     _runs_root,
+    add_data_model_arguments,
+    add_training_arguments,
     config_from_args,
     format_table,
 )
@@ -38,20 +40,9 @@ def add_job_commands(sub: Any) -> None:
     suite = sub.add_parser("suite", help="run a suite of runs to the end: demo, slimming, ablation or sweep")
     suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
     _add_runs_dir(suite)
-    suite.add_argument("--epochs", type=int, help="training epochs per run (default: the suite's, 3)")
+    add_data_model_arguments(suite)
+    add_training_arguments(suite, "training epochs per run (default: the suite's, 3)")
     suite.add_argument("--finetune-epochs", type=int, help="slimming fine-tune epochs (--epochs / 2)")
-    suite.add_argument("--dataset", help="shapes (default), cifar10, cifar100, svhn, mnist, fashion-mnist, "
-                                         "folder:PATH")
-    suite.add_argument("--train-size", type=int, help="number of training images")
-    suite.add_argument("--test-size", type=int, help="number of test images")
-    suite.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
-    suite.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, "
-                                       "resnet110")
-    suite.add_argument("--width", type=float, help="width multiplier (default 0.25)")
-    suite.add_argument("--batch-size", type=int)
-    suite.add_argument("--lr", type=float, help="learning rate")
-    suite.add_argument("--seed", type=int)
-    suite.add_argument("--device", help="auto (default), cpu or cuda")
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
     suite.add_argument("--param", help="sweep: sparsity_lambda (lambda), prune_ratio, lambda_prime, "
                                        "gamma_sim (gamma) or target_density")

@@ -30,8 +30,8 @@ NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (test
 # quarter width, but 69 k instead of 579 k parameters), which keeps the shipped runs under 5 MB.
 DEMO_MODEL = "resnet20"
 DEMO_WIDTH = 0.5
-DEMO_EPOCHS = 8
-DEMO_FINETUNE_EPOCHS = 4
+DEMO_EPOCHS = 4
+DEMO_FINETUNE_EPOCHS = 2
 
 BASE_COLUMNS = [
     "run_id", "path", "demo", "name", "suite", "method", "dataset", "model", "width", "state", "fraction",

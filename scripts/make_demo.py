@@ -3,7 +3,7 @@
 The runs are made by PruneLab's own suite command, run from the repository root:
 
     python -m prunelab suite demo --runs-dir assets/demo_runs --model resnet20 --width 0.5 \
-        --epochs 8 --finetune-epochs 4
+        --epochs 4 --finetune-epochs 2
 
 then the files no page reads are removed (epoch checkpoints with optimizer state, torch.export
 archives), which keeps the demo under 5 MB. Usage:
