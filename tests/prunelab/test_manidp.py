@@ -135,7 +135,7 @@ def test_each_ablation_switch_changes_exactly_its_term() -> None:
     assert ablated["sparsity"] != pytest.approx(full["sparsity"])
     pis = [r.saliency for r in records(model2)]
     every_image = torch.full((8,), no_complexity.config.lambda_prime)  # one weight, lambda', for every image
-    assert ablated["sparsity"] == pytest.approx(float(sparsity_loss(pis, every_image)), rel=1e-6)
+    assert ablated["sparsity"] == pytest.approx(float(sparsity_loss(pis, every_image).detach()), rel=1e-6)
 
     no_similarity, model3, _ = _method(similarity=False)
     model3.load_state_dict(state)
