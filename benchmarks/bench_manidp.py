@@ -14,7 +14,6 @@ side, interleaved round by round. Ratios are dense / pruned, so bigger is better
 
 from __future__ import annotations
 
-import argparse
 import copy
 from typing import Any
 
@@ -237,15 +236,7 @@ def manidp_speedups(dataset: str, full: bool, work: common.WorkDir, seed: int = 
 
 
 def main() -> None:
-    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    args = parser.parse_args()
-    common.apply_threads(args.threads, args.clock)
-    with common.WorkDir(args.work) as work:
-        result = manidp_speedups(args.dataset, args.full, work, args.seed)
-    result["provenance"] = common.provenance()
-    print({k: v for k, v in result.items() if not isinstance(v, dict | list)})
-    if args.out:
-        common.write_json(args.out, result)
+    common.run_section(__doc__.split("\n")[0], manidp_speedups)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ order and seed: `Trainer.train_one_epoch` of a plain run) and evaluated on the t
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from typing import Any
@@ -120,14 +119,7 @@ def peer_comparison(dataset: str, full: bool, work: common.WorkDir, seed: int = 
 
 
 def main() -> None:
-    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    args = parser.parse_args()
-    common.apply_threads(args.threads, args.clock)
-    with common.WorkDir(args.work) as work:
-        result = peer_comparison(args.dataset, args.full, work, args.seed)
-    result["provenance"] = common.provenance()
-    if args.out:
-        common.write_json(args.out, result)
+    common.run_section(__doc__.split("\n")[0], peer_comparison)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ round. Ratios are dense / compact, so bigger is better:
 
 from __future__ import annotations
 
-import argparse
 import copy
 from typing import Any
 
@@ -196,15 +195,7 @@ def slimming_speedups(dataset: str, full: bool, work: common.WorkDir, seed: int 
 
 
 def main() -> None:
-    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    args = parser.parse_args()
-    common.apply_threads(args.threads, args.clock)
-    with common.WorkDir(args.work) as work:
-        result = slimming_speedups(args.dataset, args.full, work, args.seed)
-    result["provenance"] = common.provenance()
-    print({k: v for k, v in result.items() if not isinstance(v, dict | list)})
-    if args.out:
-        common.write_json(args.out, result)
+    common.run_section(__doc__.split("\n")[0], slimming_speedups)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ epoch) are timed separately and reported as `*_epoch_time_ratio_with_hooks`.
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -157,17 +156,13 @@ def shapes_generation(full: bool, seed: int = 0) -> dict[str, Any]:
             "shapes_generation_load_average": [load_before, common.load_average()]}
 
 
+def overhead_and_generation(dataset: str, full: bool, work: common.WorkDir, seed: int) -> dict:
+    """Epoch-time ratios plus the shapes generation time, as one section."""
+    return {**training_overhead(dataset, full, work, seed), **shapes_generation(full)}
+
+
 def main() -> None:
-    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    args = parser.parse_args()
-    common.apply_threads(args.threads, args.clock)
-    with common.WorkDir(args.work) as work:
-        result = training_overhead(args.dataset, args.full, work, args.seed)
-        result.update(shapes_generation(args.full))
-    result["provenance"] = common.provenance()
-    print({k: v for k, v in result.items() if not isinstance(v, dict)})
-    if args.out:
-        common.write_json(args.out, result)
+    common.run_section(__doc__.split("\n")[0], overhead_and_generation)
 
 
 if __name__ == "__main__":

@@ -292,3 +292,19 @@ def ensure_run(work: WorkDir, run_id: str, config: RunConfig, dataset: ImageData
 
 def trainer_for(config: RunConfig, run: RunDir, dataset: ImageDataset) -> Trainer:
     return Trainer(config, run, dataset=dataset)
+
+
+def run_section(description: str, measure: Callable[[str, bool, WorkDir, int], dict[str, Any]]) -> None:
+    """Script entry point of one benchmark section: parse the common flags, measure, print, write JSON.
+
+    `measure(dataset, full, work, seed)` returns the section's JSON object.
+    """
+    parser = add_common_args(argparse.ArgumentParser(description=description))
+    args = parser.parse_args()
+    apply_threads(args.threads, args.clock)
+    with WorkDir(args.work) as work:
+        result = measure(args.dataset, args.full, work, args.seed)
+    result["provenance"] = provenance()
+    print({k: v for k, v in result.items() if not isinstance(v, dict | list)})
+    if args.out:
+        write_json(args.out, result)
