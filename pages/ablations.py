@@ -18,7 +18,7 @@ FORMATS = {
     "params": st.column_config.NumberColumn("params", format="compact"),
 }
 
-st.title("Ablations and sweeps")
+common.title("Ablations and sweeps")
 common.explain(
     f"Every pruning method trades accuracy for compute: the best runs sit top-left in the accuracy versus "
     f"{common.MAC_LABEL} chart. The MACs reduction compares a run with the same network unpruned (slimming: "

@@ -10,7 +10,7 @@ from prunelab import analysis
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
 
-st.title("Per-image MACs")
+common.title("Per-image MACs")
 common.explain(
     "ManiDP's gates keep a different set of channels for every image, so each image pays its own cost in "
     f"{common.MAC_LABEL}. The complexity term pushes easy images (low cross-entropy, below the threshold C) "

@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages import common, run_widgets
 
-st.title("PruneLab: channel pruning you can watch")
+common.title("PruneLab: channel pruning you can watch")
 st.markdown(
     "PruneLab trains small CNNs and removes channels in two ways. **Network Slimming** pushes BatchNorm "
     "scales γ toward zero with an L1 penalty, then cuts every channel under one global threshold: a "

@@ -13,7 +13,7 @@ from prunelab import analysis, results
 
 ALL_LAYERS = "all layers (concatenated)"
 
-st.title("Similarity alignment")
+common.title("Similarity alignment")
 common.explain(
     "For a batch of images, R holds the cosine similarity of their pooled features at a layer and T the "
     "cosine similarity of their gate vectors π (which channels they keep). ManiDP's similarity term pulls "

@@ -14,7 +14,7 @@ WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hol
 STAGES = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
           ("After fine-tuning", "acc_after_finetune")]
 
-st.title("Network Slimming")
+common.title("Network Slimming")
 common.explain(
     "Network Slimming trains with an L1 penalty on every BatchNorm scale γ, which pushes the scales of "
     "unimportant channels toward zero. One **global threshold** (the `prune_ratio` percentile of all |γ|) "

@@ -7,6 +7,7 @@ page) and no exception. Screenshots land in the test's temporary folder. Skipped
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,10 +68,9 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"streamlit did not answer /_stcore/health within {START_TIMEOUT_S:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A headless `streamlit run app.py` on a free localhost port, reading the fixture runs."""
-    base = tmp_path_factory.getbasetemp()
+@contextlib.contextmanager
+def _serve_app(base: Path) -> Iterator[str]:
+    """A fresh headless `streamlit run app.py` on a free localhost port, reading the fixture runs."""
     env = {**os.environ, "PRUNELAB_CACHE_DIR": str(base / "data-cache"), "PRUNELAB_NO_DEMO": "1"}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PRUNELAB_CACHE_DIR", env["PRUNELAB_CACHE_DIR"])
@@ -94,6 +95,16 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.kill()
 
 
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serve_app(tmp_path_factory.getbasetemp()) as url:
+        yield url
+
+
+def _launch(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
 def _wait_until_idle(page: object, quiet_s: float = 1.5, timeout_s: float = 90.0) -> None:
     """Wait until the app has no script running (the status widget stays hidden for `quiet_s`)."""
     deadline = time.monotonic() + timeout_s
@@ -115,7 +126,7 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
 
     opened = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = _launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         for file, (url_path, expected, method) in PAGES.items():
             if not (ROOT / file).is_file() or (method is not None and method not in METHODS):
@@ -137,3 +148,21 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
         browser.close()
     print("opened:", ", ".join(opened), "| screenshots in", tmp_path)
     assert opened and opened[0].startswith("pages/runs.py")
+
+
+def test_a_page_url_as_a_fresh_servers_first_request_gets_the_apps_navigation(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Streamlit's legacy `pages/` discovery must not take over when the first request is a deep link."""
+    from playwright.sync_api import sync_playwright
+
+    with _serve_app(tmp_path_factory.getbasetemp()) as url, sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{url}/ablations", wait_until="domcontentloaded")
+        page.wait_for_selector("h1:has-text('Ablations and sweeps')", timeout=PAGE_TIMEOUT_MS)
+        _wait_until_idle(page)
+        page.screenshot(path=str(tmp_path / "deep-link.png"), full_page=True)
+        navigation = page.inner_text("[data-testid='stSidebarNav']")
+        browser.close()
+    assert "Per-image MACs" in navigation, navigation  # the titles given to st.navigation in app.py
+    assert "common" not in navigation.lower() and "run widgets" not in navigation.lower(), navigation
