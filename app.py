@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import common
+
 ROOT = Path(__file__).resolve().parent
 PAGES = [
     ("pages/runs.py", "Runs", ":material/play_circle:"),
@@ -21,6 +23,7 @@ st.set_page_config(page_title="PruneLab", page_icon=":material/content_cut:", la
 pages = [st.Page(ROOT / path, title=title, icon=icon, default=(title == "Runs"))
          for path, title, icon in PAGES if (ROOT / path).is_file()]
 navigation = st.navigation(pages)
+common.start_umap_warm_up()
 st.sidebar.caption("PruneLab: train small CNNs, prune their channels statically (Network Slimming) or per "
                    "image (ManiDP), and see what each method keeps and what it costs in MACs.")
 navigation.run()

@@ -194,6 +194,15 @@ def explain(text: str, formula: str | None = None) -> None:
 
 
 @st.cache_resource(show_spinner=False)
+def start_umap_warm_up() -> Any:
+    """Compile umap-learn's numba kernels in the background, once per server, so the Similarity page's
+    first UMAP does not wait ~30-60 s for them (the thread never touches Streamlit)."""
+    from prunelab import analysis
+
+    return analysis.warm_up_umap_in_background()
+
+
+@st.cache_resource(show_spinner=False)
 def _job_manager(runs_dir: str) -> Any:
     from prunelab.jobs import JobManager
 

@@ -12,6 +12,7 @@ nothing imports Streamlit, so the pages stay thin and every number they show is 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -194,6 +195,20 @@ def warm_up_umap() -> float:
     points = np.random.default_rng(0).random((UMAP_MIN_POINTS + 3, 4))
     umap_embedding(points)
     return time.perf_counter() - started
+
+
+def warm_up_umap_in_background() -> threading.Thread:
+    """Start `warm_up_umap` in a daemon thread (the app does this once per server process)."""
+    thread = threading.Thread(target=_warm_up_quietly, name="prunelab-umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up_quietly() -> None:
+    try:
+        warm_up_umap()
+    except Exception:  # noqa: BLE001 - a failed warm-up only means the first UMAP compiles on demand
+        return
 
 
 def _umap_class() -> Any:

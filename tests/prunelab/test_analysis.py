@@ -145,6 +145,10 @@ def test_umap_shape_determinism_and_structure() -> None:
     tiny = analysis.umap_embedding(np.vstack([np.zeros((1, 12)), points[:5]]))  # a zero row is allowed
     assert tiny is not None and tiny.shape == (6, 2)
     assert analysis.warm_up_umap() >= 0.0
+    thread = analysis.warm_up_umap_in_background()
+    assert thread.daemon
+    thread.join(timeout=120)
+    assert not thread.is_alive()
 
 
 # ------------------------------------------------------------------------------------------------
