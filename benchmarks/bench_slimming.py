@@ -14,6 +14,7 @@ round. Ratios are dense / compact, so bigger is better:
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import common
@@ -60,9 +61,11 @@ def ensure_baseline_run(work: common.WorkDir, dataset: str, full: bool, seed: in
 
 
 def latency_speedup(dense: nn.Module, compact: nn.Module, batch: int, calls: int, rounds: int,
-                    input_shape: tuple[int, ...]) -> dict[str, Any]:
+                    input_shape: tuple[int, ...], channels_last: bool = False) -> dict[str, Any]:
     """Per-round median ms per forward of each network at `batch`, interleaved; speedup = dense / compact."""
     x = torch.randn((batch, *input_shape))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     dense, compact = dense.eval(), compact.eval()
     times: dict[str, list[float]] = {"dense": [], "compact": []}
     with torch.inference_mode():
@@ -107,7 +110,38 @@ def overhead_diagnostics(dense: nn.Module, compact: nn.Module, flops_ratio: floa
                              sizes["b1_calls"], sizes["rounds"], shape)
     return {"fixed_overhead_ms_b1": fixed_ms, "dense_ms_b1": dense_ms, "compact_ms_b1": compact_ms,
             "amdahl_predicted_speedup_b1": amdahl, "bn_folded_speedup_b1": folded["speedup"]["median"],
-            "bn_folded_latency_b1": folded}
+            "bn_folded_latency_b1": folded,
+            "execution_forms_b1": execution_forms(dense, compact, sizes, shape)}
+
+
+def _deployed(model: nn.Module, shape: tuple[int, ...], channels_last: bool) -> nn.Module:
+    """BN folded (torch.fx `fuse`), traced and frozen by TorchScript: no Python between the ops."""
+    from torch.fx.experimental.optimization import fuse
+
+    model = fuse(copy.deepcopy(model).eval())
+    x = torch.randn((1, *shape))
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+        return torch.jit.freeze(torch.jit.trace(model, x))
+
+
+def execution_forms(dense: nn.Module, compact: nn.Module, sizes: dict[str, Any],
+                    shape: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """Batch-1 ms of both networks and the speedup in each way of running them on a CPU: eager;
+    BN folded, traced and frozen; the same in channels_last (oneDNN convolutions even at batch 1).
+    Shows whether the missing speedup is Python overhead or kernel efficiency at small sizes."""
+    forms = {"frozen": False, "frozen_channels_last": True}
+    rows = {}
+    for name, channels_last in forms.items():
+        result = latency_speedup(_deployed(dense, shape, channels_last), _deployed(compact, shape, channels_last),
+                                 1, sizes["b1_calls"], sizes["rounds"], shape, channels_last=channels_last)
+        rows[name] = {"dense_ms": result["dense_ms"]["median"], "compact_ms": result["compact_ms"]["median"],
+                      "speedup": result["speedup"]["median"]}
+        common.log(f"slimming b1 {name}: dense {rows[name]['dense_ms']:.3f} ms, compact "
+                   f"{rows[name]['compact_ms']:.3f} ms, speedup {rows[name]['speedup']:.2f}")
+    return rows
 
 
 def width_sweep(dense: nn.Module, compact: nn.Module, widths: tuple[float, ...], sizes: dict[str, Any],

@@ -6,12 +6,14 @@ runs first on the pooled (compact) input, `idx = {c : pi_c >= xi, pi_c > 0}` (at
 as in `prunelab.gates.threshold_mask`), and the convolution runs with gathered weights
 `W[idx_out][:, idx_in]` on the compact input, producing only the kept channels:
 
-    out = ReLU(conv(x_in, pi[idx] * W_bn[idx_out][:, idx_in], pi[idx] * b_bn[idx_out]))
+    out = pi[idx] * ReLU(conv(x_in, W_bn[idx_out][:, idx_in], b_bn[idx_out]))
 
-where W_bn, b_bn are the convolution with its eval-mode BatchNorm folded in and pi >= 0 is folded into
-the weights (ReLU(pi * a) = pi * ReLU(a)). In a ResNet block conv_b's kept channels are added into the
-full-width residual stream with `index_add_`. The gate's first Linear only needs the columns of the
-active input channels (inactive ones pool to zero). Outputs equal the masked dense model's to float
+where W_bn, b_bn are the convolution with its eval-mode BatchNorm folded in. Since pi >= 0,
+ReLU(pi * a) = pi * ReLU(a), so the saliency scales whichever is smaller: the conv output
+(|out| * H * W products) or the gathered weights and bias (|out| * |in| * k * k). In a ResNet
+block conv_b's kept channels are added into the full-width residual stream with `index_add_`. The
+gate's first Linear only needs the weights of the active input channels (inactive ones pool to
+zero); it is stored transposed so that gathering them copies whole rows. Outputs equal the masked dense model's to float
 tolerance. Plain tensors and functional calls only: no module dispatch, little Python overhead.
 """
 
@@ -29,7 +31,7 @@ from prunelab.models import VGG, ConvUnit, ResNet
 
 @dataclass
 class _Gate:
-    w1: torch.Tensor  # [hidden, C_in]
+    w1_rows: torch.Tensor  # first Linear's weight transposed, [C_in, hidden]: gathering inputs gathers rows
     b1: torch.Tensor
     w2: torch.Tensor  # [C_out, hidden]
     b2: torch.Tensor
@@ -56,7 +58,7 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Conv:
 def _gate(gate: nn.Module) -> _Gate:
     if not isinstance(gate, ChannelGate):
         raise TypeError("the sparse executor needs a gated model (prunelab.gates.install_gates)")
-    return _Gate(gate.fc1.weight.detach().float().contiguous(), gate.fc1.bias.detach().float().contiguous(),
+    return _Gate(gate.fc1.weight.detach().float().t().contiguous(), gate.fc1.bias.detach().float().contiguous(),
                  gate.fc2.weight.detach().float().contiguous(), gate.fc2.bias.detach().float().contiguous(),
                  float(gate.threshold), float(gate.threshold) <= 0.0)
 
@@ -64,8 +66,9 @@ def _gate(gate: nn.Module) -> _Gate:
 def _kept(gate: _Gate, pooled: torch.Tensor,
           in_idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept channel indices, their saliencies) for one image; `pooled` [1, |in_idx|] is compact."""
-    w1 = gate.w1 if in_idx is None else gate.w1.index_select(1, in_idx)
-    z = F.linear(torch.relu_(F.linear(pooled, w1, gate.b1)), gate.w2, gate.b2)[0]  # (C_out,), pi = ReLU(z)
+    w1_rows = gate.w1_rows if in_idx is None else gate.w1_rows.index_select(0, in_idx)
+    hidden = torch.relu_(torch.addmm(gate.b1, pooled, w1_rows))
+    z = F.linear(hidden, gate.w2, gate.b2)[0]  # (C_out,), pi = ReLU(z)
     keep = z > 0 if gate.positive_only else z >= gate.threshold  # xi > 0: z >= xi <=> ReLU(z) >= xi
     idx = torch.nonzero(keep).squeeze(1)
     if idx.numel() == 0:  # keep-one guard of threshold_mask
@@ -75,13 +78,23 @@ def _kept(gate: _Gate, pooled: torch.Tensor,
     return idx, z.index_select(0, idx)  # positive on the kept channels, so equal to pi there
 
 
-def _gathered(conv: _Conv, out_idx: torch.Tensor, in_idx: torch.Tensor | None,
-              pi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights [|out|, |in|, k, k] and bias [|out|] of the kept channels, saliency folded in."""
+def _sparse_conv(conv: _Conv, x: torch.Tensor, out_idx: torch.Tensor, in_idx: torch.Tensor | None,
+                 pi: torch.Tensor, relu: bool) -> torch.Tensor:
+    """pi * [ReLU](conv of the compact input `x` with the kept channels' weights): (1, |out|, H', W').
+
+    The saliency multiplies the output when that is fewer products than multiplying the gathered
+    weights (late, low-resolution layers), else the weights and bias (early, high-resolution layers).
+    """
     weight = conv.weight.index_select(0, out_idx)
     if in_idx is not None:
         weight = weight.index_select(1, in_idx)
-    return weight * pi[:, None, None, None], conv.bias.index_select(0, out_idx) * pi
+    bias = conv.bias.index_select(0, out_idx)
+    size = (x.shape[-1] + 2 * conv.padding - weight.shape[-1]) // conv.stride + 1
+    if size * size <= weight[0].numel():
+        out = F.conv2d(x, weight, bias, conv.stride, conv.padding)
+        return (torch.relu_(out) if relu else out).mul_(pi[:, None, None])
+    out = F.conv2d(x, weight * pi[:, None, None, None], bias * pi, conv.stride, conv.padding)
+    return torch.relu_(out) if relu else out
 
 
 class SparseExecutor:
@@ -122,8 +135,7 @@ class SparseExecutor:
                 continue
             gate, conv = unit
             idx, pi = _kept(gate, x.mean(dim=(2, 3)), in_idx)
-            weight, bias = _gathered(conv, idx, in_idx, pi)
-            x = torch.relu_(F.conv2d(x, weight, bias, conv.stride, conv.padding))  # (1, |idx|, H, W)
+            x = _sparse_conv(conv, x, idx, in_idx, pi, relu=True)  # (1, |idx|, H, W)
             in_idx = idx
         assert in_idx is not None
         pooled = x.mean(dim=(2, 3))  # (1, |idx_last|)
@@ -134,11 +146,9 @@ class SparseExecutor:
         x = torch.relu_(F.conv2d(x, stem.weight, stem.bias, stem.stride, stem.padding))  # (1, C, H, W), full
         for gate_a, conv_a, gate_b, conv_b, shortcut in self.blocks:
             idx_a, pi_a = _kept(gate_a, x.mean(dim=(2, 3)), None)
-            weight, bias = _gathered(conv_a, idx_a, None, pi_a)
-            mid = torch.relu_(F.conv2d(x, weight, bias, conv_a.stride, conv_a.padding))  # (1, |a|, H', W')
+            mid = _sparse_conv(conv_a, x, idx_a, None, pi_a, relu=True)  # (1, |a|, H', W')
             idx_b, pi_b = _kept(gate_b, mid.mean(dim=(2, 3)), idx_a)
-            weight, bias = _gathered(conv_b, idx_b, idx_a, pi_b)
-            out = F.conv2d(mid, weight, bias, conv_b.stride, conv_b.padding)  # (1, |b|, H', W')
+            out = _sparse_conv(conv_b, mid, idx_b, idx_a, pi_b, relu=False)  # (1, |b|, H', W')
             if shortcut is not None:
                 x = F.conv2d(x, shortcut.weight, shortcut.bias, shortcut.stride, shortcut.padding)
             x = torch.relu_(x.index_add_(1, idx_b, out))  # residual stream stays full width
