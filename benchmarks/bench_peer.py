@@ -93,7 +93,7 @@ def peer_comparison(dataset: str, full: bool, work: common.WorkDir, seed: int = 
     trainer = Trainer(plain, work.scratch("peer"), dataset=common.get_dataset(
         config.data.dataset, config.data.train_size, config.data.test_size, config.data.data_seed))
     epochs = config.method.finetune_epochs
-    lr = config.method.finetune_lr or config.train.lr / 10.0
+    lr = config.method.finetune_lr or config.train.lr
     rows: dict[str, dict[str, Any]] = {"dense": {
         "macs": count_macs(dense, shape), "params": count_params(dense), "acc": trainer.evaluate(dense).acc}}
     pruned = {"prunelab": prunelab_prune(dense, config, shape)}

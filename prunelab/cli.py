@@ -75,7 +75,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     slim.add_argument("--lambda", dest="sparsity_lambda", type=float, help="L1 strength on BN gammas (1e-4)")
     slim.add_argument("--prune-ratio", type=float, help="global fraction of channels removed (0.5)")
     slim.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning (5)")
-    slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (lr / 10)")
+    slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default: --lr)")
     slim.add_argument("--min-channels", type=int, help="channels every layer keeps at least (1)")
     mani = parser.add_argument_group("manidp")
     mani.add_argument("--lambda-prime", type=float, help="maximum per-image sparsity weight lambda' (0.05)")

@@ -80,7 +80,8 @@ class SlimmingConfig(_Strict):
     sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, description="L1 strength on BN gammas")
     prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="global fraction of prunable channels removed")
     finetune_epochs: int = Field(5, ge=0, le=1000)
-    finetune_lr: float | None = Field(None, gt=0.0, le=10.0, description="default: the training lr / 10")
+    finetune_lr: float | None = Field(None, gt=0.0, le=10.0,
+                                       description="default: the training lr (the reference code re-runs the schedule)")
     min_channels: int = Field(1, ge=1, description="per-layer guard: a layer keeps at least this many channels")
     bn_init: float | None = Field(0.5, gt=0.0, le=10.0, description="initial gamma (reference code: 0.5)")
     prune_residual: bool = Field(False, description="also prune the residual stream of ResNets")

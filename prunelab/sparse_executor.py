@@ -89,11 +89,12 @@ def _sparse_conv(conv: _Conv, x: torch.Tensor, out_idx: torch.Tensor, in_idx: to
     if in_idx is not None:
         weight = weight.index_select(1, in_idx)
     bias = conv.bias.index_select(0, out_idx)
-    size = (x.shape[-1] + 2 * conv.padding - weight.shape[-1]) // conv.stride + 1
-    if size * size <= weight[0].numel():
+    _, fan_in, k_h, k_w = weight.shape
+    size = (x.shape[-1] + 2 * conv.padding - k_w) // conv.stride + 1
+    if size * size <= fan_in * k_h * k_w:
         out = F.conv2d(x, weight, bias, conv.stride, conv.padding)
-        return (torch.relu_(out) if relu else out).mul_(pi[:, None, None])
-    out = F.conv2d(x, weight * pi[:, None, None, None], bias * pi, conv.stride, conv.padding)
+        return (torch.relu_(out) if relu else out).mul_(pi.view(-1, 1, 1))
+    out = F.conv2d(x, weight * pi.view(-1, 1, 1, 1), bias * pi, conv.stride, conv.padding)
     return torch.relu_(out) if relu else out
 
 

@@ -104,7 +104,7 @@ class Slimming(PruningMethod):
     def phases(self) -> list[Phase]:
         """Sparsity training, then fine-tuning; a 0-epoch finetune phase still triggers the pruning."""
         train = self.trainer.config.train
-        finetune_lr = self.config.finetune_lr or train.lr / 10.0
+        finetune_lr = self.config.finetune_lr or train.lr
         return [Phase("sparsity", train.epochs, train.lr),
                 Phase("finetune", self.config.finetune_epochs, finetune_lr)]
 
