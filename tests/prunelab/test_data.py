@@ -23,6 +23,7 @@ from prunelab.data import (
     torchvision_sets,
 )
 from prunelab.data import dataset as dataset_module
+from prunelab.data import folder as folder_module
 
 
 @pytest.fixture(autouse=True)
@@ -275,8 +276,12 @@ def test_folder_dataset_and_cache(tmp_path, monkeypatch):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr("prunelab.data.folder.decode_images", _no_decode)
+    listings = []
+    real_scan = folder_module._scan
+    monkeypatch.setattr("prunelab.data.folder._scan", lambda root: listings.append(root) or real_scan(root))
     again = load_dataset(cfg, cache_dir=cache)
     assert torch.equal(again.train_images, ds.train_images)
+    assert listings == []  # nothing changed on disk: the first listing is reused, no 60k-file walk
     monkeypatch.undo()
 
     # a new file changes the key: decoded again and the subset size applies
@@ -285,6 +290,7 @@ def test_folder_dataset_and_cache(tmp_path, monkeypatch):
     small = load_dataset(DataConfig(dataset=f"folder:{root}", train_size=10, test_size=20), cache_dir=cache)
     assert small.train_images.shape[0] == 10 and small.test_images.shape[0] == 12
     assert len(list(cache.glob("folder_*.npz"))) == 2
+    assert folder_module.scan_folder(root)["count"] == 25  # the new file was listed
 
 
 def test_folder_errors(tmp_path):
