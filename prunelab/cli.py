@@ -70,11 +70,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) ->
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_model_arguments(parser)
-    add_training_arguments(parser, "training epochs (slimming: sparsity-training epochs)")
+    add_training_arguments(parser, "training epochs, default 20 (slimming: sparsity-training epochs)")
     slim = parser.add_argument_group("slimming")
     slim.add_argument("--lambda", dest="sparsity_lambda", type=float, help="L1 strength on BN gammas (1e-4)")
     slim.add_argument("--prune-ratio", type=float, help="global fraction of channels removed (0.5)")
-    slim.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning (5)")
+    slim.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning (10)")
     slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default: --lr)")
     slim.add_argument("--min-channels", type=int, help="channels every layer keeps at least (1)")
     mani = parser.add_argument_group("manidp")

@@ -55,7 +55,7 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(10, ge=1, le=1000, description="training epochs (for slimming: sparsity-training epochs)")
+    epochs: int = Field(20, ge=1, le=1000, description="training epochs (for slimming: sparsity-training epochs)")
     lr: float = Field(0.1, gt=0.0, le=10.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
@@ -79,7 +79,7 @@ class SlimmingConfig(_Strict):
     name: Literal["slimming"] = "slimming"
     sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, description="L1 strength on BN gammas")
     prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="global fraction of prunable channels removed")
-    finetune_epochs: int = Field(5, ge=0, le=1000)
+    finetune_epochs: int = Field(10, ge=0, le=1000)
     finetune_lr: float | None = Field(None, gt=0.0, le=10.0,
                                        description="default: the training lr (the reference code re-runs the schedule)")
     min_channels: int = Field(1, ge=1, description="per-layer guard: a layer keeps at least this many channels")
