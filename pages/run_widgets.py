@@ -96,8 +96,10 @@ def _dataset_input(key: str) -> str:
     return f"folder:{folder.strip()}" if choice == FOLDER_OPTION else choice
 
 
-def _size_input(label: str, key: str) -> int | None:
-    value = int(st.number_input(f"{label} (0: dataset default)", value=0, step=500, key=key))
+def _optional_int_input(label: str, key: str, step: int = 500, default_name: str = "dataset default",
+                        help_text: str | None = None) -> int | None:
+    """A whole-number input where 0 means "not set" (None)."""
+    value = int(st.number_input(f"{label} (0: {default_name})", value=0, step=step, key=key, help=help_text))
     return None if value == 0 else value
 
 
@@ -124,8 +126,8 @@ def run_form() -> None:
         with left:
             name = st.text_input("Run name (optional)", key="form_name")
             dataset = _dataset_input("form")
-            train_size = _size_input("Training images", "form_train_size")
-            test_size = _size_input("Test images", "form_test_size")
+            train_size = _optional_int_input("Training images", "form_train_size")
+            test_size = _optional_int_input("Test images", "form_test_size")
         with middle:
             default_model = MODEL_NAMES.index(ModelConfig().name)
             model = st.selectbox("Model", MODEL_NAMES, index=default_model, key="form_model")
@@ -133,6 +135,8 @@ def run_form() -> None:
             epochs = _field_input(TrainConfig, "epochs", "form_epochs")
             lr = _field_input(TrainConfig, "lr", "form_lr")
             batch_size = _field_input(TrainConfig, "batch_size", "form_batch_size")
+            threads = _optional_int_input("CPU threads", "form_threads", step=1, default_name="torch's default",
+                                          help_text=TrainConfig.model_fields["threads"].description)
         with right:
             fields = METHOD_FIELDS[method]
             st.caption(f"{method} settings" if fields else "baseline: plain training, no pruning")
@@ -144,7 +148,7 @@ def run_form() -> None:
         "name": name.strip() or None,
         "data": {"dataset": dataset, "train_size": train_size, "test_size": test_size},
         "model": {"name": model, "width": width},
-        "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size},
+        "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "threads": threads},
         "method": {"name": method, **settings},
     })
     if config is not None:

@@ -35,7 +35,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "data_dir": ("data", "data_dir"), "model": ("model", "name"), "width": ("model", "width"),
     "epochs": ("train", "epochs"), "lr": ("train", "lr"), "batch_size": ("train", "batch_size"),
     "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
-    "schedule": ("train", "schedule"),
+    "schedule": ("train", "schedule"), "threads": ("train", "threads"),
 }
 METHOD_FLAGS = {
     "sparsity_lambda": "sparsity_lambda", "prune_ratio": "prune_ratio", "finetune_epochs": "finetune_epochs",
@@ -66,6 +66,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) ->
     train.add_argument("--schedule", help="cosine (default), step or constant")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (default), cpu or cuda")
+    train.add_argument("--threads", type=int, help="CPU threads for torch while training (default: torch's)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -64,6 +64,9 @@ class TrainConfig(_Strict):
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, le=256, description=(
+        "CPU threads torch may use while this run trains (default: torch's own choice). On a busy "
+        "machine 1 thread avoids oversubscription; the setting is process-wide during the run"))
     amp: bool = Field(True, description="mixed precision (bf16/fp16 autocast) on CUDA; ignored on CPU")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA; ignored on CPU")
     eval_batch_size: int = Field(500, ge=1, le=8192)

@@ -13,6 +13,7 @@ import math
 import random
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,20 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Let torch use `threads` intra-op CPU threads inside the block (None: leave torch's setting)."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:
@@ -245,6 +260,10 @@ class Trainer:
     # the whole run ----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train through every phase, finalize, write summary.json and model.pt; returns the summary."""
+        with cpu_threads(self.config.train.threads):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> dict[str, Any]:
         seed_everything(self.config.train.seed)
         self._started = time.time()
         self.progress.update(state="running", started_at=self._started, epochs_total=self._epochs_total)

@@ -85,6 +85,7 @@ def test_renders_empty_runs_dir(empty_runs_env: Path) -> None:
     ("form_width", 0.0, "model.width"),
     ("form_batch_size", -4, "train.batch_size"),
     ("form_train_size", 5, "data.train_size"),
+    ("form_threads", -2, "train.threads"),
 ])
 def test_form_rejects_bad_values(empty_runs_env: Path, recorder: RecordingManager, key: str, value: float,
                                  field: str) -> None:
@@ -115,12 +116,13 @@ def test_valid_form_submits_the_config(empty_runs_env: Path, recorder: Recording
     at.radio(key="form_method").set_value("manidp").run()
     at.text_input(key="form_name").set_value("my run")
     at.number_input(key="form_epochs").set_value(3)
+    at.number_input(key="form_threads").set_value(1)
     at.number_input(key="form_manidp_lambda_prime").set_value(1.5)
     at.checkbox(key="form_manidp_similarity").uncheck()
     at.button(key="FormSubmitter:run_form-Start run").click().run()
     assert not at.exception and errors(at) == ""
     [config] = recorder.configs
-    assert config.name == "my-run" and config.train.epochs == 3
+    assert config.name == "my-run" and config.train.epochs == 3 and config.train.threads == 1
     assert config.method.name == "manidp" and config.method.lambda_prime == 1.5
     assert config.method.similarity is False and config.method.complexity is True
     assert any("recorded-1" in str(s.value) for s in at.success)

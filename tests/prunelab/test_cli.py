@@ -76,6 +76,7 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
     (["run", "baseline", "--dataset", "folder:/no/such/folder"], ["'/no/such/folder' does not exist",
                                                                   "PATH/train/<class>/"]),
     (["run", "prune-it"], ["unknown method 'prune-it'", "allowed: baseline, slimming, manidp"]),
+    (["run", "baseline", "--threads", "0"], ["threads", "greater than or equal to 1"]),
     (["run", "baseline", "--lambda", "1e-4"], ["--sparsity-lambda does not apply to method 'baseline'"]),
     (["suite", "nope"], ["unknown suite 'nope'", "allowed: demo"]),
     (["suite", "demo", "--epochs", "0"], ["epochs", "greater than or equal to 1"]),

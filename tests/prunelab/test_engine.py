@@ -90,3 +90,22 @@ def test_cuda_request_without_gpu_is_a_clear_error(tmp_path: Path) -> None:
     config.train.device = "cuda"
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         Trainer(config, RunStore(tmp_path).create(config))
+
+
+def test_threads_setting_applies_while_training_and_is_restored(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    config = tiny_config(epochs=1)
+    config.train.threads = wanted
+    seen: list[int] = []
+    real_epoch = Trainer.train_one_epoch
+
+    def spy(self: Trainer, *args: object, **kwargs: object) -> object:
+        seen.append(torch.get_num_threads())
+        return real_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", spy)
+    run_training(config, RunStore(tmp_path).create(config))
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
