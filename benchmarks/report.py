@@ -93,12 +93,18 @@ def cuda(data: dict[str, Any]) -> str:
                   "speedup AMP+CL / plain"], rows)
 
 
+def _epochs(row: dict[str, Any]) -> str:
+    """"10", or "10 + 4" for slimming (sparsity + fine-tune epochs)."""
+    finetune = row.get("method_config", {}).get("finetune_epochs")
+    return f"{row.get('epochs')} + {finetune}" if finetune is not None else str(row.get("epochs"))
+
+
 def real(data: dict[str, Any]) -> str:
     rows = []
     for method, row in data["real_data"]["rows"].items():
         rows.append([method, _num(row.get("test_acc")), _num(round(row.get("macs_per_image", 0))),
                      _num(row.get("macs_ratio_vs_baseline"), 2), _num(row.get("params")),
-                     _num(row.get("acc_after_prune")), str(row.get("epochs")),
+                     _num(row.get("acc_after_prune")), _epochs(row),
                      _num(row.get("wall_time_s"), 0)])
     return table(["method", "test acc", "MACs / image", "MACs ratio", "params", "acc right after prune",
                   "epochs", "wall s"], rows)
