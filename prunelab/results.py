@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from prunelab.config import RunConfig
+from prunelab.data.dataset import load_npz
 from prunelab.store import RunDir, RunStore, RunStoreError, default_runs_dir
 
 log = logging.getLogger("prunelab.results")
@@ -240,7 +241,7 @@ class GammaHistory:
 
 def load_gamma_history(path: str | Path) -> GammaHistory | None:
     """gamma_history.npz (slimming) as a GammaHistory, or None."""
-    arrays = _load_npz(Path(path) / "gamma_history.npz")
+    arrays = load_npz(Path(path) / "gamma_history.npz")
     if arrays is None:
         return None
     try:
@@ -268,7 +269,7 @@ class Probe:
 
 def load_probe(path: str | Path) -> Probe | None:
     """probe.npz (ManiDP) as a Probe, or None."""
-    arrays = _load_npz(Path(path) / "probe.npz")
+    arrays = load_npz(Path(path) / "probe.npz")
     if arrays is None:
         return None
     try:
@@ -334,16 +335,5 @@ def _load_json(file: Path) -> Any:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        log.warning("cannot read %s: %s", file, error)
-        return None
-
-
-def _load_npz(file: Path) -> dict[str, np.ndarray] | None:
-    if not file.is_file():
-        return None
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except Exception as error:  # noqa: BLE001 - truncated zip, bad header...
         log.warning("cannot read %s: %s", file, error)
         return None

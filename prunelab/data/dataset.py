@@ -110,14 +110,15 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """Read a cache file into memory, or ``None`` when missing or unreadable."""
+    """Read an ``.npz`` file (a dataset cache or a run artefact) into memory, or ``None`` when it is
+    missing or unreadable (a warning names the file)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except Exception as exc:  # corrupt or truncated cache: regenerate
-        logger.warning("ignoring unreadable dataset cache %s: %s", path, exc)
+    except Exception as exc:  # noqa: BLE001 - corrupt or truncated file (a cache is then regenerated)
+        logger.warning("cannot read %s: %s", path, exc)
         return None
 
 
