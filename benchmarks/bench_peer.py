@@ -32,7 +32,7 @@ from prunelab.config import RunConfig
 from prunelab.engine import Trainer, seed_everything
 from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase
-from prunelab.methods.slimming import load_dense_model
+from prunelab.methods.slimming import finetune_lr, load_dense_model
 from prunelab.models import ResNet
 from prunelab.pruning import channel_scores, compact_model, find_prunable_units, select_channels
 
@@ -93,7 +93,7 @@ def peer_comparison(dataset: str, full: bool, work: common.WorkDir, seed: int = 
     trainer = Trainer(plain, work.scratch("peer"), dataset=common.get_dataset(
         config.data.dataset, config.data.train_size, config.data.test_size, config.data.data_seed))
     epochs = config.method.finetune_epochs
-    lr = config.method.finetune_lr or config.train.lr
+    lr = finetune_lr(config)
     rows: dict[str, dict[str, Any]] = {"dense": {
         "macs": count_macs(dense, shape), "params": count_params(dense), "acc": trainer.evaluate(dense).acc}}
     pruned = {"prunelab": prunelab_prune(dense, config, shape)}

@@ -96,8 +96,6 @@ def overhead_diagnostics(dense: nn.Module, compact: nn.Module, flops_ratio: floa
                          shape: tuple[int, ...]) -> dict[str, Any]:
     """Why the batch-1 speedup falls short of the MACs ratio (Amdahl): fixed per-forward cost and
     the speedup once BatchNorm is folded into the convolutions (torch.fx `fuse`, eval mode)."""
-    from torch.fx.experimental.optimization import fuse
-
     x = torch.randn((1, *shape))
     minimal = minimal_model(dense)
     with torch.inference_mode():
@@ -106,7 +104,7 @@ def overhead_diagnostics(dense: nn.Module, compact: nn.Module, flops_ratio: floa
     dense_ms, compact_ms, fixed_ms = (1000.0 * common.summarize(times[k])["median"]
                                       for k in ("dense", "compact", "minimal"))
     amdahl = dense_ms / (fixed_ms + (dense_ms - fixed_ms) / flops_ratio)
-    folded = latency_speedup(fuse(copy.deepcopy(dense).eval()), fuse(copy.deepcopy(compact).eval()), 1,
+    folded = latency_speedup(_bn_folded(dense), _bn_folded(compact), 1,
                              sizes["b1_calls"], sizes["rounds"], shape)
     return {"fixed_overhead_ms_b1": fixed_ms, "dense_ms_b1": dense_ms, "compact_ms_b1": compact_ms,
             "amdahl_predicted_speedup_b1": amdahl, "bn_folded_speedup_b1": folded["speedup"]["median"],
@@ -114,11 +112,16 @@ def overhead_diagnostics(dense: nn.Module, compact: nn.Module, flops_ratio: floa
             "execution_forms_b1": execution_forms(dense, compact, sizes, shape)}
 
 
-def _deployed(model: nn.Module, shape: tuple[int, ...], channels_last: bool) -> nn.Module:
-    """BN folded (torch.fx `fuse`), traced and frozen by TorchScript: no Python between the ops."""
+def _bn_folded(model: nn.Module) -> nn.Module:
+    """A copy of `model` in eval mode with each BatchNorm folded into its convolution (torch.fx `fuse`)."""
     from torch.fx.experimental.optimization import fuse
 
-    model = fuse(copy.deepcopy(model).eval())
+    return fuse(copy.deepcopy(model).eval())
+
+
+def _deployed(model: nn.Module, shape: tuple[int, ...], channels_last: bool) -> nn.Module:
+    """BN folded, traced and frozen by TorchScript: no Python between the ops."""
+    model = _bn_folded(model)
     x = torch.randn((1, *shape))
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)

@@ -84,6 +84,14 @@ def read_gamma_history(run_dir: str | Path) -> dict[str, Any]:
                 "layers": [data[f"layer_{i}"].copy() for i in range(len(names))]}
 
 
+def finetune_lr(config: RunConfig) -> float:
+    """The fine-tune phase's lr: `method.finetune_lr`, else the training lr (the reference code
+    fine-tunes with the training schedule)."""
+    if not isinstance(config.method, SlimmingConfig):
+        raise TypeError(f"finetune_lr needs a slimming run config, got method {config.method.name!r}")
+    return config.method.finetune_lr or config.train.lr
+
+
 # --- the plug-in -----------------------------------------------------------------------------
 @register_method("slimming")
 class Slimming(PruningMethod):
@@ -103,10 +111,9 @@ class Slimming(PruningMethod):
     # phases and model ------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Sparsity training, then fine-tuning; a 0-epoch finetune phase still triggers the pruning."""
-        train = self.trainer.config.train
-        finetune_lr = self.config.finetune_lr or train.lr
-        return [Phase("sparsity", train.epochs, train.lr),
-                Phase("finetune", self.config.finetune_epochs, finetune_lr)]
+        config = self.trainer.config
+        return [Phase("sparsity", config.train.epochs, config.train.lr),
+                Phase("finetune", self.config.finetune_epochs, finetune_lr(config))]
 
     @property
     def _input_shape(self) -> tuple[int, ...]:
