@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from prunelab.results import class_names
+from tests.pages.page_helpers import fixture_run, metric
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "per_image.py")
 TIMEOUT = 60
@@ -25,16 +26,9 @@ def render(run: Path | None = None) -> AppTest:
     return at
 
 
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
 @pytest.fixture
 def manidp_run(runs_env: Path) -> Path:
-    path = runs_env / RUN
-    if not (path / "per_image.parquet").is_file():
-        pytest.skip("the ManiDP fixture run is not available")
-    return path
+    return fixture_run(runs_env, RUN, "per_image.parquet")
 
 
 def test_renders_metrics_charts_and_gallery(manidp_run: Path) -> None:

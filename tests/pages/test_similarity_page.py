@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.pages.page_helpers import fixture_run
+from tests.pages.page_helpers import plotly_figures as figures
+from tests.pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "similarity.py")
 # A fresh installation's first UMAP imports and compiles umap-learn's numba kernels (~60 s on 2 busy
@@ -25,19 +27,6 @@ def render(run: Path | None = None) -> AppTest:
     return at
 
 
-def values(array: object) -> np.ndarray:
-    """A trace's data array: a plain list, or plotly's typed array {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(array, dict):
-        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-        shape = array.get("shape")
-        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
-    return np.asarray(array)
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
 def reference_gap(probe: np.lib.npyio.NpzFile, layer: int) -> float:
     t, r = probe[f"T_{layer}"].astype(np.float64), probe[f"R_{layer}"].astype(np.float64)
     total = 0.0
@@ -49,10 +38,7 @@ def reference_gap(probe: np.lib.npyio.NpzFile, layer: int) -> float:
 
 @pytest.fixture
 def manidp_run(runs_env: Path) -> Path:
-    path = runs_env / RUN
-    if not (path / "probe.npz").is_file():
-        pytest.skip("the ManiDP fixture run is not available")
-    return path
+    return fixture_run(runs_env, RUN, "probe.npz")
 
 
 def test_renders_heatmaps_gaps_and_umaps(manidp_run: Path) -> None:

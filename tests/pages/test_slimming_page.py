@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.methods.slimming import what_if
+from tests.pages.page_helpers import fixture_run, metric, plotly_figures
+from tests.pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "slimming.py")
 TIMEOUT = 60
@@ -27,26 +28,12 @@ def render(run_id: str | None = None, runs_dir: Path | None = None) -> AppTest:
 
 def figure(at: AppTest, position: int) -> dict:
     """The plotly figure JSON of the page's `position`-th chart."""
-    return json.loads(at.get("plotly_chart")[position].proto.spec)
-
-
-def values(array: object) -> np.ndarray:
-    """A trace's data array: a plain list, or plotly's typed array {"dtype", "bdata" (base64)}."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-    return np.asarray(array)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+    return plotly_figures(at)[position]
 
 
 @pytest.fixture
 def slim_run(runs_env: Path) -> Path:
-    path = runs_env / RUN
-    if not (path / "pruning.json").is_file():
-        pytest.skip("the slimming fixture run is not available")
-    return path
+    return fixture_run(runs_env, RUN, "pruning.json")
 
 
 def test_renders_summary_figures_and_charts(slim_run: Path) -> None:

@@ -1,0 +1,38 @@
+"""Helpers shared by the AppTest page tests: reading metrics and Plotly figures, picking fixture runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def metric(at: AppTest, label: str) -> str:
+    """The displayed value of the page's `st.metric` called `label`."""
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def plotly_figures(at: AppTest) -> list[dict]:
+    """The figure JSON of every Plotly chart on the page, in page order."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def trace_values(array: object) -> np.ndarray:
+    """A trace's data array: a plain list, or plotly's typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(array, dict):
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+        shape = array.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.asarray(array)
+
+
+def fixture_run(runs_dir: Path, name: str, artefact: str) -> Path:
+    """The fixture run `name`, or a skip when it lacks `artefact` (its fixture could not be built)."""
+    path = runs_dir / name
+    if not (path / artefact).is_file():
+        pytest.skip(f"the fixture run {name} is not available")
+    return path
