@@ -80,6 +80,10 @@ class EvalResult:
     def mean_loss(self) -> float:
         return float(self.loss.mean())
 
+    def extra_means(self, prefix: str) -> dict[str, float]:
+        """Mean of every per-image extra [N] (e.g. ManiDP's density), keyed `prefix + name`."""
+        return {prefix + name: float(value.float().mean()) for name, value in self.extras.items() if value.dim() == 1}
+
 
 class Trainer:
     """Trains one run: `Trainer(config, run, progress).run(resume=False) -> summary`."""
@@ -142,13 +146,17 @@ class Trainer:
         """Per-image CE loss and prediction over a whole split, in dataset order."""
         model.eval()
         losses, preds, labels = [], [], []
+        extras: dict[str, list[torch.Tensor]] = {}
         for images, targets, _ in self.loader(split, shuffle=False, augment=False):
             with self.autocast():
                 logits = model(images)
             losses.append(F.cross_entropy(logits.float(), targets, reduction="none").cpu())
             preds.append(logits.argmax(1).cpu())
             labels.append(targets.cpu())
-        return EvalResult(torch.cat(losses), torch.cat(preds), torch.cat(labels))
+            for name, value in self.method.eval_extras(model).items():
+                extras.setdefault(name, []).append(value.detach().cpu())
+        return EvalResult(torch.cat(losses), torch.cat(preds), torch.cat(labels),
+                          {name: torch.cat(values) for name, values in extras.items()})
 
     # training -----------------------------------------------------------------------------------
     def _optimizer(self, model: nn.Module, phase: Phase) -> tuple[torch.optim.Optimizer, Any]:
@@ -227,11 +235,14 @@ class Trainer:
             started = time.time()
             train_stats = self.train_one_epoch(model, optimizer, phase, phase_index, epoch, scheduler)
             epoch_time = time.time() - started
-            test = self.evaluate(model, "test")
             stats = {"train_loss": train_stats["loss"], "train_acc": train_stats["acc"], "train_ce": train_stats["ce"],
-                     "test_loss": test.mean_loss, "test_acc": test.acc, "lr": lr, "epoch_time_s": epoch_time}
+                     "lr": lr, "epoch_time_s": epoch_time}
             stats.update({k: v for k, v in train_stats.items() if k not in ("loss", "acc", "ce")})
+            # the method settles the model first (e.g. ManiDP calibrates its thresholds), so the test
+            # figures below are those of the model that is checkpointed and, after the last epoch, saved
             stats.update(self.method.on_epoch_end(phase, epoch, model, stats))
+            test = self.evaluate(model, "test")
+            stats.update({"test_loss": test.mean_loss, "test_acc": test.acc, **test.extra_means("test_")})
             self.run_dir.append_metrics({"phase": phase.name, "phase_index": phase_index, "epoch": epoch + 1, **stats})
             self.save_checkpoint(model, phase_index, epoch + 1, optimizer, scheduler)
             message = (f"{phase.name} epoch {epoch + 1}/{phase.epochs}: train loss {train_stats['loss']:.3f} "
@@ -313,6 +324,10 @@ class Trainer:
             "params": params, "macs_per_image": macs, "mac_unit": "MACs", "device": str(self.device),
             "epochs": self._epochs_total,
         }
+        lineage = self.method.lineage()
+        # every epoch that shaped the final weights, a parent run's included (equal-budget comparisons)
+        summary["epochs_total"] = self._epochs_total + int(lineage.get("parent_epochs_total", 0))
+        summary["parent_run"] = lineage.get("parent_run")
         self.method.finalize(model, summary)
         summary["wall_time_s"] = time.time() - self._started
         self.run_dir.save_torch(FINAL_MODEL, {

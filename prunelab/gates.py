@@ -2,7 +2,7 @@
 
 A gate G^l looks at the global-average-pooled input of its unit and returns a channel saliency
 
-    pi^l(x) = ReLU(W_2 ReLU(W_1 p(x) + b_1) + b_2)        (W_2 = 0, b_2 = 1 at initialisation)
+    pi^l(x) = ReLU(W_2 ReLU(W_1 p(x) + b_1) + b_2)        (W_2 ~ N(0, 0.1^2), b_2 = 1 at initialisation)
 
 and masks the unit's output with `pi_hat = pi * 1[pi >= xi^l]` (the indicator is a constant in
 backprop). A channel with pi = 0 counts as pruned even when xi^l = 0: its output is multiplied by 0,
@@ -26,9 +26,13 @@ from prunelab.models import BasicBlock, ConvUnit, NoGate
 
 NARROW_CHANNELS = 32  # gates of layers narrower than this use squeeze ratio 1 (reference: 2 otherwise)
 OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open
-# The second Linear's weight starts at 0, so pi = 1 exactly for every image and the gated network starts
-# as the plain one (or as the baseline it is initialised from). With the default Linear init, pi varies
-# by +-1 between images from the first step, and on `shapes` training stalled at chance level.
+GATE_INIT_STD = 0.1  # std of the second Linear's initial weight
+# With the second Linear's weight at 0 (the reference's open start), pi = 1 exactly for every image, so
+# every T_ij = 1 and the similarity term's gradient d cos(pi_i, pi_j) / d pi_i vanishes: the term cannot
+# move the gates at all (measured: its value stayed 1.3555 over 200 SGD steps on a fixed batch). With
+# std 0.1 pi starts within a few tenths of 1 (the network starts close to the plain one, or to the
+# baseline it is initialised from) yet differs between images. With the default Linear init, pi varied by
+# +-1 between images from the first step, and on `shapes` training stalled at chance level.
 
 
 @dataclass
@@ -36,8 +40,20 @@ class GateRecord:
     """What one gate saw in the last forward pass (for the losses and the artefacts)."""
 
     saliency: torch.Tensor  # pi [B, C] (attached to the graph in training)
-    features: torch.Tensor  # pooled layer output before masking [B, C] (detached)
+    own_saliency: torch.Tensor  # the same pi, differentiable in the gate's own parameters only (input detached)
+    features: torch.Tensor  # pooled layer output after its activation, before masking [B, C] (detached, >= 0)
     mask: torch.Tensor  # bool [B, C], 1[pi >= xi] plus the keep-one guard
+
+
+def passed_on_features(outputs: torch.Tensor) -> torch.Tensor:
+    """p(F^l(x)) = mean_{h,w} ReLU(outputs) [B, C]: the pooled features the layer passes on, >= 0.
+
+    A VGG unit and a block's conv_a already end in a ReLU (the ReLU changes nothing there). A block's
+    conv_b output is a signed BatchNorm output before the residual add; its ReLU is the non-negative part
+    the block passes on. Saliencies are non-negative, so T = cos(pi_i, pi_j) lies in [0, 1]: a signed
+    feature would give R down to -1, a target T can never reach.
+    """
+    return torch.relu(outputs).mean(dim=(2, 3))
 
 
 def gate_hidden(in_channels: int) -> int:
@@ -60,7 +76,7 @@ class ChannelGate(nn.Module):
         hidden = gate_hidden(in_channels)
         self.fc1 = nn.Linear(in_channels, hidden)
         self.fc2 = nn.Linear(hidden, out_channels)
-        nn.init.zeros_(self.fc2.weight)
+        nn.init.normal_(self.fc2.weight, 0.0, GATE_INIT_STD)
         nn.init.constant_(self.fc2.bias, OPEN_BIAS)
         self.register_buffer("threshold", torch.zeros(()))  # xi^l, saved with the model's state_dict
         self.record: GateRecord | None = None
@@ -76,14 +92,22 @@ class ChannelGate(nn.Module):
 
     def saliency(self, inputs: torch.Tensor) -> torch.Tensor:
         """pi = ReLU(fc2(ReLU(fc1(mean_{h,w} inputs)))), shape [B, C_out]."""
-        pooled = inputs.mean(dim=(2, 3))  # (B, C_in)
+        return self._from_pooled(inputs.mean(dim=(2, 3)))
+
+    def _from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.fc2(torch.relu(self.fc1(pooled))))
 
     def forward(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-        pi = self.saliency(inputs)  # (B, C_out)
+        pooled = inputs.mean(dim=(2, 3))  # (B, C_in)
+        pi = self._from_pooled(pooled)  # (B, C_out)
         mask = threshold_mask(pi.detach(), self.threshold)
         if self.recording:
-            self.record = GateRecord(pi, outputs.detach().mean(dim=(2, 3)), mask)
+            # The similarity term's target R is computed from the backbone's features and detached. If its
+            # gradient also reached the backbone through the gate's input, the backbone would move R while
+            # chasing it (R^l of conv_a is built from the very features gate_b reads): measured on shapes,
+            # the term then *raised* ||T - R||. So the term trains the gate's own parameters only.
+            own = self._from_pooled(pooled.detach()) if torch.is_grad_enabled() else pi
+            self.record = GateRecord(pi, own, passed_on_features(outputs.detach()), mask)
         pi_hat = pi * mask.to(pi.dtype)
         return outputs * pi_hat[:, :, None, None].to(outputs.dtype)
 
@@ -161,15 +185,18 @@ def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for gate in gates_of(model) for p in gate.parameters()]
 
 
-COSINE_EPS = 1e-3  # rows shorter than this are divided by it: bounded gradients for near-dead gates
+COSINE_EPS = 1e-2  # smoothing of the norm in the cosine: bounds the gradient of a near-dead gate vector
 
 
 def cosine_matrix(vectors: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:
-    """[N, N] cosines of the rows of `vectors` [N, C]: v_i.v_j / (max(|v_i|, eps) max(|v_j|, eps)).
+    """[N, N] cosines of the rows of `vectors` [N, C]: v_i.v_j / (sqrt(|v_i|^2 + eps^2) sqrt(|v_j|^2 + eps^2)).
 
-    An all-zero row has cosine 0 with everything. The gradient of v / |v| grows like 1 / |v|, so a
-    gate vector near zero (a dying ReLU gate) would blow up the similarity loss without the floor.
+    For rows much longer than eps (an open gate has |pi| ~ sqrt(C) >= 1) this is the plain cosine; an
+    all-zero row has cosine 0 with everything. The gradient of v / |v| grows like 1 / |v|: with a hard
+    floor of 1e-3 a gate vector near zero got gradients 1000 times larger than an open one, its gate
+    weights jumped, activations overflowed and the run ended in NaN (similarity weight 10, or gate lr x10).
+    The smooth norm bounds that gradient by 1 / eps and has no 0/0 at zero.
     """
     vectors = vectors.float()
-    unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(eps)
+    unit = vectors / (vectors.pow(2).sum(dim=1, keepdim=True) + eps * eps).sqrt()
     return unit @ unit.T

@@ -122,15 +122,16 @@ class SparseExecutor:
         self.classifier_w = model.classifier.weight.detach().float().contiguous()
         self.classifier_b = model.classifier.bias.detach().float().contiguous()
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+        """Logits [1, K]; with `trace`, appends (unit name as in the model, its compact output) per unit."""
         if image.shape[0] != 1:
             raise ValueError(f"the sparse executor runs one image at a time, got a batch of {image.shape[0]}")
         with torch.inference_mode():
-            return self._vgg(image) if self.family == "vgg" else self._resnet(image)
+            return self._vgg(image, trace) if self.family == "vgg" else self._resnet(image, trace)
 
-    def _vgg(self, x: torch.Tensor) -> torch.Tensor:
+    def _vgg(self, x: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None) -> torch.Tensor:
         in_idx: torch.Tensor | None = None  # None: all input channels (the image)
-        for unit in self.vgg_units:
+        for position, unit in enumerate(self.vgg_units):
             if unit is None:
                 x = F.max_pool2d(x, 2)
                 continue
@@ -138,14 +139,16 @@ class SparseExecutor:
             idx, pi = _kept(gate, x.mean(dim=(2, 3)), in_idx)
             x = _sparse_conv(conv, x, idx, in_idx, pi, relu=True)  # (1, |idx|, H, W)
             in_idx = idx
+            if trace is not None:
+                trace.append((f"features.{position}", x.clone()))
         assert in_idx is not None
         pooled = x.mean(dim=(2, 3))  # (1, |idx_last|)
         return F.linear(pooled, self.classifier_w.index_select(1, in_idx), self.classifier_b)
 
-    def _resnet(self, x: torch.Tensor) -> torch.Tensor:
+    def _resnet(self, x: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None) -> torch.Tensor:
         stem = self.stem
         x = torch.relu_(F.conv2d(x, stem.weight, stem.bias, stem.stride, stem.padding))  # (1, C, H, W), full
-        for gate_a, conv_a, gate_b, conv_b, shortcut in self.blocks:
+        for position, (gate_a, conv_a, gate_b, conv_b, shortcut) in enumerate(self.blocks):
             idx_a, pi_a = _kept(gate_a, x.mean(dim=(2, 3)), None)
             mid = _sparse_conv(conv_a, x, idx_a, None, pi_a, relu=True)  # (1, |a|, H', W')
             idx_b, pi_b = _kept(gate_b, mid.mean(dim=(2, 3)), idx_a)
@@ -153,6 +156,8 @@ class SparseExecutor:
             if shortcut is not None:
                 x = F.conv2d(x, shortcut.weight, shortcut.bias, shortcut.stride, shortcut.padding)
             x = torch.relu_(x.index_add_(1, idx_b, out))  # residual stream stays full width
+            if trace is not None:
+                trace.append((f"blocks.{position}", x.clone()))
         return F.linear(x.mean(dim=(2, 3)), self.classifier_w, self.classifier_b)
 
 

@@ -10,6 +10,7 @@ The trainer calls these hooks with fixed signatures and never names a method:
             method.after_backward(model)                    # e.g. L1 subgradient on BN gammas
             optimizer.step()
           metrics |= method.on_epoch_end(...)               # e.g. save gamma history, recalibrate
+          test = trainer.evaluate(model)                    # + method.eval_extras(model) per batch
     method.finalize(model, summary)                         # artefacts and summary figures
 """
 
@@ -71,7 +72,20 @@ class PruningMethod:
         """Between `loss.backward()` and `optimizer.step()`."""
 
     def on_epoch_end(self, phase: Phase, epoch: int, model: nn.Module, stats: dict[str, float]) -> dict[str, float]:
-        """After the epoch's training and test evaluation; returns extra metrics to log."""
+        """After the epoch's training, before its test evaluation (`stats`: the training figures);
+        returns extra metrics to log. Whatever it changes in the model is what the test figures measure."""
+        return {}
+
+    def eval_extras(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Per-image figures [B] (or [B, K]) of the batch the model just evaluated, e.g. ManiDP's density.
+
+        The engine concatenates them over a split (`EvalResult.extras`) and logs the mean of each
+        one-dimensional figure next to the test accuracy (`test_<name>`).
+        """
+        return {}
+
+    def lineage(self) -> dict[str, Any]:
+        """Where the initial weights came from: {"parent_run": run id, "parent_epochs_total": int}, or {}."""
         return {}
 
     def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
