@@ -52,22 +52,27 @@ PRUNING_JSON = "pruning.json"
 DENSE_MODEL = "dense_model.pt"
 EXPORT_FILE = "compact_model.pt2"
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
+NEAR_ZERO_GAMMA = 0.05  # the share of |gamma| below this is the lesson the Slimming page states per lambda
 VERIFY_IMAGES = 256
 LATENCY_REPEATS = {1: 30, 64: 8}  # batch size -> timed repeats (median reported)
 
 
 # --- gamma history file ------------------------------------------------------------------------
 def write_gamma_history(path: Path, layer_names: list[str], history: list[torch.Tensor],
-                        sparsity_lambda: float) -> None:
+                        sparsity_lambda: float, thresholds: list[float] | None = None) -> None:
     """Atomically write gamma_history.npz.
 
-    Keys: epochs [E+1], layer_names [L], sparsity_lambda, layer_<i> float32 [E+1, C_i] (|gamma|).
+    Keys: epochs [E+1], layer_names [L], sparsity_lambda, layer_<i> float32 [E+1, C_i] (|gamma|) and
+    thresholds float64 [E+1]: the global threshold the run's rule (prune ratio, per-layer guard) would
+    have applied to the gammas of that epoch.
     """
     epochs = history[0].shape[0] if history else 0
     arrays: dict[str, np.ndarray] = {
         "epochs": np.arange(epochs, dtype=np.int64), "layer_names": np.array(layer_names, dtype=np.str_),
         "sparsity_lambda": np.array(sparsity_lambda, dtype=np.float64),
     }
+    if thresholds is not None:
+        arrays["thresholds"] = np.asarray(thresholds, dtype=np.float64)
     for i, values in enumerate(history):
         arrays[f"layer_{i}"] = values.numpy().astype(np.float32)
     buffer = io.BytesIO()
@@ -81,6 +86,7 @@ def read_gamma_history(run_dir: str | Path) -> dict[str, Any]:
         names = [str(n) for n in data["layer_names"]]
         return {"epochs": data["epochs"].copy(), "layer_names": names,
                 "sparsity_lambda": float(data["sparsity_lambda"]),
+                "thresholds": data["thresholds"].copy() if "thresholds" in data else None,
                 "layers": [data[f"layer_{i}"].copy() for i in range(len(names))]}
 
 
@@ -106,6 +112,7 @@ class Slimming(PruningMethod):
         self._bns: list[nn.BatchNorm2d] = []
         self._phase: str | None = None
         self.history: list[torch.Tensor] = []  # per prunable BN: |gamma| [epochs recorded, C]
+        self.thresholds: list[float] = []  # per recorded epoch: the global threshold of the run's rule
         self.record: dict[str, Any] | None = None  # pruning.json content once pruned
 
     # phases and model ------------------------------------------------------------------------
@@ -133,8 +140,25 @@ class Slimming(PruningMethod):
         self._bind(model)
         if fresh:
             self.history = [self._abs_gammas()[i].unsqueeze(0) for i in range(len(self._bns))]
+            self.thresholds = [self._threshold_now(model)]
             self._write_history()
         return model
+
+    def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
+        """During sparsity training the prunable BN scales get `bn_weight_decay` (default 0), so the L1
+        term alone decides which gammas fall; every other parameter keeps the run's weight decay."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        if phase.name != "sparsity" or self.config.bn_weight_decay is None:
+            return [{"params": params}]
+        scales = {id(bn.weight) for bn in self._bns}
+        return [{"params": [p for p in params if id(p) not in scales]},
+                {"params": [bn.weight for bn in self._bns], "weight_decay": self.config.bn_weight_decay}]
+
+    def _threshold_now(self, model: nn.Module) -> float:
+        """The global threshold the run's pruning rule would apply to the current gammas."""
+        selection = select_channels(channel_scores(model, self._units), self.config.prune_ratio,
+                                    self.config.min_channels)
+        return float(selection.threshold)
 
     def _bind(self, model: nn.Module) -> None:
         self._bns = [model.get_submodule(name) for name in self._bn_names]
@@ -145,7 +169,7 @@ class Slimming(PruningMethod):
     def _write_history(self) -> None:
         if self.history:
             write_gamma_history(self.trainer.run_dir.file(GAMMA_HISTORY), self._bn_names, self.history,
-                                self.config.sparsity_lambda)
+                                self.config.sparsity_lambda, self.thresholds or None)
 
     # training hooks -------------------------------------------------------------------------
     def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
@@ -166,11 +190,14 @@ class Slimming(PruningMethod):
         gammas = self._abs_gammas()
         self.history = [torch.cat([past, now.unsqueeze(0)])
                         for past, now in zip(self.history, gammas, strict=True)]
+        self.thresholds.append(self._threshold_now(model))
         self._write_history()
         flat = torch.cat(gammas)
         return {"l1_penalty": l1_penalty(self._bns, self.config.sparsity_lambda),
                 "gamma_mean_abs": float(flat.mean()),
-                "gamma_frac_below_1e-2": float((flat < SMALL_GAMMA).float().mean())}
+                "gamma_frac_below_1e-2": float((flat < SMALL_GAMMA).float().mean()),
+                "gamma_frac_below_0.05": float((flat < NEAR_ZERO_GAMMA).float().mean()),
+                "global_threshold": self.thresholds[-1]}
 
     # pruning ------------------------------------------------------------------------------------
     def between_phases(self, finished: Phase, upcoming: Phase, model: nn.Module) -> nn.Module:
@@ -235,6 +262,9 @@ class Slimming(PruningMethod):
             "prune_threshold": record["threshold"], "channels_removed": record["channels_removed"],
             "channels_total": record["channels_total"], "guard_fired_layers": record["guard_fired_layers"],
             "sparsity_lambda": self.config.sparsity_lambda,
+            # the lesson of the paper's Figure 4, after sparsity training: how many |gamma| sit near zero
+            "gamma_frac_below_0.05": float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)
+                                           .float().mean()) if self.history else None,
         })
         for batch in (1, 64):
             for label, net in (("before", dense), ("after", compact)):
@@ -245,13 +275,14 @@ class Slimming(PruningMethod):
     # checkpoint state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"bn_names": list(self._bn_names), "history": [h.clone() for h in self.history],
-                "record": self.record}
+                "thresholds": list(self.thresholds), "record": self.record}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the gamma history (rewrite the npz without epochs after the checkpoint) and the record."""
         self.record = state.get("record")
         self._bn_names = list(state.get("bn_names", []))
         self.history = [h.cpu() for h in state.get("history", [])]
+        self.thresholds = [float(t) for t in state.get("thresholds", [])]
         self._write_history()
 
 
