@@ -1,16 +1,40 @@
 """Ablations: accuracy against MACs across methods, the ManiDP ablation rows and one-parameter sweeps."""
 
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages import common
-from prunelab import analysis
+from prunelab import analysis, lessons
 
 ALL_SUITES = "all finished runs"
-SHOWN = ["name", "variant", "test_acc", "macs_per_image", "macs_reduction", "params", "macs_reference",
-         "method", "suite", "dataset", "model", "width", "epochs"]
+SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params", "macs_reference",
+         "epochs_total", "parent_run", "method", "suite", "dataset", "model", "width", "epochs"]
+ERROR_BAR_FIGURES = ["test_acc", "macs_per_image", "spearman_macs_loss", "spearman_macs_difficulty",
+                     "similarity_gap_mean", "gamma_frac_below_0.05", "acc_after_prune"]
+GROUP_SHOWN = ["variant", "epochs_total", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean",
+               "macs_per_image_std", "macs_per_image_with_gates_mean", "spearman_macs_loss_mean",
+               "spearman_macs_loss_std", "spearman_macs_difficulty_mean", "spearman_macs_difficulty_std",
+               "similarity_gap_mean_mean", "similarity_gap_mean_std", "gamma_frac_below_0.05_mean",
+               "acc_after_prune_mean", "dataset", "model", "width", "runs"]
+_pct = st.column_config.NumberColumn
+GROUP_FORMATS = {
+    "epochs_total": _pct("epochs in all"), "seeds": _pct("seeds"),
+    "test_acc_mean": _pct("accuracy", format="percent"), "test_acc_std": _pct("± acc", format="percent"),
+    "macs_per_image_mean": _pct("MACs / image", format="compact"),
+    "macs_per_image_std": _pct("± MACs", format="compact"),
+    "macs_per_image_with_gates_mean": _pct("MACs with gates", format="compact"),
+    "spearman_macs_loss_mean": _pct("ρ(MACs, loss)", format="%.3f"),
+    "spearman_macs_loss_std": _pct("± ρ", format="%.3f"),
+    "spearman_macs_difficulty_mean": _pct("ρ(MACs, difficulty)", format="%.3f"),
+    "spearman_macs_difficulty_std": _pct("± ρ(difficulty)", format="%.3f"),
+    "similarity_gap_mean_mean": _pct("‖T − R‖", format="%.2f"),
+    "similarity_gap_mean_std": _pct("± ‖T − R‖", format="%.2f"),
+    "gamma_frac_below_0.05_mean": _pct("|γ| < 0.05", format="percent"),
+    "acc_after_prune_mean": _pct("acc right after pruning", format="percent"),
+}
 FORMATS = {
+    "epochs_total": st.column_config.NumberColumn("epochs in all"),
     "test_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
     "macs_per_image": st.column_config.NumberColumn(f"{common.MAC_LABEL} / image", format="compact"),
     "macs_reference": st.column_config.NumberColumn("MACs unpruned", format="compact"),
@@ -38,17 +62,45 @@ suite = st.selectbox("Runs", [ALL_SUITES, *suites], key="abl_suite",
 if suite != ALL_SUITES:
     table = table[table["suite"] == suite].reset_index(drop=True)
 
-st.dataframe(table.drop(columns=["path", "run_id"]), hide_index=True, key="abl_table", column_order=SHOWN,
-             column_config=FORMATS)
+st.subheader("What the papers claim, and what these runs show")
+common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
+                   "(e.g. slimming at two λ, or ManiDP with and without a term).")
+
+st.subheader("Variants over seeds")
+st.caption("Runs that differ only in their seed form one variant; each figure is mean ± standard deviation "
+           "over its seeds. `epochs in all` counts every epoch that shaped the final weights, a parent run's "
+           "included, so rows with the same number compare like with like. ManiDP's MACs are those of each "
+           "image's sub-network; the gates' own cost is in `MACs with gates`.")
+groups = lessons.variant_groups(table)
+st.dataframe(groups, hide_index=True, key="abl_groups", column_order=GROUP_SHOWN, column_config=GROUP_FORMATS)
+figure = st.selectbox("Figure", [f for f in ERROR_BAR_FIGURES if groups[f"{f}_mean"].notna().any()],
+                      format_func=lambda f: lessons.FIGURE_LABELS[f], key="abl_figure")
+if figure:
+    shown_groups = groups[groups[f"{figure}_mean"].notna()]
+    fig = go.Figure(go.Bar(
+        x=[f"{v} · {int(e)} ep" for v, e in zip(shown_groups["variant"], shown_groups["epochs_total"], strict=True)],
+        y=shown_groups[f"{figure}_mean"], error_y={"type": "data", "array": shown_groups[f"{figure}_std"].fillna(0)},
+        text=[f"n = {n}" for n in shown_groups["seeds"]], marker_color="#2e86ab"))
+    fig.update_layout(height=400, yaxis_title=lessons.FIGURE_LABELS[figure], margin={"t": 30},
+                      title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
+    st.plotly_chart(fig, key="abl_errorbars")
+
+fig = go.Figure()
+for method, part in groups.groupby("method", sort=False):
+    fig.add_scatter(x=part["macs_per_image_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
+                    text=part["variant"], marker={"size": 12},
+                    error_x={"type": "data", "array": part["macs_per_image_std"].fillna(0)},
+                    error_y={"type": "data", "array": part["test_acc_std"].fillna(0)},
+                    hovertemplate="%{text}<br>MACs %{x:.3s}<br>accuracy %{y:.3f}<extra></extra>")
+fig.update_layout(height=460, title="Accuracy against MACs, mean ± std over seeds (top-left is best)",
+                  xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="test accuracy")
+st.plotly_chart(fig, key="abl_scatter")
+
+with st.expander("Every run"):
+    st.dataframe(table.drop(columns=["path", "run_id"]), hide_index=True, key="abl_table", column_order=SHOWN,
+                 column_config=FORMATS)
 st.download_button("Download this table as CSV", analysis.to_csv_bytes(table),
                    file_name="prunelab_ablations.csv", mime="text/csv", key="abl_csv")
-
-fig = px.scatter(table, x="macs_per_image", y="test_acc", color="method", symbol="method", hover_name="name",
-                 hover_data={"variant": True, "macs_reduction": ":.1%"},
-                 labels={"macs_per_image": f"{common.MAC_LABEL} per image", "test_acc": "test accuracy"},
-                 title="Accuracy against MACs (top-left is best)")
-fig.update_traces(marker={"size": 12})
-st.plotly_chart(fig.update_layout(height=460), key="abl_scatter")
 
 st.subheader("Sweep curve for one parameter")
 runs = common.runs_frame()

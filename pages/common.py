@@ -193,6 +193,25 @@ def explain(text: str, formula: str | None = None) -> None:
             st.latex(formula)
 
 
+VERDICT_ICONS = {"holds": "✅", "does not hold": "❌", "within seed noise": "〰️", "not enough runs": "…",
+                 "one seed": "❔"}
+
+
+def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
+    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict."""
+    if not found:
+        if empty:
+            st.caption(empty)
+        return
+    for claim in found:
+        icon = next((mark for start, mark in VERDICT_ICONS.items() if claim.verdict.startswith(start)), "•")
+        st.markdown(f"{icon} **{claim.lesson}** — *{claim.verdict}*  \n"
+                    f"Paper: {claim.paper}  \nMeasured here: {claim.measured}")
+    st.caption("Mean ± standard deviation over seeds. A difference counts as real when the means lie more than "
+               "two standard errors apart; a claim that does not hold at this small scale is a finding, not a "
+               "failure.")
+
+
 @st.cache_resource(show_spinner=False)
 def start_umap_warm_up() -> Any:
     """Compile umap-learn's numba kernels in the background, once per server, so the Similarity page's

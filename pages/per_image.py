@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages import common
-from prunelab import analysis
+from prunelab import analysis, lessons
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
 
@@ -52,7 +52,11 @@ summary = common.cached_summary(run) or {}
 rho = analysis.complexity_correlations(per_image)
 
 cols = st.columns(4)
-cols[0].metric(f"Mean {common.MAC_LABEL} per image", f"{per_image['macs'].mean() / 1e6:.3f} M")
+gate_macs = float(per_image["gate_macs"].iloc[0]) if "gate_macs" in per_image else 0.0
+cols[0].metric(f"Mean {common.MAC_LABEL} per image", f"{per_image['macs'].mean() / 1e6:.3f} M",
+               help=f"The sub-networks' convolutions and classifier, without the gates. With the gates' own "
+                    f"two Linear layers ({gate_macs / 1e3:.1f} k MACs per image): "
+                    f"{(per_image['macs'].mean() + gate_macs) / 1e6:.3f} M.")
 if summary.get("macs_dense"):
     cols[1].metric("Dense network", f"{summary['macs_dense'] / 1e6:.3f} M")
     cols[2].metric("MACs reduction", f"{1 - per_image['macs'].mean() / summary['macs_dense']:.1%}")
@@ -75,6 +79,13 @@ event = st.plotly_chart(fig.update_layout(height=420), key="pi_scatter", on_sele
 points = event.selection.points if event is not None and hasattr(event, "selection") else []
 if points and points[0].get("customdata"):
     st.session_state["pi_image"] = int(points[0]["customdata"][0])
+
+st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
+           "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
+           "exceeds the correlation of a run without that term:")
+table = analysis.ablation_table(common.runs_frame())
+common.show_claims([c for c in lessons.manidp_claims(table) if "complexity term" in c.lesson],
+                   empty="Finished ManiDP runs with and without the complexity term are needed for this comparison.")
 
 st.subheader("One image")
 by_macs = per_image.sort_values(["macs", "index"])

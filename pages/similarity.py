@@ -9,7 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages import common
-from prunelab import analysis, results
+from prunelab import analysis, lessons, results
 
 ALL_LAYERS = "all layers (concatenated)"
 
@@ -84,6 +84,10 @@ value = "gap_per_pair" if scaled else "gap"
 fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", barmode="group",
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
+
+common.show_claims([c for c in lessons.manidp_claims(analysis.ablation_table(common.runs_frame()))
+                    if "similarity term" in c.lesson],
+                   empty="Finished ManiDP runs with and without the similarity term are needed for this comparison.")
 
 st.subheader("UMAP of gate vectors and of features")
 cols = st.columns(2)

@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages import common
-from prunelab import analysis, results
+from prunelab import analysis, lessons, results
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
 STAGES = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
@@ -77,18 +77,30 @@ else:
     edges = analysis.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
     titles = [f"{Path(p).name} (λ={h.sparsity_lambda:g})" for p, h in histories.items()]
     fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
-    for col, (path, hist) in enumerate(histories.items(), start=1):
+    for col, hist in enumerate(histories.values(), start=1):
         row = analysis.epoch_row(hist.epochs, epoch)
         values = analysis.layer_gammas(hist.gammas, hist.layer_names, row, layer)
         bins = analysis.gamma_histogram(values, edges)
         fig.add_trace(go.Bar(x=bins["center"], y=bins["count"], width=edges[1] - edges[0], showlegend=False,
                              marker_color="#2e86ab"), row=1, col=col)
-        threshold = (common.cached_pruning(path) or {}).get("threshold")
-        if threshold is not None:
+        threshold = analysis.threshold_at_epoch(hist.thresholds, row)
+        if threshold is not None:  # the threshold the run's rule gives for this epoch's gammas
             fig.add_vline(x=threshold, line_dash="dash", line_color="#e4572e", row=1, col=col,
-                          annotation_text="global threshold", annotation_position="top right")
+                          annotation_text=f"threshold at epoch {int(hist.epochs[row])}",
+                          annotation_position="top right")
     fig.update_xaxes(title_text="|γ|").update_yaxes(title_text="channels", col=1)
     st.plotly_chart(fig.update_layout(height=360, margin={"t": 40}), key="slim_hist")
+    shares = analysis.near_zero_shares(histories, epoch)
+    cols = st.columns(len(shares))
+    for col, (name, share) in zip(cols, shares.items(), strict=True):
+        col.metric(f"|γ| < {analysis.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
+    st.caption(f"The dashed line is the global threshold the run's rule (prune ratio, per-layer guard) gives for "
+               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too.")
+
+st.subheader("What the paper claims, and what the slimming runs show")
+slim_runs = analysis.ablation_table(common.runs_frame())
+common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == "slimming"]),
+                   empty="Finished slimming runs at two or more λ are needed for this comparison.")
 
 st.subheader("Channels kept per layer")
 if pruning is None:

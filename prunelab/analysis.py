@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -276,23 +277,32 @@ def layer_gammas(gammas: Sequence[np.ndarray], layer_names: Sequence[str], row: 
     return np.abs(np.asarray(gammas[names.index(layer)])[row])
 
 
+NEAR_ZERO_GAMMA = 0.05  # the "piles up at zero" lesson: share of |gamma| below this value
+
+
+def threshold_at_epoch(thresholds: np.ndarray | None, row: int) -> float | None:
+    """The global threshold recorded for history row `row` (None for runs that predate the record)."""
+    if thresholds is None or row >= len(thresholds):
+        return None
+    return float(thresholds[row])
+
+
+def near_zero_shares(histories: Mapping[str, Any], epoch: int) -> dict[str, float]:
+    """Per run (label 'λ=...'), the share of all prunable |gamma| below NEAR_ZERO_GAMMA at `epoch`."""
+    shares = {}
+    for path, hist in histories.items():
+        values = layer_gammas(hist.gammas, hist.layer_names, epoch_row(hist.epochs, epoch))
+        label = f"λ={hist.sparsity_lambda:g} ({Path(str(path)).name})"
+        shares[label] = float(np.mean(values < NEAR_ZERO_GAMMA)) if values.size else float("nan")
+    return shares
+
+
 def gamma_histogram(values: np.ndarray, edges: np.ndarray) -> pd.DataFrame:
     """Counts of |gamma| per bin (values above the last edge fall into the last bin)."""
     clipped = np.clip(np.abs(np.asarray(values, dtype=np.float64)), edges[0], edges[-1])
     counts, _ = np.histogram(clipped, bins=edges)
     return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "center": (edges[:-1] + edges[1:]) / 2,
                          "count": counts})
-
-
-def global_threshold(values: np.ndarray, prune_ratio: float) -> float:
-    """|gamma| of the channel at rank round(prune_ratio * N): channels at or below it would be removed.
-
-    This is the percentile rule of Network Slimming applied to the gammas of one epoch (the run itself
-    used the gammas at the end of sparsity training; its threshold is in pruning.json).
-    """
-    ordered = np.sort(np.abs(np.asarray(values, dtype=np.float64)))
-    removed = round(prune_ratio * ordered.size)
-    return float(ordered[removed - 1]) if removed > 0 else 0.0
 
 
 def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -330,8 +340,14 @@ MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
 SWEEP_PARAMETERS = {"sparsity_lambda": "slimming", "prune_ratio": "slimming", "finetune_epochs": "slimming",
                     "lambda_prime": "manidp", "gamma_sim": "manidp", "gamma_c": "manidp",
                     "target_density": "manidp"}
-ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "test_acc",
-                    "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "path"]
+ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "seed", "test_acc",
+                    "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "epochs_total",
+                    "parent_run", "path"]
+# carried along for the variant groups and the papers' claims (prunelab.lessons)
+ABLATION_EXTRAS = ["sparsity_lambda", "prune_ratio", "complexity", "similarity", "lambda_prime", "gamma_sim",
+                   "target_density", "acc_after_prune", "gamma_frac_below_0.05", "similarity_gap_mean",
+                   "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
+                   "macs_reduction_with_gates", "density_mean"]
 
 
 def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
@@ -377,11 +393,12 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
         reference, macs = _reference_macs(row), _num(row.get("macs_per_image"))
         reduction = 1.0 - macs / reference if reference and not np.isnan(reference) else float("nan")
         rows.append({
-            **{key: row.get(key) for key in ABLATION_COLUMNS if key in row},
+            **{key: row.get(key) for key in ABLATION_COLUMNS + ABLATION_EXTRAS if key in row},
             "variant": variant_label(row), "macs_reference": reference,
             "macs_reduction": reduction,
         })
-    table = pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+    extras = [key for key in ABLATION_EXTRAS if key in done]
+    table = pd.DataFrame(rows, columns=ABLATION_COLUMNS + extras)
     if table.empty:
         return table
     order = {"baseline": 0, "slimming": 1, "manidp": 2}

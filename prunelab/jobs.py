@@ -282,7 +282,7 @@ class JobManager:
             config, depends = item.config, ()
             if item.init_from is not None:
                 parent = ids[item.init_from]
-                config = item.with_init_from(str((self.runs_dir / parent).resolve()))
+                config = item.with_init_from(parent)  # a run id: resolved under the runs folder
                 depends = (parent,)
             ids[item.key] = self.submit(config, depends_on=depends)
         return list(ids.values())

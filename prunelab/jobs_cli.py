@@ -41,8 +41,11 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
     _add_runs_dir(suite)
     add_data_model_arguments(suite)
-    add_training_arguments(suite, "training epochs per run (default: the suite's, 3)")
-    suite.add_argument("--finetune-epochs", type=int, help="slimming fine-tune epochs (--epochs / 2)")
+    add_training_arguments(suite, "E: sparsity epochs of slimming, epochs of ManiDP's pretrain run (default 3)")
+    suite.add_argument("--finetune-epochs", type=int,
+                       help="F: slimming fine-tune and ManiDP epochs (--epochs / 2); baselines train E + F")
+    suite.add_argument("--seeds", type=int, default=1,
+                       help="N runs per variant with train seeds 0..N-1 (default 1: the --seed given)")
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
     suite.add_argument("--param", help="sweep: sparsity_lambda (lambda), prune_ratio, lambda_prime, "
                                        "gamma_sim (gamma) or target_density")
@@ -119,13 +122,14 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                 raise UsageError("suite sweep needs --param and --values, "
                                  "e.g. --param sparsity_lambda --values 0,1e-4")
             values = parse_values(args.values)
-            return sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs)
+            return sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
+                         seeds=args.seeds)
         if args.suite not in SUITES:
             raise UsageError(f"unknown suite {args.suite!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
         for flag in ("method", "param", "values"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag} applies only to 'suite sweep'")
-        return build_suite(args.suite, base, args.epochs, args.finetune_epochs)
+        return build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

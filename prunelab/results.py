@@ -36,7 +36,8 @@ DEMO_FINETUNE_EPOCHS = 2
 
 BASE_COLUMNS = [
     "run_id", "path", "demo", "name", "suite", "method", "dataset", "model", "width", "state", "fraction",
-    "error", "test_acc", "macs_per_image", "params", "wall_time_s", "epochs",
+    "error", "test_acc", "macs_per_image", "params", "wall_time_s", "epochs", "epochs_total", "parent_run",
+    "seed",
 ]
 HYPER_COLUMNS = [
     "sparsity_lambda", "prune_ratio", "finetune_epochs", "lambda_prime", "gamma_sim", "gamma_c",
@@ -44,7 +45,9 @@ HYPER_COLUMNS = [
 ]
 SUMMARY_EXTRAS = [
     "acc_before_prune", "acc_after_prune", "acc_after_finetune", "macs_before", "macs_after", "macs_dense",
-    "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
+    "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty", "similarity_gap_mean",
+    "macs_per_image_with_gates", "macs_reduction_with_gates", "gate_macs_per_image", "density_mean",
+    "gamma_frac_below_0.05",
 ]
 
 
@@ -148,6 +151,8 @@ def _run_row(info: Any, root: Path) -> dict[str, Any]:
         "test_acc": summary.get("test_acc"), "macs_per_image": summary.get("macs_per_image"),
         "params": summary.get("params"), "wall_time_s": summary.get("wall_time_s"),
         "epochs": summary.get("epochs", config.train.epochs),
+        "epochs_total": summary.get("epochs_total", summary.get("epochs", config.train.epochs)),
+        "parent_run": summary.get("parent_run"), "seed": config.train.seed,
     }
     row.update({key: method.get(key) for key in HYPER_COLUMNS})
     row.update({key: summary[key] for key in SUMMARY_EXTRAS if key in summary})
@@ -237,6 +242,7 @@ class GammaHistory:
     layer_names: list[str]
     gammas: list[np.ndarray]  # per layer float32 [E+1, C_i]
     sparsity_lambda: float
+    thresholds: np.ndarray | None = None  # float [E+1]: the global threshold of each row's gammas
 
 
 def load_gamma_history(path: str | Path) -> GammaHistory | None:
@@ -247,8 +253,9 @@ def load_gamma_history(path: str | Path) -> GammaHistory | None:
     try:
         names = [str(name) for name in arrays["layer_names"]]
         gammas = [np.asarray(arrays[f"layer_{i}"], dtype=np.float32) for i in range(len(names))]
+        thresholds = np.asarray(arrays["thresholds"], dtype=float) if "thresholds" in arrays else None
         return GammaHistory(np.asarray(arrays["epochs"]).astype(int), names, gammas,
-                            float(arrays["sparsity_lambda"]))
+                            float(arrays["sparsity_lambda"]), thresholds)
     except (KeyError, ValueError, TypeError) as error:
         log.warning("gamma_history.npz of %s is incomplete: %s", path, error)
         return None

@@ -5,25 +5,26 @@ dataset once) and one suite id (`RunConfig.suite`). A run may start from another
 (`init_from`, ManiDP only: the gates are trained on top of a converged baseline, as in the paper);
 the job manager then runs it after that run is `done`.
 
-Registered suites (`SUITES`):
-- `demo`: baseline; Network Slimming at lambda 0, 1e-4 and 1e-3; the ManiDP ablation (neither term,
-  complexity only, similarity only, both), the four ManiDP runs initialised from the suite's baseline.
-- `slimming`: baseline + the three slimming runs; `ablation`: baseline + the four ManiDP runs.
-`sweep(method, param, values)` builds a one-parameter sweep (lambda, prune ratio, lambda', gamma,
-target density).
+Equal budgets. With E = `epochs` and F = `finetune_epochs`, every compared run is shaped by E + F
+epochs in all (`summary.json`'s `epochs_total`):
+- `baseline`: E + F epochs of plain training (the unpruned reference);
+- slimming: E sparsity epochs + F fine-tune epochs;
+- ManiDP: F epochs from `pretrain`, a plain baseline of E epochs (its parent, referenced by run id).
 
-Default length (`DEMO_EPOCHS` = 3, `DEMO_FINETUNE_EPOCHS` = 2): with E training and F fine-tune
-epochs the demo trains E (baseline) + 3 * (E + F) (slimming) + 4 * E (ManiDP) epochs. On `shapes`
-(10k/2k images, the default vgg11 at width 0.25) the fastest epochs seen on the 2-core CPU were
-~14 s for a dense epoch, ~7 s for a fine-tune epoch of the pruned model and ~18 s for a ManiDP epoch;
-with ~1-5 s of pruning/artefacts per run and ~3 s of data generation that puts E = 3, F = 2 at about
-7.5-8 minutes on an idle machine. Measured once end to end (`python -m prunelab suite demo`): all 8
-runs done in 19 min wall, but with other jobs holding the machine at a load average of 6-9, so
-that figure is an upper bound, not the idle time. E = 4 (~9.9 min) would leave no margin.
+Seeds. `seeds=N` repeats every run with train seeds 0..N-1 (same data); run keys then end in `-s<seed>`
+and each seed's ManiDP runs start from that seed's `pretrain`.
+
+Registered suites (`SUITES`):
+- `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS; the ManiDP ablation (neither term,
+  complexity only, similarity only, both) from `pretrain`.
+- `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
+`sweep(method, param, values)` builds a one-parameter sweep (lambda, prune ratio, lambda', gamma,
+target density) with the same budget rule.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ from pydantic import ValidationError
 from prunelab.config import RunConfig, describe_validation_error
 
 DEMO_EPOCHS = 3
-DEMO_FINETUNE_EPOCHS = 2
-SLIMMING_LAMBDAS = (0.0, 1e-4, 1e-3)
+DEMO_FINETUNE_EPOCHS = 3
+MAX_SEEDS = 10  # seeds per variant a suite accepts (each seed repeats every run)
+SLIMMING_LAMBDAS = (0.0, 2e-3, 5e-3)  # where gamma collapses within a few sparsity epochs (no BN decay)
 # ManiDP runs that start from the suite's baseline fine-tune it: the reference schedule uses lr 0.05 with
 # Nesterov momentum from a pretrained model, half the from-scratch lr 0.1 (at the full lr 0.1 the gated
 # runs diverged to NaN on shapes after one epoch)
@@ -65,10 +67,10 @@ class SuiteRun:
     config: RunConfig
     init_from: str | None = None
 
-    def with_init_from(self, run_dir: str) -> RunConfig:
-        """This run's config with `method.init_from` set to the parent run's directory."""
+    def with_init_from(self, parent: str) -> RunConfig:
+        """This run's config with `method.init_from` set to the parent run (its id in the same runs folder)."""
         raw = self.config.model_dump(mode="json")
-        raw["method"]["init_from"] = run_dir
+        raw["method"]["init_from"] = parent
         return RunConfig.model_validate(raw)
 
 
@@ -97,12 +99,14 @@ def _suite_id(name: str) -> str:
 
 
 def _run_config(base: RunConfig, suite_id: str, name: str, method: dict[str, Any],
-                epochs: int | None) -> RunConfig:
-    """`base`'s data, model and training settings with another method, name and suite id."""
+                epochs: int | None, seed: int | None = None) -> RunConfig:
+    """`base`'s data, model and training settings with another method, name, suite id (and seed)."""
     raw = base.model_dump(mode="json")
     raw.update(name=name, suite=suite_id, method=method)
     if epochs is not None:
         raw["train"]["epochs"] = epochs
+    if seed is not None:
+        raw["train"]["seed"] = seed
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
@@ -110,23 +114,39 @@ def _run_config(base: RunConfig, suite_id: str, name: str, method: dict[str, Any
 
 
 def _lengths(epochs: int | None, finetune_epochs: int | None) -> tuple[int, int]:
-    """(training epochs, slimming fine-tune epochs): defaults, or half the given epochs for fine-tuning."""
+    """(E, F): E training (sparsity, pretrain) epochs, F fine-tune (slimming) and ManiDP epochs.
+
+    Defaults DEMO_EPOCHS / DEMO_FINETUNE_EPOCHS; with only E given, F = E / 2 (at least 1)."""
     if epochs is None:
         return DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS if finetune_epochs is None else finetune_epochs
     return epochs, max(1, round(epochs / 2)) if finetune_epochs is None else finetune_epochs
 
 
-def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int) -> SuiteRun:
-    config = _run_config(base, suite_id, f"{prefix}-baseline", {"name": "baseline"}, epochs)
-    return SuiteRun("baseline", config)
+def _seeds(seeds: int) -> list[int | None]:
+    """[None] for one seed (the base config's seed, keys without suffix), else 0..N-1."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
+    return [None] if seeds == 1 else list(range(seeds))
 
 
-def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, finetune: int) -> list[SuiteRun]:
+def _key(key: str, seed: int | None) -> str:
+    return key if seed is None else f"{key}-s{seed}"
+
+
+def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int, seed: int | None = None,
+              label: str = "baseline") -> SuiteRun:
+    key = _key(label, seed)
+    config = _run_config(base, suite_id, f"{prefix}-{key}", {"name": "baseline"}, epochs, seed)
+    return SuiteRun(key, config)
+
+
+def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, finetune: int,
+                   seed: int | None = None) -> list[SuiteRun]:
     runs = []
     for lam in SLIMMING_LAMBDAS:
-        key = f"slim-l{format_value(lam)}"
+        key = _key(f"slim-l{format_value(lam)}", seed)
         method = {"name": "slimming", "sparsity_lambda": lam, "finetune_epochs": finetune}
-        runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs)))
+        runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs, seed)))
     return runs
 
 
@@ -137,48 +157,51 @@ def finetune_base(base: RunConfig) -> RunConfig:
     return RunConfig.model_validate(raw)
 
 
-def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int) -> list[SuiteRun]:
+def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, finetune: int,
+                   seed: int | None = None) -> list[SuiteRun]:
+    """The four ManiDP rows, F epochs each from this seed's `pretrain`."""
     runs, tuned = [], finetune_base(base)
     for label, complexity, similarity in MANIDP_ABLATION:
-        key = f"manidp-{label}"
+        key = _key(f"manidp-{label}", seed)
         method = {"name": "manidp", "complexity": complexity, "similarity": similarity}
-        config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, epochs)
-        runs.append(SuiteRun(key, config, "baseline"))
+        config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, finetune, seed)
+        runs.append(SuiteRun(key, config, _key("pretrain", seed)))
     return runs
 
 
-def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
-               finetune_epochs: int | None = None) -> Suite:
-    """Baseline, slimming at lambda 0/1e-4/1e-3 and the four-row ManiDP ablation (from the baseline)."""
+def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
+           slimming: bool, manidp: bool) -> Suite:
+    """Per seed: the equal-budget baseline (E + F), slimming (E + F), pretrain (E) and ManiDP (F)."""
     base = base or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
-    suite_id = _suite_id("demo")
-    runs = [_baseline(base, suite_id, "demo", epochs),
-            *_slimming_runs(base, suite_id, "demo", epochs, finetune),
-            *_ablation_runs(base, suite_id, "demo", epochs)]
-    return Suite("demo", suite_id, tuple(runs))
+    suite_id = _suite_id(name)
+    runs: list[SuiteRun] = []
+    for seed in _seeds(seeds):
+        runs.append(_baseline(base, suite_id, name, epochs + finetune, seed))
+        if slimming:
+            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed))
+        if manidp:
+            runs.append(_baseline(base, suite_id, name, epochs, seed, label="pretrain"))
+            runs.extend(_ablation_runs(base, suite_id, name, finetune, seed))
+    return Suite(name, suite_id, tuple(runs))
+
+
+def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
+               finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+    """Baseline, slimming at SLIMMING_LAMBDAS and the four-row ManiDP ablation, at equal budgets."""
+    return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True)
 
 
 def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
-                   finetune_epochs: int | None = None) -> Suite:
-    """Baseline and Network Slimming at lambda 0, 1e-4 and 1e-3 (the gamma-distribution comparison)."""
-    base = base or RunConfig()
-    epochs, finetune = _lengths(epochs, finetune_epochs)
-    suite_id = _suite_id("slimming")
-    runs = [_baseline(base, suite_id, "slimming", epochs),
-            *_slimming_runs(base, suite_id, "slimming", epochs, finetune)]
-    return Suite("slimming", suite_id, tuple(runs))
+                   finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+    """Baseline and Network Slimming at SLIMMING_LAMBDAS (the gamma-distribution comparison)."""
+    return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False)
 
 
 def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
-                   finetune_epochs: int | None = None) -> Suite:
-    """Baseline and the ManiDP ablation: neither term, complexity only, similarity only, both."""
-    base = base or RunConfig()
-    epochs, _ = _lengths(epochs, finetune_epochs)
-    suite_id = _suite_id("ablation")
-    runs = [_baseline(base, suite_id, "ablation", epochs),
-            *_ablation_runs(base, suite_id, "ablation", epochs)]
-    return Suite("ablation", suite_id, tuple(runs))
+                   finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+    """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both."""
+    return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True)
 
 
 SuiteBuilder = Callable[..., Suite]
@@ -186,11 +209,11 @@ SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suit
 
 
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,
-                finetune_epochs: int | None = None) -> Suite:
+                finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
     """A registered suite by name; raises ValueError listing the allowed names."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-    return SUITES[name](base, epochs, finetune_epochs)
+    return SUITES[name](base, epochs, finetune_epochs, seeds)
 
 
 def resolve_param(param: str) -> str:
@@ -204,11 +227,12 @@ def resolve_param(param: str) -> str:
 
 def sweep(method: str | None, param: str, values: Sequence[float], base_config: RunConfig | None = None,
           epochs: int | None = None, finetune_epochs: int | None = None,
-          baseline: bool | None = None) -> Suite:
-    """One run per value of `param` (a field of the method's config), everything else from `base_config`.
+          baseline: bool | None = None, seeds: int = 1) -> Suite:
+    """One run per value of `param` (a field of the method's config) and seed, the rest from `base_config`.
 
-    `method` may be None (inferred from the parameter). ManiDP sweeps add a baseline run (default)
-    that every swept run starts from; `baseline=True` adds one to slimming sweeps for comparison.
+    `method` may be None (inferred from the parameter). Budgets as in the module docstring: ManiDP
+    sweeps add `pretrain` (E epochs, the parent of every swept run, which trains F epochs) and an
+    equal-budget `baseline` (E + F) unless `baseline=False`; `baseline=True` adds one to slimming sweeps.
     """
     param = resolve_param(param)
     owner, label = SWEEP_PARAMS[param]
@@ -221,22 +245,31 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
         raise ValueError("a sweep needs at least one value")
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
+    bad = [v for v in values if not math.isfinite(float(v))]
+    if bad:
+        raise ValueError(f"sweep values must be finite numbers, got {bad}")
     base = base_config or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
     name = f"sweep-{METHOD_LABELS[method]}-{param}"
     suite_id = _suite_id(name)
     prefix = f"sweep-{METHOD_LABELS[method]}"
     with_baseline = (method == "manidp") if baseline is None else baseline
-    runs = [_baseline(base, suite_id, prefix, epochs)] if with_baseline else []
-    parent = "baseline" if with_baseline and method == "manidp" else None
-    swept_base = finetune_base(base) if parent else base
-    for value in values:
-        key = f"{METHOD_LABELS[method]}-{label}{format_value(float(value))}"
-        settings: dict[str, Any] = {"name": method, param: value}
-        if method == "slimming":
-            settings["finetune_epochs"] = finetune
-        config = _run_config(swept_base, suite_id, f"sweep-{key}", settings, epochs)
-        runs.append(SuiteRun(key, config, parent))
+    runs: list[SuiteRun] = []
+    for seed in _seeds(seeds):
+        if with_baseline:
+            runs.append(_baseline(base, suite_id, prefix, epochs + finetune, seed))
+        parent = _key("pretrain", seed) if method == "manidp" else None
+        if parent is not None:
+            runs.append(_baseline(base, suite_id, prefix, epochs, seed, label="pretrain"))
+        swept_base = finetune_base(base) if parent else base
+        for value in values:
+            key = _key(f"{METHOD_LABELS[method]}-{label}{format_value(float(value))}", seed)
+            settings: dict[str, Any] = {"name": method, param: value}
+            if method == "slimming":
+                settings["finetune_epochs"] = finetune
+            config = _run_config(swept_base, suite_id, f"sweep-{key}", settings,
+                                 finetune if parent else epochs, seed)
+            runs.append(SuiteRun(key, config, parent))
     return Suite(name, suite_id, tuple(runs))
 
 

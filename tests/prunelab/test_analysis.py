@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from prunelab import analysis
+from prunelab import analysis, results
 
 # ------------------------------------------------------------------------------------------------
 # Spearman
@@ -172,15 +172,18 @@ def test_gamma_histogram_counts_match_numpy() -> None:
     assert analysis.gamma_histogram(np.array([0.1, 99.0]), np.linspace(0, 1, 5))["count"].sum() == 2
 
 
-def test_epoch_row_and_global_threshold() -> None:
+def test_epoch_row_threshold_at_epoch_and_near_zero_shares() -> None:
     assert analysis.epoch_row([0, 1, 2, 3], 2) == 2
     assert analysis.epoch_row([0, 2, 4], 3) == 1
     assert analysis.epoch_row([0, 1], 10) == 1
-    values = np.array([0.5, 0.1, 0.4, 0.2, 0.3, 0.6])
-    threshold = analysis.global_threshold(values, 0.5)
-    assert threshold == pytest.approx(0.3)
-    assert (values <= threshold).sum() == 3  # exactly round(0.5 * 6) channels at or below it
-    assert analysis.global_threshold(values, 0.0) == 0.0
+    assert analysis.threshold_at_epoch(np.array([0.0, 0.2, 0.3]), 1) == pytest.approx(0.2)
+    assert analysis.threshold_at_epoch(None, 1) is None  # runs written before thresholds were recorded
+    history = results.GammaHistory(np.array([0, 1]), ["a", "b"],
+                                   [np.array([[0.5, 0.5], [0.01, 0.5]]), np.array([[0.5, 0.5], [0.04, 0.06]])],
+                                   1e-3, np.array([0.0, 0.05]))
+    shares = analysis.near_zero_shares({"/runs/x": history}, epoch=1)
+    assert list(shares.values()) == [pytest.approx(0.5)]  # 0.01 and 0.04 of the four are below 0.05
+    assert analysis.near_zero_shares({"/runs/x": history}, epoch=0) == {next(iter(shares)): 0.0}
 
 
 def test_channels_frame_and_before_after() -> None:

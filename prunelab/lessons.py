@@ -1,0 +1,241 @@
+"""The papers' claims next to what the selected runs measure, over seeds.
+
+Runs are grouped into *variants*: the same method and setting, data, model, width and training budget
+(`epochs_total`, a parent run's epochs included), differing only in their seed. Each figure of a
+variant is reported as mean ± sample standard deviation over its seeds.
+
+A difference between two variants counts as *beyond seed noise* when
+
+    |mean_a - mean_b| > NOISE_Z * sqrt(sd_a^2 / n_a + sd_b^2 / n_b)        (a two-sample z bound)
+
+with at least two seeds on each side; with fewer, the verdict says the noise is unknown.
+
+`claims(table)` returns one `Claim` per lesson the runs can speak to: the paper's statement, the
+measured figures and a verdict ("holds", "does not hold", "within seed noise", "not enough runs").
+A claim that does not hold at this scale is a finding, and is reported as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
+NEAR_ZERO_GAMMA_KEY = "gamma_frac_below_0.05"
+VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]
+# the figures averaged per variant (those a run lacks are NaN and left out of its mean)
+FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
+           "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates"]
+FIGURE_LABELS = {
+    "test_acc": "test accuracy", "macs_per_image": "MACs per image", "macs_reduction": "MACs reduction",
+    "spearman_macs_loss": "ρ(MACs, loss)", "spearman_macs_difficulty": "ρ(MACs, difficulty)",
+    "similarity_gap_mean": "mean ‖T − R‖_F", NEAR_ZERO_GAMMA_KEY: "share of |γ| < 0.05",
+    "acc_after_prune": "accuracy right after pruning", "macs_per_image_with_gates": "MACs per image with gates",
+}
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation (NaN for one seed) and number of seeds of one figure."""
+
+    mean: float
+    std: float
+    n: int
+
+    def text(self, fmt: str = ".3f", percent: bool = False) -> str:
+        scale = 100.0 if percent else 1.0
+        unit = "%" if percent else ""
+        body = f"{self.mean * scale:{fmt}}{unit}"
+        if self.n >= 2:
+            return f"{body} ± {self.std * scale:{fmt}}{unit} (n = {self.n})"
+        return f"{body} (1 seed)"
+
+
+def stat(values: Sequence[float] | pd.Series) -> Stat:
+    """Stat of the finite values (NaN mean when there are none)."""
+    finite = np.asarray([float(v) for v in values if v is not None and np.isfinite(float(v))], dtype=float)
+    if finite.size == 0:
+        return Stat(float("nan"), float("nan"), 0)
+    std = float(finite.std(ddof=1)) if finite.size >= 2 else float("nan")
+    return Stat(float(finite.mean()), std, int(finite.size))
+
+
+def beyond_noise(a: Stat, b: Stat, z: float = NOISE_Z) -> bool | None:
+    """True/False when both have >= 2 seeds: is |a - b| more than z standard errors? None otherwise."""
+    if a.n < 2 or b.n < 2 or math.isnan(a.mean) or math.isnan(b.mean):
+        return None
+    error = math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+    return abs(a.mean - b.mean) > z * error
+
+
+def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: VARIANT_KEYS, `seeds`, and `<figure>_mean` / `<figure>_std` for FIGURES."""
+    columns = [*VARIANT_KEYS, "seeds", "runs"] + [f"{f}_{s}" for f in FIGURES for s in ("mean", "std")]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    frame = table.copy()
+    for key in VARIANT_KEYS:
+        if key not in frame:
+            frame[key] = np.nan
+    frame["epochs_total"] = frame["epochs_total"].fillna(frame.get("epochs"))
+    rows = []
+    for keys, group in frame.groupby(VARIANT_KEYS, dropna=False, sort=False):
+        row = dict(zip(VARIANT_KEYS, keys, strict=True))
+        row["seeds"] = len(group)
+        row["runs"] = ", ".join(str(name) for name in group.get("name", group.index))
+        for figure in FIGURES:
+            values = group[figure] if figure in group else pd.Series(dtype=float)
+            s = stat(values)
+            row[f"{figure}_mean"], row[f"{figure}_std"] = s.mean, s.std
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim, the selected runs' figures and whether the claim holds across seeds."""
+
+    lesson: str
+    paper: str
+    measured: str
+    verdict: str  # "holds", "does not hold", "within seed noise" or "not enough runs"
+
+
+def _figure(table: pd.DataFrame, mask: pd.Series, figure: str) -> Stat:
+    if figure not in table:
+        return Stat(float("nan"), float("nan"), 0)
+    return stat(table.loc[mask, figure])
+
+
+def _verdict(better: Stat, worse: Stat, holds_if_greater: bool) -> str:
+    """Verdict for the claim 'better > worse' (or '<' when holds_if_greater is False)."""
+    if better.n == 0 or worse.n == 0:
+        return "not enough runs"
+    direction = better.mean > worse.mean if holds_if_greater else better.mean < worse.mean
+    noise = beyond_noise(better, worse)
+    if noise is None:
+        return "holds (one seed: noise unknown)" if direction else "does not hold (one seed: noise unknown)"
+    if not noise:
+        return "within seed noise"
+    return "holds" if direction else "does not hold"
+
+
+def slimming_claims(table: pd.DataFrame) -> list[Claim]:
+    """Figure 4 of Liu et al. (2017): |γ| piles up at zero as λ grows, so pruning barely hurts."""
+    slim = table[table["method"] == "slimming"] if "method" in table else table.iloc[0:0]
+    if slim.empty or "sparsity_lambda" not in slim:
+        return []
+    lambdas = sorted(float(v) for v in slim["sparsity_lambda"].dropna().unique())
+    if len(lambdas) < 2:
+        return []
+    low, high = lambdas[0], lambdas[-1]
+    at = {lam: slim["sparsity_lambda"] == lam for lam in lambdas}
+    shares = {lam: _figure(slim, at[lam], NEAR_ZERO_GAMMA_KEY) for lam in lambdas}
+    share_text = "; ".join(f"λ = {lam:g}: {shares[lam].text('.1f', percent=True)}" for lam in lambdas)
+    claims = [Claim("γ piles up at zero as λ grows",
+                    "Network Slimming (Liu et al., 2017, Fig. 4): with λ = 0 the |γ| distribution is flat; "
+                    "as λ grows it piles up near zero.",
+                    f"share of |γ| below 0.05 after sparsity training: {share_text}",
+                    _verdict(shares[high], shares[low], holds_if_greater=True))]
+    before = {lam: _figure(slim, at[lam], "acc_after_prune") for lam in (low, high)}
+    if before[low].n and before[high].n:
+        claims.append(Claim(
+            "with a strong λ, pruning barely hurts before fine-tuning",
+            "Network Slimming: the channels below the global threshold carry little, so accuracy right "
+            "after pruning stays close to the sparsity-trained network's.",
+            f"accuracy right after pruning: λ = {low:g}: {before[low].text('.1f', percent=True)}; "
+            f"λ = {high:g}: {before[high].text('.1f', percent=True)}",
+            _verdict(before[high], before[low], holds_if_greater=True)))
+    return claims
+
+
+def _manidp_rows(table: pd.DataFrame, complexity: bool, similarity: bool) -> pd.Series:
+    if not {"method", "complexity", "similarity"} <= set(table.columns):
+        return pd.Series(False, index=table.index)
+    flags = table["complexity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
+    sims = table["similarity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
+    return (table["method"] == "manidp") & (flags == complexity) & (sims == similarity)
+
+
+def manidp_claims(table: pd.DataFrame) -> list[Claim]:
+    """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more."""
+    rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
+    if not any(mask.any() for mask in rows.values()):
+        return []
+    names = {(False, False): "neither", (True, False): "complexity only", (False, True): "similarity only",
+             (True, True): "both"}
+    claims = []
+    gaps = {key: _figure(table, mask, "similarity_gap_mean") for key, mask in rows.items()}
+    pairs = [((False, True), (False, False)), ((True, True), (True, False))]
+    for with_term, without in pairs:
+        if gaps[with_term].n and gaps[without].n:
+            claims.append(Claim(
+                f"the similarity term aligns gate similarity with feature similarity ({names[with_term]} "
+                f"vs {names[without]})",
+                "ManiDP (Tang et al., 2021): the similarity term makes the gates' similarity matrix T follow "
+                "the features' R, so similar images get similar sub-networks: ‖T − R‖ falls.",
+                f"mean ‖T − R‖_F over layers: {names[with_term]} {gaps[with_term].text('.2f')}; "
+                f"{names[without]} {gaps[without].text('.2f')}",
+                _verdict(gaps[with_term], gaps[without], holds_if_greater=False)))
+    rhos = {key: _figure(table, mask, "spearman_macs_loss") for key, mask in rows.items()}
+    for with_term, without in [((True, False), (False, False)), ((True, True), (False, True))]:
+        if rhos[with_term].n and rhos[without].n:
+            claims.append(Claim(
+                f"the complexity term gives harder images larger sub-networks ({names[with_term]} vs "
+                f"{names[without]})",
+                "ManiDP: images with a loss above C are not pushed to be sparse, so MACs per image follow "
+                "the loss more closely than without the term.",
+                f"Spearman ρ(MACs, loss): {names[with_term]} {rhos[with_term].text('.3f')}; "
+                f"{names[without]} {rhos[without].text('.3f')}",
+                _verdict(rhos[with_term], rhos[without], holds_if_greater=True)))
+    return claims
+
+
+def budget_claims(table: pd.DataFrame) -> list[Claim]:
+    """Each pruned variant against the baseline with the same total training budget."""
+    if "epochs_total" not in table or "method" not in table:
+        return []
+    claims = []
+    baselines = table[table["method"] == "baseline"]
+    pruned = table[table["method"].isin(["slimming", "manidp"])]
+    for (method, variant, budget), group in pruned.groupby(["method", "variant", "epochs_total"], dropna=True):
+        peers = baselines[baselines["epochs_total"] == budget]
+        if peers.empty:
+            continue
+        mine, theirs = stat(group["test_acc"]), stat(peers["test_acc"])
+        paper = ("Network Slimming: at 70% of channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
+                 "vs 93.66%) after 160 + 160 epochs." if method == "slimming" else
+                 "ManiDP: ResNet-56 on CIFAR-10 loses 0.06 points at −62.4% FLOPs after 400 epochs from a "
+                 "pretrained model.")
+        claims.append(Claim(
+            f"{variant} against the baseline at the same budget ({int(budget)} epochs in all)",
+            paper,
+            f"test accuracy: {variant} {mine.text('.1f', percent=True)}; baseline "
+            f"{theirs.text('.1f', percent=True)}",
+            _budget_verdict(mine, theirs)))
+    return claims
+
+
+def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
+    noise = beyond_noise(pruned, baseline)
+    if noise is None:
+        return "one seed: noise unknown"
+    if not noise:
+        return "holds: within seed noise of the baseline"
+    return "does not hold: below the baseline" if pruned.mean < baseline.mean else "holds: above the baseline"
+
+
+def claims(table: pd.DataFrame) -> list[Claim]:
+    """Every claim the runs in `table` (an ablation table: finished runs) can speak to."""
+    if table.empty:
+        return []
+    return [*slimming_claims(table), *manidp_claims(table), *budget_claims(table)]
+
+
+def claims_frame(found: Sequence[Claim]) -> pd.DataFrame:
+    """Claims as a table for pages and CSV: lesson, paper, measured, verdict."""
+    return pd.DataFrame([c.__dict__ for c in found], columns=["lesson", "paper", "measured", "verdict"])
