@@ -54,7 +54,7 @@ ACTIVE = ("queued", "running")
 POLL_S = 1.0
 PENDING_DELETE = "pending_delete"
 TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "state",
-                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error"]
+                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error", "problem"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,6 +255,11 @@ def runs_browser(runs: pd.DataFrame) -> None:
     if runs.empty:
         st.caption("No runs in the runs folder yet.")
         return
+    broken = runs["problem"].notna()
+    runs = runs.assign(state=runs["state"].where(~broken, "broken"))
+    if broken.any():
+        st.warning(f"{int(broken.sum())} run(s) have missing or corrupt files and are listed as *broken*; "
+                   "the problem column names the file. Select them to delete them.")
     view = _filtered(runs).assign(settings=lambda df: df.apply(results.method_settings, axis=1))
     event = st.dataframe(
         view[TABLE_COLUMNS], hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",

@@ -212,26 +212,35 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+LIST_COLUMNS = ("run", "method", "dataset", "model", "state", "progress", "test_acc", "MMACs/img", "problem")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every run as a table row; a run with a missing or corrupt file is listed `broken` with the reason."""
     from prunelab.store import RunStore
 
-    rows = []
-    for info in RunStore(_runs_root(args)).iter_runs():
-        summary = info.summary or {}
-        acc = summary.get("test_acc")
-        macs = summary.get("macs_per_image")
-        rows.append({
-            "run": info.run_id, "method": info.config.method.name, "dataset": info.config.data.dataset,
-            "model": info.config.model.name, "state": info.state,
-            "progress": f"{100 * float(info.status.get('fraction') or 0):.0f}%",
-            "test_acc": f"{acc:.4f}" if acc is not None else "",
-            "MMACs/img": f"{macs / 1e6:.2f}" if macs is not None else "",
-        })
+    rows = [list_row(entry) for entry in RunStore(_runs_root(args)).scan(check_artefacts=True)]
     if not rows:
         print(f"no runs in {_runs_root(args)}")
         return 0
-    print(format_table(rows, list(rows[0])))
+    print(format_table(rows, LIST_COLUMNS))
     return 0
+
+
+def list_row(entry: Any) -> dict[str, str]:
+    """One `list` row from a RunInfo or a BrokenRun (prunelab.store.RunStore.scan)."""
+    config = entry.config
+    row = {"run": entry.run_id, "method": config.method.name if config else "",
+           "dataset": config.data.dataset if config else "", "model": config.model.name if config else "",
+           "state": "broken" if entry.broken else entry.state, "progress": "", "test_acc": "", "MMACs/img": "",
+           "problem": "; ".join(entry.problems)}
+    status, summary = getattr(entry, "status", None) or {}, getattr(entry, "summary", None) or {}
+    if status:
+        row["progress"] = f"{100 * float(status.get('fraction') or 0):.0f}%"
+    acc, macs = summary.get("test_acc"), summary.get("macs_per_image")
+    row["test_acc"] = f"{acc:.4f}" if acc is not None else ""
+    row["MMACs/img"] = f"{macs / 1e6:.2f}" if macs is not None else ""
+    return row
 
 
 def build_parser() -> argparse.ArgumentParser:

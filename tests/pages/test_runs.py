@@ -65,8 +65,10 @@ def test_renders_fixture_runs(runs_env: Path) -> None:
     table = at.dataframe[0].value
     readable = {info.run_id for info in RunStore(runs_env).iter_runs()}
     assert "fx-corrupt" not in readable and {"fx-baseline", "fx-running", "fx-failed"} <= readable
-    assert set(table["name"]) == readable  # every readable run, the corrupt one skipped
+    assert set(table["name"]) == readable | {"fx-corrupt"}  # every run, the corrupt one listed as broken
     states = dict(zip(table["name"], table["state"], strict=True))
+    assert states["fx-corrupt"] == "broken"
+    assert "config.json is corrupt" in table.loc[table["name"] == "fx-corrupt", "problem"].item()
     assert states["fx-running"] == "running" and states["fx-failed"] == "failed"
     failed_error = table.loc[table["name"] == "fx-failed", "error"].item()
     assert "does not exist" in failed_error  # the failure's message is shown
