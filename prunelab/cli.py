@@ -126,6 +126,29 @@ def _method_fields(method: str) -> set[str]:
     return set(cls.model_fields)
 
 
+def check_runnable(config: RunConfig) -> None:
+    """Checks before a run directory is created: the dataset folder exists and the run fits in memory
+    (prunelab.resources); raises UsageError with one line."""
+    from prunelab.data import DatasetError
+    from prunelab.resources import check_run_fits
+
+    _check_dataset_available(config)
+    try:
+        check_run_fits(config)
+    except (ValueError, DatasetError) as error:  # ResourceError, or a folder that cannot be listed
+        raise UsageError(str(error)) from None
+
+
+def check_suite_runnable(configs: Sequence[RunConfig]) -> None:
+    """`check_runnable` for each distinct data/model/training setting of a suite's runs."""
+    seen = set()
+    for config in configs:
+        key = config.model_dump_json(include={"data", "model", "train"})
+        if key not in seen:
+            seen.add(key)
+            check_runnable(config)
+
+
 def _check_dataset_available(config: RunConfig) -> None:
     dataset = config.data.dataset
     if dataset.startswith("folder:") and not Path(dataset[len("folder:"):]).is_dir():
@@ -174,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.store import RunStore
 
     config = config_from_args(args.method, args)
-    _check_dataset_available(config)
+    check_runnable(config)  # before the run directory exists and before any image is loaded
     store = RunStore(_runs_root(args))
     run = store.create(config, config.name)
     progress = Progress(run.run_id)

@@ -24,6 +24,7 @@ that figure is an upper bound, not the idle time. E = 4 (~9.9 min) would leave n
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -219,6 +220,8 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
                          f"{method} sweeps: {allowed}")
     if not values:
         raise ValueError("a sweep needs at least one value")
+    if not all(math.isfinite(float(value)) for value in values):
+        raise ValueError(f"sweep values must be finite numbers, got {list(values)}")
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
     base = base_config or RunConfig()
@@ -248,10 +251,14 @@ def parse_values(text: str) -> list[float]:
         if not item:
             continue
         try:
-            values.append(float(item))
+            value = float(item)
         except ValueError:
             raise ValueError(f"--values: {item!r} is not a number; "
                              "give a comma-separated list like 0,1e-4,1e-3") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--values: {item!r} is not a finite number; "
+                             "give a comma-separated list like 0,1e-4,1e-3")
+        values.append(value)
     if not values:
         raise ValueError("--values is empty; give a comma-separated list like 0,1e-4,1e-3")
     return values
