@@ -1,7 +1,9 @@
 """Shared Streamlit helpers: run pickers, cached loaders, concept boxes and the job manager.
 
 The loaders of `prunelab.results` are wrapped in `st.cache_data` with the run's newest file mtime in
-the key, so a page re-reads a run only when it changed on disk (e.g. a run still training).
+the key, so a page re-reads a run only when it changed on disk (e.g. a run still training). A corrupt
+file is reported on the page (`st.error` naming the file and the problem) and read as None;
+`report_missing` then tells a file not written yet from one missing in a finished run.
 """
 
 from __future__ import annotations
@@ -109,7 +111,22 @@ def _load(kind: str, path: str, mtime: float) -> Any:
 
 
 def _cached(kind: str, path: str | Path) -> Any:
-    return _load(kind, str(path), results.run_mtime(path))
+    try:
+        return _load(kind, str(path), results.run_mtime(path))
+    except results.ArtefactError as error:
+        st.error(f"Run `{Path(path).name}`: {error.short}. Delete the run on the **Runs** page or run it again.")
+        return None
+
+
+def report_missing(path: str | Path, file: str, note: str) -> None:
+    """Say why a loader gave None for `file`: nothing more when it exists (it is corrupt and `_cached`
+    showed the error), an error when a finished run lacks it, else `note` (not written yet)."""
+    if (Path(path) / file).exists():
+        return
+    if results.run_state(path) == "done":
+        st.error(f"Run `{Path(path).name}` has finished but `{file}` is missing. {note}")
+    else:
+        st.info(note)
 
 
 def cached_summary(path: str | Path) -> dict[str, Any] | None:

@@ -44,8 +44,12 @@ run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run")
 if run is None:
     st.stop()
 per_image = common.cached_per_image(run)
-if per_image is None or per_image.empty:
-    st.info("This run has no per-image table (per_image.parquet); ManiDP writes it when training ends.")
+if per_image is None:
+    common.report_missing(run, "per_image.parquet", "ManiDP writes the per-image table (per_image.parquet) "
+                          "when training ends.")
+    st.stop()
+if per_image.empty:
+    st.info("This run's per-image table (per_image.parquet) has no rows.")
     st.stop()
 names = common.cached_class_names(run)
 summary = common.cached_summary(run) or {}

@@ -15,17 +15,19 @@ from pydantic import ValidationError
 
 from pages import common
 from prunelab import results, suites
-from prunelab.cli import UsageError, _check_dataset_available
+from prunelab.cli import UsageError, check_runnable, check_suite_runnable
 from prunelab.config import (
     DATASET_NAMES,
     METHOD_NAMES,
     MODEL_NAMES,
+    DataConfig,
     ManiDPConfig,
     ModelConfig,
     RunConfig,
     SlimmingConfig,
     TrainConfig,
     describe_validation_error,
+    field_bounds,
 )
 from prunelab.store import RunStoreError
 
@@ -54,7 +56,7 @@ ACTIVE = ("queued", "running")
 POLL_S = 1.0
 PENDING_DELETE = "pending_delete"
 TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "state",
-                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error"]
+                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error", "problem"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,15 +80,19 @@ def first_visit_note(runs: pd.DataFrame) -> None:
 def _field_input(cls: Any, name: str, key: str) -> Any:
     """A widget for one pydantic field, initialised with its default and described by its description.
 
-    Number inputs carry no bounds on purpose: the config's validation reports out-of-range values.
+    Number inputs take their maximum from the field's constraint (`field_bounds`); lower bounds are
+    left to the config's validation, which names the field and the allowed range.
     """
     info = cls.model_fields[name]
     label, default = LABELS.get(name, name), info.default
+    high = field_bounds(cls, name)[1]
     if isinstance(default, bool):
         return st.checkbox(label, value=default, help=info.description, key=key)
     if isinstance(default, int):
-        return st.number_input(label, value=default, step=1, help=info.description, key=key)
-    return st.number_input(label, value=float(default), format="%g", help=info.description, key=key)
+        return st.number_input(label, value=default, step=1, max_value=high, help=info.description, key=key)
+    high = None if high is None else float(high)
+    return st.number_input(label, value=float(default), format="%g", max_value=high, help=info.description,
+                           key=key)
 
 
 def _dataset_input(key: str) -> str:
@@ -96,10 +102,12 @@ def _dataset_input(key: str) -> str:
     return f"folder:{folder.strip()}" if choice == FOLDER_OPTION else choice
 
 
-def _optional_int_input(label: str, key: str, step: int = 500, default_name: str = "dataset default",
-                        help_text: str | None = None) -> int | None:
-    """A whole-number input where 0 means "not set" (None)."""
-    value = int(st.number_input(f"{label} (0: {default_name})", value=0, step=step, key=key, help=help_text))
+def _optional_int_input(label: str, key: str, field: tuple[Any, str], step: int = 500,
+                        default_name: str = "dataset default") -> int | None:
+    """A whole-number input for the config field `field` = (model, name) where 0 means "not set" (None)."""
+    cls, name = field
+    value = int(st.number_input(f"{label} (0: {default_name})", value=0, step=step, key=key,
+                                max_value=field_bounds(cls, name)[1], help=cls.model_fields[name].description))
     return None if value == 0 else value
 
 
@@ -111,9 +119,9 @@ def _build(raw: dict[str, Any]) -> RunConfig | None:
         st.error(f"Invalid settings: {describe_validation_error(error)}")
         return None
     try:
-        _check_dataset_available(config)  # the CLI's check: a folder:PATH dataset must exist
+        check_runnable(config)  # the CLI's checks: a folder:PATH dataset exists, the run fits in memory
     except UsageError as error:
-        st.error(f"data.dataset: {error}")
+        st.error(f"Cannot start this run: {error}")
         return None
     return config
 
@@ -126,8 +134,8 @@ def run_form() -> None:
         with left:
             name = st.text_input("Run name (optional)", key="form_name")
             dataset = _dataset_input("form")
-            train_size = _optional_int_input("Training images", "form_train_size")
-            test_size = _optional_int_input("Test images", "form_test_size")
+            train_size = _optional_int_input("Training images", "form_train_size", (DataConfig, "train_size"))
+            test_size = _optional_int_input("Test images", "form_test_size", (DataConfig, "test_size"))
         with middle:
             default_model = MODEL_NAMES.index(ModelConfig().name)
             model = st.selectbox("Model", MODEL_NAMES, index=default_model, key="form_model")
@@ -135,8 +143,8 @@ def run_form() -> None:
             epochs = _field_input(TrainConfig, "epochs", "form_epochs")
             lr = _field_input(TrainConfig, "lr", "form_lr")
             batch_size = _field_input(TrainConfig, "batch_size", "form_batch_size")
-            threads = _optional_int_input("CPU threads", "form_threads", step=1, default_name="torch's default",
-                                          help_text=TrainConfig.model_fields["threads"].description)
+            threads = _optional_int_input("CPU threads", "form_threads", (TrainConfig, "threads"), step=1,
+                                          default_name="torch's default")
         with right:
             fields = METHOD_FIELDS[method]
             st.caption(f"{method} settings" if fields else "baseline: plain training, no pruning")
@@ -161,7 +169,8 @@ def suite_form() -> None:
     with st.form("suite_form"):
         left, right = st.columns(2)
         name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name")
-        epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs")
+        epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs",
+                                   max_value=field_bounds(TrainConfig, "epochs")[1])
         param = right.selectbox("Sweep parameter (sweep only)", list(suites.SWEEP_PARAMS), key="suite_param")
         values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values")
         submitted = st.form_submit_button("Start suite")
@@ -179,7 +188,8 @@ def suite_form() -> None:
             suite = suites.sweep(None, param, suites.parse_values(values), base, epochs=int(epochs))
         else:
             suite = suites.build_suite(name, base, epochs=int(epochs))
-    except ValueError as error:  # the suite builders name the run and field, or the bad sweep value
+        check_suite_runnable([item.config for item in suite.runs])
+    except (ValueError, UsageError) as error:  # the run and field, the bad sweep value, or the memory
         st.error(str(error))
         return
     run_ids = common.get_job_manager().submit_suite(suite)
@@ -255,6 +265,11 @@ def runs_browser(runs: pd.DataFrame) -> None:
     if runs.empty:
         st.caption("No runs in the runs folder yet.")
         return
+    broken = runs["problem"].notna()
+    runs = runs.assign(state=runs["state"].where(~broken, "broken"))
+    if broken.any():
+        st.warning(f"{int(broken.sum())} run(s) have missing or corrupt files and are listed as *broken*; "
+                   "the problem column names the file. Select them to delete them.")
     view = _filtered(runs).assign(settings=lambda df: df.apply(results.method_settings, axis=1))
     event = st.dataframe(
         view[TABLE_COLUMNS], hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",

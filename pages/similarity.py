@@ -58,7 +58,7 @@ if run is None:
     st.stop()
 probe = common.cached_probe(run)
 if probe is None:
-    st.info("This run has no probe set (probe.npz); ManiDP writes it when training ends.")
+    common.report_missing(run, "probe.npz", "ManiDP writes the probe set (probe.npz) when training ends.")
     st.stop()
 
 st.subheader("T, R and T − R at one layer")

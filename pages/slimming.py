@@ -47,8 +47,9 @@ summary, pruning = common.cached_summary(run), common.cached_pruning(run)
 
 st.subheader("Accuracy through the pipeline")
 if summary is None or summary.get("acc_before_prune") is None:
-    st.info("This run has not finished yet: accuracy before and after pruning appear once it is pruned and "
-            "fine-tuned. The γ histograms below already show the epochs trained so far.")
+    common.report_missing(run, "summary.json", "This run has not finished yet: accuracy before and after "
+                          "pruning appear once it is pruned and fine-tuned. The γ histograms below already "
+                          "show the epochs trained so far.")
 else:
     stages = [(label, summary.get(key)) for label, key in STAGES if summary.get(key) is not None]
     for col, (label, acc) in zip(st.columns(len(stages)), stages, strict=True):
@@ -67,7 +68,8 @@ paths = common.pick_runs("Runs to compare (e.g. several λ)", methods=["slimming
                          states=WITH_DATA, default_count=3) or [run]
 histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
 if not histories:
-    st.info("No γ history yet: it is written after each sparsity-training epoch (gamma_history.npz).")
+    common.report_missing(run, "gamma_history.npz", "No γ history yet: it is written after each "
+                          "sparsity-training epoch (gamma_history.npz).")
 else:
     last = max(int(h.epochs[-1]) for h in histories.values())
     epoch = st.slider("Epoch (0 = at initialisation)", 0, max(last, 1), last, key="slim_epoch") if last else 0
@@ -104,7 +106,8 @@ common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == "sli
 
 st.subheader("Channels kept per layer")
 if pruning is None:
-    st.info("pruning.json is written when sparsity training ends and the network is pruned.")
+    common.report_missing(run, "pruning.json", "pruning.json is written when sparsity training ends and "
+                          "the network is pruned.")
 else:
     st.plotly_chart(channel_bars(analysis.channels_frame(pruning["layers"]), "after"), key="slim_channels")
     if pruning.get("guard_fired_layers"):

@@ -126,6 +126,29 @@ def _method_fields(method: str) -> set[str]:
     return set(cls.model_fields)
 
 
+def check_runnable(config: RunConfig) -> None:
+    """Checks before a run directory is created: the dataset folder exists and the run fits in memory
+    (prunelab.resources); raises UsageError with one line."""
+    from prunelab.data import DatasetError
+    from prunelab.resources import check_run_fits
+
+    _check_dataset_available(config)
+    try:
+        check_run_fits(config)
+    except (ValueError, DatasetError) as error:  # ResourceError, or a folder that cannot be listed
+        raise UsageError(str(error)) from None
+
+
+def check_suite_runnable(configs: Sequence[RunConfig]) -> None:
+    """`check_runnable` for each distinct data/model/training setting of a suite's runs."""
+    seen = set()
+    for config in configs:
+        key = config.model_dump_json(include={"data", "model", "train"})
+        if key not in seen:
+            seen.add(key)
+            check_runnable(config)
+
+
 def _check_dataset_available(config: RunConfig) -> None:
     dataset = config.data.dataset
     if dataset.startswith("folder:") and not Path(dataset[len("folder:"):]).is_dir():
@@ -174,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.store import RunStore
 
     config = config_from_args(args.method, args)
-    _check_dataset_available(config)
+    check_runnable(config)  # before the run directory exists and before any image is loaded
     store = RunStore(_runs_root(args))
     run = store.create(config, config.name)
     progress = Progress(run.run_id)
@@ -212,26 +235,35 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+LIST_COLUMNS = ("run", "method", "dataset", "model", "state", "progress", "test_acc", "MMACs/img", "problem")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every run as a table row; a run with a missing or corrupt file is listed `broken` with the reason."""
     from prunelab.store import RunStore
 
-    rows = []
-    for info in RunStore(_runs_root(args)).iter_runs():
-        summary = info.summary or {}
-        acc = summary.get("test_acc")
-        macs = summary.get("macs_per_image")
-        rows.append({
-            "run": info.run_id, "method": info.config.method.name, "dataset": info.config.data.dataset,
-            "model": info.config.model.name, "state": info.state,
-            "progress": f"{100 * float(info.status.get('fraction') or 0):.0f}%",
-            "test_acc": f"{acc:.4f}" if acc is not None else "",
-            "MMACs/img": f"{macs / 1e6:.2f}" if macs is not None else "",
-        })
+    rows = [list_row(entry) for entry in RunStore(_runs_root(args)).scan(check_artefacts=True)]
     if not rows:
         print(f"no runs in {_runs_root(args)}")
         return 0
-    print(format_table(rows, list(rows[0])))
+    print(format_table(rows, LIST_COLUMNS))
     return 0
+
+
+def list_row(entry: Any) -> dict[str, str]:
+    """One `list` row from a RunInfo or a BrokenRun (prunelab.store.RunStore.scan)."""
+    config = entry.config
+    row = {"run": entry.run_id, "method": config.method.name if config else "",
+           "dataset": config.data.dataset if config else "", "model": config.model.name if config else "",
+           "state": "broken" if entry.broken else entry.state, "progress": "", "test_acc": "", "MMACs/img": "",
+           "problem": "; ".join(entry.problems)}
+    status, summary = getattr(entry, "status", None) or {}, getattr(entry, "summary", None) or {}
+    if status:
+        row["progress"] = f"{100 * float(status.get('fraction') or 0):.0f}%"
+    acc, macs = summary.get("test_acc"), summary.get("macs_per_image")
+    row["test_acc"] = f"{acc:.4f}" if acc is not None else ""
+    row["MMACs/img"] = f"{macs / 1e6:.2f}" if macs is not None else ""
+    return row
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,12 +2,14 @@
 
 `RunConfig` composes `DataConfig`, `ModelConfig`, `TrainConfig` and a method config chosen by its
 `name` (a pydantic discriminated union), so a bad value is reported with the field and the range.
+Every number is bounded (the description says why) and must be finite (no inf or nan); the CLI,
+the app's forms (`field_bounds`) and the suites all take their limits from here.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,17 +19,26 @@ MODEL_NAMES = (
 )
 DEFAULT_MODEL = "vgg11"
 DEFAULT_WIDTH = 0.25  # CPU demo: vgg11 at quarter width (~10 M MACs) trains a 10k-image epoch in seconds
+# Upper limits. Images are held in memory as uint8 3x32x32 (3 KiB each): 2 M training images (more
+# than ImageNet-1k's 1.28 M) are 6 GiB before any copy; prunelab.resources checks the rest against
+# the machine's free memory before anything is loaded.
+MAX_TRAIN_IMAGES = 2_000_000
+MAX_TEST_IMAGES = 1_000_000
+MAX_EPOCHS = 1000
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
     dataset: str = Field("shapes", description="shapes, cifar10, cifar100, svhn, mnist, fashion-mnist or folder:PATH")
-    train_size: int | None = Field(None, ge=10, description="train images (None = dataset default)")
-    test_size: int | None = Field(None, ge=10, description="test images (None = dataset default)")
-    data_seed: int = Field(0, ge=0, description="seed of the procedural shapes dataset")
+    train_size: int | None = Field(None, ge=10, le=MAX_TRAIN_IMAGES, description=(
+        "train images (None = dataset default); at most 2,000,000: images are held in memory, 3 KiB each"))
+    test_size: int | None = Field(None, ge=10, le=MAX_TEST_IMAGES, description=(
+        "test images (None = dataset default); at most 1,000,000: every epoch evaluates all of them"))
+    data_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the procedural shapes dataset (32-bit)")
     augment: bool = True
     data_dir: str | None = Field(None, description="where torchvision datasets live (default ./data)")
 
@@ -44,7 +55,8 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(DEFAULT_MODEL, description="model architecture")
-    width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, description="width multiplier on every layer")
+    width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, description=(
+        "width multiplier on every layer; at most 4 (parameters grow with its square: vgg19 at 4 has 320 M)"))
 
     @field_validator("name")
     @classmethod
@@ -55,21 +67,23 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(20, ge=1, le=1000, description="training epochs (for slimming: sparsity-training epochs)")
-    lr: float = Field(0.1, gt=0.0, le=10.0)
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS, description=(
+        "training epochs (for slimming: sparsity-training epochs); at most 1000, far past convergence"))
+    lr: float = Field(0.1, gt=0.0, le=10.0, description="learning rate; above 10 SGD diverges")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(5e-4, ge=0.0, le=0.1)
-    batch_size: int = Field(128, ge=1, le=4096)
+    batch_size: int = Field(128, ge=1, le=4096, description=(
+        "training batch size; at most 4096 (activations grow with it; larger batches need lr retuning)"))
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="training seed (32-bit)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, le=256, description=(
         "CPU threads torch may use while this run trains (default: torch's own choice). On a busy "
         "machine 1 thread avoids oversubscription; the setting is process-wide during the run"))
     amp: bool = Field(True, description="mixed precision (bf16/fp16 autocast) on CUDA; ignored on CPU")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA; ignored on CPU")
-    eval_batch_size: int = Field(500, ge=1, le=8192)
+    eval_batch_size: int = Field(500, ge=1, le=8192, description="evaluation batch size; at most 8192 (memory)")
 
 
 class BaselineConfig(_Strict):
@@ -82,10 +96,11 @@ class SlimmingConfig(_Strict):
     name: Literal["slimming"] = "slimming"
     sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, description="L1 strength on BN gammas")
     prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="global fraction of prunable channels removed")
-    finetune_epochs: int = Field(10, ge=0, le=1000)
+    finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS, description="fine-tuning epochs after pruning; at most 1000")
     finetune_lr: float | None = Field(None, gt=0.0, le=10.0,
                                        description="default: the training lr (the reference code re-runs the schedule)")
-    min_channels: int = Field(1, ge=1, description="per-layer guard: a layer keeps at least this many channels")
+    min_channels: int = Field(1, ge=1, le=4096, description=(
+        "per-layer guard: a layer keeps at least this many channels (at most 4096, the widest layer at width 4)"))
     bn_init: float | None = Field(0.5, gt=0.0, le=10.0, description="initial gamma (reference code: 0.5)")
     prune_residual: bool = Field(False, description="also prune the residual stream of ResNets")
     bn_weight_decay: float | None = Field(0.0, ge=0.0, le=0.1, description=(
@@ -144,10 +159,46 @@ class RunConfig(_Strict):
         return cleaned
 
 
+def field_bounds(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    """(lowest, highest) value the field `name` of `model` accepts, from its ge/le constraints (None if
+    open or exclusive): the app's number inputs take their limits from here."""
+    low = high = None
+    for rule in model.model_fields[name].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+BOUND_ERRORS = ("less_than", "less_than_equal", "greater_than", "greater_than_equal")
+
+
+def _field_description(title: str, loc: tuple[Any, ...]) -> str | None:
+    """The description of the config field at `loc` (a validation error's location) in model `title`."""
+    configs = {cls.__name__: cls for cls in (RunConfig, DataConfig, ModelConfig, TrainConfig, BaselineConfig,
+                                             SlimmingConfig, ManiDPConfig)}
+    methods = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}
+    model: Any = configs.get(title)
+    description = None
+    for part in loc:
+        if model is not None and part in model.model_fields:
+            info = model.model_fields[part]
+            description = info.description
+            annotation = info.annotation
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        elif part in methods:
+            model = methods[part]
+        else:
+            return None
+    return description
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: 'field.path: message' - for CLI and UI error messages."""
+    """One line per problem: 'field.path: message' - for CLI and UI error messages. A value out of
+    range also gets the field's description, which says why the limit is there."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"] if not str(part).endswith("Config"))
-        lines.append(f"{where}: {item['msg']}" if where else item["msg"])
+        text = f"{where}: {item['msg']}" if where else item["msg"]
+        description = _field_description(error.title, item["loc"]) if item["type"] in BOUND_ERRORS else None
+        lines.append(f"{text} ({description})" if description else text)
     return "; ".join(lines)

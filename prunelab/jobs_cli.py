@@ -21,6 +21,7 @@ from prunelab.cli import (
     _runs_root,
     add_data_model_arguments,
     add_training_arguments,
+    check_suite_runnable,
     config_from_args,
     format_table,
 )
@@ -122,16 +123,19 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                 raise UsageError("suite sweep needs --param and --values, "
                                  "e.g. --param sparsity_lambda --values 0,1e-4")
             values = parse_values(args.values)
-            return sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
-                         seeds=args.seeds)
-        if args.suite not in SUITES:
+            suite = sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
+                          seeds=args.seeds)
+        elif args.suite not in SUITES:
             raise UsageError(f"unknown suite {args.suite!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-        for flag in ("method", "param", "values"):
-            if getattr(args, flag) is not None:
-                raise UsageError(f"--{flag} applies only to 'suite sweep'")
-        return build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds)
+        else:
+            for flag in ("method", "param", "values"):
+                if getattr(args, flag) is not None:
+                    raise UsageError(f"--{flag} applies only to 'suite sweep'")
+            suite = build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    check_suite_runnable([item.config for item in suite.runs])  # memory, before any run directory exists
+    return suite
 
 
 class SuiteDisplay:

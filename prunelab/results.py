@@ -1,14 +1,15 @@
 """Read run directories for the app's pages: tables, metrics and method artefacts.
 
-Every loader is Streamlit-free and forgiving: a missing or corrupt file gives ``None`` (or an empty
-frame) and a logged warning, never an exception, so a page can say what is missing instead of
-showing a traceback. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
+Every loader is Streamlit-free and tells missing from corrupt: a missing file gives ``None`` (or an
+empty frame), a file that breaks its schema (``prunelab.artefacts``, ``prunelab.artefact_checks``)
+raises ``ArtefactError`` naming the file and the problem, so a page can say exactly that instead of
+showing a traceback or a wrong "not written yet". The runs table lists broken runs as ``broken``
+with the reason. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
 File formats are described in docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -18,9 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.artefact_checks import read_artefact
+from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
-from prunelab.data.dataset import load_npz
-from prunelab.store import RunDir, RunStore, RunStoreError, default_runs_dir
+from prunelab.store import BrokenRun, RunDir, RunStore, RunStoreError, default_runs_dir
+
+__all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt file
 
 log = logging.getLogger("prunelab.results")
 
@@ -37,7 +41,7 @@ DEMO_FINETUNE_EPOCHS = 2
 BASE_COLUMNS = [
     "run_id", "path", "demo", "name", "suite", "method", "dataset", "model", "width", "state", "fraction",
     "error", "test_acc", "macs_per_image", "params", "wall_time_s", "epochs", "epochs_total", "parent_run",
-    "seed",
+    "seed", "problem",
 ]
 HYPER_COLUMNS = [
     "sparsity_lambda", "prune_ratio", "finetune_epochs", "lambda_prime", "gamma_sim", "gamma_c",
@@ -128,17 +132,21 @@ def _newest_mtime(path: Path, names: Any) -> float:
 
 
 def runs_table(roots: list[Path]) -> pd.DataFrame:
-    """One row per readable run in `roots` (corrupt runs are skipped by ``RunStore.iter_runs``).
+    """One row per run directory in `roots`, broken ones included (``RunStore.scan``).
 
     Columns: BASE_COLUMNS, the method hyperparameters (NaN where a method lacks one) and the summary
-    extras present in at least one run. Newest runs first within each root; user runs before demo runs.
+    extras present in at least one run. ``problem`` names each missing or corrupt file (None when all
+    is well); a run whose config.json or status.json is unusable has state ``broken``. Newest runs
+    first within each root; user runs before demo runs.
     """
-    rows = [_run_row(info, root) for root in roots for info in RunStore(root).iter_runs()]
+    rows = [_run_row(entry) for root in roots for entry in RunStore(root).scan(check_artefacts=True)]
     extras = [c for c in SUMMARY_EXTRAS if any(c in row for row in rows)]
     return pd.DataFrame(rows, columns=BASE_COLUMNS + HYPER_COLUMNS + extras)
 
 
-def _run_row(info: Any, root: Path) -> dict[str, Any]:
+def _run_row(info: Any) -> dict[str, Any]:
+    if isinstance(info, BrokenRun):
+        return _broken_row(info)
     config: RunConfig = info.config
     summary = info.summary or {}
     status = info.status
@@ -156,6 +164,22 @@ def _run_row(info: Any, root: Path) -> dict[str, Any]:
     }
     row.update({key: method.get(key) for key in HYPER_COLUMNS})
     row.update({key: summary[key] for key in SUMMARY_EXTRAS if key in summary})
+    row["problem"] = "; ".join(info.problems) or None
+    return row
+
+
+def _broken_row(info: BrokenRun) -> dict[str, Any]:
+    """A run whose config.json or status.json cannot be used: what is known, state `broken`, the reason."""
+    config = info.config
+    problem = "; ".join(info.problems)
+    row: dict[str, Any] = {"run_id": info.run_id, "path": str(info.path), "demo": is_demo(info.path),
+                           "name": (config.name if config else None) or info.run_id, "state": "broken",
+                           "fraction": 0.0, "error": problem, "problem": problem}
+    if config is not None:
+        row.update({"suite": config.suite, "method": config.method.name, "dataset": config.data.dataset,
+                    "model": config.model.name, "width": config.model.width, "epochs": config.train.epochs})
+        method = config.method.model_dump()
+        row.update({key: method.get(key) for key in HYPER_COLUMNS})
     return row
 
 
@@ -182,6 +206,8 @@ def run_label(row: Any) -> str:
         parts.append(str(row["state"]))
     elif pd.notna(row["test_acc"]):
         parts.append(f"test acc {row['test_acc']:.3f}")
+    if isinstance(row.get("problem"), str) and row["problem"]:
+        parts.append("broken files")
     return " · ".join(parts)
 
 
@@ -190,15 +216,25 @@ def run_label(row: Any) -> str:
 
 
 def load_summary(path: str | Path) -> dict[str, Any] | None:
-    """summary.json, or None when the run has not finished (or the file is corrupt)."""
-    return _load_json(Path(path) / "summary.json")
+    """summary.json, or None when the run has not finished; ArtefactError when it is corrupt."""
+    return _load_optional(Path(path) / "summary.json")
+
+
+def load_status(path: str | Path) -> dict[str, Any] | None:
+    """status.json, or None when it is missing; ArtefactError when it is corrupt."""
+    return _load_optional(Path(path) / "status.json")
+
+
+def run_state(path: str | Path) -> str:
+    """The run's state from status.json, or "broken" when status.json is missing or corrupt."""
+    return RunDir(path).state
 
 
 def load_config(path: str | Path) -> RunConfig | None:
-    """The run's validated RunConfig (config.json), or None."""
+    """The run's validated RunConfig (config.json), or None (with a warning) when missing or invalid."""
     try:
         return RunDir(path).read_config()
-    except Exception as error:  # noqa: BLE001 - missing, invalid JSON or failed validation
+    except RunStoreError as error:
         log.warning("cannot read the config of %s: %s", path, error)
         return None
 
@@ -214,24 +250,17 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
 
 def load_pruning(path: str | Path) -> dict[str, Any] | None:
     """pruning.json (slimming): threshold, per-layer channels and kept masks, verification."""
-    return _load_json(Path(path) / "pruning.json")
+    return _load_optional(Path(path) / "pruning.json")
 
 
 def load_manidp_info(path: str | Path) -> dict[str, Any] | None:
     """manidp.json: gated layers, channels, thresholds, MACs verification."""
-    return _load_json(Path(path) / "manidp.json")
+    return _load_optional(Path(path) / "manidp.json")
 
 
 def load_per_image(path: str | Path) -> pd.DataFrame | None:
     """per_image.parquet (ManiDP): one row per test image with its MACs, loss and densities."""
-    file = Path(path) / "per_image.parquet"
-    if not file.is_file():
-        return None
-    try:
-        return pd.read_parquet(file)
-    except Exception as error:  # noqa: BLE001 - any pyarrow failure means a corrupt file
-        log.warning("cannot read %s: %s", file, error)
-        return None
+    return _load_optional(Path(path) / "per_image.parquet")
 
 
 @dataclass
@@ -247,18 +276,14 @@ class GammaHistory:
 
 def load_gamma_history(path: str | Path) -> GammaHistory | None:
     """gamma_history.npz (slimming) as a GammaHistory, or None."""
-    arrays = load_npz(Path(path) / "gamma_history.npz")
+    arrays = _load_optional(Path(path) / "gamma_history.npz")
     if arrays is None:
         return None
-    try:
-        names = [str(name) for name in arrays["layer_names"]]
-        gammas = [np.asarray(arrays[f"layer_{i}"], dtype=np.float32) for i in range(len(names))]
-        thresholds = np.asarray(arrays["thresholds"], dtype=float) if "thresholds" in arrays else None
-        return GammaHistory(np.asarray(arrays["epochs"]).astype(int), names, gammas,
-                            float(arrays["sparsity_lambda"]), thresholds)
-    except (KeyError, ValueError, TypeError) as error:
-        log.warning("gamma_history.npz of %s is incomplete: %s", path, error)
-        return None
+    names = [str(name) for name in arrays["layer_names"]]
+    gammas = [np.asarray(arrays[f"layer_{i}"], dtype=np.float32) for i in range(len(names))]
+    thresholds = np.asarray(arrays["thresholds"], dtype=float) if "thresholds" in arrays else None
+    return GammaHistory(np.asarray(arrays["epochs"]).astype(int), names, gammas, float(arrays["sparsity_lambda"]),
+                        thresholds)
 
 
 @dataclass
@@ -276,19 +301,13 @@ class Probe:
 
 def load_probe(path: str | Path) -> Probe | None:
     """probe.npz (ManiDP) as a Probe, or None."""
-    arrays = load_npz(Path(path) / "probe.npz")
+    arrays = _load_optional(Path(path) / "probe.npz")
     if arrays is None:
         return None
-    try:
-        names = [str(name) for name in arrays["layer_names"]]
-        layers = range(len(names))
-        per_layer = {key: [arrays[f"{key}_{i}"] for i in layers] for key in ("gates", "features", "T", "R")}
-        indices, labels = np.asarray(arrays["indices"]).astype(int), np.asarray(arrays["labels"]).astype(int)
-        return Probe(indices, labels, names, per_layer["gates"], per_layer["features"],
-                     per_layer["T"], per_layer["R"])
-    except (KeyError, ValueError, TypeError) as error:
-        log.warning("probe.npz of %s is incomplete: %s", path, error)
-        return None
+    names = [str(name) for name in arrays["layer_names"]]
+    per_layer = {key: [arrays[f"{key}_{i}"] for i in range(len(names))] for key in ("gates", "features", "T", "R")}
+    indices, labels = np.asarray(arrays["indices"]).astype(int), np.asarray(arrays["labels"]).astype(int)
+    return Probe(indices, labels, names, per_layer["gates"], per_layer["features"], per_layer["T"], per_layer["R"])
 
 
 def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
@@ -318,7 +337,11 @@ def class_names(path: str | Path) -> list[str]:
     dataset = _run_dataset(path) if config is not None else None
     if dataset is not None:
         return list(dataset.class_names)
-    per_image = load_per_image(path)
+    try:
+        per_image = load_per_image(path)
+    except ArtefactError as error:
+        log.warning("%s", error)
+        per_image = None
     count = int(per_image["label"].max()) + 1 if per_image is not None and len(per_image) else 0
     return [str(i) for i in range(count)]
 
@@ -336,11 +359,12 @@ def _run_dataset(path: str | Path) -> Any:
         return None
 
 
-def _load_json(file: Path) -> Any:
-    if not file.is_file():
-        return None
+def _load_optional(file: Path) -> Any:
+    """The checked artefact, or None when it does not exist; ArtefactError when it is corrupt."""
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        log.warning("cannot read %s: %s", file, error)
-        return None
+        return read_artefact(file)
+    except ArtefactError as error:
+        if error.missing:
+            return None
+        log.warning("%s", error)
+        raise

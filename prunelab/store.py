@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ log = logging.getLogger("prunelab.store")
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 DEFAULT_RUNS_DIR = "runs"
+RUN_FILES = ("config.json", "status.json")  # a directory holding either is a run (maybe a broken one)
 
 
 class RunStoreError(Exception):
@@ -90,12 +91,14 @@ class RunDir:
         atomic_write_json(self.file("config.json"), {"run_id": self.run_id, **config.model_dump(mode="json")})
 
     def read_config(self) -> RunConfig:
-        raw = self._read_json_file("config.json")
-        raw.pop("run_id", None)
-        return RunConfig.model_validate(raw)
+        """config.json as a RunConfig; ArtefactError (a RunStoreError) when missing or invalid."""
+        from prunelab.artefacts import read_config_file
+
+        return read_config_file(self.file("config.json"))
 
     # status
     def read_status(self) -> dict[str, Any]:
+        """status.json, checked against its schema (prunelab.artefacts.StatusFile)."""
         return self._read_json_file("status.json")
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
@@ -112,7 +115,11 @@ class RunDir:
 
     @property
     def state(self) -> str:
-        return str(self.read_status().get("state", "unknown"))
+        """The state in status.json, or "broken" when status.json is missing or invalid."""
+        try:
+            return str(self.read_status()["state"])
+        except RunStoreError:
+            return "broken"
 
     # metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
@@ -129,11 +136,19 @@ class RunDir:
             text = self.file("metrics.jsonl").read_text(encoding="utf-8")
         except FileNotFoundError:
             return rows
-        for line in text.splitlines():
+        from prunelab.artefacts import metrics_row_problem
+
+        for number, line in enumerate(text.splitlines(), start=1):
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
-                log.warning("skipping a torn line in %s", self.file("metrics.jsonl"))
+                log.warning("skipping a torn line %d in %s", number, self.file("metrics.jsonl"))
+                continue
+            problem = metrics_row_problem(row)
+            if problem is not None:
+                log.warning("skipping line %d of %s: %s", number, self.file("metrics.jsonl"), problem)
+                continue
+            rows.append(row)
         return rows
 
     def truncate_metrics(self, keep: Any) -> None:
@@ -146,6 +161,7 @@ class RunDir:
         atomic_write_json(self.file("summary.json"), summary)
 
     def read_summary(self) -> dict[str, Any]:
+        """summary.json, checked against its schema (prunelab.artefacts.SummaryFile)."""
         return self._read_json_file("summary.json")
 
     def write_json(self, name: str, obj: Any) -> None:
@@ -188,13 +204,12 @@ class RunDir:
             raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint: {error}") from error
 
     def _read_json_file(self, name: str) -> Any:
+        """Parsed JSON of `name`, checked against its schema when it has one (prunelab.artefacts)."""
+        from prunelab.artefacts import JSON_SCHEMAS, read_json_file, validate_json
+
         path = self.file(name)
-        try:
-            return read_json(path)
-        except FileNotFoundError as error:
-            raise RunStoreError(f"{path} is missing") from error
-        except ValueError as error:
-            raise RunStoreError(f"{path} is not valid JSON: {error}") from error
+        raw = read_json_file(path)
+        return validate_json(path, raw) if name in JSON_SCHEMAS else raw
 
 
 @dataclass
@@ -206,10 +221,27 @@ class RunInfo:
     config: RunConfig
     status: dict[str, Any]
     summary: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)  # '<file> is missing' / '<file> is corrupt: ...'
 
     @property
     def state(self) -> str:
         return str(self.status.get("state", "unknown"))
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.problems)
+
+
+@dataclass
+class BrokenRun:
+    """A run directory whose config.json or status.json cannot be used: listed so it can be deleted."""
+
+    run_id: str
+    path: Path
+    problems: list[str]
+    config: RunConfig | None = None
+    state: str = "broken"
+    broken: bool = True
 
 
 class RunStore:
@@ -249,31 +281,62 @@ class RunStore:
             if name != str(run_id):
                 raise RunStoreError(f"invalid run id {run_id!r}")
             path = self.root / name
-        if not (path / "config.json").is_file():
+        if not any((path / name).is_file() for name in RUN_FILES):
             raise RunStoreError(f"{path} is not a PruneLab run directory (no config.json)")
         return RunDir(path)
 
-    def iter_runs(self) -> Iterator[RunInfo]:
-        """Every readable run, newest first; corrupt or half-written directories are skipped with a warning."""
+    def scan(self, check_artefacts: bool = False) -> Iterator[RunInfo | BrokenRun]:
+        """Every run directory, newest first: a RunInfo, or a BrokenRun when config.json or status.json
+        cannot be used. A RunInfo's `problems` names a corrupt summary.json and, with `check_artefacts`,
+        every missing or corrupt method artefact (prunelab.artefact_checks.run_problems)."""
         if not self.root.is_dir():
             return
-        paths = sorted((p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
-        for path in paths:
+        for path in self._run_paths():
             run = RunDir(path)
+            if not any(run.file(name).is_file() for name in RUN_FILES):
+                log.warning("skipping %s: not a run directory (no config.json or status.json)", path)
+                continue
+            config, problems = None, []
             try:
                 config = run.read_config()
                 status = run.read_status()
-            except Exception as error:  # noqa: BLE001 - any problem means: skip this run
-                log.warning("skipping run directory %s: %s", path, error)
+            except RunStoreError as error:
+                problems.append(getattr(error, "short", str(error)))
+                yield BrokenRun(path.name, path, problems, config)
                 continue
             summary = None
             if run.file("summary.json").exists():
                 try:
                     summary = run.read_summary()
                 except RunStoreError as error:
-                    log.warning("run %s has a corrupt summary.json: %s", path.name, error)
-            yield RunInfo(path.name, path, config, status, summary)
+                    problems.append(getattr(error, "short", str(error)))
+            if check_artefacts:
+                from prunelab.artefact_checks import run_problems
+
+                found = run_problems(path, config.method.name, str(status["state"]))
+                problems += [problem for problem in found if problem not in problems]
+            yield RunInfo(path.name, path, config, status, summary, problems)
+
+    def _run_paths(self) -> list[Path]:
+        def mtime(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        paths = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return sorted(paths, key=mtime, reverse=True)
+
+    def iter_runs(self) -> Iterator[RunInfo]:
+        """Every run whose config.json and status.json are valid, newest first; broken run directories
+        are skipped with a warning (`scan` lists them)."""
+        for entry in self.scan():
+            if isinstance(entry, BrokenRun):
+                log.warning("skipping run directory %s: %s", entry.path, "; ".join(entry.problems))
+                continue
+            if entry.problems:
+                log.warning("run %s: %s", entry.run_id, "; ".join(entry.problems))
+            yield entry
 
     def list_runs(self) -> list[RunInfo]:
         return list(self.iter_runs())

@@ -243,6 +243,8 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
                          f"{method} sweeps: {allowed}")
     if not values:
         raise ValueError("a sweep needs at least one value")
+    if not all(math.isfinite(float(value)) for value in values):
+        raise ValueError(f"sweep values must be finite numbers, got {list(values)}")
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
     bad = [v for v in values if not math.isfinite(float(v))]
@@ -281,10 +283,14 @@ def parse_values(text: str) -> list[float]:
         if not item:
             continue
         try:
-            values.append(float(item))
+            value = float(item)
         except ValueError:
             raise ValueError(f"--values: {item!r} is not a number; "
                              "give a comma-separated list like 0,1e-4,1e-3") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--values: {item!r} is not a finite number; "
+                             "give a comma-separated list like 0,1e-4,1e-3")
+        values.append(value)
     if not values:
         raise ValueError("--values is empty; give a comma-separated list like 0,1e-4,1e-3")
     return values

@@ -307,6 +307,13 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
 
 
 def _load_uncached(cfg: DataConfig, cache: Path, scan: dict | None = None) -> ImageDataset:
+    from prunelab.resources import ResourceError, check_dataset_fits
+
+    images = (len(scan["train"]), len(scan["test"])) if scan is not None else None
+    try:  # before anything is generated, decoded or read
+        check_dataset_fits(cfg, images)
+    except ResourceError as error:
+        raise DatasetError(str(error)) from None
     name = cfg.dataset
     if name == "shapes":
         return load_shapes(cfg.train_size, cfg.test_size, cfg.data_seed, cache)

@@ -11,8 +11,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import pages.common
-from prunelab import results
-from prunelab.config import RunConfig
+from prunelab import resources, results
+from prunelab.config import (
+    MAX_TRAIN_IMAGES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    SlimmingConfig,
+    TrainConfig,
+    field_bounds,
+)
 from prunelab.jobs import JobManager
 from prunelab.store import RunStore
 
@@ -65,8 +73,10 @@ def test_renders_fixture_runs(runs_env: Path) -> None:
     table = at.dataframe[0].value
     readable = {info.run_id for info in RunStore(runs_env).iter_runs()}
     assert "fx-corrupt" not in readable and {"fx-baseline", "fx-running", "fx-failed"} <= readable
-    assert set(table["name"]) == readable  # every readable run, the corrupt one skipped
+    assert set(table["name"]) == readable | {"fx-corrupt"}  # every run, the corrupt one listed as broken
     states = dict(zip(table["name"], table["state"], strict=True))
+    assert states["fx-corrupt"] == "broken"
+    assert "config.json is corrupt" in table.loc[table["name"] == "fx-corrupt", "problem"].item()
     assert states["fx-running"] == "running" and states["fx-failed"] == "failed"
     failed_error = table.loc[table["name"] == "fx-failed", "error"].item()
     assert "does not exist" in failed_error  # the failure's message is shown
@@ -221,3 +231,30 @@ def test_first_visit_lists_the_demo_and_points_to_the_pages(fixture_runs_dir: Pa
     assert any("read-only" in str(w.value) for w in at.warning)
     assert "delete_confirm" not in [b.key for b in at.button]  # nothing to delete: demo runs stay
     assert sorted(p.name for p in demo.iterdir()) == ["fx-baseline", "fx-slim-l0"]
+
+
+def test_form_limits_come_from_the_config(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    expected = {"form_train_size": (DataConfig, "train_size"), "form_test_size": (DataConfig, "test_size"),
+                "form_width": (ModelConfig, "width"), "form_epochs": (TrainConfig, "epochs"),
+                "form_batch_size": (TrainConfig, "batch_size"), "form_threads": (TrainConfig, "threads"),
+                "suite_epochs": (TrainConfig, "epochs")}
+    for key, (cls, name) in expected.items():
+        assert at.number_input(key=key).max == field_bounds(cls, name)[1], key
+    at.radio(key="form_method").set_value("slimming").run()
+    assert at.number_input(key="form_slimming_finetune_epochs").max == field_bounds(SlimmingConfig,
+                                                                                    "finetune_epochs")[1]
+
+
+def test_form_refuses_a_run_that_does_not_fit_in_memory(empty_runs_env: Path, recorder: RecordingManager,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "available_memory", lambda: 2**30)
+    at = render()
+    at.number_input(key="form_train_size").set_value(MAX_TRAIN_IMAGES)
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert "needs about" in errors(at) and "only 1.0 GiB is available" in errors(at)
+    assert recorder.configs == []
+    at.selectbox(key="suite_name").set_value("sweep")
+    at.text_input(key="suite_values").set_value("0, inf")
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    assert "not a finite number" in errors(at) and recorder.suites == []

@@ -1,4 +1,5 @@
-"""prunelab.results: run roots, the runs table, and loaders that never raise on missing or corrupt files."""
+"""prunelab.results: run roots, the runs table (broken runs listed), and loaders that give None for a
+missing file and raise ArtefactError naming a corrupt one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from prunelab import results
+from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
 from prunelab.engine import run_training
@@ -44,8 +46,9 @@ def make_run(root: Path, run_id: str, method: dict, summary: dict | None = None,
     config = RunConfig.model_validate({"method": method, "suite": "s1"})
     run = RunStore(root).create(config, run_id)
     run.write_status(state=state, fraction=1.0 if state == "done" else 0.4)
-    if summary is not None:
-        run.write_summary(summary)
+    if summary is not None:  # the figures summary.json always has (docs/architecture.md), then the test's
+        run.write_summary({"method": method["name"], "dataset": "shapes", "model": "vgg11", "test_acc": 0.5,
+                           "params": 1, "macs_per_image": 1, "wall_time_s": 1.0, **summary})
     return run.path
 
 
@@ -76,7 +79,10 @@ def test_runs_table_rows_columns_and_demo_flag(tmp_path: Path, monkeypatch: pyte
     make_run(demo, "demo-base", {"name": "baseline"}, {"test_acc": 0.7})
 
     table = results.runs_table([user, demo])
-    assert set(table["run_id"]) == {"base", "slim", "live", "demo-base"}  # the corrupt run is skipped
+    assert set(table["run_id"]) == {"base", "slim", "live", "demo-base", "broken"}  # the corrupt run is listed
+    broken = table.set_index("run_id").loc["broken"]
+    assert broken["state"] == "broken" and "config.json is corrupt: not valid JSON" in broken["problem"]
+    assert "broken files" not in results.run_label(table.set_index("run_id").loc["base"].to_dict())
     assert list(table.columns[: len(results.BASE_COLUMNS)]) == results.BASE_COLUMNS
     assert {"acc_before_prune", "macs_before"} <= set(table.columns) and "macs_dense" not in table.columns
     rows = table.set_index("run_id")
@@ -120,34 +126,41 @@ def test_artefact_loaders_read_the_documented_formats(tmp_path: Path) -> None:
     assert np.array_equal(probe.gates[0], gates) and np.array_equal(probe.R[0], cos.T)
 
     frame = pd.DataFrame({"index": [0, 1], "label": [3, 4], "macs": [10, 20], "density_l0": [0.5, 1.0]})
+    frame = frame.assign(pred=[3, 1], loss=np.float32([0.1, 2.0]), correct=[True, False],
+                         difficulty=np.float32([0.2, 0.9]), gate_macs=[1, 1])
     frame.to_parquet(path / "per_image.parquet")
     pd.testing.assert_frame_equal(results.load_per_image(path), frame)
-    pruning = {"threshold": 0.1, "layers": [{"name": "a", "kept_mask": [1, 0]}]}
+    pruning = {"threshold": 0.1, "prune_ratio": 0.5, "min_channels": 1, "guard_fired_layers": [],
+               "layers": [{"name": "a", "channels_before": 2, "channels_after": 1, "kept_mask": [1, 0]}],
+               "verification": {"max_abs_diff": 0.0, "passed": True}}
     (path / "pruning.json").write_text(json.dumps(pruning))
-    (path / "manidp.json").write_text(json.dumps({"layers": ["l0"], "macs_dense": 7}))
+    manidp = {"layers": ["l0"], "channels": [5], "thresholds": [0.1], "macs_dense": 7, "gate_macs": 1,
+              "macs_verification": {"max_abs_diff": 0, "passed": True}}
+    (path / "manidp.json").write_text(json.dumps(manidp))
     assert results.load_pruning(path) == pruning and results.load_manidp_info(path)["macs_dense"] == 7
-    assert results.load_summary(path) == {"test_acc": 0.5}
+    assert results.load_summary(path)["test_acc"] == 0.5
     assert results.load_config(path).method.name == "slimming"
 
 
-def test_missing_or_corrupt_files_give_none_and_a_warning(tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_files_give_none_and_corrupt_ones_an_error_naming_them(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
     path = make_run(tmp_path, "r", {"name": "manidp"})
     assert results.load_summary(path) is None and results.load_probe(path) is None
     assert results.load_per_image(path) is None and results.load_gamma_history(path) is None
     assert results.load_metrics(path).empty
-    for name in ("summary.json", "pruning.json", "manidp.json", "per_image.parquet", "probe.npz",
-                 "gamma_history.npz"):
+    loaders = {"summary.json": results.load_summary, "pruning.json": results.load_pruning,
+               "manidp.json": results.load_manidp_info, "per_image.parquet": results.load_per_image,
+               "probe.npz": results.load_probe, "gamma_history.npz": results.load_gamma_history}
+    for name, loader in loaders.items():
         (path / name).write_bytes(b"\x00garbage")
-    (path / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n{"epoch": 2, "te')  # torn last line
-    with caplog.at_level(logging.WARNING):
-        assert results.load_summary(path) is None and results.load_pruning(path) is None
-        assert results.load_manidp_info(path) is None and results.load_per_image(path) is None
-        assert results.load_probe(path) is None and results.load_gamma_history(path) is None
-        assert results.load_metrics(path)["epoch"].tolist() == [1]
+        with caplog.at_level(logging.WARNING), pytest.raises(ArtefactError, match=f"{name} is corrupt"):
+            loader(path)
     assert len(caplog.records) >= 6
+    (path / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n[]\n{"epoch": 2, "te')  # torn last line
+    assert results.load_metrics(path)["epoch"].tolist() == [1]
     np.savez(path / "probe.npz", indices=np.arange(2))  # readable but incomplete
-    assert results.load_probe(path) is None
+    with pytest.raises(ArtefactError, match="'labels' is missing"):
+        results.load_probe(path)
     (path / "config.json").write_text("[]")
     assert results.load_config(path) is None and results.load_test_images(path, [0]) is None
 
