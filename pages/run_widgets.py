@@ -183,7 +183,7 @@ def suite_form() -> None:
         base = RunConfig()
         if live:
             demo_base = RunConfig(model=ModelConfig(name=results.DEMO_MODEL, width=results.DEMO_WIDTH))
-            suite = suites.build_suite("demo", demo_base, results.DEMO_EPOCHS, results.DEMO_FINETUNE_EPOCHS)
+            suite = suites.build_suite("demo", demo_base, suites.DEMO_EPOCHS, suites.DEMO_FINETUNE_EPOCHS)
         elif name == "sweep":
             suite = suites.sweep(None, param, suites.parse_values(values), base, epochs=int(epochs))
         else:

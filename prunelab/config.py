@@ -114,7 +114,9 @@ class ManiDPConfig(_Strict):
 
     name: Literal["manidp"] = "manidp"
     lambda_prime: float = Field(0.05, ge=0.0, le=100.0, description="maximum sparsity weight lambda'")
-    gamma_sim: float = Field(1.0, ge=0.0, le=100.0, description="similarity-alignment weight gamma")
+    gamma_sim: float = Field(3.0, ge=0.0, le=100.0, description=(
+        "similarity-alignment weight gamma (3: on shapes, resnet20, 3 epochs, gamma = 1 lowered ||T - R|| by 9%, "
+        "gamma = 3 by 36%; gamma = 10 by 59% at a clear cost in accuracy)"))
     gamma_c: float = Field(1.0, ge=0.0, le=10.0, description="complexity exponent")
     complexity_scale: float = Field(0.5, gt=0.0, le=10.0, description="C = scale * previous epoch mean CE")
     target_density: float = Field(0.7, gt=0.0, le=1.0, description="fraction of channels kept per layer at the end")

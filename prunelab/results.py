@@ -31,12 +31,11 @@ log = logging.getLogger("prunelab.results")
 DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
-# suite on the default shapes set with resnet20 at half width (~10 M MACs per image, like vgg11 at
-# quarter width, but 69 k instead of 579 k parameters), which keeps the shipped runs under 5 MB.
+# suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
+# per image, like vgg11 at quarter width, but 69 k instead of 579 k parameters), over DEMO_SEEDS seeds.
 DEMO_MODEL = "resnet20"
 DEMO_WIDTH = 0.5
-DEMO_EPOCHS = 4
-DEMO_FINETUNE_EPOCHS = 2
+DEMO_SEEDS = 3
 
 BASE_COLUMNS = [
     "run_id", "path", "demo", "name", "suite", "method", "dataset", "model", "width", "state", "fraction",

@@ -2,13 +2,15 @@
 
 The runs are made by PruneLab's own suite command, run from the repository root:
 
-    python -m prunelab suite demo --runs-dir assets/demo_runs --model resnet20 --width 0.5 \
-        --epochs 4 --finetune-epochs 2
+    python -m prunelab suite demo --runs-dir assets/demo_runs --model resnet20 --width 0.5 \\
+        --epochs 3 --finetune-epochs 3 --seeds 3
 
-then the files no page reads are removed (epoch checkpoints with optimizer state, torch.export
-archives), which keeps the demo under 5 MB. Usage:
+(per seed: a 6-epoch baseline; slimming at each lambda, 3 sparsity + 3 fine-tune epochs; a 3-epoch
+`pretrain` baseline and the four ManiDP ablation runs, 3 epochs each from it: every compared run is
+shaped by 6 epochs in all), then the files no page reads are removed (epoch checkpoints with their
+optimizer state, final model files, torch.export archives), which keeps the demo under 15 MB. Usage:
 
-    python scripts/make_demo.py [--force] [--device auto|cpu|cuda] [--max-concurrent N]
+    python scripts/make_demo.py [--force] [--device auto|cpu|cuda] [--max-concurrent N] [--seeds N]
 """
 
 from __future__ import annotations
@@ -22,16 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.results import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS, DEMO_MODEL, DEMO_WIDTH  # noqa: E402
+from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
+from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
-OUT = Path("assets") / "demo_runs"  # relative: ManiDP runs record `init_from` under this path
-NOT_SHIPPED = ("checkpoint.pt", "compact_model.pt2", "traceback.txt")
+OUT = Path("assets") / "demo_runs"
+# no page reads these: checkpoints (optimizer state), final models (the what-if slider reads
+# dense_model.pt), torch.export archives and tracebacks
+NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt")
+SIZE_BUDGET = 15_000_000
 
 
-def suite_command(device: str, max_concurrent: int) -> list[str]:
+def suite_command(device: str, max_concurrent: int, seeds: int, threads: int | None) -> list[str]:
     """The exact `python -m prunelab suite demo ...` command line the demo is made with."""
-    settings = ["--model", DEMO_MODEL, "--width", str(DEMO_WIDTH),
-                "--epochs", str(DEMO_EPOCHS), "--finetune-epochs", str(DEMO_FINETUNE_EPOCHS)]
+    settings = ["--model", DEMO_MODEL, "--width", str(DEMO_WIDTH), "--epochs", str(DEMO_EPOCHS),
+                "--finetune-epochs", str(DEMO_FINETUNE_EPOCHS), "--seeds", str(seeds)]
+    if threads is not None:
+        settings += ["--threads", str(threads)]
     return [sys.executable, "-m", "prunelab", "suite", "demo", "--runs-dir", str(OUT), *settings,
             "--device", device, "--max-concurrent", str(max_concurrent)]
 
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace existing demo runs")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
+    parser.add_argument("--seeds", type=int, default=DEMO_SEEDS, help=f"seeds per variant (default {DEMO_SEEDS})")
+    parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
     args = parser.parse_args(argv)
     out = ROOT / OUT
     if out.exists() and any(out.iterdir()):
@@ -56,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out} already holds runs; pass --force to replace them", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    command = suite_command(args.device, args.max_concurrent)
+    command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads)
     print("running:", " ".join(command[1:]), flush=True)
     status = subprocess.run(command, cwd=ROOT, check=False).returncode
     if status != 0:
@@ -64,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return status
     size = strip(out)
     print(f"demo runs in {out}: {size / 1e6:.2f} MB after removing {', '.join(NOT_SHIPPED)}")
+    if size > SIZE_BUDGET:
+        print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
+        return 1
     return 0
 
 

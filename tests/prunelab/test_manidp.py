@@ -73,28 +73,31 @@ def test_sparsity_and_similarity_losses_against_loops() -> None:
     assert float(got) == pytest.approx(expected_similarity, rel=1e-5)
 
 
-def test_threshold_at_rank_against_a_sorted_list() -> None:
+def test_threshold_keeps_a_fraction_eta_of_the_image_channel_pairs() -> None:
     rng = np.random.default_rng(1)
-    for c in (1, 4, 7, 16):
-        means = rng.random(c).astype(np.float32)
+    for n, c in ((1, 1), (5, 4), (7, 7), (32, 16)):
+        saliencies = rng.random((n, c)).astype(np.float32)
         for eta in (1.0, 0.9, 0.5, 0.37, 0.1):
-            k = math.ceil((1 - eta) * c - 1e-9)
-            ordered = sorted(means.tolist())
-            expected = 0.0 if k == 0 else ordered[min(k, c - 1)]
-            xi = threshold_at_rank(torch.tensor(means), eta)
+            count = n * c
+            k = math.ceil((1 - eta) * count - 1e-9)
+            ordered = sorted(saliencies.flatten().tolist())
+            expected = 0.0 if k == 0 else ordered[min(k, count - 1)]
+            xi = threshold_at_rank(torch.tensor(saliencies), eta)
             assert xi == pytest.approx(expected)
-            if 0 < k < c:
-                assert int((means >= xi).sum()) == c - k  # exactly the top c - k channels stay open
-    assert threshold_at_rank(torch.rand(8), 1.0) == 0.0
+            if 0 < k < count:  # exactly the count - k largest saliencies stay: mean density = eta
+                assert int((saliencies >= xi).sum()) == count - k
+    assert threshold_at_rank(torch.rand(4, 8), 1.0) == 0.0
 
 
-def test_remain_rate_schedule_goes_from_one_to_the_target_and_stays() -> None:
-    rates = [remain_rate(e, 20, 0.4) for e in range(20)]
+def test_remain_rate_reaches_the_target_halfway_through_the_steps_and_stays() -> None:
+    rates = [remain_rate(t, 100, 0.4) for t in range(101)]
     assert rates[0] == 1.0 and all(a >= b for a, b in itertools.pairwise(rates))
-    assert rates[-1] == pytest.approx(0.4) and rates[15] == pytest.approx(0.4)  # target after 75% of epochs
-    expected = 0.4 + 0.6 * (1 + math.cos(math.pi * 7 / 15)) / 2
-    assert rates[7] == pytest.approx(expected)
-    assert remain_rate(0, 1, 0.6) == 1.0 and remain_rate(1, 1, 0.6) == pytest.approx(0.6)
+    assert rates[50] == pytest.approx(0.4) and rates[-1] == pytest.approx(0.4)  # RAMP_FRACTION = 0.5
+    assert rates[49] > 0.4
+    expected = 0.4 + 0.6 * (1 + math.cos(math.pi * 20 / 50)) / 2
+    assert rates[20] == pytest.approx(expected)
+    # even a one-epoch run of 3 steps trains its last steps at the target
+    assert remain_rate(0, 3, 0.6) == 1.0 and remain_rate(2, 3, 0.6) == pytest.approx(0.6)
 
 
 def test_balanced_probe_sorted_by_class() -> None:
@@ -142,9 +145,9 @@ def test_each_ablation_switch_changes_exactly_its_term() -> None:
     ablated = _terms(no_similarity, model3, images)
     assert set(ablated) == {"sparsity"} and ablated["sparsity"] == pytest.approx(full["sparsity"])
 
-    weighted, model4, _ = _method(gamma_sim=3.0)
+    weighted, model4, _ = _method(gamma_sim=2 * ManiDPConfig().gamma_sim)
     model4.load_state_dict(state)
-    assert _terms(weighted, model4, images)["similarity"] == pytest.approx(3.0 * full["similarity"], rel=1e-6)
+    assert _terms(weighted, model4, images)["similarity"] == pytest.approx(2.0 * full["similarity"], rel=1e-6)
 
 
 def test_gates_get_no_weight_decay_and_a_scaled_lr() -> None:
@@ -160,6 +163,9 @@ def test_init_from_loads_the_backbone_strictly(tmp_path) -> None:
     source = build_model(model_spec("resnet20", 10, 0.25))
     RunDir(tmp_path / "base").path.mkdir()
     RunDir(tmp_path / "base").save_torch("model.pt", {"model_state": source.state_dict()})
+    RunDir(tmp_path / "base").write_summary({"method": "baseline", "dataset": "shapes", "model": "resnet20",
+                                             "test_acc": 0.5, "params": 1, "macs_per_image": 1.0,
+                                             "wall_time_s": 1.0, "epochs": 3, "epochs_total": 3})
     logs: list[str] = []
     trainer = SimpleNamespace(dataset=SimpleNamespace(image_shape=(3, 32, 32)), log=logs.append,
                               run_dir=RunDir(tmp_path / "new"))
@@ -167,6 +173,7 @@ def test_init_from_loads_the_backbone_strictly(tmp_path) -> None:
     model = method.prepare_model(build_model(model_spec("resnet20", 10, 0.25)), fresh=True)
     torch.testing.assert_close(model.conv_stem.weight, source.conv_stem.weight)
     assert len(named_gates(model)) == 18 and logs
+    assert method.lineage() == {"parent_run": "base", "parent_epochs_total": 3}  # by run id, with its budget
     wrong = ManiDP(ManiDPConfig(init_from=str(tmp_path / "base")), trainer)
     with pytest.raises(ValueError, match="backbone keys differ"):
         wrong.prepare_model(build_model(model_spec("resnet20", 10, 0.5)), fresh=True)
@@ -205,19 +212,32 @@ def test_end_to_end_artefacts(mani_run: tuple) -> None:
     probe = np.load(run.file("probe.npz"))
     assert probe["indices"].shape == (20,) and list(probe["layer_names"]) == layers
     assert np.all(np.diff(probe["labels"]) >= 0)
+    gaps = []
     for i, channels in enumerate(info["channels"]):
         assert probe[f"gates_{i}"].shape == probe[f"features_{i}"].shape == (20, channels)
         assert probe[f"T_{i}"].shape == probe[f"R_{i}"].shape == (20, 20)
-        np.testing.assert_allclose(np.diag(probe[f"R_{i}"]), 1.0, atol=1e-4)
+        assert probe[f"R_{i}"].min() >= -1e-6 and probe[f"features_{i}"].min() >= 0  # R from passed-on features
+        np.testing.assert_allclose(np.diag(probe[f"R_{i}"]), 1.0, atol=1e-3)
+        gaps.append(np.linalg.norm(probe[f"T_{i}"] - probe[f"R_{i}"]))
+    assert summary["similarity_gap_mean"] == pytest.approx(float(np.mean(gaps)), rel=1e-5)
+    assert summary["macs_per_image_with_gates"] == pytest.approx(summary["macs_per_image"] + info["gate_macs"])
+    assert summary["epochs_total"] == 2 and summary["parent_run"] is None
 
 
 def test_metrics_log_every_term_and_the_schedule(mani_run: tuple) -> None:
-    _, run, _ = mani_run
+    _, run, summary = mani_run
     rows = run.read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2]
-    for key in ("sparsity", "similarity", "eta", "complexity_c", "train_macs_per_image", "train_density"):
+    for key in ("sparsity", "similarity", "similarity_objective", "eta", "complexity_c", "train_macs_per_image",
+                "train_density", "test_density", "test_macs"):
         assert all(key in r for r in rows)
-    assert rows[0]["eta"] == 1.0 and rows[1]["eta"] == pytest.approx(remain_rate(1, 2, 0.5))
+    # 3 steps an epoch: eta reaches the target after 3 of the 6 steps, i.e. by the end of epoch 1
+    assert rows[0]["eta"] == pytest.approx(remain_rate(3, 6, 0.5)) == pytest.approx(0.5)
+    # every logged test accuracy is that of the model as saved, and says at which density it was measured
+    assert rows[-1]["test_acc"] == pytest.approx(summary["test_acc"])
+    assert rows[-1]["test_density"] == pytest.approx(summary["density_mean"], abs=1e-6)
+    assert rows[-1]["test_macs"] == pytest.approx(summary["macs_per_image"], rel=1e-6)
+    assert 0.35 < rows[-1]["test_density"] < 0.65  # the mean density follows eta = 0.5
     assert json.loads(run.file("manidp.json").read_text())["eta"] == pytest.approx(0.5)  # final calibration
     assert rows[1]["complexity_c"] == pytest.approx(0.5 * rows[0]["train_ce"])  # C from the previous epoch
 
@@ -235,3 +255,36 @@ def test_load_model_round_trip(mani_run: tuple) -> None:
     with torch.no_grad():
         logits = model(normalize(data.test_images[:10], data.mean, data.std))
     assert logits.argmax(1).tolist() == table["pred"][:10].tolist()
+
+
+def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_unit(tmp_path, monkeypatch) -> None:
+    from prunelab.sparse_executor import SparseExecutor
+    from prunelab.unit_trace import VerificationError
+
+    class Broken(SparseExecutor):  # a wrong bias in block 4's second convolution
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__(model)
+            self.blocks[4][3].bias.add_(1.0)
+
+    monkeypatch.setattr("prunelab.methods.manidp.SparseExecutor", Broken)
+    monkeypatch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
+    config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", probe_size=10)
+    run = RunStore(tmp_path).create(config)
+    with pytest.raises(VerificationError, match=r"sparse executor differs .* first at unit blocks\.4"):
+        run_training(config, run)
+    status = run.read_status()
+    assert status["state"] == "failed" and "blocks.4" in status["error"]
+
+
+def test_parent_budget_counts_in_epochs_total(tmp_path) -> None:
+    store = RunStore(tmp_path)
+    parent_config = tiny_config("baseline", epochs=2, train_size=100, test_size=20, model="resnet20")
+    parent = store.create(parent_config, "parent")
+    run_training(parent_config, parent)
+    config = tiny_config("manidp", epochs=1, train_size=100, test_size=20, model="resnet20", probe_size=10,
+                         init_from="parent")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        summary = run_training(config, store.create(config, "child"))
+    assert summary["epochs"] == 1 and summary["epochs_total"] == 3 and summary["parent_run"] == "parent"

@@ -71,6 +71,36 @@ def test_gamma_history_file(slim_run: tuple) -> None:
         np.testing.assert_allclose(values[-1], gamma, rtol=1e-6)
 
 
+def test_each_epoch_records_the_threshold_its_gammas_would_get(slim_run: tuple) -> None:
+    _, run, summary = slim_run
+    history = read_gamma_history(run.path)
+    record = json.loads(run.file("pruning.json").read_text())
+    assert history["thresholds"].shape == (3,)
+    for row in range(3):  # the run's own rule on that epoch's gammas: round(0.5 * N) at or below it
+        scores = np.concatenate([values[row] for values in history["layers"]])
+        removed = round(0.5 * scores.size)
+        assert np.sort(scores)[removed - 1] == pytest.approx(history["thresholds"][row], rel=1e-6)
+    assert history["thresholds"][-1] == pytest.approx(record["threshold"])  # the one the run pruned at
+    last = np.concatenate([values[-1] for values in history["layers"]])
+    assert summary["gamma_frac_below_0.05"] == pytest.approx(float(np.mean(last < 0.05)))
+    rows = [r for r in run.read_metrics() if r["phase"] == "sparsity"]
+    assert [r["global_threshold"] for r in rows] == pytest.approx(history["thresholds"][1:].tolist())
+
+
+def test_prunable_bn_scales_get_no_weight_decay_while_sparsity_trains(tmp_path: Path) -> None:
+    config = tiny_config("slimming", epochs=1, train_size=100, test_size=50, model="resnet20")
+    trainer = Trainer(config, RunStore(tmp_path).create(config))
+    method = trainer.method
+    model = method.prepare_model(trainer.build_fresh_model(), fresh=True)
+    plain, scales = method.param_groups(model, Phase("sparsity", 1, 0.05))
+    assert scales["weight_decay"] == 0.0 and "weight_decay" not in plain
+    bn_a = {id(model.get_submodule(f"blocks.{i}.bn_a").weight) for i in range(9)}
+    assert {id(p) for p in scales["params"]} == bn_a and not bn_a & {id(p) for p in plain["params"]}
+    assert len(method.param_groups(model, Phase("finetune", 1, 0.05))) == 1  # fine-tuning: the run's decay
+    optimizer, _ = trainer._optimizer(model, Phase("sparsity", 1, 0.05))
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [config.train.weight_decay, 0.0]
+
+
 def test_l1_penalty_logged_per_sparsity_epoch(slim_run: tuple) -> None:
     _, run, _ = slim_run
     history = read_gamma_history(run.path)

@@ -12,6 +12,7 @@ from prunelab.suites import (
     DEMO_EPOCHS,
     DEMO_FINETUNE_EPOCHS,
     MANIDP_LR_SCALE,
+    SLIMMING_LAMBDAS,
     SUITES,
     SWEEP_PARAMS,
     build_suite,
@@ -25,42 +26,63 @@ BASE = RunConfig.model_validate({"data": {"train_size": 150, "test_size": 50}, "
                                  "train": {"batch_size": 50, "lr": 0.05}})
 
 
-def test_demo_suite_has_the_issue_runs() -> None:
+def test_demo_suite_has_the_issue_runs_at_equal_budgets() -> None:
     suite = build_suite("demo", BASE)
-    assert suite.run_keys() == ["baseline", "slim-l0", "slim-l1e-4", "slim-l1e-3", "manidp-neither",
-                            "manidp-complexity", "manidp-similarity", "manidp-both"]
+    assert suite.run_keys() == ["baseline", "slim-l0", "slim-l2e-3", "slim-l5e-3", "pretrain", "manidp-neither",
+                                "manidp-complexity", "manidp-similarity", "manidp-both"]
     by_key = {run.key: run for run in suite.runs}
-    assert [by_key[k].config.method.sparsity_lambda for k in ("slim-l0", "slim-l1e-4", "slim-l1e-3")] == \
-        [0.0, 1e-4, 1e-3]
+    assert [by_key[f"slim-l{format_value(lam)}"].config.method.sparsity_lambda for lam in SLIMMING_LAMBDAS] == \
+        list(SLIMMING_LAMBDAS)
     flags = {k: (by_key[k].config.method.complexity, by_key[k].config.method.similarity)
              for k in suite.run_keys() if k.startswith("manidp")}
     assert flags == {"manidp-neither": (False, False), "manidp-complexity": (True, False),
                      "manidp-similarity": (False, True), "manidp-both": (True, True)}
+    e, f = DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS
+    budget = {}
     for run in suite.runs:
         assert run.config.suite == suite.suite_id and suite.suite_id.startswith("demo-")
         assert run.config.name == f"demo-{run.key}"
         assert run.config.data == BASE.data and run.config.model == BASE.model  # one shared dataset
-        assert run.config.train.epochs == DEMO_EPOCHS
-        # ManiDP fine-tunes the suite's baseline (half the lr, Nesterov); the others start fresh
+        # ManiDP fine-tunes this suite's pretrain run (half the lr, Nesterov); the others start fresh
         is_manidp = run.config.method.name == "manidp"
-        assert run.init_from == ("baseline" if is_manidp else None)
+        assert run.init_from == ("pretrain" if is_manidp else None)
         assert run.config.train.lr == pytest.approx(0.05 * (MANIDP_LR_SCALE if is_manidp else 1.0))
         assert run.config.train.nesterov == is_manidp
-    assert all(by_key[k].config.method.finetune_epochs == DEMO_FINETUNE_EPOCHS for k in by_key if "slim" in k)
+        own = run.config.train.epochs + getattr(run.config.method, "finetune_epochs", 0)
+        budget[run.key] = own + (by_key["pretrain"].config.train.epochs if is_manidp else 0)
+    # every compared run is shaped by E + F epochs in all; pretrain is only the ManiDP runs' first E
+    assert budget.pop("pretrain") == e
+    assert set(budget.values()) == {e + f}
+    assert by_key["slim-l0"].config.train.epochs == e and by_key["slim-l0"].config.method.finetune_epochs == f
+
+
+def test_seeds_repeat_every_run_and_each_seed_has_its_own_parent() -> None:
+    suite = build_suite("ablation", BASE, epochs=2, finetune_epochs=1, seeds=3)
+    assert len(suite.runs) == 3 * 6
+    for seed in range(3):
+        runs = {run.key: run for run in suite.runs if run.key.endswith(f"-s{seed}")}
+        assert set(runs) == {f"{k}-s{seed}" for k in ("baseline", "pretrain", "manidp-neither",
+                                                      "manidp-complexity", "manidp-similarity", "manidp-both")}
+        assert {run.config.train.seed for run in runs.values()} == {seed}
+        assert all(run.init_from == f"pretrain-s{seed}" for k, run in runs.items() if "manidp" in k)
+    with pytest.raises(ValueError, match="seeds must be between 1 and"):
+        build_suite("demo", BASE, seeds=0)
 
 
 def test_epochs_override_sets_training_and_finetune_lengths() -> None:
     one = build_suite("demo", BASE, epochs=1)
-    assert {run.config.train.epochs for run in one.runs} == {1}
+    assert {run.config.train.epochs for run in one.runs if run.config.method.name != "baseline"} == {1}
     assert {run.config.method.finetune_epochs for run in one.runs if "slim" in run.key} == {1}
     six = build_suite("demo", BASE, epochs=6, finetune_epochs=4)
     assert {run.config.method.finetune_epochs for run in six.runs if "slim" in run.key} == {4}
+    assert {run.config.train.epochs for run in six.runs if "manidp" in run.key} == {4}
+    assert next(run for run in six.runs if run.key == "baseline").config.train.epochs == 10
 
 
 def test_registered_suites_and_unknown_name() -> None:
     assert set(SUITES) >= {"demo", "slimming", "ablation"}
-    assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l1e-4", "slim-l1e-3"]
-    assert build_suite("ablation", BASE).run_keys()[1:] == ["manidp-neither", "manidp-complexity",
+    assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l2e-3", "slim-l5e-3"]
+    assert build_suite("ablation", BASE).run_keys()[1:] == ["pretrain", "manidp-neither", "manidp-complexity",
                                                         "manidp-similarity", "manidp-both"]
     with pytest.raises(ValueError, match=r"unknown suite 'nope'; allowed: demo"):
         build_suite("nope")
@@ -79,11 +101,11 @@ def test_sweep_varies_exactly_one_parameter(param: str, values: list[float]) -> 
     for run in swept:
         others = run.config.method.model_dump(exclude={param, "finetune_epochs", "init_from"})
         assert others == default.model_dump(exclude={param, "finetune_epochs", "init_from"})
-        assert run.config.train.epochs == 2 and run.config.suite == suite.suite_id
+        assert run.config.train.epochs == (1 if method == "manidp" else 2) and run.config.suite == suite.suite_id
     assert len({run.config.name for run in suite.runs}) == len(suite.runs)
-    has_baseline = suite.runs[0].config.method.name == "baseline"
-    assert has_baseline == (method == "manidp")  # ManiDP sweeps share one baseline checkpoint
-    assert all(run.init_from == ("baseline" if has_baseline else None) for run in swept)
+    keys = [run.key for run in suite.runs if run.config.method.name == "baseline"]
+    assert keys == (["baseline", "pretrain"] if method == "manidp" else [])  # ManiDP sweeps share one parent
+    assert all(run.init_from == ("pretrain" if method == "manidp" else None) for run in swept)
 
 
 def test_sweep_names_aliases_and_errors() -> None:
@@ -115,13 +137,13 @@ def test_submit_suite_wires_init_from_and_dependencies(tmp_path: Path) -> None:
     manager = JobManager(tmp_path / "runs", autostart=False)  # nothing runs: only the submission is checked
     suite = build_suite("ablation", BASE, epochs=1)
     run_ids = manager.submit_suite(suite)
-    assert [job.state for job in manager.jobs()] == ["queued"] * 5
+    assert [job.state for job in manager.jobs()] == ["queued"] * 6
     manager.shutdown()
-    baseline_id, *manidp_ids = run_ids
-    assert len(run_ids) == 5 and baseline_id.endswith("ablation-baseline")
+    baseline_id, pretrain_id, *manidp_ids = run_ids
+    assert len(run_ids) == 6 and baseline_id.endswith("ablation-baseline") and pretrain_id.endswith("pretrain")
     for run_id in manidp_ids:
         run = manager.store.open(run_id)
         config = run.read_config()
-        assert config.method.init_from == str((tmp_path / "runs" / baseline_id).resolve())
-        assert run.read_status()["depends_on"] == [baseline_id] and run.state == "cancelled"  # by shutdown
-        assert manager.job(run_id).depends_on == (baseline_id,)
+        assert config.method.init_from == pretrain_id  # a run id, never a machine's absolute path
+        assert run.read_status()["depends_on"] == [pretrain_id] and run.state == "cancelled"  # by shutdown
+        assert manager.job(run_id).depends_on == (pretrain_id,)

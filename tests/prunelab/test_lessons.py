@@ -1,0 +1,82 @@
+"""Variants over seeds and the papers' claims: statistics against hand computations, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunelab import lessons
+
+
+def _rows(method: str, variant: str, values: dict[str, list[float]], **fixed: object) -> list[dict]:
+    n = len(next(iter(values.values())))
+    base = {"method": method, "variant": variant, "dataset": "shapes", "model": "resnet20", "width": 0.5,
+            "epochs_total": 6, **fixed}
+    return [{**base, "name": f"{variant}-s{i}", "seed": i, **{k: v[i] for k, v in values.items()}}
+            for i in range(n)]
+
+
+def test_stat_and_the_noise_bound_against_hand_computations() -> None:
+    s = lessons.stat([0.5, 0.7, 0.6])
+    assert s.mean == pytest.approx(0.6) and s.std == pytest.approx(0.1) and s.n == 3
+    assert lessons.stat([0.4, float("nan"), None]).n == 1 and math.isnan(lessons.stat([0.4]).std)
+    a, b = lessons.Stat(1.0, 0.1, 4), lessons.Stat(0.8, 0.1, 4)
+    # |1.0 - 0.8| = 0.2 > 2 * sqrt(0.01 / 4 + 0.01 / 4) = 0.141
+    assert lessons.beyond_noise(a, b) is True
+    assert lessons.beyond_noise(a, lessons.Stat(0.9, 0.1, 4)) is False
+    assert lessons.beyond_noise(a, lessons.Stat(0.8, float("nan"), 1)) is None
+    assert lessons.Stat(0.5, 0.01, 3).text(".1f", percent=True) == "50.0% ± 1.0% (n = 3)"
+
+
+def test_variant_groups_average_over_seeds_only() -> None:
+    table = pd.DataFrame(_rows("manidp", "ManiDP: both", {"test_acc": [0.6, 0.7, 0.8]})
+                         + _rows("manidp", "ManiDP: both", {"test_acc": [0.5]}, epochs_total=12))
+    groups = lessons.variant_groups(table)
+    assert groups["seeds"].tolist() == [3, 1]  # a different budget is a different variant
+    assert groups["test_acc_mean"].tolist() == pytest.approx([0.7, 0.5])
+    assert groups["test_acc_std"].iloc[0] == pytest.approx(0.1) and np.isnan(groups["test_acc_std"].iloc[1])
+
+
+def test_slimming_claims_hold_fail_or_are_within_noise() -> None:
+    def table(shares_high: list[float]) -> pd.DataFrame:
+        rows = (_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.0, 0.01, 0.0],
+                                         "acc_after_prune": [0.1, 0.1, 0.12]}, sparsity_lambda=0.0)
+                + _rows("slimming", "λ5e-3", {"gamma_frac_below_0.05": shares_high,
+                                              "acc_after_prune": [0.4, 0.38, 0.42]}, sparsity_lambda=5e-3))
+        return pd.DataFrame(rows)
+
+    found = lessons.slimming_claims(table([0.5, 0.52, 0.55]))
+    assert [c.verdict for c in found] == ["holds", "holds"]
+    assert "λ = 0.005: 52.3% ± 2.5% (n = 3)" in found[0].measured
+    assert lessons.slimming_claims(table([0.0, 0.02, 0.0]))[0].verdict == "within seed noise"
+
+
+def test_manidp_claims_compare_each_term_with_its_control() -> None:
+    rows = []
+    for complexity, similarity, gap, rho in [(False, False, [15, 15.5, 14.5], [0.5, 0.52, 0.48]),
+                                             (True, False, [15, 15.2, 14.8], [0.8, 0.82, 0.78]),
+                                             (False, True, [9, 9.5, 8.5], [0.5, 0.5, 0.5]),
+                                             (True, True, [16, 17, 18], [0.51, 0.49, 0.5])]:
+        rows += _rows("manidp", f"{complexity}{similarity}", {"similarity_gap_mean": gap, "spearman_macs_loss": rho},
+                      complexity=complexity, similarity=similarity)
+    verdicts = {c.lesson: c.verdict for c in lessons.manidp_claims(pd.DataFrame(rows))}
+    assert verdicts["the similarity term aligns gate similarity with feature similarity (similarity only vs "
+                    "neither)"] == "holds"
+    assert verdicts["the similarity term aligns gate similarity with feature similarity (both vs complexity "
+                    "only)"] == "does not hold"
+    assert verdicts["the complexity term gives harder images larger sub-networks (complexity only vs "
+                    "neither)"] == "holds"
+    assert verdicts["the complexity term gives harder images larger sub-networks (both vs similarity "
+                    "only)"] == "within seed noise"
+
+
+def test_budget_claims_only_compare_equal_budgets() -> None:
+    rows = (_rows("baseline", "baseline", {"test_acc": [0.70, 0.72, 0.71]})
+            + _rows("baseline", "baseline", {"test_acc": [0.9]}, epochs_total=30)
+            + _rows("manidp", "ManiDP: both", {"test_acc": [0.60, 0.61, 0.62]}))
+    found = lessons.budget_claims(pd.DataFrame(rows))
+    assert len(found) == 1 and "6 epochs in all" in found[0].lesson
+    assert found[0].verdict == "does not hold: below the baseline" and "baseline 71.0% ± 1.0%" in found[0].measured
