@@ -200,3 +200,9 @@ def cosine_matrix(vectors: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tenso
     vectors = vectors.float()
     unit = vectors / (vectors.pow(2).sum(dim=1, keepdim=True) + eps * eps).sqrt()
     return unit @ unit.T
+
+
+def feature_similarity(features: torch.Tensor) -> torch.Tensor:
+    """R = [N, N] plain cosines of pooled features (a detached target: no gradient, so no smoothing needed;
+    pooled features can be short vectors, whose cosines the smoothing would shrink)."""
+    return cosine_matrix(features.detach(), eps=1e-12)

@@ -58,6 +58,7 @@ from prunelab.data import BatchLoader
 from prunelab.dynamic_macs import MacsPlan, active_counts, build_plan, verify_macs
 from prunelab.gates import (
     cosine_matrix,
+    feature_similarity,
     gate_parameters,
     gates_of,
     get_thresholds,
@@ -113,7 +114,7 @@ def similarity_loss(saliencies: list[torch.Tensor], features: list[torch.Tensor]
     total = saliencies[0].new_zeros((), dtype=torch.float32)
     for pi, feat in zip(saliencies, features, strict=True):
         n = pi.shape[0]
-        diff = cosine_matrix(pi) - cosine_matrix(feat.detach())
+        diff = cosine_matrix(pi) - feature_similarity(feat)
         total = total + diff.pow(2).sum() / (n * n)
     return total
 
@@ -497,7 +498,7 @@ class ManiDP(PruningMethod):
         gaps, r_min = [], 1.0
         for i, record in enumerate(records(model)):
             gates, features = record.saliency.float(), record.features.float()
-            t, r = cosine_matrix(gates), cosine_matrix(features)
+            t, r = cosine_matrix(gates), feature_similarity(features)
             arrays[f"gates_{i}"] = gates.cpu().numpy()
             arrays[f"features_{i}"] = features.cpu().numpy()
             arrays[f"T_{i}"] = t.cpu().numpy()
