@@ -63,6 +63,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rng_states() -> dict[str, Any]:
+    """torch, numpy and python RNG states as tensors and plain values (weights_only loadable)."""
+    version, keys, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                      "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)}}
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    """Restore what `rng_states` returned (a missing part keeps the seeded state)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if "python" in state:
+        py = state["python"]
+        random.setstate((py["version"], tuple(int(k) for k in py["keys"].tolist()), py["gauss"]))
+    if "numpy" in state:
+        npy = state["numpy"]
+        np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                             npy["gauss"]))
+
+
 @dataclass
 class EvalResult:
     """Per-image evaluation of one split, in dataset order."""
@@ -98,6 +120,7 @@ class Trainer:
         self._epochs_total = sum(p.epochs for p in self._phases)
         self._epochs_before: list[int] = [sum(p.epochs for p in self._phases[:i]) for i in range(len(self._phases))]
         self._started = time.time()
+        self._elapsed_before = 0.0  # training seconds of earlier legs (up to the checkpoint resumed from)
 
     # data -------------------------------------------------------------------------------------
     def loader(self, split: str, *, shuffle: bool | None = None, augment: bool | None = None,
@@ -250,7 +273,8 @@ class Trainer:
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
             "phase_index": phase_index, "epochs_done": epochs_done, "method_state": self.method.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(), "rng": rng_states(),
+            "elapsed_s": self._elapsed_before + time.time() - self._started,
         })
 
     def log(self, message: str) -> None:
@@ -296,7 +320,8 @@ class Trainer:
         model = self._to_device(build_model(state["model_spec"]))
         model = self._to_device(self.method.prepare_model(model, fresh=False))
         model.load_state_dict(state["model_state"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        set_rng_states(state.get("rng") or {"torch": state["torch_rng"]})
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
         phase_index, epochs_done = int(state["phase_index"]), int(state["epochs_done"])
         self.run_dir.truncate_metrics(lambda row: (row.get("phase_index", 0), row.get("epoch", 0))
                                       <= (phase_index, epochs_done))
@@ -314,7 +339,7 @@ class Trainer:
             "epochs": self._epochs_total,
         }
         self.method.finalize(model, summary)
-        summary["wall_time_s"] = time.time() - self._started
+        summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
         self.run_dir.save_torch(FINAL_MODEL, {
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "method": self.config.method.name, "method_state": self.method.state_dict(),

@@ -335,14 +335,21 @@ class ManiDP(PruningMethod):
 
     # state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed epoch needs to continue exactly: thresholds, eta, C and the threshold
+        tracker (running mean saliencies and the epoch they were calibrated for)."""
+        running = None if self._running is None else [r.detach().cpu().clone() for r in self._running]
         return {"thresholds": list(self.thresholds), "layer_names": list(self.layer_names),
-                "complexity_c": self.complexity_c, "eta": self.eta}
+                "complexity_c": self.complexity_c, "eta": self.eta, "running": running,
+                "calibrated_for": self._calibrated_for}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.thresholds = list(state.get("thresholds", []))
         self.layer_names = list(state.get("layer_names", []))
         self.complexity_c = state.get("complexity_c")
         self.eta = float(state.get("eta", 1.0))
+        running = state.get("running")  # absent in older checkpoints: the next epoch recalibrates
+        self._running = None if running is None else [r.to(self.trainer.device).float() for r in running]
+        self._calibrated_for = int(state.get("calibrated_for", -1))
 
     # artefacts --------------------------------------------------------------------------------
     def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
