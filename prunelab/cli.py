@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = TerminalProgress()
     progress.add_listener(bar)
     try:
-        with claim_run(run):  # owner pid + heartbeat: a JobManager elsewhere won't mark this run interrupted
+        with claim_run(run, on_lost=progress.request_cancel):  # owner.lock + heartbeat: nobody else takes it
             summary = run_training(config, run, progress)
     except DatasetError as error:
         bar.close()
@@ -213,6 +213,7 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from prunelab.ownership import effective_state
     from prunelab.store import RunStore
 
     rows = []
@@ -222,7 +223,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         macs = summary.get("macs_per_image")
         rows.append({
             "run": info.run_id, "method": info.config.method.name, "dataset": info.config.data.dataset,
-            "model": info.config.model.name, "state": info.state,
+            "model": info.config.model.name, "state": effective_state(info.path, info.status),
             "progress": f"{100 * float(info.status.get('fraction') or 0):.0f}%",
             "test_acc": f"{acc:.4f}" if acc is not None else "",
             "MMACs/img": f"{macs / 1e6:.2f}" if macs is not None else "",

@@ -315,7 +315,8 @@ class Trainer:
         try:
             state = self.run_dir.load_torch(CHECKPOINT, map_location=self.device)
         except RunStoreError as error:
-            raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}") from error
+            raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}; restart it with `python -m "
+                                f"prunelab resume {self.run_dir.run_id} --from-scratch`") from None
         self.method.load_state_dict(state["method_state"])
         model = self._to_device(build_model(state["model_spec"]))
         model = self._to_device(self.method.prepare_model(model, fresh=False))

@@ -34,6 +34,9 @@ def add_job_commands(sub: Any) -> None:
     resume = sub.add_parser("resume", help="continue an interrupted, cancelled or failed run "
                                            "from its last epoch checkpoint")
     resume.add_argument("run", help="run id (directory name under the runs dir) or run directory path")
+    resume.add_argument("--from-scratch", action="store_true",
+                        help="restart the run in place with its config: checkpoint, metrics and artefacts "
+                             "are removed (e.g. after a corrupt checkpoint)")
     _add_runs_dir(resume)
     resume.set_defaults(func=cmd_resume)
 
@@ -72,7 +75,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     root = given.parent if given.is_dir() and (given / "config.json").is_file() else _runs_root(args)
     manager = JobManager(root)
     try:
-        run_id = manager.resume(args.run)
+        run_id = manager.resume(args.run, from_scratch=args.from_scratch)
     except JobError as error:
         manager.shutdown()
         raise UsageError(str(error)) from None

@@ -26,6 +26,7 @@ log = logging.getLogger("prunelab.store")
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 DEFAULT_RUNS_DIR = "runs"
+KEEP_ON_RESTART = ("config.json", "status.json", "log.txt", "owner.lock")
 
 
 class RunStoreError(Exception):
@@ -61,6 +62,17 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a torch.load error, without PyTorch's advice to retry with `weights_only=False`
+    (unsafe: it would run whatever code the file carries)."""
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:  # keep only the unpickler's own reason
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = text.split(" Please use `torch.serialization")[0].split(" Check the documentation")[0]
+    text = text.split(". ")[0].strip().rstrip(".")
+    return text or type(error).__name__
 
 
 def read_json(path: Path) -> Any:
@@ -185,7 +197,36 @@ class RunDir:
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unpickling problem is a corrupt file
-            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint: {error}") from error
+            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint "
+                                f"({_first_line(error)})") from None
+
+    # restarts and leftovers
+    def remove_temp_files(self) -> list[str]:
+        """Delete temp files of atomic writes a killed owner left behind (call while owning the run)."""
+        removed = []
+        for path in self.path.glob(".*.tmp*"):
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError as error:
+                log.warning("could not remove %s: %s", path, error)
+        return sorted(removed)
+
+    def clear_for_restart(self) -> list[str]:
+        """Remove everything a training leg wrote (checkpoint, metrics, artefacts, summary); keep
+        config.json, status.json, log.txt and the owner lock. Returns the removed names."""
+        import shutil
+
+        removed = []
+        for path in sorted(self.path.iterdir()):
+            if path.name in KEEP_ON_RESTART:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path.name)
+        return removed
 
     def _read_json_file(self, name: str) -> Any:
         path = self.file(name)
@@ -278,10 +319,44 @@ class RunStore:
     def list_runs(self) -> list[RunInfo]:
         return list(self.iter_runs())
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str) -> str:
+        """Delete a run that nobody owns; returns what was done.
+
+        Refused (RunStoreError naming the owner) while the run is queued or running with a live owner;
+        the run is claimed for the deletion, so nobody can start it meanwhile. A symlinked run: only the
+        link is removed, its target is kept.
+        """
         import shutil
 
+        from prunelab import ownership
+
+        name = str(run_id)
+        link = self.root / name if sanitize_name(name) == name else Path(name)
+        if link.is_symlink():
+            target = os.path.realpath(link)
+            link.unlink()
+            return f"removed the link {link} (its target {target} is kept)"
         run = self.open(run_id)
-        if run.state in ("running", "queued"):
-            raise RunStoreError(f"run {run_id} is {run.state}; cancel it before deleting")
-        shutil.rmtree(run.path)
+        try:
+            status = run.read_status()
+        except RunStoreError:
+            status = {}  # a broken run can always be deleted
+        state = ownership.effective_state(run.path, status)
+        if state in ownership.ACTIVE_STATES:
+            lock = ownership.read_lock(run.path)
+            owner = f" by {lock.describe()}" if lock is not None else ""
+            raise RunStoreError(f"run {run.run_id} is {state}{owner}; cancel it before deleting")
+        try:
+            lock = ownership.acquire(run.path, ownership.new_token())
+        except ownership.RunBusyError as error:
+            raise RunStoreError(f"{error}; cancel it before deleting") from None
+        except OSError as error:
+            raise RunStoreError(f"cannot delete run {run.run_id}: {error.strerror or error}") from None
+        try:
+            shutil.rmtree(run.path)
+        except OSError as error:
+            raise RunStoreError(f"cannot delete run {run.run_id}: {error.strerror or error} "
+                                f"({getattr(error, 'filename', None) or run.path})") from None
+        finally:
+            lock.release()
+        return f"deleted {run.path}"
