@@ -127,10 +127,12 @@ def _method_fields(method: str) -> set[str]:
 
 
 def _check_dataset_available(config: RunConfig) -> None:
+    from prunelab.data.folder import folder_problem
+
     dataset = config.data.dataset
-    if dataset.startswith("folder:") and not Path(dataset[len("folder:"):]).is_dir():
-        raise UsageError(f"dataset folder {dataset[len('folder:'):]!r} does not exist; "
-                         "folder:PATH needs PATH/train/<class>/ and PATH/test/<class>/ image folders")
+    problem = folder_problem(dataset[len("folder:"):]) if dataset.startswith("folder:") else None
+    if problem is not None:
+        raise UsageError(problem)
 
 
 class TerminalProgress:
@@ -269,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback
+        from prunelab.store import describe_os_error
+
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ directory. It never draws and never imports streamlit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
@@ -28,7 +29,9 @@ from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase, PruningMethod, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStoreError
+from prunelab.store import RunDir, RunStoreError, atomic_write_bytes
+
+log = logging.getLogger("prunelab.engine")
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model.pt"
@@ -361,21 +364,31 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)
+        run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
     except Cancelled:
-        run.write_status(state="cancelled", message="cancelled by request", finished_at=time.time())
+        _record_end(run, "cancelled by request", state="cancelled", message="cancelled by request",
+                    finished_at=time.time())
         progress.update(state="cancelled")
-        run.log("cancelled by request")
         raise
     except BaseException as error:
-        text = f"{type(error).__name__}: {error}"
-        run.file("traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        run.write_status(state="failed", error=text, message=text, finished_at=time.time())
+        text = f"{type(error).__name__}: {error}"  # an OSError names errno, reason and file
+        _record_end(run, f"failed: {text}", traceback.format_exc(), state="failed", error=text, message=text,
+                    finished_at=time.time())
         progress.update(state="failed", error=text)
-        run.log(f"failed: {text}")
         raise
-    run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
     progress.update(state="done", fraction=1.0)
     return summary
+
+
+def _record_end(run: RunDir, line: str, trace: str | None = None, **status: Any) -> None:
+    """Best effort, most important first: status.json (in place if need be), traceback.txt, the log."""
+    run.force_status(**status)
+    try:
+        if trace is not None:
+            atomic_write_bytes(run.file("traceback.txt"), trace.encode())
+        run.log(line)
+    except OSError as error:
+        log.warning("could not record the end of %s: %s", run.run_id, error)
 
 
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:

@@ -266,7 +266,11 @@ class JobManager:
         """Create the run directory (state `queued`) and enqueue it; returns the run id immediately."""
         self._check_open()
         run = self.store.create(config, run_id)  # None: '<timestamp>-<name>'
-        lock = claim_lock(run, self.token, self.stale_after_s)
+        try:
+            lock = claim_lock(run, self.token, self.stale_after_s)
+        except OSError as error:
+            run.force_status(state="failed", error=f"{type(error).__name__}: {error}", finished_at=time.time())
+            raise
         run.write_status(**_owner_fields(self.token), depends_on=list(depends_on))
         job = _Job(run, config, Progress(run.run_id), tuple(depends_on), lock=lock)
         note = f"queued (after {', '.join(depends_on)})" if depends_on else "queued"

@@ -79,6 +79,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except JobError as error:
         manager.shutdown()
         raise UsageError(str(error)) from None
+    except OSError:  # reported in one line by `main`
+        manager.shutdown()
+        raise
     bar = TerminalProgress()
     try:
         while not manager.wait(run_id, timeout=POLL_S):
@@ -225,7 +228,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     suite = build_suite_from_args(args)
     manager = JobManager(_runs_root(args), max_concurrent=args.max_concurrent)
-    run_ids = manager.submit_suite(suite)
+    try:
+        run_ids = manager.submit_suite(suite)
+    except OSError:  # e.g. a read-only runs folder: reported in one line by `main`
+        manager.shutdown()
+        raise
     weights = {run_id: run_weight(item.config) for run_id, item in zip(run_ids, suite.runs, strict=True)}
     print(f"suite {suite.suite_id}: {len(run_ids)} runs in {manager.runs_dir}", file=sys.stderr)
     display = SuiteDisplay()

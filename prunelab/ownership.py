@@ -205,7 +205,8 @@ class OwnerLock:
         """Refresh the heartbeat; False when the lock was taken over (the owner should stop)."""
         if self._fd is None:
             return False
-        os.utime(self._fd)
+        with contextlib.suppress(OSError):  # read-only or failing disk: the lock still names the owner
+            os.utime(self._fd)
         if self.held():
             return True
         time.sleep(0.2)  # a takeover that grabbed a fresh lock by mistake puts it back at once

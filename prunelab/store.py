@@ -52,6 +52,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line for a failed write: 'cannot write /runs/x/status.json: No space left on device'."""
+    where = f" {error.filename}" if getattr(error, "filename", None) else ""
+    return f"cannot write{where}: {error.strerror or error}"
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
 
@@ -121,6 +127,29 @@ class RunDir:
             status["updated_at"] = time.time()
             atomic_write_json(self.file("status.json"), status)
             return status
+
+    def force_status(self, **fields: Any) -> bool:
+        """`write_status`, falling back to rewriting status.json in place when no new file can be made
+        (a full disk still takes a few bytes in the file's own block). False if nothing could be written."""
+        try:
+            self.write_status(**fields)
+            return True
+        except OSError as error:
+            log.warning("could not write the status of %s atomically: %s", self.run_id, error)
+        try:
+            with self._lock:
+                status = read_json(self.file("status.json"))
+                status.update(fields, updated_at=time.time())
+                data = json.dumps(status, indent=2, default=_json_default).encode()
+                with open(self.file("status.json"), "r+b") as handle:
+                    handle.write(data)
+                    handle.truncate()
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            return True
+        except (OSError, ValueError) as error:
+            log.warning("could not write the status of %s at all: %s", self.run_id, error)
+            return False
 
     @property
     def state(self) -> str:
@@ -272,8 +301,14 @@ class RunStore:
                 counter += 1
                 candidate = f"{base}-{counter}"
         run = RunDir(self.root / candidate)
-        run.write_config(config)
-        run.write_status(state="queued", phase=None, epoch=0, fraction=0.0, error=None, created_at=time.time())
+        try:
+            run.write_config(config)
+            run.write_status(state="queued", phase=None, epoch=0, fraction=0.0, error=None, created_at=time.time())
+        except BaseException:  # e.g. a full disk: leave no half-made run behind
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
         return run
 
     @staticmethod
