@@ -252,25 +252,24 @@ def _create_exclusive(path: Path, content: bytes) -> int | None:
     """Put a complete lock file at `path` unless one exists; its open fd, or None if one exists."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.claim")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    linked = False
     try:
         os.write(fd, content)
         os.fsync(fd)
         try:
-            os.link(tmp, path)
+            os.link(tmp, path)  # fails if a lock exists: exactly one claimant links its file
         except FileExistsError:
-            os.close(fd)
             return None
         except OSError as error:  # no hard links here: exclusive create, then write
             if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                 raise
-            os.close(fd)
             return _create_in_place(path, content)
+        linked = True
         return fd
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        raise
     finally:
+        if not linked:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
@@ -280,8 +279,14 @@ def _create_in_place(path: Path, content: bytes) -> int | None:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
     except FileExistsError:
         return None
-    os.write(fd, content)
-    os.fsync(fd)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     return fd
 
 
