@@ -29,7 +29,8 @@ from prunelab.config import (
     describe_validation_error,
     field_bounds,
 )
-from prunelab.store import RunStoreError
+from prunelab.jobs import RESUMABLE_STATES, JobError
+from prunelab.store import RunStoreError, default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {
@@ -160,7 +161,11 @@ def run_form() -> None:
         "method": {"name": method, **settings},
     })
     if config is not None:
-        run_id = common.get_job_manager().submit(config)
+        try:
+            run_id = common.get_job_manager().submit(config)
+        except OSError as error:
+            st.error(_write_error(error))
+            return
         st.success(f"Started run `{run_id}`: follow it in the jobs table below.")
 
 
@@ -192,8 +197,16 @@ def suite_form() -> None:
     except (ValueError, UsageError) as error:  # the run and field, the bad sweep value, or the memory
         st.error(str(error))
         return
-    run_ids = common.get_job_manager().submit_suite(suite)
+    try:
+        run_ids = common.get_job_manager().submit_suite(suite)
+    except OSError as error:
+        st.error(_write_error(error))
+        return
     st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+
+
+def _write_error(error: OSError) -> str:
+    return f"Cannot start: {describe_os_error(error)}. Is the runs folder `{default_runs_dir()}` writable?"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,6 +300,25 @@ def runs_browser(runs: pd.DataFrame) -> None:
         st.session_state[PENDING_DELETE] = selected["path"].tolist()
     if st.session_state.get(PENDING_DELETE):
         _confirm_delete(st.session_state[PENDING_DELETE])
+    stopped = selected[selected["state"].isin(RESUMABLE_STATES) & ~selected["demo"].astype(bool)]
+    resume, restart = st.columns(2)
+    if resume.button(f"Resume selected ({len(stopped)})", disabled=stopped.empty, key="resume_runs"):
+        _resume(stopped["path"].tolist(), from_scratch=False)
+    if restart.button(f"Restart selected from scratch ({len(stopped)})", disabled=stopped.empty,
+                      key="restart_runs", help="Keeps each run's settings; removes its checkpoint, metrics "
+                      "and results (e.g. after a corrupt checkpoint)."):
+        _resume(stopped["path"].tolist(), from_scratch=True)
+
+
+def _resume(paths: list[str], from_scratch: bool) -> None:
+    """Hand interrupted, cancelled or failed runs back to the job manager (from their checkpoint or anew)."""
+    for path in paths:
+        try:
+            common.get_job_manager().resume(path, from_scratch=from_scratch)
+        except JobError as error:
+            st.error(str(error))
+        except OSError as error:
+            st.error(_write_error(error))
 
 
 def _clear_pending() -> None:

@@ -150,10 +150,12 @@ def check_suite_runnable(configs: Sequence[RunConfig]) -> None:
 
 
 def _check_dataset_available(config: RunConfig) -> None:
+    from prunelab.data.folder import folder_problem
+
     dataset = config.data.dataset
-    if dataset.startswith("folder:") and not Path(dataset[len("folder:"):]).is_dir():
-        raise UsageError(f"dataset folder {dataset[len('folder:'):]!r} does not exist; "
-                         "folder:PATH needs PATH/train/<class>/ and PATH/test/<class>/ image folders")
+    problem = folder_problem(dataset[len("folder:"):]) if dataset.startswith("folder:") else None
+    if problem is not None:
+        raise UsageError(problem)
 
 
 class TerminalProgress:
@@ -204,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = TerminalProgress()
     progress.add_listener(bar)
     try:
-        with claim_run(run):  # owner pid + heartbeat: a JobManager elsewhere won't mark this run interrupted
+        with claim_run(run, on_lost=progress.request_cancel):  # owner.lock + heartbeat: nobody else takes it
             summary = run_training(config, run, progress)
     except DatasetError as error:
         bar.close()
@@ -251,11 +253,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def list_row(entry: Any) -> dict[str, str]:
-    """One `list` row from a RunInfo or a BrokenRun (prunelab.store.RunStore.scan)."""
+    """One `list` row from a RunInfo or a BrokenRun (prunelab.store.RunStore.scan); a run whose owner is
+    gone shows as `interrupted` (prunelab.ownership.effective_state)."""
+    from prunelab.ownership import effective_state
+
     config = entry.config
     row = {"run": entry.run_id, "method": config.method.name if config else "",
            "dataset": config.data.dataset if config else "", "model": config.model.name if config else "",
-           "state": "broken" if entry.broken else entry.state, "progress": "", "test_acc": "", "MMACs/img": "",
+           "state": "broken" if entry.broken else effective_state(entry.path, entry.status), "progress": "",
+           "test_acc": "", "MMACs/img": "",
            "problem": "; ".join(entry.problems)}
     status, summary = getattr(entry, "status", None) or {}, getattr(entry, "summary", None) or {}
     if status:
@@ -300,6 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback
+        from prunelab.store import describe_os_error
+
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

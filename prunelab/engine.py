@@ -9,6 +9,7 @@ directory. It never draws and never imports streamlit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
@@ -28,7 +29,9 @@ from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase, PruningMethod, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStoreError
+from prunelab.store import RunDir, RunStoreError, atomic_write_bytes
+
+log = logging.getLogger("prunelab.engine")
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model.pt"
@@ -61,6 +64,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    """torch, numpy and python RNG states as tensors and plain values (weights_only loadable)."""
+    version, keys, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                      "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)}}
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    """Restore what `rng_states` returned (a missing part keeps the seeded state)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if "python" in state:
+        py = state["python"]
+        random.setstate((py["version"], tuple(int(k) for k in py["keys"].tolist()), py["gauss"]))
+    if "numpy" in state:
+        npy = state["numpy"]
+        np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                             npy["gauss"]))
 
 
 @dataclass
@@ -102,6 +127,7 @@ class Trainer:
         self._epochs_total = sum(p.epochs for p in self._phases)
         self._epochs_before: list[int] = [sum(p.epochs for p in self._phases[:i]) for i in range(len(self._phases))]
         self._started = time.time()
+        self._elapsed_before = 0.0  # training seconds of earlier legs (up to the checkpoint resumed from)
 
     # data -------------------------------------------------------------------------------------
     def loader(self, split: str, *, shuffle: bool | None = None, augment: bool | None = None,
@@ -261,7 +287,8 @@ class Trainer:
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
             "phase_index": phase_index, "epochs_done": epochs_done, "method_state": self.method.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(), "rng": rng_states(),
+            "elapsed_s": self._elapsed_before + time.time() - self._started,
         })
 
     def log(self, message: str) -> None:
@@ -302,12 +329,14 @@ class Trainer:
         try:
             state = self.run_dir.load_torch(CHECKPOINT, map_location=self.device)
         except RunStoreError as error:
-            raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}") from error
+            raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}; restart it with `python -m "
+                                f"prunelab resume {self.run_dir.run_id} --from-scratch`") from None
         self.method.load_state_dict(state["method_state"])
         model = self._to_device(build_model(state["model_spec"]))
         model = self._to_device(self.method.prepare_model(model, fresh=False))
         model.load_state_dict(state["model_state"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        set_rng_states(state.get("rng") or {"torch": state["torch_rng"]})
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
         phase_index, epochs_done = int(state["phase_index"]), int(state["epochs_done"])
         self.run_dir.truncate_metrics(lambda row: (row.get("phase_index", 0), row.get("epoch", 0))
                                       <= (phase_index, epochs_done))
@@ -329,7 +358,7 @@ class Trainer:
         summary["epochs_total"] = self._epochs_total + int(lineage.get("parent_epochs_total", 0))
         summary["parent_run"] = lineage.get("parent_run")
         self.method.finalize(model, summary)
-        summary["wall_time_s"] = time.time() - self._started
+        summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
         self.run_dir.save_torch(FINAL_MODEL, {
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "method": self.config.method.name, "method_state": self.method.state_dict(),
@@ -350,21 +379,31 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)
+        run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
     except Cancelled:
-        run.write_status(state="cancelled", message="cancelled by request", finished_at=time.time())
+        _record_end(run, "cancelled by request", state="cancelled", message="cancelled by request",
+                    finished_at=time.time())
         progress.update(state="cancelled")
-        run.log("cancelled by request")
         raise
     except BaseException as error:
-        text = f"{type(error).__name__}: {error}"
-        run.file("traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        run.write_status(state="failed", error=text, message=text, finished_at=time.time())
+        text = f"{type(error).__name__}: {error}"  # an OSError names errno, reason and file
+        _record_end(run, f"failed: {text}", traceback.format_exc(), state="failed", error=text, message=text,
+                    finished_at=time.time())
         progress.update(state="failed", error=text)
-        run.log(f"failed: {text}")
         raise
-    run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
     progress.update(state="done", fraction=1.0)
     return summary
+
+
+def _record_end(run: RunDir, line: str, trace: str | None = None, **status: Any) -> None:
+    """Best effort, most important first: status.json (in place if need be), traceback.txt, the log."""
+    run.force_status(**status)
+    try:
+        if trace is not None:
+            atomic_write_bytes(run.file("traceback.txt"), trace.encode())
+        run.log(line)
+    except OSError as error:
+        log.warning("could not record the end of %s: %s", run.run_id, error)
 
 
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:

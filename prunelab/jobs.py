@@ -5,14 +5,15 @@ threads (default one at a time: a 2-core CPU gains nothing from two). It is thre
 imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
 and polls `jobs()`; the CLI waits on it).
 
-Ownership and recovery: every run a live process is responsible for carries `owner` (a token),
-`owner_pid`, `owner_host` and `heartbeat_at` in its status.json; a heartbeat thread refreshes
-`heartbeat_at` every `HEARTBEAT_S` seconds. A run left `running` or `queued` is *orphaned*, and
-`recover_interrupted` marks it `interrupted`, when its owner process is gone (dead pid on this
-host, or this very process with no live owner holding the token) or its heartbeat is older than
-`STALE_AFTER_S`. Two processes sharing one runs directory therefore never mark each other's live
-runs. `JobManager.resume(run_id)` continues an interrupted, cancelled or failed run from its last
-epoch checkpoint (`Trainer.run(resume=True)`: metrics cut back to the checkpoint, phases continue).
+Ownership and recovery (`prunelab.ownership`): whoever trains a run holds its `owner.lock` (claimed
+atomically; a second claimant gets `JobError`/`RunBusyError` naming the owner) and refreshes it every
+`HEARTBEAT_S` seconds. A queued/running run whose lock is stale (dead pid on this host, or no heartbeat
+for `STALE_AFTER_S`) shows as `interrupted` in every view (`effective_state`), and `recover_interrupted`
+records that in status.json after taking the stale lock over. status.json also names the owner
+(`owner`, `owner_pid`, `owner_host`, `heartbeat_at` at the claim) for runs and readers without locks.
+`JobManager.resume(run_id)` continues an interrupted, cancelled or failed run from its last epoch
+checkpoint (`Trainer.run(resume=True)`: metrics cut back to the checkpoint, phases continue), or with
+`from_scratch=True` restarts it in place keeping only its config.
 
 Datasets are shared: every job loads through `prunelab.data.load_dataset`, whose in-process cache
 returns the same tensors for the same `DataConfig`, so the runs of a suite load their data once.
@@ -26,13 +27,25 @@ import os
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prunelab import ownership
 from prunelab.config import RunConfig
+from prunelab.ownership import (
+    ACTIVE_STATES,
+    HEARTBEAT_S,
+    STALE_AFTER_S,
+    OwnerLock,
+    RunBusyError,
+    effective_state,
+    new_token,
+    register_token,
+    release_token,
+)
+from prunelab.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
 from prunelab.progress import Cancelled, Progress
 from prunelab.store import FINAL_STATES, RunDir, RunStore, RunStoreError
 
@@ -41,36 +54,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prunelab.jobs")
 
-HEARTBEAT_S = 15.0  # how often a live owner refreshes `heartbeat_at` of its runs
-STALE_AFTER_S = 300.0  # a heartbeat older than this means the owner is gone (covers pid reuse, other hosts)
-ACTIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
-
-# owner tokens held by live managers / claims in this process
-_LIVE_OWNERS: set[str] = set()
-_LIVE_LOCK = threading.Lock()
 
 
 class JobError(Exception):
-    """A request the manager cannot honour (unknown run, run not resumable, manager shut down)."""
+    """A request the manager cannot honour (unknown run, run not resumable or owned elsewhere, shut down)."""
 
 
 # ---------------------------------------------------------------------------------------------
 # ownership: who is responsible for a queued/running run
-
-
-def _new_owner_token() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def _register_owner(token: str) -> None:
-    with _LIVE_LOCK:
-        _LIVE_OWNERS.add(token)
-
-
-def _release_owner(token: str) -> None:
-    with _LIVE_LOCK:
-        _LIVE_OWNERS.discard(token)
 
 
 def _owner_fields(token: str) -> dict[str, Any]:
@@ -78,54 +70,34 @@ def _owner_fields(token: str) -> dict[str, Any]:
             "heartbeat_at": time.time()}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def orphan_reason(status: dict[str, Any], now: float | None = None,
-                  stale_after_s: float = STALE_AFTER_S) -> str | None:
-    """Why a `queued`/`running` run has no live owner, or None when someone still owns it.
-
-    Owned = its token is held in this process, or (same host) its pid is another live process and
-    its heartbeat is fresh, or (other host / no owner recorded) its heartbeat or last update is fresh.
-    """
-    now = time.time() if now is None else now
-    token = status.get("owner")
-    with _LIVE_LOCK:
-        if token is not None and token in _LIVE_OWNERS:
-            return None
-    beat = float(status.get("heartbeat_at") or status.get("updated_at") or 0.0)
-    if now - beat > stale_after_s:
-        return f"no heartbeat for {now - beat:.0f} s"
-    pid, host = status.get("owner_pid"), status.get("owner_host")
-    if pid is None or host != socket.gethostname():
-        return None
-    if int(pid) == os.getpid():
-        return "its manager in this process has stopped"
-    if not _pid_alive(int(pid)):
-        return f"owner process {pid} is gone"
-    return None
-
-
 def recover_interrupted(runs_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> list[str]:
-    """Mark every orphaned `running`/`queued` run in `runs_dir` as `interrupted`; returns their ids."""
+    """Mark every orphaned `running`/`queued` run in `runs_dir` as `interrupted`; returns their ids.
+
+    Each one is claimed first (its stale lock taken over), so a process resuming it at the same moment
+    is never overwritten."""
     recovered = []
     for info in RunStore(runs_dir).iter_runs():
         if info.state not in ACTIVE_STATES:
             continue
-        reason = orphan_reason(info.status, stale_after_s=stale_after_s)
+        reason = ownership.orphan_reason(info.path, info.status, stale_after_s=stale_after_s)
         if reason is None:
             continue
-        mark_interrupted(RunDir(info.path), info.state, reason)
-        recovered.append(info.run_id)
+        token = new_token()
+        try:
+            lock = ownership.acquire(info.path, token, stale_after_s)
+        except (RunBusyError, OSError) as error:
+            log.info("not recovering %s: %s", info.run_id, error)
+            continue
+        try:
+            run = RunDir(info.path)
+            was = run.state
+            if was in ACTIVE_STATES:
+                mark_interrupted(run, was, reason)
+                recovered.append(info.run_id)
+        except (RunStoreError, OSError) as error:
+            log.warning("could not mark %s interrupted: %s", info.run_id, error)
+        finally:
+            lock.release()
     return recovered
 
 
@@ -134,6 +106,20 @@ def mark_interrupted(run: RunDir, was: str, reason: str) -> None:
     run.write_status(state="interrupted", message=f"interrupted while {was}: {reason}",
                      interrupted_at=time.time())
     run.log(f"marked interrupted (was {was}): {reason}")
+
+
+def claim_lock(run: RunDir, token: str, stale_after_s: float = STALE_AFTER_S) -> OwnerLock:
+    """Take `run`'s owner lock for `token` and clear temp files a killed owner left; JobError if owned."""
+    try:
+        lock = ownership.acquire(run.path, token, stale_after_s)
+    except RunBusyError as error:
+        raise JobError(str(error)) from None
+    if lock.took_over:
+        run.log(lock.took_over)
+    removed = run.remove_temp_files()
+    if removed:
+        run.log(f"removed {len(removed)} temp file(s) left by an earlier owner: {', '.join(removed)}")
+    return lock
 
 
 class _Heartbeat:
@@ -159,21 +145,37 @@ class _Heartbeat:
 
 
 @contextlib.contextmanager
-def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S) -> Iterator[str]:
-    """Own `run` for the duration of the block (for runs trained outside a JobManager, e.g. `prunelab run`).
+def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
+              on_lost: Callable[[], None] | None = None) -> Iterator[str]:
+    """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`).
 
-    Records this process as the owner and keeps the heartbeat fresh, so that a manager started
-    elsewhere does not mark the run interrupted while it trains.
+    Takes the run's owner lock (JobError naming the owner if someone else holds it) and keeps it fresh;
+    `on_lost()` is called if the lock is taken over (this process was frozen past the staleness bound).
     """
-    token = _new_owner_token()
-    _register_owner(token)
-    run.write_status(**_owner_fields(token))
-    heartbeat = _Heartbeat(lambda: run.write_status(heartbeat_at=time.time()), heartbeat_s)
+    token = new_token()
+    register_token(token)
     try:
-        yield token
+        lock = claim_lock(run, token)
+    except BaseException:
+        release_token(token)
+        raise
+
+    def beat() -> None:
+        if not lock.beat():
+            log.error("lost the owner lock of %s", run.run_id)
+            if on_lost is not None:
+                on_lost()
+
+    try:
+        run.write_status(**_owner_fields(token))
+        heartbeat = _Heartbeat(beat, heartbeat_s)
+        try:
+            yield token
+        finally:
+            heartbeat.stop()
     finally:
-        heartbeat.stop()
-        _release_owner(token)
+        lock.release()
+        release_token(token)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +208,7 @@ class _Job:
     state: str = "queued"
     error: str | None = None
     submitted_at: float = field(default_factory=time.time)
+    lock: OwnerLock | None = None  # held from submit/resume until the job ends
 
     @property
     def run_id(self) -> str:
@@ -238,8 +241,8 @@ class JobManager:
         self.runs_dir = self.store.root
         self.max_concurrent = max_concurrent
         self.stale_after_s = stale_after_s
-        self.token = _new_owner_token()
-        _register_owner(self.token)
+        self.token = new_token()
+        register_token(self.token)
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}  # every job this manager knows, in submission order
         self._queue: list[_Job] = []
@@ -263,8 +266,13 @@ class JobManager:
         """Create the run directory (state `queued`) and enqueue it; returns the run id immediately."""
         self._check_open()
         run = self.store.create(config, run_id)  # None: '<timestamp>-<name>'
+        try:
+            lock = claim_lock(run, self.token, self.stale_after_s)
+        except OSError as error:
+            run.force_status(state="failed", error=f"{type(error).__name__}: {error}", finished_at=time.time())
+            raise
         run.write_status(**_owner_fields(self.token), depends_on=list(depends_on))
-        job = _Job(run, config, Progress(run.run_id), tuple(depends_on))
+        job = _Job(run, config, Progress(run.run_id), tuple(depends_on), lock=lock)
         note = f"queued (after {', '.join(depends_on)})" if depends_on else "queued"
         job.progress.log(note)
         run.log(note)
@@ -272,6 +280,7 @@ class JobManager:
             self._enqueue(job)
         except JobError:
             run.write_status(state="cancelled", message="cancelled: the job manager shut down")
+            lock.release()
             raise
         return job.run_id
 
@@ -287,41 +296,60 @@ class JobManager:
             ids[item.key] = self.submit(config, depends_on=depends)
         return list(ids.values())
 
-    def resume(self, run_id: str) -> str:
-        """Continue a stopped run (interrupted, cancelled or failed) from its last epoch checkpoint."""
+    def resume(self, run_id: str, from_scratch: bool = False) -> str:
+        """Continue a stopped run (interrupted, cancelled or failed) from its last epoch checkpoint.
+
+        The run is claimed first, so of two resumes of one run exactly one succeeds (the other gets a
+        JobError naming the owner). `from_scratch=True` restarts it in place instead: checkpoint, metrics,
+        artefacts and summary are removed, config.json is kept.
+        """
         self._check_open()
         try:
             run = self.store.open(run_id)
             config = run.read_config()
-            status = run.read_status()
         except RunStoreError as error:
             raise JobError(str(error)) from None
         with self._cond:
             if run.run_id in self._jobs and self._jobs[run.run_id].state in ACTIVE_STATES:
                 raise JobError(f"run {run.run_id} is already {self._jobs[run.run_id].state} in this manager")
+        lock = claim_lock(run, self.token, self.stale_after_s)
+        try:
+            job = self._prepare_resume(run, config, lock, from_scratch)
+            self._enqueue(job)
+        except BaseException:
+            lock.release()
+            raise
+        return run.run_id
+
+    def _prepare_resume(self, run: RunDir, config: RunConfig, lock: OwnerLock, from_scratch: bool) -> _Job:
+        """Check the claimed run can be resumed, record the resume and build its job."""
+        from prunelab.engine import CHECKPOINT
+
+        try:
+            status = run.read_status()
+        except RunStoreError as error:
+            raise JobError(str(error)) from None
         state = str(status.get("state"))
-        if state in ACTIVE_STATES:
-            reason = orphan_reason(status, stale_after_s=self.stale_after_s)
-            if reason is None:
-                raise JobError(f"run {run.run_id} is {state} in process {status.get('owner_pid')} "
-                               f"on {status.get('owner_host')}; cancel it there first")
-            mark_interrupted(run, state, reason)
+        if state in ACTIVE_STATES:  # we hold its lock, so its previous owner is gone
+            reason = lock.took_over or ownership.status_orphan_reason(status, stale_after_s=self.stale_after_s)
+            mark_interrupted(run, state, reason or "no live owner")
         elif state not in RESUMABLE_STATES:
             allowed = ", ".join(RESUMABLE_STATES)
             raise JobError(f"run {run.run_id} is {state}; only {allowed} runs can be resumed")
-        from prunelab.engine import CHECKPOINT
-
-        has_checkpoint = run.file(CHECKPOINT).exists()
-        if not has_checkpoint:  # nothing finished: start over, dropping any row of an unfinished epoch
+        if from_scratch:
+            removed = run.clear_for_restart()
+            note = f"restarting from scratch (config kept; removed {', '.join(removed) or 'nothing'})"
+        elif run.file(CHECKPOINT).exists():
+            note = "resume queued"
+        else:  # nothing finished: start over, dropping any row of an unfinished epoch
             run.truncate_metrics(lambda row: False)
-        run.write_status(state="queued", error=None, finished_at=None, message="resume queued",
-                         **_owner_fields(self.token))
-        job = _Job(run, config, Progress(run.run_id), resume=has_checkpoint)
-        note = "resume queued" if has_checkpoint else "no checkpoint yet: restarting from the beginning"
+            note = "no checkpoint yet: restarting from the beginning"
+        run.write_status(state="queued", error=None, finished_at=None, message=note, epoch=0 if from_scratch
+                         else status.get("epoch", 0), **_owner_fields(self.token))
+        job = _Job(run, config, Progress(run.run_id), resume=run.file(CHECKPOINT).exists(), lock=lock)
         job.progress.log(note)
         run.log(note)
-        self._enqueue(job)
-        return run.run_id
+        return job
 
     def _enqueue(self, job: _Job) -> None:
         with self._cond:
@@ -362,9 +390,17 @@ class JobManager:
             job.run.log(message)
         except OSError as error:
             log.warning("could not record %s for %s: %s", state, job.run_id, error)
+        self._release(job)
         job.progress.update(state=state, error=job.error)
         job.progress.log(message)
         self._cond.notify_all()
+
+    @staticmethod
+    def _release(job: _Job) -> None:
+        """Give up the job's owner lock (its final state is on disk)."""
+        if job.lock is not None:
+            job.lock.release()
+            job.lock = None
 
     def shutdown(self, cancel_running: bool = True, timeout: float | None = None) -> None:
         """Stop the manager: queued jobs are cancelled; running ones are cancelled or, if not
@@ -386,7 +422,7 @@ class JobManager:
                 worker.join(timeout)
         if not any(worker.is_alive() for worker in self._workers):  # else a job still runs: keep owning it
             self._heartbeat.stop()
-            _release_owner(self.token)
+            release_token(self.token)
 
     # reading ----------------------------------------------------------------------------------
     def jobs(self) -> list[JobInfo]:
@@ -477,8 +513,8 @@ class JobManager:
             status = self.store.open(run_id).read_status()
         except RunStoreError:
             return "missing", f"no run {run_id} in {self.runs_dir}"
-        state = str(status.get("state"))
-        if state in ACTIVE_STATES and orphan_reason(status, stale_after_s=self.stale_after_s):
+        state = effective_state(self.store.root / run_id, status, self.stale_after_s)
+        if state == "interrupted" and status.get("state") in ACTIVE_STATES:
             return "interrupted", "its owner is gone"
         return state, status.get("error")
 
@@ -497,19 +533,26 @@ class JobManager:
 
     def _finish(self, job: _Job, state: str, error: str | None) -> None:
         with self._cond:
+            self._release(job)
             job.state = state
             job.error = error
             self._cond.notify_all()
 
     def _beat(self) -> None:
+        """Refresh the owner lock of every active job; a job whose lock was taken over is cancelled."""
         with self._cond:
-            runs = [job.run for job in self._jobs.values() if job.state in ACTIVE_STATES]
-        now = time.time()
-        for run in runs:
+            jobs = [job for job in self._jobs.values() if job.state in ACTIVE_STATES and job.lock is not None]
+        for job in jobs:
+            lock = job.lock
             try:
-                run.write_status(heartbeat_at=now)
+                if lock is None or lock.beat():
+                    continue
             except OSError as error:
-                log.warning("heartbeat of %s failed: %s", run.run_id, error)
+                log.warning("heartbeat of %s failed: %s", job.run_id, error)
+                continue
+            log.error("run %s was taken over by another process; stopping it here", job.run_id)
+            job.progress.log("another process took this run over: stopping")
+            self.cancel(job.run_id)
 
     def __enter__(self) -> JobManager:
         return self
@@ -526,22 +569,25 @@ def list_jobs(runs_dir: str | Path | None = None, recent: int = 10,
               stale_after_s: float = STALE_AFTER_S) -> list[JobInfo]:
     """Jobs as seen on disk: every queued/running run plus the `recent` most recent finished ones.
 
-    A queued/running run whose owner is gone is shown `interrupted` (nothing is written).
+    A queued/running run whose owner is gone is shown `interrupted` (nothing is written), and always
+    listed, right after the active ones, whatever `recent` is.
     """
     active: list[JobInfo] = []
+    orphaned: list[JobInfo] = []
     finished: list[JobInfo] = []
     for info in RunStore(runs_dir).iter_runs():
         status = dict(info.status)
-        state = info.state
-        if state in ACTIVE_STATES and orphan_reason(status, stale_after_s=stale_after_s) is not None:
-            state = "interrupted"
+        state = effective_state(info.path, status, stale_after_s)
         status["state"] = state
         status["log"] = RunDir(info.path).read_log_tail(10)
         job = JobInfo(run_id=info.run_id, state=state, progress=status, name=info.config.name,
                       method=info.config.method.name, suite=info.config.suite,
                       depends_on=tuple(status.get("depends_on") or ()), error=status.get("error"),
                       submitted_at=status.get("created_at"), path=info.path)
-        (active if state in ACTIVE_STATES else finished).append(job)
+        if state in ACTIVE_STATES:
+            active.append(job)
+        else:
+            (orphaned if info.state in ACTIVE_STATES else finished).append(job)
     finished.sort(key=lambda j: float(j.progress.get("updated_at") or 0.0), reverse=True)
     active.sort(key=lambda j: float(j.submitted_at or 0.0))
-    return active + finished[:recent]
+    return active + orphaned + finished[:recent]

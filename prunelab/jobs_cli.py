@@ -35,6 +35,9 @@ def add_job_commands(sub: Any) -> None:
     resume = sub.add_parser("resume", help="continue an interrupted, cancelled or failed run "
                                            "from its last epoch checkpoint")
     resume.add_argument("run", help="run id (directory name under the runs dir) or run directory path")
+    resume.add_argument("--from-scratch", action="store_true",
+                        help="restart the run in place with its config: checkpoint, metrics and artefacts "
+                             "are removed (e.g. after a corrupt checkpoint)")
     _add_runs_dir(resume)
     resume.set_defaults(func=cmd_resume)
 
@@ -76,10 +79,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     root = given.parent if given.is_dir() and (given / "config.json").is_file() else _runs_root(args)
     manager = JobManager(root)
     try:
-        run_id = manager.resume(args.run)
+        run_id = manager.resume(args.run, from_scratch=args.from_scratch)
     except JobError as error:
         manager.shutdown()
         raise UsageError(str(error)) from None
+    except OSError:  # reported in one line by `main`
+        manager.shutdown()
+        raise
     bar = TerminalProgress()
     try:
         while not manager.wait(run_id, timeout=POLL_S):
@@ -230,7 +236,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     suite = build_suite_from_args(args)
     manager = JobManager(_runs_root(args), max_concurrent=args.max_concurrent)
-    run_ids = manager.submit_suite(suite)
+    try:
+        run_ids = manager.submit_suite(suite)
+    except OSError:  # e.g. a read-only runs folder: reported in one line by `main`
+        manager.shutdown()
+        raise
     weights = {run_id: run_weight(item.config) for run_id, item in zip(run_ids, suite.runs, strict=True)}
     print(f"suite {suite.suite_id}: {len(run_ids)} runs in {manager.runs_dir}", file=sys.stderr)
     display = SuiteDisplay()

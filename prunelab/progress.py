@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Any
 
+LIVE_STATES = ("queued", "running")  # states that can have an ETA
+
 
 class Cancelled(Exception):
     """Raised inside a trainer when its job was asked to stop."""
@@ -35,7 +37,9 @@ class Progress:
             self._state.update(fields)
             started = self._state.get("started_at")
             fraction = float(self._state.get("fraction") or 0.0)
-            if started and 0.0 < fraction < 1.0:
+            if self._state.get("state") not in LIVE_STATES:  # ended (cancelled, failed, done): no ETA
+                self._state["eta_s"] = None
+            elif started and 0.0 < fraction < 1.0:
                 elapsed = time.time() - started
                 self._state["eta_s"] = elapsed * (1.0 - fraction) / fraction
             elif fraction >= 1.0:

@@ -22,6 +22,7 @@ import pandas as pd
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
+from prunelab.ownership import effective_state, owner_alive
 from prunelab.store import BrokenRun, RunDir, RunStore, RunStoreError, default_runs_dir
 
 __all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt file
@@ -86,16 +87,18 @@ def is_demo(path: str | Path) -> bool:
         return False
 
 
-def delete_run(path: str | Path) -> None:
-    """Delete one user run directory; raises RunStoreError for a demo run or a queued/running one."""
+def delete_run(path: str | Path) -> str:
+    """Delete one user run directory (a symlinked run: the link); returns what was done. Raises
+    RunStoreError for a demo run or a queued/running one with a live owner."""
     path = Path(path)
     if is_demo(path):
         raise RunStoreError(f"{path.name} is a bundled demo run and is read-only")
-    RunStore(path.parent).delete(path.name)
+    return RunStore(path.parent).delete(path.name)
 
 
-def roots_signature(roots: list[Path]) -> tuple[tuple[str, float], ...]:
-    """(run dir, newest mtime of its config/status/summary) for every run: the runs table's cache key."""
+def roots_signature(roots: list[Path]) -> tuple[tuple[str, float, bool | None], ...]:
+    """(run dir, newest mtime of its config/status/summary, owner alive) for every run: the runs table's
+    cache key (the last item flips when an owner dies, which changes no file)."""
     signature = []
     for root in roots:
         try:
@@ -103,7 +106,8 @@ def roots_signature(roots: list[Path]) -> tuple[tuple[str, float], ...]:
         except OSError:
             continue
         for path in entries:
-            signature.append((str(path), _newest_mtime(path, ("config.json", "status.json", "summary.json"))))
+            signature.append((str(path), _newest_mtime(path, ("config.json", "status.json", "summary.json")),
+                              owner_alive(path)))
     return tuple(signature)
 
 
@@ -154,7 +158,8 @@ def _run_row(info: Any) -> dict[str, Any]:
         "run_id": info.run_id, "path": str(info.path), "demo": is_demo(info.path),
         "name": config.name or info.run_id, "suite": config.suite, "method": config.method.name,
         "dataset": config.data.dataset, "model": config.model.name, "width": config.model.width,
-        "state": info.state, "fraction": float(status.get("fraction") or 0.0), "error": status.get("error"),
+        "state": effective_state(info.path, status),  # interrupted when its owner is gone
+        "fraction": float(status.get("fraction") or 0.0), "error": status.get("error"),
         "test_acc": summary.get("test_acc"), "macs_per_image": summary.get("macs_per_image"),
         "params": summary.get("params"), "wall_time_s": summary.get("wall_time_s"),
         "epochs": summary.get("epochs", config.train.epochs),

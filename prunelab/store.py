@@ -27,6 +27,7 @@ RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 DEFAULT_RUNS_DIR = "runs"
 RUN_FILES = ("config.json", "status.json")  # a directory holding either is a run (maybe a broken one)
+KEEP_ON_RESTART = ("config.json", "status.json", "log.txt", "owner.lock")
 
 
 class RunStoreError(Exception):
@@ -52,6 +53,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line for a failed write: 'cannot write /runs/x/status.json: No space left on device'."""
+    where = f" {error.filename}" if getattr(error, "filename", None) else ""
+    return f"cannot write{where}: {error.strerror or error}"
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
 
@@ -62,6 +69,17 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a torch.load error, without PyTorch's advice to retry with `weights_only=False`
+    (unsafe: it would run whatever code the file carries)."""
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:  # keep only the unpickler's own reason
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = text.split(" Please use `torch.serialization")[0].split(" Check the documentation")[0]
+    text = text.split(". ")[0].strip().rstrip(".")
+    return text or type(error).__name__
 
 
 def read_json(path: Path) -> Any:
@@ -112,6 +130,29 @@ class RunDir:
             status["updated_at"] = time.time()
             atomic_write_json(self.file("status.json"), status)
             return status
+
+    def force_status(self, **fields: Any) -> bool:
+        """`write_status`, falling back to rewriting status.json in place when no new file can be made
+        (a full disk still takes a few bytes in the file's own block). False if nothing could be written."""
+        try:
+            self.write_status(**fields)
+            return True
+        except OSError as error:
+            log.warning("could not write the status of %s atomically: %s", self.run_id, error)
+        try:
+            with self._lock:
+                status = read_json(self.file("status.json"))
+                status.update(fields, updated_at=time.time())
+                data = json.dumps(status, indent=2, default=_json_default).encode()
+                with open(self.file("status.json"), "r+b") as handle:
+                    handle.write(data)
+                    handle.truncate()
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            return True
+        except (OSError, ValueError) as error:
+            log.warning("could not write the status of %s at all: %s", self.run_id, error)
+            return False
 
     @property
     def state(self) -> str:
@@ -201,7 +242,36 @@ class RunDir:
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unpickling problem is a corrupt file
-            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint: {error}") from error
+            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint "
+                                f"({_first_line(error)})") from None
+
+    # restarts and leftovers
+    def remove_temp_files(self) -> list[str]:
+        """Delete temp files of atomic writes a killed owner left behind (call while owning the run)."""
+        removed = []
+        for path in self.path.glob(".*.tmp*"):
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError as error:
+                log.warning("could not remove %s: %s", path, error)
+        return sorted(removed)
+
+    def clear_for_restart(self) -> list[str]:
+        """Remove everything a training leg wrote (checkpoint, metrics, artefacts, summary); keep
+        config.json, status.json, log.txt and the owner lock. Returns the removed names."""
+        import shutil
+
+        removed = []
+        for path in sorted(self.path.iterdir()):
+            if path.name in KEEP_ON_RESTART:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path.name)
+        return removed
 
     def _read_json_file(self, name: str) -> Any:
         """Parsed JSON of `name`, checked against its schema when it has one (prunelab.artefacts)."""
@@ -263,8 +333,14 @@ class RunStore:
                 counter += 1
                 candidate = f"{base}-{counter}"
         run = RunDir(self.root / candidate)
-        run.write_config(config)
-        run.write_status(state="queued", phase=None, epoch=0, fraction=0.0, error=None, created_at=time.time())
+        try:
+            run.write_config(config)
+            run.write_status(state="queued", phase=None, epoch=0, fraction=0.0, error=None, created_at=time.time())
+        except BaseException:  # e.g. a full disk: leave no half-made run behind
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
         return run
 
     @staticmethod
@@ -341,10 +417,44 @@ class RunStore:
     def list_runs(self) -> list[RunInfo]:
         return list(self.iter_runs())
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str) -> str:
+        """Delete a run that nobody owns; returns what was done.
+
+        Refused (RunStoreError naming the owner) while the run is queued or running with a live owner;
+        the run is claimed for the deletion, so nobody can start it meanwhile. A symlinked run: only the
+        link is removed, its target is kept.
+        """
         import shutil
 
+        from prunelab import ownership
+
+        name = str(run_id)
+        link = self.root / name if sanitize_name(name) == name else Path(name)
+        if link.is_symlink():
+            target = os.path.realpath(link)
+            link.unlink()
+            return f"removed the link {link} (its target {target} is kept)"
         run = self.open(run_id)
-        if run.state in ("running", "queued"):
-            raise RunStoreError(f"run {run_id} is {run.state}; cancel it before deleting")
-        shutil.rmtree(run.path)
+        try:
+            status = run.read_status()
+        except RunStoreError:
+            status = {}  # a broken run can always be deleted
+        state = ownership.effective_state(run.path, status)
+        if state in ownership.ACTIVE_STATES:
+            lock = ownership.read_lock(run.path)
+            owner = f" by {lock.describe()}" if lock is not None else ""
+            raise RunStoreError(f"run {run.run_id} is {state}{owner}; cancel it before deleting")
+        try:
+            lock = ownership.acquire(run.path, ownership.new_token())
+        except ownership.RunBusyError as error:
+            raise RunStoreError(f"{error}; cancel it before deleting") from None
+        except OSError as error:
+            raise RunStoreError(f"cannot delete run {run.run_id}: {error.strerror or error}") from None
+        try:
+            shutil.rmtree(run.path)
+        except OSError as error:
+            raise RunStoreError(f"cannot delete run {run.run_id}: {error.strerror or error} "
+                                f"({getattr(error, 'filename', None) or run.path})") from None
+        finally:
+            lock.release()
+        return f"deleted {run.path}"

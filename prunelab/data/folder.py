@@ -58,15 +58,22 @@ def _list_split(
     return classes, files, latest
 
 
+def folder_problem(root: str | Path) -> str | None:
+    """Why `root` cannot be a folder dataset at all (missing, or a file), or None."""
+    root = Path(root)
+    layout = "folder:PATH needs PATH/train/<class>/*.png and PATH/test/<class>/*.png (ImageFolder layout)"
+    if root.is_dir():
+        return None
+    if root.exists():
+        return f"folder dataset {str(root)!r} is a file, not a folder; {layout}"
+    return f"folder dataset {str(root)!r} does not exist; {layout}"
+
+
 def _scan(root: Path) -> dict:
     """Validate the layout and list every image; raises DatasetError with what is wrong."""
-    if not root.exists():
-        raise DatasetError(
-            f"folder dataset {root} does not exist; expected {root}/train/<class>/*.png "
-            f"and {root}/test/<class>/*.png"
-        )
-    if not root.is_dir():
-        raise DatasetError(f"folder dataset {root} is not a directory")
+    problem = folder_problem(root)
+    if problem is not None:
+        raise DatasetError(problem)
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DatasetError(

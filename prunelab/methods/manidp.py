@@ -399,7 +399,7 @@ class ManiDP(PruningMethod):
         self.eta = float(state.get("eta", 1.0))
         self.step = int(state.get("step", 0))
         running = state.get("running")
-        self._running = None if running is None else [r.to(self.trainer.device) for r in running]
+        self._running = None if running is None else [r.to(self.trainer.device).float() for r in running]
         self._calibrated_for = int(state.get("calibrated_for", -1))
         self.parent = dict(state.get("parent", {}))
 
