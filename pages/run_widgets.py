@@ -30,6 +30,7 @@ from prunelab.config import (
     field_bounds,
 )
 from prunelab.jobs import RESUMABLE_STATES, JobError
+from prunelab.progress import accuracy_text
 from prunelab.store import RunStoreError, default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,9 +221,9 @@ def _job_text(snap: dict[str, Any]) -> str:
              f"{100 * float(snap.get('fraction') or 0.0):.0f}%"]
     if snap.get("eta_s"):
         parts.append(f"ETA {snap['eta_s']:.0f} s")
-    acc = (snap.get("metrics") or {}).get("test_acc")
-    if acc is not None:
-        parts.append(f"test acc {acc:.3f}")
+    acc = accuracy_text(snap.get("metrics") or {})
+    if acc:
+        parts.append(acc)
     return " · ".join(parts)
 
 

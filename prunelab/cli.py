@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from prunelab.config import METHOD_NAMES, RunConfig, describe_validation_error
+from prunelab.progress import accuracy_text
 
 
 class UsageError(Exception):
@@ -171,7 +172,7 @@ class TerminalProgress:
         eta = snap.get("eta_s")
         eta_text = f" ETA {eta:4.0f}s" if eta else ""
         metrics = snap.get("metrics") or {}
-        acc = f" test acc {metrics['test_acc']:.3f}" if "test_acc" in metrics else ""
+        acc = f" {accuracy_text(metrics)}" if "test_acc" in metrics else ""
         line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {snap.get('phase') or ''} "
                 f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
                 f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}{acc}{eta_text}")

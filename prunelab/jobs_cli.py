@@ -26,6 +26,7 @@ from prunelab.cli import (
     format_table,
 )
 from prunelab.config import RunConfig
+from prunelab.progress import accuracy_text
 
 POLL_S = 0.5
 
@@ -209,7 +210,7 @@ def _state_detail(job: Any) -> str:
         return f" ({job.error})"
     metrics = job.progress.get("metrics") or {}
     if job.state == "done" and "test_acc" in metrics:
-        return f" (test acc {metrics['test_acc']:.3f})"
+        return f" ({accuracy_text(metrics)})"
     return ""
 
 
@@ -320,7 +321,6 @@ def job_row(job: Any) -> dict[str, str]:
     """One `jobs` table row from a JobInfo (live or read from status.json)."""
     snap = job.progress
     metrics = snap.get("metrics") or {}
-    acc = metrics.get("test_acc")
     eta = snap.get("eta_s")
     updated = snap.get("updated_at")
     return {
@@ -329,6 +329,6 @@ def job_row(job: Any) -> dict[str, str]:
         "epoch": f"{snap.get('epoch') or 0}/{snap.get('epochs_total') or 0}",
         "progress": f"{100 * float(snap.get('fraction') or 0.0):.0f}%",
         "ETA": f"{eta:.0f}s" if eta and job.state == "running" else "",
-        "test_acc": f"{acc:.4f}" if acc is not None else "",
+        "test_acc": accuracy_text(metrics, digits=4).removeprefix("test acc "),
         "updated": time.strftime("%H:%M:%S", time.localtime(updated)) if updated else "",
     }
