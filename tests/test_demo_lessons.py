@@ -1,0 +1,87 @@
+"""The shipped demo (assets/demo_runs) teaches what the papers teach, over seeds, at equal budgets.
+
+These read the precomputed runs only (no training): when the code is right and the demo was made with
+scripts/make_demo.py, each lesson holds; a change that breaks one shows here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunelab import analysis, lessons
+from prunelab.results import DEMO_RUNS_DIR, runs_table
+from prunelab.store import RunStore
+
+DEMO = Path(DEMO_RUNS_DIR)
+pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs")
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return analysis.ablation_table(runs_table([DEMO]))
+
+
+def _by_lambda(table: pd.DataFrame, figure: str) -> dict[float, np.ndarray]:
+    slim = table[table["method"] == "slimming"]
+    return {float(lam): group[figure].to_numpy(dtype=float) for lam, group in slim.groupby("sparsity_lambda")}
+
+
+def test_every_demo_run_is_finished_and_readable() -> None:
+    entries = list(RunStore(DEMO).scan(check_artefacts=True))
+    assert entries and all(not entry.broken and not entry.problems for entry in entries)
+    assert all(entry.state == "done" for entry in entries)
+
+
+def test_slimming_gammas_pile_up_at_zero_as_lambda_grows(table: pd.DataFrame) -> None:
+    shares = _by_lambda(table, "gamma_frac_below_0.05")
+    lambdas = sorted(shares)
+    means = [shares[lam].mean() for lam in lambdas]
+    assert len(lambdas) >= 3 and all(a < b for a, b in zip(means, means[1:], strict=False))
+    assert means[0] <= 0.05 and means[-1] >= 0.30
+
+
+def test_pruning_hurts_far_less_at_the_largest_lambda(table: pd.DataFrame) -> None:
+    after = _by_lambda(table, "acc_after_prune")
+    lambdas = sorted(after)
+    assert after[lambdas[-1]].mean() >= after[lambdas[0]].mean() + 0.15
+
+
+def test_similarity_term_lowers_t_minus_r_across_seeds(table: pd.DataFrame) -> None:
+    manidp = table[table["method"] == "manidp"]
+    gap = {(bool(c), bool(s)): g["similarity_gap_mean"].to_numpy(dtype=float)
+           for (c, s), g in manidp.groupby(["complexity", "similarity"])}
+    assert all(len(values) >= 3 for values in gap.values()) and len(gap) == 4
+    neither, complexity = gap[(False, False)].mean(), gap[(True, False)].mean()
+    similarity, both = gap[(False, True)].mean(), gap[(True, True)].mean()
+    assert similarity < neither and both < complexity  # each term-on variant below its term-off control
+    assert max(similarity, both) < min(neither, complexity)  # and both below both controls
+
+
+def test_feature_similarity_is_never_negative_in_any_probe() -> None:
+    probes = sorted(DEMO.glob("*/probe.npz"))
+    assert probes
+    for path in probes:
+        with np.load(path) as probe:
+            names = probe["layer_names"]
+            assert min(float(probe[f"R_{i}"].min()) for i in range(len(names))) >= -1e-6, path.parent.name
+
+
+def test_every_pruned_run_has_a_baseline_with_the_same_budget(table: pd.DataFrame) -> None:
+    baselines = set(table.loc[table["method"] == "baseline", "epochs_total"].astype(int))
+    pruned = table[table["method"].isin(["slimming", "manidp"])]
+    assert not pruned.empty and set(pruned["epochs_total"].astype(int)) <= baselines
+    manidp = pruned[pruned["method"] == "manidp"]
+    # ManiDP's parent is referenced by run id (never a machine path), and its epochs count in the budget
+    ids = set(table["run_id"])
+    assert manidp["parent_run"].isin(ids).all()
+    assert (manidp["epochs_total"] > manidp["epochs"]).all()
+
+
+def test_the_ablations_page_claims_agree_with_the_demo(table: pd.DataFrame) -> None:
+    verdicts = {claim.lesson: claim.verdict for claim in lessons.claims(table)}
+    assert verdicts["γ piles up at zero as λ grows"] == "holds"
+    assert verdicts["with a strong λ, pruning barely hurts before fine-tuning"] == "holds"
