@@ -57,8 +57,9 @@ LABELS = {
 ACTIVE = ("queued", "running")
 POLL_S = 1.0
 PENDING_DELETE = "pending_delete"
-TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "state",
-                 "fraction", "test_acc", "macs_per_image", "params", "wall_time_s", "error", "problem"]
+TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "seed", "state",
+                 "fraction", "test_acc", "macs_per_image", "params", "epochs_total", "parent_run", "wall_time_s",
+                 "error", "problem"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,6 +294,9 @@ def runs_browser(runs: pd.DataFrame) -> None:
             "macs_per_image": st.column_config.NumberColumn("MACs / image", format="compact"),
             "params": st.column_config.NumberColumn("params", format="compact"),
             "wall_time_s": st.column_config.NumberColumn("time (s)", format="%.0f"),
+            "epochs_total": st.column_config.NumberColumn("epochs in all", help="every epoch behind the final "
+                                                          "weights, a parent run's included"),
+            "parent_run": st.column_config.TextColumn("parent run"),
             "demo": st.column_config.CheckboxColumn("demo"),
         },
     )
