@@ -28,7 +28,7 @@ BASE = RunConfig.model_validate({"data": {"train_size": 150, "test_size": 50}, "
 
 def test_demo_suite_has_the_issue_runs_at_equal_budgets() -> None:
     suite = build_suite("demo", BASE)
-    assert suite.run_keys() == ["baseline", "slim-l0", "slim-l2e-3", "slim-l5e-3", "pretrain", "manidp-neither",
+    assert suite.run_keys() == ["baseline", "slim-l0", "slim-l4e-3", "slim-l8e-3", "pretrain", "manidp-neither",
                                 "manidp-complexity", "manidp-similarity", "manidp-both"]
     by_key = {run.key: run for run in suite.runs}
     assert [by_key[f"slim-l{format_value(lam)}"].config.method.sparsity_lambda for lam in SLIMMING_LAMBDAS] == \
@@ -81,7 +81,7 @@ def test_epochs_override_sets_training_and_finetune_lengths() -> None:
 
 def test_registered_suites_and_unknown_name() -> None:
     assert set(SUITES) >= {"demo", "slimming", "ablation"}
-    assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l2e-3", "slim-l5e-3"]
+    assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l4e-3", "slim-l8e-3"]
     assert build_suite("ablation", BASE).run_keys()[1:] == ["pretrain", "manidp-neither", "manidp-complexity",
                                                         "manidp-similarity", "manidp-both"]
     with pytest.raises(ValueError, match=r"unknown suite 'nope'; allowed: demo"):
