@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,3 +37,11 @@ def fixture_run(runs_dir: Path, name: str, artefact: str) -> Path:
     if not (path / artefact).is_file():
         pytest.skip(f"the fixture run {name} is not available")
     return path
+
+
+def frame_with(at: Any, *columns: str) -> Any:
+    """The first dataframe on the page that has all of `columns` (pages hold several tables)."""
+    for element in at.dataframe:
+        if set(columns) <= set(element.value.columns):
+            return element.value
+    raise AssertionError(f"no dataframe with columns {columns}")

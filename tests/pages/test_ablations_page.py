@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.store import RunStore
+from tests.pages.page_helpers import frame_with
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "ablations.py")
 TIMEOUT = 60
@@ -29,7 +30,7 @@ def finished(root: Path) -> dict[str, dict]:
 def test_table_scatter_and_download(runs_env: Path) -> None:
     at = render()
     done = finished(runs_env)
-    table = at.dataframe[0].value
+    table = frame_with(at, "name", "variant")
     assert sorted(table["name"]) == sorted(done)  # failed, running and corrupt runs are left out
     for _, row in table.iterrows():
         summary = done[row["name"]]
@@ -37,9 +38,25 @@ def test_table_scatter_and_download(runs_env: Path) -> None:
         assert row["macs_per_image"] == pytest.approx(summary["macs_per_image"])
         reference = summary.get("macs_dense") or summary.get("macs_before") or summary["macs_per_image"]
         assert row["macs_reduction"] == pytest.approx(1 - summary["macs_per_image"] / reference)
-    scatter = json.loads(at.get("plotly_chart")[0].proto.spec)
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    scatter = next(c for c in charts if c["layout"]["title"]["text"].startswith("Accuracy against MACs"))
     assert {trace["name"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
     assert at.get("download_button")[0].label.startswith("Download")
+    # runs that differ only in their seed form one variant, shown with mean ± std and error bars
+    groups = frame_with(at, "variant", "seeds", "test_acc_mean")
+    assert groups["seeds"].sum() == len(done)
+    bars = next(c for c in charts if "mean ± std over seeds" in c["layout"]["title"]["text"]
+                and c["data"][0]["type"] == "bar")
+    assert len(bars["data"][0]["x"]) == len(groups) and "error_y" in bars["data"][0]
+
+
+def test_the_papers_claims_are_stated_next_to_the_runs_figures(runs_env: Path) -> None:
+    at = render()
+    text = " ".join(m.value for m in at.markdown)
+    lambdas = {s.get("sparsity_lambda") for s in finished(runs_env).values() if s["method"] == "slimming"}
+    if len(lambdas) >= 2:
+        assert "γ piles up at zero as λ grows" in text and "Paper: Network Slimming" in text
+    assert "Measured here:" in text
 
 
 def test_sweep_curve_over_slimming_lambda(runs_env: Path) -> None:
@@ -49,9 +66,10 @@ def test_sweep_curve_over_slimming_lambda(runs_env: Path) -> None:
     at = render()
     at.selectbox(key="abl_param").set_value("sparsity_lambda").run()
     assert not at.exception
-    sweep = at.dataframe[1].value
+    sweep = frame_with(at, "value", "test_acc")
     assert sweep["value"].tolist() == sorted(lambdas)
-    curve = json.loads(at.get("plotly_chart")[1].proto.spec)
+    curve = next(c for c in (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
+                 if c["data"][0].get("name") == "test accuracy")
     assert curve["data"][0]["x"] == [f"{v:g}" for v in sorted(lambdas)]
 
 
@@ -60,7 +78,7 @@ def test_suite_filter(runs_env: Path) -> None:
     options = at.selectbox(key="abl_suite").options
     assert any("fixture" in option for option in options)
     at.selectbox(key="abl_suite").set_value("fixture").run()
-    assert not at.exception and len(at.dataframe[0].value) == len(finished(runs_env))
+    assert not at.exception and len(frame_with(at, "name", "variant")) == len(finished(runs_env))
 
 
 def test_empty_runs_dir(empty_runs_env: Path) -> None:

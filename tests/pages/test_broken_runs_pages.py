@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.broken_runs import GOOD, make_broken_runs
+from tests.pages.page_helpers import frame_with
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
 ROOT = PAGES.parent
@@ -87,5 +88,5 @@ def test_similarity_page_tells_missing_from_corrupt(broken_env: dict, case: str,
 
 def test_ablations_page_shows_the_good_runs(broken_env: dict) -> None:
     at = render("ablations.py")
-    names = set(at.dataframe[0].value["name"])
+    names = set(frame_with(at, "name", "variant")["name"])
     assert set(GOOD) <= names and not {"status-list", "summary-na", "slim-summary-na"} & names

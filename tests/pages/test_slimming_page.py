@@ -66,9 +66,15 @@ def test_histograms_follow_epoch_and_layer(slim_run: Path) -> None:
     assert int(counts.sum()) == history[f"layer_{len(names) - 1}"].shape[1]  # one count per channel
     # at initialisation every |gamma| is the same, so one bin holds them all
     assert np.count_nonzero(counts) == 1
-    # the global threshold of pruning.json is drawn as a vertical line
-    threshold = json.loads((slim_run / "pruning.json").read_text())["threshold"]
-    assert any(shape.get("x0") == pytest.approx(threshold) for shape in histogram["layout"]["shapes"])
+    # the global threshold that applied at the epoch shown is drawn as a vertical line: at epoch 0 ...
+    assert any(shape.get("x0") == pytest.approx(history["thresholds"][0]) for shape in histogram["layout"]["shapes"])
+    at.slider(key="slim_epoch").set_value(int(history["epochs"][-1])).run()
+    threshold = json.loads((slim_run / "pruning.json").read_text())["threshold"]  # ... and at the last epoch
+    shapes = figure(at, 0)["layout"]["shapes"]
+    assert any(shape.get("x0") == pytest.approx(threshold) for shape in shapes)
+    # the share of |gamma| below 0.05 at that epoch is stated per run
+    gammas = np.concatenate([history[f"layer_{i}"][-1] for i in range(len(names))])
+    assert any(m.value == f"{np.mean(gammas < 0.05):.1%}" for m in at.metric if "|γ| < 0.05" in m.label)
 
 
 def test_what_if_slider_recomputes(slim_run: Path) -> None:
