@@ -3,6 +3,7 @@ resume, concurrent submissions, and that nothing saved is lost when a job stops 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -341,3 +342,28 @@ def test_shutdown_cancels_queued_and_running(tmp_path: Path, monkeypatch: pytest
 
     with pytest.raises(JobError, match="shut down"):
         manager.submit(tiny("late"))
+
+
+def test_runs_trained_side_by_side_in_one_process_are_reproducible(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads start the same config at once: seeding and initialisation must not interleave."""
+    import prunelab.engine as engine
+
+    started = threading.Barrier(2)
+    real_build = engine.build_model
+
+    def build_after_both_seeded(spec: dict) -> torch.nn.Module:
+        # without the engine's lock both threads seed, then both draw: the second draws other numbers
+        with contextlib.suppress(threading.BrokenBarrierError):  # with the lock: one at a time, time-out
+            started.wait(timeout=2)
+        return real_build(spec)
+
+    monkeypatch.setattr(engine, "build_model", build_after_both_seeded)
+    config = RunConfig.model_validate({"data": {"train_size": 100, "test_size": 20}, "model": {"width": 0.25},
+                                       "train": {"epochs": 1, "batch_size": 50, "device": "cpu", "threads": 1}})
+    with JobManager(tmp_path, max_concurrent=2) as manager:
+        ids = [manager.submit(config), manager.submit(config)]
+        assert manager.wait(timeout=300)
+    states = [torch.load(tmp_path / run_id / "model.pt", weights_only=True)["model_state"] for run_id in ids]
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
