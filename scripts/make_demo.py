@@ -30,7 +30,7 @@ from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 OUT = Path("assets") / "demo_runs"
 # no page reads these: checkpoints (optimizer state), final models (the what-if slider reads
 # dense_model.pt), torch.export archives and tracebacks
-NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt")
+NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
 SIZE_BUDGET = 15_000_000
 
 

@@ -12,8 +12,19 @@ import shutil
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo_runs"
-SOURCES = {"baseline": "20261122-192205-demo-baseline", "slimming": "20261122-192205-demo-slim-l1e-4",
-           "manidp": "20261122-192205-demo-manidp-both"}
+# the demo run copied for each method (run ids carry the suite's time stamp, so they are found by name)
+PATTERNS = {"baseline": "*-demo-baseline*", "slimming": "*-demo-slim-l[1-9]*", "manidp": "*-demo-manidp-both*"}
+
+
+def demo_run(method: str) -> Path:
+    """The first bundled demo run of `method` (for slimming: one with lambda > 0)."""
+    found = sorted(DEMO.glob(PATTERNS[method]))
+    if not found:
+        raise FileNotFoundError(f"no bundled demo run matches {PATTERNS[method]} in {DEMO}")
+    return found[0]
+
+
+SOURCES = {method: demo_run(method).name for method in PATTERNS}
 GOOD = {"good-baseline": "baseline", "good-slimming": "slimming", "good-manidp": "manidp"}
 
 

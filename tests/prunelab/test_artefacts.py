@@ -18,7 +18,7 @@ from prunelab.artefact_checks import read_artefact, read_npz_artefact, read_per_
 from prunelab.artefacts import ArtefactError, read_artefact_json, validate_json
 from prunelab.cli import main
 from prunelab.store import BrokenRun, RunDir, RunStore
-from tests.broken_runs import DEMO, GOOD, make_broken_runs
+from tests.broken_runs import DEMO, GOOD, demo_run, make_broken_runs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_the_bundled_demo_runs_pass_every_check() -> None:
      "channels has 1 entries for 2 layers"),
 ])
 def test_wrong_types_and_shapes_are_errors_naming_the_file(name: str, raw: object, message: str) -> None:
-    good = read_artefact_json(DEMO / "20261122-192205-demo-slim-l1e-4" / name) if name != "manidp.json" else {}
+    good = read_artefact_json(demo_run("slimming") / name) if name != "manidp.json" else {}
     data = {**good, **raw} if isinstance(raw, dict) else raw
     with pytest.raises(ArtefactError) as caught:
         validate_json(Path("run") / name, data)
@@ -71,19 +71,19 @@ def test_extra_fields_are_allowed_and_types_kept() -> None:
     status = {"state": "running", "fraction": 1, "epochs_total": 3, "owner": "h:1:x", "owner_pid": 1,
               "lock": {"path": "x"}}
     assert validate_json(Path("status.json"), status) is status
-    summary = read_artefact_json(DEMO / "20261122-192205-demo-baseline" / "summary.json")
+    summary = read_artefact_json(demo_run("baseline") / "summary.json")
     assert validate_json(Path("summary.json"), {**summary, "epochs_total": 4})["epochs_total"] == 4
 
 
 def test_pruning_masks_must_match_their_counts() -> None:
-    pruning = read_artefact_json(DEMO / "20261122-192205-demo-slim-l1e-4" / "pruning.json")
+    pruning = read_artefact_json(demo_run("slimming") / "pruning.json")
     pruning["layers"][0]["channels_after"] += 1
     with pytest.raises(ArtefactError, match="kept_mask keeps"):
         validate_json(Path("pruning.json"), pruning)
 
 
 def test_npz_keys_dtypes_and_shapes_are_checked(tmp_path: Path) -> None:
-    probe = dict(np.load(DEMO / "20261122-192205-demo-manidp-both" / "probe.npz"))
+    probe = dict(np.load(demo_run("manidp") / "probe.npz"))
     cases = {"labels": (probe["labels"][:3], "array 'labels' should have shape (64,)"),
              "T_2": (probe["T_2"][:, :5], "array 'T_2' should have shape (64, 64)"),
              "layer_names": (np.arange(3), "'layer_names' should hold text values"),
@@ -102,7 +102,7 @@ def test_npz_keys_dtypes_and_shapes_are_checked(tmp_path: Path) -> None:
 
 
 def test_per_image_columns_and_dtypes_are_checked(tmp_path: Path) -> None:
-    frame = pd.read_parquet(DEMO / "20261122-192205-demo-manidp-both" / "per_image.parquet")
+    frame = pd.read_parquet(demo_run("manidp") / "per_image.parquet")
     file = tmp_path / "per_image.parquet"
     frame.assign(difficulty=pd.array([None] * len(frame), dtype="Float32")).to_parquet(file)
     assert read_per_image(file)["difficulty"].isna().all()  # unknown difficulty is allowed
