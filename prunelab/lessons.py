@@ -225,7 +225,7 @@ def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
     if noise is None:
         return "one seed: noise unknown"
     if not noise:
-        return "holds: within seed noise of the baseline"
+        return "within seed noise of the baseline"
     return "does not hold: below the baseline" if pruned.mean < baseline.mean else "holds: above the baseline"
 
 

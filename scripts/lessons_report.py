@@ -44,7 +44,8 @@ def report(root: Path) -> str:
         lines.append(f"| {row['variant']} | {int(row['epochs_total'])} | {row['seeds']} | " + " | ".join(cells) + " |")
     lines += ["", "| claim | verdict | measured |", "|---|---|---|"]
     for claim in lessons.claims(table):
-        lines.append(f"| {claim.lesson} | {claim.verdict} | {claim.measured} |")
+        measured = claim.measured.replace("|", "\\|")  # |γ| inside a Markdown table cell
+        lines.append(f"| {claim.lesson} | {claim.verdict} | {measured} |")
     return "\n".join(lines)
 
 

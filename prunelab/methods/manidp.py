@@ -224,7 +224,7 @@ class ManiDP(PruningMethod):
                              f"{unexpected[:3]}, other shapes {reshaped[:3]}); "
                              "the same model, width and number of classes are needed")
         model.load_state_dict(backbone, strict=True)
-        self.trainer.log(f"manidp: backbone initialised from {path}")
+        self.trainer.log(f"manidp: backbone initialised from run {parent.run_id}")
 
     def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
         """Backbone with the run's weight decay; gates without weight decay, lr scaled by gate_lr_scale."""
