@@ -31,7 +31,8 @@ from prunelab.config import (
 )
 from prunelab.jobs import RESUMABLE_STATES, JobError
 from prunelab.progress import accuracy_text
-from prunelab.store import RunStoreError, default_runs_dir, describe_os_error
+from prunelab.run_format import RunStoreError
+from prunelab.store import default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {

@@ -27,6 +27,7 @@ from prunelab.cli.args import (
 from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
 from prunelab.config import RunConfig
 from prunelab.progress import accuracy_text
+from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
@@ -73,7 +74,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from prunelab.jobs import JobError, JobManager
 
     given = Path(args.run)
-    root = given.parent if given.is_dir() and (given / "config.json").is_file() else runs_root(args)
+    root = given.parent if given.is_dir() and (given / CONFIG_FILE).is_file() else runs_root(args)
     manager = JobManager(root)
     try:
         run_id = manager.resume(args.run, from_scratch=args.from_scratch)
@@ -200,9 +201,10 @@ def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
 
 
 def _read_summary(path: Path | None) -> dict[str, Any] | None:
-    from prunelab.store import RunDir, RunStoreError
+    from prunelab.run_format import RunStoreError
+    from prunelab.store import RunDir
 
-    if path is None or not (path / "summary.json").exists():
+    if path is None or not (path / SUMMARY_FILE).exists():
         return None
     try:
         return RunDir(path).read_summary()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab.data.dataset import (
+from prunelab.data.base import (
     DatasetError,
     ImageDataset,
     finalize_dataset,
