@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from app_components import common
 from prunelab import analysis, lessons
 from prunelab.run_format import PER_IMAGE_FILE
 

@@ -1,4 +1,5 @@
-"""Import structure: no cycle among prunelab modules, prunelab never imports streamlit.
+"""Import structure: no cycle among prunelab modules, prunelab never imports streamlit, the app never
+imports the CLI, `pages/` holds only the pages `app.py` registers.
 
 Read from the source with `ast` (module-level and function-level imports; only `if TYPE_CHECKING:`
 blocks are exempt), so a lazy import inside a function counts."""
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+APP_FILES = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "app_components").glob("*.py"))]
 
 
 def module_name(path: Path) -> str:
@@ -101,3 +103,27 @@ def test_prunelab_never_imports_streamlit() -> None:
                  if any(name.split(".")[0] == "streamlit" for name in imported_names(path))}
     assert not offenders
 
+
+def test_app_never_imports_the_cli() -> None:
+    offenders = {str(path.relative_to(REPO)) for path in APP_FILES
+                 if any(name == "prunelab.cli" or name.startswith("prunelab.cli.") for name in imported_names(path))}
+    assert not offenders
+
+
+def registered_pages() -> set[str]:
+    """The page files listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation)."""
+    tree = ast.parse((REPO / "app_components" / "shell.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
+            return {entry.elts[0].value for entry in node.value.elts}  # type: ignore[attr-defined]
+    raise AssertionError("no PAGES in app_components/shell.py")
+
+
+def test_pages_folder_holds_only_registered_pages() -> None:
+    files = {f"pages/{path.name}" for path in (REPO / "pages").glob("*.py")}
+    assert files and files <= registered_pages(), files - registered_pages()
+
+
+def test_nothing_references_pagesmanager() -> None:
+    sources = [*APP_FILES, *(REPO / "prunelab").rglob("*.py")]
+    assert not [str(path.relative_to(REPO)) for path in sources if "PagesManager" in path.read_text(encoding="utf-8")]

@@ -6,7 +6,6 @@ Every command module builds on this one; nothing here imports a command.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,38 +120,6 @@ def _method_fields(method: str) -> set[str]:
 
     cls = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}[method]
     return set(cls.model_fields)
-
-
-def check_runnable(config: RunConfig) -> None:
-    """Checks before a run directory is created: the dataset folder exists and the run fits in memory
-    (prunelab.resources); raises UsageError with one line."""
-    from prunelab.data import DatasetError
-    from prunelab.resources import check_run_fits
-
-    check_dataset_available(config)
-    try:
-        check_run_fits(config)
-    except (ValueError, DatasetError) as error:  # ResourceError, or a folder that cannot be listed
-        raise UsageError(str(error)) from None
-
-
-def check_suite_runnable(configs: Sequence[RunConfig]) -> None:
-    """`check_runnable` for each distinct data/model/training setting of a suite's runs."""
-    seen = set()
-    for config in configs:
-        key = config.model_dump_json(include={"data", "model", "train"})
-        if key not in seen:
-            seen.add(key)
-            check_runnable(config)
-
-
-def check_dataset_available(config: RunConfig) -> None:
-    from prunelab.data.folder import folder_problem
-
-    dataset = config.data.dataset
-    problem = folder_problem(dataset[len("folder:"):]) if dataset.startswith("folder:") else None
-    if problem is not None:
-        raise UsageError(problem)
 
 
 def runs_root(args: argparse.Namespace) -> Path:

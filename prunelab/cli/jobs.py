@@ -19,13 +19,12 @@ from prunelab.cli.args import (
     add_data_model_arguments,
     add_runs_dir,
     add_training_arguments,
-    check_dataset_available,
-    check_suite_runnable,
     config_from_args,
     runs_root,
 )
 from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
 from prunelab.config import RunConfig
+from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
 

@@ -15,6 +15,7 @@ from prunelab.cli.args import OneLineParser, UsageError, add_run_arguments, add_
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.run import cmd_run
+from prunelab.preflight import NotRunnable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args))
-    except UsageError as error:
+    except (UsageError, NotRunnable) as error:  # bad input, or a run that cannot start here
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunelab.cli.args import check_runnable, config_from_args, runs_root
+from prunelab.cli.args import config_from_args, runs_root
 from prunelab.cli.display import ProgressBar
+from prunelab.preflight import check_runnable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
