@@ -235,11 +235,6 @@ def load_summary(path: str | Path) -> dict[str, Any] | None:
     return _load_optional(Path(path) / SUMMARY_FILE)
 
 
-def load_status(path: str | Path) -> dict[str, Any] | None:
-    """status.json, or None when it is missing; ArtefactError when it is corrupt."""
-    return _load_optional(Path(path) / STATUS_FILE)
-
-
 def run_state(path: str | Path) -> str:
     """The run's state from status.json, or "broken" when status.json is missing or corrupt."""
     return RunDir(path).state

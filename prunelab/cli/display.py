@@ -7,13 +7,13 @@ results go to stdout.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from prunelab.progress import accuracy_text
+from prunelab.run_format import ACTIVE_STATES
 
 STEPS = 1000  # bar resolution: a run's fraction in thousandths
 
@@ -50,15 +50,16 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 class SuiteDisplay:
-    """One line per job state change and an overall progress bar, on `stream` (stderr)."""
+    """One line per job state change and an overall progress bar (tqdm), on `stream` (stderr). Without a
+    terminal the bar is replaced by one 'overall' line per 10%, so a log file gets whole lines only."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._states: dict[str, str] = {}
-        self._bar = ""
-        self._tenths = -1  # without a terminal: one 'overall' line per 10% instead of a redrawn bar
-        self._started = time.time()
+        self._tenths = -1
+        self._bar = tqdm(total=STEPS, file=self.stream, dynamic_ncols=True, disable=not self._tty,
+                         bar_format="{percentage:5.1f}%|{bar}| {desc} [{elapsed}<{remaining}]")
 
     def update(self, jobs: list[Any], weights: dict[str, float]) -> None:
         total = len(jobs)
@@ -70,43 +71,32 @@ class SuiteDisplay:
         self._draw_bar(jobs, weights)
 
     def _line(self, text: str) -> None:
-        if self._bar:
-            self.stream.write("\r" + " " * len(self._bar) + "\r")
-        self.stream.write(text + "\n")
-        self._bar = ""
-        self.stream.flush()
+        if self._tty:
+            self._bar.write(text, file=self.stream)  # above the bar, which tqdm redraws
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def _draw_bar(self, jobs: list[Any], weights: dict[str, float]) -> None:
         fraction = overall_fraction(jobs, weights)
-        ended = sum(job.state not in ("queued", "running") for job in jobs)
+        ended = sum(job.state not in ACTIVE_STATES for job in jobs)
         if not self._tty:
             if int(10 * fraction) > self._tenths:
                 self._tenths = int(10 * fraction)
                 self._line(f"overall {100 * fraction:.0f}% ({ended}/{len(jobs)} ended)")
             return
-        running = [job for job in jobs if job.state == "running"]
-        elapsed = time.time() - self._started
-        eta = f" ETA {elapsed * (1 - fraction) / fraction:4.0f}s" if 0 < fraction < 1 else ""
         now = ""
+        running = [job for job in jobs if job.state == "running"]
         if running:
             snap = running[0].progress
             now = (f" | {running[0].name or running[0].run_id} {snap.get('phase') or ''} "
                    f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
                    f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}")
-        filled = int(30 * fraction)
-        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {ended}/{len(jobs)} ended"
-        bar += eta + now
-        if bar != self._bar:
-            pad = max(0, len(self._bar) - len(bar))
-            self.stream.write("\r" + bar + " " * pad)
-            self.stream.flush()
-            self._bar = bar
+        self._bar.set_description_str(f"{ended}/{len(jobs)} ended{now}", refresh=False)
+        self._bar.update(min(STEPS, max(0, int(STEPS * fraction))) - self._bar.n)
 
     def close(self) -> None:
-        if self._bar:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._bar = ""
+        self._bar.close()
 
 
 def _state_detail(job: Any) -> str:
@@ -125,7 +115,7 @@ def overall_fraction(jobs: list[Any], weights: dict[str, float]) -> float:
         return 0.0
     done = 0.0
     for job in jobs:
-        live = job.state in ("queued", "running")
+        live = job.state in ACTIVE_STATES
         fraction = float(job.progress.get("fraction") or 0.0) if live else 1.0
         done += weights.get(job.run_id, 1.0) * min(1.0, max(0.0, fraction))
     return done / total

@@ -158,14 +158,6 @@ def scan_folder(path: str | Path) -> dict:
     return scan
 
 
-def folder_fingerprint(path: str | Path) -> str:
-    """Cache key of a folder dataset (absolute path + file count + latest mtime); '' when unreadable."""
-    try:
-        return scan_folder(path)["fingerprint"]
-    except DatasetError:
-        return ""
-
-
 def _decode(path: str) -> np.ndarray:
     from PIL import Image
 
