@@ -6,6 +6,7 @@ trains. Validation is pydantic's: a bad value is reported with the field's name 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,12 @@ from app_components import common
 from prunelab import results, suites
 from prunelab.config import (
     DATASET_NAMES,
+    METHOD_CONFIGS,
     METHOD_NAMES,
     MODEL_NAMES,
     DataConfig,
-    ManiDPConfig,
     ModelConfig,
     RunConfig,
-    SlimmingConfig,
     TrainConfig,
     describe_validation_error,
     field_bounds,
@@ -47,7 +47,6 @@ METHOD_FIELDS = {
     "slimming": ("sparsity_lambda", "prune_ratio", "finetune_epochs"),
     "manidp": ("lambda_prime", "gamma_sim", "gamma_c", "target_density", "complexity", "similarity"),
 }
-METHOD_CONFIGS = {"slimming": SlimmingConfig, "manidp": ManiDPConfig}
 LABELS = {
     "width": "Width multiplier", "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
     "sparsity_lambda": "λ: L1 strength on BN γ", "prune_ratio": "Prune ratio (global)",
@@ -161,12 +160,7 @@ def run_form() -> None:
         "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "threads": threads},
         "method": {"name": method, **settings},
     })
-    if config is not None:
-        try:
-            run_id = common.get_job_manager().submit(config)
-        except OSError as error:
-            st.error(_write_error(error))
-            return
+    if config is not None and (run_id := _submit(lambda: common.get_job_manager().submit(config))) is not None:
         st.success(f"Started run `{run_id}`: follow it in the jobs table below.")
 
 
@@ -198,12 +192,17 @@ def suite_form() -> None:
     except ValueError as error:  # the run and field, the bad sweep value, or the memory
         st.error(str(error))
         return
+    if (run_ids := _submit(lambda: common.get_job_manager().submit_suite(suite))) is not None:
+        st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+
+
+def _submit(submit: Callable[[], Any]) -> Any:
+    """Hand a run or suite to the job manager; a failed write is shown on the page and gives None."""
     try:
-        run_ids = common.get_job_manager().submit_suite(suite)
+        return submit()
     except OSError as error:
         st.error(_write_error(error))
-        return
-    st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+        return None
 
 
 def _write_error(error: OSError) -> str:

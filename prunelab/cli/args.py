@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
-from prunelab.config import METHOD_NAMES, RunConfig, describe_validation_error
+from prunelab.config import METHOD_CONFIGS, METHOD_NAMES, RunConfig, describe_validation_error
 
 
 class UsageError(Exception):
@@ -33,12 +34,28 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
     "schedule": ("train", "schedule"), "threads": ("train", "threads"),
 }
-METHOD_FLAGS = {
-    "sparsity_lambda": "sparsity_lambda", "prune_ratio": "prune_ratio", "finetune_epochs": "finetune_epochs",
-    "finetune_lr": "finetune_lr", "min_channels": "min_channels", "lambda_prime": "lambda_prime",
-    "gamma_sim": "gamma_sim", "gamma_c": "gamma_c", "target_density": "target_density",
-    "init_from": "init_from",
-}
+FLAG_NAMES = {"sparsity_lambda": "--lambda"}  # a method field whose flag is not --<field-name>
+
+
+def method_flags(method: str) -> dict[str, tuple[str, FieldInfo]]:
+    """{argparse dest: (flag, pydantic field)} of every field of the method's config class (its `name`
+    aside): a bool that defaults to true is switched off by `--no-<field>`, one that defaults to false is
+    switched on by `--<field>`."""
+    flags = {}
+    for field, info in METHOD_CONFIGS[method].model_fields.items():
+        if field == "name":
+            continue
+        if info.annotation is bool and info.default is True:
+            flags[f"no_{field}"] = (f"--no-{field.replace('_', '-')}", info)
+        else:
+            flags[field] = (FLAG_NAMES.get(field, f"--{field.replace('_', '-')}"), info)
+    return flags
+
+
+def _flag_type(info: FieldInfo) -> type:
+    """int, float or str: the field's type without `| None`."""
+    types = [t for t in (get_args(info.annotation) or (info.annotation,)) if t is not type(None)]
+    return types[0] if types and types[0] in (int, float) else str
 
 
 def add_data_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,20 +85,19 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) ->
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_model_arguments(parser)
     add_training_arguments(parser, "training epochs, default 20 (slimming: sparsity-training epochs)")
-    slim = parser.add_argument_group("slimming")
-    slim.add_argument("--lambda", dest="sparsity_lambda", type=float, help="L1 strength on BN gammas (1e-4)")
-    slim.add_argument("--prune-ratio", type=float, help="global fraction of channels removed (0.5)")
-    slim.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning (10)")
-    slim.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default: --lr)")
-    slim.add_argument("--min-channels", type=int, help="channels every layer keeps at least (1)")
-    mani = parser.add_argument_group("manidp")
-    mani.add_argument("--lambda-prime", type=float, help="maximum per-image sparsity weight lambda' (0.05)")
-    mani.add_argument("--gamma-sim", type=float, help="similarity-alignment weight gamma (1.0)")
-    mani.add_argument("--gamma-c", type=float, help="complexity exponent (1.0)")
-    mani.add_argument("--target-density", type=float, help="fraction of channels kept per layer at the end (0.7)")
-    mani.add_argument("--no-complexity", action="store_true", help="one sparsity weight for every image")
-    mani.add_argument("--no-similarity", action="store_true", help="drop the similarity-alignment term")
-    mani.add_argument("--init-from", help="run directory (or run id) whose model.pt initialises the backbone")
+    for method in METHOD_NAMES:  # one group per method, a flag per field of its config class
+        flags = method_flags(method)
+        if not flags:
+            continue
+        group = parser.add_argument_group(method)
+        for dest, (flag, info) in flags.items():
+            help_text = (info.description or "").replace("%", "%%")
+            if info.annotation is bool:
+                help_text = f"turn off: {help_text}" if info.default is True else help_text
+                group.add_argument(flag, dest=dest, action="store_true", help=help_text)
+            else:
+                default = "" if info.default is None else f" (default {info.default})"
+                group.add_argument(flag, dest=dest, type=_flag_type(info), help=help_text + default)
     parser.add_argument("--name", help="a name for the run directory")
 
 
@@ -94,32 +110,22 @@ def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag, None)
         if value is not None:
             raw[section][key] = value
-    method_fields = _method_fields(method)
-    for flag, key in METHOD_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        if key not in method_fields:
-            raise UsageError(f"--{flag.replace('_', '-')} does not apply to method {method!r}")
-        raw["method"][key] = value
-    for flag, key in (("no_complexity", "complexity"), ("no_similarity", "similarity")):
-        if getattr(args, flag, False):
-            if key not in method_fields:
-                raise UsageError(f"--{flag.replace('_', '-')} does not apply to method {method!r}")
-            raw["method"][key] = False
+    own = method_flags(method)
+    for other in METHOD_NAMES:
+        for dest, (_, info) in method_flags(other).items():
+            value = getattr(args, dest, None)
+            if value is None or value is False:  # not given (store_true flags default to False)
+                continue
+            if dest not in own:
+                raise UsageError(f"--{dest.replace('_', '-')} does not apply to method {method!r}")
+            field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
+            raw["method"][field] = (not value) if field != dest else value
     if getattr(args, "name", None):
         raw["name"] = args.name
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
         raise UsageError(describe_validation_error(error)) from None
-
-
-def _method_fields(method: str) -> set[str]:
-    from prunelab.config import BaselineConfig, ManiDPConfig, SlimmingConfig
-
-    cls = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}[method]
-    return set(cls.model_fields)
 
 
 def runs_root(args: argparse.Namespace) -> Path:
