@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from app_components import common
 from prunelab import analysis, lessons
 
 ALL_SUITES = "all finished runs"

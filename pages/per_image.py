@@ -5,8 +5,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from app_components import common
 from prunelab import analysis, lessons
+from prunelab.run_format import PER_IMAGE_FILE
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
 
@@ -45,7 +46,7 @@ if run is None:
     st.stop()
 per_image = common.cached_per_image(run)
 if per_image is None:
-    common.report_missing(run, "per_image.parquet", "ManiDP writes the per-image table (per_image.parquet) "
+    common.report_missing(run, PER_IMAGE_FILE, "ManiDP writes the per-image table (per_image.parquet) "
                           "when training ends.")
     st.stop()
 if per_image.empty:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import common, run_widgets
+from app_components import common, run_widgets
 
 common.title("PruneLab: channel pruning you can watch")
 st.markdown(

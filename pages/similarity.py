@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from app_components import common
 from prunelab import analysis, lessons, results
+from prunelab.run_format import PROBE_FILE
 
 ALL_LAYERS = "all layers (concatenated)"
 
@@ -58,7 +59,7 @@ if run is None:
     st.stop()
 probe = common.cached_probe(run)
 if probe is None:
-    common.report_missing(run, "probe.npz", "ManiDP writes the probe set (probe.npz) when training ends.")
+    common.report_missing(run, PROBE_FILE, "ManiDP writes the probe set (probe.npz) when training ends.")
     st.stop()
 
 st.subheader("T, R and T − R at one layer")

@@ -7,8 +7,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from app_components import common
 from prunelab import analysis, lessons, results
+from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
 STAGES = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
@@ -47,7 +48,7 @@ summary, pruning = common.cached_summary(run), common.cached_pruning(run)
 
 st.subheader("Accuracy through the pipeline")
 if summary is None or summary.get("acc_before_prune") is None:
-    common.report_missing(run, "summary.json", "This run has not finished yet: accuracy before and after "
+    common.report_missing(run, SUMMARY_FILE, "This run has not finished yet: accuracy before and after "
                           "pruning appear once it is pruned and fine-tuned. The γ histograms below already "
                           "show the epochs trained so far.")
 else:
@@ -68,7 +69,7 @@ paths = common.pick_runs("Runs to compare (e.g. several λ)", methods=["slimming
                          states=WITH_DATA, default_count=3) or [run]
 histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
 if not histories:
-    common.report_missing(run, "gamma_history.npz", "No γ history yet: it is written after each "
+    common.report_missing(run, GAMMA_HISTORY_FILE, "No γ history yet: it is written after each "
                           "sparsity-training epoch (gamma_history.npz).")
 else:
     last = max(int(h.epochs[-1]) for h in histories.values())
@@ -106,7 +107,7 @@ common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == "sli
 
 st.subheader("Channels kept per layer")
 if pruning is None:
-    common.report_missing(run, "pruning.json", "pruning.json is written when sparsity training ends and "
+    common.report_missing(run, PRUNING_FILE, "pruning.json is written when sparsity training ends and "
                           "the network is pruned.")
 else:
     st.plotly_chart(channel_bars(analysis.channels_frame(pruning["layers"]), "after"), key="slim_channels")
@@ -116,7 +117,7 @@ else:
                    f"{pruning.get('min_channels', 1)} channel(s) there (marked in red).")
 
 st.subheader("What if we pruned more, or less?")
-if not (Path(run) / "dense_model.pt").is_file():
+if not (Path(run) / DENSE_MODEL_FILE).is_file():
     st.info("The what-if slider needs the dense model saved after sparsity training (dense_model.pt).")
 else:
     default = float((pruning or {}).get("prune_ratio", 0.5))

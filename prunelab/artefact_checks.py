@@ -16,6 +16,15 @@ from typing import Any
 import numpy as np
 
 from prunelab.artefacts import ArtefactError, read_artefact_json
+from prunelab.run_format import (
+    ACTIVE_STATES,
+    GAMMA_HISTORY_FILE,
+    MANIDP_FILE,
+    PER_IMAGE_FILE,
+    PROBE_FILE,
+    PRUNING_FILE,
+    SUMMARY_FILE,
+)
 
 INTEGER, FLOAT, TEXT = "integer", "float", "text"
 _KINDS = {INTEGER: "iu", FLOAT: "fiu", TEXT: "U"}  # numpy dtype kinds each role accepts
@@ -79,7 +88,7 @@ def check_probe(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 
 NPZ_CHECKS: dict[str, Callable[[Path, dict[str, np.ndarray]], dict[str, np.ndarray]]] = {
-    "gamma_history.npz": check_gamma_history, "probe.npz": check_probe,
+    GAMMA_HISTORY_FILE: check_gamma_history, PROBE_FILE: check_probe,
 }
 
 
@@ -145,11 +154,10 @@ def read_per_image(path: Path) -> Any:
 # a whole run
 
 # artefacts a finished (`done`) run of each method has written, besides summary.json
-REQUIRED_ARTEFACTS = {"baseline": (), "slimming": ("gamma_history.npz", "pruning.json"),
-                      "manidp": ("per_image.parquet", "probe.npz", "manidp.json")}
-CHECKED_ARTEFACTS = ("summary.json", "pruning.json", "manidp.json", "gamma_history.npz", "probe.npz",
-                     "per_image.parquet")
-ACTIVE_STATES = ("queued", "running")  # artefacts may be mid-write: checked by the pages when read
+REQUIRED_ARTEFACTS = {"baseline": (), "slimming": (GAMMA_HISTORY_FILE, PRUNING_FILE),
+                      "manidp": (PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE)}
+CHECKED_ARTEFACTS = (SUMMARY_FILE, PRUNING_FILE, MANIDP_FILE, GAMMA_HISTORY_FILE, PROBE_FILE,
+                     PER_IMAGE_FILE)
 
 
 def read_artefact(path: Path) -> Any:
@@ -168,9 +176,9 @@ def run_problems(path: Path, method: str, state: str) -> list[str]:
     Files of a queued or running run are not checked (they may be mid-write); a `done` run must have
     summary.json and its method's artefacts.
     """
-    if state in ACTIVE_STATES:
+    if state in ACTIVE_STATES:  # artefacts may be mid-write: checked by the pages when read
         return []
-    required = ("summary.json", *REQUIRED_ARTEFACTS.get(method, ())) if state == "done" else ()
+    required = (SUMMARY_FILE, *REQUIRED_ARTEFACTS.get(method, ())) if state == "done" else ()
     problems = []
     for name in CHECKED_ARTEFACTS:
         file = Path(path) / name

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prunelab.config import RunConfig
-from prunelab.store import RUN_STATES, RunStoreError
+from prunelab.run_format import MANIDP_FILE, PRUNING_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE, RunStoreError
 
 MAX_SHOWN = 40  # characters of a bad value quoted in an error message
 
@@ -212,8 +212,8 @@ class ManiDPFile(_Schema):
 
 
 JSON_SCHEMAS: dict[str, type[BaseModel]] = {
-    "status.json": StatusFile, "summary.json": SummaryFile, "pruning.json": PruningFile,
-    "manidp.json": ManiDPFile,
+    STATUS_FILE: StatusFile, SUMMARY_FILE: SummaryFile, PRUNING_FILE: PruningFile,
+    MANIDP_FILE: ManiDPFile,
 }
 
 

@@ -9,14 +9,13 @@ the app's forms (`field_bounds`) and the suites all take their limits from here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from prunelab.models.catalog import MODEL_NAMES
+
 DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnist")
-MODEL_NAMES = (
-    "vgg11", "vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110",
-)
 DEFAULT_MODEL = "vgg11"
 DEFAULT_WIDTH = 0.25  # CPU demo: vgg11 at quarter width (~10 M MACs) trains a 10k-image epoch in seconds
 # Upper limits. Images are held in memory as uint8 3x32x32 (3 KiB each): 2 M training images (more
@@ -130,7 +129,11 @@ class ManiDPConfig(_Strict):
 
 
 MethodConfig = Annotated[BaselineConfig | SlimmingConfig | ManiDPConfig, Field(discriminator="name")]
-METHOD_NAMES = ("baseline", "slimming", "manidp")
+# method name -> its config class, read from the union above (each class's `name` Literal); the
+# registry of methods (prunelab.methods.METHODS) registers one class per name
+METHOD_CONFIGS: dict[str, type[BaseModel]] = {cls.model_fields["name"].default: cls
+                                              for cls in get_args(get_args(MethodConfig)[0])}
+METHOD_NAMES = tuple(METHOD_CONFIGS)
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -176,9 +179,9 @@ BOUND_ERRORS = ("less_than", "less_than_equal", "greater_than", "greater_than_eq
 
 def _field_description(title: str, loc: tuple[Any, ...]) -> str | None:
     """The description of the config field at `loc` (a validation error's location) in model `title`."""
-    configs = {cls.__name__: cls for cls in (RunConfig, DataConfig, ModelConfig, TrainConfig, BaselineConfig,
-                                             SlimmingConfig, ManiDPConfig)}
-    methods = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}
+    configs = {cls.__name__: cls for cls in (RunConfig, DataConfig, ModelConfig, TrainConfig,
+                                             *METHOD_CONFIGS.values())}
+    methods = METHOD_CONFIGS
     model: Any = configs.get(title)
     description = None
     for part in loc:

@@ -30,12 +30,11 @@ from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase, PruningMethod, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStoreError, atomic_write_bytes
+from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
+from prunelab.store import RunDir
 
 log = logging.getLogger("prunelab.engine")
 
-CHECKPOINT = "checkpoint.pt"
-FINAL_MODEL = "model.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -291,7 +290,7 @@ class Trainer:
     # checkpoints ------------------------------------------------------------------------------
     def save_checkpoint(self, model: nn.Module, phase_index: int, epochs_done: int,
                         optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-        self.run_dir.save_torch(CHECKPOINT, {
+        self.run_dir.save_torch(CHECKPOINT_FILE, {
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
             "phase_index": phase_index, "epochs_done": epochs_done, "method_state": self.method.state_dict(),
@@ -337,7 +336,7 @@ class Trainer:
 
     def _restore(self) -> tuple[nn.Module, int, int, Any, Any]:
         try:
-            state = self.run_dir.load_torch(CHECKPOINT, map_location=self.device)
+            state = self.run_dir.load_torch(CHECKPOINT_FILE, map_location=self.device)
         except RunStoreError as error:
             raise RunStoreError(f"cannot resume {self.run_dir.run_id}: {error}; restart it with `python -m "
                                 f"prunelab resume {self.run_dir.run_id} --from-scratch`") from None
@@ -369,7 +368,7 @@ class Trainer:
         summary["parent_run"] = lineage.get("parent_run")
         self.method.finalize(model, summary)
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
-        self.run_dir.save_torch(FINAL_MODEL, {
+        self.run_dir.save_torch(MODEL_FILE, {
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "method": self.config.method.name, "method_state": self.method.state_dict(),
         })
@@ -410,7 +409,7 @@ def _record_end(run: RunDir, line: str, trace: str | None = None, **status: Any)
     run.force_status(**status)
     try:
         if trace is not None:
-            atomic_write_bytes(run.file("traceback.txt"), trace.encode())
+            atomic_write_bytes(run.file(TRACEBACK_FILE), trace.encode())
         run.log(line)
     except OSError as error:
         log.warning("could not record the end of %s: %s", run.run_id, error)
@@ -419,7 +418,7 @@ def _record_end(run: RunDir, line: str, trace: str | None = None, **status: Any)
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:
     """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    state = run.load_torch(FINAL_MODEL, map_location=map_location)
+    state = run.load_torch(MODEL_FILE, map_location=map_location)
     model = build_model(state["model_spec"])
     model = get_method(state["method"]).restore_model(model, state["method_state"])
     model.load_state_dict(state["model_state"])

@@ -11,8 +11,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-MAC_UNIT = "MACs"
-
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> int:
     """MACs of one forward pass for ONE image of `input_shape` (C, H, W)."""

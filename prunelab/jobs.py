@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 from prunelab import ownership
 from prunelab.config import RunConfig
 from prunelab.ownership import (
-    ACTIVE_STATES,
     HEARTBEAT_S,
     STALE_AFTER_S,
     OwnerLock,
@@ -47,7 +46,8 @@ from prunelab.ownership import (
 )
 from prunelab.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
 from prunelab.progress import Cancelled, Progress
-from prunelab.store import FINAL_STATES, RunDir, RunStore, RunStoreError
+from prunelab.run_format import ACTIVE_STATES, CHECKPOINT_FILE, FINAL_STATES, RunStoreError
+from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
     from prunelab.suites import Suite
@@ -323,7 +323,6 @@ class JobManager:
 
     def _prepare_resume(self, run: RunDir, config: RunConfig, lock: OwnerLock, from_scratch: bool) -> _Job:
         """Check the claimed run can be resumed, record the resume and build its job."""
-        from prunelab.engine import CHECKPOINT
 
         try:
             status = run.read_status()
@@ -339,14 +338,14 @@ class JobManager:
         if from_scratch:
             removed = run.clear_for_restart()
             note = f"restarting from scratch (config kept; removed {', '.join(removed) or 'nothing'})"
-        elif run.file(CHECKPOINT).exists():
+        elif run.file(CHECKPOINT_FILE).exists():
             note = "resume queued"
         else:  # nothing finished: start over, dropping any row of an unfinished epoch
             run.truncate_metrics(lambda row: False)
             note = "no checkpoint yet: restarting from the beginning"
         run.write_status(state="queued", error=None, finished_at=None, message=note, epoch=0 if from_scratch
                          else status.get("epoch", 0), **_owner_fields(self.token))
-        job = _Job(run, config, Progress(run.run_id), resume=run.file(CHECKPOINT).exists(), lock=lock)
+        job = _Job(run, config, Progress(run.run_id), resume=run.file(CHECKPOINT_FILE).exists(), lock=lock)
         job.progress.log(note)
         run.log(note)
         return job

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-LOCK_FILE = "owner.lock"
+from prunelab.run_format import ACTIVE_STATES, LOCK_FILE
+
 HEARTBEAT_S = 2.0  # how often an owner refreshes its lock
 STALE_AFTER_S = 12.0  # a lock not refreshed for this long (six heartbeats) has no owner
-ACTIVE_STATES = ("queued", "running")
 CLAIM_ATTEMPTS = 200  # tries of create / judge / take over before giving up (each takes milliseconds)
 GUARD_STALE_S = 30.0  # a takeover guard older than this was left by a claimant that died mid-takeover
 

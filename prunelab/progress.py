@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-LIVE_STATES = ("queued", "running")  # states that can have an ETA
+from prunelab.run_format import ACTIVE_STATES
 
 
 def accuracy_text(metrics: dict[str, Any], digits: int = 3) -> str:
@@ -47,7 +47,7 @@ class Progress:
             self._state.update(fields)
             started = self._state.get("started_at")
             fraction = float(self._state.get("fraction") or 0.0)
-            if self._state.get("state") not in LIVE_STATES:  # ended (cancelled, failed, done): no ETA
+            if self._state.get("state") not in ACTIVE_STATES:  # ended (cancelled, failed, done): no ETA
                 self._state["eta_s"] = None
             elif started and 0.0 < fraction < 1.0:
                 elapsed = time.time() - started

@@ -23,7 +23,18 @@ from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
 from prunelab.ownership import effective_state, owner_alive
-from prunelab.store import BrokenRun, RunDir, RunStore, RunStoreError, default_runs_dir
+from prunelab.run_format import (
+    CONFIG_FILE,
+    GAMMA_HISTORY_FILE,
+    MANIDP_FILE,
+    PER_IMAGE_FILE,
+    PROBE_FILE,
+    PRUNING_FILE,
+    STATUS_FILE,
+    SUMMARY_FILE,
+    RunStoreError,
+)
+from prunelab.store import BrokenRun, RunDir, RunStore, default_runs_dir
 
 __all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt file
 
@@ -106,7 +117,7 @@ def roots_signature(roots: list[Path]) -> tuple[tuple[str, float, bool | None], 
         except OSError:
             continue
         for path in entries:
-            signature.append((str(path), _newest_mtime(path, ("config.json", "status.json", "summary.json")),
+            signature.append((str(path), _newest_mtime(path, (CONFIG_FILE, STATUS_FILE, SUMMARY_FILE)),
                               owner_alive(path)))
     return tuple(signature)
 
@@ -221,12 +232,7 @@ def run_label(row: Any) -> str:
 
 def load_summary(path: str | Path) -> dict[str, Any] | None:
     """summary.json, or None when the run has not finished; ArtefactError when it is corrupt."""
-    return _load_optional(Path(path) / "summary.json")
-
-
-def load_status(path: str | Path) -> dict[str, Any] | None:
-    """status.json, or None when it is missing; ArtefactError when it is corrupt."""
-    return _load_optional(Path(path) / "status.json")
+    return _load_optional(Path(path) / SUMMARY_FILE)
 
 
 def run_state(path: str | Path) -> str:
@@ -254,17 +260,17 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
 
 def load_pruning(path: str | Path) -> dict[str, Any] | None:
     """pruning.json (slimming): threshold, per-layer channels and kept masks, verification."""
-    return _load_optional(Path(path) / "pruning.json")
+    return _load_optional(Path(path) / PRUNING_FILE)
 
 
 def load_manidp_info(path: str | Path) -> dict[str, Any] | None:
     """manidp.json: gated layers, channels, thresholds, MACs verification."""
-    return _load_optional(Path(path) / "manidp.json")
+    return _load_optional(Path(path) / MANIDP_FILE)
 
 
 def load_per_image(path: str | Path) -> pd.DataFrame | None:
     """per_image.parquet (ManiDP): one row per test image with its MACs, loss and densities."""
-    return _load_optional(Path(path) / "per_image.parquet")
+    return _load_optional(Path(path) / PER_IMAGE_FILE)
 
 
 @dataclass
@@ -280,7 +286,7 @@ class GammaHistory:
 
 def load_gamma_history(path: str | Path) -> GammaHistory | None:
     """gamma_history.npz (slimming) as a GammaHistory, or None."""
-    arrays = _load_optional(Path(path) / "gamma_history.npz")
+    arrays = _load_optional(Path(path) / GAMMA_HISTORY_FILE)
     if arrays is None:
         return None
     names = [str(name) for name in arrays["layer_names"]]
@@ -305,7 +311,7 @@ class Probe:
 
 def load_probe(path: str | Path) -> Probe | None:
     """probe.npz (ManiDP) as a Probe, or None."""
-    arrays = _load_optional(Path(path) / "probe.npz")
+    arrays = _load_optional(Path(path) / PROBE_FILE)
     if arrays is None:
         return None
     names = [str(name) for name in arrays["layer_names"]]

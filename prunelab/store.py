@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,55 +19,36 @@ from typing import Any
 import torch
 
 from prunelab.config import RunConfig, sanitize_name
+from prunelab.run_format import (
+    ACTIVE_STATES,
+    CONFIG_FILE,
+    LOCK_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    STATUS_FILE,
+    SUMMARY_FILE,
+    RunStoreError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_torch,
+    json_default,
+)
 
 log = logging.getLogger("prunelab.store")
 
-RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 DEFAULT_RUNS_DIR = "runs"
-RUN_FILES = ("config.json", "status.json")  # a directory holding either is a run (maybe a broken one)
-KEEP_ON_RESTART = ("config.json", "status.json", "log.txt", "owner.lock")
-
-
-class RunStoreError(Exception):
-    """A run directory is missing, broken or not a run."""
+RUN_FILES = (CONFIG_FILE, STATUS_FILE)  # a directory holding either is a run (maybe a broken one)
+KEEP_ON_RESTART = (CONFIG_FILE, STATUS_FILE, LOG_FILE, LOCK_FILE)
 
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get("PRUNELAB_RUNS_DIR", DEFAULT_RUNS_DIR))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def describe_os_error(error: OSError) -> str:
     """One line for a failed write: 'cannot write /runs/x/status.json: No space left on device'."""
     where = f" {error.filename}" if getattr(error, "filename", None) else ""
     return f"cannot write{where}: {error.strerror or error}"
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _first_line(error: BaseException) -> str:
@@ -106,29 +86,29 @@ class RunDir:
 
     # config
     def write_config(self, config: RunConfig) -> None:
-        atomic_write_json(self.file("config.json"), {"run_id": self.run_id, **config.model_dump(mode="json")})
+        atomic_write_json(self.file(CONFIG_FILE), {"run_id": self.run_id, **config.model_dump(mode="json")})
 
     def read_config(self) -> RunConfig:
         """config.json as a RunConfig; ArtefactError (a RunStoreError) when missing or invalid."""
         from prunelab.artefacts import read_config_file
 
-        return read_config_file(self.file("config.json"))
+        return read_config_file(self.file(CONFIG_FILE))
 
     # status
     def read_status(self) -> dict[str, Any]:
         """status.json, checked against its schema (prunelab.artefacts.StatusFile)."""
-        return self._read_json_file("status.json")
+        return self._read_json_file(STATUS_FILE)
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into status.json (creating it) and stamp `updated_at`."""
         with self._lock:
             try:
-                status = read_json(self.file("status.json"))
+                status = read_json(self.file(STATUS_FILE))
             except (OSError, ValueError):
                 status = {}
             status.update(fields)
             status["updated_at"] = time.time()
-            atomic_write_json(self.file("status.json"), status)
+            atomic_write_json(self.file(STATUS_FILE), status)
             return status
 
     def force_status(self, **fields: Any) -> bool:
@@ -141,10 +121,10 @@ class RunDir:
             log.warning("could not write the status of %s atomically: %s", self.run_id, error)
         try:
             with self._lock:
-                status = read_json(self.file("status.json"))
+                status = read_json(self.file(STATUS_FILE))
                 status.update(fields, updated_at=time.time())
-                data = json.dumps(status, indent=2, default=_json_default).encode()
-                with open(self.file("status.json"), "r+b") as handle:
+                data = json.dumps(status, indent=2, default=json_default).encode()
+                with open(self.file(STATUS_FILE), "r+b") as handle:
                     handle.write(data)
                     handle.truncate()
                     handle.flush()
@@ -165,8 +145,8 @@ class RunDir:
     # metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one JSON line; a torn last line (crash mid-write) is skipped by `read_metrics`."""
-        line = json.dumps({**row, "time": time.time()}, default=_json_default)
-        with self._lock, open(self.file("metrics.jsonl"), "a", encoding="utf-8") as handle:
+        line = json.dumps({**row, "time": time.time()}, default=json_default)
+        with self._lock, open(self.file(METRICS_FILE), "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -174,7 +154,7 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, Any]]:
         rows = []
         try:
-            text = self.file("metrics.jsonl").read_text(encoding="utf-8")
+            text = self.file(METRICS_FILE).read_text(encoding="utf-8")
         except FileNotFoundError:
             return rows
         from prunelab.artefacts import metrics_row_problem
@@ -183,11 +163,11 @@ class RunDir:
             try:
                 row = json.loads(line)
             except ValueError:
-                log.warning("skipping a torn line %d in %s", number, self.file("metrics.jsonl"))
+                log.warning("skipping a torn line %d in %s", number, self.file(METRICS_FILE))
                 continue
             problem = metrics_row_problem(row)
             if problem is not None:
-                log.warning("skipping line %d of %s: %s", number, self.file("metrics.jsonl"), problem)
+                log.warning("skipping line %d of %s: %s", number, self.file(METRICS_FILE), problem)
                 continue
             rows.append(row)
         return rows
@@ -195,15 +175,15 @@ class RunDir:
     def truncate_metrics(self, keep: Any) -> None:
         """Rewrite metrics.jsonl keeping the rows for which `keep(row)` is true (used on resume)."""
         rows = [row for row in self.read_metrics() if keep(row)]
-        atomic_write_bytes(self.file("metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in rows).encode())
+        atomic_write_bytes(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     # summary and artefacts
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.file("summary.json"), summary)
+        atomic_write_json(self.file(SUMMARY_FILE), summary)
 
     def read_summary(self) -> dict[str, Any]:
         """summary.json, checked against its schema (prunelab.artefacts.SummaryFile)."""
-        return self._read_json_file("summary.json")
+        return self._read_json_file(SUMMARY_FILE)
 
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.file(name), obj)
@@ -213,27 +193,19 @@ class RunDir:
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        with self._lock, open(self.file("log.txt"), "a", encoding="utf-8") as handle:
+        with self._lock, open(self.file(LOG_FILE), "a", encoding="utf-8") as handle:
             handle.write(f"[{stamp}] {message}\n")
 
     def read_log_tail(self, lines: int = 20) -> list[str]:
         try:
-            return self.file("log.txt").read_text(encoding="utf-8").splitlines()[-lines:]
+            return self.file(LOG_FILE).read_text(encoding="utf-8").splitlines()[-lines:]
         except FileNotFoundError:
             return []
 
     # checkpoints
     def save_torch(self, name: str, obj: dict[str, Any]) -> None:
         """torch.save to a temp file then rename; only tensors and plain containers (weights_only loadable)."""
-        path = self.file(name)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(obj, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_torch(self.file(name), obj)
 
     def load_torch(self, name: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         path = self.file(name)
@@ -381,7 +353,7 @@ class RunStore:
                 yield BrokenRun(path.name, path, problems, config)
                 continue
             summary = None
-            if run.file("summary.json").exists():
+            if run.file(SUMMARY_FILE).exists():
                 try:
                     summary = run.read_summary()
                 except RunStoreError as error:
@@ -440,7 +412,7 @@ class RunStore:
         except RunStoreError:
             status = {}  # a broken run can always be deleted
         state = ownership.effective_state(run.path, status)
-        if state in ownership.ACTIVE_STATES:
+        if state in ACTIVE_STATES:
             lock = ownership.read_lock(run.path)
             owner = f" by {lock.describe()}" if lock is not None else ""
             raise RunStoreError(f"run {run.run_id} is {state}{owner}; cancel it before deleting")

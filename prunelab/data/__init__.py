@@ -3,14 +3,8 @@
 Sources: the embedded procedural ``shapes`` set (default), torchvision sets and ``folder:PATH``.
 """
 
-from prunelab.data.dataset import (
-    DatasetError,
-    ImageDataset,
-    channel_stats,
-    clear_memory_cache,
-    default_cache_dir,
-    load_dataset,
-)
+from prunelab.data.base import DatasetError, ImageDataset, channel_stats, default_cache_dir
+from prunelab.data.dataset import clear_memory_cache, load_dataset
 from prunelab.data.loader import BatchLoader, normalize
 from prunelab.data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from prunelab.data.shapes import generate_shapes

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab.data.dataset import (
+from prunelab.data.base import (
     DatasetError,
     ImageDataset,
     finalize_dataset,
@@ -156,14 +156,6 @@ def scan_folder(path: str | Path) -> dict:
         with _SCANS_LOCK:
             _SCANS[root] = (signature, time.monotonic(), scan)
     return scan
-
-
-def folder_fingerprint(path: str | Path) -> str:
-    """Cache key of a folder dataset (absolute path + file count + latest mtime); '' when unreadable."""
-    try:
-        return scan_folder(path)["fingerprint"]
-    except DatasetError:
-        return ""
 
 
 def _decode(path: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunelab.data.dataset import (
+from prunelab.data.base import (
     DatasetError,
     ImageDataset,
     finalize_dataset,

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import BaseModel
 from torch import nn
+
+from prunelab.config import METHOD_CONFIGS
 
 if TYPE_CHECKING:
     from prunelab.engine import Trainer
@@ -40,6 +43,7 @@ class PruningMethod:
     """Base class: every hook is a no-op, so plain training is the base itself."""
 
     name = "base"
+    config_class: type[BaseModel] = BaseModel  # set by register_method
 
     def __init__(self, config: Any, trainer: Trainer) -> None:
         self.config = config
@@ -108,8 +112,14 @@ METHODS: dict[str, type[PruningMethod]] = {}
 
 
 def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
+    """Register a method under the `name` of its config class (prunelab.config.METHOD_CONFIGS), which
+    becomes `cls.config_class`: a method without a config, or a config without a method, is an error."""
+    if name not in METHOD_CONFIGS:
+        raise ValueError(f"method {name!r} has no config class in prunelab.config.MethodConfig")
+
     def decorate(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name
+        cls.config_class = METHOD_CONFIGS[name]
         METHODS[name] = cls
         return cls
 

@@ -43,7 +43,6 @@ model's within tolerance; otherwise the run fails naming the first unit whose ou
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 import time
@@ -70,8 +69,16 @@ from prunelab.gates import (
 )
 from prunelab.methods.base import Phase, PruningMethod, register_method
 from prunelab.models import build_model, spec_of
+from prunelab.run_format import (
+    MANIDP_FILE,
+    MODEL_FILE,
+    PER_IMAGE_FILE,
+    PROBE_FILE,
+    RunStoreError,
+    atomic_write_npz,
+    atomic_write_parquet,
+)
 from prunelab.sparse_executor import SparseExecutor
-from prunelab.store import RunStoreError, atomic_write_bytes
 from prunelab.unit_trace import VerificationError, describe_divergence
 
 if TYPE_CHECKING:
@@ -212,7 +219,7 @@ class ManiDP(PruningMethod):
         sibling = self.trainer.run_dir.path.parent / source
         path = sibling if sibling.is_dir() else Path(source)
         parent = RunDir(path)
-        state = parent.load_torch("model.pt")["model_state"]
+        state = parent.load_torch(MODEL_FILE)["model_state"]
         self.parent = {"parent_run": parent.run_id, "parent_epochs_total": parent_epochs_total(parent)}
         backbone = {k: v for k, v in state.items() if ".gate" not in k}
         own = model.state_dict()
@@ -428,7 +435,7 @@ class ManiDP(PruningMethod):
             model.to(self.trainer.device)
         self._summarise(summary, per_image, latency)
         summary.update(probe_gap)
-        self.trainer.run_dir.write_json("manidp.json", {
+        self.trainer.run_dir.write_json(MANIDP_FILE, {
             "layers": self.layer_names, "channels": list(self.plan.gate_channels),
             "thresholds": self.thresholds,
             "eta": self.eta, "complexity_c": self.complexity_c, "macs_dense": self.plan.dense_macs(),
@@ -465,9 +472,7 @@ class ManiDP(PruningMethod):
         }
         for i, (name, channels) in enumerate(zip(self.plan.gate_names, self.plan.gate_channels, strict=True)):
             columns[f"density_{name}"] = (result["counts"][:, i] / channels).astype(np.float32)
-        buffer = io.BytesIO()
-        pd.DataFrame(columns).to_parquet(buffer, index=False)
-        atomic_write_bytes(self.trainer.run_dir.file("per_image.parquet"), buffer.getvalue())
+        atomic_write_parquet(self.trainer.run_dir.file(PER_IMAGE_FILE), pd.DataFrame(columns))
 
     def _test_images(self, positions: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """Normalised test images at `positions` [P] -> [P, C, H, W] float32 on `device`."""
@@ -505,9 +510,7 @@ class ManiDP(PruningMethod):
             arrays[f"R_{i}"] = r.cpu().numpy()
             gaps.append(float(torch.linalg.matrix_norm(t - r)))
             r_min = min(r_min, float(r.min()))
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        atomic_write_bytes(self.trainer.run_dir.file("probe.npz"), buffer.getvalue())
+        atomic_write_npz(self.trainer.run_dir.file(PROBE_FILE), arrays, compressed=True)
         return {"similarity_gap_mean": float(np.mean(gaps)), "probe_r_min": r_min, "probe_images": len(positions)}
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor,

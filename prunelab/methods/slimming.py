@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,12 +42,16 @@ from prunelab.pruning import (
     select_channels,
     verify_compact,
 )
-from prunelab.store import RunDir, atomic_write_bytes
+from prunelab.run_format import (
+    DENSE_MODEL_FILE,
+    EXPORT_FILE,
+    GAMMA_HISTORY_FILE,
+    PRUNING_FILE,
+    atomic_write,
+    atomic_write_npz,
+)
+from prunelab.store import RunDir
 
-GAMMA_HISTORY = "gamma_history.npz"
-PRUNING_JSON = "pruning.json"
-DENSE_MODEL = "dense_model.pt"
-EXPORT_FILE = "compact_model.pt2"
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 NEAR_ZERO_GAMMA = 0.05  # the share of |gamma| below this is the lesson the Slimming page states per lambda
 VERIFY_IMAGES = 256
@@ -75,14 +76,12 @@ def write_gamma_history(path: Path, layer_names: list[str], history: list[torch.
         arrays["thresholds"] = np.asarray(thresholds, dtype=np.float64)
     for i, values in enumerate(history):
         arrays[f"layer_{i}"] = values.numpy().astype(np.float32)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_npz(path, arrays)
 
 
 def read_gamma_history(run_dir: str | Path) -> dict[str, Any]:
     """gamma_history.npz as {"epochs", "layer_names", "sparsity_lambda", "layers": [array [E+1, C_i]]}."""
-    with np.load(Path(run_dir) / GAMMA_HISTORY, allow_pickle=False) as data:
+    with np.load(Path(run_dir) / GAMMA_HISTORY_FILE, allow_pickle=False) as data:
         names = [str(n) for n in data["layer_names"]]
         return {"epochs": data["epochs"].copy(), "layer_names": names,
                 "sparsity_lambda": float(data["sparsity_lambda"]),
@@ -168,7 +167,7 @@ class Slimming(PruningMethod):
 
     def _write_history(self) -> None:
         if self.history:
-            write_gamma_history(self.trainer.run_dir.file(GAMMA_HISTORY), self._bn_names, self.history,
+            write_gamma_history(self.trainer.run_dir.file(GAMMA_HISTORY_FILE), self._bn_names, self.history,
                                 self.config.sparsity_lambda, self.thresholds or None)
 
     # training hooks -------------------------------------------------------------------------
@@ -207,7 +206,7 @@ class Slimming(PruningMethod):
         trainer, run = self.trainer, self.trainer.run_dir
         name = trainer.config.model.name
         dense = copy.deepcopy(model).cpu().float().eval()
-        run.save_torch(DENSE_MODEL, {"model_spec": spec_of(dense, name), "model_state": dense.state_dict(),
+        run.save_torch(DENSE_MODEL_FILE, {"model_spec": spec_of(dense, name), "model_state": dense.state_dict(),
                                      "input_shape": list(self._input_shape)})
         acc_before = trainer.evaluate(model).acc
         macs_before, params_before = count_macs(dense, self._input_shape), count_params(dense)
@@ -233,7 +232,7 @@ class Slimming(PruningMethod):
             "macs_before": macs_before, "params_before": params_before,
             "macs_after": count_macs(compact, self._input_shape), "params_after": count_params(compact),
         }
-        run.write_json(PRUNING_JSON, self.record)
+        run.write_json(PRUNING_FILE, self.record)
         trainer.log(f"pruned {selection.channels_removed}/{self.record['channels_total']} channels at "
                     f"|gamma| <= {selection.threshold:.4g}: acc {acc_before:.4f} -> {acc_after:.4f}, "
                     f"MACs {macs_before} -> {self.record['macs_after']}, "
@@ -292,13 +291,7 @@ def export_compact(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -
     try:
         batch = torch.export.Dim("batch", min=1, max=4096)
         program = torch.export.export(model, (torch.zeros((2, *input_shape)),), dynamic_shapes=({0: batch},))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.pt2")
-        os.close(fd)
-        try:
-            torch.export.save(program, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(path, lambda handle: torch.export.save(program, handle))
     except Exception as error:  # noqa: BLE001 - the run succeeded; the export problem is recorded
         return {"export_error": f"{type(error).__name__}: {error}"}
     return {"export_file": path.name, "export_time_s": time.time() - started}
@@ -306,7 +299,7 @@ def export_compact(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -
 
 def load_dense_model(run_dir: str | Path) -> nn.Module:
     """The network right after sparsity training (before pruning), from dense_model.pt, in eval mode."""
-    state = RunDir(Path(run_dir)).load_torch(DENSE_MODEL)
+    state = RunDir(Path(run_dir)).load_torch(DENSE_MODEL_FILE)
     model = build_model(state["model_spec"])
     model.load_state_dict(state["model_state"])
     return model.eval()
@@ -321,7 +314,7 @@ class _WhatIfContext:
         self.config: RunConfig = run.read_config()
         if not isinstance(self.config.method, SlimmingConfig):
             raise ValueError(f"{run_dir} is a {self.config.method.name!r} run; what_if needs a slimming run")
-        state = run.load_torch(DENSE_MODEL)
+        state = run.load_torch(DENSE_MODEL_FILE)
         self.input_shape = tuple(int(v) for v in state.get("input_shape", (3, 32, 32)))
         self.dense = build_model(state["model_spec"])
         self.dense.load_state_dict(state["model_state"])
@@ -363,7 +356,7 @@ def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | Non
     units are cached per (run, dense_model.pt mtime), so repeated calls cost one compact forward pass.
     """
     path = Path(run_dir).resolve()
-    dense_file = path / DENSE_MODEL
+    dense_file = path / DENSE_MODEL_FILE
     if not dense_file.exists():
         raise FileNotFoundError(f"{dense_file} does not exist: the run has not finished sparsity training")
     ctx = _what_if_context(str(path), dense_file.stat().st_mtime_ns)

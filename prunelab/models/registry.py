@@ -11,8 +11,9 @@ from typing import Any
 
 from torch import nn
 
-from prunelab.models.resnet import RESNET_DEPTHS, ResNet, resnet_blocks
-from prunelab.models.vgg import VGG, VGG_LAYERS, vgg_layers
+from prunelab.models.catalog import RESNET_DEPTHS, VGG_LAYERS
+from prunelab.models.resnet import ResNet, resnet_blocks
+from prunelab.models.vgg import VGG, vgg_layers
 
 ModelSpec = dict[str, Any]  # {"family": "vgg"|"resnet", "name", "num_classes", "layers" | ("stem", "blocks")}
 

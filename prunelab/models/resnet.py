@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from prunelab.models.catalog import RESNET_DEPTHS
 from prunelab.models.units import NoGate, init_weights, scaled
 
-RESNET_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet56": 56, "resnet110": 110}
 STAGE_WIDTHS = (16, 32, 64)
 
 

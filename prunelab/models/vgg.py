@@ -9,14 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from prunelab.models.catalog import VGG_LAYERS
 from prunelab.models.units import NoGate, init_weights, scaled
-
-VGG_LAYERS: dict[str, list[int | str]] = {
-    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512],
-}
 
 
 class ConvUnit(nn.Module):

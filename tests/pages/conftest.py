@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # app.py imports `pages.common` and `prunelab` from the repository root
+sys.path.insert(0, str(ROOT))  # app.py imports `app_components` and `prunelab` from the repository root
 
 from tests.pages.fixture_runs import ensure_fixture_runs  # noqa: E402
 

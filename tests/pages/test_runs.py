@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import pages.common
+import app_components.common
 from prunelab import resources, results
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
@@ -54,7 +54,7 @@ class RecordingManager:
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingManager:
     manager = RecordingManager()
-    monkeypatch.setattr(pages.common, "get_job_manager", lambda: manager)
+    monkeypatch.setattr(app_components.common, "get_job_manager", lambda: manager)
     return manager
 
 
@@ -164,7 +164,7 @@ def test_demo_live_button_submits_the_demo_suite(empty_runs_env: Path, recorder:
 def test_form_run_trains_through_a_real_manager(empty_runs_env: Path, data_cache_dir: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     manager = JobManager(empty_runs_env, max_concurrent=1)
-    monkeypatch.setattr(pages.common, "get_job_manager", lambda: manager)
+    monkeypatch.setattr(app_components.common, "get_job_manager", lambda: manager)
     try:
         at = render()
         for key, value in (("form_train_size", 100), ("form_test_size", 50), ("form_epochs", 1),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import pages.common
+import app_components.common
 from prunelab.engine import run_training
 from prunelab.jobs import JobManager
 from prunelab.progress import Cancelled, Progress
@@ -33,7 +33,7 @@ def point_app_at(monkeypatch: pytest.MonkeyPatch, runs: Path) -> JobManager:
     monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
     monkeypatch.chdir(ROOT)
     manager = JobManager(runs)
-    monkeypatch.setattr(pages.common, "get_job_manager", lambda: manager)
+    monkeypatch.setattr(app_components.common, "get_job_manager", lambda: manager)
     return manager
 
 

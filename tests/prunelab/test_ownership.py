@@ -22,7 +22,8 @@ from prunelab.engine import run_training
 from prunelab.jobs import JobError, JobManager, list_jobs
 from prunelab.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStore, RunStoreError
+from prunelab.run_format import RunStoreError
+from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]

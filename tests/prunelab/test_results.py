@@ -20,7 +20,8 @@ from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
 from prunelab.engine import run_training
-from prunelab.store import RunStore, RunStoreError
+from prunelab.run_format import RunStoreError
+from prunelab.store import RunStore
 
 
 @pytest.fixture(scope="module")

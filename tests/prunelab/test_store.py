@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from prunelab.config import RunConfig
-from prunelab.store import RunDir, RunStore, RunStoreError, atomic_write_json
+from prunelab.run_format import RunStoreError, atomic_write_json
+from prunelab.store import RunDir, RunStore
 
 
 def test_create_writes_config_and_queued_status(tmp_path: Path) -> None:

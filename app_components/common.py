@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_components import shell
 from prunelab import results
 from prunelab.store import default_runs_dir
 
@@ -179,26 +180,9 @@ def cached_test_images(path: str | Path, indices_tuple: tuple[int, ...]) -> np.n
 # presentation and jobs
 
 
-def _hand_over_to_app_navigation() -> None:
-    """Rerun through `app.py` when Streamlit ran this page by its legacy `pages/` discovery.
-
-    A fresh server whose first request is a page URL (say `/per_image`) runs that file directly:
-    Streamlit only learns that the app uses `st.navigation` once `app.py` has run. The page then
-    lacks the app's navigation, sidebar and wide layout. Clearing the legacy flag and rerunning
-    executes `app.py`, whose `st.navigation` opens the same page (pages are keyed by URL path).
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the legacy mode
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def title(text: str) -> None:
     """The page's title; first makes sure the page runs under `app.py`'s navigation."""
-    _hand_over_to_app_navigation()
+    shell.hand_over()
     st.title(text)
 
 

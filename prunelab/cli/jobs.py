@@ -1,6 +1,6 @@
 """CLI commands backed by the job manager: `resume RUN`, `suite NAME`, `jobs`.
 
-`prunelab.cli.build_parser` calls `add_job_commands(subparsers)`. Bad input raises `UsageError`
+`prunelab.cli.main.build_parser` calls `add_job_commands(subparsers)`. Bad input raises `UsageError`
 (one line, exit status 2); a run or suite that does not end `done` exits with status 1; Ctrl-C
 cancels at the next batch boundary (everything saved is kept) and exits with status 130.
 """
@@ -11,24 +11,25 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from prunelab.cli import (
+from prunelab.cli.args import (
     COMMON_FLAGS,
-    TerminalProgress,
     UsageError,
-    _check_dataset_available,
-    _runs_root,
     add_data_model_arguments,
+    add_runs_dir,
     add_training_arguments,
-    check_suite_runnable,
     config_from_args,
-    format_table,
+    runs_root,
 )
+from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
 from prunelab.config import RunConfig
+from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
+from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
 
 POLL_S = 0.5
+RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
 
 
 def add_job_commands(sub: Any) -> None:
@@ -39,12 +40,12 @@ def add_job_commands(sub: Any) -> None:
     resume.add_argument("--from-scratch", action="store_true",
                         help="restart the run in place with its config: checkpoint, metrics and artefacts "
                              "are removed (e.g. after a corrupt checkpoint)")
-    _add_runs_dir(resume)
+    add_runs_dir(resume, RUNS_DIR_HELP)
     resume.set_defaults(func=cmd_resume)
 
     suite = sub.add_parser("suite", help="run a suite of runs to the end: demo, slimming, ablation or sweep")
     suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
-    _add_runs_dir(suite)
+    add_runs_dir(suite, RUNS_DIR_HELP)
     add_data_model_arguments(suite)
     add_training_arguments(suite, "E: sparsity epochs of slimming, epochs of ManiDP's pretrain run (default 3)")
     suite.add_argument("--finetune-epochs", type=int,
@@ -59,14 +60,9 @@ def add_job_commands(sub: Any) -> None:
     suite.set_defaults(func=cmd_suite)
 
     jobs = sub.add_parser("jobs", help="table of queued, running and recent runs with their progress")
-    _add_runs_dir(jobs)
+    add_runs_dir(jobs, RUNS_DIR_HELP)
     jobs.add_argument("--recent", type=int, default=10, help="finished runs to show (default 10)")
     jobs.set_defaults(func=cmd_jobs)
-
-
-def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs-dir", dest="runs_dir", default=argparse.SUPPRESS,
-                        help="runs root (default ./runs or $PRUNELAB_RUNS_DIR)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +73,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from prunelab.jobs import JobError, JobManager
 
     given = Path(args.run)
-    root = given.parent if given.is_dir() and (given / "config.json").is_file() else _runs_root(args)
+    root = given.parent if given.is_dir() and (given / CONFIG_FILE).is_file() else runs_root(args)
     manager = JobManager(root)
     try:
         run_id = manager.resume(args.run, from_scratch=args.from_scratch)
@@ -87,7 +83,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except OSError:  # reported in one line by `main`
         manager.shutdown()
         raise
-    bar = TerminalProgress()
+    bar = ProgressBar()
     try:
         while not manager.wait(run_id, timeout=POLL_S):
             bar(manager.progress(run_id))
@@ -121,7 +117,7 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
 
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
     base = config_from_args("baseline", common)  # data, model and training flags, validated
-    _check_dataset_available(base)
+    check_dataset_available(base)
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     try:
@@ -145,98 +141,16 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
     return suite
 
 
-class SuiteDisplay:
-    """One line per job state change and an overall progress bar, on `stream` (stderr)."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._states: dict[str, str] = {}
-        self._bar = ""
-        self._tenths = -1  # without a terminal: one 'overall' line per 10% instead of a redrawn bar
-        self._started = time.time()
-
-    def update(self, jobs: list[Any], weights: dict[str, float]) -> None:
-        total = len(jobs)
-        for index, job in enumerate(jobs, 1):
-            if self._states.get(job.run_id) == job.state:
-                continue
-            self._states[job.run_id] = job.state
-            self._line(f"[{index}/{total}] {job.name or job.run_id}: {job.state}{_state_detail(job)}")
-        self._draw_bar(jobs, weights)
-
-    def _line(self, text: str) -> None:
-        if self._bar:
-            self.stream.write("\r" + " " * len(self._bar) + "\r")
-        self.stream.write(text + "\n")
-        self._bar = ""
-        self.stream.flush()
-
-    def _draw_bar(self, jobs: list[Any], weights: dict[str, float]) -> None:
-        fraction = overall_fraction(jobs, weights)
-        ended = sum(job.state not in ("queued", "running") for job in jobs)
-        if not self._tty:
-            if int(10 * fraction) > self._tenths:
-                self._tenths = int(10 * fraction)
-                self._line(f"overall {100 * fraction:.0f}% ({ended}/{len(jobs)} ended)")
-            return
-        running = [job for job in jobs if job.state == "running"]
-        elapsed = time.time() - self._started
-        eta = f" ETA {elapsed * (1 - fraction) / fraction:4.0f}s" if 0 < fraction < 1 else ""
-        now = ""
-        if running:
-            snap = running[0].progress
-            now = (f" | {running[0].name or running[0].run_id} {snap.get('phase') or ''} "
-                   f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
-                   f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}")
-        filled = int(30 * fraction)
-        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {ended}/{len(jobs)} ended"
-        bar += eta + now
-        if bar != self._bar:
-            pad = max(0, len(self._bar) - len(bar))
-            self.stream.write("\r" + bar + " " * pad)
-            self.stream.flush()
-            self._bar = bar
-
-    def close(self) -> None:
-        if self._bar:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._bar = ""
-
-
-def _state_detail(job: Any) -> str:
-    if job.state == "failed" and job.error:
-        return f" ({job.error})"
-    metrics = job.progress.get("metrics") or {}
-    if job.state == "done" and "test_acc" in metrics:
-        return f" ({accuracy_text(metrics)})"
-    return ""
-
-
 def run_weight(config: RunConfig) -> float:
     """Relative cost of a run for the overall bar: its epochs over every phase."""
     return float(config.train.epochs + getattr(config.method, "finetune_epochs", 0))
-
-
-def overall_fraction(jobs: list[Any], weights: dict[str, float]) -> float:
-    """Epoch-weighted mean of the jobs' fractions; ended jobs count as complete."""
-    total = sum(weights.get(job.run_id, 1.0) for job in jobs)
-    if total <= 0:
-        return 0.0
-    done = 0.0
-    for job in jobs:
-        live = job.state in ("queued", "running")
-        fraction = float(job.progress.get("fraction") or 0.0) if live else 1.0
-        done += weights.get(job.run_id, 1.0) * min(1.0, max(0.0, fraction))
-    return done / total
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from prunelab.jobs import JobManager
 
     suite = build_suite_from_args(args)
-    manager = JobManager(_runs_root(args), max_concurrent=args.max_concurrent)
+    manager = JobManager(runs_root(args), max_concurrent=args.max_concurrent)
     try:
         run_ids = manager.submit_suite(suite)
     except OSError:  # e.g. a read-only runs folder: reported in one line by `main`
@@ -286,9 +200,10 @@ def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
 
 
 def _read_summary(path: Path | None) -> dict[str, Any] | None:
-    from prunelab.store import RunDir, RunStoreError
+    from prunelab.run_format import RunStoreError
+    from prunelab.store import RunDir
 
-    if path is None or not (path / "summary.json").exists():
+    if path is None or not (path / SUMMARY_FILE).exists():
         return None
     try:
         return RunDir(path).read_summary()
@@ -308,7 +223,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     if args.recent < 0:
         raise UsageError(f"--recent must be 0 or more, got {args.recent}")
-    root = _runs_root(args)
+    root = runs_root(args)
     jobs = list_jobs(root, recent=args.recent)
     if not jobs:
         print(f"no jobs in {root}")

@@ -6,6 +6,7 @@ trains. Validation is pydantic's: a bad value is reported with the field's name 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +14,25 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from pages import common
+from app_components import common
 from prunelab import results, suites
-from prunelab.cli import UsageError, check_runnable, check_suite_runnable
 from prunelab.config import (
     DATASET_NAMES,
+    METHOD_CONFIGS,
     METHOD_NAMES,
     MODEL_NAMES,
     DataConfig,
-    ManiDPConfig,
     ModelConfig,
     RunConfig,
-    SlimmingConfig,
     TrainConfig,
     describe_validation_error,
     field_bounds,
 )
 from prunelab.jobs import RESUMABLE_STATES, JobError
+from prunelab.preflight import NotRunnable, check_runnable, check_suite_runnable
 from prunelab.progress import accuracy_text
-from prunelab.store import RunStoreError, default_runs_dir, describe_os_error
+from prunelab.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.store import default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {
@@ -46,7 +47,6 @@ METHOD_FIELDS = {
     "slimming": ("sparsity_lambda", "prune_ratio", "finetune_epochs"),
     "manidp": ("lambda_prime", "gamma_sim", "gamma_c", "target_density", "complexity", "similarity"),
 }
-METHOD_CONFIGS = {"slimming": SlimmingConfig, "manidp": ManiDPConfig}
 LABELS = {
     "width": "Width multiplier", "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
     "sparsity_lambda": "λ: L1 strength on BN γ", "prune_ratio": "Prune ratio (global)",
@@ -54,7 +54,6 @@ LABELS = {
     "gamma_sim": "γ: similarity weight", "gamma_c": "Complexity exponent", "target_density": "Target density",
     "complexity": "Complexity-adaptive sparsity", "similarity": "Similarity alignment",
 }
-ACTIVE = ("queued", "running")
 POLL_S = 1.0
 PENDING_DELETE = "pending_delete"
 TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "seed", "state",
@@ -123,7 +122,7 @@ def _build(raw: dict[str, Any]) -> RunConfig | None:
         return None
     try:
         check_runnable(config)  # the CLI's checks: a folder:PATH dataset exists, the run fits in memory
-    except UsageError as error:
+    except NotRunnable as error:
         st.error(f"Cannot start this run: {error}")
         return None
     return config
@@ -162,12 +161,7 @@ def run_form() -> None:
         "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "threads": threads},
         "method": {"name": method, **settings},
     })
-    if config is not None:
-        try:
-            run_id = common.get_job_manager().submit(config)
-        except OSError as error:
-            st.error(_write_error(error))
-            return
+    if config is not None and (run_id := _submit(lambda: common.get_job_manager().submit(config))) is not None:
         st.success(f"Started run `{run_id}`: follow it in the jobs table below.")
 
 
@@ -196,15 +190,20 @@ def suite_form() -> None:
         else:
             suite = suites.build_suite(name, base, epochs=int(epochs))
         check_suite_runnable([item.config for item in suite.runs])
-    except (ValueError, UsageError) as error:  # the run and field, the bad sweep value, or the memory
+    except ValueError as error:  # the run and field, the bad sweep value, or the memory
         st.error(str(error))
         return
+    if (run_ids := _submit(lambda: common.get_job_manager().submit_suite(suite))) is not None:
+        st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+
+
+def _submit(submit: Callable[[], Any]) -> Any:
+    """Hand a run or suite to the job manager; a failed write is shown on the page and gives None."""
     try:
-        run_ids = common.get_job_manager().submit_suite(suite)
+        return submit()
     except OSError as error:
         st.error(_write_error(error))
-        return
-    st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+        return None
 
 
 def _write_error(error: OSError) -> str:
@@ -232,7 +231,7 @@ def _job_row(manager: Any, job: Any) -> None:
     name, bar, action = st.columns([3, 6, 1], vertical_alignment="center")
     name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}")
     bar.progress(min(1.0, float(job.progress.get("fraction") or 0.0)), text=_job_text(job.progress))
-    if job.state in ACTIVE:
+    if job.state in ACTIVE_STATES:
         action.button("Cancel", key=f"cancel_{job.run_id}", on_click=manager.cancel, args=(job.run_id,))
     if job.state == "failed":
         st.error(f"{job.name or job.run_id} failed: {job.error}")
@@ -241,7 +240,7 @@ def _job_row(manager: Any, job: Any) -> None:
 def jobs_panel() -> None:
     """The jobs of this app process, polled every POLL_S seconds while one is queued or running."""
     manager = common.get_job_manager()
-    active = any(job.state in ACTIVE for job in manager.jobs())
+    active = any(job.state in ACTIVE_STATES for job in manager.jobs())
     st.fragment(_jobs_body, run_every=POLL_S if active else None)()
 
 
@@ -254,7 +253,7 @@ def _jobs_body() -> None:
         return
     for job in reversed(jobs):
         _job_row(manager, job)
-    active = {job.run_id for job in jobs if job.state in ACTIVE}
+    active = {job.run_id for job in jobs if job.state in ACTIVE_STATES}
     if active != st.session_state.get("active_jobs", active):
         st.session_state["active_jobs"] = active
         st.rerun()  # a job ended or started: refresh the runs table (and stop polling when idle)

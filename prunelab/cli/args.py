@@ -1,0 +1,139 @@
+"""Arguments of `python -m prunelab`: parsers, flags -> RunConfig, the checks before a run, UsageError.
+
+Every command module builds on this one; nothing here imports a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from prunelab.config import METHOD_CONFIGS, METHOD_NAMES, RunConfig, describe_validation_error
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad input as a UsageError (one line) instead of usage text + exit."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message)
+
+
+# flag -> (section, field) of RunConfig; method flags apply only to the method that has the field
+COMMON_FLAGS: dict[str, tuple[str, str]] = {
+    "dataset": ("data", "dataset"), "train_size": ("data", "train_size"), "test_size": ("data", "test_size"),
+    "data_dir": ("data", "data_dir"), "model": ("model", "name"), "width": ("model", "width"),
+    "epochs": ("train", "epochs"), "lr": ("train", "lr"), "batch_size": ("train", "batch_size"),
+    "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"), "threads": ("train", "threads"),
+}
+FLAG_NAMES = {"sparsity_lambda": "--lambda"}  # a method field whose flag is not --<field-name>
+
+
+def method_flags(method: str) -> dict[str, tuple[str, FieldInfo]]:
+    """{argparse dest: (flag, pydantic field)} of every field of the method's config class (its `name`
+    aside): a bool that defaults to true is switched off by `--no-<field>`, one that defaults to false is
+    switched on by `--<field>`."""
+    flags = {}
+    for field, info in METHOD_CONFIGS[method].model_fields.items():
+        if field == "name":
+            continue
+        if info.annotation is bool and info.default is True:
+            flags[f"no_{field}"] = (f"--no-{field.replace('_', '-')}", info)
+        else:
+            flags[field] = (FLAG_NAMES.get(field, f"--{field.replace('_', '-')}"), info)
+    return flags
+
+
+def _flag_type(info: FieldInfo) -> type:
+    """int, float or str: the field's type without `| None`."""
+    types = [t for t in (get_args(info.annotation) or (info.annotation,)) if t is not type(None)]
+    return types[0] if types and types[0] in (int, float) else str
+
+
+def add_data_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Dataset and model flags, shared by `run` and `suite`."""
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--dataset", help="shapes (default), cifar10, cifar100, svhn, mnist, fashion-mnist, folder:PATH")
+    data.add_argument("--train-size", type=int, help="number of training images")
+    data.add_argument("--test-size", type=int, help="number of test images")
+    data.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
+    data.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, resnet110")
+    data.add_argument("--width", type=float, help="width multiplier (default 0.25)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) -> None:
+    """Optimisation flags, shared by `run` and `suite`."""
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, help=epochs_help)
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", help="cosine (default), step or constant")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto (default), cpu or cuda")
+    train.add_argument("--threads", type=int, help="CPU threads for torch while training (default: torch's)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_model_arguments(parser)
+    add_training_arguments(parser, "training epochs, default 20 (slimming: sparsity-training epochs)")
+    for method in METHOD_NAMES:  # one group per method, a flag per field of its config class
+        flags = method_flags(method)
+        if not flags:
+            continue
+        group = parser.add_argument_group(method)
+        for dest, (flag, info) in flags.items():
+            help_text = (info.description or "").replace("%", "%%")
+            if info.annotation is bool:
+                help_text = f"turn off: {help_text}" if info.default is True else help_text
+                group.add_argument(flag, dest=dest, action="store_true", help=help_text)
+            else:
+                default = "" if info.default is None else f" (default {info.default})"
+                group.add_argument(flag, dest=dest, type=_flag_type(info), help=help_text + default)
+    parser.add_argument("--name", help="a name for the run directory")
+
+
+def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
+    """Build and validate a RunConfig from parsed flags; raises UsageError with one clear line."""
+    if method not in METHOD_NAMES:
+        raise UsageError(f"unknown method {method!r}; allowed: {', '.join(METHOD_NAMES)}")
+    raw: dict[str, Any] = {"data": {}, "model": {}, "train": {}, "method": {"name": method}}
+    for flag, (section, key) in COMMON_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            raw[section][key] = value
+    own = method_flags(method)
+    for other in METHOD_NAMES:
+        for dest, (_, info) in method_flags(other).items():
+            value = getattr(args, dest, None)
+            if value is None or value is False:  # not given (store_true flags default to False)
+                continue
+            if dest not in own:
+                raise UsageError(f"--{dest.replace('_', '-')} does not apply to method {method!r}")
+            field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
+            raw["method"][field] = (not value) if field != dest else value
+    if getattr(args, "name", None):
+        raw["name"] = args.name
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UsageError(describe_validation_error(error)) from None
+
+
+def runs_root(args: argparse.Namespace) -> Path:
+    from prunelab.store import default_runs_dir
+
+    return Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
+
+
+def add_runs_dir(parser: argparse.ArgumentParser, help_text: str = argparse.SUPPRESS) -> None:
+    """`--runs-dir` after the command name too (the top-level flag is the documented one)."""
+    parser.add_argument("--runs-dir", dest="runs_dir", default=argparse.SUPPRESS, help=help_text)

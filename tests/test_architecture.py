@@ -1,0 +1,129 @@
+"""Import structure: no cycle among prunelab modules, prunelab never imports streamlit, the app never
+imports the CLI, `pages/` holds only the pages `app.py` registers.
+
+Read from the source with `ast` (module-level and function-level imports; only `if TYPE_CHECKING:`
+blocks are exempt), so a lazy import inside a function counts."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+APP_FILES = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "app_components").glob("*.py"))]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+PRUNELAB_MODULES = {module_name(path) for path in (REPO / "prunelab").rglob("*.py")}
+
+
+def imported_names(path: Path) -> Iterator[str]:
+    """Every module `path` imports at run time: `from a import b` is `a.b` when that is a prunelab
+    module, else `a`."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                yield submodule if submodule in PRUNELAB_MODULES else base
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """prunelab module -> the prunelab modules it imports."""
+    paths = {module_name(path): path for path in (REPO / "prunelab").rglob("*.py")}
+    return {name: {target for target in imported_names(path) if target in paths and target != name}
+            for name, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(sorted(graph[start])))]
+        if start in done:
+            continue
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                return [*path[path.index(child):], child]
+            elif child not in done:
+                stack.append((child, iter(sorted(graph[child]))))
+                path.append(child)
+                on_path.add(child)
+    return None
+
+
+def test_no_import_cycle_in_prunelab() -> None:
+    graph = import_graph()
+    assert len(graph) > 30 and "prunelab.cli.main" in graph["prunelab.__main__"] | graph["prunelab.cli"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_cycle_finder_finds_a_lazy_import_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_prunelab_never_imports_streamlit() -> None:
+    offenders = {module_name(path) for path in (REPO / "prunelab").rglob("*.py")
+                 if any(name.split(".")[0] == "streamlit" for name in imported_names(path))}
+    assert not offenders
+
+
+def test_app_never_imports_the_cli() -> None:
+    offenders = {str(path.relative_to(REPO)) for path in APP_FILES
+                 if any(name == "prunelab.cli" or name.startswith("prunelab.cli.") for name in imported_names(path))}
+    assert not offenders
+
+
+def registered_pages() -> set[str]:
+    """The page files listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation)."""
+    tree = ast.parse((REPO / "app_components" / "shell.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
+            return {entry.elts[0].value for entry in node.value.elts}  # type: ignore[attr-defined]
+    raise AssertionError("no PAGES in app_components/shell.py")
+
+
+def test_pages_folder_holds_only_registered_pages() -> None:
+    files = {f"pages/{path.name}" for path in (REPO / "pages").glob("*.py")}
+    assert files and files <= registered_pages(), files - registered_pages()
+
+
+def test_nothing_references_pagesmanager() -> None:
+    sources = [*APP_FILES, *(REPO / "prunelab").rglob("*.py")]
+    assert not [str(path.relative_to(REPO)) for path in sources if "PagesManager" in path.read_text(encoding="utf-8")]
