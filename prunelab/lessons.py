@@ -235,7 +235,3 @@ def claims(table: pd.DataFrame) -> list[Claim]:
         return []
     return [*slimming_claims(table), *manidp_claims(table), *budget_claims(table)]
 
-
-def claims_frame(found: Sequence[Claim]) -> pd.DataFrame:
-    """Claims as a table for pages and CSV: lesson, paper, measured, verdict."""
-    return pd.DataFrame([c.__dict__ for c in found], columns=["lesson", "paper", "measured", "verdict"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
+from prunelab.cli import main
 from prunelab.config import RunConfig
 
 
@@ -16,3 +19,11 @@ def tiny_config(method: str = "baseline", *, epochs: int = 1, train_size: int = 
         "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "device": "cpu"},
         "method": {"name": method, **method_fields},
     })
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """`python -m prunelab ARGV` in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -15,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import prunelab
-from prunelab.cli import main
 from prunelab.methods import METHODS
 from prunelab.store import RunStore
+from tests.helpers import run_cli
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]
 REPO = Path(prunelab.__file__).resolve().parents[1]
@@ -26,13 +24,6 @@ REPO = Path(prunelab.__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import time
@@ -15,7 +13,6 @@ from typing import Any
 import pytest
 
 from prunelab import ownership
-from prunelab.cli import main
 from prunelab.config import RunConfig
 from prunelab.data import DatasetError, load_dataset
 from prunelab.engine import run_training
@@ -23,21 +20,9 @@ from prunelab.jobs import JobManager
 from prunelab.methods.baseline import Baseline
 from prunelab.progress import Cancelled, Progress
 from prunelab.store import RunDir, RunStore
-from tests.helpers import tiny_config
+from tests.helpers import run_cli, tiny_config
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50", "--threads", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def small() -> RunConfig:

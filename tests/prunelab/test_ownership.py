@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import signal
 import socket
@@ -17,29 +15,16 @@ import pytest
 
 import prunelab
 from prunelab import ownership, results
-from prunelab.cli import main
 from prunelab.engine import run_training
 from prunelab.jobs import JobError, JobManager, list_jobs
 from prunelab.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.progress import Cancelled, Progress
 from prunelab.run_format import RunStoreError
 from prunelab.store import RunDir, RunStore
-from tests.helpers import tiny_config
+from tests.helpers import run_cli, tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50", "--threads", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def child_env() -> dict[str, str]:
