@@ -27,3 +27,19 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
+
+
+# `python -c HOLD_SCRIPT SIGNAL_FILE ARGS...`: a CLI run that signals after epoch 1 is checkpointed, then hangs
+HOLD_SCRIPT = """
+import pathlib, sys, time
+from prunelab.methods.baseline import Baseline
+
+def hold(self, phase, epoch, model):
+    if epoch == 1:  # epoch 1 is finished and checkpointed: signal, then hang until killed
+        pathlib.Path(sys.argv[1]).write_text("holding")
+        time.sleep(600)
+
+Baseline.on_epoch_start = hold
+from prunelab.cli import main
+sys.exit(main(sys.argv[2:]))
+"""

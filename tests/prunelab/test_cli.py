@@ -15,7 +15,7 @@ import pytest
 import prunelab
 from prunelab.methods import METHODS
 from prunelab.store import RunStore
-from tests.helpers import run_cli
+from tests.helpers import HOLD_SCRIPT, run_cli
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]
 REPO = Path(prunelab.__file__).resolve().parents[1]
@@ -89,19 +89,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expect
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was created
 
 
-HOLD_SCRIPT = """
-import pathlib, sys, time
-from prunelab.methods.baseline import Baseline
-
-def hold(self, phase, epoch, model):
-    if epoch == 1:  # epoch 1 is finished and checkpointed: signal, then hang until killed
-        pathlib.Path(sys.argv[1]).write_text("holding")
-        time.sleep(600)
-
-Baseline.on_epoch_start = hold
-from prunelab.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from prunelab.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.progress import Cancelled, Progress
 from prunelab.run_format import RunStoreError
 from prunelab.store import RunDir, RunStore
-from tests.helpers import run_cli, tiny_config
+from tests.helpers import HOLD_SCRIPT, run_cli, tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50", "--threads", "1"]
@@ -207,19 +207,6 @@ def test_two_resume_processes_started_together_train_exactly_once(tmp_path: Path
 # ---------------------------------------------------------------------------------------------
 # a killed CLI run in every view, then deleted
 
-HOLD_SCRIPT = """
-import pathlib, sys, time
-from prunelab.methods.baseline import Baseline
-
-def hold(self, phase, epoch, model):
-    if epoch == 1:  # epoch 1 is finished and checkpointed: signal, then hang until killed
-        pathlib.Path(sys.argv[1]).write_text("holding")
-        time.sleep(600)
-
-Baseline.on_epoch_start = hold
-from prunelab.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def state_column(table: str) -> str:
