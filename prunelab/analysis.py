@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
+
 # ------------------------------------------------------------------------------------------------
 # rank correlation
 
@@ -277,7 +279,6 @@ def layer_gammas(gammas: Sequence[np.ndarray], layer_names: Sequence[str], row: 
     return np.abs(np.asarray(gammas[names.index(layer)])[row])
 
 
-NEAR_ZERO_GAMMA = 0.05  # the "piles up at zero" lesson: share of |gamma| below this value
 
 
 def threshold_at_epoch(thresholds: np.ndarray | None, row: int) -> float | None:
@@ -345,7 +346,7 @@ ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "
                     "parent_run", "path"]
 # carried along for the variant groups and the papers' claims (prunelab.lessons)
 ABLATION_EXTRAS = ["sparsity_lambda", "prune_ratio", "complexity", "similarity", "lambda_prime", "gamma_sim",
-                   "target_density", "acc_after_prune", "gamma_frac_below_0.05", "similarity_gap_mean",
+                   "target_density", "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
                    "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
                    "macs_reduction_with_gates", "density_mean"]
 

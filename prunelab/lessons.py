@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
+
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
-NEAR_ZERO_GAMMA_KEY = "gamma_frac_below_0.05"
 VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]
 # the figures averaged per variant (those a run lacks are NaN and left out of its mean)
 FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
@@ -161,37 +162,40 @@ def _manidp_rows(table: pd.DataFrame, complexity: bool, similarity: bool) -> pd.
     return (table["method"] == "manidp") & (flags == complexity) & (sims == similarity)
 
 
+MANIDP_VARIANT_NAMES = {(False, False): "neither", (True, False): "complexity only",
+                        (False, True): "similarity only", (True, True): "both"}
+# (figure, lesson, paper, measured label, format, the claim holds if the term raises it, pairs with / without)
+MANIDP_TERM_CLAIMS = [
+    ("similarity_gap_mean", "the similarity term aligns gate similarity with feature similarity",
+     "ManiDP (Tang et al., 2021): the similarity term makes the gates' similarity matrix T follow the "
+     "features' R, so similar images get similar sub-networks: ‖T − R‖ falls.",
+     "mean ‖T − R‖_F over layers", ".2f", False, [((False, True), (False, False)), ((True, True), (True, False))]),
+    ("spearman_macs_loss", "the complexity term gives harder images larger sub-networks",
+     "ManiDP: images with a loss above C are not pushed to be sparse, so MACs per image follow the loss more "
+     "closely than without the term.",
+     "Spearman ρ(MACs, loss)", ".3f", True, [((True, False), (False, False)), ((True, True), (False, True))]),
+]
+
+
 def manidp_claims(table: pd.DataFrame) -> list[Claim]:
-    """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more."""
+    """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more.
+
+    Each term is judged against its control: the same variant with that term switched off.
+    """
     rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
     if not any(mask.any() for mask in rows.values()):
         return []
-    names = {(False, False): "neither", (True, False): "complexity only", (False, True): "similarity only",
-             (True, True): "both"}
+    names = MANIDP_VARIANT_NAMES
     claims = []
-    gaps = {key: _figure(table, mask, "similarity_gap_mean") for key, mask in rows.items()}
-    pairs = [((False, True), (False, False)), ((True, True), (True, False))]
-    for with_term, without in pairs:
-        if gaps[with_term].n and gaps[without].n:
-            claims.append(Claim(
-                f"the similarity term aligns gate similarity with feature similarity ({names[with_term]} "
-                f"vs {names[without]})",
-                "ManiDP (Tang et al., 2021): the similarity term makes the gates' similarity matrix T follow "
-                "the features' R, so similar images get similar sub-networks: ‖T − R‖ falls.",
-                f"mean ‖T − R‖_F over layers: {names[with_term]} {gaps[with_term].text('.2f')}; "
-                f"{names[without]} {gaps[without].text('.2f')}",
-                _verdict(gaps[with_term], gaps[without], holds_if_greater=False)))
-    rhos = {key: _figure(table, mask, "spearman_macs_loss") for key, mask in rows.items()}
-    for with_term, without in [((True, False), (False, False)), ((True, True), (False, True))]:
-        if rhos[with_term].n and rhos[without].n:
-            claims.append(Claim(
-                f"the complexity term gives harder images larger sub-networks ({names[with_term]} vs "
-                f"{names[without]})",
-                "ManiDP: images with a loss above C are not pushed to be sparse, so MACs per image follow "
-                "the loss more closely than without the term.",
-                f"Spearman ρ(MACs, loss): {names[with_term]} {rhos[with_term].text('.3f')}; "
-                f"{names[without]} {rhos[without].text('.3f')}",
-                _verdict(rhos[with_term], rhos[without], holds_if_greater=True)))
+    for figure, lesson, paper, label, fmt, greater, pairs in MANIDP_TERM_CLAIMS:
+        stats = {key: _figure(table, mask, figure) for key, mask in rows.items()}
+        for with_term, without in pairs:
+            if stats[with_term].n and stats[without].n:
+                claims.append(Claim(
+                    f"{lesson} ({names[with_term]} vs {names[without]})", paper,
+                    f"{label}: {names[with_term]} {stats[with_term].text(fmt)}; "
+                    f"{names[without]} {stats[without].text(fmt)}",
+                    _verdict(stats[with_term], stats[without], holds_if_greater=greater)))
     return claims
 
 

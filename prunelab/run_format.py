@@ -37,6 +37,11 @@ PER_IMAGE_FILE = "per_image.parquet"
 PROBE_FILE = "probe.npz"
 MANIDP_FILE = "manidp.json"
 
+# Network Slimming's lesson (its Figure 4): the share of |gamma| below NEAR_ZERO_GAMMA after sparsity
+# training, written under this key in metrics rows and summary.json
+NEAR_ZERO_GAMMA = 0.05
+NEAR_ZERO_GAMMA_KEY = "gamma_frac_below_0.05"
+
 # --- run states ----------------------------------------------------------------------------------
 RunState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 RUN_STATES: tuple[RunState, ...] = get_args(RunState)

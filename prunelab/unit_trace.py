@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunelab.dynamic_macs import slice_for_image
 from prunelab.gates import ChannelGate
 from prunelab.models import BasicBlock, ConvUnit
 
@@ -80,8 +81,6 @@ def describe_divergence(what: str, model: nn.Module, images: torch.Tensor, candi
     `candidate` is "sliced" (each image's static sub-network) or a callable `candidate(image, trace)`
     that appends `(unit name, output)` pairs to `trace` (the sparse executor).
     """
-    from prunelab.dynamic_macs import slice_for_image
-
     worst: tuple[float, int, tuple[str, float] | None] = (-1.0, -1, None)
     for i in range(images.shape[0]):
         image = images[i:i + 1]

@@ -326,9 +326,7 @@ class ManiDP(PruningMethod):
         else:  # measured all the same, so the ablation compares the objective itself like with like
             with torch.no_grad():
                 objective = similarity_loss([pi.detach() for pi in saliencies], features)
-        self._accumulate(recs, weights, per_image_ce.shape[0])
-        self._sums["similarity_objective"] = (self._sums.get("similarity_objective", 0.0)
-                                              + float(objective.detach()) * per_image_ce.shape[0])
+        self._accumulate(recs, weights, objective, per_image_ce.shape[0])
         self.step += 1  # the next batch runs at the next step's remain rate
         self.eta = remain_rate(self.step, self.steps_total, self.config.target_density)
         self._track_thresholds(model, recs)
@@ -351,8 +349,8 @@ class ManiDP(PruningMethod):
         c = self.complexity_c if self.complexity_c is not None else float("inf")
         return complexity_weights(ce, c, self.config.lambda_prime, self.config.gamma_c)
 
-    def _accumulate(self, recs: list[Any], weights: torch.Tensor, n: int) -> None:
-        """Cheap running sums for the epoch metrics (density, MACs from the masks, lambda)."""
+    def _accumulate(self, recs: list[Any], weights: torch.Tensor, objective: torch.Tensor, n: int) -> None:
+        """Cheap running sums for the epoch metrics (density, MACs from the masks, lambda, similarity objective)."""
         with torch.no_grad():
             counts = active_counts([r.mask for r in recs])
             assert self.plan is not None
@@ -364,6 +362,7 @@ class ManiDP(PruningMethod):
         sums["density"] = sums.get("density", 0.0) + density
         sums["lambda"] = sums.get("lambda", 0.0) + float(weights.sum())
         sums["pushed"] = sums.get("pushed", 0.0) + float((weights > 0).sum())
+        sums["similarity_objective"] = sums.get("similarity_objective", 0.0) + float(objective.detach()) * n
 
     def on_epoch_end(self, phase: Phase, epoch: int, model: nn.Module,
                      stats: dict[str, float]) -> dict[str, float]:
@@ -373,7 +372,6 @@ class ManiDP(PruningMethod):
                "train_density": sums.get("density", 0.0) / n,
                "train_macs_per_image": sums.get("macs", 0.0) / n,
                "lambda_mean": sums.get("lambda", 0.0) / n, "pushed_fraction": sums.get("pushed", 0.0) / n,
-               "threshold_mean": float(np.mean(get_thresholds(model))),
                "similarity_objective": sums.get("similarity_objective", 0.0) / n}
         self.complexity_c = self.config.complexity_scale * stats["train_ce"]  # C for the next epoch
         # at the remain rate reached now: the model tested, checkpointed and (last epoch) saved
@@ -451,9 +449,8 @@ class ManiDP(PruningMethod):
         set_recording(model, True)
         result = self.trainer.evaluate(model, "test")
         assert self.plan is not None
-        count = result.extras["counts"]
         return {"loss": result.loss.numpy(), "pred": result.pred.numpy(), "label": result.labels.numpy(),
-                "counts": count.numpy(), "macs": self.plan.macs(count).numpy()}
+                "counts": result.extras["counts"].numpy(), "macs": result.extras["macs"].numpy()}
 
     def _write_per_image(self, result: dict[str, np.ndarray]) -> None:
         import pandas as pd

@@ -46,6 +46,8 @@ from prunelab.run_format import (
     DENSE_MODEL_FILE,
     EXPORT_FILE,
     GAMMA_HISTORY_FILE,
+    NEAR_ZERO_GAMMA,
+    NEAR_ZERO_GAMMA_KEY,
     PRUNING_FILE,
     atomic_write,
     atomic_write_npz,
@@ -53,7 +55,6 @@ from prunelab.run_format import (
 from prunelab.store import RunDir
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
-NEAR_ZERO_GAMMA = 0.05  # the share of |gamma| below this is the lesson the Slimming page states per lambda
 VERIFY_IMAGES = 256
 LATENCY_REPEATS = {1: 30, 64: 8}  # batch size -> timed repeats (median reported)
 
@@ -195,7 +196,7 @@ class Slimming(PruningMethod):
         return {"l1_penalty": l1_penalty(self._bns, self.config.sparsity_lambda),
                 "gamma_mean_abs": float(flat.mean()),
                 "gamma_frac_below_1e-2": float((flat < SMALL_GAMMA).float().mean()),
-                "gamma_frac_below_0.05": float((flat < NEAR_ZERO_GAMMA).float().mean()),
+                NEAR_ZERO_GAMMA_KEY: float((flat < NEAR_ZERO_GAMMA).float().mean()),
                 "global_threshold": self.thresholds[-1]}
 
     # pruning ------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class Slimming(PruningMethod):
             "channels_total": record["channels_total"], "guard_fired_layers": record["guard_fired_layers"],
             "sparsity_lambda": self.config.sparsity_lambda,
             # the lesson of the paper's Figure 4, after sparsity training: how many |gamma| sit near zero
-            "gamma_frac_below_0.05": float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)
+            NEAR_ZERO_GAMMA_KEY: float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)
                                            .float().mean()) if self.history else None,
         })
         for batch in (1, 64):
