@@ -89,7 +89,7 @@ st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per 
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
            "exceeds the correlation of a run without that term:")
 table = analysis.ablation_table(common.runs_frame())
-common.show_claims([c for c in lessons.manidp_claims(table) if "complexity term" in c.lesson],
+common.show_claims(lessons.manidp_claims(table, figure="spearman_macs_loss"),
                    empty="Finished ManiDP runs with and without the complexity term are needed for this comparison.")
 
 st.subheader("One image")

@@ -86,8 +86,7 @@ fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", bar
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
 
-common.show_claims([c for c in lessons.manidp_claims(analysis.ablation_table(common.runs_frame()))
-                    if "similarity term" in c.lesson],
+common.show_claims(lessons.manidp_claims(analysis.ablation_table(common.runs_frame()), figure="similarity_gap_mean"),
                    empty="Finished ManiDP runs with and without the similarity term are needed for this comparison.")
 
 st.subheader("UMAP of gate vectors and of features")

@@ -177,18 +177,21 @@ MANIDP_TERM_CLAIMS = [
 ]
 
 
-def manidp_claims(table: pd.DataFrame) -> list[Claim]:
+def manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
     """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more.
 
-    Each term is judged against its control: the same variant with that term switched off.
+    Each term is judged against its control: the same variant with that term switched off. `figure`
+    ("similarity_gap_mean" or "spearman_macs_loss") keeps only that term's claims.
     """
     rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
     if not any(mask.any() for mask in rows.values()):
         return []
     names = MANIDP_VARIANT_NAMES
     claims = []
-    for figure, lesson, paper, label, fmt, greater, pairs in MANIDP_TERM_CLAIMS:
-        stats = {key: _figure(table, mask, figure) for key, mask in rows.items()}
+    for measured, lesson, paper, label, fmt, greater, pairs in MANIDP_TERM_CLAIMS:
+        if figure is not None and measured != figure:
+            continue
+        stats = {key: _figure(table, mask, measured) for key, mask in rows.items()}
         for with_term, without in pairs:
             if stats[with_term].n and stats[without].n:
                 claims.append(Claim(
