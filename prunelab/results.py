@@ -40,7 +40,10 @@ __all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt
 
 log = logging.getLogger("prunelab.results")
 
-DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+DEMO_RUNS_DIR = ASSETS_DIR / "demo_runs"  # the shapes demo (scripts/make_demo.py)
+CIFAR_DEMO_RUNS_DIR = ASSETS_DIR / "cifar10_runs"  # the CIFAR-10 demo (scripts/make_cifar_demo.py)
+DEMO_ROOTS = (DEMO_RUNS_DIR, CIFAR_DEMO_RUNS_DIR)
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
 # suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
@@ -70,19 +73,17 @@ SUMMARY_EXTRAS = [
 # where runs live
 
 
-def demo_runs_dir() -> Path | None:
-    """The bundled read-only demo runs, unless hidden by ``PRUNELAB_NO_DEMO=1`` or absent."""
+def demo_runs_dirs() -> list[Path]:
+    """The bundled read-only demo folders that exist (shapes, then CIFAR-10), none when hidden by
+    ``PRUNELAB_NO_DEMO=1``."""
     if os.environ.get(NO_DEMO_ENV, "").strip() not in ("", "0"):
-        return None
-    return DEMO_RUNS_DIR if DEMO_RUNS_DIR.is_dir() else None
+        return []
+    return [root for root in DEMO_ROOTS if root.is_dir()]
 
 
 def run_roots(runs_dir: str | Path | None = None) -> list[Path]:
     """Existing run roots: the user's runs dir (``$PRUNELAB_RUNS_DIR`` or ./runs) then the demo runs."""
-    roots = [Path(runs_dir) if runs_dir is not None else default_runs_dir()]
-    demo = demo_runs_dir()
-    if demo is not None:
-        roots.append(demo)
+    roots = [Path(runs_dir) if runs_dir is not None else default_runs_dir(), *demo_runs_dirs()]
     unique: list[Path] = []
     for root in roots:
         if root.is_dir() and all(root.resolve() != seen.resolve() for seen in unique):
@@ -91,9 +92,9 @@ def run_roots(runs_dir: str | Path | None = None) -> list[Path]:
 
 
 def is_demo(path: str | Path) -> bool:
-    """True for a run inside the bundled demo folder (read-only: never deleted)."""
+    """True for a run inside a bundled demo folder (read-only: never deleted)."""
     try:
-        return Path(path).resolve().parent == DEMO_RUNS_DIR.resolve()
+        return Path(path).resolve().parent in {root.resolve() for root in DEMO_ROOTS}
     except OSError:
         return False
 
@@ -326,7 +327,7 @@ def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
     The dataset is rebuilt from the run's DataConfig by ``prunelab.data.load_dataset``, which keeps
     recently used datasets in memory and on disk, so only the first call pays for loading.
     """
-    dataset = _run_dataset(path)
+    dataset = run_dataset(path)
     if dataset is None:
         return None
     index = np.asarray(list(indices), dtype=np.int64)
@@ -344,7 +345,7 @@ def class_names(path: str | Path) -> list[str]:
         from prunelab.data import SHAPES_CLASS_NAMES
 
         return list(SHAPES_CLASS_NAMES)
-    dataset = _run_dataset(path) if config is not None else None
+    dataset = run_dataset(path) if config is not None else None
     if dataset is not None:
         return list(dataset.class_names)
     try:
@@ -356,17 +357,29 @@ def class_names(path: str | Path) -> list[str]:
     return [str(i) for i in range(count)]
 
 
-def _run_dataset(path: str | Path) -> Any:
+def run_dataset(path: str | Path) -> Any:
+    """The run's dataset (an ``ImageDataset``), or None when it cannot be loaded (the log says why).
+
+    Rebuilt from the run's DataConfig; when that data is not on this machine (the CIFAR-10 demo is
+    trained on a PNG release outside the repository), the test-image pack beside the run stands in
+    with its test split (`prunelab.data.test_pack`)."""
     config = load_config(path)
     if config is None:
         return None
-    from prunelab.data import load_dataset
+    from prunelab.data import DatasetError, load_dataset
+    from prunelab.data.test_pack import load_test_pack
 
     try:
         return load_dataset(config.data)
     except Exception as error:  # noqa: BLE001 - DatasetError or a broken cache: tell the page, don't crash
-        log.warning("cannot load the dataset of %s: %s", path, error)
-        return None
+        try:
+            pack = load_test_pack(Path(path).parent, config.data.dataset)
+        except DatasetError as pack_error:
+            log.warning("cannot load the dataset of %s: %s; %s", path, error, pack_error)
+            return None
+        if pack is None:
+            log.warning("cannot load the dataset of %s: %s", path, error)
+        return pack
 
 
 def _load_optional(file: Path) -> Any:

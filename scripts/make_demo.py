@@ -34,20 +34,37 @@ NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt"
 SIZE_BUDGET = 15_000_000
 
 
-def suite_command(device: str, max_concurrent: int, seeds: int, threads: int | None) -> list[str]:
-    """The exact `python -m prunelab suite demo ...` command line the demo is made with."""
-    settings = ["--model", DEMO_MODEL, "--width", str(DEMO_WIDTH), "--epochs", str(DEMO_EPOCHS),
-                "--finetune-epochs", str(DEMO_FINETUNE_EPOCHS), "--seeds", str(seeds)]
+def suite_command(device: str, max_concurrent: int, seeds: int, threads: int | None, out: Path = OUT,
+                  model: str = DEMO_MODEL, width: float = DEMO_WIDTH, epochs: int = DEMO_EPOCHS,
+                  finetune_epochs: int = DEMO_FINETUNE_EPOCHS, data: tuple[str, ...] = ()) -> list[str]:
+    """The exact `python -m prunelab suite demo ...` command line a demo is made with (`data`: extra
+    data flags such as --dataset and --train-size)."""
+    settings = [*data, "--model", model, "--width", str(width), "--epochs", str(epochs),
+                "--finetune-epochs", str(finetune_epochs), "--seeds", str(seeds)]
     if threads is not None:
         settings += ["--threads", str(threads)]
-    return [sys.executable, "-m", "prunelab", "suite", "demo", "--runs-dir", str(OUT), *settings,
+    return [sys.executable, "-m", "prunelab", "suite", "demo", "--runs-dir", str(out), *settings,
             "--device", device, "--max-concurrent", str(max_concurrent)]
 
 
-def strip(runs: Path) -> int:
+def run_suite(command: list[str], out: Path, force: bool) -> int:
+    """Run the suite into `out` (replacing its runs only with `force`); returns the exit status."""
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            print(f"{out} already holds runs; pass --force to replace them", file=sys.stderr)
+            return 2
+        shutil.rmtree(out)
+    print("running:", " ".join(command[1:]), flush=True)
+    status = subprocess.run(command, cwd=ROOT, check=False).returncode
+    if status != 0:
+        print(f"the suite ended with status {status}; {out} left as is for inspection", file=sys.stderr)
+    return status
+
+
+def strip(runs: Path, not_shipped: tuple[str, ...] = NOT_SHIPPED) -> int:
     """Delete files the pages never read; returns the bytes left."""
     for path in runs.rglob("*"):
-        if path.is_file() and (path.name in NOT_SHIPPED or path.name.endswith(".tmp")):
+        if path.is_file() and (path.name in not_shipped or path.name.endswith(".tmp")):
             path.unlink()
     return sum(path.stat().st_size for path in runs.rglob("*") if path.is_file())
 
@@ -61,16 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
     args = parser.parse_args(argv)
     out = ROOT / OUT
-    if out.exists() and any(out.iterdir()):
-        if not args.force:
-            print(f"{out} already holds runs; pass --force to replace them", file=sys.stderr)
-            return 2
-        shutil.rmtree(out)
     command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads)
-    print("running:", " ".join(command[1:]), flush=True)
-    status = subprocess.run(command, cwd=ROOT, check=False).returncode
+    status = run_suite(command, out, args.force)
     if status != 0:
-        print(f"the suite ended with status {status}; {out} left as is for inspection", file=sys.stderr)
         return status
     size = strip(out)
     print(f"demo runs in {out}: {size / 1e6:.2f} MB after removing {', '.join(NOT_SHIPPED)}")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from prunelab.cli import main
 from prunelab.config import RunConfig
@@ -43,3 +47,18 @@ Baseline.on_epoch_start = hold
 from prunelab.cli import main
 sys.exit(main(sys.argv[2:]))
 """
+
+
+def write_folder_dataset(root: Path, classes=("cat", "dog"), per_class=3, size=(40, 30)) -> None:
+    """A tiny ImageFolder tree (train/ and test/, PNG and JPEG, the red channel encodes the class)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+                pixels[..., 0] = 40 + 150 * c // max(1, len(classes) - 1)
+                ext = "png" if i % 2 == 0 else "jpg"
+                Image.fromarray(pixels).save(folder / f"img{i}.{ext}")
+    (root / "train" / classes[0] / "notes.txt").write_text("not an image")

@@ -24,6 +24,7 @@ from prunelab.data import (
 )
 from prunelab.data import dataset as dataset_module
 from prunelab.data import folder as folder_module
+from tests.helpers import write_folder_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -240,23 +241,9 @@ def test_loader_rejects_bad_input():
 # ----------------------------------------------------------------------------------- folder:PATH
 
 
-def _write_tree(root: Path, classes=("cat", "dog"), per_class=3, size=(40, 30)) -> None:
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for c, name in enumerate(classes):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-                pixels[..., 0] = 40 + 150 * c
-                ext = "png" if i % 2 == 0 else "jpg"
-                Image.fromarray(pixels).save(folder / f"img{i}.{ext}")
-    (root / "train" / classes[0] / "notes.txt").write_text("not an image")
-
-
 def test_folder_dataset_and_cache(tmp_path, monkeypatch):
     root = tmp_path / "tree"
-    _write_tree(root, per_class=6)
+    write_folder_dataset(root, per_class=6)
     cache = tmp_path / "cache"
     cfg = DataConfig(dataset=f"folder:{root}")
     ds = load_dataset(cfg, cache_dir=cache)
@@ -304,7 +291,7 @@ def test_folder_errors(tmp_path):
     with pytest.raises(DatasetError, match="no test/ subfolder"):
         load_dataset(DataConfig(dataset=f"folder:{root}"), cache_dir=cache)
 
-    _write_tree(root, classes=("a", "b"), per_class=1)
+    write_folder_dataset(root, classes=("a", "b"), per_class=1)
     (root / "train" / "c").mkdir()
     (root / "test" / "c").mkdir()
     with pytest.raises(DatasetError, match=r"no images .* for class\(es\) c"):

@@ -1,0 +1,72 @@
+"""Test-image packs: the test split of a dataset, shipped beside runs whose training data is not here.
+
+The CIFAR-10 demo is trained on the PNG release (``folder:PATH``), which is not part of the repository.
+Its pages still need the test images (galleries, image picker, sub-network map, what-if), so
+``scripts/make_cifar_demo.py`` writes the test split the runs were evaluated on into the demo folder
+as ``test_images.npz`` (`TEST_PACK_FILE`): uint8 images ``[N,3,32,32]`` in the runs' test order,
+labels, class names, the normalisation statistics and the ``dataset`` string of the runs' config.
+
+``load_test_pack`` returns it as an ``ImageDataset`` with an empty training split, so code that reads
+a run's test images does not care where they came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prunelab.data.base import DatasetError, ImageDataset, load_npz
+from prunelab.run_format import atomic_write_npz
+
+TEST_PACK_FILE = "test_images.npz"
+_KEYS = {"dataset", "test_images", "test_labels", "class_names", "mean", "std", "hflip"}
+
+
+def write_test_pack(folder: str | Path, dataset_name: str, dataset: ImageDataset) -> Path:
+    """Write `dataset`'s test split to ``folder/test_images.npz`` (atomically); returns the path."""
+    path = Path(folder) / TEST_PACK_FILE
+    atomic_write_npz(path, {
+        "dataset": np.array(dataset_name),
+        "test_images": dataset.test_images.numpy(),
+        "test_labels": dataset.test_labels.numpy().astype(np.int64),
+        "class_names": np.array(dataset.class_names),
+        "mean": np.array(dataset.mean, dtype=np.float64),
+        "std": np.array(dataset.std, dtype=np.float64),
+        "hflip": np.array(dataset.hflip),
+    }, compressed=True)
+    return path
+
+
+def load_test_pack(folder: str | Path, dataset_name: str) -> ImageDataset | None:
+    """The pack in `folder` for runs of `dataset_name` as a test-only ``ImageDataset``; None when the
+    folder has no pack. Raises DatasetError when the pack is unreadable, incomplete or belongs to
+    another dataset."""
+    path = Path(folder) / TEST_PACK_FILE
+    if not path.is_file():
+        return None
+    arrays = load_npz(path)
+    if arrays is None or not arrays.keys() >= _KEYS:
+        missing = sorted(_KEYS - arrays.keys()) if arrays is not None else ["(unreadable file)"]
+        raise DatasetError(f"test-image pack {path} is corrupt: missing {', '.join(missing)}")
+    if str(arrays["dataset"]) != dataset_name:
+        raise DatasetError(f"test-image pack {path} holds {str(arrays['dataset'])!r}, not {dataset_name!r}")
+    images, labels = arrays["test_images"], arrays["test_labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32) \
+            or labels.shape != (images.shape[0],):
+        raise DatasetError(f"test-image pack {path} is corrupt: images {images.dtype}{list(images.shape)}, "
+                           f"labels {list(labels.shape)}; expected uint8 [N, 3, 32, 32] and [N]")
+    empty = torch.zeros((0, 3, 32, 32), dtype=torch.uint8)
+    return ImageDataset(
+        name=dataset_name,
+        train_images=empty,
+        train_labels=torch.zeros(0, dtype=torch.int64),
+        test_images=torch.from_numpy(np.ascontiguousarray(images)),
+        test_labels=torch.from_numpy(labels.astype(np.int64)),
+        class_names=[str(name) for name in arrays["class_names"]],
+        mean=tuple(float(v) for v in arrays["mean"]),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in arrays["std"]),  # type: ignore[arg-type]
+        hflip=bool(arrays["hflip"]),
+        source=str(path),
+    )
