@@ -53,7 +53,7 @@ def pick_dataset(variants: pd.DataFrame) -> str | None:
     return st.segmented_control("Demo dataset", datasets, default=datasets[0], key="home_dataset") or datasets[0]
 
 
-def accuracy_macs_figure(variants: pd.DataFrame, user_runs: pd.DataFrame, dataset: str) -> go.Figure:
+def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str) -> go.Figure:
     """Demo variants (mean ± std over seeds) per method, and the user's finished runs as open markers."""
     shown = variants[variants["dataset"] == dataset]
     fig = go.Figure()
@@ -67,7 +67,7 @@ def accuracy_macs_figure(variants: pd.DataFrame, user_runs: pd.DataFrame, datase
             error_y={"type": "data", "array": part["test_acc_std"].fillna(0), "thickness": 1},
             hovertemplate="%{text}<br>%{x:.3s} MACs per image<br>accuracy %{y:.3f} ± %{customdata[1]:.3f} "
                           "(%{customdata[0]} seeds)<extra></extra>")
-    mine = user_runs[user_runs["dataset"] == dataset] if not user_runs.empty else user_runs
+    mine = beside[beside["dataset"] == dataset] if not beside.empty else beside
     if not mine.empty:
         fig.add_scatter(x=mine["macs_per_image"], y=mine["test_acc"], mode="markers", name="your runs",
                         marker={"size": 10, "color": "#333333", "symbol": "circle-open"}, text=mine["name"],
@@ -90,10 +90,14 @@ def user_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return done.dropna(subset=["test_acc", "macs_per_image"])
 
 
-def chart_variants(runs: pd.DataFrame) -> pd.DataFrame:
-    """Variants of the demo runs; of the user's finished runs when there is no demo."""
+def chart_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(variants to chart, single runs drawn beside them): the demo's variants and the user's finished
+    runs; without a demo, the user's runs as variants and nothing beside."""
     demo = runs[runs["demo"].astype(bool)] if not runs.empty else runs
-    return live.variants(demo if not demo.empty else user_runs(runs))
+    mine = user_runs(runs)
+    if demo.empty:
+        return live.variants(mine), mine.iloc[:0]
+    return live.variants(demo), mine
 
 
 def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
@@ -122,6 +126,14 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
 
 def _name(names: list[str], label: object) -> str:
     return names[int(label)] if 0 <= int(label) < len(names) else str(label)
+
+
+def chart_caption(runs: pd.DataFrame) -> None:
+    source = "the bundled demo" if runs["demo"].astype(bool).any() else "your finished runs"
+    st.caption(f"Top-left is best: high accuracy at few MACs. Each point is a variant of {source} (runs that "
+               "differ only in their seed), averaged over its seeds; bars: ± one standard deviation. The "
+               "**Slimming**, **Per-image MACs**, **Similarity** and **Ablations** pages explain each method on "
+               "these runs.")
 
 
 def no_demo_message() -> None:
