@@ -119,3 +119,15 @@ def test_no_runs_says_how_to_start_one(empty_runs_env: Path) -> None:
     at = render()
     assert "Start one on the **Runs** page" in messages(at)
     assert not plotly_figures(at)
+
+
+def test_every_fixture_run_opens_without_an_exception(runs_env: Path) -> None:
+    """Broken, failed, running and finished runs alike: the page says what it can, never raises."""
+    at = render()
+    options = at.selectbox(key="live_run").options
+    assert len(options) == len([p for p in runs_env.iterdir() if p.is_dir()])
+    for path in [p for p in runs_env.iterdir() if p.is_dir()]:
+        at.selectbox(key="live_run").set_value(str(path)).run()
+        assert not at.exception, (path.name, [e.value for e in at.exception])
+        if path.name == "fx-failed":
+            assert "The run failed" in messages(at)
