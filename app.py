@@ -1,6 +1,7 @@
 """PruneLab's Streamlit app: `streamlit run app.py`.
 
-The Runs page (home) starts and watches runs; the analysis pages read finished run directories.
+The Overview (home) charts the bundled demo; the Runs page starts runs, Live training watches one; the
+analysis pages read finished run directories.
 The pages and their titles are listed in `app_components.shell`; an analysis page whose file is missing
 is left out of the navigation so the app still starts.
 """
@@ -11,8 +12,10 @@ from app_components import common, shell
 
 st.set_page_config(page_title="PruneLab", page_icon=":material/content_cut:", layout="wide")
 navigation = shell.navigation()
-common.start_umap_warm_up()
 st.sidebar.caption("PruneLab: train small CNNs, prune their channels statically (Network Slimming) or per "
                    "image (ManiDP), and see what each method keeps and what it costs in MACs.")
-with shell.app_run():
-    navigation.run()
+try:
+    with shell.app_run():
+        navigation.run()
+finally:  # once the first page is drawn, so the compile does not compete with it for the CPU
+    common.start_umap_warm_up()

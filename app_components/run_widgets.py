@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from app_components import common
+from app_components import common, live_view
 from prunelab import results, suites
 from prunelab.config import (
     DATASET_NAMES,
@@ -162,7 +162,8 @@ def run_form() -> None:
         "method": {"name": method, **settings},
     })
     if config is not None and (run_id := _submit(lambda: common.get_job_manager().submit(config))) is not None:
-        st.success(f"Started run `{run_id}`: follow it in the jobs table below.")
+        st.success(f"Started run `{run_id}`: follow it in the jobs table below, or its curves live.")
+        live_view.link_to(run_id)
 
 
 def suite_form() -> None:

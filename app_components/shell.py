@@ -21,9 +21,11 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
-# (file, title, icon); the Runs page is the home page
+# (file, title, icon); the first is the home page
 PAGES = [
+    ("pages/home.py", "Overview", ":material/home:"),
     ("pages/runs.py", "Runs", ":material/play_circle:"),
+    ("pages/live.py", "Live training", ":material/monitoring:"),
     ("pages/slimming.py", "Slimming", ":material/content_cut:"),
     ("pages/per_image.py", "Per-image MACs", ":material/image:"),
     ("pages/similarity.py", "Similarity", ":material/grid_on:"),
@@ -34,9 +36,19 @@ _run = threading.local()  # set while app.py runs a page (a script run is one th
 
 def navigation() -> st.Page:
     """`st.navigation` over the pages whose file exists (a missing analysis page is left out)."""
-    pages = [st.Page(ROOT / path, title=title, icon=icon, default=(title == "Runs"))
+    pages = [st.Page(ROOT / path, title=title, icon=icon, default=(path == PAGES[0][0]))
              for path, title, icon in PAGES if (ROOT / path).is_file()]
     return st.navigation(pages)
+
+
+def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
+    """`st.page_link` to the app page `path` (e.g. "pages/live.py"); a page run on its own (AppTest of
+    one file, no navigation) names the page in the sidebar instead."""
+    if getattr(_run, "active", False) and (ROOT / path).is_file():
+        st.page_link(str(ROOT / path), label=label, icon=icon, query_params=query_params)
+        return
+    title = next((title for file, title, _ in PAGES if file == path), path)
+    st.markdown(f"{label}: open **{title}** in the sidebar.")
 
 
 @contextlib.contextmanager

@@ -1,15 +1,13 @@
-"""Runs (home): start runs and suites, watch jobs live, browse and delete finished runs."""
+"""Runs: start runs and suites, watch jobs live, browse and delete finished runs."""
 
 import streamlit as st
 
 from app_components import common, run_widgets
 
-common.title("PruneLab: channel pruning you can watch")
+common.title("Runs: start, watch, browse")
 st.markdown(
-    "PruneLab trains small CNNs and removes channels in two ways. **Network Slimming** pushes BatchNorm "
-    "scales γ toward zero with an L1 penalty, then cuts every channel under one global threshold: a "
-    "smaller static network. **ManiDP** learns a gate per layer that keeps a different subset of channels "
-    "for every image, so easy images cost fewer " + common.MAC_LABEL + " than hard ones."
+    "Start a baseline, Network Slimming or ManiDP run (or a whole suite), follow it in the jobs table and "
+    "on the **Live training** page, and browse every run on disk."
 )
 runs = common.runs_frame()
 run_widgets.first_visit_note(runs)

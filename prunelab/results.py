@@ -40,10 +40,9 @@ __all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt
 
 log = logging.getLogger("prunelab.results")
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-DEMO_RUNS_DIR = ASSETS_DIR / "demo_runs"  # the shapes demo (scripts/make_demo.py)
-CIFAR_DEMO_RUNS_DIR = ASSETS_DIR / "cifar10_runs"  # the CIFAR-10 demo (scripts/make_cifar_demo.py)
-DEMO_ROOTS = (DEMO_RUNS_DIR, CIFAR_DEMO_RUNS_DIR)
+DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+CIFAR_DEMO_RUNS_DIR = DEMO_RUNS_DIR.parent / "cifar10_runs"  # made by scripts/make_cifar_demo.py
+DEMO_FOLDER_GLOB = "*_runs"  # every assets/<name>_runs folder holding runs is a demo (demo_runs first)
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
 # suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
@@ -73,17 +72,43 @@ SUMMARY_EXTRAS = [
 # where runs live
 
 
-def demo_runs_dirs() -> list[Path]:
-    """The bundled read-only demo folders that exist (shapes, then CIFAR-10), none when hidden by
-    ``PRUNELAB_NO_DEMO=1``."""
+def _demo_folders() -> list[Path]:
+    """Every bundled demo folder: DEMO_RUNS_DIR, then each sibling `<name>_runs` folder (e.g. a second
+    dataset's demo) that holds at least one run directory."""
+    folders = [DEMO_RUNS_DIR] if DEMO_RUNS_DIR.is_dir() else []
+    try:
+        siblings = sorted(DEMO_RUNS_DIR.parent.glob(DEMO_FOLDER_GLOB))
+    except OSError:
+        siblings = []
+    for folder in siblings:
+        if folder != DEMO_RUNS_DIR and folder.is_dir() and _holds_runs(folder):
+            folders.append(folder)
+    return folders
+
+
+def _holds_runs(folder: Path) -> bool:
+    try:
+        return any((entry / CONFIG_FILE).is_file() for entry in folder.iterdir() if entry.is_dir())
+    except OSError:
+        return False
+
+
+def demo_run_dirs() -> list[Path]:
+    """The bundled read-only demo folders, unless hidden by ``PRUNELAB_NO_DEMO=1``."""
     if os.environ.get(NO_DEMO_ENV, "").strip() not in ("", "0"):
         return []
-    return [root for root in DEMO_ROOTS if root.is_dir()]
+    return _demo_folders()
+
+
+def demo_runs_dir() -> Path | None:
+    """The first bundled demo folder (the `shapes` demo), or None when hidden or absent."""
+    folders = demo_run_dirs()
+    return folders[0] if folders else None
 
 
 def run_roots(runs_dir: str | Path | None = None) -> list[Path]:
-    """Existing run roots: the user's runs dir (``$PRUNELAB_RUNS_DIR`` or ./runs) then the demo runs."""
-    roots = [Path(runs_dir) if runs_dir is not None else default_runs_dir(), *demo_runs_dirs()]
+    """Existing run roots: the user's runs dir (``$PRUNELAB_RUNS_DIR`` or ./runs) then every demo folder."""
+    roots = [Path(runs_dir) if runs_dir is not None else default_runs_dir(), *demo_run_dirs()]
     unique: list[Path] = []
     for root in roots:
         if root.is_dir() and all(root.resolve() != seen.resolve() for seen in unique):
@@ -94,7 +119,8 @@ def run_roots(runs_dir: str | Path | None = None) -> list[Path]:
 def is_demo(path: str | Path) -> bool:
     """True for a run inside a bundled demo folder (read-only: never deleted)."""
     try:
-        return Path(path).resolve().parent in {root.resolve() for root in DEMO_ROOTS}
+        parent = Path(path).resolve().parent
+        return any(parent == folder.resolve() for folder in _demo_folders())
     except OSError:
         return False
 

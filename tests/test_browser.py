@@ -33,7 +33,9 @@ CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArro
 TABLE = "[data-testid='stDataFrame']"
 # page file -> (url path, what must be visible, the method its fixture runs need)
 PAGES = {
-    "pages/runs.py": ("", TABLE, None),
+    "pages/home.py": ("", CHARTS, None),
+    "pages/runs.py": ("runs", TABLE, None),
+    "pages/live.py": ("live", CHARTS, None),
     "pages/slimming.py": ("slimming", CHARTS, "slimming"),
     "pages/per_image.py": ("per_image", CHARTS, "manidp"),
     "pages/similarity.py": ("similarity", CHARTS, "manidp"),
@@ -69,12 +71,18 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _serve_app(base: Path) -> Iterator[str]:
-    """A fresh headless `streamlit run app.py` on a free localhost port, reading the fixture runs."""
-    env = {**os.environ, "PRUNELAB_CACHE_DIR": str(base / "data-cache"), "PRUNELAB_NO_DEMO": "1"}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PRUNELAB_CACHE_DIR", env["PRUNELAB_CACHE_DIR"])
-        env["PRUNELAB_RUNS_DIR"] = str(ensure_fixture_runs(base / "fixture-runs"))
+def _serve_app(base: Path, runs_dir: Path | None = None, demo: bool = False,
+               cache_dir: Path | None = None) -> Iterator[str]:
+    """A fresh headless `streamlit run app.py` on a free localhost port, reading the fixture runs (or
+    `runs_dir`), the bundled demo hidden unless `demo`."""
+    env = {**os.environ, "PRUNELAB_CACHE_DIR": str(cache_dir or base / "data-cache"),
+           "PRUNELAB_NO_DEMO": "0" if demo else "1"}
+    if runs_dir is not None:
+        env["PRUNELAB_RUNS_DIR"] = str(runs_dir)
+    else:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PRUNELAB_CACHE_DIR", env["PRUNELAB_CACHE_DIR"])
+            env["PRUNELAB_RUNS_DIR"] = str(ensure_fixture_runs(base / "fixture-runs"))
     port = _free_port()
     log = base / f"streamlit-{port}.log"
     with open(log, "wb") as output:
@@ -147,7 +155,7 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
             opened.append(f"{file} {seconds:.1f}s")
         browser.close()
     print("opened:", ", ".join(opened), "| screenshots in", tmp_path)
-    assert opened and opened[0].startswith("pages/runs.py")
+    assert opened and opened[0].startswith("pages/home.py")
 
 
 def test_a_page_url_as_a_fresh_servers_first_request_gets_the_apps_navigation(

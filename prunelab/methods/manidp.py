@@ -381,13 +381,16 @@ class ManiDP(PruningMethod):
         return out
 
     def eval_extras(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Per evaluated image: mean density over the gated layers, MACs from the masks, active counts."""
+        """Per evaluated image: mean density over the gated layers, MACs from the masks, active counts, and
+        each gated layer's density (`density_<layer>`: logged per epoch as `test_density_<layer>`)."""
         assert self.plan is not None
         recs = records(model)
         counts = active_counts([r.mask for r in recs])
         channels = torch.tensor(self.plan.gate_channels, dtype=torch.float32, device=counts.device)
-        return {"density": (counts.float() / channels).mean(dim=1), "macs": self.plan.macs(counts).float(),
-                "counts": counts}
+        densities = counts.float() / channels
+        per_layer = {f"density_{name}": densities[:, i] for i, name in enumerate(self.plan.gate_names)}
+        return {"density": densities.mean(dim=1), "macs": self.plan.macs(counts).float(), "counts": counts,
+                **per_layer}
 
     # state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

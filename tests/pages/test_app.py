@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 ANALYSIS_PAGES = ["pages/slimming.py", "pages/per_image.py", "pages/similarity.py", "pages/ablations.py"]
-PAGES = ["pages/runs.py"] + [page for page in ANALYSIS_PAGES if (ROOT / page).is_file()]
+PAGES = ["pages/home.py", "pages/runs.py", "pages/live.py"] + [page for page in ANALYSIS_PAGES
+                                                                if (ROOT / page).is_file()]
 TIMEOUT = 120
 
 
@@ -31,11 +32,12 @@ def assert_clean(at: AppTest) -> None:
     assert not any("Traceback" in text for text in texts)
 
 
-def test_home_is_the_runs_page_and_lists_existing_pages(runs_env: Path) -> None:
+def test_home_is_the_overview_and_lists_existing_pages(runs_env: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert_clean(at)
     assert at.title[0].value.startswith("PruneLab")
     assert any("Network Slimming" in str(m.value) for m in at.markdown)
+    assert at.get("plotly_chart")  # the home page opens on a chart (here: the fixture runs')
     titles = {}
     for page in PAGES:  # every page file that exists is registered with st.navigation and opens its own page
         at.switch_page(page).run()

@@ -1,0 +1,142 @@
+"""The home page's pieces (pages/home.py): what the bundled demo shows, in one screen.
+
+Accuracy against MACs for every demo variant (mean ± std over seeds, the user's finished runs of the same
+dataset beside them), one sentence per method and a strip of a ManiDP demo run's cheapest and costliest
+test images. Every input comes from the cached loaders of `app_components.common`, so only a fresh
+server's first visit reads the run folders.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_components import common, shell
+from prunelab import analysis, live
+
+METHOD_SENTENCES = {
+    "baseline": "**Baseline** trains the whole network: the reference every pruned run is compared with at the "
+                "same number of epochs.",
+    "slimming": "**Network Slimming** pulls the BatchNorm scales γ toward zero with an L1 penalty, cuts every "
+                "channel under one global |γ| threshold and fine-tunes the smaller, static network.",
+    "manidp": "**ManiDP** learns a gate per layer that keeps a different set of channels for every image, so "
+              "easy images run a smaller sub-network than hard ones.",
+}
+METHOD_STYLE = {"baseline": ("#6c757d", "square"), "slimming": ("#2e86ab", "circle"),
+                "manidp": ("#f18f01", "diamond")}
+STRIP_COUNT = 6
+STRIP_PIXELS = 56  # each 32x32 test image shown at this width
+
+
+def links() -> None:
+    """Starting a run and watching one, one click each."""
+    start, watch = st.columns(2)
+    with start:
+        shell.page_link("pages/runs.py", label="Start a run", icon=":material/play_circle:")
+    with watch:
+        shell.page_link("pages/live.py", label="Watch a run train", icon=":material/monitoring:")
+
+
+def method_sentences() -> None:
+    for method, sentence in METHOD_SENTENCES.items():
+        colour, _ = METHOD_STYLE[method]
+        st.markdown(f"<span style='color:{colour}'>●</span> {sentence}", unsafe_allow_html=True)
+
+
+def pick_dataset(variants: pd.DataFrame) -> str | None:
+    """The demo dataset to show (a choice only when the demo covers several)."""
+    datasets = list(dict.fromkeys(str(d) for d in variants["dataset"]))
+    if len(datasets) <= 1:
+        return datasets[0] if datasets else None
+    return st.segmented_control("Demo dataset", datasets, default=datasets[0], key="home_dataset") or datasets[0]
+
+
+def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str) -> go.Figure:
+    """Demo variants (mean ± std over seeds) per method, and the user's finished runs as open markers."""
+    shown = variants[variants["dataset"] == dataset]
+    fig = go.Figure()
+    for method, part in shown.groupby("method", sort=False):
+        colour, symbol = METHOD_STYLE.get(str(method), ("#333333", "circle"))
+        fig.add_scatter(
+            x=part["macs_per_image_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
+            marker={"size": 12, "color": colour, "symbol": symbol}, text=part["label"],
+            customdata=np.stack([part["seeds"], part["test_acc_std"].fillna(0)], axis=1),
+            error_x={"type": "data", "array": part["macs_per_image_std"].fillna(0), "thickness": 1},
+            error_y={"type": "data", "array": part["test_acc_std"].fillna(0), "thickness": 1},
+            hovertemplate="%{text}<br>%{x:.3s} MACs per image<br>accuracy %{y:.3f} ± %{customdata[1]:.3f} "
+                          "(%{customdata[0]} seeds)<extra></extra>")
+    mine = beside[beside["dataset"] == dataset] if not beside.empty else beside
+    if not mine.empty:
+        fig.add_scatter(x=mine["macs_per_image"], y=mine["test_acc"], mode="markers", name="your runs",
+                        marker={"size": 10, "color": "#333333", "symbol": "circle-open"}, text=mine["name"],
+                        hovertemplate="%{text}<br>%{x:.3s} MACs per image<br>accuracy %{y:.3f}<extra></extra>")
+    first = shown.iloc[0] if not shown.empty else None
+    setting = (f"{first['model']} at width {first['width']:g}, mean ± std over up to {int(shown['seeds'].max())} seeds"
+               if first is not None else "")
+    fig.update_layout(height=380, margin={"t": 40, "b": 40, "l": 50, "r": 10},
+                      title={"text": f"Accuracy against MACs on {dataset}: {setting}", "font": {"size": 14}},
+                      xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="test accuracy",
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def user_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The user's finished runs with an accuracy and MACs (not the demo)."""
+    if runs.empty:
+        return runs
+    done = runs[~runs["demo"].astype(bool) & (runs["state"] == "done")]
+    return done.dropna(subset=["test_acc", "macs_per_image"])
+
+
+def chart_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(variants to chart, single runs drawn beside them): the demo's variants and the user's finished
+    runs; without a demo, the user's runs as variants and nothing beside."""
+    demo = runs[runs["demo"].astype(bool)] if not runs.empty else runs
+    mine = user_runs(runs)
+    if demo.empty:
+        return live.variants(mine), mine.iloc[:0]
+    return live.variants(demo), mine
+
+
+def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
+    """A ManiDP demo run's cheapest and costliest test images with their MACs."""
+    path = live.strip_run(runs, dataset)
+    if path is None:
+        st.caption("A finished ManiDP demo run shows its cheapest and costliest images here.")
+        return
+    per_image = common.cached_per_image(path)
+    if per_image is None or per_image.empty:
+        return
+    cheapest, costliest = analysis.rank_by_macs(per_image, STRIP_COUNT)
+    names = common.cached_class_names(path) or []
+    for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
+        st.markdown(f"**{title}** for ManiDP (MACs per image)")
+        images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
+        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f} M" for _, r in rows.iterrows()]
+        if images is None:
+            st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))
+            continue
+        st.image(list(images), caption=captions, width=STRIP_PIXELS, output_format="PNG")
+    dense = per_image["macs"].max()
+    st.caption(f"Same network, same weights: each image runs the channels its gates keep, from "
+               f"{per_image['macs'].min() / 1e6:.2f} M to {dense / 1e6:.2f} M MACs. More on **Per-image MACs**.")
+
+
+def _name(names: list[str], label: object) -> str:
+    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
+
+
+def chart_caption(runs: pd.DataFrame) -> None:
+    source = "the bundled demo" if runs["demo"].astype(bool).any() else "your finished runs"
+    st.caption(f"Top-left is best: high accuracy at few MACs. Each point is a variant of {source} (runs that "
+               "differ only in their seed), averaged over its seeds; bars: ± one standard deviation. The "
+               "**Slimming**, **Per-image MACs**, **Similarity** and **Ablations** pages explain each method on "
+               "these runs.")
+
+
+def no_demo_message() -> None:
+    st.info("No finished runs to chart yet (the bundled demo is hidden or missing). Start a run on the **Runs** "
+            "page; finished runs appear here as accuracy against MACs.")
+

@@ -1,0 +1,22 @@
+"""Overview (home): what the bundled demo shows, in one screen, and one click to start or watch a run."""
+
+import streamlit as st
+
+from app_components import common, overview
+
+common.title("PruneLab: channel pruning you can watch")
+overview.links()
+runs = common.runs_frame()
+variants, beside = overview.chart_runs(runs)
+if variants.empty:
+    overview.method_sentences()
+    overview.no_demo_message()
+    st.stop()
+dataset = overview.pick_dataset(variants)
+chart, side = st.columns([3, 2], gap="medium")
+with chart:
+    st.plotly_chart(overview.accuracy_macs_figure(variants, beside, dataset), key="home_chart")
+with side:
+    overview.method_sentences()
+    overview.image_strip(runs, dataset)
+overview.chart_caption(runs)
