@@ -1,0 +1,86 @@
+"""A finished ManiDP run's gated model, ready to be re-evaluated with the method's own code.
+
+`gated_run(path)` loads `model.pt` (gates and their thresholds xi^l) on the CPU and builds the run's
+`Trainer` and `ManiDP` method object around it without training anything, so the what-if
+(`prunelab.whatif`) and the sub-network space (`prunelab.subnet_space`) call the very functions the run
+used: `ManiDP.calibrate` (the quantile rule on the run's calibration sample of training images) and
+`ManiDP.evaluate_per_image` (per-image loss, prediction and MACs from the masks). Nothing is written
+to the run directory.
+
+The object is cached per (run directory, model.pt modification time and size). Its model is shared, so
+every use that changes the thresholds holds `lock` and restores `saved_thresholds` before releasing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+from prunelab.gates import get_thresholds, set_thresholds
+from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.store import RunDir
+
+
+class GatedModelMissing(RunStoreError):
+    """The run has no model.pt (not finished, or a demo run shipped without it)."""
+
+
+class GatedRun:
+    """model (gated, eval mode, CPU), trainer and method of one finished ManiDP run."""
+
+    def __init__(self, path: Path) -> None:
+        from prunelab.engine import Trainer, load_model
+
+        run = RunDir(path)
+        config = run.read_config()
+        if config.method.name != "manidp":
+            raise ValueError(f"{path.name} is a {config.method.name!r} run; this needs a ManiDP run")
+        if not run.file(MODEL_FILE).is_file():
+            raise GatedModelMissing(f"{path.name} has no {MODEL_FILE} (the gated model with its thresholds): the "
+                                    "run has not finished, or it was shipped without its model")
+        # evaluated on the CPU in float32, whatever device the run trained on
+        cpu = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
+        self.path = path
+        self.config = cpu
+        self.trainer: Any = Trainer(cpu, run)
+        self.method: Any = self.trainer.method
+        self.model = load_model(run)
+        self.method.prepare_model(self.model, fresh=False)  # the run's MACs plan and layer names
+        self.saved_thresholds: list[float] = get_thresholds(self.model)
+        self.lock = threading.Lock()
+
+    @property
+    def plan(self) -> Any:
+        return self.method.plan
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.method.layer_names)
+
+    def restore(self) -> None:
+        """Put the run's own thresholds back (call while holding `lock`)."""
+        set_thresholds(self.model, self.saved_thresholds)
+
+
+def model_key(path: str | Path) -> tuple[str, int, int]:
+    """(resolved run directory, model.pt mtime in ns, its size): what a cached GatedRun is valid for.
+    Raises GatedModelMissing when model.pt does not exist."""
+    resolved = Path(path).resolve()
+    try:
+        stat = (resolved / MODEL_FILE).stat()
+    except OSError:
+        raise GatedModelMissing(f"{resolved.name} has no {MODEL_FILE} (the gated model with its thresholds): "
+                                "the run has not finished, or it was shipped without its model") from None
+    return str(resolved), stat.st_mtime_ns, stat.st_size
+
+
+def gated_run(path: str | Path) -> GatedRun:
+    """The cached GatedRun of a finished ManiDP run (rebuilt when model.pt changes)."""
+    return _cached(*model_key(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int, size: int) -> GatedRun:
+    return GatedRun(Path(path))

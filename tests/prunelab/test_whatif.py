@@ -1,0 +1,210 @@
+"""ManiDP what-if and sub-network space against the run's own records and plain reference computations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prunelab.engine import run_training
+from prunelab.gated_run import GatedModelMissing, gated_run
+from prunelab.gates import get_thresholds, records, set_thresholds
+from prunelab.store import RunStore
+from prunelab.whatif import GROUPS, cost_groups, what_if
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ManiDP run long enough (36 steps) for its moving-average thresholds to settle at the target.
+
+    In a 5-step run they never do (training density 0.9999 against a target of 0.7), so the thresholds
+    it saved were calibrated with far more channels open upstream and keep 0.73 on the test images: no
+    recalibration at 0.7 can reproduce that run, nor should it.
+    """
+    config = tiny_config("manidp", epochs=3, train_size=300, test_size=200, batch_size=25, probe_size=20,
+                         target_density=0.7)
+    run = RunStore(tmp_path_factory.mktemp("whatif-runs")).create(config, "wi-manidp")
+    with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the run short
+        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 4)
+        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        run_training(config, run)
+    return run.path
+
+
+def own_density(run: Path) -> float:
+    return float(json.loads((run / "config.json").read_text())["method"]["target_density"])
+
+
+def test_own_density_reproduces_the_run(run: Path) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    trained = pd.read_parquet(run / "per_image.parquet")
+    result = what_if(run, own_density(run))
+    assert result.trained["test_acc"] == pytest.approx(summary["test_acc"])
+    assert result.trained["macs_mean"] == pytest.approx(summary["macs_per_image"])
+    # The run calibrated once, with its moving-average thresholds in effect; the what-if settles the
+    # thresholds for the network as it runs at the target, so some images differ by a channel or two.
+    # (On the shapes demo's configuration, 2,000 test images: mean MACs +0.3%, accuracy +0.5 points.)
+    frame = result.per_image
+    assert result.macs["mean"] == pytest.approx(summary["macs_per_image"], rel=0.02)
+    assert float(np.median(np.abs(frame["macs"] - trained["macs"]) / trained["macs"])) <= 0.02
+    assert result.density_measured == pytest.approx(summary["density_mean"], abs=0.02)
+    assert float(frame["loss"].mean()) == pytest.approx(summary["test_loss"], rel=0.02)
+    # a 3-epoch tiny run sits near chance, where a slightly different mask flips near-tied logits
+    assert float((frame["pred"] == trained["pred"]).mean()) >= 0.85
+    assert abs(result.test_acc - summary["test_acc"]) <= 0.03
+    assert result.macs_dense == summary["macs_dense"]
+
+
+def test_recalibrated_thresholds_keep_the_target_share_of_the_calibration_pairs(run: Path) -> None:
+    """The reference: one calibration pass with the new thresholds in effect keeps a fraction eta of the
+    (image, channel) pairs in every layer (the rule's definition), or every pair with pi > 0 when fewer
+    than that are nonzero."""
+    for density in (0.3, 0.9):
+        result = what_if(run, density)
+        context = gated_run(run)
+        with context.lock:
+            set_thresholds(context.model, result.thresholds)
+            try:
+                saliencies = context.method.calibration_saliencies(context.model)
+            finally:
+                context.restore()
+        for pi, xi in zip(saliencies, result.thresholds, strict=True):
+            kept = float(((pi >= xi) & (pi > 0)).float().mean())  # a channel with pi = 0 is always pruned
+            reachable = float((pi > 0).float().mean())
+            assert kept == pytest.approx(min(density, reachable), abs=0.01 + 1.0 / pi.numel())
+        assert result.calibration.kept == pytest.approx(
+            [float(((pi >= xi) & (pi > 0)).float().mean()) for pi, xi in zip(saliencies, result.thresholds,
+                                                                                strict=True)], abs=0.01)
+        assert result.reachable == pytest.approx(float(np.mean([(pi > 0).float().mean() for pi in saliencies])),
+                                                 abs=0.01)
+
+
+def test_lower_density_means_fewer_macs_and_the_mean_density_follows_the_target(run: Path) -> None:
+    densities = (0.3, 0.5, 0.7, 0.9)
+    found = [what_if(run, d) for d in densities]
+    means = [r.macs["mean"] for r in found]
+    assert means == sorted(means) and len(set(means)) == len(means)
+    for density, result in zip(densities, found, strict=True):
+        assert result.density_measured == pytest.approx(density, abs=0.08)
+        frame = result.per_image
+        assert result.test_acc == pytest.approx(float((frame["pred"] == frame["label"]).mean()))
+        assert result.macs["std"] == pytest.approx(float(frame["macs"].std(ddof=0)))
+        assert result.macs["max"] <= result.macs_dense
+
+
+def test_cost_groups_and_moves_against_a_loop() -> None:
+    rng = np.random.default_rng(0)
+    macs = rng.integers(1, 6, size=30) * 1000  # many ties
+    groups = cost_groups(macs)
+    for value, group in zip(macs, groups, strict=True):
+        below, equal = int((macs < value).sum()), int((macs == value).sum())
+        share = (below + (equal + 1) / 2) / len(macs)  # average rank / n
+        assert group == ("cheap" if share <= 0.5 else "costly")
+    assert all(groups[macs == v][0] == g for v, g in zip(macs, groups, strict=True))  # ties share a group
+
+
+def test_moves_table_and_moved_images_agree(run: Path) -> None:
+    result = what_if(run, 0.4)
+    frame = result.per_image
+    assert list(result.moves.index) == list(GROUPS) == list(result.moves.columns)
+    assert int(result.moves.to_numpy().sum()) == len(frame)
+    for before in GROUPS:
+        for after in GROUPS:
+            expected = int(((frame["group_trained"] == before) & (frame["group"] == after)).sum())
+            assert result.moves.loc[before, after] == expected == len(result.crossed(before, after))
+    assert len(result.moved) == len(frame) - int(np.trace(result.moves.to_numpy()))
+    trained = pd.read_parquet(run / "per_image.parquet")
+    assert (frame["macs_trained"] == trained["macs"]).all() and (frame["group_trained"] ==
+                                                                 cost_groups(trained["macs"])).all()
+
+
+def test_the_run_is_left_as_it_was(run: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    what_if(run, 0.55)
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    saved = json.loads((run / "manidp.json").read_text())["thresholds"]
+    assert get_thresholds(gated_run(run).model) == pytest.approx(saved)
+
+
+def test_bad_input(run: Path, tmp_path: Path) -> None:
+    for density in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="target density"):
+            what_if(run, density)
+    baseline = RunStore(tmp_path / "runs").create(tiny_config("baseline"), "base")
+    (baseline.path / "model.pt").write_bytes(b"")  # the config is what is refused, before any model is read
+    with pytest.raises(ValueError, match="needs a ManiDP run"):
+        gated_run(baseline.path)
+    copy = tmp_path / "no-model"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.pt"))
+    with pytest.raises(GatedModelMissing, match=r"model\.pt"):
+        what_if(copy, 0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# sub-network space
+
+
+def test_vectors_of_every_test_image_match_the_probe_and_the_per_image_table(run: Path, tmp_path: Path) -> None:
+    from prunelab.subnet_space import VECTORS_FILE, derived_dir, subnet_vectors
+
+    vectors = subnet_vectors(run, cache_dir=tmp_path)
+    trained = pd.read_parquet(run / "per_image.parquet")
+    assert (vectors.indices == trained["index"].to_numpy()).all()
+    assert (vectors.labels == trained["label"].to_numpy()).all()
+    assert (vectors.macs == trained["macs"].to_numpy()).all()  # same model, same thresholds, same masks
+    probe = np.load(run / "probe.npz")
+    assert vectors.layer_names == [str(n) for n in probe["layer_names"]]
+    for i in range(len(vectors.layer_names)):
+        np.testing.assert_allclose(vectors.gates[i][probe["indices"]], probe[f"gates_{i}"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(vectors.features[i][probe["indices"]], probe[f"features_{i}"], rtol=1e-5,
+                                   atol=1e-6)
+    file = derived_dir(run, tmp_path) / VECTORS_FILE
+    assert file.is_file() and not (run / VECTORS_FILE).exists()
+    again = subnet_vectors(run, cache_dir=tmp_path)  # read back from the derived file
+    assert all(np.array_equal(a, b) for a, b in zip(again.gates, vectors.gates, strict=True))
+
+
+def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
+    """Reference: a plain forward pass of the saved model over the first test images."""
+    import prunelab
+    from prunelab.data import load_dataset, normalize
+    from prunelab.store import RunDir
+    from prunelab.subnet_space import subnet_vectors
+
+    vectors = subnet_vectors(run, cache_dir=tmp_path)
+    model = prunelab.load_model(run)
+    data = load_dataset(RunDir(run).read_config().data)
+    with torch.no_grad():
+        model(normalize(data.test_images[:7], data.mean, data.std))
+    for i, record in enumerate(records(model)):
+        np.testing.assert_allclose(vectors.gates[i][:7], record.saliency.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunelab import analysis
+    from prunelab.subnet_space import derived_dir, embedding, subnet_vectors
+
+    count = len(subnet_vectors(run, cache_dir=tmp_path).indices)
+    calls = []
+    real = analysis.umap_embedding
+
+    def counted(vectors: np.ndarray, **kwargs: object) -> np.ndarray | None:
+        calls.append(vectors.shape)
+        return real(vectors, **kwargs)
+
+    monkeypatch.setattr(analysis, "umap_embedding", counted)
+    names = subnet_vectors(run, cache_dir=tmp_path).layer_names
+    layer = names[-1]
+    first = embedding(run, "gates", layer, cache_dir=tmp_path)
+    assert first is not None and first.shape == (count, 2) and np.isfinite(first).all()
+    assert (derived_dir(run, tmp_path) / f"umap_gates_{len(names) - 1}.npz").is_file()
+    again = embedding(run, "gates", layer, cache_dir=tmp_path)
+    assert np.array_equal(first, again) and len(calls) == 1  # the second call read the cached file
+    with pytest.raises(ValueError, match="not a gated layer"):
+        embedding(run, "gates", "no-such-layer", cache_dir=tmp_path)
