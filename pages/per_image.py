@@ -1,15 +1,12 @@
 """Per-image MACs: ManiDP gives every image its own sub-network; which images are cheap, which costly?"""
 
-import numpy as np
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_components import common
+from app_components import common, manidp_whatif
+from app_components.images import class_name, show_images
 from prunelab import analysis, lessons
 from prunelab.run_format import PER_IMAGE_FILE
-
-UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
 
 common.title("Per-image MACs")
 common.explain(
@@ -23,23 +20,6 @@ common.explain(
     r"\left(\frac{C - \mathrm{CE}_x}{C}\right)^{\gamma_c}"
     r"\end{gathered}",
 )
-
-
-def class_name(names: list[str], label: object) -> str:
-    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
-
-
-def show_images(path: str, rows: pd.DataFrame, names: list[str], key: str) -> None:
-    """A row of upscaled test images captioned index, label→prediction, loss and MACs."""
-    images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-    captions = [f"#{r['index']} {class_name(names, r['label'])}→{class_name(names, r['pred'])} · "
-                f"loss {r['loss']:.2f} · {r['macs'] / 1e6:.3f} M" for _, r in rows.iterrows()]
-    if images is None:
-        st.dataframe(rows[["index", "label", "pred", "loss", "macs"]], hide_index=True, key=key)
-        return
-    big = [np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)) for image in images]
-    st.image(big, caption=captions, width=32 * UPSCALE, output_format="PNG")
-
 
 run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run")
 if run is None:
@@ -122,3 +102,8 @@ st.markdown(f"**Cheapest {len(cheapest)}**")
 show_images(str(run), cheapest, names, "pi_cheap")
 st.markdown(f"**Most expensive {len(costliest)}**")
 show_images(str(run), costliest, names, "pi_costly")
+
+st.subheader("What if the target density were different?")
+st.caption("The run's saved gated model with its thresholds recalibrated at another target density (the run's "
+           "own rule, on its calibration images), without retraining: what the thresholds alone buy or cost.")
+manidp_whatif.show(run, names)

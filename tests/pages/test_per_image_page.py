@@ -11,7 +11,9 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from prunelab.results import class_names
-from tests.pages.page_helpers import fixture_run, metric
+from tests.pages.page_helpers import fixture_run, frame_with, metric
+from tests.pages.page_helpers import plotly_figures as figures
+from tests.pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "per_image.py")
 TIMEOUT = 60
@@ -37,9 +39,9 @@ def test_renders_metrics_charts_and_gallery(manidp_run: Path) -> None:
     rho = spearmanr(table["macs"], table["loss"]).statistic
     assert metric(at, "Spearman ρ (MACs, loss)") == f"{rho:.3f}"
     assert metric(at, "Mean MACs (multiply-accumulates) per image") == f"{table['macs'].mean() / 1e6:.3f} M"
-    assert len(at.get("plotly_chart")) == 3  # histogram, MACs vs complexity, per-layer density
+    assert len(at.get("plotly_chart")) == 4  # histogram, MACs vs complexity, per-layer density, what-if histogram
     images = at.get("image")
-    assert len(images) == 3  # the selected image, the cheapest row, the most expensive row
+    assert len(images) >= 3  # the selected image, the cheapest row, the most expensive row (then the what-if's)
     cheapest = table.sort_values(["macs", "index"]).head(8)
     assert [c.split()[0] for c in images[1].captions] == [f"#{i}" for i in cheapest["index"]]
 
@@ -66,7 +68,7 @@ def test_class_filter_and_gallery_size(manidp_run: Path) -> None:
     at.slider(key="pi_count").set_value(4).run()
     assert not at.exception
     name = class_names(manidp_run)[label]
-    gallery = at.get("image")[1:]
+    gallery = at.get("image")[1:3]
     expected = min(4, int((table["label"] == label).sum()))
     assert all(len(row.captions) == expected for row in gallery)
     assert all(caption.split()[1].startswith(f"{name}→") for row in gallery for caption in row.captions)
@@ -76,7 +78,40 @@ def test_complexity_axis_switch(manidp_run: Path) -> None:
     at = render(manidp_run)
     options = at.radio(key="pi_axis").options
     at.radio(key="pi_axis").set_value(options[-1]).run()
-    assert not at.exception and len(at.get("plotly_chart")) == 3
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+
+
+def test_what_if_shows_the_cores_figures_at_each_density(manidp_run: Path) -> None:
+    from prunelab.whatif import what_if
+
+    at = render(manidp_run)
+    assert at.slider(key="pi_whatif_density").value == pytest.approx(0.7)  # the run's own target density
+    for density in (0.7, 0.4):
+        at.slider(key="pi_whatif_density").set_value(density).run()
+        assert not at.exception
+        result = what_if(manidp_run, density)
+        assert metric(at, "Test accuracy at this density") == f"{result.test_acc:.1%}"
+        assert metric(at, "Mean MACs per image at this density") == f"{result.macs['mean'] / 1e6:.3f} M"
+        assert metric(at, "Spread of MACs per image (std)") == f"{result.macs['std'] / 1e6:.3f} M"
+        assert metric(at, "Mean density on the test images") == f"{result.density_measured:.3f}"
+        moves = frame_with(at, "cheap", "costly")
+        assert moves.to_numpy().tolist() == result.moves.to_numpy().tolist()
+        text = " ".join(c.value for c in at.caption)
+        assert f"{len(result.moved)} of {len(result.per_image)} test images change half" in text
+        galleries = at.get("image")[3:]  # after the selected image and the cheapest / costliest rows
+        crossed = [len(result.crossed(a, b)) for a, b in (("cheap", "costly"), ("costly", "cheap"))]
+        assert [len(g.captions) for g in galleries] == [min(8, n) for n in crossed if n]
+    histogram = figures(at)[-1]["data"]
+    assert len(values(histogram[1]["x"])) == len(result.per_image)
+
+
+def test_what_if_needs_the_gated_model(manidp_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(manidp_run, runs / "no-model", ignore=shutil.ignore_patterns("*.pt"))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render()
+    assert any("needs the run's gated model (model.pt)" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) == 3  # the what-if draws nothing
 
 
 def test_run_without_per_image_table(manidp_run: Path, tmp_path: Path,

@@ -1,0 +1,118 @@
+"""ManiDP what-if on a page: a target-density slider over `prunelab.whatif` (the computation is the core's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app_components import common
+from app_components.images import show_images
+from prunelab import results
+from prunelab.run_format import MODEL_FILE, RunStoreError
+
+if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section is first shown
+    from prunelab.whatif import WhatIf
+
+GALLERY = 8  # images per moved-group gallery
+
+
+@st.cache_data(show_spinner="Recalibrating the thresholds and evaluating every test image…", max_entries=64)
+def _what_if(path: str, mtime: float, density: float) -> WhatIf:
+    from prunelab.whatif import what_if
+
+    return what_if(path, density)
+
+
+def _histogram(result: WhatIf) -> go.Figure:
+    frame = result.per_image
+    fig = go.Figure()
+    fig.add_histogram(x=frame["macs_trained"], name="as trained", opacity=0.55, marker_color="#c9c9c9", nbinsx=40)
+    fig.add_histogram(x=frame["macs"], name=f"at density {result.density:.2f}", opacity=0.7,
+                      marker_color="#2e86ab", nbinsx=40)
+    return fig.update_layout(barmode="overlay", height=300, margin={"t": 30},
+                             xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="images",
+                             legend={"orientation": "h", "y": 1.12})
+
+
+def show(run: Path, names: list[str]) -> None:
+    """The what-if section of a finished ManiDP run: slider, figures, MACs histograms and moved images."""
+    if not (Path(run) / MODEL_FILE).is_file():
+        demo = " This bundled demo run was shipped without it." if results.is_demo(run) else ""
+        st.info(f"The what-if needs the run's gated model ({MODEL_FILE}), written when a run finishes.{demo} "
+                "Train a ManiDP run (Runs page) to try it.")
+        return
+    from prunelab.data import DatasetError
+    from prunelab.whatif import target_density
+
+    own = target_density(run) or 0.7
+    density = st.slider("Target density (fraction of (image, channel) pairs kept per layer)", 0.05, 1.0,
+                        round(own * 20) / 20, 0.05, key="pi_whatif_density",
+                        help=f"The run was trained at {own:.2f}. The thresholds are recalibrated on the run's "
+                             "calibration images with the run's own rule; the weights stay as trained.")
+    try:
+        result = _what_if(str(run), results.run_mtime(run), float(density))
+    except RunStoreError as error:  # model.pt or per_image.parquet missing (GatedModelMissing is one)
+        st.info(f"Cannot recalibrate this run: {error}")
+        return
+    except DatasetError as error:
+        st.warning(f"The run's dataset cannot be loaded, so its images cannot be evaluated: {error}")
+        return
+    except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
+        st.warning(f"Cannot recalibrate this run: {error}")
+        return
+    _figures(result)
+    st.plotly_chart(_histogram(result), key="pi_whatif_hist")
+    _moves(run, result, names)
+
+
+def _figures(result: WhatIf) -> None:
+    trained = result.trained
+    cols = st.columns(4)
+    cols[0].metric("Test accuracy at this density", f"{result.test_acc:.1%}",
+                   f"{result.test_acc - trained['test_acc']:+.1%}", help=f"As trained: {trained['test_acc']:.1%}.")
+    cols[1].metric("Mean MACs per image at this density", f"{result.macs['mean'] / 1e6:.3f} M",
+                   f"{result.macs['mean'] / trained['macs_mean'] - 1:+.1%}", delta_color="inverse",
+                   help=f"As trained: {trained['macs_mean'] / 1e6:.3f} M; dense network "
+                        f"{result.macs_dense / 1e6:.3f} M ({1 - result.macs['mean'] / result.macs_dense:.1%} fewer "
+                        "MACs at this density).")
+    cols[2].metric("Spread of MACs per image (std)", f"{result.macs['std'] / 1e6:.3f} M",
+                   f"{result.macs['std'] / trained['macs_std'] - 1:+.1%}" if trained["macs_std"] else None,
+                   delta_color="off", help=f"10th-90th percentile: {result.macs['p10'] / 1e6:.3f}-"
+                                           f"{result.macs['p90'] / 1e6:.3f} M (as trained "
+                                           f"{trained['macs_p10'] / 1e6:.3f}-{trained['macs_p90'] / 1e6:.3f} M).")
+    cols[3].metric("Mean density on the test images", f"{result.density_measured:.3f}",
+                   help=f"As trained: {trained['density']:.3f}. "
+                        "Fraction of each gated layer's channels kept, averaged over test images and layers. "
+                        f"Thresholds settled after {result.calibration.passes} calibration passes.")
+    if result.density - result.reachable > 0.01:
+        st.warning(f"The gates output exactly 0 for {1 - result.reachable:.1%} of the (image, channel) pairs of the "
+                   f"calibration images; such a channel is pruned at any threshold, so this run keeps at most "
+                   f"{result.reachable:.2f} of its channels, whatever the target.")
+
+
+def _moves(run: Path, result: WhatIf, names: list[str]) -> None:
+    frame = result.per_image
+    st.markdown("**Which images move between the cheap and the costly half?** Each image's group is the half "
+                "of the MACs ranking it falls in, as trained (rows) and at this density (columns).")
+    st.dataframe(result.moves, key="pi_whatif_moves")
+    wrong = int((frame["correct_trained"] & ~frame["correct"]).sum())
+    right = int((~frame["correct_trained"] & frame["correct"]).sum())
+    st.caption(f"{len(result.moved)} of {len(frame)} test images change half: "
+               f"{len(result.crossed('cheap', 'costly'))} from cheap to costly, "
+               f"{len(result.crossed('costly', 'cheap'))} from costly to cheap. {wrong} images become wrong and "
+               f"{right} become right.")
+    for before, after in (("cheap", "costly"), ("costly", "cheap")):
+        rows = result.crossed(before, after)
+        if rows.empty:
+            continue
+        st.markdown(f"**{before} as trained → {after} at density {result.density:.2f}** "
+                    f"({len(rows)} images{f', the first {GALLERY}' if len(rows) > GALLERY else ''}; "
+                    "MACs at this density)")
+        show_images(str(run), _rows(rows.head(GALLERY)), names, f"pi_whatif_{before}_{after}")
+
+
+def _rows(frame: Any) -> Any:
+    return frame[["index", "label", "pred", "loss", "macs"]]
