@@ -8,11 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common
-from prunelab import analysis, lessons, results
+from app_components import common, subnet_map
+from prunelab import analysis, lessons
 from prunelab.run_format import PROBE_FILE
-
-ALL_LAYERS = "all layers (concatenated)"
 
 common.title("Similarity alignment")
 common.explain(
@@ -24,16 +22,6 @@ common.explain(
     r" T^l_{ij} = \cos\big(\pi^l(x_i),\, \pi^l(x_j)\big) \\"
     r"\mathcal{L}_{sim} = \gamma \sum_l \lVert T^l - R^l \rVert_F^2 / N^2 \end{gathered}",
 )
-
-
-@st.cache_data(show_spinner="Computing UMAP…", max_entries=64)
-def embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
-    """UMAP of one run's probe vectors ('gates' or 'features'), one layer or all layers concatenated."""
-    probe = results.load_probe(path)
-    per_layer = probe.gates if kind == "gates" else probe.features
-    if layer == ALL_LAYERS:
-        return analysis.umap_embedding(analysis.concat_layers(per_layer))
-    return analysis.umap_embedding(per_layer[probe.layer_names.index(layer)])
 
 
 def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
@@ -89,26 +77,5 @@ st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -
 common.show_claims(lessons.manidp_claims(analysis.ablation_table(common.runs_frame()), figure="similarity_gap_mean"),
                    empty="Finished ManiDP runs with and without the similarity term are needed for this comparison.")
 
-st.subheader("UMAP of gate vectors and of features")
-cols = st.columns(2)
-where = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
-colour = cols[1].radio("Colour by", ["class", common.MAC_LABEL], horizontal=True, key="sim_colour")
-names = common.cached_class_names(run)
-colours = [names[i] if 0 <= i < len(names) else str(i) for i in probe.labels]
-if colour != "class":
-    macs = analysis.macs_of_indices(common.cached_per_image(run), probe.indices)
-    if np.isnan(macs).all():
-        st.info("This run has no per-image MACs (per_image.parquet) for its probe images; coloured by class.")
-    else:
-        colours = macs
-mtime = results.run_mtime(run)
-cols = st.columns(2)
-for col, kind, title in ((cols[0], "gates", "gate vectors π"), (cols[1], "features", "pooled features")):
-    points = embedding(str(run), mtime, kind, where)
-    if points is None:
-        col.info(f"UMAP needs at least {analysis.UMAP_MIN_POINTS} probe images.")
-        continue
-    fig = px.scatter(x=points[:, 0], y=points[:, 1], color=colours, title=f"UMAP of {title}",
-                     hover_name=[f"test image #{i}" for i in probe.indices],
-                     labels={"x": "UMAP 1", "y": "UMAP 2", "color": colour})
-    col.plotly_chart(fig.update_layout(height=400), key=f"sim_umap_{kind}")
+st.subheader("Sub-network space: UMAP of gate vectors and of features")
+subnet_map.show(run, probe, common.cached_per_image(run), common.cached_class_names(run))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab.results import class_names
 from tests.pages.page_helpers import fixture_run
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
@@ -50,9 +54,48 @@ def test_renders_heatmaps_gaps_and_umaps(manidp_run: Path) -> None:
     order = np.argsort(probe["labels"], kind="stable")
     assert np.allclose(t, probe["T_0"][np.ix_(order, order)]) and np.allclose(diff, t - r)
     assert at.metric[0].value == f"{reference_gap(probe, 0):.3f}"
-    for umap in charts[2:]:
-        points = sum(len(values(trace["x"])) for trace in umap["data"])
-        assert points == len(probe["indices"])
+    table = pd.read_parquet(manidp_run / "per_image.parquet")
+    for umap in charts[2:]:  # every test image is a point, not only the probe images
+        points = np.concatenate([values(trace["customdata"])[:, 0] for trace in umap["data"]])
+        assert sorted(points.astype(int)) == table["index"].tolist()
+        assert all(word in umap["data"][0]["hovertemplate"] for word in ("class", "prediction", "loss", "MACs"))
+    assert any(f"Every one of the run's {len(table)} test images is a point" in c.value for c in at.caption)
+
+
+def test_without_the_model_the_probe_images_are_shown(manidp_run: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(manidp_run, runs / "no-model", ignore=shutil.ignore_patterns("*.pt"))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render()
+    probe = np.load(manidp_run / "probe.npz")
+    for umap in figures(at)[2:]:
+        points = np.concatenate([values(trace["customdata"])[:, 0] for trace in umap["data"]])
+        assert sorted(points.astype(int)) == sorted(probe["indices"].tolist())
+    assert any("probe images (probe.npz) are shown: this run has no model.pt" in c.value for c in at.caption)
+
+
+def test_clicking_a_point_shows_its_image(manidp_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plotly selections cannot be made in AppTest, so st.plotly_chart answers as if point #k was clicked."""
+    import streamlit
+
+    table = pd.read_parquet(manidp_run / "per_image.parquet")
+    clicked = int(table.sort_values("macs")["index"].iloc[-1])
+    real = streamlit.plotly_chart
+
+    def plotly_chart(figure: object, *args: object, **kwargs: object) -> object:
+        result = real(figure, *args, **kwargs)
+        if str(kwargs.get("key", "")) == "sim_umap_gates":
+            return SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": [clicked]}]))
+        return result
+
+    monkeypatch.setattr(streamlit, "plotly_chart", plotly_chart)
+    at = render(manidp_run)
+    row = table.set_index("index").loc[clicked]
+    names = class_names(manidp_run)
+    (image,) = at.get("image")
+    assert image.captions == [f"#{clicked} {names[int(row['label'])]}→{names[int(row['pred'])]} · "
+                              f"loss {row['loss']:.2f} · {row['macs'] / 1e6:.3f} M"]
 
 
 def test_layer_select_and_umap_options(manidp_run: Path) -> None:

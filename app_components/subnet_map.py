@@ -1,0 +1,143 @@
+"""Sub-network space on a page: UMAPs of gate vectors and of features, one point per test image.
+
+With the run's gated model (model.pt) every test image is a point (`prunelab.subnet_space` computes and
+caches the vectors and embeddings); without it (a run shipped without its model) the probe images of
+probe.npz are. Hovering a point shows the image's label, prediction, loss and MACs; clicking (or
+box-selecting) points shows the images themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app_components import common
+from app_components.images import class_name, show_images
+from prunelab import analysis, results
+from prunelab.run_format import MODEL_FILE, RunStoreError
+
+ALL_LAYERS = "all layers (concatenated)"
+COLOUR_BY = {"class": "class", common.MAC_LABEL: "MACs", "loss": "loss"}
+KINDS = (("gates", "gate vectors π"), ("features", "pooled features"))
+SELECTED_SHOWN = 24  # images shown for a box or lasso selection
+
+
+@st.cache_data(show_spinner="Computing the UMAP of every test image (once per run and layer)…", max_entries=64)
+def _all_images_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
+    from prunelab.subnet_space import embedding
+
+    return embedding(path, kind, None if layer == ALL_LAYERS else layer)
+
+
+@st.cache_data(show_spinner="Computing UMAP…", max_entries=64)
+def _probe_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
+    probe = results.load_probe(path)
+    per_layer = probe.gates if kind == "gates" else probe.features
+    if layer == ALL_LAYERS:
+        return analysis.umap_embedding(analysis.concat_layers(per_layer))
+    return analysis.umap_embedding(per_layer[probe.layer_names.index(layer)])
+
+
+def point_table(indices: np.ndarray, per_image: pd.DataFrame | None, names: list[str],
+                labels: np.ndarray) -> pd.DataFrame:
+    """One row per point: test-image index, class, prediction, loss and MACs (NaN where unknown)."""
+    frame = pd.DataFrame({"index": np.asarray(indices, dtype=np.int64)})
+    if per_image is not None and not per_image.empty:
+        known = per_image.set_index("index")[["label", "pred", "loss", "macs"]]
+        frame = frame.join(known, on="index")
+    for column in ("label", "pred", "loss", "macs"):
+        if column not in frame:
+            frame[column] = np.nan
+    frame["label"] = frame["label"].fillna(pd.Series(np.asarray(labels), index=frame.index))
+    frame["class"] = [class_name(names, label) for label in frame["label"].astype(int)]
+    frame["prediction"] = [class_name(names, p) if pd.notna(p) else "?" for p in frame["pred"]]
+    frame["MACs"] = frame["macs"]
+    return frame
+
+
+def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names: list[str]) -> None:
+    """Layer and colour pickers, the two UMAPs side by side and the images of the selected points."""
+    cols = st.columns(2)
+    layer = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
+    colour = cols[1].radio("Colour by", list(COLOUR_BY), horizontal=True, key="sim_colour")
+    embed, indices, labels = _source(run, probe, per_image)
+    points = point_table(indices, per_image, names, labels)
+    colour_column = COLOUR_BY[colour]
+    if colour_column != "class" and points[colour_column].isna().all():
+        st.info(f"This run has no per-image {colour_column} (per_image.parquet) for these images; coloured by class.")
+        colour_column = "class"
+    mtime = results.run_mtime(run)
+    chosen: list[int] = []
+    cols = st.columns(2)
+    for col, (kind, title) in zip(cols, KINDS, strict=True):
+        xy = embed(str(run), mtime, kind, layer)
+        if xy is None:
+            col.info(f"UMAP needs at least {analysis.UMAP_MIN_POINTS} images.")
+            continue
+        chosen += _scatter(col, points.assign(x=xy[:, 0], y=xy[:, 1]), colour_column, title, f"sim_umap_{kind}")
+    _selected(run, points, chosen, names)
+
+
+def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(embedding function, test-image indices, labels): every test image when the run's gated model can be
+    evaluated, else the probe images (the page says why)."""
+    reason = None
+    if not (Path(run) / MODEL_FILE).is_file():
+        reason = (f"this run has no {MODEL_FILE}" + (" (the bundled demo ships without it)"
+                                                     if results.is_demo(run) else ""))
+    elif per_image is None:
+        reason = "its per-image table (per_image.parquet) is not written yet"
+    else:
+        try:
+            vectors = _cached_vectors(str(run), results.run_mtime(run))
+        except (RunStoreError, OSError, ValueError) as error:
+            reason = f"the gate vectors of its test images cannot be computed ({error})"
+        except Exception as error:  # noqa: BLE001 - e.g. the dataset is unavailable: fall back, say why
+            reason = f"the gate vectors of its test images cannot be computed ({type(error).__name__}: {error})"
+        else:
+            st.caption(f"Every one of the run's {len(vectors['indices'])} test images is a point (gate vectors "
+                       "computed from the saved gated model at its thresholds). Hover for its label, prediction, "
+                       "loss and MACs; click a point, or drag a box, to see the images.")
+            return _all_images_embedding, vectors["indices"], vectors["labels"]
+    st.caption(f"The {len(probe.indices)} probe images (probe.npz) are shown: {reason}. Hover for label, "
+               "prediction, loss and MACs; click a point, or drag a box, to see the images.")
+    return _probe_embedding, probe.indices, probe.labels
+
+
+@st.cache_data(show_spinner="Gate vectors of every test image (once per run)…", max_entries=16)
+def _cached_vectors(path: str, mtime: float) -> dict[str, np.ndarray]:
+    from prunelab.subnet_space import subnet_vectors
+
+    vectors = subnet_vectors(path)
+    return {"indices": vectors.indices, "labels": vectors.labels}
+
+
+def _scatter(col: Any, points: pd.DataFrame, colour: str, title: str, key: str) -> list[int]:
+    """One UMAP scatter; returns the test-image indices of the points selected on it."""
+    fig = px.scatter(points, x="x", y="y", color=colour, custom_data=["index"], title=f"UMAP of {title}",
+                     hover_name=[f"test image #{i}" for i in points["index"]],
+                     hover_data={"x": False, "y": False, "class": True, "prediction": True, "loss": ":.3f",
+                                 "MACs": ":.4s"},
+                     labels={"x": "UMAP 1", "y": "UMAP 2", "MACs": "MACs"})
+    fig.update_traces(marker={"size": 5 if len(points) > 500 else 8})
+    with col:
+        event = st.plotly_chart(fig.update_layout(height=420), key=key, on_select="rerun",
+                                selection_mode=("points", "box", "lasso"))
+    selected = event.selection.points if event is not None and hasattr(event, "selection") else []
+    return [int(p["customdata"][0]) for p in selected if p.get("customdata")]
+
+
+def _selected(run: Path, points: pd.DataFrame, chosen: list[int], names: list[str]) -> None:
+    if not chosen:
+        st.caption("No point selected yet.")
+        return
+    unique = list(dict.fromkeys(chosen))
+    rows = points.set_index("index").loc[unique[:SELECTED_SHOWN]].reset_index()
+    more = f" (the first {SELECTED_SHOWN} of {len(unique)})" if len(unique) > SELECTED_SHOWN else ""
+    st.markdown(f"**Selected test images{more}:** label→prediction, loss, MACs")
+    show_images(str(run), rows[["index", "label", "pred", "loss", "macs"]], names, "sim_selected")
