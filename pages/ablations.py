@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common
+from app_components import common, paper_points
 from prunelab import analysis, lessons
 
 ALL_SUITES = "all finished runs"
@@ -17,6 +17,7 @@ GROUP_SHOWN = ["variant", "epochs_total", "seeds", "test_acc_mean", "test_acc_st
                "spearman_macs_loss_std", "spearman_macs_difficulty_mean", "spearman_macs_difficulty_std",
                "similarity_gap_mean_mean", "similarity_gap_mean_std", "gamma_frac_below_0.05_mean",
                "acc_after_prune_mean", "dataset", "model", "width", "runs"]
+X_AXES = {"MACs per image": "macs_per_image", "MACs reduction": "macs_reduction"}
 _pct = st.column_config.NumberColumn
 GROUP_FORMATS = {
     "epochs_total": _pct("epochs in all"), "seeds": _pct("seeds"),
@@ -85,16 +86,15 @@ if figure:
                       title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
     st.plotly_chart(fig, key="abl_errorbars")
 
-fig = go.Figure()
-for method, part in groups.groupby("method", sort=False):
-    fig.add_scatter(x=part["macs_per_image_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
-                    text=part["variant"], marker={"size": 12},
-                    error_x={"type": "data", "array": part["macs_per_image_std"].fillna(0)},
-                    error_y={"type": "data", "array": part["test_acc_std"].fillna(0)},
-                    hovertemplate="%{text}<br>MACs %{x:.3s}<br>accuracy %{y:.3f}<extra></extra>")
-fig.update_layout(height=460, title="Accuracy against MACs, mean ± std over seeds (top-left is best)",
-                  xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="test accuracy")
+cifar10 = paper_points.applies(table["dataset"])
+x_axis = st.radio("x axis", list(X_AXES), index=1 if cifar10 else 0, horizontal=True, key="abl_x",
+                  help="The papers' published CIFAR-10 results are drawn against MACs reduction." if cifar10 else None)
+fig, published = paper_points.accuracy_chart(groups, X_AXES[x_axis], table["dataset"])
 st.plotly_chart(fig, key="abl_scatter")
+if published:
+    st.caption(paper_points.caption(published))
+elif cifar10:
+    st.caption("Choose MACs reduction as the x axis to see the papers' published CIFAR-10 results.")
 
 with st.expander("Every run"):
     st.dataframe(table.drop(columns=["path", "run_id"]), hide_index=True, key="abl_table", column_order=SHOWN,
