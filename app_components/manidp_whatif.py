@@ -63,6 +63,12 @@ def show(run: Path, names: list[str]) -> None:
     except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
         st.warning(f"Cannot recalibrate this run: {error}")
         return
+    if result.calibration.images == "test":
+        st.info("This run's training images are not on this machine (only its test images are shipped), so the "
+                "thresholds are calibrated on its test images instead of the run's calibration sample of training "
+                "images: the density on the test images then matches the target a little more closely than the "
+                "run's own rule would, and even at the run's own target the figures differ slightly from the "
+                "run as trained.")
     _figures(result)
     st.plotly_chart(_histogram(result), key="pi_whatif_hist")
     _moves(run, result, names)

@@ -8,12 +8,15 @@ server's first visit reads the run folders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_components import common, shell
+from app_components import common, paper_points, shell
 from prunelab import analysis, live
 
 METHOD_SENTENCES = {
@@ -53,32 +56,44 @@ def pick_dataset(variants: pd.DataFrame) -> str | None:
     return st.segmented_control("Demo dataset", datasets, default=datasets[0], key="home_dataset") or datasets[0]
 
 
-def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str) -> go.Figure:
-    """Demo variants (mean ± std over seeds) per method, and the user's finished runs as open markers."""
+def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str,
+                         points: Sequence[Any] = ()) -> go.Figure:
+    """Demo variants (mean ± std over seeds) per method, and the user's finished runs as open markers.
+
+    With `points` (the papers' CIFAR-10 results, `app_components.paper_points.published`) the x axis is
+    the MACs reduction, the papers' unit, and the points are drawn as labelled stars."""
     shown = variants[variants["dataset"] == dataset]
+    x = "macs_reduction" if points else "macs_per_image"
+    x_hover = "MACs reduction %{x:.1%}" if points else "%{x:.3s} MACs per image"
     fig = go.Figure()
     for method, part in shown.groupby("method", sort=False):
         colour, symbol = METHOD_STYLE.get(str(method), ("#333333", "circle"))
         fig.add_scatter(
-            x=part["macs_per_image_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
+            x=part[f"{x}_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
             marker={"size": 12, "color": colour, "symbol": symbol}, text=part["label"],
             customdata=np.stack([part["seeds"], part["test_acc_std"].fillna(0)], axis=1),
-            error_x={"type": "data", "array": part["macs_per_image_std"].fillna(0), "thickness": 1},
+            error_x={"type": "data", "array": part[f"{x}_std"].fillna(0), "thickness": 1},
             error_y={"type": "data", "array": part["test_acc_std"].fillna(0), "thickness": 1},
-            hovertemplate="%{text}<br>%{x:.3s} MACs per image<br>accuracy %{y:.3f} ± %{customdata[1]:.3f} "
+            hovertemplate=f"%{{text}}<br>{x_hover}<br>accuracy %{{y:.3f}} ± %{{customdata[1]:.3f}} "
                           "(%{customdata[0]} seeds)<extra></extra>")
     mine = beside[beside["dataset"] == dataset] if not beside.empty else beside
     if not mine.empty:
-        fig.add_scatter(x=mine["macs_per_image"], y=mine["test_acc"], mode="markers", name="your runs",
+        mine = analysis.ablation_table(mine) if points else mine
+        fig.add_scatter(x=mine[x], y=mine["test_acc"], mode="markers", name="your runs",
                         marker={"size": 10, "color": "#333333", "symbol": "circle-open"}, text=mine["name"],
-                        hovertemplate="%{text}<br>%{x:.3s} MACs per image<br>accuracy %{y:.3f}<extra></extra>")
+                        hovertemplate=f"%{{text}}<br>{x_hover}<br>accuracy %{{y:.3f}}<extra></extra>")
+    if points:
+        paper_points.add_paper_points(fig, points)
+        fig.update_xaxes(tickformat=".0%")
     first = shown.iloc[0] if not shown.empty else None
     setting = (f"{first['model']} at width {first['width']:g}, mean ± std over up to {int(shown['seeds'].max())} seeds"
                if first is not None else "")
     fig.update_layout(height=380, margin={"t": 40, "b": 40, "l": 50, "r": 10},
-                      title={"text": f"Accuracy against MACs on {dataset}: {setting}", "font": {"size": 14}},
-                      xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="test accuracy",
-                      legend={"orientation": "h", "y": -0.2})
+                      title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on {dataset}: "
+                                     f"{setting}", "font": {"size": 14}},
+                      xaxis_title=("MACs reduction (vs the same network unpruned)" if points
+                                   else f"{common.MAC_LABEL} per image"),
+                      yaxis_title="test accuracy", legend={"orientation": "h", "y": -0.2})
     return fig
 
 

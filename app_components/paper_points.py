@@ -1,54 +1,57 @@
 """The papers' published CIFAR-10 results as labelled markers on an accuracy-against-MACs-reduction chart.
 
-`add_paper_points(fig, datasets)` draws `prunelab.references.PUBLISHED` (stars, one trace per method,
-each labelled with its model and training budget) when every dataset of the runs shown is CIFAR-10,
-and nothing otherwise. The chart's axes must be MACs reduction (x, a fraction) and test accuracy
-(y, a fraction).
+`published(runs)` gives `prunelab.references.PUBLISHED` when every run shown is on CIFAR-10 (`cifar10`,
+or a folder dataset with CIFAR-10's class names, read from the run's dataset or its shipped test
+images), else nothing; `add_paper_points(fig, points)` draws them as stars, one trace per method, each
+labelled with its model and training budget. The chart's axes must be MACs reduction (x, a fraction)
+and test accuracy (y, a fraction): the papers state FLOPs reductions, not MACs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 
-from app_components.common import MAC_LABEL
+from app_components import common
 from prunelab import references
 
 TRACE_PREFIX = "published: "
 COLOURS = {"slimming": "#6c4f9e", "manidp": "#d1495b"}
+METHOD_NAMES = {"slimming": "Network Slimming", "manidp": "ManiDP"}
 
 
-def add_paper_points(fig: Any, datasets: Iterable[str], **position: Any) -> int:
-    """Add the published results to `fig` (plotly) when the runs shown are on CIFAR-10; returns how many.
+def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
+    """The papers' CIFAR-10 results when every run in `runs` (rows with `dataset` and `path`) is on CIFAR-10."""
+    if runs.empty or "dataset" not in runs:
+        return []
+    names: dict[str, list[str]] = {}
+    for dataset, group in runs.groupby("dataset"):
+        if str(dataset).startswith("folder:") and not references.is_cifar10(str(dataset)) and "path" in group:
+            names[str(dataset)] = common.cached_class_names(group["path"].iloc[0]) or []
+    return references.for_datasets(runs["dataset"], names)
 
-    `position` (row=, col=) places them in one subplot.
-    """
-    found = references.for_datasets(datasets)
+
+def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult], **position: Any) -> int:
+    """Draw `points` on `fig` (`position`: row=, col= of a subplot); returns how many were drawn."""
     for method in ("slimming", "manidp"):
-        points = [p for p in found if p.method == method]
-        if not points:
+        mine = [p for p in points if p.method == method]
+        if not mine:
             continue
         fig.add_scatter(
-            x=[p.flops_reduction for p in points], y=[p.top1 / 100.0 for p in points], mode="markers+text",
-            name=f"{TRACE_PREFIX}{'Network Slimming' if method == 'slimming' else 'ManiDP'} (paper)",
-            text=[p.label for p in points], textposition="top center", textfont={"size": 10},
+            x=[p.flops_reduction for p in mine], y=[p.top1 / 100.0 for p in mine], mode="markers+text",
+            name=f"{TRACE_PREFIX}{METHOD_NAMES[method]} (paper)", text=[p.label for p in mine],
+            textposition="top center", textfont={"size": 10},
             marker={"symbol": "star", "size": 14, "color": COLOURS[method], "line": {"width": 1, "color": "#333"}},
-            customdata=[[p.description] for p in points],
-            hovertemplate="%{customdata[0]}<extra></extra>", **position)
-    return len(found)
+            customdata=[[p.description] for p in mine], hovertemplate="%{customdata[0]}<extra></extra>", **position)
+    return len(points)
 
 
-def applies(datasets: Iterable[str]) -> bool:
-    """True when every dataset shown is CIFAR-10 (the published results then apply)."""
-    return bool(references.for_datasets(datasets))
-
-
-def accuracy_chart(groups: Any, x: str, datasets: Iterable[str]) -> tuple[go.Figure, int]:
+def accuracy_chart(groups: pd.DataFrame, x: str, points: Sequence[references.PublishedResult]) -> go.Figure:
     """Accuracy against `x` ("macs_per_image" or "macs_reduction") per variant, mean ± std over seeds
-    (`prunelab.lessons.variant_groups`), one trace per method; against MACs reduction the papers'
-    CIFAR-10 results are added when they apply. Returns the figure and the number of published points."""
+    (`prunelab.lessons.variant_groups`), one trace per method; against MACs reduction `points` are added."""
     reduction = x == "macs_reduction"
     fig = go.Figure()
     for method, part in groups.groupby("method", sort=False):
@@ -58,20 +61,20 @@ def accuracy_chart(groups: Any, x: str, datasets: Iterable[str]) -> tuple[go.Fig
                         error_y={"type": "data", "array": part["test_acc_std"].fillna(0)},
                         hovertemplate="%{text}<br>" + ("MACs reduction %{x:.1%}" if reduction else "MACs %{x:.3s}")
                         + "<br>accuracy %{y:.3f}<extra></extra>")
-    published = add_paper_points(fig, datasets) if reduction else 0
+    if reduction:
+        add_paper_points(fig, points)
+        fig.update_xaxes(tickformat=".0%")
     title = ("Accuracy against MACs reduction, mean ± std over seeds (top-right is best)" if reduction
              else "Accuracy against MACs, mean ± std over seeds (top-left is best)")
-    fig.update_layout(height=460, title=title, yaxis_title="test accuracy",
-                      xaxis_title="MACs reduction (vs the same network unpruned)" if reduction
-                      else f"{MAC_LABEL} per image")
-    if reduction:
-        fig.update_xaxes(tickformat=".0%")
-    return fig, published
+    return fig.update_layout(height=460, title=title, yaxis_title="test accuracy",
+                             xaxis_title="MACs reduction (vs the same network unpruned)" if reduction
+                             else f"{common.MAC_LABEL} per image")
 
 
 def caption(count: int) -> str:
     """What the stars are, for the text under the chart ('' when none were drawn)."""
     if not count:
         return ""
-    return ("Stars: the papers' own CIFAR-10 results (top-1 accuracy at their FLOPs reduction), labelled with the "
-            "training budget behind them, for scale: a run of a few epochs is expected to sit well below them.")
+    return ("Against MACs reduction, top-right is best. Stars: the papers' own CIFAR-10 results (top-1 accuracy at "
+            "their FLOPs reduction), labelled with the training budget behind them, for scale: a run of a few "
+            "epochs is expected to sit well below them.")

@@ -86,14 +86,13 @@ if figure:
                       title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
     st.plotly_chart(fig, key="abl_errorbars")
 
-cifar10 = paper_points.applies(table["dataset"])
-x_axis = st.radio("x axis", list(X_AXES), index=1 if cifar10 else 0, horizontal=True, key="abl_x",
-                  help="The papers' published CIFAR-10 results are drawn against MACs reduction." if cifar10 else None)
-fig, published = paper_points.accuracy_chart(groups, X_AXES[x_axis], table["dataset"])
-st.plotly_chart(fig, key="abl_scatter")
-if published:
-    st.caption(paper_points.caption(published))
-elif cifar10:
+published = paper_points.published(table)
+x_axis = st.radio("x axis", list(X_AXES), index=1 if published else 0, horizontal=True, key="abl_x",
+                  help="The papers' CIFAR-10 results are drawn against MACs reduction." if published else None)
+st.plotly_chart(paper_points.accuracy_chart(groups, X_AXES[x_axis], published), key="abl_scatter")
+if published and X_AXES[x_axis] == "macs_reduction":
+    st.caption(paper_points.caption(len(published)))
+elif published:
     st.caption("Choose MACs reduction as the x axis to see the papers' published CIFAR-10 results.")
 
 with st.expander("Every run"):

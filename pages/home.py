@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_components import common, overview
+from app_components import common, overview, paper_points
 
 common.title("PruneLab: channel pruning you can watch")
 overview.links()
@@ -15,7 +15,10 @@ if variants.empty:
 dataset = overview.pick_dataset(variants)
 chart, side = st.columns([3, 2], gap="medium")
 with chart:
-    st.plotly_chart(overview.accuracy_macs_figure(variants, beside, dataset), key="home_chart")
+    points = paper_points.published(runs[runs["dataset"] == dataset])  # only for CIFAR-10
+    st.plotly_chart(overview.accuracy_macs_figure(variants, beside, dataset, points), key="home_chart")
+    if points:
+        st.caption(paper_points.caption(len(points)))
 with side:
     overview.method_sentences()
     overview.image_strip(runs, dataset)

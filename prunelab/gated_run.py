@@ -7,16 +7,21 @@ used: `ManiDP.calibrate` (the quantile rule on the run's calibration sample of t
 `ManiDP.evaluate_per_image` (per-image loss, prediction and MACs from the masks). Nothing is written
 to the run directory.
 
+When the run's training images are not on this machine (a demo trained on a dataset outside the
+repository ships only its test images, `prunelab.data.test_pack`), the test images stand in for the
+training split, so the calibration sample is drawn from them: `calibration_images` says which.
+
 The object is cached per (run directory, model.pt modification time and size). Its model is shared, so
 every use that changes the thresholds holds `lock` and restores `saved_thresholds` before releasing it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prunelab.gates import get_thresholds, set_thresholds
 from prunelab.run_format import MODEL_FILE, RunStoreError
@@ -44,7 +49,8 @@ class GatedRun:
         cpu = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
         self.path = path
         self.config = cpu
-        self.trainer: Any = Trainer(cpu, run)
+        dataset, self.calibration_images = _dataset(path, cpu)
+        self.trainer: Any = Trainer(cpu, run, dataset=dataset)
         self.method: Any = self.trainer.method
         self.model = load_model(run)
         self.method.prepare_model(self.model, fresh=False)  # the run's MACs plan and layer names
@@ -62,6 +68,22 @@ class GatedRun:
     def restore(self) -> None:
         """Put the run's own thresholds back (call while holding `lock`)."""
         set_thresholds(self.model, self.saved_thresholds)
+
+
+def _dataset(path: Path, config: Any) -> tuple[Any, Literal["training", "test"]]:
+    """The run's dataset, or its shipped test-image pack with the test images as the training split."""
+    from prunelab.data import DatasetError, load_dataset
+    from prunelab.data.test_pack import load_test_pack
+
+    try:
+        return load_dataset(config.data), "training"
+    except DatasetError as error:
+        pack = load_test_pack(path.parent, config.data.dataset)
+        if pack is None or pack.test_size == 0:
+            raise error from None
+    stand_in = dataclasses.replace(pack, train_images=pack.test_images, train_labels=pack.test_labels,
+                                   train_difficulty=pack.test_difficulty)
+    return stand_in, "test"
 
 
 def model_key(path: str | Path) -> tuple[str, int, int]:

@@ -9,14 +9,14 @@ CVPR 2021 (reference schedule: 400 epochs from a pretrained model). The figures 
 in the project's method notes; nothing here is measured by PruneLab.
 
 `for_datasets(datasets)` gives the entries only when every dataset shown is CIFAR-10: `cifar10`, or a
-`folder:PATH` dataset whose class folders are CIFAR-10's ten classes.
+`folder:PATH` dataset whose classes are CIFAR-10's ten (`is_cifar10`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +81,15 @@ PUBLISHED: tuple[PublishedResult, ...] = (
 )
 
 
-def is_cifar10(dataset: str) -> bool:
-    """`cifar10`, or `folder:PATH` whose test (else train) class folders are CIFAR-10's ten classes."""
+def is_cifar10(dataset: str, class_names: Iterable[str] | None = None) -> bool:
+    """`cifar10`, or `folder:PATH` whose class names (`class_names`, e.g. from the test images shipped with a
+    demo whose folder is not on this machine; else PATH's test, then train, class folders) are CIFAR-10's."""
     if dataset == "cifar10":
         return True
     if not dataset.startswith("folder:"):
         return False
+    if class_names is not None and {str(name).lower() for name in class_names} == set(CIFAR10_CLASSES):
+        return True
     return _folder_is_cifar10(str(Path(dataset[len("folder:"):]).expanduser().absolute()))
 
 
@@ -101,9 +104,12 @@ def _folder_is_cifar10(root: str) -> bool:
     return False
 
 
-def for_datasets(datasets: Iterable[str]) -> list[PublishedResult]:
-    """The published results when every dataset in `datasets` (at least one) is CIFAR-10, else []."""
+def for_datasets(datasets: Iterable[str], class_names: Mapping[str, Iterable[str]] | None = None,
+                 ) -> list[PublishedResult]:
+    """The published results when every dataset in `datasets` (at least one) is CIFAR-10, else [].
+    `class_names` maps a dataset to its class names where known (see `is_cifar10`)."""
+    names = class_names or {}
     shown = {str(d) for d in datasets if d is not None and str(d) != "nan"}
-    if not shown or not all(is_cifar10(d) for d in shown):
+    if not shown or not all(is_cifar10(d, names.get(d)) for d in shown):
         return []
     return list(PUBLISHED)

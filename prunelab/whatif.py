@@ -133,6 +133,7 @@ class Calibration:
     passes: int  # calibration passes until no threshold moved by more than CALIBRATION_TOLERANCE
     kept: list[float]  # per layer, the fraction of calibration (image, channel) pairs kept (pi >= xi, pi > 0)
     nonzero: list[float]  # per layer, the fraction with pi > 0: the most any threshold can keep
+    images: str  # "training" (the run's own calibration sample) or "test" (its training images are absent)
 
 
 def recalibrate(run: Any, density: float) -> Calibration:
@@ -161,7 +162,7 @@ def recalibrate(run: Any, density: float) -> Calibration:
     # the last pass ran with the previous pass's thresholds, equal to these within the tolerance
     kept = [float(((pi >= xi) & (pi > 0)).float().mean()) for pi, xi in zip(saliencies, previous, strict=True)]
     nonzero = [float((pi > 0).float().mean()) for pi in saliencies]
-    return Calibration([float(x) for x in previous], passes, kept, nonzero)
+    return Calibration([float(x) for x in previous], passes, kept, nonzero, run.calibration_images)
 
 
 def _compare(run: Any, density: float, calibration: Calibration, result: dict[str, np.ndarray],

@@ -47,3 +47,8 @@ def test_which_datasets_are_cifar10(tmp_path: Path) -> None:
     assert not is_cifar10(f"folder:{tmp_path / 'missing'}")
     assert for_datasets(["cifar10", f"folder:{cifar}"]) == list(PUBLISHED)
     assert for_datasets(["cifar10", "shapes"]) == [] and for_datasets([]) == []
+    # a demo trained on a folder that is not on this machine: its shipped test images name the classes
+    absent = f"folder:{tmp_path / 'elsewhere'}"
+    assert not is_cifar10(absent) and is_cifar10(absent, CIFAR10_CLASSES)
+    assert not is_cifar10(absent, ["cat", "dog"]) and not is_cifar10("shapes", CIFAR10_CLASSES)
+    assert for_datasets([absent], {absent: list(CIFAR10_CLASSES)}) == list(PUBLISHED)

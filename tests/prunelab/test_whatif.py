@@ -16,7 +16,7 @@ from prunelab.gated_run import GatedModelMissing, gated_run
 from prunelab.gates import get_thresholds, records, set_thresholds
 from prunelab.store import RunStore
 from prunelab.whatif import GROUPS, cost_groups, what_if
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, write_folder_dataset
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,7 @@ def test_own_density_reproduces_the_run(run: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     trained = pd.read_parquet(run / "per_image.parquet")
     result = what_if(run, own_density(run))
+    assert result.calibration.images == "training"
     assert result.trained["test_acc"] == pytest.approx(summary["test_acc"])
     assert result.trained["macs_mean"] == pytest.approx(summary["macs_per_image"])
     # The run calibrated once, with its moving-average thresholds in effect; the what-if settles the
@@ -208,3 +209,33 @@ def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monk
     assert np.array_equal(first, again) and len(calls) == 1  # the second call read the cached file
     with pytest.raises(ValueError, match="not a gated layer"):
         embedding(run, "gates", "no-such-layer", cache_dir=tmp_path)
+
+
+def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path: Path) -> None:
+    """A demo trained on a dataset outside the repository ships only its test images (a test pack)."""
+    from prunelab.config import RunConfig
+    from prunelab.data import load_dataset
+    from prunelab.data.test_pack import write_test_pack
+    from prunelab.subnet_space import subnet_vectors
+
+    data = tmp_path / "data"
+    write_folder_dataset(data, classes=("a", "b", "c"), per_class=10)
+    config = RunConfig.model_validate({
+        "data": {"dataset": f"folder:{data}"}, "model": {"name": "vgg11", "width": 0.25},
+        "train": {"epochs": 1, "batch_size": 10, "device": "cpu"}, "method": {"name": "manidp", "probe_size": 6}})
+    runs = tmp_path / "runs"
+    run = RunStore(runs).create(config, "folder-manidp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        run_training(config, run)
+    write_test_pack(runs, config.data.dataset, load_dataset(config.data))
+    shutil.rmtree(data)  # the training images are gone; the pack beside the run holds the test images
+
+    result = what_if(run.path, 0.5)
+    assert result.calibration.images == "test"
+    assert len(result.per_image) == 30
+    assert result.density_measured == pytest.approx(0.5, abs=0.1)
+    trained = pd.read_parquet(run.file("per_image.parquet"))
+    vectors = subnet_vectors(run.path, cache_dir=tmp_path / "cache")
+    assert (vectors.macs == trained["macs"].to_numpy()).all()
