@@ -8,7 +8,8 @@ The runs are made by PruneLab's own suite command, run from the repository root:
 (per seed: a 6-epoch baseline; slimming at each lambda, 3 sparsity + 3 fine-tune epochs; a 3-epoch
 `pretrain` baseline and the four ManiDP ablation runs, 3 epochs each from it: every compared run is
 shaped by 6 epochs in all), then the files no page reads are removed (epoch checkpoints with their
-optimizer state, final model files, torch.export archives), which keeps the demo under 15 MB. Usage:
+optimizer state, final model files but the seed-0 ManiDP runs' gated models that the ManiDP what-if and
+the sub-network map read, torch.export archives), which keeps the demo under 15 MB. Usage:
 
     python scripts/make_demo.py [--force] [--device auto|cpu|cuda] [--max-concurrent N] [--seeds N]
 """
@@ -28,8 +29,9 @@ from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
-# no page reads these: checkpoints (optimizer state), final models (the what-if slider reads
-# dense_model.pt), torch.export archives and tracebacks
+# no page reads these: checkpoints (optimizer state), final models (slimming's what-if slider reads
+# dense_model.pt), torch.export archives and tracebacks; except the gated model.pt of each seed-0 ManiDP
+# run, which the ManiDP what-if and the sub-network map read (every seed's would break the size budget)
 NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
 SIZE_BUDGET = 15_000_000
 
@@ -64,9 +66,23 @@ def run_suite(command: list[str], out: Path, force: bool) -> int:
 def strip(runs: Path, not_shipped: tuple[str, ...] = NOT_SHIPPED) -> int:
     """Delete files the pages never read; returns the bytes left."""
     for path in runs.rglob("*"):
-        if path.is_file() and (path.name in not_shipped or path.name.endswith(".tmp")):
+        if path.is_file() and ((path.name in not_shipped and not _what_if_model(path)) or path.name.endswith(".tmp")):
             path.unlink()
     return sum(path.stat().st_size for path in runs.rglob("*") if path.is_file())
+
+
+def _what_if_model(path: Path) -> bool:
+    """True for the model.pt of a seed-0 ManiDP run (the what-if and the sub-network map read it)."""
+    from prunelab.run_format import MODEL_FILE, RunStoreError
+    from prunelab.store import RunDir
+
+    if path.name != MODEL_FILE:
+        return False
+    try:
+        config = RunDir(path.parent).read_config()
+    except RunStoreError:
+        return False
+    return config.method.name == "manidp" and config.train.seed == 0
 
 
 def main(argv: list[str] | None = None) -> int:
