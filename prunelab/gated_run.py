@@ -31,6 +31,10 @@ from prunelab.store import RunDir
 class GatedModelMissing(RunStoreError):
     """The run has no model.pt (not finished, or a demo run shipped without it)."""
 
+    def __init__(self, run_name: str) -> None:
+        super().__init__(f"{run_name} has no {MODEL_FILE} (the gated model with its thresholds): the run has not "
+                         "finished, or it was shipped without its model")
+
 
 class GatedRun:
     """model (gated, eval mode, CPU), trainer and method of one finished ManiDP run."""
@@ -43,8 +47,7 @@ class GatedRun:
         if config.method.name != "manidp":
             raise ValueError(f"{path.name} is a {config.method.name!r} run; this needs a ManiDP run")
         if not run.file(MODEL_FILE).is_file():
-            raise GatedModelMissing(f"{path.name} has no {MODEL_FILE} (the gated model with its thresholds): the "
-                                    "run has not finished, or it was shipped without its model")
+            raise GatedModelMissing(path.name)
         # evaluated on the CPU in float32, whatever device the run trained on
         cpu = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
         self.path = path
@@ -93,8 +96,7 @@ def model_key(path: str | Path) -> tuple[str, int, int]:
     try:
         stat = (resolved / MODEL_FILE).stat()
     except OSError:
-        raise GatedModelMissing(f"{resolved.name} has no {MODEL_FILE} (the gated model with its thresholds): "
-                                "the run has not finished, or it was shipped without its model") from None
+        raise GatedModelMissing(resolved.name) from None
     return str(resolved), stat.st_mtime_ns, stat.st_size
 
 
