@@ -105,5 +105,8 @@ show_images(str(run), costliest, names, "pi_costly")
 
 st.subheader("What if the target density were different?")
 st.caption("The run's saved gated model with its thresholds recalibrated at another target density (the run's "
-           "own rule, on its calibration images), without retraining: what the thresholds alone buy or cost.")
+           "own rule, on its calibration images), without retraining: what the thresholds alone buy or cost. The "
+           "weights were trained for the run's own density, so other thresholds can cost accuracy even when they "
+           "keep more channels. A new density takes a few passes over the calibration images; each is computed "
+           "once.")
 manidp_whatif.show(run, names)
