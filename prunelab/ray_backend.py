@@ -21,18 +21,26 @@ or `cancelled` when it never started. Tasks are not retried by Ray (`max_retries
 purpose, from its checkpoint.
 
 The runs folder must be the same folder for the driver and every worker: one machine, or a shared
-filesystem mounted at the same path on every node (README, "Suites on Ray"). A task that cannot see it
-fails with that message and nothing is trained.
+filesystem mounted at the same path on every node (README, "Suites on Ray"). A task that cannot see the
+run its driver queued (no run there, or not locked by this driver) fails with that message and trains
+nothing. Without a shared filesystem, `copy_back=True` (`--copy-back`): each task trains in a temporary
+folder of its node and returns the finished run directory (zip bytes, through Ray's object store); the
+driver, which owns the run meanwhile, unpacks it into the store. A run that depends on another gets the
+parent's archive too (its `init_from` model). Live progress is then not visible before a run ends, and a
+run whose worker dies comes back with nothing (failed; resume restarts it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +49,15 @@ from typing import TYPE_CHECKING, Any
 from prunelab import ownership
 from prunelab.jobs import JobError, JobInfo, claim_lock, claim_run, mark_interrupted
 from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, RunBusyError, new_token
-from prunelab.run_format import ACTIVE_STATES, CHECKPOINT_FILE, CONFIG_FILE, FINAL_STATES, RunStoreError
+from prunelab.run_format import (
+    ACTIVE_STATES,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    FINAL_STATES,
+    LOCK_FILE,
+    RunStoreError,
+    atomic_write,
+)
 from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
@@ -136,6 +152,53 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
+_HOST_LOCK = threading.Lock()
+_HOST: dict[str, Any] = {}  # where `connect` connected this process: {"address": ADDR or "local", "thread"}
+
+
+def connect(address: str | None = None, timeout_s: float = 300.0) -> Any:
+    """Connect this long-lived process (the app's server) to Ray once; later calls reuse the connection.
+
+    `ray.init` runs in a daemon thread that then lives as long as the process: the processes of a local
+    instance (GCS, raylet) are started with a parent-death signal, which Linux sends when the *thread*
+    that started them ends, and a Streamlit script thread ends after every rerun. Asking for another
+    cluster than the connected one is a RayBackendError."""
+    ray = import_ray()
+    if address:
+        check_address(address)
+    wanted = address or "local"
+    with _HOST_LOCK:
+        if ray.is_initialized():
+            connected = _HOST.get("address")
+            if connected is not None and connected != wanted:
+                raise RayBackendError(f"this process is connected to Ray at {connected}; restart it to use "
+                                      f"{wanted} instead")
+            return ray
+        ready, stop, failure = threading.Event(), threading.Event(), []
+
+        def host() -> None:
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False, runtime_env=runtime_env())
+                else:
+                    ray.init(include_dashboard=False, log_to_driver=False)
+            except Exception as error:  # noqa: BLE001 - reported by the caller in one line
+                failure.append(error)
+            finally:
+                ready.set()
+            stop.wait()
+
+        thread = threading.Thread(target=host, name="prunelab-ray-host", daemon=True)
+        thread.start()
+        if not ready.wait(timeout_s):
+            raise RayBackendError(f"Ray did not start within {timeout_s:.0f} s")
+        if failure:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise RayBackendError(f"cannot connect to {where}: {_first_line(failure[0])}")
+        _HOST.update(address=wanted, thread=thread)
+        return ray
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
@@ -157,30 +220,72 @@ def node_fields() -> dict[str, Any]:
     return fields
 
 
-def train_run(run_path: str, handoff_from: str, num_cpus: float, *parents: dict[str, Any]) -> dict[str, Any]:
-    """Train one queued run on this worker: the body of each Ray task. Returns {run_id, state, error, node}.
+def train_run(spec: dict[str, Any], *parents: dict[str, Any]) -> dict[str, Any]:
+    """Train one queued run on this worker: the body of each Ray task. Returns {run_id, state, error, node}
+    (with `copy_back`, also `archive`: the finished run directory as zip bytes).
 
-    `parents` are the results of the tasks this run depends on (Ray passes them once they finished).
+    `spec`: `run_path`, `run_id`, `handoff_from` (the driver's token), `num_cpus`, `copy_back`, `config` (the
+    run's config as JSON). `parents` are the results of the tasks this run depends on (Ray passes them once
+    they have finished).
     """
-    run = RunDir(Path(run_path))
     node = socket.gethostname()
-    if not run.file(CONFIG_FILE).is_file():
-        return {"run_id": run.run_id, "state": "failed", "node": node,
-                "error": f"the runs folder {run.path.parent} is not visible on node {node}: every node needs "
-                         "it at the same path (a shared filesystem)"}
     failed_parent = next((p for p in parents if p.get("state") != "done"), None)
-    if failed_parent is not None:
+    if failed_parent is not None:  # the driver still owns the run and records this
         detail = f": {failed_parent['error']}" if failed_parent.get("error") else ""
-        message = (f"dependency {failed_parent['run_id']} ended {failed_parent.get('state')}{detail}; "
-                   "this run needs its finished model")
-        with claim_run(run, handoff_from=handoff_from, backend=BACKEND, **node_fields()):
-            run.write_status(state="failed", error=message, message=message, finished_at=time.time())
-            run.log(message)
-        return {"run_id": run.run_id, "state": "failed", "error": message, "node": node}
-    return _train(run, handoff_from, num_cpus)
+        return {"run_id": spec["run_id"], "state": "failed", "node": node,
+                "error": f"dependency {failed_parent['run_id']} ended {failed_parent.get('state')}{detail}; "
+                         "this run needs its finished model"}
+    if spec.get("copy_back"):
+        return _train_copy_back(spec, parents)
+    run = RunDir(Path(spec["run_path"]))
+    lock = ownership.read_lock(run.path) if run.file(CONFIG_FILE).is_file() else None
+    if lock is None or lock.token != spec["handoff_from"]:
+        return {"run_id": run.run_id, "state": "failed", "node": node,
+                "error": f"the runs folder {run.path.parent} on node {node} is not the driver's (its run is "
+                         "missing or not queued by this suite): share it at the same path on every node, or "
+                         "use --copy-back"}
+    return _train(run, spec["handoff_from"], float(spec["num_cpus"]))
 
 
-def _train(run: RunDir, handoff_from: str, num_cpus: float) -> dict[str, Any]:
+def _train_copy_back(spec: dict[str, Any], parents: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """Train in a folder of this node and send the finished run directory back (the driver unpacks it)."""
+    from prunelab.config import RunConfig
+
+    with tempfile.TemporaryDirectory(prefix="prunelab-ray-") as folder:
+        root = Path(folder)
+        for parent in parents:  # a parent's finished run, next to this one: `init_from` finds it by id
+            if parent.get("archive"):
+                unpack_run(parent["archive"], root / parent["run_id"])
+        run = RunStore(root).create(RunConfig.model_validate(spec["config"]), spec["run_id"])
+        result = _train(run, None, float(spec["num_cpus"]))
+        result["archive"] = pack_run(run.path)
+        return result
+
+
+def pack_run(path: Path) -> bytes:
+    """A run directory as zip bytes (without its owner lock and temp files)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and file.name != LOCK_FILE and not file.name.startswith("."):
+                archive.write(file, file.relative_to(path).as_posix())
+    return buffer.getvalue()
+
+
+def unpack_run(data: bytes, path: Path) -> list[str]:
+    """Write the files of a `pack_run` archive into `path`, each atomically; returns their names."""
+    names = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            name = Path(member.filename)
+            if member.is_dir() or name.is_absolute() or ".." in name.parts or name.name == LOCK_FILE:
+                continue
+            atomic_write(path / name, archive.read(member))
+            names.append(name.as_posix())
+    return names
+
+
+def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, Any]:
     from prunelab.engine import cpu_threads, run_training
     from prunelab.progress import Progress
 
@@ -253,8 +358,10 @@ class RaySuiteRunner:
     `JobManager`. Needs a Ray connection (`ray_session`) while runs are active."""
 
     def __init__(self, runs_dir: str | Path | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S) -> None:
+                 copy_back: bool = False, heartbeat_s: float = HEARTBEAT_S,
+                 stale_after_s: float = STALE_AFTER_S) -> None:
         check_resources(num_cpus, num_gpus)
+        self.copy_back = copy_back
         self.ray = import_ray()
         self.store = RunStore(Path(runs_dir).resolve() if runs_dir is not None else None)
         self.runs_dir = self.store.root.resolve()
@@ -270,10 +377,14 @@ class RaySuiteRunner:
         self._monitor.start()
 
     # submission -------------------------------------------------------------------------------
-    def submit_suite(self, suite: Suite) -> list[str]:
-        """Create every run of the suite (queued) and submit one Ray task per run; returns the run ids."""
+    def submit_suite(self, suite: Suite, num_cpus: float | None = None, num_gpus: float | None = None) -> list[str]:
+        """Create every run of the suite (queued) and submit one Ray task per run, each with `num_cpus` CPUs
+        and `num_gpus` GPUs (default: the runner's); returns the run ids."""
         if not self.ray.is_initialized():
             raise JobError("not connected to Ray")
+        cpus = self.num_cpus if num_cpus is None else float(num_cpus)
+        gpus = self.num_gpus if num_gpus is None else float(num_gpus)
+        check_resources(cpus, gpus)
         remote = self.ray.remote(train_run)
         ids: dict[str, str] = {}
         for item in suite.runs:
@@ -281,25 +392,29 @@ class RaySuiteRunner:
             if item.init_from is not None:
                 parent = ids[item.init_from]
                 config, depends = item.with_init_from(parent), (parent,)
-            entry = self._create(config, depends)
+            entry = self._create(config, depends, cpus, gpus)
             with self._cond:
                 if self._stopping:
                     raise JobError("the Ray runner has been shut down")
                 parents = [self._runs[dep].ref for dep in depends]
+                spec = {"run_path": str(entry.run.path), "run_id": entry.run_id, "handoff_from": self.token,
+                        "num_cpus": cpus, "copy_back": self.copy_back, "config": config.model_dump(mode="json")}
                 entry.ref = remote.options(
-                    name=f"prunelab:{entry.run_id}", num_cpus=self.num_cpus, num_gpus=self.num_gpus,
-                    max_retries=0, retry_exceptions=False,
-                ).remote(str(entry.run.path), self.token, self.num_cpus, *parents)
+                    name=f"prunelab:{entry.run_id}", num_cpus=cpus, num_gpus=gpus, max_retries=0,
+                    retry_exceptions=False,
+                ).remote(spec, *parents)
                 self._runs[entry.run_id] = entry
                 self._cond.notify_all()
             ids[item.key] = entry.run_id
         return list(ids.values())
 
-    def _create(self, config: Any, depends: Sequence[str]) -> _RayRun:
+    def _create(self, config: Any, depends: Sequence[str], cpus: float, gpus: float) -> _RayRun:
         run = self.store.create(config)
         lock = claim_lock(run, self.token, self.stale_after_s)
-        share = f"{self.num_cpus:g} CPU" + (f", {self.num_gpus:g} GPU" if self.num_gpus else "")
+        share = f"{cpus:g} CPU" + (f", {gpus:g} GPU" if gpus else "")
         note = f"queued on Ray ({share})" + (f" after {', '.join(depends)}" if depends else "")
+        if self.copy_back:
+            note += "; trained in a folder of its node and copied back here when it ends"
         try:
             run.write_status(owner=self.token, owner_pid=os.getpid(), owner_host=socket.gethostname(),
                              heartbeat_at=time.time(), backend=BACKEND, node=None, depends_on=list(depends),
@@ -379,6 +494,10 @@ class RaySuiteRunner:
             if time.monotonic() - last_beat >= self._heartbeat_s:
                 last_beat = time.monotonic()
                 self._beat(pending)
+            if not self.ray.is_initialized():  # disconnected (shut down): nothing to ask Ray until reconnected
+                with self._cond:
+                    self._cond.wait(4 * POLL_S)
+                continue
             refs = [entry.ref for entry in pending if entry.ref is not None and entry.failure is None]
             if not refs:
                 with self._cond:
@@ -426,11 +545,30 @@ class RaySuiteRunner:
             if entry.lock is not None and not entry.lock.held():
                 entry.lock.release()
                 entry.lock = None
+            if entry.lock is not None and result.get("archive") is not None:  # trained elsewhere: unpack
+                self._settle_copied(entry, result)
+                return
             if entry.lock is not None:  # the task never took the run over (e.g. no shared runs folder)
                 self._settle_unstarted(entry, "failed", str(result.get("error") or "the task did not train"))
                 return
             entry.result = result
             self._cond.notify_all()
+
+    def _settle_copied(self, entry: _RayRun, result: dict[str, Any]) -> None:
+        """Write a run trained in a folder of its node (`copy_back`) into the store (caller holds `_cond`)."""
+        try:
+            names = unpack_run(result["archive"], entry.run.path)
+            entry.run.write_status(copied_back_at=time.time())
+            entry.run.log(f"copied back from node {result.get('node')}: {len(names)} files")
+        except OSError as error:
+            self._settle_unstarted(entry, "failed", f"cannot write the run copied back from "
+                                                    f"{result.get('node')}: {error.strerror or error}")
+            return
+        if entry.lock is not None:
+            entry.lock.release()
+            entry.lock = None
+        entry.result = {key: value for key, value in result.items() if key != "archive"}
+        self._cond.notify_all()
 
     def _settle_failure(self, entry: _RayRun, cancelled: bool) -> None:
         """The task ended without a result: record what became of its run."""

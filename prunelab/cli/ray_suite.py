@@ -30,6 +30,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-cpus", type=float, default=1.0, help="ray: CPUs of each run's task (default 1)")
     group.add_argument("--num-gpus", type=float, default=0.0,
                        help="ray: GPUs of each run's task, fractions allowed (e.g. 0.5: two runs share a GPU)")
+    group.add_argument("--copy-back", action="store_true",
+                       help="ray, without a shared filesystem: each run trains in a folder of its node and the "
+                            "finished run is copied back into the runs folder here (no live progress)")
 
 
 def check_backend_arguments(args: argparse.Namespace) -> None:
@@ -38,7 +41,7 @@ def check_backend_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"unknown backend {args.backend!r}; allowed: {', '.join(BACKENDS)}")
     if args.backend == "local":
         flags = (("--address", args.address, None), ("--num-cpus", args.num_cpus, 1.0),
-                 ("--num-gpus", args.num_gpus, 0.0))
+                 ("--num-gpus", args.num_gpus, 0.0), ("--copy-back", args.copy_back, False))
         given = [flag for flag, value, default in flags if value != default]
         if given:
             raise UsageError(f"{', '.join(given)} apply only with --backend ray")
@@ -67,7 +70,8 @@ def run_suite_on_ray(args: argparse.Namespace, suite: Any, weights_of: Any) -> t
             ray = stack.enter_context(ray_session(args.address))
         except RayBackendError as error:
             raise UsageError(str(error)) from None
-        runner = RaySuiteRunner(runs_root(args), num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+        runner = RaySuiteRunner(runs_root(args), num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                                copy_back=args.copy_back)
         try:
             run_ids = runner.submit_suite(suite)
         except BaseException:
