@@ -300,22 +300,27 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, 
                     "error": f"not trained: the run was {state} when its task started"}
         resume = run.file(CHECKPOINT_FILE).exists()
         run.log(f"training on Ray node {socket.gethostname()} (worker pid {os.getpid()})")
-        error: list[BaseException] = []
+        finished = threading.Event()
 
         def target() -> None:
             try:
                 with cpu_threads(threads):
                     run_training(config, run, progress, resume=resume)
-            except BaseException as caught:  # noqa: BLE001 - recorded in status.json by run_training
-                error.append(caught)
+            except BaseException:  # noqa: BLE001, S110 - run_training recorded it in status.json
+                pass
+            finally:
+                finished.set()
 
-        worker = threading.Thread(target=target, name=f"prunelab-ray-{run.run_id}", daemon=True)
-        worker.start()
-        while worker.is_alive():
+        threading.Thread(target=target, name=f"prunelab-ray-{run.run_id}", daemon=True).start()
+        # Wait on an Event, not Thread.join: a KeyboardInterrupt inside join() marks a running thread as
+        # stopped on Python 3.11 (bpo-45274), and ray.cancel delivers exactly that to this thread.
+        while True:
             try:
-                worker.join(POLL_S)
+                if finished.wait(POLL_S):
+                    break
             except KeyboardInterrupt:  # ray.cancel: stop at the next batch boundary, checkpoints kept
                 progress.log("cancel requested through Ray")
+                run.log("cancel requested through Ray")
                 progress.request_cancel()
     status = run.read_status()
     return {"run_id": run.run_id, "state": status["state"], "error": status.get("error"),
@@ -551,8 +556,12 @@ class RaySuiteRunner:
             if entry.lock is not None:  # the task never took the run over (e.g. no shared runs folder)
                 self._settle_unstarted(entry, "failed", str(result.get("error") or "the task did not train"))
                 return
-            entry.result = result
-            self._cond.notify_all()
+            if entry.run.state not in ACTIVE_STATES:
+                entry.result = result
+                self._cond.notify_all()
+                return
+            entry.failure = f"the task returned with the run still {entry.run.state}"
+        self._settle_started(entry)  # never leave a run queued or running behind a finished task
 
     def _settle_copied(self, entry: _RayRun, result: dict[str, Any]) -> None:
         """Write a run trained in a folder of its node (`copy_back`) into the store (caller holds `_cond`)."""
@@ -633,7 +642,10 @@ class RaySuiteRunner:
             state = entry.run.state
             where = entry.run.read_status().get("node") or "its node"
             why = f"its Ray task on {where} ended without finishing ({entry.failure}; {reason})"
-            if state == "running":
+            if entry.cancel_requested and state in ACTIVE_STATES:  # cancelled while it was being taken over
+                entry.run.write_status(state="cancelled", message="cancelled through Ray", finished_at=time.time())
+                entry.run.log("cancelled through Ray")
+            elif state == "running":
                 mark_interrupted(entry.run, state, why)
             elif state == "queued":  # taken over, never trained: nothing to continue from
                 entry.run.write_status(state="failed", error=why, message=why, finished_at=time.time())
