@@ -17,7 +17,7 @@ from prunelab import results
 from prunelab.export import ExportError
 from prunelab.export.onnx import MANIDP_NOTE, latency_comparison, onnx_bytes
 from prunelab.export.tensorboard import bundle_zip
-from prunelab.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE
+from prunelab.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.store import RunDir
 
 
@@ -47,12 +47,18 @@ def can_export_onnx(path: Path) -> bool:
 
 def run_detail(path: Path) -> None:
     """The selected run: where it ran, and its exports for download."""
-    status = RunDir(path).read_status() if (path / "status.json").is_file() else {}
+    try:
+        status = RunDir(path).read_status()
+    except RunStoreError:
+        status = {"state": "broken"}
     config = results.load_config(path)
     method = config.method.name if config is not None else "?"
     with st.container(border=True):
         where = f" · trained on Ray, node `{status.get('node')}`" if status.get("backend") == "ray" else ""
         st.markdown(f"**Run `{path.name}`** · {method} · {status.get('state', 'unknown')}{where}")
+        if config is None:
+            st.caption("No exports: this run's config.json cannot be read.")
+            return
         onnx, board = st.columns(2)
         if can_export_onnx(path):
             onnx.download_button("Download ONNX model", data=lambda: onnx_file(path), file_name=f"{path.name}.onnx",

@@ -144,8 +144,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     except Exception as error:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: one line for the user
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise RayBackendError(f"cannot connect to {where}: {_first_line(error)}") from None
+        raise _connect_error(address, error) from None
     try:
         yield ray
     finally:
@@ -193,10 +192,18 @@ def connect(address: str | None = None, timeout_s: float = 300.0) -> Any:
         if not ready.wait(timeout_s):
             raise RayBackendError(f"Ray did not start within {timeout_s:.0f} s")
         if failure:
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise RayBackendError(f"cannot connect to {where}: {_first_line(failure[0])}")
+            raise _connect_error(address, failure[0])
         _HOST.update(address=wanted, thread=thread)
         return ray
+
+
+def _connect_error(address: str | None, error: BaseException) -> RayBackendError:
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    hint = ""
+    if address and "RAY_AUTH_MODE" not in os.environ:  # Ray sends its token to an explicit address only if told
+        hint = ("; a cluster with token authentication (Ray's default) also needs RAY_AUTH_MODE=token here and "
+                "the cluster's token (~/.ray/auth_token from the head node, or RAY_AUTH_TOKEN)")
+    return RayBackendError(f"cannot connect to {where}: {_first_line(error)}{hint}")
 
 
 def _first_line(error: BaseException) -> str:

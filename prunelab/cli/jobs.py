@@ -233,7 +233,8 @@ def _read_summary(path: Path | None) -> dict[str, Any] | None:
 # jobs
 
 
-JOBS_COLUMNS = ("run", "suite", "method", "state", "phase", "epoch", "progress", "ETA", "test_acc", "updated")
+JOBS_COLUMNS = ("run", "suite", "method", "state", "where", "phase", "epoch", "progress", "ETA", "test_acc",
+               "updated")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -258,6 +259,7 @@ def job_row(job: Any) -> dict[str, str]:
     updated = snap.get("updated_at")
     return {
         "run": job.run_id, "suite": job.suite or "", "method": job.method or "", "state": job.state,
+        "where": f"ray:{snap.get('node') or '?'}" if snap.get("backend") == "ray" else str(snap.get("backend") or ""),
         "phase": str(snap.get("phase") or ""),
         "epoch": f"{snap.get('epoch') or 0}/{snap.get('epochs_total') or 0}",
         "progress": f"{100 * float(snap.get('fraction') or 0.0):.0f}%",

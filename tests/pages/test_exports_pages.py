@@ -57,6 +57,11 @@ def test_run_detail_offers_onnx_and_tensorboard_downloads(runs_env: Path) -> Non
         assert (MANIDP_NOTE in captions) == onnx
         assert onnx or "ONNX: needs a finished run" in captions
         assert any(f"Run `{name}`" in str(m.value) for m in at.markdown)
+    at.session_state["runs_table"] = {"selection": {"rows": [names.index("fx-corrupt")], "columns": [],
+                                                    "cells": []}}
+    at.run()
+    assert not at.exception and not downloads(at)
+    assert any("config.json cannot be read" in str(c.value) for c in at.caption)
     at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
     at.run()
     assert not downloads(at)  # the detail view is for one selected run

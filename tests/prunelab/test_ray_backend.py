@@ -72,7 +72,7 @@ def test_a_two_run_sweep_runs_on_ray_into_the_run_store(ray_instance: Any, tmp_p
     code, listing, _ = run_cli("list", "--runs-dir", str(runs))
     assert code == 0 and listing.count(" done ") == 2 and "broken" not in listing
     code, table, _ = run_cli("jobs", "--runs-dir", str(runs))
-    assert code == 0 and all(p.name in table for p in paths)
+    assert code == 0 and all(p.name in table for p in paths) and table.count(f"ray:{socket.gethostname()}") == 2
 
 
 def test_a_run_whose_ray_worker_dies_is_interrupted_and_resumes(ray_instance: Any, tmp_path: Path) -> None:
