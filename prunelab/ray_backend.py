@@ -397,6 +397,11 @@ class RaySuiteRunner:
         cpus = self.num_cpus if num_cpus is None else float(num_cpus)
         gpus = self.num_gpus if num_gpus is None else float(num_gpus)
         check_resources(cpus, gpus)
+        total = self.ray.cluster_resources()  # a task no node can hold would wait forever: say so now
+        for name, wanted in (("CPU", cpus), ("GPU", gpus)):
+            if wanted > total.get(name, 0.0):
+                raise RayBackendError(f"each run asks for {wanted:g} {name}(s) but the Ray cluster has "
+                                      f"{total.get(name, 0.0):g}; lower --num-{name.lower()}s")
         remote = self.ray.remote(train_run)
         ids: dict[str, str] = {}
         for item in suite.runs:
@@ -407,14 +412,19 @@ class RaySuiteRunner:
             entry = self._create(config, depends, cpus, gpus)
             with self._cond:
                 if self._stopping:
+                    self._settle_unstarted(entry, "cancelled", "cancelled: the Ray runner has been shut down")
                     raise JobError("the Ray runner has been shut down")
                 parents = [self._runs[dep].ref for dep in depends]
                 spec = {"run_path": str(entry.run.path), "run_id": entry.run_id, "handoff_from": self.token,
                         "num_cpus": cpus, "copy_back": self.copy_back, "config": config.model_dump(mode="json")}
-                entry.ref = remote.options(
-                    name=f"prunelab:{entry.run_id}", num_cpus=cpus, num_gpus=gpus, max_retries=0,
-                    retry_exceptions=False,
-                ).remote(spec, *parents)
+                try:
+                    entry.ref = remote.options(
+                        name=f"prunelab:{entry.run_id}", num_cpus=cpus, num_gpus=gpus, max_retries=0,
+                        retry_exceptions=False,
+                    ).remote(spec, *parents)
+                except Exception as error:  # noqa: BLE001 - Ray refused the task: the run must not stay queued
+                    self._settle_unstarted(entry, "failed", f"Ray did not take the task: {_first_line(error)}")
+                    raise
                 self._runs[entry.run_id] = entry
                 self._cond.notify_all()
             ids[item.key] = entry.run_id

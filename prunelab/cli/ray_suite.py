@@ -74,6 +74,9 @@ def run_suite_on_ray(args: argparse.Namespace, suite: Any, weights_of: Any) -> t
                                 copy_back=args.copy_back)
         try:
             run_ids = runner.submit_suite(suite)
+        except RayBackendError as error:  # e.g. a share no node of the cluster can hold: before any run exists
+            runner.shutdown(cancel_running=True)
+            raise UsageError(str(error)) from None
         except BaseException:
             runner.shutdown(cancel_running=True)
             raise

@@ -181,6 +181,15 @@ def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_pat
             leftover.shutdown()
 
 
+def test_a_share_no_node_can_hold_is_bad_input(ray_instance: Any, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    code, _out, err = run_cli("suite", "sweep", "--param", "lambda", "--values", "0", *TINY, "--backend", "ray",
+                              "--num-gpus", "1", "--runs-dir", str(runs))
+    assert code == 2 and err.strip().splitlines() == [
+        "error: each run asks for 1 GPU(s) but the Ray cluster has 0; lower --num-gpus"]
+    assert not runs.exists()
+
+
 def test_an_unreachable_ray_address_is_bad_input(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
