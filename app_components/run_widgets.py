@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from app_components import common, live_view
+from app_components import common, live_view, ray_jobs, run_exports
 from prunelab import results, suites
 from prunelab.config import (
     DATASET_NAMES,
@@ -175,6 +175,7 @@ def suite_form() -> None:
                                    max_value=field_bounds(TrainConfig, "epochs")[1])
         param = right.selectbox("Sweep parameter (sweep only)", list(suites.SWEEP_PARAMS), key="suite_param")
         values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values")
+        backend = ray_jobs.backend_input()
         submitted = st.form_submit_button("Start suite")
     live = st.button("Run the demo live", key="demo_live",
                      help="Train the suite behind the precomputed demo runs here, now: a baseline, slimming "
@@ -194,8 +195,10 @@ def suite_form() -> None:
     except ValueError as error:  # the run and field, the bad sweep value, or the memory
         st.error(str(error))
         return
-    if (run_ids := _submit(lambda: common.get_job_manager().submit_suite(suite))) is not None:
-        st.success(f"Started suite `{suite.suite_id}`: {len(run_ids)} runs queued.")
+    local = common.get_job_manager().submit_suite
+    if (run_ids := _submit(lambda: ray_jobs.submit_suite(backend, suite, local))) is not None:
+        where = " on Ray" if backend["backend"] == "ray" else ""
+        st.success(f"Started suite `{suite.suite_id}`{where}: {len(run_ids)} runs queued.")
 
 
 def _submit(submit: Callable[[], Any]) -> Any:
@@ -230,10 +233,10 @@ def _job_text(snap: dict[str, Any]) -> str:
 
 def _job_row(manager: Any, job: Any) -> None:
     name, bar, action = st.columns([3, 6, 1], vertical_alignment="center")
-    name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}")
+    name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}{ray_jobs.where(job)}")
     bar.progress(min(1.0, float(job.progress.get("fraction") or 0.0)), text=_job_text(job.progress))
     if job.state in ACTIVE_STATES:
-        action.button("Cancel", key=f"cancel_{job.run_id}", on_click=manager.cancel, args=(job.run_id,))
+        action.button("Cancel", key=f"cancel_{job.run_id}", on_click=ray_jobs.cancel, args=(manager, job.run_id))
     if job.state == "failed":
         st.error(f"{job.name or job.run_id} failed: {job.error}")
 
@@ -241,13 +244,13 @@ def _job_row(manager: Any, job: Any) -> None:
 def jobs_panel() -> None:
     """The jobs of this app process, polled every POLL_S seconds while one is queued or running."""
     manager = common.get_job_manager()
-    active = any(job.state in ACTIVE_STATES for job in manager.jobs())
+    active = any(job.state in ACTIVE_STATES for job in [*manager.jobs(), *ray_jobs.jobs()])
     st.fragment(_jobs_body, run_every=POLL_S if active else None)()
 
 
 def _jobs_body() -> None:
     manager = common.get_job_manager()
-    jobs = manager.jobs()
+    jobs = [*manager.jobs(), *ray_jobs.jobs()]
     if not jobs:
         st.caption("No jobs started from this app yet. Runs started with `python -m prunelab` appear in the "
                    "runs table below.")
@@ -301,6 +304,8 @@ def runs_browser(runs: pd.DataFrame) -> None:
         },
     )
     selected = view.iloc[event.selection.rows] if event is not None else view.iloc[:0]
+    if len(selected) == 1:
+        run_exports.run_detail(Path(selected["path"].iloc[0]))
     if st.button(f"Delete selected runs ({len(selected)})", disabled=selected.empty, key="delete_runs"):
         st.session_state[PENDING_DELETE] = selected["path"].tolist()
     if st.session_state.get(PENDING_DELETE):

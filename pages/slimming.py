@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common
+from app_components import common, run_exports
 from prunelab import analysis, lessons, results
 from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
@@ -63,6 +63,9 @@ else:
         col.metric(label, value, f"{cost['change']:+.1%}", delta_color="inverse")
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(costs, hide_index=True, column_config={"change": percent})
+
+st.subheader("Deploy: ONNX, and its latency next to PyTorch's")
+run_exports.onnx_panel(Path(run), summary)
 
 st.subheader("|γ| distribution per epoch")
 paths = common.pick_runs("Runs to compare (e.g. several λ)", methods=["slimming"], key="slim_compare",

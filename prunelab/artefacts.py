@@ -86,6 +86,8 @@ class StatusFile(_Schema):
     updated_at: float | None = None
     finished_at: float | None = None
     heartbeat_at: float | None = None
+    backend: Literal["local", "ray"] | None = None  # where the run trains: this process's threads, or a Ray task
+    node: str | None = None  # the host (Ray: the node) that trains it
 
     @field_validator("state")
     @classmethod

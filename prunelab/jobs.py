@@ -65,9 +65,10 @@ class JobError(Exception):
 # ownership: who is responsible for a queued/running run
 
 
-def _owner_fields(token: str) -> dict[str, Any]:
+def _owner_fields(token: str, backend: str = "local") -> dict[str, Any]:
+    """status.json's owner fields, with where the run trains: `backend` ("local" or "ray") and `node`."""
     return {"owner": token, "owner_pid": os.getpid(), "owner_host": socket.gethostname(),
-            "heartbeat_at": time.time()}
+            "heartbeat_at": time.time(), "backend": backend, "node": socket.gethostname()}
 
 
 def recover_interrupted(runs_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> list[str]:
@@ -108,10 +109,12 @@ def mark_interrupted(run: RunDir, was: str, reason: str) -> None:
     run.log(f"marked interrupted (was {was}): {reason}")
 
 
-def claim_lock(run: RunDir, token: str, stale_after_s: float = STALE_AFTER_S) -> OwnerLock:
-    """Take `run`'s owner lock for `token` and clear temp files a killed owner left; JobError if owned."""
+def claim_lock(run: RunDir, token: str, stale_after_s: float = STALE_AFTER_S,
+               handoff_from: str | None = None) -> OwnerLock:
+    """Take `run`'s owner lock for `token` and clear temp files a killed owner left; JobError if owned
+    (by anyone but `handoff_from`, a live owner handing the run over: see `ownership.acquire`)."""
     try:
-        lock = ownership.acquire(run.path, token, stale_after_s)
+        lock = ownership.acquire(run.path, token, stale_after_s, handoff_from=handoff_from)
     except RunBusyError as error:
         raise JobError(str(error)) from None
     if lock.took_over:
@@ -146,16 +149,21 @@ class _Heartbeat:
 
 @contextlib.contextmanager
 def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
-              on_lost: Callable[[], None] | None = None) -> Iterator[str]:
-    """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`).
+              on_lost: Callable[[], None] | None = None, *, handoff_from: str | None = None,
+              backend: str = "local", on_beat: Callable[[], None] | None = None,
+              **status: Any) -> Iterator[str]:
+    """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`, or
+    in a Ray task).
 
-    Takes the run's owner lock (JobError naming the owner if someone else holds it) and keeps it fresh;
-    `on_lost()` is called if the lock is taken over (this process was frozen past the staleness bound).
+    Takes the run's owner lock (JobError naming the owner if someone else holds it, unless it is
+    `handoff_from` handing the run over) and keeps it fresh; `on_lost()` is called if the lock is taken over
+    (this process was frozen past the staleness bound), `on_beat()` after every heartbeat. The owner fields,
+    `backend` and `status` go into status.json.
     """
     token = new_token()
     register_token(token)
     try:
-        lock = claim_lock(run, token)
+        lock = claim_lock(run, token, handoff_from=handoff_from)
     except BaseException:
         release_token(token)
         raise
@@ -165,9 +173,11 @@ def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
             log.error("lost the owner lock of %s", run.run_id)
             if on_lost is not None:
                 on_lost()
+        elif on_beat is not None:
+            on_beat()
 
     try:
-        run.write_status(**_owner_fields(token))
+        run.write_status(**{**_owner_fields(token, backend), **status})
         heartbeat = _Heartbeat(beat, heartbeat_s)
         try:
             yield token

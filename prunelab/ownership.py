@@ -8,6 +8,8 @@ Whoever trains a run (`prunelab run`, `resume`, a `JobManager` job) or deletes i
 
 A lock is *stale* when its owner is gone: this host and a dead pid, this very process with nobody in it
 holding the token, or a heartbeat older than `STALE_AFTER_S` (other hosts, pid reuse, a frozen process).
+A live owner may hand a run over by giving its token to the next owner (`acquire(..., handoff_from=token)`:
+a Ray suite's driver holds its queued runs until the task that trains one starts on a worker).
 A stale lock is taken over safely: under a guard file created with O_EXCL (one claimant at a time), it
 is removed only if it is still the very file judged stale (same inode and mtime), and the claim is
 retried (the exclusive create decides who wins). An owner whose lock was taken over (it was frozen past
@@ -226,8 +228,13 @@ class OwnerLock:
             self._fd = None
 
 
-def acquire(run_path: str | Path, token: str, stale_after_s: float = STALE_AFTER_S) -> OwnerLock:
-    """Claim the run for `token`; raises RunBusyError naming a live owner, OSError if the lock cannot be written."""
+def acquire(run_path: str | Path, token: str, stale_after_s: float = STALE_AFTER_S,
+            handoff_from: str | None = None) -> OwnerLock:
+    """Claim the run for `token`; raises RunBusyError naming a live owner, OSError if the lock cannot be written.
+
+    `handoff_from`: the token of a live owner that hands the run over (a Ray suite's driver holds its
+    queued runs and passes its token to the task that trains one); its lock is taken over like a stale one.
+    """
     run_path = Path(run_path)
     path = run_path / LOCK_FILE
     content = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
@@ -241,6 +248,8 @@ def acquire(run_path: str | Path, token: str, stale_after_s: float = STALE_AFTER
         if lock is None:
             continue  # released meanwhile
         reason = stale_reason(lock, stale_after_s=stale_after_s)
+        if reason is None and handoff_from is not None and lock.token == handoff_from:
+            reason = "handed over by its submitter"
         if reason is None:
             raise RunBusyError(f"run {run_path.name} is owned by {lock.describe()}")
         if _take_over(path, lock):

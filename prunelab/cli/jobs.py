@@ -23,6 +23,7 @@ from prunelab.cli.args import (
     runs_root,
 )
 from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
+from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
 from prunelab.config import RunConfig
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
@@ -57,6 +58,7 @@ def add_job_commands(sub: Any) -> None:
                                        "gamma_sim (gamma) or target_density")
     suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
     suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
+    add_backend_arguments(suite)
     suite.set_defaults(func=cmd_suite)
 
     jobs = sub.add_parser("jobs", help="table of queued, running and recent runs with their progress")
@@ -149,7 +151,10 @@ def run_weight(config: RunConfig) -> float:
 def cmd_suite(args: argparse.Namespace) -> int:
     from prunelab.jobs import JobManager
 
+    check_backend_arguments(args)
     suite = build_suite_from_args(args)
+    if args.backend == "ray":
+        return _suite_on_ray(args, suite)
     manager = JobManager(runs_root(args), max_concurrent=args.max_concurrent)
     try:
         run_ids = manager.submit_suite(suite)
@@ -175,6 +180,19 @@ def cmd_suite(args: argparse.Namespace) -> int:
     print(format_table(suite_rows(jobs), SUITE_COLUMNS))
     print(f"suite {suite.suite_id}: {sum(j.state == 'done' for j in jobs)}/{len(jobs)} runs done "
           f"in {manager.runs_dir}")
+    return 0 if all(job.state == "done" for job in jobs) else 1
+
+
+def _suite_on_ray(args: argparse.Namespace, suite: Any) -> int:
+    outcome = run_suite_on_ray(args, suite, run_weight)
+    if outcome is None:
+        return 130
+    jobs, runs_dir = outcome
+    rows = suite_rows(jobs)
+    for row, job in zip(rows, jobs, strict=True):
+        row["node"] = str(job.progress.get("node") or "")
+    print(format_table(rows, (*SUITE_COLUMNS[:3], "node", *SUITE_COLUMNS[3:])))
+    print(f"suite {suite.suite_id}: {sum(j.state == 'done' for j in jobs)}/{len(jobs)} runs done on Ray in {runs_dir}")
     return 0 if all(job.state == "done" for job in jobs) else 1
 
 
@@ -215,7 +233,8 @@ def _read_summary(path: Path | None) -> dict[str, Any] | None:
 # jobs
 
 
-JOBS_COLUMNS = ("run", "suite", "method", "state", "phase", "epoch", "progress", "ETA", "test_acc", "updated")
+JOBS_COLUMNS = ("run", "suite", "method", "state", "where", "phase", "epoch", "progress", "ETA", "test_acc",
+               "updated")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -240,6 +259,7 @@ def job_row(job: Any) -> dict[str, str]:
     updated = snap.get("updated_at")
     return {
         "run": job.run_id, "suite": job.suite or "", "method": job.method or "", "state": job.state,
+        "where": f"ray:{snap.get('node') or '?'}" if snap.get("backend") == "ray" else str(snap.get("backend") or ""),
         "phase": str(snap.get("phase") or ""),
         "epoch": f"{snap.get('epoch') or 0}/{snap.get('epochs_total') or 0}",
         "progress": f"{100 * float(snap.get('fraction') or 0.0):.0f}%",

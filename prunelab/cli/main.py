@@ -1,4 +1,4 @@
-"""Command line: `python -m prunelab run|list|resume|suite|jobs`.
+"""Command line: `python -m prunelab run|list|resume|suite|jobs|export`.
 
 Bad input exits with status 2 and one line naming the problem and the allowed values; a failed run
 exits with status 1 and its error; a finished run prints its directory as the last line of stdout.
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from prunelab.cli.args import OneLineParser, UsageError, add_run_arguments, add_runs_dir
+from prunelab.cli.export import add_export_commands
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.run import cmd_run
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_dir(lst)
     lst.set_defaults(func=cmd_list)
     add_job_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

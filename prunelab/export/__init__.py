@@ -1,0 +1,15 @@
+"""Exports of finished runs into the tools users already use.
+
+- `prunelab.export.onnx`: a run's final model as an ONNX file, checked with onnxruntime against PyTorch;
+  onnxruntime's CPU latency next to PyTorch's.
+- `prunelab.export.tensorboard`: a run's metrics, |gamma| histograms, hyperparameters with final figures
+  and ManiDP gate embeddings as TensorBoard event files (and a zip bundle of them).
+
+Both read a run directory only through the store's checked readers and write their output atomically:
+bad input raises `ExportError` (one line) before anything is written, and an existing output is replaced
+only by a complete new one.
+"""
+
+from prunelab.export.common import ExportError, open_finished_run, resolve_run
+
+__all__ = ["ExportError", "open_finished_run", "resolve_run"]
