@@ -35,9 +35,8 @@ from torch import nn
 from prunelab.gates import threshold_mask
 from prunelab.models import VGG, BasicBlock, ConvUnit, ResNet
 from prunelab.sparse_executor import SparseExecutor, _Conv, _Gate, _gate
+from prunelab.speed.alignment import SIMD_CHANNELS
 from prunelab.speed.bn_folding import folded_weights
-
-SIMD_CHANNELS = 8  # floats per AVX2 vector register: oneDNN's channel block on this CPU
 
 
 def _conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Conv:

@@ -8,6 +8,7 @@
 | `frozen` | the BN-folded network traced and frozen by TorchScript: no Python between ops, NCHW |
 | `frozen_cl` | the same in channels-last |
 | `onnxruntime` | the BN-folded network exported to ONNX and run by onnxruntime (only where it is installed) |
+| `onnxruntime_aligned` | the same after `alignment.align_channels`: widths padded with zero channels to blocks of 8 |
 
 `build_form(model, form, example)` returns a callable `images [B, C, H, W] -> logits [B, K]` (a torch tensor
 for every form); every form accepts any batch size. `torch.compile` is not among them: on the 2-core
@@ -27,13 +28,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from prunelab.speed.alignment import align_channels
 from prunelab.speed.bn_folding import fold_bn
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-FORMS: tuple[str, ...] = ("eager", "bn_folded", "bn_folded_cl", "frozen", "frozen_cl", "onnxruntime")
+FORMS: tuple[str, ...] = ("eager", "bn_folded", "bn_folded_cl", "frozen", "frozen_cl", "onnxruntime",
+                          "onnxruntime_aligned")
+ONNX_FORMS = ("onnxruntime", "onnxruntime_aligned")
 FORM_LABELS = {
     "eager": "eager (conv + BN)", "bn_folded": "BN folded", "bn_folded_cl": "BN folded, channels-last",
     "frozen": "frozen TorchScript graph", "frozen_cl": "frozen graph, channels-last", "onnxruntime": "onnxruntime",
+    "onnxruntime_aligned": "onnxruntime, widths padded to 8",
 }
 
 
@@ -43,7 +48,7 @@ def onnxruntime_available() -> bool:
 
 
 def available_forms() -> tuple[str, ...]:
-    return tuple(f for f in FORMS if f != "onnxruntime" or onnxruntime_available())
+    return tuple(f for f in FORMS if f not in ONNX_FORMS or onnxruntime_available())
 
 
 class _ChannelsLast:
@@ -94,7 +99,7 @@ def build_form(model: nn.Module, form: str, example: torch.Tensor, threads: int 
     example = example.detach().cpu().float()
     if form == "eager":
         return model
-    folded = fold_bn(model)
+    folded = fold_bn(align_channels(model) if form == "onnxruntime_aligned" else model)
     if form == "bn_folded":
         return folded
     if form == "bn_folded_cl":

@@ -12,9 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from prunelab.flops import count_macs
 from prunelab.gates import records, set_recording
 from prunelab.models import spec_of
 from prunelab.pruning import verify_compact
+from prunelab.speed.alignment import align_channels
 from prunelab.speed.batched_executor import BatchedSparseExecutor, padded_union
 from prunelab.speed.bn_folding import fold_bn
 from prunelab.speed.forms import available_forms, build_form, max_abs_diff, onnxruntime_available
@@ -100,7 +102,7 @@ def test_every_execution_form_of_the_compact_network_equals_eager(name: str, ima
     compact, _, _ = slimmed_pair(random_network(name, 0.125), 0.5)
     forms = available_forms()
     assert {"eager", "bn_folded", "bn_folded_cl", "frozen", "frozen_cl"} <= set(forms)
-    assert ("onnxruntime" in forms) == onnxruntime_available()
+    assert ("onnxruntime" in forms) == ("onnxruntime_aligned" in forms) == onnxruntime_available()
     with torch.no_grad():
         scale = float(compact(images).abs().max())
     for form in forms:
@@ -109,6 +111,17 @@ def test_every_execution_form_of_the_compact_network_equals_eager(name: str, ima
             assert max_abs_diff(forward, compact, images[:batch]) < 1e-4 * scale, (form, batch)
     with pytest.raises(ValueError, match="unknown form"):
         build_form(compact, "tensorrt", images[:1])
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet20"])
+def test_channel_alignment_pads_with_zero_channels(name: str, images: torch.Tensor) -> None:
+    compact, _, _ = slimmed_pair(random_network(name, 0.25), 0.5)
+    aligned = align_channels(compact)
+    widths = [m.out_channels for m in aligned.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w % 8 == 0 for w in widths)
+    assert count_macs(aligned, (3, 32, 32)) > count_macs(compact, (3, 32, 32))  # the compact widths were odd
+    with torch.no_grad():
+        assert relative_diff(aligned(images), compact(images)) < 1e-5
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet56"])
