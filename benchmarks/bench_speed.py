@@ -56,7 +56,7 @@ SIZES: dict[Any, dict[str, Any]] = {  # quick / full
     False: {"models": ("resnet56", "vgg16"), "width": 1.0, "prune_ratio": 0.5, "density": 0.5,
             "batches": (1, 8, 64), "threads": (1, 2), "forms": {1: QUICK_FORMS, 2: TWO_THREAD_FORMS},
             "rounds": {1: {1: 5, 8: 3, 64: 3}, 2: {1: 2, 8: 2, 64: 2}},
-            "calls": {1: {1: 3, 8: 1, 64: 1}, 2: {1: 1, 8: 1, 64: 1}},
+            "calls": {1: {1: 2, 8: 1, 64: 1}, 2: {1: 1, 8: 1, 64: 1}},
             "calibration_images": 256, "split": True, "split_rounds": 3},
     True: {"models": ("resnet56", "vgg16"), "width": 1.0, "prune_ratio": 0.5, "density": 0.5,
            "batches": (1, 8, 64), "threads": (1, 2), "forms": {1: FORMS, 2: FORMS},

@@ -86,6 +86,9 @@ class BatchedSparseExecutor:
             raise TypeError(f"BatchedSparseExecutor does not know {type(model).__name__}")
         self.classifier_w = model.classifier.weight.detach().float().contiguous()
         self.classifier_b = model.classifier.bias.detach().float().contiguous()
+        gates = ([u[0] for u in self.vgg_units if u is not None] if self.family == "vgg"
+                 else [g for block in self.blocks for g in (block[0], block[2])])
+        self.w2_t = {id(g): g.w2.t().contiguous() for g in gates}  # [hidden, C_out] for addmm
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Logits [B, K] of the masked dense model for `images` [B, C, H, W]."""
@@ -104,9 +107,13 @@ class BatchedSparseExecutor:
         (compact on `in_idx`). With `union=False` every output channel is computed."""
         w1_rows = gate.w1_rows if in_idx is None else gate.w1_rows.index_select(0, in_idx)
         hidden = torch.relu_(torch.addmm(gate.b1, x.mean(dim=(2, 3)), w1_rows))
-        pi = torch.relu_(torch.addmm(gate.b2, hidden, gate.w2.t()))  # [B, C_out]
-        keep = threshold_mask(pi, gate.threshold)
-        pi_hat = pi.mul_(keep)
+        pi = torch.relu_(torch.addmm(gate.b2, hidden, self.w2_t[id(gate)]))  # [B, C_out], >= 0
+        # threshold_mask's rule: pi >= xi and pi > 0 (for xi > 0 the first implies the second), plus each
+        # image's most salient channel, which only matters for an image that would keep none
+        keep = pi > 0 if gate.positive_only else pi >= gate.threshold
+        if not bool(keep.any(dim=1).all()):
+            keep = threshold_mask(pi, gate.threshold)
+        pi_hat = pi.masked_fill_(~keep, 0.0)
         idx = padded_union(keep, self.block) if union else None
         self.last_widths.append(pi.shape[1] if idx is None else int(idx.numel()))
         return idx, (pi_hat if idx is None else pi_hat.index_select(1, idx))
