@@ -30,6 +30,7 @@ PAGES = [
     ("pages/per_image.py", "Per-image MACs", ":material/image:"),
     ("pages/similarity.py", "Similarity", ":material/grid_on:"),
     ("pages/ablations.py", "Ablations", ":material/table_chart:"),
+    ("pages/speed.py", "Speed", ":material/speed:"),
 ]
 _run = threading.local()  # set while app.py runs a page (a script run is one thread)
 

@@ -7,9 +7,10 @@
 Sections (each also a script of its own): training overhead and throughput, shapes generation
 (bench_training), slimming MACs and CPU speedups (bench_slimming), ManiDP MACs and executor speedup
 (bench_manidp), Torch-Pruning peer comparison (bench_peer), page render and app start-up times
-(bench_app). The CUDA comparison (bench_cuda) and the real-data runs (bench_real_data) are separate
-scripts. Epoch-time ratios are method / plain (target: at most 1.10 and 1.5); every other ratio is
-dense / pruned, so bigger is better. `targets` says which target is met and by how much.
+(bench_app), real speedups against MACs ratios at width 1.0 (bench_speed: `speed_rows` at the top
+level). The CUDA comparison (bench_cuda) and the real-data runs (bench_real_data) are separate scripts.
+Epoch-time ratios are method / plain (target: at most 1.10 and 1.5); every other ratio is dense / pruned,
+so bigger is better. `targets` says which target is met and by how much.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import bench_app
 import bench_manidp
 import bench_peer
 import bench_slimming
+import bench_speed
 import bench_training
 import common
 
@@ -33,10 +35,14 @@ SECTIONS: dict[str, Callable[[str, bool, common.WorkDir, int], dict[str, Any]]] 
     "manidp": bench_manidp.manidp_speedups,
     "peer": bench_peer.peer_comparison,
     "app": bench_app.app_benchmark,
+    "speed": bench_speed.speed_benchmark,
 }
 HEADLINE = ("slimming_epoch_time_ratio", "manidp_epoch_time_ratio", "slim_flops_ratio", "slim_cpu_speedup_b1",
             "slim_cpu_speedup_b64", "manidp_flops_ratio", "manidp_executor_speedup_b1", "shapes_generation_s",
-            "train_images_per_s", "page_render_s", "app_start_s")
+            "train_images_per_s", "page_render_s", "app_start_s", "static_speedup_over_macs_b1",
+            "static_speedup_over_macs_b64", "dynamic_speedup_over_macs_b1", "dynamic_speedup_b64")
+SPEED_TARGETS = (("static_speedup_over_macs_b1", 0.8), ("static_speedup_over_macs_b64", 0.85),
+                 ("dynamic_speedup_over_macs_b1", 0.6), ("dynamic_speedup_b64", 1.2))
 PAGE_TARGET_S = 2.0
 
 
@@ -61,6 +67,9 @@ def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
     if "manidp_executor_speedup_b1" in result:
         targets["manidp_executor_speedup_b1 >= 0.5 x manidp_flops_ratio"] = _target(
             result["manidp_executor_speedup_b1"], 0.5 * result["manidp_flops_ratio"], "min")
+    for key, limit in SPEED_TARGETS:
+        if key in result:
+            targets[f"{key} >= {limit}"] = _target(result[key], limit, "min")
     for page, seconds in result.get("page_render_s", {}).items():
         targets[f"page_render_s[{page}] < 2"] = _target(seconds, PAGE_TARGET_S, "max")
     return targets
@@ -79,17 +88,20 @@ def main() -> None:
     started = time.perf_counter()
     result: dict[str, Any] = {}
     details: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     with common.WorkDir(args.work) as work:
         for name in chosen:
             common.log(f"section {name}")
             section_start = time.perf_counter()
             section = SECTIONS[name](args.dataset, args.full, work, args.seed)
             section["section_seconds"] = time.perf_counter() - section_start
+            rows.extend(section.pop("speed_rows", []))  # every measured speed row, at the top level
             details[name] = section
             result.update({k: v for k, v in section.items() if k in HEADLINE})
     config = {"mode": "full" if args.full else "quick", "dataset": args.dataset, "threads": args.threads,
               "seed": args.seed, "sections": {name: details[name].get("config") for name in details}}
-    out = {**{k: result[k] for k in HEADLINE if k in result}, "targets": evaluate_targets(result),
+    out = {**{k: result[k] for k in HEADLINE if k in result}, **({"speed_rows": rows} if rows else {}),
+           "targets": evaluate_targets(result),
            "config": config, "seconds": time.perf_counter() - started, **common.provenance(),
            "details": details}
     for name, check in out["targets"].items():

@@ -1,4 +1,5 @@
-"""The benchmark scripts' pure helpers: statistics, target checks and argument parsing (no timing)."""
+"""The benchmark scripts' pure helpers (statistics, target checks, argument parsing) and a smoke run of the speed
+section with tiny settings: its JSON keys and row fields are checked, its timings never."""
 
 from __future__ import annotations
 
@@ -51,3 +52,40 @@ def test_common_arguments() -> None:
     assert parser.parse_args([]).full is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--quick", "--full"])
+
+
+def test_speed_section_writes_rows_and_headlines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_all.py --quick --only speed` end to end with tiny settings: the JSON's keys and row fields (the
+    figures themselves are timings and are not checked)."""
+    import json
+
+    import bench_speed
+
+    tiny = {"models": ("resnet20", "vgg11"), "width": 0.125, "batches": (1, 2), "threads": (1, 2),
+            "forms": {1: ("eager", "bn_folded", "bn_folded_cl", "onnxruntime_aligned"),
+                      2: ("bn_folded", "bn_folded_cl")},
+            "rounds": {1: {1: 1, 2: 1}, 2: {1: 1, 2: 1}}, "calls": {1: {1: 1, 2: 1}, 2: {1: 1, 2: 1}},
+            "calibration_images": 16, "split": True, "split_rounds": 1}
+    monkeypatch.setitem(bench_speed.SIZES, False, {**bench_speed.SIZES[False], **tiny})
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "speed.json"
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--quick", "--only", "speed", "--out", str(out)])
+    run_all.main()
+    result = json.loads(out.read_text())
+    headline = ("static_speedup_over_macs_b1", "static_speedup_over_macs_b64", "dynamic_speedup_over_macs_b1",
+                "dynamic_speedup_b64")
+    assert set(headline) <= set(result) and set(headline) <= set(run_all.HEADLINE)
+    assert result["static_speedup_over_macs_b1"] is not None and result["dynamic_speedup_over_macs_b1"] is not None
+    assert result["static_speedup_over_macs_b64"] is None  # no batch 64 in the tiny settings
+    assert {f"{key} >= {limit}" for key, limit in run_all.SPEED_TARGETS} <= set(result["targets"])
+    rows = result["speed_rows"]
+    assert all(set(bench_speed.ROW_FIELDS) <= set(row) for row in rows)
+    cells = {(r["kind"], r["model"], r["batch"], r["threads"], r["form"]) for r in rows}
+    assert len(cells) == len(rows) == 2 * 2 * 2 * (4 + 2)  # kinds x models x batches x forms per thread count
+    assert {r["pruned_form"] for r in rows if r["kind"] == "dynamic"} == {"sparse_executor", "batched_executor"}
+    speed = result["details"]["speed"]
+    assert "speed_rows" not in speed and set(speed["headline_by_model"]) == {"resnet20", "vgg11"}
+    for model in ("resnet20", "vgg11"):
+        facts = speed["models"][model]
+        assert facts["verification"]["executors_passed"] and facts["verification"]["compact_vs_masked"]["passed"]
+        assert {"fixed_cost_b1_ms", "layers_b1", "layers_b64", "ops", "union_b8", "union_b64"} <= set(facts["split"])

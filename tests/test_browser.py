@@ -40,6 +40,7 @@ PAGES = {
     "pages/per_image.py": ("per_image", CHARTS, "manidp"),
     "pages/similarity.py": ("similarity", CHARTS, "manidp"),
     "pages/ablations.py": ("ablations", CHARTS, None),
+    "pages/speed.py": ("speed", CHARTS, None),
 }
 START_TIMEOUT_S = 90.0
 PAGE_TIMEOUT_MS = 90_000
