@@ -89,8 +89,8 @@ def watch(path: Path) -> None:
 
 def _live_body(path: str, drawn_state: str) -> None:
     state, status = live.run_status(path)
-    if state != drawn_state:
-        st.rerun()  # started or ended: redraw the whole page (the picker's label; polling stops at the end)
+    if live.is_active(state) != live.is_active(drawn_state):
+        st.rerun()  # the run ended (or was resumed): redraw the whole page, which stops (or starts) polling
     config = common.cached_config(path)
     curves = live.epoch_curves(common.cached_metrics(path))
     spans = live.phase_spans(curves, live.planned_phases(config))
@@ -104,10 +104,8 @@ def _live_body(path: str, drawn_state: str) -> None:
         with st.container(key="live_curves"):
             st.plotly_chart(curves_figure(curves, spans, common.cached_pruning(path)), key="live_curves_chart")
     method = config.method.name if config is not None else None
-    if method == "slimming":
-        _slimming_panel(path, curves)
-    elif method == "manidp":
-        _manidp_panel(path, curves, config)
+    if method in METHOD_PANELS:
+        METHOD_PANELS[method](path, curves, config)
     _details(path, config, method, state)
 
 
@@ -174,7 +172,7 @@ def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],
 # method panels
 
 
-def _slimming_panel(path: str, curves: pd.DataFrame) -> None:
+def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
     st.subheader("|γ| of the prunable BatchNorm scales")
     history = common.cached_gamma_history(path)
     if history is None:
@@ -258,6 +256,10 @@ def complexity_figure(curves: pd.DataFrame, used: bool) -> go.Figure:
     title = "complexity threshold C" + ("" if used else " (complexity term off: not used)")
     return fig.update_layout(height=300, margin={"t": 40, "b": 40}, title=title, xaxis_title="epoch, all phases",
                              legend={"orientation": "h"}, xaxis_dtick=1)
+
+
+# what each method adds under the curves: (run path, curves, config) -> None
+METHOD_PANELS = {"slimming": _slimming_panel, "manidp": _manidp_panel}
 
 
 # ----------------------------------------------------------------------------------------------

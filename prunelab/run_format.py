@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, get_args
 
 import numpy as np
-import torch
 
 # --- file names ----------------------------------------------------------------------------------
 CONFIG_FILE = "config.json"
@@ -94,6 +93,8 @@ def atomic_write_parquet(path: Path, frame: Any) -> None:
 
 def atomic_write_torch(path: Path, obj: Any) -> None:
     """torch.save of tensors and plain containers (weights_only loadable)."""
+    import torch  # on first use: readers of run directories need no torch
+
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 

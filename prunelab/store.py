@@ -14,9 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig, sanitize_name
 from prunelab.run_format import (
@@ -33,6 +31,9 @@ from prunelab.run_format import (
     atomic_write_torch,
     json_default,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("prunelab.store")
 
@@ -208,6 +209,8 @@ class RunDir:
         atomic_write_torch(self.file(name), obj)
 
     def load_torch(self, name: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        import torch  # on first use: listing and reading runs needs no torch
+
         path = self.file(name)
         if not path.exists():
             raise RunStoreError(f"{path} does not exist")

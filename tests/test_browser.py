@@ -35,7 +35,7 @@ TABLE = "[data-testid='stDataFrame']"
 PAGES = {
     "pages/home.py": ("", CHARTS, None),
     "pages/runs.py": ("runs", TABLE, None),
-    "pages/live.py": ("live", CHARTS, None),
+    "pages/live.py": ("live?run=fx-baseline", CHARTS, None),  # a finished run: no polling to wait out
     "pages/slimming.py": ("slimming", CHARTS, "slimming"),
     "pages/per_image.py": ("per_image", CHARTS, "manidp"),
     "pages/similarity.py": ("similarity", CHARTS, "manidp"),

@@ -1,20 +1,27 @@
-"""CIFAR-style CNNs with explicit per-layer widths: VGG-11/16/19 and ResNet-20/32/56/110."""
+"""CIFAR-style CNNs with explicit per-layer widths: VGG-11/16/19 and ResNet-20/32/56/110.
 
-from prunelab.models.registry import MODELS, ModelSpec, build_model, list_models, model_spec, spec_of
-from prunelab.models.resnet import BasicBlock, ResNet
-from prunelab.models.units import NoGate
-from prunelab.models.vgg import VGG, ConvUnit
+The exports are loaded on first use, so `prunelab.models.catalog` (names and layer shapes, no torch; what
+`prunelab.config` reads) can be imported without importing torch: the app's home page draws its first
+chart before torch is loaded.
+"""
 
-__all__ = [
-    "MODELS",
-    "VGG",
-    "BasicBlock",
-    "ConvUnit",
-    "ModelSpec",
-    "NoGate",
-    "ResNet",
-    "build_model",
-    "list_models",
-    "model_spec",
-    "spec_of",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MODELS": "registry", "ModelSpec": "registry", "build_model": "registry", "list_models": "registry",
+    "model_spec": "registry", "spec_of": "registry", "BasicBlock": "resnet", "ResNet": "resnet",
+    "NoGate": "units", "VGG": "vgg", "ConvUnit": "vgg",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'prunelab.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"prunelab.models.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
