@@ -3,7 +3,7 @@ ICCV 2017): sparsity training, one global threshold on BN scales, a physically s
 
 Objective of the "sparsity" phase: `L = sum_i CE(f(x_i), y_i) + lambda * sum_{prunable BN gammas} |gamma|`,
 applied as the subgradient `lambda * sign(gamma)` after `backward()`. Between the phases the network is
-pruned at the `prune_ratio` percentile of all prunable |gamma| (`prunelab.pruning`), verified against the
+pruned at the `prune_ratio` percentile of all prunable |gamma| (`pruning.py`), verified against the
 masked network, and fine-tuned in the "finetune" phase.
 
 Artefacts (docs/architecture.md): `gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`.
@@ -28,8 +28,7 @@ from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.flops import count_macs, count_params
 from prunelab.latency import measure_latency_ms
 from prunelab.methods.base import Phase, PruningMethod, register_method
-from prunelab.models import build_model, spec_of
-from prunelab.pruning import (
+from prunelab.methods.slimming.pruning import (
     PrunableUnit,
     add_l1_subgradient_,
     channel_scores,
@@ -42,6 +41,7 @@ from prunelab.pruning import (
     select_channels,
     verify_compact,
 )
+from prunelab.models import build_model, spec_of
 from prunelab.run_format import (
     DENSE_MODEL_FILE,
     EXPORT_FILE,

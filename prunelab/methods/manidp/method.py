@@ -1,6 +1,6 @@
 """ManiDP: Manifold Regularized Dynamic Network Pruning (Tang et al., CVPR 2021).
 
-Every prunable convolution gets a gate (`prunelab.gates`); image x_i runs the sub-network of the
+Every prunable convolution gets a gate (`prunelab.methods.manidp.gates`); image x_i runs the sub-network of the
 channels whose saliency pi^l(x_i) reaches the layer threshold xi^l. Training minimises
 
     L = mean_i CE_i + sum_l mean_i lambda(x_i) * mean_c pi^l_c(x_i)          ("sparsity")
@@ -54,8 +54,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.dynamic_macs import MacsPlan, active_counts, build_plan, verify_macs
-from prunelab.gates import (
+from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.gates import (
     cosine_matrix,
     feature_similarity,
     gate_parameters,
@@ -67,7 +68,8 @@ from prunelab.gates import (
     set_recording,
     set_thresholds,
 )
-from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.manidp.macs import MacsPlan, active_counts, build_plan, verify_macs
+from prunelab.methods.manidp.unit_trace import VerificationError, describe_divergence
 from prunelab.models import build_model, spec_of
 from prunelab.run_format import (
     MANIDP_FILE,
@@ -78,8 +80,6 @@ from prunelab.run_format import (
     atomic_write_npz,
     atomic_write_parquet,
 )
-from prunelab.sparse_executor import SparseExecutor
-from prunelab.unit_trace import VerificationError, describe_divergence
 
 if TYPE_CHECKING:
     from prunelab.config import ManiDPConfig
@@ -512,7 +512,7 @@ class ManiDP(PruningMethod):
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor,
                         images: torch.Tensor) -> dict[str, Any]:
-        from prunelab.sparse_executor import max_abs_diff
+        from prunelab.methods.manidp.executor import max_abs_diff
 
         diff = max_abs_diff(model, executor, images)
         passed = diff <= EXECUTOR_TOLERANCE

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.gates import install_gates, named_gates
+from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.gates import install_gates, named_gates
+from prunelab.methods.manidp.unit_trace import describe_divergence, first_divergent_unit, unit_outputs
 from prunelab.models import build_model, model_spec
-from prunelab.sparse_executor import SparseExecutor
-from prunelab.unit_trace import describe_divergence, first_divergent_unit, unit_outputs
 
 
 def gated(name: str) -> torch.nn.Module:

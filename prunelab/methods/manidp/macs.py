@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from prunelab.flops import count_macs
-from prunelab.gates import named_gates, records, set_recording
+from prunelab.methods.manidp.gates import named_gates, records, set_recording
 from prunelab.models import VGG, BasicBlock, ConvUnit, ResNet, build_model, spec_of
 
 FULL = -1  # source marker: the layer's channels are never gated (full width)

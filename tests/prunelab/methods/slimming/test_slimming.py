@@ -13,8 +13,9 @@ import torch
 import prunelab
 from prunelab.data import load_dataset
 from prunelab.engine import Trainer, run_training
-from prunelab.methods import METHODS, Phase, slimming
-from prunelab.methods.slimming import (
+from prunelab.methods import METHODS, Phase
+from prunelab.methods.slimming import method as slimming
+from prunelab.methods.slimming.method import (
     _accuracy,
     _what_if_context,
     load_dense_model,

@@ -1,7 +1,7 @@
 """Where a re-implementation of a gated network first departs from the masked model, unit by unit.
 
-The sliced static sub-network of an image (`prunelab.dynamic_macs.slice_for_image`) and the sparse
-executor (`prunelab.sparse_executor.SparseExecutor`) must compute the masked dense model's function:
+The sliced static sub-network of an image (`prunelab.methods.manidp.macs.slice_for_image`) and the sparse
+executor (`prunelab.methods.manidp.executor.SparseExecutor`) must compute the masked dense model's function:
 
     max_x |f_candidate(x) - f_masked(x)|_inf <= tolerance        (on the logits)
 
@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunelab.dynamic_macs import slice_for_image
-from prunelab.gates import ChannelGate
+from prunelab.methods.manidp.gates import ChannelGate
+from prunelab.methods.manidp.macs import slice_for_image
 from prunelab.models import BasicBlock, ConvUnit
 
 UnitOutputs = dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # name -> (output, kept channels or None)

@@ -3,7 +3,7 @@
 The masked dense model computes every channel and multiplies the pruned ones by zero, so dynamic
 pruning saves nothing (the reference code's "no acceleration" gap). Here, layer by layer, the gate
 runs first on the pooled (compact) input, `idx = {c : pi_c >= xi, pi_c > 0}` (at least the argmax,
-as in `prunelab.gates.threshold_mask`), and the convolution runs with gathered weights
+as in `prunelab.methods.manidp.gates.threshold_mask`), and the convolution runs with gathered weights
 `W[idx_out][:, idx_in]` on the compact input, producing only the kept channels:
 
     out = pi[idx] * ReLU(conv(x_in, W_bn[idx_out][:, idx_in], b_bn[idx_out]))
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunelab.gates import ChannelGate
+from prunelab.methods.manidp.gates import ChannelGate
 from prunelab.models import VGG, ConvUnit, ResNet
 
 
@@ -57,7 +57,7 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Conv:
 
 def _gate(gate: nn.Module) -> _Gate:
     if not isinstance(gate, ChannelGate):
-        raise TypeError("the sparse executor needs a gated model (prunelab.gates.install_gates)")
+        raise TypeError("the sparse executor needs a gated model (prunelab.methods.manidp.gates.install_gates)")
     return _Gate(gate.fc1.weight.detach().float().t().contiguous(), gate.fc1.bias.detach().float().contiguous(),
                  gate.fc2.weight.detach().float().contiguous(), gate.fc2.bias.detach().float().contiguous(),
                  float(gate.threshold), float(gate.threshold) <= 0.0)
