@@ -4,7 +4,8 @@
 - `macs.py`: per-image MACs from the masks, checked against FlopCounterMode on the sliced sub-network;
 - `executor.py`: the sparse executor, which runs only an image's kept channels;
 - `unit_trace.py`: where a re-implementation first departs from the masked model;
-- `method.py`: the plug-in `ManiDP` (losses, thresholds, artefacts).
+- `report.py`: the per-image table, the probe set's T and R, the summary figures (pure functions);
+- `method.py`: the plug-in `ManiDP`: losses, thresholds, checks, artefacts.
 """
 
 from prunelab.methods.manidp.method import ManiDP

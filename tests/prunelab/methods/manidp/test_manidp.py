@@ -20,13 +20,13 @@ from prunelab.methods.manidp.gates import COSINE_EPS, get_thresholds, install_ga
 from prunelab.methods.manidp.macs import build_plan
 from prunelab.methods.manidp.method import (
     ManiDP,
-    balanced_probe,
     complexity_weights,
     remain_rate,
     similarity_loss,
     sparsity_loss,
     threshold_at_rank,
 )
+from prunelab.methods.manidp.report import balanced_probe
 from prunelab.models import build_model, model_spec
 from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
