@@ -10,23 +10,25 @@ as in `prunelab.methods.manidp.gates.threshold_mask`), and the convolution runs 
 
 where W_bn, b_bn are the convolution with its eval-mode BatchNorm folded in. Since pi >= 0,
 ReLU(pi * a) = pi * ReLU(a), so the saliency scales whichever is smaller: the conv output
-(|out| * H * W products) or the gathered weights and bias (|out| * |in| * k * k). In a ResNet
-block conv_b's kept channels are added into the full-width residual stream with `index_add_`. The
+(|out| * H * W products) or the gathered weights and bias (|out| * |in| * k * k). A residual unit
+(a ResNet block's conv_b) adds its kept channels into the full-width stream with `index_add_`. The
 gate's first Linear only needs the weights of the active input channels (inactive ones pool to
-zero); it is stored transposed so that gathering them copies whole rows. Outputs equal the masked dense model's to float
-tolerance. Plain tensors and functional calls only: no module dispatch, little Python overhead.
+zero); it is stored transposed so that gathering them copies whole rows. Outputs equal the masked
+dense model's to float tolerance. The program is the model's own walk (`prunelab.models.walk`),
+compiled once into plain tensors: functional calls only, no module dispatch, little Python overhead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prunelab.methods.manidp.gates import ChannelGate
-from prunelab.models import VGG, ConvUnit, ResNet
+from prunelab.models import ChannelUnit, Head, Pool, ResidualBlock, StaticConv, walk
 
 
 @dataclass
@@ -98,67 +100,118 @@ def _sparse_conv(conv: _Conv, x: torch.Tensor, out_idx: torch.Tensor, in_idx: to
     return torch.relu_(out) if relu else out
 
 
+@dataclass
+class _Unit:
+    """One gated unit, compiled: its gate, its conv with the BN folded in."""
+
+    block: str  # traced under this name
+    gate: _Gate
+    conv: _Conv
+    relu: bool
+    residual: bool
+
+
+@dataclass
+class _Block:
+    """A residual block: its units in a chain from the block input, the last one added into the stream."""
+
+    name: str
+    units: list[_Unit]
+    shortcut: _Conv | None  # None: identity
+
+
+@dataclass
+class _Static:
+    conv: _Conv
+    relu: bool
+
+
+def _run_static(conv: _Static, x: torch.Tensor, in_idx: torch.Tensor | None) -> torch.Tensor:
+    """An ungated conv (BN folded in) over the stream; `in_idx`: the channels a compact stream holds."""
+    weight = conv.conv.weight if in_idx is None else conv.conv.weight.index_select(1, in_idx)
+    out = F.conv2d(x, weight, conv.conv.bias, conv.conv.stride, conv.conv.padding)
+    return torch.relu_(out) if conv.relu else out
+
+
+def _run_unit(unit: _Unit, x: torch.Tensor,
+              in_idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the unit's kept output channels (1, |idx|, H', W'), idx) for the compact input `x`."""
+    idx, pi = _kept(unit.gate, x.mean(dim=(2, 3)), in_idx)
+    return _sparse_conv(unit.conv, x, idx, in_idx, pi, relu=unit.relu), idx
+
+
 class SparseExecutor:
     """`SparseExecutor(gated_model)(image [1, C, H, W]) -> logits [1, K]`, on CPU, in float32."""
 
     def __init__(self, model: nn.Module) -> None:
         model = model.eval()
-        if isinstance(model, VGG):
-            self.family = "vgg"
-            self.vgg_units: list[tuple[_Gate, _Conv] | None] = [
-                (_gate(u.gate), _fold_bn(u.conv, u.bn)) if isinstance(u, ConvUnit) else None
-                for u in model.features]
-        elif isinstance(model, ResNet):
-            self.family = "resnet"
-            self.stem = _fold_bn(model.conv_stem, model.bn_stem)
-            self.blocks = []
-            for block in model.blocks:
-                shortcut = (_fold_bn(block.shortcut[0], block.shortcut[1])
-                            if isinstance(block.shortcut, nn.Sequential) else None)
-                self.blocks.append((_gate(block.gate_a), _fold_bn(block.conv_a, block.bn_a),
-                                    _gate(block.gate_b), _fold_bn(block.conv_b, block.bn_b), shortcut))
-        else:
-            raise TypeError(f"SparseExecutor does not know {type(model).__name__}")
-        self.classifier_w = model.classifier.weight.detach().float().contiguous()
-        self.classifier_b = model.classifier.bias.detach().float().contiguous()
+        self.units: dict[str, _Unit] = {}  # by unit name, e.g. "blocks.4.gate_b" (the same objects as below)
+        self.program: list[Any] = []
+        for step in walk(model):
+            if isinstance(step, ChannelUnit):
+                self.program.append(self._compile_unit(model, step))
+            elif isinstance(step, ResidualBlock):
+                shortcut = None if step.shortcut is None else self._compile_static(model, step.shortcut).conv
+                self.program.append(_Block(step.name, [self._compile_unit(model, u) for u in step.units], shortcut))
+            elif isinstance(step, StaticConv):
+                self.program.append(self._compile_static(model, step))
+            elif isinstance(step, Head):
+                classifier = model.get_submodule(step.linear)
+                self.classifier_w = classifier.weight.detach().float().contiguous()
+                self.classifier_b = classifier.bias.detach().float().contiguous()
+                self.program.append(step)
+            else:
+                self.program.append(step)
+
+    def _compile_unit(self, model: nn.Module, unit: ChannelUnit) -> _Unit:
+        compiled = _Unit(unit.block, _gate(model.get_submodule(unit.name)),
+                         _fold_bn(model.get_submodule(unit.conv), model.get_submodule(unit.bn)), unit.relu,
+                         unit.residual)
+        self.units[unit.name] = compiled
+        return compiled
+
+    @staticmethod
+    def _compile_static(model: nn.Module, step: StaticConv) -> _Static:
+        return _Static(_fold_bn(model.get_submodule(step.conv), model.get_submodule(step.bn)), step.relu)
 
     def __call__(self, image: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
         """Logits [1, K]; with `trace`, appends (unit name as in the model, its compact output) per unit."""
         if image.shape[0] != 1:
             raise ValueError(f"the sparse executor runs one image at a time, got a batch of {image.shape[0]}")
         with torch.inference_mode():
-            return self._vgg(image, trace) if self.family == "vgg" else self._resnet(image, trace)
+            return self._run(image, trace)
 
-    def _vgg(self, x: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None) -> torch.Tensor:
-        in_idx: torch.Tensor | None = None  # None: all input channels (the image)
-        for position, unit in enumerate(self.vgg_units):
-            if unit is None:
-                x = F.max_pool2d(x, 2)
+    def _run(self, x: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None) -> torch.Tensor:
+        in_idx: torch.Tensor | None = None  # the channels the stream holds; None: all of them
+        for op in self.program:
+            if isinstance(op, Pool):
+                x = F.max_pool2d(x, op.kernel)
                 continue
-            gate, conv = unit
-            idx, pi = _kept(gate, x.mean(dim=(2, 3)), in_idx)
-            x = _sparse_conv(conv, x, idx, in_idx, pi, relu=True)  # (1, |idx|, H, W)
-            in_idx = idx
+            if isinstance(op, Head):
+                weight = self.classifier_w if in_idx is None else self.classifier_w.index_select(1, in_idx)
+                return F.linear(x.mean(dim=(2, 3)), weight, self.classifier_b)  # (1, K)
+            if isinstance(op, _Static):
+                x, in_idx = _run_static(op, x, in_idx), None
+                continue
+            if isinstance(op, _Unit):
+                x, in_idx = _run_unit(op, x, in_idx)  # (1, |idx|, H, W)
+                name = op.block
+            else:
+                x, in_idx, name = self._block(op, x), None, op.name
             if trace is not None:
-                trace.append((f"features.{position}", x.clone()))
-        assert in_idx is not None
-        pooled = x.mean(dim=(2, 3))  # (1, |idx_last|)
-        return F.linear(pooled, self.classifier_w.index_select(1, in_idx), self.classifier_b)
+                trace.append((name, x.clone()))
+        raise ValueError("the model's walk has no head")
 
-    def _resnet(self, x: torch.Tensor, trace: list[tuple[str, torch.Tensor]] | None) -> torch.Tensor:
-        stem = self.stem
-        x = torch.relu_(F.conv2d(x, stem.weight, stem.bias, stem.stride, stem.padding))  # (1, C, H, W), full
-        for position, (gate_a, conv_a, gate_b, conv_b, shortcut) in enumerate(self.blocks):
-            idx_a, pi_a = _kept(gate_a, x.mean(dim=(2, 3)), None)
-            mid = _sparse_conv(conv_a, x, idx_a, None, pi_a, relu=True)  # (1, |a|, H', W')
-            idx_b, pi_b = _kept(gate_b, mid.mean(dim=(2, 3)), idx_a)
-            out = _sparse_conv(conv_b, mid, idx_b, idx_a, pi_b, relu=False)  # (1, |b|, H', W')
-            if shortcut is not None:
-                x = F.conv2d(x, shortcut.weight, shortcut.bias, shortcut.stride, shortcut.padding)
-            x = torch.relu_(x.index_add_(1, idx_b, out))  # residual stream stays full width
-            if trace is not None:
-                trace.append((f"blocks.{position}", x.clone()))
-        return F.linear(x.mean(dim=(2, 3)), self.classifier_w, self.classifier_b)
+    @staticmethod
+    def _block(block: _Block, x: torch.Tensor) -> torch.Tensor:
+        """ReLU(shortcut(x) + the last unit's kept channels); the stream stays full width."""
+        h, idx = x, None
+        for unit in block.units[:-1]:
+            h, idx = _run_unit(unit, h, idx)  # (1, |a|, H', W')
+        out, kept = _run_unit(block.units[-1], h, idx)  # (1, |b|, H', W')
+        if block.shortcut is not None:
+            x = F.conv2d(x, block.shortcut.weight, block.shortcut.bias, block.shortcut.stride, block.shortcut.padding)
+        return torch.relu_(x.index_add_(1, kept, out))
 
 
 def max_abs_diff(model: nn.Module, executor: SparseExecutor, images: torch.Tensor) -> float:

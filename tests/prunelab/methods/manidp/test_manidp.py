@@ -264,7 +264,7 @@ def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_uni
     class Broken(SparseExecutor):  # a wrong bias in block 4's second convolution
         def __init__(self, model: torch.nn.Module) -> None:
             super().__init__(model)
-            self.blocks[4][3].bias.add_(1.0)
+            self.units["blocks.4.gate_b"].conv.bias.add_(1.0)
 
     monkeypatch.setattr("prunelab.methods.manidp.method.SparseExecutor", Broken)
     monkeypatch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
