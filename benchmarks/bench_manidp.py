@@ -25,12 +25,19 @@ import torch
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.dynamic_macs import active_counts, build_plan, slice_for_image
 from prunelab.engine import load_model
-from prunelab.gates import get_thresholds, install_gates, named_gates, records, set_recording, set_thresholds
-from prunelab.methods.manidp import threshold_at_rank
+from prunelab.methods.manidp.executor import SparseExecutor, max_abs_diff
+from prunelab.methods.manidp.gates import (
+    get_thresholds,
+    install_gates,
+    named_gates,
+    records,
+    set_recording,
+    set_thresholds,
+)
+from prunelab.methods.manidp.macs import active_counts, build_plan, slice_for_image
+from prunelab.methods.manidp.method import threshold_at_rank
 from prunelab.models import build_model, model_spec, spec_of
-from prunelab.sparse_executor import SparseExecutor, max_abs_diff
 from prunelab.store import RunDir
 
 RUN_ID = "bench-manidp"

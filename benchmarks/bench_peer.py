@@ -32,9 +32,9 @@ from prunelab.config import RunConfig
 from prunelab.engine import Trainer, seed_everything
 from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase
-from prunelab.methods.slimming import finetune_lr, load_dense_model
+from prunelab.methods.slimming.method import finetune_lr, load_dense_model
+from prunelab.methods.slimming.pruning import channel_scores, compact_model, find_prunable_units, select_channels
 from prunelab.models import ResNet
-from prunelab.pruning import channel_scores, compact_model, find_prunable_units, select_channels
 
 # name -> normalizer of Torch-Pruning's BNScaleImportance ("mean" is its default)
 TP_VARIANTS = {"torch_pruning": "mean", "torch_pruning_raw_gamma": None}

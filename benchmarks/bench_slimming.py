@@ -23,7 +23,7 @@ from torch import nn
 
 from prunelab.engine import load_model
 from prunelab.flops import count_macs, count_params
-from prunelab.methods.slimming import load_dense_model
+from prunelab.methods.slimming.method import load_dense_model
 from prunelab.models import build_model, spec_of
 from prunelab.store import RunDir
 

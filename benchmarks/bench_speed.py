@@ -41,11 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import normalize
-from prunelab.dynamic_macs import active_counts, build_plan
 from prunelab.flops import count_macs
-from prunelab.gates import records, set_recording
-from prunelab.pruning import verify_compact
-from prunelab.sparse_executor import SparseExecutor
+from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.gates import records, set_recording
+from prunelab.methods.manidp.macs import active_counts, build_plan
+from prunelab.methods.slimming.pruning import verify_compact
 from prunelab.speed.batched_executor import BatchedSparseExecutor
 from prunelab.speed.forms import FORMS, available_forms, build_form
 from prunelab.speed.workloads import calibrated_gated_network, random_network, slimmed_pair

@@ -27,7 +27,7 @@ common.explain(
 
 @st.cache_data(show_spinner="Re-pruning the dense model…", max_entries=128)
 def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
-    from prunelab.methods.slimming import what_if as recompute
+    from prunelab.methods.slimming.reprune import what_if as recompute
 
     return recompute(path, ratio)
 

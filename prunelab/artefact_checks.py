@@ -1,7 +1,7 @@
 """Checks of a run's array artefacts (gamma_history.npz, probe.npz, per_image.parquet) and of a whole run.
 
 Each reader returns the file's content once it has the keys, dtypes and shapes the writers write
-(`prunelab.methods.slimming`, `prunelab.methods.manidp`, docs/architecture.md), and otherwise raises
+(`prunelab.methods.slimming.method`, `prunelab.methods.manidp.method`, docs/architecture.md), and otherwise raises
 `ArtefactError` naming the file and saying whether it is missing or what is wrong with it.
 `run_problems(path, method, state)` checks every artefact of one run for the listings.
 """

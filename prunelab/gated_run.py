@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from prunelab.gates import get_thresholds, set_thresholds
+from prunelab.methods.manidp.gates import get_thresholds, set_thresholds
 from prunelab.run_format import MODEL_FILE, RunStoreError
 from prunelab.store import RunDir
 

@@ -32,7 +32,7 @@ from scipy.stats import rankdata
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
 from prunelab.gated_run import gated_run, model_key
-from prunelab.gates import set_thresholds
+from prunelab.methods.manidp.gates import set_thresholds
 from prunelab.run_format import PER_IMAGE_FILE, RunStoreError
 
 GROUPS = ("cheap", "costly")
@@ -148,7 +148,7 @@ def recalibrate(run: Any, density: float) -> Calibration:
     the trained density's masks: measured on a run trained at 0.5, a what-if at 0.9 then kept 0.81.
     The thresholds are left set on `run.model`.
     """
-    from prunelab.methods.manidp import threshold_tensor
+    from prunelab.methods.manidp.method import threshold_tensor
 
     previous = np.asarray(run.saved_thresholds, dtype=float)
     passes, saliencies, done = 0, [], False

@@ -17,7 +17,7 @@ from prunelab.config import METHOD_CONFIGS, METHOD_NAMES
 from prunelab.data import load_dataset
 from prunelab.engine import run_training
 from prunelab.methods import METHODS
-from prunelab.methods.slimming import _accuracy
+from prunelab.methods.slimming.reprune import _accuracy
 from prunelab.progress import Cancelled, Progress
 from prunelab.store import RunStore
 from tests.helpers import tiny_config

@@ -13,7 +13,9 @@ from typing import Any
 _EXPORTS = {
     "MODELS": "registry", "ModelSpec": "registry", "build_model": "registry", "list_models": "registry",
     "model_spec": "registry", "spec_of": "registry", "BasicBlock": "resnet", "ResNet": "resnet",
-    "NoGate": "units", "VGG": "vgg", "ConvUnit": "vgg",
+    "NoGate": "units", "VGG": "vgg", "ConvUnit": "vgg", "ChannelUnit": "units", "Head": "units",
+    "Pool": "units", "ResidualBlock": "units", "StaticConv": "units", "Step": "units",
+    "channel_units": "units", "walk": "units",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,16 @@ import torch
 from torch import nn
 
 from prunelab.models.catalog import RESNET_DEPTHS
-from prunelab.models.units import NoGate, init_weights, scaled
+from prunelab.models.units import (
+    ChannelUnit,
+    Head,
+    NoGate,
+    ResidualBlock,
+    StaticConv,
+    Step,
+    init_weights,
+    scaled,
+)
 
 STAGE_WIDTHS = (16, 32, 64)
 
@@ -65,6 +74,19 @@ class ResNet(nn.Module):
         x = self.blocks(x)  # (B, C_last, 8, 8)
         x = self.pool(x).flatten(1)  # (B, C_last)
         return self.classifier(x)
+
+    def steps(self) -> list[Step]:
+        """The forward for `prunelab.models.units.walk`: the stem, then per block the gated conv_a and conv_b
+        (conv_b added into the full-width residual stream, beside the shortcut), then the head."""
+        steps: list[Step] = [StaticConv("conv_stem", "bn_stem")]
+        for i, block in enumerate(self.blocks):
+            name = f"blocks.{i}"
+            shortcut = (StaticConv(f"{name}.shortcut.0", f"{name}.shortcut.1", relu=False)
+                        if isinstance(block.shortcut, nn.Sequential) else None)
+            units = (ChannelUnit(f"{name}.gate_a", f"{name}.conv_a", f"{name}.bn_a", name),
+                     ChannelUnit(f"{name}.gate_b", f"{name}.conv_b", f"{name}.bn_b", name, relu=False, residual=True))
+            steps.append(ResidualBlock(name, units, shortcut))
+        return [*steps, Head("classifier")]
 
     def block_widths(self) -> tuple[int, list[tuple[int, int, int]]]:
         """(stem, blocks) that rebuild this (possibly pruned) network."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prunelab.models.catalog import VGG_LAYERS
-from prunelab.models.units import NoGate, init_weights, scaled
+from prunelab.models.units import ChannelUnit, Head, NoGate, Pool, Step, init_weights, scaled
 
 
 class ConvUnit(nn.Module):
@@ -49,6 +49,17 @@ class VGG(nn.Module):
         x = self.features(x)  # (B, C_last, 2, 2) for 32x32 inputs
         x = self.pool(x).flatten(1)  # (B, C_last)
         return self.classifier(x)  # (B, num_classes)
+
+    def steps(self) -> list[Step]:
+        """The forward for `prunelab.models.units.walk`: one unit per conv, max-pools between them, the head."""
+        steps: list[Step] = []
+        for i, module in enumerate(self.features):
+            name = f"features.{i}"
+            if isinstance(module, ConvUnit):
+                steps.append(ChannelUnit(f"{name}.gate", f"{name}.conv", f"{name}.bn", name))
+            else:
+                steps.append(Pool(int(module.kernel_size)))
+        return [*steps, Head("classifier")]
 
     def layer_widths(self) -> list[int | str]:
         """The `layers` list that rebuilds this (possibly pruned) network."""

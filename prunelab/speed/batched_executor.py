@@ -1,9 +1,9 @@
 """The sparse executor's batched mode: a batch of images runs each layer on the union of its active channels.
 
-`prunelab.sparse_executor.SparseExecutor` runs one image through only its own channels. For a batch of B
+`prunelab.methods.manidp.executor.SparseExecutor` runs one image through only its own channels. For a batch of B
 images that would be B small convolutions per layer, each far less efficient than one batched convolution.
 Here every layer runs ONCE for the whole batch: the gate computes every image's saliencies pi [B, C_out]
-and mask (`prunelab.gates.threshold_mask`, the masked model's rule), the layer takes the union U of the
+and mask (`prunelab.methods.manidp.gates.threshold_mask`, the masked model's rule), the layer takes the union U of the
 channels any image of the batch keeps, and the convolution runs with the gathered weights W[U_out][:, U_in]
 (BN folded in) on the batch's compact input [B, |U_in|, H, W]. Each image's output is then multiplied by
 its masked saliency pi_hat = pi * mask, which is zero on the channels that image does not keep:
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunelab.gates import threshold_mask
+from prunelab.methods.manidp.executor import SparseExecutor, _Conv, _Gate, _gate
+from prunelab.methods.manidp.gates import threshold_mask
 from prunelab.models import VGG, BasicBlock, ConvUnit, ResNet
-from prunelab.sparse_executor import SparseExecutor, _Conv, _Gate, _gate
 from prunelab.speed.alignment import SIMD_CHANNELS
 from prunelab.speed.bn_folding import folded_weights
 

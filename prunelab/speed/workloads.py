@@ -6,7 +6,7 @@ Timing needs the shapes a trained run would produce, not trained accuracy, so th
   gamma is 1 and a global threshold could not rank the channels.
 - `slimmed_pair`: Network Slimming's own pruning code on that network: prunable units found by dependency
   graph (the residual stream of a ResNet kept, as in the reference code and the run's default), ONE global
-  threshold over |gamma| at `prune_ratio` with the per-layer guard (`prunelab.pruning.select_channels`),
+  threshold over |gamma| at `prune_ratio` with the per-layer guard (`methods.slimming.pruning.select_channels`),
   and the physically smaller network (`compact_model`). Returns the dense network, the compact one and
   the masked reference they must agree with.
 - `calibrated_gated_network`: ManiDP's gates (`install_gates`, the run's initialisation) on the same
@@ -24,10 +24,16 @@ import copy
 import torch
 from torch import nn
 
-from prunelab.gates import ChannelGate, gates_of, install_gates, set_recording
-from prunelab.methods.manidp import threshold_tensor
+from prunelab.methods.manidp.gates import ChannelGate, gates_of, install_gates, set_recording
+from prunelab.methods.manidp.method import threshold_tensor
+from prunelab.methods.slimming.pruning import (
+    channel_scores,
+    compact_model,
+    find_prunable_units,
+    masked_model,
+    select_channels,
+)
 from prunelab.models import build_model, model_spec
-from prunelab.pruning import channel_scores, compact_model, find_prunable_units, masked_model, select_channels
 
 
 def random_network(name: str, width: float, num_classes: int = 10, seed: int = 0) -> nn.Module:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from prunelab.methods.slimming import what_if
+from prunelab.methods.slimming.reprune import what_if
 from tests.pages.page_helpers import fixture_run, metric, plotly_figures
 from tests.pages.page_helpers import trace_values as values
 

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from prunelab.flops import count_macs
-from prunelab.gates import records, set_recording
+from prunelab.methods.manidp.gates import records, set_recording
+from prunelab.methods.slimming.pruning import verify_compact
 from prunelab.models import spec_of
-from prunelab.pruning import verify_compact
 from prunelab.speed.alignment import align_channels
 from prunelab.speed.batched_executor import BatchedSparseExecutor, padded_union
 from prunelab.speed.bn_folding import fold_bn

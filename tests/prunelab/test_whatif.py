@@ -13,7 +13,7 @@ import torch
 
 from prunelab.engine import run_training
 from prunelab.gated_run import GatedModelMissing, gated_run
-from prunelab.gates import get_thresholds, records, set_thresholds
+from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
 from prunelab.store import RunStore
 from prunelab.whatif import GROUPS, cost_groups, what_if
 from tests.helpers import tiny_config, write_folder_dataset

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.dynamic_macs import FULL, active_counts, build_plan, slice_for_image, verify_macs
 from prunelab.flops import count_macs
-from prunelab.gates import gates_of, install_gates, records, set_thresholds
+from prunelab.methods.manidp.gates import gates_of, install_gates, records, set_thresholds
+from prunelab.methods.manidp.macs import FULL, active_counts, build_plan, slice_for_image, verify_macs
 from prunelab.models import ConvUnit, build_model, model_spec
 
 

@@ -1,6 +1,6 @@
 """ManiDP: Manifold Regularized Dynamic Network Pruning (Tang et al., CVPR 2021).
 
-Every prunable convolution gets a gate (`prunelab.gates`); image x_i runs the sub-network of the
+Every prunable convolution gets a gate (`prunelab.methods.manidp.gates`); image x_i runs the sub-network of the
 channels whose saliency pi^l(x_i) reaches the layer threshold xi^l. Training minimises
 
     L = mean_i CE_i + sum_l mean_i lambda(x_i) * mean_c pi^l_c(x_i)          ("sparsity")
@@ -44,8 +44,6 @@ model's within tolerance; otherwise the run fails naming the first unit whose ou
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,8 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.dynamic_macs import MacsPlan, active_counts, build_plan, verify_macs
-from prunelab.gates import (
+from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.gates import (
     cosine_matrix,
     feature_similarity,
     gate_parameters,
@@ -67,7 +66,16 @@ from prunelab.gates import (
     set_recording,
     set_thresholds,
 )
-from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.manidp.macs import MacsPlan, active_counts, build_plan, verify_macs
+from prunelab.methods.manidp.report import (
+    balanced_probe,
+    per_image_table,
+    probe_arrays,
+    spread,
+    summary_figures,
+    time_per_image,
+)
+from prunelab.methods.manidp.unit_trace import VerificationError, describe_divergence
 from prunelab.models import build_model, spec_of
 from prunelab.run_format import (
     MANIDP_FILE,
@@ -78,8 +86,6 @@ from prunelab.run_format import (
     atomic_write_npz,
     atomic_write_parquet,
 )
-from prunelab.sparse_executor import SparseExecutor
-from prunelab.unit_trace import VerificationError, describe_divergence
 
 if TYPE_CHECKING:
     from prunelab.config import ManiDPConfig
@@ -158,22 +164,6 @@ def parent_epochs_total(parent: Any) -> int:
         raise ValueError(f"init_from {parent.run_id}: the parent run has not finished ({error}); "
                          "a ManiDP run starts from a finished run's model.pt") from None
     return int(summary.get("epochs_total", summary.get("epochs", 0)))
-
-
-def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.Tensor:
-    """Up to `size` test positions: the first ones of each class in equal shares, sorted by class."""
-    per_class = [size // num_classes + (1 if c < size % num_classes else 0) for c in range(num_classes)]
-    chosen = [torch.nonzero(labels == c).squeeze(1)[:n] for c, n in enumerate(per_class)]
-    return torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.int64)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman rank correlation, None when undefined (constant input or fewer than 3 values)."""
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
-        return None
-    return float(spearmanr(a, b).statistic)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -420,7 +410,7 @@ class ManiDP(PruningMethod):
         probe_gap = self._write_probe(model)
         cpu_model = model.to("cpu").eval()
         try:
-            sample = self._test_images(self._spread(VERIFY_IMAGES, per_image["macs"]), "cpu")
+            sample = self._test_images(spread(VERIFY_IMAGES, per_image["macs"]), "cpu")
             macs_check = verify_macs(cpu_model, sample, build_plan(cpu_model, sample.shape[1:]),
                                      atol=SLICED_TOLERANCE)
             if not macs_check["passed"]:
@@ -456,23 +446,9 @@ class ManiDP(PruningMethod):
                 "counts": result.extras["counts"].numpy(), "macs": result.extras["macs"].numpy()}
 
     def _write_per_image(self, result: dict[str, np.ndarray]) -> None:
-        import pandas as pd
-
         assert self.plan is not None
-        n = len(result["loss"])
-        difficulty = self.trainer.dataset.test_difficulty
-        columns: dict[str, Any] = {
-            "index": np.arange(n, dtype=np.int64), "label": result["label"].astype(np.int64),
-            "pred": result["pred"].astype(np.int64), "loss": result["loss"].astype(np.float32),
-            "correct": result["pred"] == result["label"],
-            "difficulty": (difficulty.numpy().astype(np.float32) if difficulty is not None
-                           else pd.array([None] * n, dtype="Float32")),
-            "macs": result["macs"].astype(np.int64),
-            "gate_macs": np.full(n, self.plan.gate_macs, dtype=np.int64),
-        }
-        for i, (name, channels) in enumerate(zip(self.plan.gate_names, self.plan.gate_channels, strict=True)):
-            columns[f"density_{name}"] = (result["counts"][:, i] / channels).astype(np.float32)
-        atomic_write_parquet(self.trainer.run_dir.file(PER_IMAGE_FILE), pd.DataFrame(columns))
+        table = per_image_table(result, self.plan, self.trainer.dataset.test_difficulty)
+        atomic_write_parquet(self.trainer.run_dir.file(PER_IMAGE_FILE), table)
 
     def _test_images(self, positions: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """Normalised test images at `positions` [P] -> [P, C, H, W] float32 on `device`."""
@@ -480,13 +456,6 @@ class ManiDP(PruningMethod):
         loader = BatchLoader(data.test_images[positions], data.test_labels[positions], max(1, len(positions)),
                              mean=data.mean, std=data.std, shuffle=False, augment=False, device=device)
         return torch.cat([images for images, _, _ in loader])
-
-    @staticmethod
-    def _spread(count: int, macs: np.ndarray) -> torch.Tensor:
-        """`count` test positions spread over the MACs ranking (cheapest and most expensive included)."""
-        order = np.argsort(macs, kind="stable")
-        picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(np.int64))
-        return torch.as_tensor(np.sort(order[picks]))
 
     @torch.no_grad()
     def _write_probe(self, model: nn.Module) -> dict[str, float]:
@@ -497,25 +466,13 @@ class ManiDP(PruningMethod):
         set_recording(model, True)
         with self.trainer.autocast():
             model(self._test_images(positions, self.trainer.device))
-        arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
-                                         "labels": data.test_labels[positions].numpy().astype(np.int64),
-                                         "layer_names": np.array(self.layer_names)}
-        gaps, r_min = [], 1.0
-        for i, record in enumerate(records(model)):
-            gates, features = record.saliency.float(), record.features.float()
-            t, r = cosine_matrix(gates), feature_similarity(features)
-            arrays[f"gates_{i}"] = gates.cpu().numpy()
-            arrays[f"features_{i}"] = features.cpu().numpy()
-            arrays[f"T_{i}"] = t.cpu().numpy()
-            arrays[f"R_{i}"] = r.cpu().numpy()
-            gaps.append(float(torch.linalg.matrix_norm(t - r)))
-            r_min = min(r_min, float(r.min()))
+        arrays, figures = probe_arrays(positions, data.test_labels[positions], self.layer_names, records(model))
         atomic_write_npz(self.trainer.run_dir.file(PROBE_FILE), arrays, compressed=True)
-        return {"similarity_gap_mean": float(np.mean(gaps)), "probe_r_min": r_min, "probe_images": len(positions)}
+        return figures
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor,
                         images: torch.Tensor) -> dict[str, Any]:
-        from prunelab.sparse_executor import max_abs_diff
+        from prunelab.methods.manidp.executor import max_abs_diff
 
         diff = max_abs_diff(model, executor, images)
         passed = diff <= EXECUTOR_TOLERANCE
@@ -541,41 +498,4 @@ class ManiDP(PruningMethod):
     def _summarise(self, summary: dict[str, Any], result: dict[str, np.ndarray],
                    latency: dict[str, float]) -> None:
         assert self.plan is not None
-        dense = self.plan.dense_macs()
-        mean_macs = float(result["macs"].mean())
-        difficulty = self.trainer.dataset.test_difficulty
-        summary.update({
-            "macs_dense": dense, "macs_per_image": mean_macs, "macs_reduction": 1.0 - mean_macs / dense,
-            # the gates' own two Linear layers, per image: reported beside, never hidden in, the figure above
-            "macs_per_image_with_gates": mean_macs + self.plan.gate_macs,
-            "macs_reduction_with_gates": 1.0 - (mean_macs + self.plan.gate_macs) / dense,
-            "macs_per_image_min": int(result["macs"].min()), "macs_per_image_max": int(result["macs"].max()),
-            "gate_macs_per_image": self.plan.gate_macs,
-            "density_mean": float(np.mean(result["counts"] / np.array(self.plan.gate_channels))),
-            "latency_ms_b1_dense": latency["dense"], "latency_ms_b1_masked": latency["masked"],
-            "latency_ms_b1_sparse": latency["sparse"],
-            "spearman_macs_loss": spearman(result["macs"], result["loss"]),
-            "spearman_macs_difficulty": (None if difficulty is None
-                                         else spearman(result["macs"], difficulty.numpy())),
-        })
-
-
-def time_per_image(forwards: dict[str, Any], images: torch.Tensor, repeats: int = 3,
-                   warmup: int = 3) -> dict[str, float]:
-    """Median wall-clock milliseconds of each `forward(image)` over single images (batch 1).
-
-    The forwards are timed in turn on the same image, so a change of machine load hits them alike.
-    """
-    times: dict[str, list[float]] = {name: [] for name in forwards}
-    with torch.inference_mode():
-        for forward in forwards.values():
-            for i in range(min(warmup, images.shape[0])):
-                forward(images[i:i + 1])
-        for _ in range(repeats):
-            for i in range(images.shape[0]):
-                image = images[i:i + 1]
-                for name, forward in forwards.items():
-                    start = time.perf_counter()
-                    forward(image)
-                    times[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: statistics.median(values) for name, values in times.items()}
+        summary.update(summary_figures(result, self.plan, latency, self.trainer.dataset.test_difficulty))

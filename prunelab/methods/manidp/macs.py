@@ -9,24 +9,28 @@ classifier count with their active channel counts too (in a ResNet the residual 
 gated, so they are full), so the per-image total is the MACs of the static network that the image
 actually runs. The gates' own MACs (two small Linear layers each) are reported separately.
 
+Which gate governs a layer's inputs and outputs comes from the model's units
+(`prunelab.models.channel_units`): a unit's conv has its gate's active outputs, and every layer that
+reads the unit's channels (its `consumers`) has them as active inputs; every other layer is full.
+
 Verification (`verify_macs`): for an image, `slice_for_image` builds a plain static network with
-`build_model(spec)` at the image's active widths, copies the weights of the active channels (the
-image's saliencies folded into the BN affine parameters), and `prunelab.flops.count_macs`
-(FlopCounterMode) counts it; the two numbers must agree exactly. In a ResNet the masked outputs of
-conv_b are scattered back into the full-width residual stream by `ChannelScatter` (no MACs).
+`build_model(spec)` and replaces every gated unit's conv and BN by their active channels (the image's
+saliencies folded into the BN affine parameters) and its consumers' inputs likewise, and
+`prunelab.flops.count_macs` (FlopCounterMode) counts it; the two numbers must agree exactly. A unit
+added into a full-width residual stream (a ResNet block's conv_b) scatters its active channels back
+with `ChannelScatter` (no MACs).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from prunelab.flops import count_macs
-from prunelab.gates import named_gates, records, set_recording
-from prunelab.models import VGG, BasicBlock, ConvUnit, ResNet, build_model, spec_of
+from prunelab.methods.manidp.gates import gated_units, records, set_recording
+from prunelab.models import build_model, channel_units, spec_of
 
 FULL = -1  # source marker: the layer's channels are never gated (full width)
 
@@ -102,41 +106,27 @@ def _conv_term(name: str, conv: nn.Conv2d, hw: tuple[int, int], in_gate: int, ou
 
 
 def build_plan(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> MacsPlan:
-    """The MACs plan of a gated VGG or ResNet (which gate governs each layer's inputs and outputs)."""
-    gates = named_gates(model)
-    index = {id(gate): i for i, (_, gate) in enumerate(gates)}
+    """The MACs plan of a gated network: every conv and Linear of the backbone, in module order, with
+    the gate whose mask gives its active inputs and outputs (FULL where no gate governs them)."""
+    gated = gated_units(model)
+    position = {unit.index: i for i, (unit, _) in enumerate(gated)}  # unit index -> gate index
+    out_gate, in_gate = {}, {}
+    for unit in channel_units(model):
+        out_gate[unit.conv] = position.get(unit.index, FULL)
+        in_gate.update(dict.fromkeys(unit.consumers, position.get(unit.index, FULL)))
+    slots = tuple(f"{unit.name}." for unit in channel_units(model))  # the gates' own layers are counted apart
     hw = _output_hw(model, input_shape)
     terms: list[MacsTerm] = []
-
-    def gate_index(gate: nn.Module) -> int:
-        return index.get(id(gate), FULL)
-
-    if isinstance(model, VGG):
-        source = FULL
-        for i, unit in enumerate(model.features):
-            if isinstance(unit, ConvUnit):
-                out = gate_index(unit.gate)
-                name = f"features.{i}.conv"
-                terms.append(_conv_term(name, unit.conv, hw[name], source, out))
-                source = out
-        terms.append(MacsTerm("classifier", 1, source, model.classifier.in_features, FULL,
-                              model.classifier.out_features))
-    elif isinstance(model, ResNet):
-        terms.append(_conv_term("conv_stem", model.conv_stem, hw["conv_stem"], FULL, FULL))
-        for i, block in enumerate(model.blocks):
-            a, b = gate_index(block.gate_a), gate_index(block.gate_b)
-            terms.append(_conv_term(f"blocks.{i}.conv_a", block.conv_a, hw[f"blocks.{i}.conv_a"], FULL, a))
-            terms.append(_conv_term(f"blocks.{i}.conv_b", block.conv_b, hw[f"blocks.{i}.conv_b"], a, b))
-            if isinstance(block.shortcut, nn.Sequential):
-                name = f"blocks.{i}.shortcut.0"
-                terms.append(_conv_term(name, block.shortcut[0], hw[name], FULL, FULL))
-        terms.append(MacsTerm("classifier", 1, FULL, model.classifier.in_features, FULL,
-                              model.classifier.out_features))
-    else:
-        raise TypeError(f"build_plan does not know {type(model).__name__}")
-    gate_macs = sum(gate.macs() for _, gate in gates)
-    names = tuple(name for name, _ in gates)
-    return MacsPlan(tuple(terms), names, tuple(gate.out_channels for _, gate in gates), gate_macs)
+    for name, module in model.named_modules():
+        if name.startswith(slots):
+            continue
+        if isinstance(module, nn.Conv2d):
+            terms.append(_conv_term(name, module, hw[name], in_gate.get(name, FULL), out_gate.get(name, FULL)))
+        elif isinstance(module, nn.Linear):
+            terms.append(MacsTerm(name, 1, in_gate.get(name, FULL), module.in_features, FULL, module.out_features))
+    gate_macs = sum(gate.macs() for _, gate in gated)
+    names = tuple(unit.name for unit, _ in gated)
+    return MacsPlan(tuple(terms), names, tuple(gate.out_channels for _, gate in gated), gate_macs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,50 +185,48 @@ def _image_gates(model: nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, K
     return logits, kept
 
 
+def _slice_inputs(layer: nn.Module, idx: torch.Tensor) -> nn.Module:
+    """A conv or Linear reading only the input channels `idx` (a static layer consuming a gated unit)."""
+    if isinstance(layer, nn.Conv2d):
+        return _slice_conv(layer, None, idx)
+    sliced = nn.Linear(len(idx), layer.out_features).to(idx.device)
+    with torch.no_grad():
+        sliced.weight.copy_(layer.weight.index_select(1, idx))
+        sliced.bias.copy_(layer.bias)
+    return sliced
+
+
 def slice_for_image(model: nn.Module, image: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-    """(static sub-network of `image` [1, C, H, W] built with build_model, masked dense logits [1, K])."""
+    """(static sub-network of `image` [1, C, H, W] built with build_model, masked dense logits [1, K]).
+
+    Every gated unit keeps its active channels: its conv W[idx_out][:, idx_in] (idx_in: the source
+    unit's active channels), its BN with the saliencies folded in, and the layers consuming it read
+    only those channels; a residual unit's channels are scattered back into the full-width stream.
+    """
     logits, kept = _image_gates(model, image)
-    gate_pos = {id(g): i for i, (_, g) in enumerate(named_gates(model))}
-    spec = copy.deepcopy(spec_of(model))
-    if isinstance(model, VGG):
-        units = [u for u in model.features if isinstance(u, ConvUnit)]
-        spec["layers"] = [len(kept[gate_pos[id(u.gate)]][0]) if isinstance(u, ConvUnit) else "M"
-                          for u in model.features]
-        sliced = build_model(spec).to(image.device).eval()
-        sliced_units = [u for u in sliced.features if isinstance(u, ConvUnit)]
-        prev: torch.Tensor | None = None
-        for unit, target in zip(units, sliced_units, strict=True):
-            idx, scale = kept[gate_pos[id(unit.gate)]]
-            target.conv = _slice_conv(unit.conv, idx, prev)
-            target.bn = _slice_bn(unit.bn, idx, scale)
-            prev = idx
-        assert prev is not None
-        with torch.no_grad():
-            sliced.classifier.weight.copy_(model.classifier.weight[:, prev])
-            sliced.classifier.bias.copy_(model.classifier.bias)
-    elif isinstance(model, ResNet):
-        spec["blocks"] = [[len(kept[gate_pos[id(b.gate_a)]][0]), out, stride]
-                          for b, (_, out, stride) in zip(model.blocks, spec["blocks"], strict=True)]
-        sliced = build_model(spec).to(image.device).eval()
-        sliced.conv_stem.load_state_dict(model.conv_stem.state_dict())
-        sliced.bn_stem.load_state_dict(model.bn_stem.state_dict())
-        for block, target in zip(model.blocks, sliced.blocks, strict=True):
-            _slice_block(block, target, kept[gate_pos[id(block.gate_a)]], kept[gate_pos[id(block.gate_b)]])
-        sliced.classifier.load_state_dict(model.classifier.state_dict())
-    else:
-        raise TypeError(f"slice_for_image does not know {type(model).__name__}")
+    active = {unit.index: channels for (unit, _), channels in zip(gated_units(model), kept, strict=True)}
+    units = channel_units(model)
+    slots = tuple(f"{unit.name}." for unit in units)
+    sliced = build_model(spec_of(model)).to(image.device).eval()
+    sliced.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(slots)})
+    unit_convs = {unit.conv for unit in units}
+    for unit in units:
+        source = active.get(unit.source) if unit.source is not None else None
+        in_idx = None if source is None else source[0]
+        if unit.index not in active:
+            if in_idx is not None:
+                sliced.set_submodule(unit.conv, _slice_conv(model.get_submodule(unit.conv), None, in_idx))
+            continue
+        idx, scale = active[unit.index]
+        conv = model.get_submodule(unit.conv)
+        sliced.set_submodule(unit.conv, _slice_conv(conv, idx, in_idx))
+        sliced.set_submodule(unit.bn, _slice_bn(model.get_submodule(unit.bn), idx, scale))
+        if unit.residual:
+            sliced.set_submodule(unit.name, ChannelScatter(idx, conv.out_channels))
+        for layer in unit.consumers:
+            if layer not in unit_convs:  # a unit's conv reads its source's channels above
+                sliced.set_submodule(layer, _slice_inputs(model.get_submodule(layer), idx))
     return sliced.eval(), logits
-
-
-def _slice_block(block: BasicBlock, target: BasicBlock, gate_a: tuple[torch.Tensor, torch.Tensor],
-                 gate_b: tuple[torch.Tensor, torch.Tensor]) -> None:
-    (idx_a, scale_a), (idx_b, scale_b) = gate_a, gate_b
-    target.conv_a = _slice_conv(block.conv_a, idx_a, None)
-    target.bn_a = _slice_bn(block.bn_a, idx_a, scale_a)
-    target.conv_b = _slice_conv(block.conv_b, idx_b, idx_a)
-    target.bn_b = _slice_bn(block.bn_b, idx_b, scale_b)
-    target.gate_b = ChannelScatter(idx_b, block.conv_b.out_channels)
-    target.shortcut.load_state_dict(block.shortcut.state_dict())
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""prunelab.pruning: L1 subgradient, global threshold with ties, per-layer guard, masked vs compact nets."""
+"""prunelab.methods.slimming.pruning: L1 subgradient, global threshold with ties, per-layer guard, masked vs
+compact nets."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunelab.models import VGG, ResNet, build_model, model_spec, spec_of
-from prunelab.pruning import (
+from prunelab.methods.slimming.pruning import (
     add_l1_subgradient_,
     apply_min_channels,
     channel_scores,
@@ -21,6 +21,7 @@ from prunelab.pruning import (
     select_channels,
     verify_compact,
 )
+from prunelab.models import VGG, ResNet, build_model, model_spec, spec_of
 
 
 def _randomize_bns(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -13,14 +13,10 @@ import torch
 import prunelab
 from prunelab.data import load_dataset
 from prunelab.engine import Trainer, run_training
-from prunelab.methods import METHODS, Phase, slimming
-from prunelab.methods.slimming import (
-    _accuracy,
-    _what_if_context,
-    load_dense_model,
-    read_gamma_history,
-    what_if,
-)
+from prunelab.methods import METHODS, Phase
+from prunelab.methods.slimming import method as slimming
+from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
+from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_if
 from prunelab.models import ResNet, spec_of
 from prunelab.run_format import EXPORT_FILE
 from prunelab.store import RunDir, RunStore

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.gates import install_gates, records, set_thresholds
-from prunelab.sparse_executor import SparseExecutor, max_abs_diff
-from tests.prunelab.test_dynamic_macs import gated_with_half_masks
+from prunelab.methods.manidp.executor import SparseExecutor, max_abs_diff
+from prunelab.methods.manidp.gates import install_gates, records, set_thresholds
+from tests.prunelab.methods.manidp.test_macs import gated_with_half_masks
 
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunelab.gates import (
+from prunelab.methods.manidp.gates import (
     COSINE_EPS,
     OPEN_BIAS,
     ChannelGate,
@@ -163,7 +163,7 @@ def test_feature_similarity_r_is_never_negative_in_training(name: str) -> None:
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
 def test_optimising_the_similarity_term_alone_lowers_t_minus_r(name: str) -> None:
     """On a fixed batch, SGD on the similarity term (gate parameters) brings T toward R."""
-    from prunelab.methods.manidp import similarity_loss
+    from prunelab.methods.manidp.method import similarity_loss
 
     torch.manual_seed(0)
     model = install_gates(build_model(model_spec(name, 10, 0.25))).train()

@@ -1,13 +1,13 @@
 """Where a re-implementation of a gated network first departs from the masked model, unit by unit.
 
-The sliced static sub-network of an image (`prunelab.dynamic_macs.slice_for_image`) and the sparse
-executor (`prunelab.sparse_executor.SparseExecutor`) must compute the masked dense model's function:
+The sliced static sub-network of an image (`prunelab.methods.manidp.macs.slice_for_image`) and the sparse
+executor (`prunelab.methods.manidp.executor.SparseExecutor`) must compute the masked dense model's function:
 
     max_x |f_candidate(x) - f_masked(x)|_inf <= tolerance        (on the logits)
 
-When they do not, the run fails, and the message names the first unit (a VGG `ConvUnit`
-`features.<i>`, or a ResNet `BasicBlock` `blocks.<j>`) whose output differs by more than the
-tolerance. A unit whose candidate output holds only the image's kept channels is compared with the
+When they do not, the run fails, and the message names the first unit block (`ChannelUnit.block`
+of `prunelab.models.channel_units`: a VGG `features.<i>`, a ResNet `blocks.<j>`) whose output differs
+by more than the tolerance. A unit whose candidate output holds only the image's kept channels is compared with the
 masked output at those channels (the others are zero there by construction).
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunelab.dynamic_macs import slice_for_image
-from prunelab.gates import ChannelGate
-from prunelab.models import BasicBlock, ConvUnit
+from prunelab.methods.manidp.gates import ChannelGate
+from prunelab.methods.manidp.macs import slice_for_image
+from prunelab.models import ChannelUnit, channel_units
 
 UnitOutputs = dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # name -> (output, kept channels or None)
 
@@ -31,22 +31,25 @@ class VerificationError(RuntimeError):
 
 @torch.no_grad()
 def unit_outputs(model: nn.Module, image: torch.Tensor) -> tuple[UnitOutputs, torch.Tensor]:
-    """Outputs of every ConvUnit / BasicBlock of `model` for `image` [1, C, H, W], in forward order, and the logits.
+    """Outputs of every unit block of `model` for `image` [1, C, H, W], in forward order, and the logits.
 
-    For a gated ConvUnit the kept channels are those of its gate's mask; a block's output is the full
-    residual stream (kept channels None).
+    A block whose last unit passes on only its kept channels (a gated VGG unit) names them from its
+    gate's mask; a residual block's output is the full stream (kept channels None).
     """
+    last: dict[str, ChannelUnit] = {}  # block name -> the unit whose output ends it
+    for unit in channel_units(model):
+        last[unit.block] = unit
     found: UnitOutputs = {}
     handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, ConvUnit | BasicBlock):
-            def hook(mod: nn.Module, _inputs: Any, output: torch.Tensor, name: str = name) -> None:
-                gate = getattr(mod, "gate", None)
-                kept = None
-                if isinstance(gate, ChannelGate) and gate.record is not None:
-                    kept = torch.nonzero(gate.record.mask[0]).squeeze(1)
-                found[name] = (output.detach().clone(), kept)
-            handles.append(module.register_forward_hook(hook))
+    for block, unit in last.items():
+        def hook(_mod: nn.Module, _inputs: Any, output: torch.Tensor, block: str = block,
+                 unit: ChannelUnit = unit) -> None:
+            gate = model.get_submodule(unit.name)
+            kept = None
+            if not unit.residual and isinstance(gate, ChannelGate) and gate.record is not None:
+                kept = torch.nonzero(gate.record.mask[0]).squeeze(1)
+            found[block] = (output.detach().clone(), kept)
+        handles.append(model.get_submodule(block).register_forward_hook(hook))
     try:
         logits = model.eval()(image)
     finally:

@@ -14,19 +14,19 @@ import torch
 
 import prunelab
 from prunelab.config import ManiDPConfig
-from prunelab.dynamic_macs import build_plan
 from prunelab.engine import run_training
-from prunelab.gates import COSINE_EPS, get_thresholds, install_gates, named_gates, records
 from prunelab.methods import METHODS
-from prunelab.methods.manidp import (
+from prunelab.methods.manidp.gates import COSINE_EPS, get_thresholds, install_gates, named_gates, records
+from prunelab.methods.manidp.macs import build_plan
+from prunelab.methods.manidp.method import (
     ManiDP,
-    balanced_probe,
     complexity_weights,
     remain_rate,
     similarity_loss,
     sparsity_loss,
     threshold_at_rank,
 )
+from prunelab.methods.manidp.report import balanced_probe
 from prunelab.models import build_model, model_spec
 from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
@@ -185,8 +185,8 @@ def mani_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
                          probe_size=20, target_density=0.5)
     run = RunStore(tmp_path_factory.mktemp("runs")).create(config)
     with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the test short
-        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 6)
-        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 4)
+        patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 6)
+        patch.setattr("prunelab.methods.manidp.method.LATENCY_IMAGES", 4)
         summary = run_training(config, run)
     return config, run, summary
 
@@ -258,16 +258,16 @@ def test_load_model_round_trip(mani_run: tuple) -> None:
 
 
 def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_unit(tmp_path, monkeypatch) -> None:
-    from prunelab.sparse_executor import SparseExecutor
-    from prunelab.unit_trace import VerificationError
+    from prunelab.methods.manidp.executor import SparseExecutor
+    from prunelab.methods.manidp.unit_trace import VerificationError
 
     class Broken(SparseExecutor):  # a wrong bias in block 4's second convolution
         def __init__(self, model: torch.nn.Module) -> None:
             super().__init__(model)
-            self.blocks[4][3].bias.add_(1.0)
+            self.units["blocks.4.gate_b"].conv.bias.add_(1.0)
 
-    monkeypatch.setattr("prunelab.methods.manidp.SparseExecutor", Broken)
-    monkeypatch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
+    monkeypatch.setattr("prunelab.methods.manidp.method.SparseExecutor", Broken)
+    monkeypatch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
     config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", probe_size=10)
     run = RunStore(tmp_path).create(config)
     with pytest.raises(VerificationError, match=r"sparse executor differs .* first at unit blocks\.4"):
@@ -284,7 +284,7 @@ def test_parent_budget_counts_in_epochs_total(tmp_path) -> None:
     config = tiny_config("manidp", epochs=1, train_size=100, test_size=20, model="resnet20", probe_size=10,
                          init_from="parent")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
-        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.method.LATENCY_IMAGES", 2)
         summary = run_training(config, store.create(config, "child"))
     assert summary["epochs"] == 1 and summary["epochs_total"] == 3 and summary["parent_run"] == "parent"

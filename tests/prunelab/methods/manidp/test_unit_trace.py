@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.gates import install_gates, named_gates
+from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.gates import install_gates, named_gates
+from prunelab.methods.manidp.unit_trace import describe_divergence, first_divergent_unit, unit_outputs
 from prunelab.models import build_model, model_spec
-from prunelab.sparse_executor import SparseExecutor
-from prunelab.unit_trace import describe_divergence, first_divergent_unit, unit_outputs
 
 
 def gated(name: str) -> torch.nn.Module:
@@ -33,8 +33,8 @@ def test_first_divergent_unit_compares_kept_channels_of_sliced_outputs() -> None
 
 
 @pytest.mark.parametrize(("name", "unit", "break_it"), [
-    ("vgg11", "features.4", lambda ex: ex.vgg_units[4][1].bias.add_(1.0)),
-    ("resnet20", "blocks.5", lambda ex: ex.blocks[5][1].bias.add_(1.0)),
+    ("vgg11", "features.4", lambda ex: ex.units["features.4.gate"].conv.bias.add_(1.0)),
+    ("resnet20", "blocks.5", lambda ex: ex.units["blocks.5.gate_a"].conv.bias.add_(1.0)),
 ])
 def test_a_broken_executor_is_located_at_its_unit(name: str, unit: str, break_it) -> None:
     model = gated(name)

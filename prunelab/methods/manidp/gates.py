@@ -9,10 +9,11 @@ backprop). A channel with pi = 0 counts as pruned even when xi^l = 0: its output
 so running it would be wasted work. Guard: each image keeps at least its most salient channel in every
 gated layer, because a layer with zero channels cannot be executed (nor built as a static network).
 
-`install_gates(model)` replaces the `NoGate` placeholders of `ConvUnit` (VGG) and `BasicBlock` (ResNet):
-`gate` sees the unit input; in a basic block `gate_a` sees the block input and masks conv_a's output
-after BN+ReLU, `gate_b` sees the masked conv_a output and masks conv_b's output after BN, before the
-residual add. Stem and shortcut convolutions are not gated.
+`install_gates(model)` fills the gate slot of every unit the model lists (`prunelab.models.channel_units`):
+the gate sees the unit's input and masks its conv's output after BN (and ReLU, where the unit has one).
+In a ResNet basic block `gate_a` sees the block input and masks conv_a's output after BN+ReLU, `gate_b`
+sees the masked conv_a output and masks conv_b's output after BN, before the residual add. Stem and
+shortcut convolutions are not units, so they are never gated.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunelab.models import BasicBlock, ConvUnit, NoGate
+from prunelab.models import ChannelUnit, NoGate, channel_units
 
 NARROW_CHANNELS = 32  # gates of layers narrower than this use squeeze ratio 1 (reference: 2 otherwise)
 OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open
@@ -116,35 +117,30 @@ class ChannelGate(nn.Module):
         return self.fc1.in_features * self.fc1.out_features + self.fc2.in_features * self.fc2.out_features
 
 
-def gate_slots(model: nn.Module) -> list[tuple[str, nn.Module, str, nn.Conv2d]]:
-    """(module name, unit, attribute, gated conv) for every gate slot, in forward order."""
-    slots: list[tuple[str, nn.Module, str, nn.Conv2d]] = []
-    for name, module in model.named_modules():
-        if isinstance(module, ConvUnit):
-            slots.append((name, module, "gate", module.conv))
-        elif isinstance(module, BasicBlock):
-            slots.append((name, module, "gate_a", module.conv_a))
-            slots.append((name, module, "gate_b", module.conv_b))
-    return slots
-
-
 def install_gates(model: nn.Module) -> nn.Module:
     """Put a fresh `ChannelGate` in every empty gate slot (in place; returns the model)."""
-    for _, unit, attr, conv in gate_slots(model):
-        if isinstance(getattr(unit, attr), NoGate):
-            gate = ChannelGate(conv.in_channels, conv.out_channels).to(conv.weight.device)
-            setattr(unit, attr, gate)
+    for unit in channel_units(model):
+        parent, attr = unit.slot
+        owner = model.get_submodule(parent)
+        if isinstance(getattr(owner, attr), NoGate):
+            conv = model.get_submodule(unit.conv)
+            setattr(owner, attr, ChannelGate(conv.in_channels, conv.out_channels).to(conv.weight.device))
     return model
+
+
+def gated_units(model: nn.Module) -> list[tuple[ChannelUnit, ChannelGate]]:
+    """(unit, its gate) for every unit whose slot holds a `ChannelGate`, in forward order."""
+    found = []
+    for unit in channel_units(model):
+        gate = model.get_submodule(unit.name)
+        if isinstance(gate, ChannelGate):
+            found.append((unit, gate))
+    return found
 
 
 def named_gates(model: nn.Module) -> list[tuple[str, ChannelGate]]:
     """('features.0.gate', gate), ... in forward order; empty for an ungated model."""
-    found = []
-    for name, unit, attr, _ in gate_slots(model):
-        gate = getattr(unit, attr)
-        if isinstance(gate, ChannelGate):
-            found.append((f"{name}.{attr}" if name else attr, gate))
-    return found
+    return [(unit.name, gate) for unit, gate in gated_units(model)]
 
 
 def gates_of(model: nn.Module) -> list[ChannelGate]:

@@ -1,0 +1,131 @@
+"""ManiDP's report of a finished run: the per-image table, the probe set's similarities, the summary figures.
+
+Pure functions over what the plug-in measured (`method.py` writes their results as artefacts):
+
+- `per_image_table`: one row per test image (per_image.parquet): loss, prediction, `macs` of its
+  sub-network from the masks (gates excluded), `gate_macs`, and `density_<layer>` = kept channels / c_l;
+- `balanced_probe` and `probe_arrays`: a class-balanced test sample (probe.npz) with, per gated layer,
+  the saliencies pi, the pooled features F it passes on, T = cos(pi_i, pi_j) and R = cos(F_i, F_j), and
+  the mean over layers of ||T - R||_F (`similarity_gap_mean`);
+- `summary_figures`: mean MACs per image and the reduction 1 - MACs / MACs_dense (with and without the
+  gates' own MACs), density, batch-1 latencies, and the Spearman correlations rho(MACs, loss) and
+  rho(MACs, difficulty): do harder images get larger sub-networks?
+- `spread` and `time_per_image`: which test images are checked and timed, and how.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from prunelab.methods.manidp.gates import GateRecord, cosine_matrix, feature_similarity
+from prunelab.methods.manidp.macs import MacsPlan
+
+
+def per_image_table(result: dict[str, np.ndarray], plan: MacsPlan, difficulty: torch.Tensor | None) -> Any:
+    """per_image.parquet's rows as a DataFrame, from the test evaluation `result` (loss, pred, label,
+    counts [N, L] of active channels per gated layer, macs [N])."""
+    import pandas as pd
+
+    n = len(result["loss"])
+    columns: dict[str, Any] = {
+        "index": np.arange(n, dtype=np.int64), "label": result["label"].astype(np.int64),
+        "pred": result["pred"].astype(np.int64), "loss": result["loss"].astype(np.float32),
+        "correct": result["pred"] == result["label"],
+        "difficulty": (difficulty.numpy().astype(np.float32) if difficulty is not None
+                       else pd.array([None] * n, dtype="Float32")),
+        "macs": result["macs"].astype(np.int64),
+        "gate_macs": np.full(n, plan.gate_macs, dtype=np.int64),
+    }
+    for i, (name, channels) in enumerate(zip(plan.gate_names, plan.gate_channels, strict=True)):
+        columns[f"density_{name}"] = (result["counts"][:, i] / channels).astype(np.float32)
+    return pd.DataFrame(columns)
+
+
+def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.Tensor:
+    """Up to `size` test positions: the first ones of each class in equal shares, sorted by class."""
+    per_class = [size // num_classes + (1 if c < size % num_classes else 0) for c in range(num_classes)]
+    chosen = [torch.nonzero(labels == c).squeeze(1)[:n] for c, n in enumerate(per_class)]
+    return torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.int64)
+
+
+def probe_arrays(positions: torch.Tensor, labels: torch.Tensor, layer_names: list[str],
+                 records: list[GateRecord]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images."""
+    arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
+                                     "labels": labels.numpy().astype(np.int64),
+                                     "layer_names": np.array(layer_names)}
+    gaps, r_min = [], 1.0
+    for i, record in enumerate(records):
+        gates, features = record.saliency.float(), record.features.float()
+        t, r = cosine_matrix(gates), feature_similarity(features)
+        arrays[f"gates_{i}"] = gates.cpu().numpy()
+        arrays[f"features_{i}"] = features.cpu().numpy()
+        arrays[f"T_{i}"] = t.cpu().numpy()
+        arrays[f"R_{i}"] = r.cpu().numpy()
+        gaps.append(float(torch.linalg.matrix_norm(t - r)))
+        r_min = min(r_min, float(r.min()))
+    return arrays, {"similarity_gap_mean": float(np.mean(gaps)), "probe_r_min": r_min,
+                    "probe_images": len(positions)}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation, None when undefined (constant input or fewer than 3 values)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def summary_figures(result: dict[str, np.ndarray], plan: MacsPlan, latency: dict[str, float],
+                    difficulty: torch.Tensor | None) -> dict[str, Any]:
+    """summary.json's per-image figures: MACs (gates beside, never inside), density, latencies, correlations."""
+    dense = plan.dense_macs()
+    mean_macs = float(result["macs"].mean())
+    return {
+        "macs_dense": dense, "macs_per_image": mean_macs, "macs_reduction": 1.0 - mean_macs / dense,
+        # the gates' own two Linear layers, per image: reported beside, never hidden in, the figure above
+        "macs_per_image_with_gates": mean_macs + plan.gate_macs,
+        "macs_reduction_with_gates": 1.0 - (mean_macs + plan.gate_macs) / dense,
+        "macs_per_image_min": int(result["macs"].min()), "macs_per_image_max": int(result["macs"].max()),
+        "gate_macs_per_image": plan.gate_macs,
+        "density_mean": float(np.mean(result["counts"] / np.array(plan.gate_channels))),
+        "latency_ms_b1_dense": latency["dense"], "latency_ms_b1_masked": latency["masked"],
+        "latency_ms_b1_sparse": latency["sparse"],
+        "spearman_macs_loss": spearman(result["macs"], result["loss"]),
+        "spearman_macs_difficulty": (None if difficulty is None
+                                     else spearman(result["macs"], difficulty.numpy())),
+    }
+
+
+def spread(count: int, macs: np.ndarray) -> torch.Tensor:
+    """`count` test positions spread over the MACs ranking (cheapest and most expensive included)."""
+    order = np.argsort(macs, kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(np.int64))
+    return torch.as_tensor(np.sort(order[picks]))
+
+
+def time_per_image(forwards: dict[str, Any], images: torch.Tensor, repeats: int = 3,
+                   warmup: int = 3) -> dict[str, float]:
+    """Median wall-clock milliseconds of each `forward(image)` over single images (batch 1).
+
+    The forwards are timed in turn on the same image, so a change of machine load hits them alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    with torch.inference_mode():
+        for forward in forwards.values():
+            for i in range(min(warmup, images.shape[0])):
+                forward(images[i:i + 1])
+        for _ in range(repeats):
+            for i in range(images.shape[0]):
+                image = images[i:i + 1]
+                for name, forward in forwards.items():
+                    start = time.perf_counter()
+                    forward(image)
+                    times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in times.items()}
