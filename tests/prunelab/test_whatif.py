@@ -31,8 +31,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          target_density=0.7)
     run = RunStore(tmp_path_factory.mktemp("whatif-runs")).create(config, "wi-manidp")
     with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the run short
-        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 4)
-        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 4)
+        patch.setattr("prunelab.methods.manidp.method.LATENCY_IMAGES", 2)
         run_training(config, run)
     return run.path
 
@@ -226,8 +226,8 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
     runs = tmp_path / "runs"
     run = RunStore(runs).create(config, "folder-manidp")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("prunelab.methods.manidp.VERIFY_IMAGES", 2)
-        patch.setattr("prunelab.methods.manidp.LATENCY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
+        patch.setattr("prunelab.methods.manidp.method.LATENCY_IMAGES", 2)
         run_training(config, run)
     write_test_pack(runs, config.data.dataset, load_dataset(config.data))
     shutil.rmtree(data)  # the training images are gone; the pack beside the run holds the test images
