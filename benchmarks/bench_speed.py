@@ -51,11 +51,11 @@ from prunelab.speed.forms import FORMS, available_forms, build_form
 from prunelab.speed.workloads import calibrated_gated_network, random_network, slimmed_pair
 
 QUICK_FORMS = ("eager", "bn_folded", "bn_folded_cl", "frozen_cl", "onnxruntime", "onnxruntime_aligned")
-TWO_THREAD_FORMS = ("bn_folded", "bn_folded_cl", "onnxruntime_aligned")  # the executors' references, the served form
+TWO_THREAD_FORMS = ("bn_folded_cl", "onnxruntime_aligned")  # the batched executor's reference, the served form
 SIZES: dict[Any, dict[str, Any]] = {  # quick / full
     False: {"models": ("resnet56", "vgg16"), "width": 1.0, "prune_ratio": 0.5, "density": 0.5,
             "batches": (1, 8, 64), "threads": (1, 2), "forms": {1: QUICK_FORMS, 2: TWO_THREAD_FORMS},
-            "rounds": {1: {1: 5, 8: 3, 64: 3}, 2: {1: 2, 8: 2, 64: 2}},
+            "rounds": {1: {1: 5, 8: 5, 64: 5}, 2: {1: 2, 8: 2, 64: 2}},
             "calls": {1: {1: 2, 8: 1, 64: 1}, 2: {1: 1, 8: 1, 64: 1}},
             "calibration_images": 256, "split": True, "split_rounds": 3},
     True: {"models": ("resnet56", "vgg16"), "width": 1.0, "prune_ratio": 0.5, "density": 0.5,
