@@ -204,9 +204,10 @@ def measure_model(work: Workload, sizes: dict[str, Any], test: torch.Tensor, thr
                              "dynamic_macs_ratio": dynamic_ratio, "computed_macs_ratio": batch_ratio}
         med = {name: statistics.median(values) for name, values in ms.items()}
         best, dense_form = min(forms, key=lambda f: med[f"compact/{f}"]), DYNAMIC_DENSE_FORM[pruned_form]
+        reference = f"{med[f'dense/{dense_form}']:.2f}" if f"dense/{dense_form}" in med else "not measured"
         common.log(f"{work.name} t{threads} b{batch}: compact fastest as {best} {med[f'compact/{best}']:.2f} ms "
                    f"(dense {med[f'dense/{best}']:.2f}); {pruned_form} {med[pruned_form]:.2f} ms vs dense "
-                   f"{dense_form} {med[f'dense/{dense_form}']:.2f}")
+                   f"{dense_form} {reference}")
     return rows, cells
 
 
