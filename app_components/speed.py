@@ -71,6 +71,16 @@ def rows(result: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def oversubscribed(frame: pd.DataFrame) -> float | None:
+    """Median ratio of the dense network's 2-thread to its 1-thread time over the cells measured both ways
+    (above 1: two threads were slower than one, the cores were busy with other work), or None."""
+    dense = frame.drop_duplicates(["model", "batch", "threads", "form"])
+    one = dense[dense["threads"] == 1].set_index(["model", "batch", "form"])["dense_ms"]
+    two = dense[dense["threads"] == 2].set_index(["model", "batch", "form"])["dense_ms"]
+    both = two.index.intersection(one.index)
+    return float((two[both] / one[both]).median()) if len(both) else None
+
+
 def split_of(result: dict[str, Any], model: str) -> dict[str, Any] | None:
     return result.get("details", {}).get("speed", {}).get("models", {}).get(model, {}).get("split")
 

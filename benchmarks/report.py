@@ -1,6 +1,6 @@
 """Markdown tables from benchmark JSON files, for docs/benchmarks.md.
 
-    python benchmarks/report.py --all bench.json [--cuda cuda.json] [--real real.json]
+    python benchmarks/report.py --all bench.json [--cuda cuda.json] [--real real.json] [--speed speed.json]
 """
 
 from __future__ import annotations
@@ -110,11 +110,34 @@ def real(data: dict[str, Any]) -> str:
                   "epochs", "wall s"], rows)
 
 
+def speed(data: dict[str, Any], threads: int = 1) -> str:
+    """The speed section (run_all.py --only speed): per model and batch, the static network in each form and
+    the executor against the dense network in each form, at `threads`."""
+    rows = [r for r in data["speed_rows"] if r["threads"] == threads]
+    out = []
+    for kind in ("static", "dynamic"):
+        lines = []
+        for r in sorted((r for r in rows if r["kind"] == kind), key=lambda r: (r["model"], r["batch"], r["form"])):
+            pruned = f"{r['pruned_ms']:.2f}" if kind == "static" else f"{r['pruned_ms']:.2f} ({r['pruned_form']})"
+            extra = [_num(r.get("computed_macs_ratio"), 2)] if kind == "dynamic" else []
+            lines.append([r["model"], str(r["batch"]), r["form"], _num(r["macs_ratio"], 2), *extra,
+                          f"{r['dense_ms']:.2f}", pruned,
+                          f"{r['speedup']:.2f} [{r['speedup_q25']:.2f}, {r['speedup_q75']:.2f}]",
+                          _num(r["speedup_over_macs"], 2)])
+        header = (["model", "batch", "form (both sides)", "MACs ratio", "dense ms", "compact ms", "speedup",
+                   "speedup / MACs"] if kind == "static" else
+                  ["model", "batch", "dense form", "MACs ratio (per image)", "MACs ratio (computed)", "dense ms",
+                   "executor ms", "speedup", "speedup / MACs"])
+        out.append(f"#### {kind}, {threads} thread{'s' if threads > 1 else ''}\n\n{table(header, lines)}")
+    return "\n\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--all", type=Path, help="run_all.py JSON")
     parser.add_argument("--cuda", type=Path, help="bench_cuda.py JSON")
     parser.add_argument("--real", type=Path, help="bench_real_data.py JSON")
+    parser.add_argument("--speed", type=Path, help="run_all.py --only speed JSON")
     args = parser.parse_args()
     if args.all:
         data = json.loads(args.all.read_text())
@@ -124,6 +147,11 @@ def main() -> None:
         print(f"### CUDA\n\n{cuda(json.loads(args.cuda.read_text()))}\n")
     if args.real:
         print(f"### Real data\n\n{real(json.loads(args.real.read_text()))}\n")
+    if args.speed:
+        data = json.loads(args.speed.read_text())
+        print(f"### Speed targets\n\n{targets(data)}\n")
+        for threads in sorted({r["threads"] for r in data["speed_rows"]}):
+            print(f"{speed(data, threads)}\n")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ else:
                f"{speed.EXECUTOR_LABELS['batched_executor']} above. The MACs ratio is the mean over the timed "
                "images of each image's own sub-network; a batch computes the union of its images' channels.")
 st.plotly_chart(speed.speedup_figure(frame, kind, model), key="speed_chart")
+slowdown = speed.oversubscribed(frame)
+if slowdown is not None and slowdown > 1.0:
+    st.warning(f"With 2 threads the dense network took {slowdown:.1f}× its 1-thread time (median over the cells "
+               "measured both ways): the machine's cores were busy with other jobs, and a second thread that waits "
+               "for a core stalls the first at every parallel region. The 2-thread panel shows that effect, not what "
+               "2 threads give on an idle machine.")
 shown = frame[(frame["kind"] == kind) & (frame["model"] == model)]
 st.dataframe(shown.drop(columns=["kind", "model", "form"]), hide_index=True, key="speed_rows")
 
