@@ -34,6 +34,7 @@ HEADLINES = {  # key -> (label, target, what it is)
 }
 EXECUTOR_LABELS = {"sparse_executor": "sparse executor (one image at a time)",
                    "batched_executor": "batched executor (union of the batch's channels)"}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 MODEL_LABELS = {"resnet56": "ResNet-56", "vgg16": "VGG-16", "resnet20": "ResNet-20", "vgg11": "VGG-11"}
 
 
@@ -132,16 +133,20 @@ def speedup_figure(frame: pd.DataFrame, kind: str, model: str) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(threads), shared_yaxes=True,
                         subplot_titles=[f"{t} thread{'s' if t > 1 else ''}" for t in threads])
     forms = list(dict.fromkeys(mine["form"]))
+    colors = {form: PALETTE[i % len(PALETTE)] for i, form in enumerate(forms)}
+    shown: set[str] = set()
     for col, t in enumerate(threads, start=1):
         cell = mine[mine["threads"] == t]
-        for form in forms:
+        for form in dict.fromkeys(cell["form"]):  # the forms measured at this thread count
             part = cell[cell["form"] == form].sort_values("batch")
             fig.add_trace(go.Bar(x=[f"batch {b}" for b in part["batch"]], y=part["speedup"],
-                                 name=FORM_LABELS.get(form, form), legendgroup=form, showlegend=col == 1,
+                                 name=FORM_LABELS.get(form, form), legendgroup=form, showlegend=form not in shown,
+                                 marker_color=colors[form],
                                  error_y={"type": "data", "symmetric": False,
                                           "array": part["speedup_q75"] - part["speedup"],
                                           "arrayminus": part["speedup"] - part["speedup_q25"]}),
                           row=1, col=col)
+            shown.add(form)
         macs = cell.groupby("batch")["macs_ratio"].first().sort_index()
         fig.add_trace(go.Scatter(x=[f"batch {b}" for b in macs.index], y=macs.values, mode="lines+markers",
                                  line={"dash": "dash", "color": "black"}, name="MACs ratio", legendgroup="macs",

@@ -81,7 +81,8 @@ def test_speed_section_writes_rows_and_headlines(tmp_path: Path, monkeypatch: py
     rows = result["speed_rows"]
     assert all(set(bench_speed.ROW_FIELDS) <= set(row) for row in rows)
     cells = {(r["kind"], r["model"], r["batch"], r["threads"], r["form"]) for r in rows}
-    assert len(cells) == len(rows) == 2 * 2 * 2 * (4 + 2)  # kinds x models x batches x forms per thread count
+    forms = result["details"]["speed"]["config"]["forms"]  # onnxruntime forms only where it is installed
+    assert len(cells) == len(rows) == 2 * 2 * 2 * (len(forms["threads_1"]) + len(forms["threads_2"]))
     assert {r["pruned_form"] for r in rows if r["kind"] == "dynamic"} == {"sparse_executor", "batched_executor"}
     speed = result["details"]["speed"]
     assert "speed_rows" not in speed and set(speed["headline_by_model"]) == {"resnet20", "vgg11"}
