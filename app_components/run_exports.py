@@ -66,6 +66,8 @@ def run_detail(path: Path) -> None:
             onnx.caption({"slimming": "The compact slimming network (pruned, fine-tuned).",
                           "baseline": "The baseline network.", "manidp": MANIDP_NOTE}.get(method, "The final model.")
                          + " Checked with onnxruntime against PyTorch on test images (within 1e-3).")
+        elif status.get("state") == "done":
+            onnx.caption("ONNX: this run has no model.pt (the bundled demo runs ship without model weights).")
         else:
             onnx.caption("ONNX: needs a finished run (model.pt and summary.json).")
         if (path / METRICS_FILE).is_file():

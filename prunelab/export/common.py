@@ -42,8 +42,10 @@ def open_finished_run(run: RunDir, needs: tuple[str, ...]) -> RunConfig:
         raise ExportError(f"run {run.run_id}: {getattr(error, 'short', error)}") from None
     for name in needs:
         if not run.file(name).is_file():
-            raise ExportError(f"run {run.run_id} has no {name} (state {run.state}): "
-                              "this export needs a finished run")
+            state = run.state
+            if state == "done":  # finished, but the file was not kept (the bundled demo has no weights)
+                raise ExportError(f"run {run.run_id} is done but has no {name}, which this export needs")
+            raise ExportError(f"run {run.run_id} has no {name} (state {state}): this export needs a finished run")
     return config
 
 
