@@ -129,11 +129,17 @@ def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],
     between two phases marked (slimming: "prune", with the accuracy right after pruning)."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08)
     hover = curves["phase_label"] + " epoch " + curves["epoch"].astype(str)
-    for col, (train, test) in enumerate((("train_loss", "test_loss"), ("train_acc", "test_acc")), start=1):
-        for column, colour, dash in ((train, TRAIN_COLOUR, "solid"), (test, TEST_COLOUR, "dash")):
-            fig.add_scatter(x=curves["step"], y=curves[column], mode="lines+markers", name=column.replace("_", " "),
-                            line={"color": colour, "dash": dash}, marker={"size": 7}, text=hover,
-                            hovertemplate="%{text}<br>%{y:.4f}<extra>" + column + "</extra>", row=1, col=col)
+    traces = [(1, "train CE", curves["train_ce"], TRAIN_COLOUR, "solid"),
+              (1, "test CE", curves["test_loss"], TEST_COLOUR, "dash"),
+              (2, "train acc", curves["train_acc"], TRAIN_COLOUR, "solid"),
+              (2, "test acc", curves["test_acc"], TEST_COLOUR, "dash")]
+    objective = curves["train_loss"]
+    if not np.allclose(objective, curves["train_ce"], rtol=1e-3, equal_nan=True):  # method terms in the loss
+        traces.insert(1, (1, "train objective (CE + method terms)", objective, TRAIN_COLOUR, "dot"))
+    for col, name, series, colour, dash in traces:
+        fig.add_scatter(x=curves["step"], y=series, mode="lines+markers", name=name,
+                        line={"color": colour, "dash": dash}, marker={"size": 7 if dash != "dot" else 4},
+                        text=hover, hovertemplate="%{text}<br>%{y:.4f}<extra>" + name + "</extra>", row=1, col=col)
     for index, span in enumerate(spans):
         colour = PHASE_COLOURS[index % len(PHASE_COLOURS)]
         done_end = span.start + span.done
@@ -161,7 +167,7 @@ def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],
                             hovertemplate="%{y:.4f}<extra>pruning</extra>", row=1, col=2)
     last = max([span.end for span in spans] + [float(curves["step"].max()) + 0.5])
     fig.update_xaxes(range=[0.5, last], title_text="epoch, all phases", dtick=1 if last < 30 else None)
-    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="loss (cross-entropy)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(height=340, margin={"t": 50, "b": 40, "l": 40, "r": 10},
                       legend={"orientation": "h", "y": -0.25})
@@ -254,8 +260,8 @@ def complexity_figure(curves: pd.DataFrame, used: bool) -> go.Figure:
         fig.add_scatter(x=curves["step"], y=curves["train_ce"], mode="lines+markers", name="mean training CE",
                         line={"color": TRAIN_COLOUR, "dash": "dash"})
     title = "complexity threshold C" + ("" if used else " (complexity term off: not used)")
-    return fig.update_layout(height=300, margin={"t": 40, "b": 40}, title=title, xaxis_title="epoch, all phases",
-                             legend={"orientation": "h"}, xaxis_dtick=1)
+    return fig.update_layout(height=320, margin={"t": 40, "b": 40}, title=title, xaxis_title="epoch, all phases",
+                             legend={"orientation": "h", "y": -0.3}, xaxis_dtick=1)
 
 
 # what each method adds under the curves: (run path, curves, config) -> None

@@ -38,7 +38,7 @@ PHASE_LABELS = {"train": "training", "sparsity": "sparsity training", "finetune"
 # what a method does to the model between two of its phases (Trainer: method.between_phases)
 BOUNDARY_LABELS = {("sparsity", "finetune"): "prune"}
 LAYER_DENSITY_PREFIX = "test_density_"  # ManiDP: test density of one gated layer per epoch
-CURVE_COLUMNS = ["train_loss", "test_loss", "train_acc", "test_acc"]
+CURVE_COLUMNS = ["train_loss", "train_ce", "test_loss", "train_acc", "test_acc"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,6 +83,7 @@ def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     for column in CURVE_COLUMNS:
         if column not in frame:
             frame[column] = np.nan
+    frame["train_ce"] = frame["train_ce"].fillna(frame["train_loss"])  # rows from before train_ce was logged
     return frame
 
 

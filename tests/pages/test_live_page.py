@@ -46,8 +46,9 @@ def test_finished_slimming_run_shows_its_phases_prune_and_gammas(runs_env: Path)
     run = fixture_run(runs_env, "fx-slim-l1e-3", PRUNING_FILE)
     at = render(run)
     curves, gammas = plotly_figures(at)[:2]
-    loss = next(t for t in curves["data"] if t["name"] == "train loss")
+    loss = next(t for t in curves["data"] if t["name"] == "train CE")
     assert values(loss["x"]).tolist() == [1, 2, 3]  # 2 sparsity epochs, then 1 fine-tune epoch
+    assert not any(t["name"].startswith("train objective") for t in curves["data"])  # slimming's loss is CE
     assert "prune" in annotations(curves)
     assert {"sparsity training", "fine-tune"} <= set(annotations(curves))
     pruning = json.loads((run / PRUNING_FILE).read_text())
@@ -70,7 +71,9 @@ def test_finished_manidp_run_shows_density_per_layer_and_c(runs_env: Path) -> No
     # ManiDP logs the test density of every gated layer per epoch (the live view draws the last epoch's)
     assert {f"test_density_{layer}" for layer in layers} <= set(rows[-1])
     at = render(run)
-    _, density, complexity = plotly_figures(at)[:3]
+    curves, density, complexity = plotly_figures(at)[:3]
+    objective = next(t for t in curves["data"] if t["name"].startswith("train objective"))  # CE + its terms
+    assert values(objective["y"]).tolist() == pytest.approx([row["train_loss"] for row in rows])
     bars = density["data"][0]
     assert list(bars["x"]) == layers
     assert values(bars["y"]).tolist() == pytest.approx([rows[-1][f"test_density_{layer}"] for layer in layers])
@@ -82,7 +85,7 @@ def test_a_running_run_says_what_is_not_written_yet(runs_env: Path) -> None:
     run = fixture_run(runs_env, "fx-running", "metrics.jsonl")  # slimming, first epoch logged, no artefacts
     at = render(run)
     curves = plotly_figures(at)[0]
-    loss = next(t for t in curves["data"] if t["name"] == "train loss")
+    loss = next(t for t in curves["data"] if t["name"] == "train CE")
     assert len(values(loss["x"])) == 1
     assert any("sparsity training (1/" in text for text in annotations(curves))  # the planned phases ahead
     text = messages(at)
