@@ -142,7 +142,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         if address:
             ray.init(address=address, log_to_driver=False, runtime_env=runtime_env())
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     except Exception as error:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: one line for the user
         raise _connect_error(address, error) from None
     try:
@@ -180,7 +180,7 @@ def connect(address: str | None = None, timeout_s: float = 300.0) -> Any:
                 if address:
                     ray.init(address=address, log_to_driver=False, runtime_env=runtime_env())
                 else:
-                    ray.init(include_dashboard=False, log_to_driver=False)
+                    ray.init(address="local", include_dashboard=False, log_to_driver=False)
             except Exception as error:  # noqa: BLE001 - reported by the caller in one line
                 failure.append(error)
             finally:
