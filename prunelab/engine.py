@@ -27,7 +27,7 @@ from torch import nn
 from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.flops import count_macs, count_params
-from prunelab.methods import Phase, PruningMethod, get_method
+from prunelab.methods import ArtefactWriter, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
 from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
@@ -127,9 +127,13 @@ class Trainer:
         self.progress = progress or Progress(run.run_id)
         self.device = resolve_device(config.train.device)
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
-        self.method: PruningMethod = get_method(config.method.name)(config.method, self)
         self.amp_dtype = torch.bfloat16 if (self.device.type == "cuda" and config.train.amp) else None
         self.channels_last = self.device.type == "cuda" and config.train.channels_last
+        # all a method sees of this run (its evaluate adds the method's eval_extras)
+        self.context = RunContext(
+            config=config, data=self.dataset, loader=self.loader, evaluate=self.evaluate, autocast=self.autocast,
+            device=self.device, channels_last=self.channels_last, artefacts=ArtefactWriter(run.path), log=self.log)
+        self.method: PruningMethod = get_method(config.method.name)(config.method, self.context)
         self._phases = self.method.phases()
         self._epochs_total = sum(p.epochs for p in self._phases)
         self._epochs_before: list[int] = [sum(p.epochs for p in self._phases[:i]) for i in range(len(self._phases))]
@@ -366,7 +370,7 @@ class Trainer:
         # every epoch that shaped the final weights, a parent run's included (equal-budget comparisons)
         summary["epochs_total"] = self._epochs_total + int(lineage.get("parent_epochs_total", 0))
         summary["parent_run"] = lineage.get("parent_run")
-        self.method.finalize(model, summary)
+        summary.update(self.method.finalize(model, test))
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
         self.run_dir.save_torch(MODEL_FILE, {
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),

@@ -5,6 +5,14 @@ from prunelab.methods import (
     manidp,  # noqa: F401
     slimming,  # noqa: F401
 )
-from prunelab.methods.base import METHODS, Phase, PruningMethod, get_method, register_method
+from prunelab.methods.base import (
+    METHODS,
+    ArtefactWriter,
+    Phase,
+    PruningMethod,
+    RunContext,
+    get_method,
+    register_method,
+)
 
-__all__ = ["METHODS", "Phase", "PruningMethod", "get_method", "register_method"]
+__all__ = ["METHODS", "ArtefactWriter", "Phase", "PruningMethod", "RunContext", "get_method", "register_method"]

@@ -1,7 +1,9 @@
 """The pruning-method plug-in interface.
 
-The trainer calls these hooks with fixed signatures and never names a method:
+The engine builds a `RunContext` (what a method may use of its run) and calls these hooks with fixed
+signatures; it never names a method, and a method never sees the engine:
 
+    method = Method(config.method, context)
     model = method.prepare_model(model, fresh)              # once (e.g. insert gates, init BN)
     for phase in method.phases():                           # e.g. "sparsity" then "finetune"
         model = method.between_phases(prev, phase, model)   # e.g. prune into a smaller network
@@ -10,24 +12,36 @@ The trainer calls these hooks with fixed signatures and never names a method:
             method.after_backward(model)                    # e.g. L1 subgradient on BN gammas
             optimizer.step()
           metrics |= method.on_epoch_end(...)               # e.g. save gamma history, recalibrate
-          test = trainer.evaluate(model)                    # + method.eval_extras(model) per batch
-    method.finalize(model, summary)                         # artefacts and summary figures
+          test = context.evaluate(model)                    # + method.eval_extras(model) per batch
+    summary |= method.finalize(model, test)                 # artefacts; returns its summary figures
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import BaseModel
 from torch import nn
 
-from prunelab.config import METHOD_CONFIGS
+from prunelab.config import METHOD_CONFIGS, RunConfig
+from prunelab.run_format import (
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_parquet,
+    atomic_write_torch,
+)
 
 if TYPE_CHECKING:
-    from prunelab.engine import Trainer
+    import numpy as np
+    import pandas as pd
+
+    from prunelab.data import BatchLoader, ImageDataset
+    from prunelab.engine import EvalResult
 
 
 @dataclass(frozen=True)
@@ -39,18 +53,56 @@ class Phase:
     lr: float
 
 
+@dataclass(frozen=True)
+class ArtefactWriter:
+    """The method artefacts of one run directory, each file written atomically (prunelab.run_format)."""
+
+    run_dir: Path
+
+    def file(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.file(name), obj)
+
+    def write_npz(self, name: str, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+        atomic_write_npz(self.file(name), arrays, compressed)
+
+    def write_parquet(self, name: str, frame: pd.DataFrame) -> None:
+        atomic_write_parquet(self.file(name), frame)
+
+    def save_torch(self, name: str, obj: Any) -> None:
+        atomic_write_torch(self.file(name), obj)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method may use of the run it trains in; the engine builds it (tests build a real one with
+    `prunelab.engine.Trainer(config, run).context`)."""
+
+    config: RunConfig  # the whole run (a method's own settings are also its `config`)
+    data: ImageDataset
+    loader: Callable[..., BatchLoader]  # loader(split, *, shuffle=, augment=, batch_size=, epoch=): the engine's
+    evaluate: Callable[..., EvalResult]  # evaluate(model, split="test"): per image, with the method's eval_extras
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]  # mixed precision as the run trains
+    device: torch.device
+    channels_last: bool
+    artefacts: ArtefactWriter
+    log: Callable[[str], None]  # a line in log.txt and the live progress
+
+
 class PruningMethod:
     """Base class: every hook is a no-op, so plain training is the base itself."""
 
     name = "base"
     config_class: type[BaseModel] = BaseModel  # set by register_method
 
-    def __init__(self, config: Any, trainer: Trainer) -> None:
+    def __init__(self, config: Any, context: RunContext) -> None:
         self.config = config
-        self.trainer = trainer
+        self.context = context
 
     def phases(self) -> list[Phase]:
-        train = self.trainer.config.train
+        train = self.context.config.train
         return [Phase("train", train.epochs, train.lr)]
 
     def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
@@ -92,8 +144,11 @@ class PruningMethod:
         """Where the initial weights came from: {"parent_run": run id, "parent_epochs_total": int}, or {}."""
         return {}
 
-    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
-        """Write method artefacts into the run directory and add figures to `summary`."""
+    def finalize(self, model: nn.Module, test: EvalResult) -> dict[str, Any]:
+        """After the last epoch: write the method's artefacts; returns its figures for summary.json.
+
+        `test` is the final model's per-image evaluation of the test set (with `eval_extras`)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Method state for checkpoints (tensors and plain containers only)."""

@@ -49,7 +49,7 @@ def install_batch_hook(monkeypatch: pytest.MonkeyPatch, hook: BatchHook) -> None
 
     def after_backward(self: Baseline, model: object) -> None:
         self._test_batch += 1
-        hook(self.trainer.config.name, self._test_epoch, self._test_batch)
+        hook(self.context.config.name, self._test_epoch, self._test_batch)
 
     monkeypatch.setattr(Baseline, "on_epoch_start", on_epoch_start)
     monkeypatch.setattr(Baseline, "after_backward", after_backward)
@@ -189,7 +189,7 @@ def test_concurrent_submissions_from_many_threads(tmp_path: Path, monkeypatch: p
     datasets: set[int] = set()  # identity of the dataset each trainer trained on
 
     def on_epoch_start(self: Baseline, phase: object, epoch: int, model: object) -> None:
-        datasets.add(id(self.trainer.dataset))
+        datasets.add(id(self.context.data))
 
     monkeypatch.setattr(Baseline, "on_epoch_start", on_epoch_start)
     manager = JobManager(tmp_path / "runs", max_concurrent=2)

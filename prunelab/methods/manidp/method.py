@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.base import Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.manidp.executor import SparseExecutor
 from prunelab.methods.manidp.gates import (
     cosine_matrix,
@@ -83,13 +83,11 @@ from prunelab.run_format import (
     PER_IMAGE_FILE,
     PROBE_FILE,
     RunStoreError,
-    atomic_write_npz,
-    atomic_write_parquet,
 )
 
 if TYPE_CHECKING:
     from prunelab.config import ManiDPConfig
-    from prunelab.engine import Trainer
+    from prunelab.engine import EvalResult
 
 CALIBRATION_IMAGES = 2000  # training images whose mean saliencies set the thresholds
 RAMP_FRACTION = 0.5  # eta reaches the target after this fraction of the training steps
@@ -174,8 +172,8 @@ def parent_epochs_total(parent: Any) -> int:
 class ManiDP(PruningMethod):
     """Gates, complexity- and similarity-aligned sparsity, per-epoch thresholds, per-image artefacts."""
 
-    def __init__(self, config: ManiDPConfig, trainer: Trainer) -> None:
-        super().__init__(config, trainer)
+    def __init__(self, config: ManiDPConfig, context: RunContext) -> None:
+        super().__init__(config, context)
         self.config: ManiDPConfig = config
         self.complexity_c: float | None = None  # C for the coming epoch
         self.eta = 1.0
@@ -197,7 +195,7 @@ class ManiDP(PruningMethod):
         if self.thresholds:
             set_thresholds(model, self.thresholds)
         self.layer_names = [name for name, _ in named_gates(model)]
-        self.plan = build_plan(model, self.trainer.dataset.image_shape)
+        self.plan = build_plan(model, self.context.data.image_shape)
         return model
 
     def _load_backbone(self, model: nn.Module, source: str) -> None:
@@ -206,7 +204,7 @@ class ManiDP(PruningMethod):
 
         from prunelab.store import RunDir
 
-        sibling = self.trainer.run_dir.path.parent / source
+        sibling = self.context.artefacts.run_dir.parent / source  # a run id in the same runs folder
         path = sibling if sibling.is_dir() else Path(source)
         parent = RunDir(path)
         state = parent.load_torch(MODEL_FILE)["model_state"]
@@ -221,7 +219,7 @@ class ManiDP(PruningMethod):
                              f"{unexpected[:3]}, other shapes {reshaped[:3]}); "
                              "the same model, width and number of classes are needed")
         model.load_state_dict(backbone, strict=True)
-        self.trainer.log(f"manidp: backbone initialised from run {parent.run_id}")
+        self.context.log(f"manidp: backbone initialised from run {parent.run_id}")
 
     def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
         """Backbone with the run's weight decay; gates without weight decay, lr scaled by gate_lr_scale."""
@@ -240,13 +238,13 @@ class ManiDP(PruningMethod):
 
     # thresholds ---------------------------------------------------------------------------------
     def _calibration_loader(self) -> BatchLoader:
-        data, trainer = self.trainer.dataset, self.trainer
-        generator = torch.Generator().manual_seed(trainer.config.train.seed)
+        data, context = self.context.data, self.context
+        generator = torch.Generator().manual_seed(context.config.train.seed)
         count = min(CALIBRATION_IMAGES, data.train_size)
         chosen = torch.sort(torch.randperm(data.train_size, generator=generator)[:count]).values
         return BatchLoader(data.train_images[chosen], data.train_labels[chosen],
-                           trainer.config.train.eval_batch_size, mean=data.mean, std=data.std, shuffle=False,
-                           augment=False, device=trainer.device, channels_last=trainer.channels_last)
+                           context.config.train.eval_batch_size, mean=data.mean, std=data.std, shuffle=False,
+                           augment=False, device=context.device, channels_last=context.channels_last)
 
     @torch.no_grad()
     def calibration_saliencies(self, model: nn.Module) -> list[torch.Tensor]:
@@ -255,7 +253,7 @@ class ManiDP(PruningMethod):
         model.eval()
         batches: list[list[torch.Tensor]] = []
         for images, _, _ in self._calibration_loader():
-            with self.trainer.autocast():
+            with self.context.autocast():
                 model(images)
             batches.append([r.saliency.float() for r in records(model)])
         model.train(was_training)
@@ -278,7 +276,7 @@ class ManiDP(PruningMethod):
         ce_sum, seen = 0.0, 0
         try:
             for images, labels, _ in self._calibration_loader():
-                with self.trainer.autocast():
+                with self.context.autocast():
                     logits = model(images)
                 ce_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
                 seen += labels.shape[0]
@@ -293,7 +291,7 @@ class ManiDP(PruningMethod):
 
     def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
         """Remain rate at this step; thresholds (unless calibrated at the last epoch end); C at the start."""
-        self.steps_total = max(1, phase.epochs * len(self.trainer.loader("train")))
+        self.steps_total = max(1, phase.epochs * len(self.context.loader("train")))
         self.eta = remain_rate(self.step, self.steps_total, self.config.target_density)
         if self._running is None or self._calibrated_for != epoch:
             self.calibrate(model, self.eta)
@@ -397,16 +395,21 @@ class ManiDP(PruningMethod):
         self.eta = float(state.get("eta", 1.0))
         self.step = int(state.get("step", 0))
         running = state.get("running")
-        self._running = None if running is None else [r.to(self.trainer.device).float() for r in running]
+        self._running = None if running is None else [r.to(self.context.device).float() for r in running]
         self._calibrated_for = int(state.get("calibrated_for", -1))
         self.parent = dict(state.get("parent", {}))
 
     # artefacts --------------------------------------------------------------------------------
-    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
+    def finalize(self, model: nn.Module, test: EvalResult) -> dict[str, Any]:
+        """per_image.parquet (from the final test evaluation and its eval_extras), probe.npz, the MACs and
+        executor checks (a failed check fails the run), batch-1 latencies, manidp.json; returns the figures."""
         self.thresholds = get_thresholds(model)
         assert self.plan is not None
-        per_image = self.evaluate_per_image(model)
-        self._write_per_image(per_image)
+        context = self.context
+        per_image = {"loss": test.loss.numpy(), "pred": test.pred.numpy(), "label": test.labels.numpy(),
+                     "counts": test.extras["counts"].numpy(), "macs": test.extras["macs"].numpy()}
+        table = per_image_table(per_image, self.plan, context.data.test_difficulty)
+        context.artefacts.write_parquet(PER_IMAGE_FILE, table)
         probe_gap = self._write_probe(model)
         cpu_model = model.to("cpu").eval()
         try:
@@ -423,10 +426,10 @@ class ManiDP(PruningMethod):
             executor_check = self._check_executor(cpu_model, executor, sample)
             latency = self._latencies(cpu_model, executor)
         finally:
-            model.to(self.trainer.device)
-        self._summarise(summary, per_image, latency)
-        summary.update(probe_gap)
-        self.trainer.run_dir.write_json(MANIDP_FILE, {
+            model.to(context.device)
+        figures = summary_figures(per_image, self.plan, latency, context.data.test_difficulty)
+        figures.update(probe_gap)
+        context.artefacts.write_json(MANIDP_FILE, {
             "layers": self.layer_names, "channels": list(self.plan.gate_channels),
             "thresholds": self.thresholds,
             "eta": self.eta, "complexity_c": self.complexity_c, "macs_dense": self.plan.dense_macs(),
@@ -434,25 +437,13 @@ class ManiDP(PruningMethod):
             "executor_verification": executor_check, "latency_ms_b1": latency,
             "config": self.config.model_dump(mode="json"),
         })
-        summary["macs_verification_passed"] = bool(macs_check["passed"])
-        summary["executor_max_abs_diff"] = executor_check["max_abs_diff"]
-
-    def evaluate_per_image(self, model: nn.Module) -> dict[str, np.ndarray]:
-        """Per test image: loss, pred, label, active channels per gated layer and MACs from the masks."""
-        set_recording(model, True)
-        result = self.trainer.evaluate(model, "test")
-        assert self.plan is not None
-        return {"loss": result.loss.numpy(), "pred": result.pred.numpy(), "label": result.labels.numpy(),
-                "counts": result.extras["counts"].numpy(), "macs": result.extras["macs"].numpy()}
-
-    def _write_per_image(self, result: dict[str, np.ndarray]) -> None:
-        assert self.plan is not None
-        table = per_image_table(result, self.plan, self.trainer.dataset.test_difficulty)
-        atomic_write_parquet(self.trainer.run_dir.file(PER_IMAGE_FILE), table)
+        figures["macs_verification_passed"] = bool(macs_check["passed"])
+        figures["executor_max_abs_diff"] = executor_check["max_abs_diff"]
+        return figures
 
     def _test_images(self, positions: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """Normalised test images at `positions` [P] -> [P, C, H, W] float32 on `device`."""
-        data = self.trainer.dataset
+        data = self.context.data
         loader = BatchLoader(data.test_images[positions], data.test_labels[positions], max(1, len(positions)),
                              mean=data.mean, std=data.std, shuffle=False, augment=False, device=device)
         return torch.cat([images for images, _, _ in loader])
@@ -460,14 +451,14 @@ class ManiDP(PruningMethod):
     @torch.no_grad()
     def _write_probe(self, model: nn.Module) -> dict[str, float]:
         """probe.npz: gates, pooled features, T and R of a balanced test sample; returns the gap figures."""
-        data = self.trainer.dataset
+        data = self.context.data
         positions = balanced_probe(data.test_labels, self.config.probe_size, data.num_classes)
         model.eval()
         set_recording(model, True)
-        with self.trainer.autocast():
-            model(self._test_images(positions, self.trainer.device))
+        with self.context.autocast():
+            model(self._test_images(positions, self.context.device))
         arrays, figures = probe_arrays(positions, data.test_labels[positions], self.layer_names, records(model))
-        atomic_write_npz(self.trainer.run_dir.file(PROBE_FILE), arrays, compressed=True)
+        self.context.artefacts.write_npz(PROBE_FILE, arrays, compressed=True)
         return figures
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor,
@@ -486,7 +477,7 @@ class ManiDP(PruningMethod):
         """Median batch-1 CPU milliseconds over real test images: dense backbone, masked model, executor."""
         dense = build_model(spec_of(model)).eval()
         dense.load_state_dict({k: v for k, v in model.state_dict().items() if ".gate" not in k})
-        positions = torch.arange(min(LATENCY_IMAGES, self.trainer.dataset.test_size))
+        positions = torch.arange(min(LATENCY_IMAGES, self.context.data.test_size))
         images = self._test_images(positions, "cpu")
         set_recording(model, False)
         try:
@@ -494,8 +485,3 @@ class ManiDP(PruningMethod):
         finally:
             set_recording(model, True)
         return {**timings, "threads": torch.get_num_threads(), "images": int(images.shape[0])}
-
-    def _summarise(self, summary: dict[str, Any], result: dict[str, np.ndarray],
-                   latency: dict[str, float]) -> None:
-        assert self.plan is not None
-        summary.update(summary_figures(result, self.plan, latency, self.trainer.dataset.test_difficulty))

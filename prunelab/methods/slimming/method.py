@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 from prunelab.config import RunConfig, SlimmingConfig
 from prunelab.flops import count_macs, count_params
 from prunelab.latency import measure_latency_ms
-from prunelab.methods.base import Phase, PruningMethod, register_method
+from prunelab.methods.base import Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.slimming.pruning import (
     PrunableUnit,
     add_l1_subgradient_,
@@ -50,6 +50,9 @@ from prunelab.run_format import (
     atomic_write_npz,
 )
 from prunelab.store import RunDir
+
+if TYPE_CHECKING:
+    from prunelab.engine import EvalResult
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 VERIFY_IMAGES = 256
@@ -102,8 +105,8 @@ class Slimming(PruningMethod):
 
     config: SlimmingConfig
 
-    def __init__(self, config: SlimmingConfig, trainer: Any) -> None:
-        super().__init__(config, trainer)
+    def __init__(self, config: SlimmingConfig, context: RunContext) -> None:
+        super().__init__(config, context)
         self._units: list[PrunableUnit] = []
         self._bn_names: list[str] = []
         self._bns: list[nn.BatchNorm2d] = []
@@ -115,13 +118,13 @@ class Slimming(PruningMethod):
     # phases and model ------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Sparsity training, then fine-tuning; a 0-epoch finetune phase still triggers the pruning."""
-        config = self.trainer.config
+        config = self.context.config
         return [Phase("sparsity", config.train.epochs, config.train.lr),
                 Phase("finetune", self.config.finetune_epochs, finetune_lr(config))]
 
     @property
     def _input_shape(self) -> tuple[int, ...]:
-        return tuple(self.trainer.dataset.image_shape)
+        return tuple(self.context.data.image_shape)
 
     def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
         """Fresh model: every BN gamma := bn_init (reference code: 0.5); find the prunable BNs."""
@@ -165,7 +168,7 @@ class Slimming(PruningMethod):
 
     def _write_history(self) -> None:
         if self.history:
-            write_gamma_history(self.trainer.run_dir.file(GAMMA_HISTORY_FILE), self._bn_names, self.history,
+            write_gamma_history(self.context.artefacts.file(GAMMA_HISTORY_FILE), self._bn_names, self.history,
                                 self.config.sparsity_lambda, self.thresholds or None)
 
     # training hooks -------------------------------------------------------------------------
@@ -201,12 +204,13 @@ class Slimming(PruningMethod):
         """Prune the sparsity-trained network into a verified compact one (see module docstring)."""
         if finished.name != "sparsity":
             return model
-        trainer, run = self.trainer, self.trainer.run_dir
-        name = trainer.config.model.name
+        context = self.context
+        name = context.config.model.name
         dense = copy.deepcopy(model).cpu().float().eval()
-        run.save_torch(DENSE_MODEL_FILE, {"model_spec": spec_of(dense, name), "model_state": dense.state_dict(),
-                                     "input_shape": list(self._input_shape)})
-        acc_before = trainer.evaluate(model).acc
+        context.artefacts.save_torch(DENSE_MODEL_FILE, {"model_spec": spec_of(dense, name),
+                                                        "model_state": dense.state_dict(),
+                                                        "input_shape": list(self._input_shape)})
+        acc_before = context.evaluate(model).acc
         macs_before, params_before = count_macs(dense, self._input_shape), count_params(dense)
 
         selection = select_channels(channel_scores(dense, self._units), self.config.prune_ratio,
@@ -214,7 +218,7 @@ class Slimming(PruningMethod):
         masked = masked_model(dense, self._units, selection.keep)
         compact = compact_model(dense, self._units, selection.keep, name)
         verification = verify_compact(compact, masked, self._verification_images())
-        acc_after = trainer.evaluate(compact.to(trainer.device)).acc
+        acc_after = context.evaluate(compact.to(context.device)).acc
         layers = layer_records(self._units, selection)
         self.record = {
             "threshold": selection.threshold, "prune_ratio": self.config.prune_ratio,
@@ -230,30 +234,30 @@ class Slimming(PruningMethod):
             "macs_before": macs_before, "params_before": params_before,
             "macs_after": count_macs(compact, self._input_shape), "params_after": count_params(compact),
         }
-        run.write_json(PRUNING_FILE, self.record)
-        trainer.log(f"pruned {selection.channels_removed}/{self.record['channels_total']} channels at "
-                    f"|gamma| <= {selection.threshold:.4g}: acc {acc_before:.4f} -> {acc_after:.4f}, "
-                    f"MACs {macs_before} -> {self.record['macs_after']}, "
-                    f"verified max |diff| {verification['max_abs_diff']:.2e}")
+        context.artefacts.write_json(PRUNING_FILE, self.record)
+        context.log(f"pruned {selection.channels_removed}/{self.record['channels_total']} channels at "
+                     f"|gamma| <= {selection.threshold:.4g}: acc {acc_before:.4f} -> {acc_after:.4f}, "
+                     f"MACs {macs_before} -> {self.record['macs_after']}, "
+                     f"verified max |diff| {verification['max_abs_diff']:.2e}")
         return compact
 
     def _verification_images(self) -> torch.Tensor:
-        loader = self.trainer.loader("test", shuffle=False, augment=False, batch_size=VERIFY_IMAGES)
+        loader = self.context.loader("test", shuffle=False, augment=False, batch_size=VERIFY_IMAGES)
         images, _, _ = next(iter(loader))
         return images.cpu().float().contiguous()
 
     # end of run -------------------------------------------------------------------------------
-    def finalize(self, model: nn.Module, summary: dict[str, Any]) -> None:
-        """Summary figures before/after pruning, CPU latency at batch 1 and 64, torch.export archive."""
+    def finalize(self, model: nn.Module, test: EvalResult) -> dict[str, Any]:
+        """Figures before/after pruning, CPU latency at batch 1 and 64, and the torch.export archive."""
         if self.record is None:
             raise RuntimeError("slimming finished without pruning (between_phases never ran)")
-        run = self.trainer.run_dir
+        artefacts = self.context.artefacts
         compact = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
-        dense = load_dense_model(run.path)
+        dense = load_dense_model(artefacts.run_dir)
         record = self.record
-        summary.update({
+        figures: dict[str, Any] = {
             "acc_before_prune": record["acc_before_prune"], "acc_after_prune": record["acc_after_prune"],
-            "acc_after_finetune": summary["test_acc"], "params_before": record["params_before"],
+            "acc_after_finetune": test.acc, "params_before": record["params_before"],
             "params_after": count_params(compact), "macs_before": record["macs_before"],
             "macs_after": count_macs(compact, self._input_shape), "prune_ratio": self.config.prune_ratio,
             "prune_threshold": record["threshold"], "channels_removed": record["channels_removed"],
@@ -262,12 +266,13 @@ class Slimming(PruningMethod):
             # the lesson of the paper's Figure 4, after sparsity training: how many |gamma| sit near zero
             NEAR_ZERO_GAMMA_KEY: float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)
                                            .float().mean()) if self.history else None,
-        })
+        }
         for batch in (1, 64):
             for label, net in (("before", dense), ("after", compact)):
-                summary[f"latency_ms_b{batch}_{label}"] = measure_latency_ms(
+                figures[f"latency_ms_b{batch}_{label}"] = measure_latency_ms(
                     net, batch, self._input_shape, repeats=LATENCY_REPEATS[batch], warmup=2, device="cpu")
-        summary.update(export_compact(compact, run.file(EXPORT_FILE), self._input_shape))
+        figures.update(export_compact(compact, artefacts.file(EXPORT_FILE), self._input_shape))
+        return figures
 
     # checkpoint state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ import torch
 
 import prunelab
 from prunelab.config import ManiDPConfig
-from prunelab.engine import run_training
+from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS
 from prunelab.methods.manidp.gates import COSINE_EPS, get_thresholds, install_gates, named_gates, records
 from prunelab.methods.manidp.macs import build_plan
@@ -107,13 +107,15 @@ def test_balanced_probe_sorted_by_class() -> None:
     assert labels[probe].tolist() == sorted(labels[probe].tolist())
 
 
-def _method(**fields: object) -> tuple[ManiDP, torch.nn.Module, torch.Tensor]:
+def _method(tmp_path: Path, **fields: object) -> tuple[ManiDP, torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     model = install_gates(build_model(model_spec("resnet20", 10, 0.25))).train()
-    method = ManiDP(ManiDPConfig(**fields), SimpleNamespace())  # extra_loss needs no trainer
+    images = torch.randn(8, 3, 32, 32)
+    config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", **fields)
+    method = Trainer(config, RunDir(tmp_path / "run")).method  # the engine's own RunContext
+    assert isinstance(method, ManiDP)
     method.plan = build_plan(model)
     method.complexity_c = 2.3
-    images = torch.randn(8, 3, 32, 32)
     return method, model, images
 
 
@@ -125,13 +127,13 @@ def _terms(method: ManiDP, model: torch.nn.Module, images: torch.Tensor) -> dict
     return {k: float(v.detach()) for k, v in method.extra_loss(model, images, labels, logits, ce).items()}
 
 
-def test_each_ablation_switch_changes_exactly_its_term() -> None:
-    method, model, images = _method()
+def test_each_ablation_switch_changes_exactly_its_term(tmp_path: Path) -> None:
+    method, model, images = _method(tmp_path)
     state = model.state_dict()
     full = _terms(method, model, images)
     assert set(full) == {"sparsity", "similarity"} and full["similarity"] > 0
 
-    no_complexity, model2, _ = _method(complexity=False)
+    no_complexity, model2, _ = _method(tmp_path, complexity=False)
     model2.load_state_dict(state)
     ablated = _terms(no_complexity, model2, images)
     assert ablated["similarity"] == pytest.approx(full["similarity"])
@@ -140,18 +142,18 @@ def test_each_ablation_switch_changes_exactly_its_term() -> None:
     every_image = torch.full((8,), no_complexity.config.lambda_prime)  # one weight, lambda', for every image
     assert ablated["sparsity"] == pytest.approx(float(sparsity_loss(pis, every_image).detach()), rel=1e-6)
 
-    no_similarity, model3, _ = _method(similarity=False)
+    no_similarity, model3, _ = _method(tmp_path, similarity=False)
     model3.load_state_dict(state)
     ablated = _terms(no_similarity, model3, images)
     assert set(ablated) == {"sparsity"} and ablated["sparsity"] == pytest.approx(full["sparsity"])
 
-    weighted, model4, _ = _method(gamma_sim=2 * ManiDPConfig().gamma_sim)
+    weighted, model4, _ = _method(tmp_path, gamma_sim=2 * ManiDPConfig().gamma_sim)
     model4.load_state_dict(state)
     assert _terms(weighted, model4, images)["similarity"] == pytest.approx(2.0 * full["similarity"], rel=1e-6)
 
 
-def test_gates_get_no_weight_decay_and_a_scaled_lr() -> None:
-    method, model, _ = _method(gate_lr_scale=2.0)
+def test_gates_get_no_weight_decay_and_a_scaled_lr(tmp_path: Path) -> None:
+    method, model, _ = _method(tmp_path, gate_lr_scale=2.0)
     groups = method.param_groups(model, None)  # type: ignore[arg-type]
     gate_params = {id(p) for _, g in named_gates(model) for p in g.parameters()}
     assert {id(p) for p in groups[1]["params"]} == gate_params
@@ -166,15 +168,16 @@ def test_init_from_loads_the_backbone_strictly(tmp_path) -> None:
     RunDir(tmp_path / "base").write_summary({"method": "baseline", "dataset": "shapes", "model": "resnet20",
                                              "test_acc": 0.5, "params": 1, "macs_per_image": 1.0,
                                              "wall_time_s": 1.0, "epochs": 3, "epochs_total": 3})
-    logs: list[str] = []
-    trainer = SimpleNamespace(dataset=SimpleNamespace(image_shape=(3, 32, 32)), log=logs.append,
-                              run_dir=RunDir(tmp_path / "new"))
-    method = ManiDP(ManiDPConfig(init_from="base"), trainer)  # a run id under the same runs root
+    fields = {"train_size": 100, "test_size": 20, "model": "resnet20"}
+    config = tiny_config("manidp", init_from="base", **fields)  # a run id under the same runs root
+    run = RunStore(tmp_path).create(config, "new")
+    method = Trainer(config, run).method
     model = method.prepare_model(build_model(model_spec("resnet20", 10, 0.25)), fresh=True)
     torch.testing.assert_close(model.conv_stem.weight, source.conv_stem.weight)
-    assert len(named_gates(model)) == 18 and logs
+    logs = run.read_log_tail()
+    assert len(named_gates(model)) == 18 and any("backbone initialised from run base" in line for line in logs)
     assert method.lineage() == {"parent_run": "base", "parent_epochs_total": 3}  # by run id, with its budget
-    wrong = ManiDP(ManiDPConfig(init_from=str(tmp_path / "base")), trainer)
+    wrong = Trainer(tiny_config("manidp", init_from=str(tmp_path / "base"), **fields), run).method
     with pytest.raises(ValueError, match="backbone keys differ"):
         wrong.prepare_model(build_model(model_spec("resnet20", 10, 0.5)), fresh=True)
 

@@ -47,10 +47,10 @@ def slim_run(tmp_path_factory: pytest.TempPathFactory, _quick_latency: None) -> 
 
 def test_phases_keep_a_zero_epoch_finetune_so_that_pruning_still_happens(tmp_path: Path) -> None:
     config = tiny_config("slimming", epochs=3, train_size=100, test_size=50, finetune_epochs=0)
-    method = METHODS["slimming"](config.method, Trainer(config, RunStore(tmp_path).create(config)))
+    method = METHODS["slimming"](config.method, Trainer(config, RunStore(tmp_path).create(config)).context)
     assert method.phases() == [Phase("sparsity", 3, 0.05), Phase("finetune", 0, 0.05)]  # default: the training lr
     config = tiny_config("slimming", epochs=3, train_size=100, test_size=50, finetune_epochs=2, finetune_lr=0.01)
-    method = METHODS["slimming"](config.method, Trainer(config, RunStore(tmp_path).create(config)))
+    method = METHODS["slimming"](config.method, Trainer(config, RunStore(tmp_path).create(config)).context)
     assert method.phases()[1] == Phase("finetune", 2, 0.01)
 
 
