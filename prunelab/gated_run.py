@@ -3,9 +3,9 @@
 `gated_run(path)` loads `model.pt` (gates and their thresholds xi^l) on the CPU and builds the run's
 `Trainer` and `ManiDP` method object around it without training anything, so the what-if
 (`prunelab.whatif`) and the sub-network space (`prunelab.subnet_space`) call the very functions the run
-used: `ManiDP.calibrate` (the quantile rule on the run's calibration sample of training images) and
-`ManiDP.evaluate_per_image` (per-image loss, prediction and MACs from the masks). Nothing is written
-to the run directory.
+used: `ManiDP.calibrate` (the quantile rule on the run's calibration sample of training images) and the
+run context's `evaluate` with `ManiDP.eval_extras` (per-image loss, prediction and MACs from the masks:
+the evaluation `finalize` wrote per_image.parquet from). Nothing is written to the run directory.
 
 When the run's training images are not on this machine (a demo trained on a dataset outside the
 repository ships only its test images, `prunelab.data.test_pack`), the test images stand in for the
@@ -59,6 +59,13 @@ class GatedRun:
         self.method.prepare_model(self.model, fresh=False)  # the run's MACs plan and layer names
         self.saved_thresholds: list[float] = get_thresholds(self.model)
         self.lock = threading.Lock()
+
+    def evaluate_test(self) -> dict[str, Any]:
+        """Per test image at the model's current thresholds: loss, pred, label, active channels per gated
+        layer (`counts`) and MACs from the masks, as numpy arrays (the run's own final evaluation)."""
+        result = self.trainer.context.evaluate(self.model, "test")
+        return {"loss": result.loss.numpy(), "pred": result.pred.numpy(), "label": result.labels.numpy(),
+                "counts": result.extras["counts"].numpy(), "macs": result.extras["macs"].numpy()}
 
     @property
     def plan(self) -> Any:

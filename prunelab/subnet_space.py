@@ -94,7 +94,7 @@ def compute_vectors(run_dir: str | Path) -> SubnetVectors:
         run.restore()
         model = run.model.eval()
         set_recording(model, True)
-        for images, targets, _ in run.trainer.loader("test", shuffle=False, augment=False):
+        for images, targets, _ in run.trainer.context.loader("test", shuffle=False, augment=False):
             model(images)
             batch = records(model)
             gates.append([r.saliency.float().cpu().numpy() for r in batch])

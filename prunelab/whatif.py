@@ -5,7 +5,7 @@ at remain rate eta = density, with the rule the run itself used at every epoch e
 (`ManiDP.calibrate`: per layer, the saliency at rank ceil((1 - eta) M) of the M (image, channel)
 saliencies of the run's calibration sample of training images, so a fraction eta of them is kept;
 repeated until the thresholds settle, see `recalibrate`), then evaluates every test image as the
-run's final evaluation did (`ManiDP.evaluate_per_image`). No weight changes, so this shows what the
+run's final evaluation did (`GatedRun.evaluate_test`). No weight changes, so this shows what the
 thresholds alone buy or cost: the network was trained at its own target density.
 
 Compared with the run as trained (`per_image.parquet`), each image falls in a cost group by the rank
@@ -119,7 +119,7 @@ def _what_if(path: str, model_mtime: int, model_size: int, table_mtime: int, den
     with run.lock:
         try:
             calibration = recalibrate(run, density)
-            result = run.method.evaluate_per_image(run.model)
+            result = run.evaluate_test()
         finally:
             run.restore()
     return _compare(run, density, calibration, result, trained)
