@@ -90,3 +90,13 @@ def test_speed_section_writes_rows_and_headlines(tmp_path: Path, monkeypatch: py
         facts = speed["models"][model]
         assert facts["verification"]["executors_passed"] and facts["verification"]["compact_vs_masked"]["passed"]
         assert {"fixed_cost_b1_ms", "layers_b1", "layers_b64", "ops", "union_b8", "union_b64"} <= set(facts["split"])
+
+
+def test_the_app_benchmark_renders_the_pages_the_app_registers() -> None:
+    import bench_app
+
+    from app_components.shell import PAGES, ROOT
+
+    pages = bench_app.app_pages()
+    assert pages == [path for path, _, _ in PAGES]
+    assert all((ROOT / page).is_file() for page in pages)
