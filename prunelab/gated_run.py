@@ -88,7 +88,7 @@ def _dataset(path: Path, config: Any) -> tuple[Any, Literal["training", "test"]]
     try:
         return load_dataset(config.data), "training"
     except DatasetError as error:
-        pack = load_test_pack(path.parent, config.data.dataset)
+        pack = load_test_pack(path.parent, config.data)
         if pack is None or pack.test_size == 0:
             raise error from None
     stand_in = dataclasses.replace(pack, train_images=pack.test_images, train_labels=pack.test_labels,

@@ -35,6 +35,8 @@ EXPORT_FILE = "compact_model.pt2"
 PER_IMAGE_FILE = "per_image.parquet"
 PROBE_FILE = "probe.npz"
 MANIDP_FILE = "manidp.json"
+# beside the runs of a shipped demo (not in a run directory): the test split they were evaluated on
+TEST_PACK_FILE = "test_images.npz"
 
 # Network Slimming's lesson (its Figure 4): the share of |gamma| below NEAR_ZERO_GAMMA after sparsity
 # training, written under this key in metrics rows and summary.json

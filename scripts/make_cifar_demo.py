@@ -9,20 +9,28 @@ The script builds `data/cifar10-demo` (ignored by git): `train` links to the rel
 `test` holds a balanced subset of its test set (the first PER_CLASS files of every class, by name),
 the images the app shows. It then runs PruneLab's own demo suite on `folder:data/cifar10-demo`
 (baseline; slimming at each lambda; `pretrain` and the four-row ManiDP ablation, at equal budgets, over
-seeds; see prunelab/suites.py), removes the files no page reads, and writes the test split as
-`assets/cifar10_runs/test_images.npz` (prunelab/data/test_pack.py), so the pages show the photographs on
-a fresh install without the PNG release. Usage (run from anywhere):
+seeds; see prunelab/suites.py) into a work folder (`data/cifar10-demo-runs`, ignored by git). When every
+run is done it ships them: copied to assets/cifar10_runs, the files no page reads removed, and the test
+split written as `assets/cifar10_runs/test_images.npz` (prunelab/data/test_pack.py), so the pages show
+the photographs on a fresh install without the PNG release.
+
+On a CPU the suite takes hours. A suite cut short (a session ended, the machine restarted) goes on with
+`--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships.
+Usage (run from anywhere):
 
     python scripts/make_cifar_demo.py --source data/CIFAR-10-dataset [--force] [--device auto|cpu|cuda]
         [--model resnet20] [--width 1.0] [--epochs E] [--finetune-epochs F] [--seeds N]
-        [--train-size N] [--max-concurrent N] [--threads N]
+        [--train-size N] [--max-concurrent N] [--threads N] [--work DIR]
+    python scripts/make_cifar_demo.py --continue [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,14 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from make_demo import run_suite, strip, suite_command  # noqa: E402
+from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 
-from prunelab.config import DataConfig  # noqa: E402
-from prunelab.data import load_dataset  # noqa: E402
-from prunelab.data.test_pack import write_test_pack  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
+WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by git); shipped when all are done
 PER_CLASS = 200  # 10 classes x 200 = 2,000 test images shipped
 # the optimizer state and torch.export archives are not read by any page; model.pt is kept (what-if)
 NOT_SHIPPED = ("checkpoint.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
@@ -65,10 +71,58 @@ def prepare(source: Path, per_class: int) -> Path:
     return target
 
 
+def unfinished(work: Path) -> list[Path]:
+    """The runs in `work` not yet done, in the order the suite created them (parents first)."""
+    from prunelab.store import RunDir
+
+    def created(path: Path) -> tuple[float, str]:
+        return float(RunDir(path).read_status().get("created_at") or 0.0), path.name
+
+    runs = sorted((p for p in work.iterdir() if (p / "config.json").is_file()), key=created)
+    return [p for p in runs if RunDir(p).read_status().get("state") != "done"]
+
+
+def continue_suite(work: Path) -> int:
+    """Resume every unfinished run in `work`, one after another (`python -m prunelab resume`): a suite
+    killed at the end of a session goes on from its last epoch checkpoints."""
+    for path in unfinished(work):
+        print(f"resuming {path.name}", flush=True)
+        status = subprocess.run([sys.executable, "-m", "prunelab", "resume", path.name, "--runs-dir", str(work)],
+                                cwd=ROOT, check=False).returncode
+        if status != 0:
+            print(f"{path.name} ended with status {status}; {work} left as is", file=sys.stderr)
+            return status
+    return 0
+
+
+def ship(work: Path) -> int:
+    """Copy the finished runs of `work` into assets/cifar10_runs with their test images, stripped."""
+    left = unfinished(work)
+    if left:
+        print(f"{len(left)} run(s) in {work} are not done ({', '.join(p.name for p in left[:3])}...); "
+              "finish them with --continue", file=sys.stderr)
+        return 1
+    if CIFAR_DEMO_RUNS_DIR.exists():
+        shutil.rmtree(CIFAR_DEMO_RUNS_DIR)
+    shutil.copytree(work, CIFAR_DEMO_RUNS_DIR, symlinks=False)
+    with contextlib.chdir(ROOT):  # the runs record the dataset path relative to the repository root
+        pack = write_pack(CIFAR_DEMO_RUNS_DIR)
+    size = strip(CIFAR_DEMO_RUNS_DIR, NOT_SHIPPED)
+    print(f"CIFAR-10 demo runs in {CIFAR_DEMO_RUNS_DIR}: {size / 1e6:.2f} MB with its test images ({pack.name})")
+    if size > SIZE_BUDGET:
+        print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, required=True, help="the extracted PNG release of CIFAR-10")
-    parser.add_argument("--force", action="store_true", help="replace existing demo runs")
+    parser.add_argument("--source", type=Path, help="the extracted PNG release of CIFAR-10 (not needed to --continue)")
+    parser.add_argument("--work", type=Path, default=ROOT / WORK,
+                        help=f"where the runs train before they are shipped (default {WORK}, ignored by git)")
+    parser.add_argument("--continue", dest="resume", action="store_true",
+                        help="resume the unfinished runs in --work, then ship")
+    parser.add_argument("--force", action="store_true", help="replace the runs in --work")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--width", type=float, default=1.0)
@@ -80,25 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
     parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
     args = parser.parse_args(argv)
+    work = args.work.resolve()
+    if args.resume:
+        if not work.is_dir():
+            parser.error(f"{work} holds no runs to continue")
+        status = continue_suite(work)
+        return status if status != 0 else ship(work)
+    if args.source is None:
+        parser.error("--source is required (unless --continue)")
     prepare(args.source, args.per_class)
     data = ["--dataset", f"folder:{PREPARED}"]
     if args.train_size is not None:
         data += ["--train-size", str(args.train_size)]
-    command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads, out=CIFAR_DEMO_RUNS_DIR,
+    command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads, out=work,
                             model=args.model, width=args.width, epochs=args.epochs,
                             finetune_epochs=args.finetune_epochs, data=tuple(data))
-    status = run_suite(command, CIFAR_DEMO_RUNS_DIR, args.force)
-    if status != 0:
-        return status
-    os.chdir(ROOT)  # the runs record the relative dataset path
-    dataset = load_dataset(DataConfig(dataset=f"folder:{PREPARED}", train_size=args.train_size))
-    write_test_pack(CIFAR_DEMO_RUNS_DIR, f"folder:{PREPARED}", dataset)
-    size = strip(CIFAR_DEMO_RUNS_DIR, NOT_SHIPPED)
-    print(f"CIFAR-10 demo runs in {CIFAR_DEMO_RUNS_DIR}: {size / 1e6:.2f} MB with {dataset.test_size} test images")
-    if size > SIZE_BUDGET:
-        print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
-        return 1
-    return 0
+    status = run_suite(command, work, args.force)
+    return status if status != 0 else ship(work)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ The runs are made by PruneLab's own suite command, run from the repository root:
 `pretrain` baseline and the four ManiDP ablation runs, 3 epochs each from it: every compared run is
 shaped by 6 epochs in all), then the files no page reads are removed (epoch checkpoints with their
 optimizer state, final model files but the seed-0 ManiDP runs' gated models that the ManiDP what-if and
-the sub-network map read, torch.export archives), which keeps the demo under 15 MB. Usage:
+the sub-network map read, torch.export archives), and the test split the runs were evaluated on is
+written beside them as `test_images.npz` (pages read the images from it, without generating the
+dataset), which keeps the demo under 15 MB. Usage:
 
     python scripts/make_demo.py [--force] [--device auto|cpu|cuda] [--max-concurrent N] [--seeds N]
 """
@@ -71,6 +73,20 @@ def strip(runs: Path, not_shipped: tuple[str, ...] = NOT_SHIPPED) -> int:
     return sum(path.stat().st_size for path in runs.rglob("*") if path.is_file())
 
 
+def write_pack(runs: Path) -> Path:
+    """Write the test split the runs in `runs` were evaluated on beside them (prunelab/data/test_pack.py):
+    the pages read the demo's test images from it instead of generating or decoding the dataset."""
+    from prunelab.data import load_dataset
+    from prunelab.data.test_pack import write_test_pack
+    from prunelab.store import RunDir
+
+    configs = [RunDir(path).read_config() for path in sorted(runs.iterdir()) if (path / "config.json").is_file()]
+    data = {config.data.model_dump_json(exclude={"train_size", "augment"}) for config in configs}
+    if len(data) != 1:
+        raise SystemExit(f"the runs in {runs} do not share one test split: {sorted(data)}")
+    return write_test_pack(runs, configs[0].data, load_dataset(configs[0].data))
+
+
 def _what_if_model(path: Path) -> bool:
     """True for the model.pt of a seed-0 ManiDP run (the what-if and the sub-network map read it)."""
     from prunelab.run_format import MODEL_FILE, RunStoreError
@@ -98,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     status = run_suite(command, out, args.force)
     if status != 0:
         return status
+    write_pack(out)
     size = strip(out)
-    print(f"demo runs in {out}: {size / 1e6:.2f} MB after removing {', '.join(NOT_SHIPPED)}")
+    print(f"demo runs in {out}: {size / 1e6:.2f} MB (test images included) after removing {', '.join(NOT_SHIPPED)}")
     if size > SIZE_BUDGET:
         print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
         return 1

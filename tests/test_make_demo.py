@@ -27,3 +27,23 @@ def test_strip_keeps_the_gated_model_of_seed_0_manidp_runs_only(tmp_path: Path) 
     assert kept == ["manidp-s0/model.pt"]
     assert all((tmp_path / name / "per_image.parquet").is_file() for name in runs)
     assert left == sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_a_cut_short_cifar_suite_continues_and_ships_only_when_done(tmp_path: Path, monkeypatch) -> None:
+    """make_cifar_demo --continue resumes a run the last session left queued, then ships the runs with
+    their test images; a work folder with an unfinished run is never shipped."""
+    import make_cifar_demo
+
+    from prunelab.data.test_pack import TEST_PACK_FILE
+
+    work, shipped = tmp_path / "work", tmp_path / "assets" / "cifar10_runs"
+    monkeypatch.setattr(make_cifar_demo, "CIFAR_DEMO_RUNS_DIR", shipped)
+    store = RunStore(work)
+    run = store.create(tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20), "left-queued")
+    assert make_cifar_demo.unfinished(work) == [run.path]
+    assert make_cifar_demo.ship(work) == 1 and not shipped.exists()  # not done: nothing shipped
+
+    assert make_cifar_demo.main(["--continue", "--work", str(work)]) == 0
+    assert run.read_status()["state"] == "done" and make_cifar_demo.unfinished(work) == []
+    assert (shipped / "left-queued" / "summary.json").is_file() and (shipped / TEST_PACK_FILE).is_file()
+    assert not (shipped / "left-queued" / "checkpoint.pt").exists() and (work / "left-queued" / "model.pt").is_file()

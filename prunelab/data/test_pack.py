@@ -4,10 +4,12 @@ The CIFAR-10 demo is trained on the PNG release (``folder:PATH``), which is not 
 Its pages still need the test images (galleries, image picker, sub-network map, what-if), so
 ``scripts/make_cifar_demo.py`` writes the test split the runs were evaluated on into the demo folder
 as ``test_images.npz`` (`TEST_PACK_FILE`): uint8 images ``[N,3,32,32]`` in the runs' test order,
-labels, class names, the normalisation statistics and the ``dataset`` string of the runs' config.
+labels, class names, the normalisation statistics, and what identifies the test split: the runs'
+``dataset`` string, ``test_size`` (-1: the dataset's default) and ``data_seed``. The shapes demo ships
+one too: reading 2,000 images from it is faster than generating the procedural set on a fresh install.
 
 ``load_test_pack`` returns it as an ``ImageDataset`` with an empty training split, so code that reads
-a run's test images does not care where they came from.
+a run's test images does not care where they came from; it refuses a pack of another test split.
 """
 
 from __future__ import annotations
@@ -17,18 +19,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunelab.config import DataConfig
 from prunelab.data.base import DatasetError, ImageDataset, load_npz
-from prunelab.run_format import atomic_write_npz
+from prunelab.run_format import TEST_PACK_FILE, atomic_write_npz
 
-TEST_PACK_FILE = "test_images.npz"
-_KEYS = {"dataset", "test_images", "test_labels", "class_names", "mean", "std", "hflip"}
+__all__ = ["TEST_PACK_FILE", "load_test_pack", "write_test_pack"]
+_KEYS = {"dataset", "test_size", "data_seed", "test_images", "test_labels", "class_names", "mean", "std", "hflip"}
 
 
-def write_test_pack(folder: str | Path, dataset_name: str, dataset: ImageDataset) -> Path:
-    """Write `dataset`'s test split to ``folder/test_images.npz`` (atomically); returns the path."""
+def _split(data: DataConfig) -> tuple[str, int, int]:
+    """What identifies a test split: (dataset, test_size or -1 for the default, data_seed)."""
+    return data.dataset, -1 if data.test_size is None else int(data.test_size), int(data.data_seed)
+
+
+def write_test_pack(folder: str | Path, data: DataConfig, dataset: ImageDataset) -> Path:
+    """Write `dataset`'s test split (loaded from `data`) to ``folder/test_images.npz`` (atomically);
+    returns the path."""
     path = Path(folder) / TEST_PACK_FILE
+    name, test_size, data_seed = _split(data)
     atomic_write_npz(path, {
-        "dataset": np.array(dataset_name),
+        "dataset": np.array(name),
+        "test_size": np.array(test_size, dtype=np.int64),
+        "data_seed": np.array(data_seed, dtype=np.int64),
         "test_images": dataset.test_images.numpy(),
         "test_labels": dataset.test_labels.numpy().astype(np.int64),
         "class_names": np.array(dataset.class_names),
@@ -39,10 +51,10 @@ def write_test_pack(folder: str | Path, dataset_name: str, dataset: ImageDataset
     return path
 
 
-def load_test_pack(folder: str | Path, dataset_name: str) -> ImageDataset | None:
-    """The pack in `folder` for runs of `dataset_name` as a test-only ``ImageDataset``; None when the
-    folder has no pack. Raises DatasetError when the pack is unreadable, incomplete or belongs to
-    another dataset."""
+def load_test_pack(folder: str | Path, data: DataConfig) -> ImageDataset | None:
+    """The pack in `folder` for runs with data config `data` as a test-only ``ImageDataset``; None when
+    the folder has no pack. Raises DatasetError when the pack is unreadable, incomplete or holds
+    another test split (another dataset, test size or data seed)."""
     path = Path(folder) / TEST_PACK_FILE
     if not path.is_file():
         return None
@@ -50,8 +62,9 @@ def load_test_pack(folder: str | Path, dataset_name: str) -> ImageDataset | None
     if arrays is None or not arrays.keys() >= _KEYS:
         missing = sorted(_KEYS - arrays.keys()) if arrays is not None else ["(unreadable file)"]
         raise DatasetError(f"test-image pack {path} is corrupt: missing {', '.join(missing)}")
-    if str(arrays["dataset"]) != dataset_name:
-        raise DatasetError(f"test-image pack {path} holds {str(arrays['dataset'])!r}, not {dataset_name!r}")
+    held = (str(arrays["dataset"]), int(arrays["test_size"]), int(arrays["data_seed"]))
+    if held != _split(data):
+        raise DatasetError(f"test-image pack {path} holds {_describe(held)}, not {_describe(_split(data))}")
     images, labels = arrays["test_images"], arrays["test_labels"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32) \
             or labels.shape != (images.shape[0],):
@@ -59,7 +72,7 @@ def load_test_pack(folder: str | Path, dataset_name: str) -> ImageDataset | None
                            f"labels {list(labels.shape)}; expected uint8 [N, 3, 32, 32] and [N]")
     empty = torch.zeros((0, 3, 32, 32), dtype=torch.uint8)
     return ImageDataset(
-        name=dataset_name,
+        name=data.dataset,
         train_images=empty,
         train_labels=torch.zeros(0, dtype=torch.int64),
         test_images=torch.from_numpy(np.ascontiguousarray(images)),
@@ -70,3 +83,9 @@ def load_test_pack(folder: str | Path, dataset_name: str) -> ImageDataset | None
         hflip=bool(arrays["hflip"]),
         source=str(path),
     )
+
+
+def _describe(split: tuple[str, int, int]) -> str:
+    name, test_size, data_seed = split
+    size = "its default test split" if test_size < 0 else f"{test_size} test images"
+    return f"{name!r} ({size}, data seed {data_seed})"

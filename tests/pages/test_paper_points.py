@@ -87,7 +87,7 @@ def test_a_demo_without_its_folder_is_known_by_its_shipped_test_images(tmp_path:
 
     runs, data = tmp_path / "runs", tmp_path / "cifar-png"
     config = cifar_run(runs, data)
-    write_test_pack(runs, config.data.dataset, load_dataset(config.data))
+    write_test_pack(runs, config.data, load_dataset(config.data))
     shutil.rmtree(data)
     at = render(runs, monkeypatch)
     assert at.radio(key="abl_x").value == "MACs reduction"

@@ -229,7 +229,7 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
         patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
         patch.setattr("prunelab.methods.manidp.method.LATENCY_IMAGES", 2)
         run_training(config, run)
-    write_test_pack(runs, config.data.dataset, load_dataset(config.data))
+    write_test_pack(runs, config.data, load_dataset(config.data))
     shutil.rmtree(data)  # the training images are gone; the pack beside the run holds the test images
 
     result = what_if(run.path, 0.5)
