@@ -169,9 +169,9 @@ METHODS: dict[str, type[PruningMethod]] = {}
 
 def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
     """Register a method under the `name` of its config class (prunelab.config.METHOD_CONFIGS), which
-    becomes `cls.config_class`, and its facts (labels, flags, form fields, sweep parameters, artefacts:
-    prunelab.config.MethodFacts and ParamFacts) `cls.facts`: a method without a config, or a config
-    without a method, is an error."""
+    becomes `cls.config_class`, and whose `facts` (label, short name, artefacts: prunelab.config.MethodFacts;
+    the facts of each field are prunelab.config.METHOD_PARAMS[name]) become `cls.facts`: a method without
+    a config, or a config without a method, is an error."""
     if name not in METHOD_CONFIGS:
         raise ValueError(f"method {name!r} has no config class in prunelab.config.MethodConfig")
 
