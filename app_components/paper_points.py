@@ -17,10 +17,10 @@ import plotly.graph_objects as go
 
 from app_components import common
 from prunelab import references
+from prunelab.config import METHOD_FACTS
 
 TRACE_PREFIX = "published: "
 COLOURS = {"slimming": "#6c4f9e", "manidp": "#d1495b"}
-METHOD_NAMES = {"slimming": "Network Slimming", "manidp": "ManiDP"}
 
 
 def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
@@ -42,7 +42,7 @@ def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult
             continue
         fig.add_scatter(
             x=[p.flops_reduction for p in mine], y=[p.top1 / 100.0 for p in mine], mode="markers+text",
-            name=f"{TRACE_PREFIX}{METHOD_NAMES[method]} (paper)", text=[p.label for p in mine],
+            name=f"{TRACE_PREFIX}{METHOD_FACTS[method].label} (paper)", text=[p.label for p in mine],
             textposition="top center", textfont={"size": 10},
             marker={"symbol": "star", "size": 14, "color": COLOURS[method], "line": {"width": 1, "color": "#333"}},
             customdata=[[p.description] for p in mine], hovertemplate="%{customdata[0]}<extra></extra>", **position)

@@ -20,7 +20,9 @@ from prunelab.config import (
     DATASET_NAMES,
     METHOD_CONFIGS,
     METHOD_NAMES,
+    METHOD_PARAMS,
     MODEL_NAMES,
+    SWEEP_PARAMS,
     DataConfig,
     ModelConfig,
     RunConfig,
@@ -42,18 +44,9 @@ ANALYSIS_PAGES = {
     "pages/ablations.py": "**Ablations**: accuracy against MACs for every run",
 }
 FOLDER_OPTION = "folder:PATH"
-METHOD_FIELDS = {
-    "baseline": (),
-    "slimming": ("sparsity_lambda", "prune_ratio", "finetune_epochs"),
-    "manidp": ("lambda_prime", "gamma_sim", "gamma_c", "target_density", "complexity", "similarity"),
-}
-LABELS = {
-    "width": "Width multiplier", "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
-    "sparsity_lambda": "λ: L1 strength on BN γ", "prune_ratio": "Prune ratio (global)",
-    "finetune_epochs": "Fine-tune epochs", "lambda_prime": "λ': max sparsity weight",
-    "gamma_sim": "γ: similarity weight", "gamma_c": "Complexity exponent", "target_density": "Target density",
-    "complexity": "Complexity-adaptive sparsity", "similarity": "Similarity alignment",
-}
+# the settings each method's run form shows: the fields its config marks `form` (prunelab.config.ParamFacts)
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    method: tuple(name for name, facts in params.items() if facts.form) for method, params in METHOD_PARAMS.items()}
 POLL_S = 1.0
 PENDING_DELETE = "pending_delete"
 TABLE_COLUMNS = ["name", "demo", "suite", "method", "settings", "dataset", "model", "width", "seed", "state",
@@ -80,13 +73,14 @@ def first_visit_note(runs: pd.DataFrame) -> None:
 
 
 def _field_input(cls: Any, name: str, key: str) -> Any:
-    """A widget for one pydantic field, initialised with its default and described by its description.
+    """A widget for one pydantic field, labelled with its title, initialised with its default and
+    described by its description.
 
     Number inputs take their maximum from the field's constraint (`field_bounds`); lower bounds are
     left to the config's validation, which names the field and the allowed range.
     """
     info = cls.model_fields[name]
-    label, default = LABELS.get(name, name), info.default
+    label, default = info.title or name, info.default
     high = field_bounds(cls, name)[1]
     if isinstance(default, bool):
         return st.checkbox(label, value=default, help=info.description, key=key)
@@ -173,7 +167,7 @@ def suite_form() -> None:
         name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name")
         epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs",
                                    max_value=field_bounds(TrainConfig, "epochs")[1])
-        param = right.selectbox("Sweep parameter (sweep only)", list(suites.SWEEP_PARAMS), key="suite_param")
+        param = right.selectbox("Sweep parameter (sweep only)", list(SWEEP_PARAMS), key="suite_param")
         values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values")
         backend = ray_jobs.backend_input()
         submitted = st.form_submit_button("Start suite")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.config import METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
 from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
 
 # ------------------------------------------------------------------------------------------------
@@ -339,15 +340,13 @@ def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
 
 MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
                    (False, True): "similarity only", (True, True): "both"}
-SWEEP_PARAMETERS = {"sparsity_lambda": "slimming", "prune_ratio": "slimming", "finetune_epochs": "slimming",
-                    "lambda_prime": "manidp", "gamma_sim": "manidp", "gamma_c": "manidp",
-                    "target_density": "manidp"}
 ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "seed", "test_acc",
                     "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "epochs_total",
                     "parent_run", "path"]
-# carried along for the variant groups and the papers' claims (prunelab.lessons)
-ABLATION_EXTRAS = ["sparsity_lambda", "prune_ratio", "complexity", "similarity", "lambda_prime", "gamma_sim",
-                   "target_density", "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
+# carried along for the variant groups and the papers' claims (prunelab.lessons): every method's settings
+# that its run form shows (prunelab.config.ParamFacts.form), then summary figures
+ABLATION_EXTRAS = [*(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),
+                   "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
                    "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
                    "macs_reduction_with_gates", "density_mean"]
 
@@ -403,19 +402,20 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=ABLATION_COLUMNS + extras)
     if table.empty:
         return table
-    order = {"baseline": 0, "slimming": 1, "manidp": 2}
+    order = {name: i for i, name in enumerate(METHOD_NAMES)}
     table["_order"] = table["method"].map(order).fillna(3)
     table = table.sort_values(["_order", "variant", "name"], kind="stable").drop(columns="_order")
     return table.reset_index(drop=True)
 
 
 def sweepable_params(runs: pd.DataFrame) -> list[str]:
-    """Method parameters taking at least two distinct values among finished runs of their method."""
+    """Sweep parameters (prunelab.config.SWEEP_PARAMS) taking at least two distinct values among finished
+    runs of their method."""
     found = []
-    for param, method in SWEEP_PARAMETERS.items():
+    for param, facts in SWEEP_PARAMS.items():
         if param not in runs:
             continue
-        values = runs.loc[(runs["method"] == method) & (runs["state"] == "done"), param].dropna()
+        values = runs.loc[(runs["method"] == facts.method) & (runs["state"] == "done"), param].dropna()
         if values.nunique() >= 2:
             found.append(param)
     return found
@@ -423,10 +423,10 @@ def sweepable_params(runs: pd.DataFrame) -> list[str]:
 
 def sweep_table(runs: pd.DataFrame, param: str) -> pd.DataFrame:
     """Finished runs of the parameter's method sorted by its value: value, test_acc, macs_per_image, run."""
-    method = SWEEP_PARAMETERS.get(param)
     columns = ["value", "test_acc", "macs_per_image", "name", "run_id", "suite"]
-    if method is None or param not in runs:
+    if param not in SWEEP_PARAMS or param not in runs:
         return pd.DataFrame(columns=columns)
+    method = SWEEP_PARAMS[param].method
     rows = runs[(runs["method"] == method) & (runs["state"] == "done") & runs[param].notna()
                 & runs["test_acc"].notna()]
     table = pd.DataFrame({"value": rows[param].astype(float), "test_acc": rows["test_acc"].astype(float),

@@ -16,13 +16,11 @@ from typing import Any
 import numpy as np
 
 from prunelab.artefacts import ArtefactError, read_artefact_json
+from prunelab.config import METHOD_FACTS
 from prunelab.run_format import (
     ACTIVE_STATES,
     GAMMA_HISTORY_FILE,
-    MANIDP_FILE,
-    PER_IMAGE_FILE,
     PROBE_FILE,
-    PRUNING_FILE,
     SUMMARY_FILE,
 )
 
@@ -153,21 +151,30 @@ def read_per_image(path: Path) -> Any:
 # ------------------------------------------------------------------------------------------------
 # a whole run
 
-# artefacts a finished (`done`) run of each method has written, besides summary.json
-REQUIRED_ARTEFACTS = {"baseline": (), "slimming": (GAMMA_HISTORY_FILE, PRUNING_FILE),
-                      "manidp": (PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE)}
-CHECKED_ARTEFACTS = (SUMMARY_FILE, PRUNING_FILE, MANIDP_FILE, GAMMA_HISTORY_FILE, PROBE_FILE,
-                     PER_IMAGE_FILE)
+# artefacts a finished (`done`) run of each method has written, besides summary.json: its facts'
+# (prunelab.config.MethodFacts.artefacts); the listings check these and summary.json
+REQUIRED_ARTEFACTS: dict[str, tuple[str, ...]] = {name: facts.artefacts for name, facts in METHOD_FACTS.items()}
+CHECKED_ARTEFACTS: tuple[str, ...] = tuple(dict.fromkeys(
+    [SUMMARY_FILE, *(name for artefacts in REQUIRED_ARTEFACTS.values() for name in artefacts)]))
+# an artefact's reader by its suffix: JSON checked against its schema (prunelab.artefacts.JSON_SCHEMAS),
+# npz by its NPZ_CHECKS entry, parquet by per_image.parquet's column checks
+ARTEFACT_READERS: dict[str, Callable[[Path], Any]] = {
+    ".json": read_artefact_json, ".npz": read_npz_artefact, ".parquet": read_per_image,
+}
+
+
+def artefact_reader(name: str) -> Callable[[Path], Any]:
+    """The reader of the artefact file `name` (ValueError for a file no reader reads)."""
+    suffix = Path(name).suffix
+    if suffix not in ARTEFACT_READERS:
+        raise ValueError(f"no artefact reader for {name!r} (readers: {', '.join(ARTEFACT_READERS)})")
+    return ARTEFACT_READERS[suffix]
 
 
 def read_artefact(path: Path) -> Any:
     """Any checked artefact by file name: a dict (JSON), arrays (npz) or a DataFrame (parquet)."""
     path = Path(path)
-    if path.suffix == ".json":
-        return read_artefact_json(path)
-    if path.suffix == ".npz":
-        return read_npz_artefact(path)
-    return read_per_image(path)
+    return artefact_reader(path.name)(path)
 
 
 def run_problems(path: Path, method: str, state: str) -> list[str]:

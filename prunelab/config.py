@@ -4,16 +4,27 @@
 `name` (a pydantic discriminated union), so a bad value is reported with the field and the range.
 Every number is bounded (the description says why) and must be finite (no inf or nan); the CLI,
 the app's forms (`field_bounds`) and the suites all take their limits from here.
+
+Each method config class is also where its method's facts live (the "methods" section below): labels,
+CLI flags, form fields, sweep parameters and artefacts, from which every such table is derived.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prunelab.models.catalog import MODEL_NAMES
+from prunelab.run_format import (
+    GAMMA_HISTORY_FILE,
+    MANIDP_FILE,
+    PER_IMAGE_FILE,
+    PROBE_FILE,
+    PRUNING_FILE,
+)
 
 DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnist")
 DEFAULT_MODEL = "vgg11"
@@ -54,7 +65,7 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(DEFAULT_MODEL, description="model architecture")
-    width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, description=(
+    width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, title="Width multiplier", description=(
         "width multiplier on every layer; at most 4 (parameters grow with its square: vgg19 at 4 has 320 M)"))
 
     @field_validator("name")
@@ -66,13 +77,13 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(20, ge=1, le=MAX_EPOCHS, description=(
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS, title="Epochs", description=(
         "training epochs (for slimming: sparsity-training epochs); at most 1000, far past convergence"))
-    lr: float = Field(0.1, gt=0.0, le=10.0, description="learning rate; above 10 SGD diverges")
+    lr: float = Field(0.1, gt=0.0, le=10.0, title="Learning rate", description="learning rate; above 10 SGD diverges")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(5e-4, ge=0.0, le=0.1)
-    batch_size: int = Field(128, ge=1, le=4096, description=(
+    batch_size: int = Field(128, ge=1, le=4096, title="Batch size", description=(
         "training batch size; at most 4096 (activations grow with it; larger batches need lr retuning)"))
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     seed: int = Field(0, ge=0, le=MAX_SEED, description="training seed (32-bit)")
@@ -85,24 +96,73 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(500, ge=1, le=8192, description="evaluation batch size; at most 8192 (memory)")
 
 
+# ------------------------------------------------------------------------------------------------
+# methods: each method-config class holds the method's facts (its registry entry, prunelab.methods,
+# points at it as `config_class`): per field, `title` (the form's label), `description` and
+# `json_schema_extra=_facts(...)`; per method, `facts: ClassVar[MethodFacts]`. Every table of method
+# facts (CLI flags, the app's form, sweep parameters, run-name labels, runs-table columns, required
+# artefacts) is derived from them below.
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What the CLI, suites, listings and the app know of a method besides its settings."""
+
+    label: str  # display name, e.g. "Network Slimming"
+    short: str  # in suite and run names, e.g. "slim": sweep-slim-prune_ratio, slim-r0.5
+    # files a finished run writes besides summary.json (prunelab.run_format names), each read and checked
+    # by its reader in prunelab.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
+    artefacts: tuple[str, ...] = ()
+
+
+def _facts(*, form: bool = False, flag: str | None = None, sweep: str | None = None,
+           aliases: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`json_schema_extra` of a method-config field: shown in the app's run form (`form`), its CLI flag
+    when not --<field-name> (`flag`), its short label in sweep run names, which makes it a sweep parameter
+    (`sweep`), and other names a sweep accepts for it (`aliases`)."""
+    extra: dict[str, Any] = {"form": True} if form else {}
+    if flag is not None:
+        extra["flag"] = flag
+    if sweep is not None:
+        extra["sweep_label"] = sweep
+    if aliases:
+        extra["aliases"] = list(aliases)
+    return extra
+
+
 class BaselineConfig(_Strict):
+    facts: ClassVar[MethodFacts] = MethodFacts(label="Baseline", short="baseline")
+
     name: Literal["baseline"] = "baseline"
 
 
 class SlimmingConfig(_Strict):
     """Network Slimming (Liu et al., 2017): L1 on BN gammas, global threshold, fine-tune."""
 
+    facts: ClassVar[MethodFacts] = MethodFacts(label="Network Slimming", short="slim",
+                                               artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE))
+
     name: Literal["slimming"] = "slimming"
-    sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, description="L1 strength on BN gammas")
-    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="global fraction of prunable channels removed")
-    finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS, description="fine-tuning epochs after pruning; at most 1000")
-    finetune_lr: float | None = Field(None, gt=0.0, le=10.0,
+    sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, title="λ: L1 strength on BN γ",
+                                   description="L1 strength on BN gammas",
+                                   json_schema_extra=_facts(form=True, flag="--lambda", sweep="l",
+                                                            aliases=("lambda",)))
+    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, title="Prune ratio (global)",
+                               description="global fraction of prunable channels removed",
+                               json_schema_extra=_facts(form=True, sweep="r", aliases=("ratio",)))
+    # not a sweep parameter: a suite's F (every compared run is shaped by E + F epochs) sets it
+    finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS, title="Fine-tune epochs",
+                                 description="fine-tuning epochs after pruning; at most 1000",
+                                 json_schema_extra=_facts(form=True))
+    finetune_lr: float | None = Field(None, gt=0.0, le=10.0, title="Fine-tune learning rate",
                                        description="default: the training lr (the reference code re-runs the schedule)")
-    min_channels: int = Field(1, ge=1, le=4096, description=(
+    min_channels: int = Field(1, ge=1, le=4096, title="Minimum channels per layer", description=(
         "per-layer guard: a layer keeps at least this many channels (at most 4096, the widest layer at width 4)"))
-    bn_init: float | None = Field(0.5, gt=0.0, le=10.0, description="initial gamma (reference code: 0.5)")
-    prune_residual: bool = Field(False, description="also prune the residual stream of ResNets")
-    bn_weight_decay: float | None = Field(0.0, ge=0.0, le=0.1, description=(
+    bn_init: float | None = Field(0.5, gt=0.0, le=10.0, title="Initial BN γ",
+                                  description="initial gamma (reference code: 0.5)")
+    prune_residual: bool = Field(False, title="Prune the residual stream",
+                                 description="also prune the residual stream of ResNets")
+    bn_weight_decay: float | None = Field(0.0, ge=0.0, le=0.1, title="Weight decay on BN γ", description=(
         "weight decay on the prunable BN scales during sparsity training (default 0, as Torch-Pruning's "
         "reproduction: a decay of 5e-4 on |gamma| ~ 0.45 pulls harder than lambda = 1e-4, so a lambda "
         "comparison would mostly show weight decay; None: the run's weight decay)"))
@@ -111,19 +171,33 @@ class SlimmingConfig(_Strict):
 class ManiDPConfig(_Strict):
     """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
 
+    facts: ClassVar[MethodFacts] = MethodFacts(label="ManiDP", short="manidp",
+                                               artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE))
+
     name: Literal["manidp"] = "manidp"
-    lambda_prime: float = Field(0.05, ge=0.0, le=100.0, description="maximum sparsity weight lambda'")
-    gamma_sim: float = Field(3.0, ge=0.0, le=100.0, description=(
+    lambda_prime: float = Field(0.05, ge=0.0, le=100.0, title="λ': max sparsity weight",
+                                description="maximum sparsity weight lambda'",
+                                json_schema_extra=_facts(form=True, sweep="lp", aliases=("lambda'",)))
+    gamma_sim: float = Field(3.0, ge=0.0, le=100.0, title="γ: similarity weight", description=(
         "similarity-alignment weight gamma (3: on shapes, resnet20, 3 epochs, gamma = 1 lowered ||T - R|| by 9%, "
-        "gamma = 3 by 36%; gamma = 10 by 59% at a clear cost in accuracy)"))
-    gamma_c: float = Field(1.0, ge=0.0, le=10.0, description="complexity exponent")
-    complexity_scale: float = Field(0.5, gt=0.0, le=10.0, description="C = scale * previous epoch mean CE")
-    target_density: float = Field(0.7, gt=0.0, le=1.0, description="fraction of channels kept per layer at the end")
-    complexity: bool = Field(True, description="complexity-adaptive sparsity (off: one weight for every image)")
-    similarity: bool = Field(True, description="similarity alignment term")
-    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0)
-    probe_size: int = Field(64, ge=4, le=1024, description="test images saved for the similarity pages")
-    init_from: str | None = Field(None, description=(
+        "gamma = 3 by 36%; gamma = 10 by 59% at a clear cost in accuracy)"),
+        json_schema_extra=_facts(form=True, sweep="g", aliases=("gamma",)))
+    gamma_c: float = Field(1.0, ge=0.0, le=10.0, title="Complexity exponent", description="complexity exponent",
+                           json_schema_extra=_facts(form=True, sweep="gc"))
+    complexity_scale: float = Field(0.5, gt=0.0, le=10.0, title="Complexity scale",
+                                    description="C = scale * previous epoch mean CE")
+    target_density: float = Field(0.7, gt=0.0, le=1.0, title="Target density",
+                                  description="fraction of channels kept per layer at the end",
+                                  json_schema_extra=_facts(form=True, sweep="d", aliases=("density",)))
+    complexity: bool = Field(True, title="Complexity-adaptive sparsity",
+                             description="complexity-adaptive sparsity (off: one weight for every image)",
+                             json_schema_extra=_facts(form=True))
+    similarity: bool = Field(True, title="Similarity alignment", description="similarity alignment term",
+                             json_schema_extra=_facts(form=True))
+    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0, title="Gate learning-rate scale")
+    probe_size: int = Field(64, ge=4, le=1024, title="Probe images",
+                            description="test images saved for the similarity pages")
+    init_from: str | None = Field(None, title="Parent run", description=(
         "parent run whose model.pt initialises the backbone: its run id in the same runs folder (suites "
         "record ids, never a machine's absolute path), or a run directory"))
 
@@ -131,9 +205,72 @@ class ManiDPConfig(_Strict):
 MethodConfig = Annotated[BaselineConfig | SlimmingConfig | ManiDPConfig, Field(discriminator="name")]
 # method name -> its config class, read from the union above (each class's `name` Literal); the
 # registry of methods (prunelab.methods.METHODS) registers one class per name
-METHOD_CONFIGS: dict[str, type[BaseModel]] = {cls.model_fields["name"].default: cls
-                                              for cls in get_args(get_args(MethodConfig)[0])}
+METHOD_CONFIGS: dict[str, type[BaselineConfig | SlimmingConfig | ManiDPConfig]] = {
+    cls.model_fields["name"].default: cls for cls in get_args(get_args(MethodConfig)[0])}
 METHOD_NAMES = tuple(METHOD_CONFIGS)
+METHOD_FACTS: dict[str, MethodFacts] = {name: cls.facts for name, cls in METHOD_CONFIGS.items()}
+
+
+@dataclass(frozen=True)
+class ParamFacts:
+    """One field of a method config as the CLI, the app's form, suites and listings see it."""
+
+    method: str
+    name: str
+    label: str  # the field's title: the form's label
+    description: str | None
+    flag: str  # the CLI flag: `flag` of its facts, else --<name with dashes> (a bool that defaults to true
+    #            is switched off by --no-<name> instead: prunelab.cli.args.method_flags)
+    form: bool  # shown in the app's run form
+    sweep_label: str | None  # short label in sweep run names ("l": slim-l1e-4); None: not a sweep parameter
+    aliases: tuple[str, ...]  # other names a sweep accepts ("lambda" for sparsity_lambda)
+
+    @property
+    def sweepable(self) -> bool:
+        return self.sweep_label is not None
+
+
+def _param_facts(method: str, cls: type[BaseModel]) -> dict[str, ParamFacts]:
+    params = {}
+    for name, info in cls.model_fields.items():
+        if name == "name":
+            continue
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        params[name] = ParamFacts(
+            method=method, name=name, label=info.title or name, description=info.description,
+            flag=str(extra.get("flag") or f"--{name.replace('_', '-')}"), form=bool(extra.get("form")),
+            sweep_label=str(extra["sweep_label"]) if extra.get("sweep_label") else None,
+            aliases=tuple(str(alias) for alias in extra.get("aliases") or ()))
+    return params
+
+
+# method -> {field: its facts}, in the order of the union and of each class's fields ("name" aside)
+METHOD_PARAMS: dict[str, dict[str, ParamFacts]] = {name: _param_facts(name, cls)
+                                                   for name, cls in METHOD_CONFIGS.items()}
+# every method-config field once (a name two methods share counts once), in that order
+METHOD_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(name for params in METHOD_PARAMS.values() for name in params))
+# sweep parameter -> its facts (its method, its run-name label); alias -> sweep parameter
+SWEEP_PARAMS: dict[str, ParamFacts] = {p.name: p for params in METHOD_PARAMS.values()
+                                       for p in params.values() if p.sweepable}
+PARAM_ALIASES: dict[str, str] = {alias: p.name for p in SWEEP_PARAMS.values() for alias in p.aliases}
+
+
+def _check_sweep_names() -> None:
+    """A sweep parameter names one method's field and every alias one parameter (`sweep` infers the
+    method from the parameter); run-name labels differ within a method."""
+    owners: dict[str, list[str]] = {}
+    for params in METHOD_PARAMS.values():
+        for p in params.values():
+            owners.setdefault(p.name, []).append(p.method)
+    shared = [name for name in SWEEP_PARAMS if len(owners[name]) > 1]
+    aliases = [alias for p in SWEEP_PARAMS.values() for alias in p.aliases]
+    clashes = [alias for alias in aliases if aliases.count(alias) > 1 or alias in owners]
+    labels = [(p.method, p.sweep_label) for p in SWEEP_PARAMS.values()]
+    if shared or clashes or len(set(labels)) != len(labels):
+        raise ValueError(f"ambiguous sweep parameters: shared {shared}, aliases {clashes}, labels {labels}")
+
+
+_check_sweep_names()
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
-from prunelab.config import RunConfig
+from prunelab.config import METHOD_FIELDS, RunConfig
 from prunelab.ownership import effective_state, owner_alive
 from prunelab.run_format import (
     CONFIG_FILE,
@@ -57,10 +57,8 @@ BASE_COLUMNS = [
     "error", "test_acc", "macs_per_image", "params", "wall_time_s", "epochs", "epochs_total", "parent_run",
     "seed", "problem",
 ]
-HYPER_COLUMNS = [
-    "sparsity_lambda", "prune_ratio", "finetune_epochs", "lambda_prime", "gamma_sim", "gamma_c",
-    "target_density", "complexity", "similarity",
-]
+# every field of every method config (prunelab.config.METHOD_FIELDS); NaN where a run's method lacks it
+HYPER_COLUMNS = list(METHOD_FIELDS)
 SUMMARY_EXTRAS = [
     "acc_before_prune", "acc_after_prune", "acc_after_finetune", "macs_before", "macs_after", "macs_dense",
     "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty", "similarity_gap_mean",

@@ -18,8 +18,9 @@ Registered suites (`SUITES`):
 - `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS; the ManiDP ablation (neither term,
   complexity only, similarity only, both) from `pretrain`.
 - `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
-`sweep(method, param, values)` builds a one-parameter sweep (lambda, prune ratio, lambda', gamma,
-target density) with the same budget rule.
+`sweep(method, param, values)` builds a one-parameter sweep over a sweep parameter of a method
+(`prunelab.config.SWEEP_PARAMS`: lambda, prune ratio, lambda', gamma, gamma_c, target density) with the
+same budget rule; run names use each method's and parameter's short labels (`sweep-slim-l1e-4`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunelab.config import RunConfig, describe_validation_error
+from prunelab.config import METHOD_FACTS, PARAM_ALIASES, SWEEP_PARAMS, RunConfig, describe_validation_error
 
 DEMO_EPOCHS = 3
 DEMO_FINETUNE_EPOCHS = 3
@@ -46,17 +47,6 @@ MANIDP_LR_SCALE = 0.5
 MANIDP_ABLATION = (("neither", False, False), ("complexity", True, False),
                    ("similarity", False, True), ("both", True, True))
 
-# sweepable parameter -> (method, short label used in run names)
-SWEEP_PARAMS: dict[str, tuple[str, str]] = {
-    "sparsity_lambda": ("slimming", "l"),
-    "prune_ratio": ("slimming", "r"),
-    "lambda_prime": ("manidp", "lp"),
-    "gamma_sim": ("manidp", "g"),
-    "target_density": ("manidp", "d"),
-}
-PARAM_ALIASES = {"lambda": "sparsity_lambda", "ratio": "prune_ratio", "lambda'": "lambda_prime",
-                 "gamma": "gamma_sim", "density": "target_density"}
-METHOD_LABELS = {"baseline": "baseline", "slimming": "slim", "manidp": "manidp"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +123,12 @@ def _key(key: str, seed: int | None) -> str:
     return key if seed is None else f"{key}-s{seed}"
 
 
+def _swept_key(param: str, value: float) -> str:
+    """'slim-l1e-4': the short labels of the parameter's method and of the parameter, then the value."""
+    facts = SWEEP_PARAMS[param]
+    return f"{METHOD_FACTS[facts.method].short}-{facts.sweep_label}{format_value(float(value))}"
+
+
 def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int, seed: int | None = None,
               label: str = "baseline") -> SuiteRun:
     key = _key(label, seed)
@@ -144,7 +140,7 @@ def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, fin
                    seed: int | None = None) -> list[SuiteRun]:
     runs = []
     for lam in SLIMMING_LAMBDAS:
-        key = _key(f"slim-l{format_value(lam)}", seed)
+        key = _key(_swept_key("sparsity_lambda", lam), seed)
         method = {"name": "slimming", "sparsity_lambda": lam, "finetune_epochs": finetune}
         runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs, seed)))
     return runs
@@ -162,7 +158,7 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, finetune: int,
     """The four ManiDP rows, F epochs each from this seed's `pretrain`."""
     runs, tuned = [], finetune_base(base)
     for label, complexity, similarity in MANIDP_ABLATION:
-        key = _key(f"manidp-{label}", seed)
+        key = _key(f"{METHOD_FACTS['manidp'].short}-{label}", seed)
         method = {"name": "manidp", "complexity": complexity, "similarity": similarity}
         config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, finetune, seed)
         runs.append(SuiteRun(key, config, _key("pretrain", seed)))
@@ -235,10 +231,10 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     equal-budget `baseline` (E + F) unless `baseline=False`; `baseline=True` adds one to slimming sweeps.
     """
     param = resolve_param(param)
-    owner, label = SWEEP_PARAMS[param]
+    owner = SWEEP_PARAMS[param].method
     method = method or owner
     if method != owner:
-        allowed = ", ".join(p for p, (m, _) in SWEEP_PARAMS.items() if m == method) or "none"
+        allowed = ", ".join(p.name for p in SWEEP_PARAMS.values() if p.method == method) or "none"
         raise ValueError(f"parameter {param!r} does not apply to method {method!r}; "
                          f"{method} sweeps: {allowed}")
     if not values:
@@ -252,9 +248,10 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
         raise ValueError(f"sweep values must be finite numbers, got {bad}")
     base = base_config or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
-    name = f"sweep-{METHOD_LABELS[method]}-{param}"
+    short = METHOD_FACTS[method].short
+    name = f"sweep-{short}-{param}"
     suite_id = _suite_id(name)
-    prefix = f"sweep-{METHOD_LABELS[method]}"
+    prefix = f"sweep-{short}"
     with_baseline = (method == "manidp") if baseline is None else baseline
     runs: list[SuiteRun] = []
     for seed in _seeds(seeds):
@@ -265,7 +262,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
             runs.append(_baseline(base, suite_id, prefix, epochs, seed, label="pretrain"))
         swept_base = finetune_base(base) if parent else base
         for value in values:
-            key = _key(f"{METHOD_LABELS[method]}-{label}{format_value(float(value))}", seed)
+            key = _key(_swept_key(param, value), seed)
             settings: dict[str, Any] = {"name": method, param: value}
             if method == "slimming":
                 settings["finetune_epochs"] = finetune

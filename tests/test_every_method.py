@@ -1,19 +1,34 @@
 """Every registered method, end to end on a tiny run: trained, stopped mid-epoch and resumed, its final
-model rebuilt by `prunelab.load_model`, and every page of the app rendered on it (CPU, seconds each)."""
+model rebuilt by `prunelab.load_model`, its artefacts read and checked, and every page of the app rendered
+on it (CPU, seconds each). Every table derived from a method's facts (flags, the run form, sweep
+parameters and aliases, runs-table columns, required artefacts) covers that method's config fields."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 import prunelab
+from app_components import run_widgets
+from prunelab import analysis, results, suites
+from prunelab.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
+from prunelab.artefacts import JSON_SCHEMAS
 from prunelab.cli.args import config_from_args, method_flags
 from prunelab.cli.main import build_parser
-from prunelab.config import METHOD_CONFIGS, METHOD_NAMES
+from prunelab.config import (
+    METHOD_CONFIGS,
+    METHOD_FACTS,
+    METHOD_NAMES,
+    METHOD_PARAMS,
+    PARAM_ALIASES,
+    SWEEP_PARAMS,
+    field_bounds,
+)
 from prunelab.data import load_dataset
 from prunelab.engine import run_training
 from prunelab.methods import METHODS
@@ -31,6 +46,108 @@ def test_registry_and_config_name_the_same_methods() -> None:
     assert sorted(METHODS) == sorted(METHOD_NAMES)
     for name, cls in METHODS.items():
         assert cls.config_class is METHOD_CONFIGS[name]
+        assert cls.facts is METHOD_FACTS[name] is METHOD_CONFIGS[name].facts
+    shorts = [facts.short for facts in METHOD_FACTS.values()]
+    labels = [facts.label for facts in METHOD_FACTS.values()]
+    assert len(set(shorts)) == len(shorts) and len(set(labels)) == len(labels) and all(shorts) and all(labels)
+
+
+def fields_of(method: str) -> set[str]:
+    return set(METHOD_CONFIGS[method].model_fields) - {"name"}
+
+
+def test_runs_table_has_a_column_for_every_method_field() -> None:
+    everything = set().union(*(fields_of(method) for method in METHODS))
+    assert set(results.HYPER_COLUMNS) == everything and len(results.HYPER_COLUMNS) == len(everything)
+    assert not everything & set(results.BASE_COLUMNS)  # a method field never shadows a run's own column
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_field_has_facts_and_the_run_form_shows_the_marked_ones(method: str) -> None:
+    params = METHOD_PARAMS[method]
+    assert set(params) == fields_of(method)
+    for name, facts in params.items():
+        # every field has a human label of its own (its title), used by the form and the sweep picker
+        assert facts.label == METHOD_CONFIGS[method].model_fields[name].title and facts.label != name
+        assert facts.method == method and facts.flag.startswith("--")
+    shown = run_widgets.METHOD_FIELDS[method]
+    assert set(shown) == {name for name, facts in params.items() if facts.form}
+    assert set(shown) <= set(analysis.ABLATION_EXTRAS)  # the settings the ablation table carries
+    for name in shown:  # a form widget needs a default to start from
+        assert METHOD_CONFIGS[method].model_fields[name].default is not None
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_flag_reaches_its_field(method: str) -> None:
+    parser = build_parser()
+    fields = METHOD_CONFIGS[method].model_fields
+    for dest, (flag, info) in method_flags(method).items():
+        field = dest.removeprefix("no_")
+        if info.annotation is bool:
+            args = parser.parse_args(["run", method, flag])
+            assert getattr(args, dest) is True
+            assert getattr(config_from_args(method, args).method, field) is (not fields[field].default)
+        else:
+            assert flag == METHOD_PARAMS[method][field].flag
+            assert getattr(parser.parse_args(["run", method, flag, "7"]), dest) in (7, "7")
+    if method == "slimming":  # a field that names its own flag
+        assert method_flags(method)["sparsity_lambda"][0] == "--lambda"
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_artefact_of_a_method_has_a_checking_reader(method: str) -> None:
+    artefacts = METHOD_FACTS[method].artefacts
+    assert REQUIRED_ARTEFACTS[method] == artefacts
+    for name in artefacts:
+        suffix = Path(name).suffix
+        assert (suffix == ".json" and name in JSON_SCHEMAS) or (suffix == ".npz" and name in NPZ_CHECKS) \
+            or suffix == ".parquet", name
+
+
+def sweep_values(param: str) -> list[float]:
+    """Two values the parameter accepts: its default and half of it (or its upper bound when 0)."""
+    facts = SWEEP_PARAMS[param]
+    default = METHOD_CONFIGS[facts.method].model_fields[param].default
+    assert isinstance(default, int | float) and not isinstance(default, bool)
+    high = field_bounds(METHOD_CONFIGS[facts.method], param)[1]
+    return [float(default), float(default) / 2] if default else [0.0, float(high or 1.0)]
+
+
+@pytest.mark.parametrize("param", list(SWEEP_PARAMS))
+def test_every_sweep_parameter_builds_a_sweep(param: str) -> None:
+    """suites.sweep builds a suite for each sweep parameter (built, not trained): the method inferred, the
+    value set on exactly that field, run names from the method's and the parameter's short labels."""
+    facts, values = SWEEP_PARAMS[param], sweep_values(param)
+    suite = suites.sweep(None, param, values, epochs=2, finetune_epochs=1)
+    swept = [run for run in suite.runs if run.config.method.name == facts.method]
+    assert [getattr(run.config.method, param) for run in swept] == values
+    short = METHOD_FACTS[facts.method].short
+    assert [run.key for run in swept] == [f"{short}-{facts.sweep_label}{suites.format_value(v)}" for v in values]
+    assert suite.name == f"sweep-{short}-{param}"
+    defaults = METHOD_CONFIGS[facts.method]()
+    for run in swept:  # nothing else of the method's settings moved but the suite's budget and parent
+        keep = {param, "finetune_epochs", "init_from"}
+        assert run.config.method.model_dump(exclude=keep) == defaults.model_dump(exclude=keep)
+    for alias in facts.aliases:
+        assert suites.resolve_param(alias) == param
+        assert suites.sweep(None, alias, values).run_keys() == suites.sweep(None, param, values).run_keys()
+    for other in METHODS:
+        if other != facts.method:
+            with pytest.raises(ValueError, match="does not apply"):
+                suites.sweep(other, param, values)
+
+
+def test_every_alias_resolves_and_analysis_charts_the_same_parameters() -> None:
+    assert PARAM_ALIASES
+    for alias, name in PARAM_ALIASES.items():
+        assert alias in SWEEP_PARAMS[name].aliases and suites.resolve_param(alias) == name
+    runs = pd.DataFrame([{"method": facts.method, "state": "done", "test_acc": 0.5, "macs_per_image": 1.0,
+                          "name": f"{param}{i}", "run_id": f"{param}{i}", "suite": None,
+                          **{p: (i + 1.0 if p == param else None) for p in SWEEP_PARAMS}}
+                         for param, facts in SWEEP_PARAMS.items() for i in range(2)])
+    assert analysis.sweepable_params(runs) == list(SWEEP_PARAMS)
+    for param in SWEEP_PARAMS:
+        assert analysis.sweep_table(runs, param)["value"].tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -68,6 +185,9 @@ def test_method_trains_resumes_loads_and_renders(method: str, tmp_path: Path,
     assert len(run.read_metrics()) == 1  # the first epoch's row; the second epoch was cut short
     summary = run_training(config, run, resume=True)
     assert run.state == "done" and len(run.read_metrics()) == 2
+    for name in METHODS[method].facts.artefacts:  # written, and read back through its checking reader
+        assert read_artefact(run.path / name) is not None
+    assert run_problems(run.path, method, "done") == []
 
     model = prunelab.load_model(run.path)
     dataset = load_dataset(config.data)

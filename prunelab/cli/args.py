@@ -12,7 +12,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from prunelab.config import METHOD_CONFIGS, METHOD_NAMES, RunConfig, describe_validation_error
+from prunelab.config import METHOD_CONFIGS, METHOD_NAMES, METHOD_PARAMS, RunConfig, describe_validation_error
 
 
 class UsageError(Exception):
@@ -34,21 +34,21 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
     "schedule": ("train", "schedule"), "threads": ("train", "threads"),
 }
-FLAG_NAMES = {"sparsity_lambda": "--lambda"}  # a method field whose flag is not --<field-name>
 
 
 def method_flags(method: str) -> dict[str, tuple[str, FieldInfo]]:
     """{argparse dest: (flag, pydantic field)} of every field of the method's config class (its `name`
-    aside): a bool that defaults to true is switched off by `--no-<field>`, one that defaults to false is
-    switched on by `--<field>`."""
+    aside), the flag from the field's facts (`prunelab.config.ParamFacts.flag`: --<field-name> unless the
+    field names another, as `--lambda`): a bool that defaults to true is switched off by `--no-<field>`,
+    one that defaults to false is switched on by its flag."""
     flags = {}
-    for field, info in METHOD_CONFIGS[method].model_fields.items():
-        if field == "name":
-            continue
+    fields = METHOD_CONFIGS[method].model_fields
+    for field, facts in METHOD_PARAMS[method].items():
+        info = fields[field]
         if info.annotation is bool and info.default is True:
             flags[f"no_{field}"] = (f"--no-{field.replace('_', '-')}", info)
         else:
-            flags[field] = (FLAG_NAMES.get(field, f"--{field.replace('_', '-')}"), info)
+            flags[field] = (facts.flag, info)
     return flags
 
 

@@ -24,13 +24,19 @@ from prunelab.cli.args import (
 )
 from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
-from prunelab.config import RunConfig
+from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
+
+
+def _sweep_params_text() -> str:
+    """'sparsity_lambda (lambda), prune_ratio (ratio), ... or target_density (density)'."""
+    names = [f"{p.name} ({', '.join(p.aliases)})" if p.aliases else p.name for p in SWEEP_PARAMS.values()]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def add_job_commands(sub: Any) -> None:
@@ -54,8 +60,7 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--seeds", type=int, default=1,
                        help="N runs per variant with train seeds 0..N-1 (default 1: the --seed given)")
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
-    suite.add_argument("--param", help="sweep: sparsity_lambda (lambda), prune_ratio, lambda_prime, "
-                                       "gamma_sim (gamma) or target_density")
+    suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
     suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
     suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
     add_backend_arguments(suite)

@@ -28,7 +28,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from prunelab.config import METHOD_CONFIGS, RunConfig
+from prunelab.config import METHOD_CONFIGS, METHOD_FACTS, MethodFacts, RunConfig
 from prunelab.run_format import (
     atomic_write_json,
     atomic_write_npz,
@@ -96,6 +96,7 @@ class PruningMethod:
 
     name = "base"
     config_class: type[BaseModel] = BaseModel  # set by register_method
+    facts = MethodFacts(label="base", short="base")  # set by register_method: the config class's facts
 
     def __init__(self, config: Any, context: RunContext) -> None:
         self.config = config
@@ -168,13 +169,16 @@ METHODS: dict[str, type[PruningMethod]] = {}
 
 def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
     """Register a method under the `name` of its config class (prunelab.config.METHOD_CONFIGS), which
-    becomes `cls.config_class`: a method without a config, or a config without a method, is an error."""
+    becomes `cls.config_class`, and whose `facts` (label, short name, artefacts: prunelab.config.MethodFacts;
+    the facts of each field are prunelab.config.METHOD_PARAMS[name]) become `cls.facts`: a method without
+    a config, or a config without a method, is an error."""
     if name not in METHOD_CONFIGS:
         raise ValueError(f"method {name!r} has no config class in prunelab.config.MethodConfig")
 
     def decorate(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name
         cls.config_class = METHOD_CONFIGS[name]
+        cls.facts = METHOD_FACTS[name]
         METHODS[name] = cls
         return cls
 

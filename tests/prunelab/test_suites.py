@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prunelab.config import RunConfig
+from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.jobs import JobManager
 from prunelab.suites import (
     DEMO_EPOCHS,
@@ -14,7 +14,6 @@ from prunelab.suites import (
     MANIDP_LR_SCALE,
     SLIMMING_LAMBDAS,
     SUITES,
-    SWEEP_PARAMS,
     build_suite,
     format_value,
     parse_values,
@@ -90,10 +89,10 @@ def test_registered_suites_and_unknown_name() -> None:
 
 @pytest.mark.parametrize(("param", "values"), [
     ("sparsity_lambda", [0.0, 1e-5, 1e-4]), ("prune_ratio", [0.3, 0.5, 0.7]), ("lambda_prime", [0.5, 2.0]),
-    ("gamma_sim", [0.0, 1.0]), ("target_density", [0.3, 0.6]),
+    ("gamma_sim", [0.0, 1.0]), ("gamma_c", [0.5, 2.0]), ("target_density", [0.3, 0.6]),
 ])
 def test_sweep_varies_exactly_one_parameter(param: str, values: list[float]) -> None:
-    method = SWEEP_PARAMS[param][0]
+    method = SWEEP_PARAMS[param].method
     suite = sweep(method, param, values, BASE, epochs=2)
     swept = [run for run in suite.runs if run.config.method.name == method]
     assert [getattr(run.config.method, param) for run in swept] == values
