@@ -112,12 +112,12 @@ def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
             raw[section][key] = value
     own = method_flags(method)
     for other in METHOD_NAMES:
-        for dest, (_, info) in method_flags(other).items():
+        for dest, (flag, info) in method_flags(other).items():
             value = getattr(args, dest, None)
             if value is None or value is False:  # not given (store_true flags default to False)
                 continue
             if dest not in own:
-                raise UsageError(f"--{dest.replace('_', '-')} does not apply to method {method!r}")
+                raise UsageError(f"{flag} does not apply to method {method!r} (it is {other}'s)")
             field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
             raw["method"][field] = (not value) if field != dest else value
     if getattr(args, "name", None):

@@ -68,7 +68,7 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
                                                                   "PATH/train/<class>/"]),
     (["run", "prune-it"], ["unknown method 'prune-it'", "allowed: baseline, slimming, manidp"]),
     (["run", "baseline", "--threads", "0"], ["threads", "greater than or equal to 1"]),
-    (["run", "baseline", "--lambda", "1e-4"], ["--sparsity-lambda does not apply to method 'baseline'"]),
+    (["run", "baseline", "--lambda", "1e-4"], ["--lambda does not apply to method 'baseline' (it is slimming's)"]),
     (["suite", "nope"], ["unknown suite 'nope'", "allowed: demo"]),
     (["suite", "demo", "--epochs", "0"], ["epochs", "greater than or equal to 1"]),
     (["suite", "demo", "--dataset", "imagenet"], ["unknown dataset 'imagenet'"]),
