@@ -16,7 +16,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from torch import nn
 from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.flops import count_macs, count_params
-from prunelab.methods import ArtefactWriter, Phase, PruningMethod, RunContext, get_method
+from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
 from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
@@ -93,28 +92,6 @@ def set_rng_states(state: dict[str, Any]) -> None:
         npy = state["numpy"]
         np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
                              npy["gauss"]))
-
-
-@dataclass
-class EvalResult:
-    """Per-image evaluation of one split, in dataset order."""
-
-    loss: torch.Tensor  # float32 [N], cross-entropy of each image
-    pred: torch.Tensor  # int64 [N]
-    labels: torch.Tensor  # int64 [N]
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def acc(self) -> float:
-        return float((self.pred == self.labels).float().mean())
-
-    @property
-    def mean_loss(self) -> float:
-        return float(self.loss.mean())
-
-    def extra_means(self, prefix: str) -> dict[str, float]:
-        """Mean of every per-image extra [N] (e.g. ManiDP's density), keyed `prefix + name`."""
-        return {prefix + name: float(value.float().mean()) for name, value in self.extras.items() if value.dim() == 1}
 
 
 class Trainer:

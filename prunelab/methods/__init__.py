@@ -8,6 +8,7 @@ from prunelab.methods import (
 from prunelab.methods.base import (
     METHODS,
     ArtefactWriter,
+    EvalResult,
     Phase,
     PruningMethod,
     RunContext,
@@ -15,4 +16,6 @@ from prunelab.methods.base import (
     register_method,
 )
 
-__all__ = ["METHODS", "ArtefactWriter", "Phase", "PruningMethod", "RunContext", "get_method", "register_method"]
+__all__ = [
+    "METHODS", "ArtefactWriter", "EvalResult", "Phase", "PruningMethod", "RunContext", "get_method", "register_method",
+]

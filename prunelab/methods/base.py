@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,29 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from prunelab.data import BatchLoader, ImageDataset
-    from prunelab.engine import EvalResult
+
+
+@dataclass
+class EvalResult:
+    """Per-image evaluation of one split, in dataset order: what the context's `evaluate` returns (the
+    engine fills it, a method's `eval_extras` adds to `extras`)."""
+
+    loss: torch.Tensor  # float32 [N], cross-entropy of each image
+    pred: torch.Tensor  # int64 [N]
+    labels: torch.Tensor  # int64 [N]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def acc(self) -> float:
+        return float((self.pred == self.labels).float().mean())
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss.mean())
+
+    def extra_means(self, prefix: str) -> dict[str, float]:
+        """Mean of every per-image extra [N] (e.g. ManiDP's density), keyed `prefix + name`."""
+        return {prefix + name: float(value.float().mean()) for name, value in self.extras.items() if value.dim() == 1}
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.methods.base import Phase, PruningMethod, RunContext, register_method
+from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.manidp.executor import SparseExecutor
 from prunelab.methods.manidp.gates import (
     cosine_matrix,
@@ -87,7 +87,6 @@ from prunelab.run_format import (
 
 if TYPE_CHECKING:
     from prunelab.config import ManiDPConfig
-    from prunelab.engine import EvalResult
 
 CALIBRATION_IMAGES = 2000  # training images whose mean saliencies set the thresholds
 RAMP_FRACTION = 0.5  # eta reaches the target after this fraction of the training steps

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 from prunelab.config import RunConfig, SlimmingConfig
 from prunelab.flops import count_macs, count_params
 from prunelab.latency import measure_latency_ms
-from prunelab.methods.base import Phase, PruningMethod, RunContext, register_method
+from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.slimming.pruning import (
     PrunableUnit,
     add_l1_subgradient_,
@@ -50,9 +50,6 @@ from prunelab.run_format import (
     atomic_write_npz,
 )
 from prunelab.store import RunDir
-
-if TYPE_CHECKING:
-    from prunelab.engine import EvalResult
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 VERIFY_IMAGES = 256
