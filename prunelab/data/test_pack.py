@@ -5,8 +5,8 @@ Its pages still need the test images (galleries, image picker, sub-network map, 
 ``scripts/make_cifar_demo.py`` writes the test split the runs were evaluated on into the demo folder
 as ``test_images.npz`` (`TEST_PACK_FILE`): uint8 images ``[N,3,32,32]`` in the runs' test order,
 labels, class names, the normalisation statistics, and what identifies the test split: the runs'
-``dataset`` string, ``test_size`` (-1: the dataset's default) and ``data_seed``. The shapes demo ships
-one too: reading 2,000 images from it is faster than generating the procedural set on a fresh install.
+``dataset`` string, ``test_size`` (-1: the dataset's default) and ``data_seed``. A pack that holds a
+run's test split is read before the dataset itself (no decoding or generating).
 
 ``load_test_pack`` returns it as an ``ImageDataset`` with an empty training split, so code that reads
 a run's test images does not care where they came from; it refuses a pack of another test split.
