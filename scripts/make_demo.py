@@ -9,9 +9,9 @@ The runs are made by PruneLab's own suite command, run from the repository root:
 `pretrain` baseline and the four ManiDP ablation runs, 3 epochs each from it: every compared run is
 shaped by 6 epochs in all), then the files no page reads are removed (epoch checkpoints with their
 optimizer state, final model files but the seed-0 ManiDP runs' gated models that the ManiDP what-if and
-the sub-network map read, torch.export archives), which keeps the demo under 15 MB. The shapes test images are not shipped (a
-test-image pack of them would take 5.9 MB: procedural noise does not compress); the pages generate
-them once and cache them on disk. Usage:
+the sub-network map read, torch.export archives), which keeps the demo under 15 MB. The shapes test
+images are not shipped (a test-image pack of them would take 5.9 MB: procedural noise does not
+compress); the pages generate them once and cache them on disk. Usage:
 
     python scripts/make_demo.py [--force] [--device auto|cpu|cuda] [--max-concurrent N] [--seeds N]
 """
