@@ -147,18 +147,32 @@ class _Heartbeat:
         self._thread.join(timeout=5.0)
 
 
+# the live figures of a running run that its owner's heartbeat copies into status.json, so a fresh
+# process (`jobs`, the app's Jobs panel, another machine reading the runs folder) sees how far it is
+LIVE_FIELDS = ("phase", "epoch", "epochs_total", "batch", "batches", "fraction", "eta_s")
+
+
+def publish_progress(run: RunDir, progress: Progress) -> None:
+    """Copy the live progress of a training run into its status.json (the owner's heartbeat calls it)."""
+    snap = progress.snapshot()
+    if snap.get("state") != "running":
+        return
+    run.write_status(**{key: snap[key] for key in LIVE_FIELDS if snap.get(key) is not None})
+
+
 @contextlib.contextmanager
 def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
               on_lost: Callable[[], None] | None = None, *, handoff_from: str | None = None,
               backend: str = "local", on_beat: Callable[[], None] | None = None,
-              **status: Any) -> Iterator[str]:
+              progress: Progress | None = None, **status: Any) -> Iterator[str]:
     """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`, or
     in a Ray task).
 
     Takes the run's owner lock (JobError naming the owner if someone else holds it, unless it is
     `handoff_from` handing the run over) and keeps it fresh; `on_lost()` is called if the lock is taken over
-    (this process was frozen past the staleness bound), `on_beat()` after every heartbeat. The owner fields,
-    `backend` and `status` go into status.json.
+    (this process was frozen past the staleness bound), `on_beat()` after every heartbeat, which also
+    publishes `progress` (the run's live progress) into status.json. The owner fields, `backend` and
+    `status` go into status.json.
     """
     token = new_token()
     register_token(token)
@@ -173,7 +187,10 @@ def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
             log.error("lost the owner lock of %s", run.run_id)
             if on_lost is not None:
                 on_lost()
-        elif on_beat is not None:
+            return
+        if progress is not None:
+            publish_progress(run, progress)
+        if on_beat is not None:
             on_beat()
 
     try:
@@ -548,13 +565,18 @@ class JobManager:
             self._cond.notify_all()
 
     def _beat(self) -> None:
-        """Refresh the owner lock of every active job; a job whose lock was taken over is cancelled."""
+        """Refresh the owner lock of every active job and publish a running job's progress into its
+        status.json; a job whose lock was taken over is cancelled."""
         with self._cond:
             jobs = [job for job in self._jobs.values() if job.state in ACTIVE_STATES and job.lock is not None]
         for job in jobs:
             lock = job.lock
             try:
-                if lock is None or lock.beat():
+                if lock is None:
+                    continue
+                if lock.beat():
+                    if job.state == "running":
+                        publish_progress(job.run, job.progress)
                     continue
             except OSError as error:
                 log.warning("heartbeat of %s failed: %s", job.run_id, error)

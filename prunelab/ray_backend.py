@@ -61,7 +61,6 @@ from prunelab.run_format import (
 from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
-    from prunelab.progress import Progress
     from prunelab.suites import Suite
 
 log = logging.getLogger("prunelab.ray_backend")
@@ -70,7 +69,6 @@ BACKEND = "ray"
 CONNECT_TIMEOUT_S = 5.0  # how long the reachability check of --address waits
 POLL_S = 0.5
 # status.json fields the worker's heartbeat copies from the live progress
-LIVE_FIELDS = ("phase", "epoch", "epochs_total", "batch", "batches", "fraction", "eta_s")
 # environment variables every task sees as the driver does (dataset cache, demo switch, runs folder)
 FORWARDED_ENV = ("PRUNELAB_CACHE_DIR", "PRUNELAB_NO_DEMO", "PRUNELAB_RUNS_DIR")
 
@@ -300,7 +298,7 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, 
     progress = Progress(run.run_id)
     threads = config.train.threads or max(1, round(num_cpus))
     with claim_run(run, handoff_from=handoff_from, backend=BACKEND, on_lost=progress.request_cancel,
-                   on_beat=lambda: publish_progress(run, progress), **node_fields()):
+                   progress=progress, **node_fields()):
         state = run.state
         if state != "queued":  # someone else settled it meanwhile (e.g. marked it interrupted)
             return {"run_id": run.run_id, "state": state, "node": socket.gethostname(),
@@ -332,14 +330,6 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, 
     status = run.read_status()
     return {"run_id": run.run_id, "state": status["state"], "error": status.get("error"),
             "node": socket.gethostname()}
-
-
-def publish_progress(run: RunDir, progress: Progress) -> None:
-    """Copy the live progress of a training run into status.json (the worker's heartbeat calls it)."""
-    snap = progress.snapshot()
-    if snap.get("state") != "running":
-        return
-    run.write_status(**{key: snap[key] for key in LIVE_FIELDS if snap.get(key) is not None})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     progress.add_listener(bar)
     try:
-        with claim_run(run, on_lost=progress.request_cancel):  # owner.lock + heartbeat: nobody else takes it
+        # owner.lock + heartbeat (nobody else takes it; the progress goes into status.json at every beat)
+        with claim_run(run, on_lost=progress.request_cancel, progress=progress):
             summary = run_training(config, run, progress)
     except DatasetError as error:
         bar.close()

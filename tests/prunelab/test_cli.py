@@ -15,7 +15,7 @@ import pytest
 import prunelab
 from prunelab.methods import METHODS
 from prunelab.store import RunStore
-from tests.helpers import HOLD_SCRIPT, run_cli
+from tests.helpers import HOLD_SCRIPT, run_cli, tiny_config
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]
 REPO = Path(prunelab.__file__).resolve().parents[1]
@@ -119,6 +119,63 @@ def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:
     assert [row["epoch"] for row in handle.read_metrics()] == [1, 2]
     assert "resumed from train epoch 1" in handle.file("log.txt").read_text()
     assert "marked interrupted (was running): owner process" in handle.file("log.txt").read_text()
+
+
+# `python -c HOLD_MID_EPOCH SIGNAL_FILE ARGS...`: a CLI run that hangs after the 2nd batch of its first epoch
+HOLD_MID_EPOCH = """
+import pathlib, sys, time
+from prunelab.methods.baseline import Baseline
+
+calls = []
+
+def hold(self, model):
+    calls.append(1)
+    if len(calls) == 2:  # two batches of the first epoch trained: signal, then hang until killed
+        pathlib.Path(sys.argv[1]).write_text("holding")
+        time.sleep(600)
+
+Baseline.after_backward = hold
+from prunelab.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "resume"])  # claim_run, and a JobManager
+def test_another_process_sees_a_local_run_progress_within_an_epoch(tmp_path: Path, command: str) -> None:
+    """`jobs` in another process reads how far into an epoch a local run is: the owner's heartbeat copies the
+    live progress into status.json (before, it showed 0% until the first epoch ended: minutes on CIFAR-10)."""
+    runs, marker = tmp_path / "runs", tmp_path / "holding"
+    train = ["--epochs", "2", "--train-size", "200", "--test-size", "100", "--width", "0.125", "--batch-size", "50"]
+    if command == "run":
+        argv = ["run", "baseline", *train, "--runs-dir", str(runs)]
+    else:
+        RunStore(runs).create(tiny_config("baseline", epochs=2, train_size=200, test_size=100, width=0.125), "r")
+        argv = ["resume", "r", "--runs-dir", str(runs)]  # a queued run left behind: resumed by a JobManager
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen([sys.executable, "-c", HOLD_MID_EPOCH, str(marker), *argv], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not marker.exists():
+            assert child.poll() is None and time.time() < deadline, "the child run never trained two batches"
+            time.sleep(0.2)
+        (run,) = RunStore(runs).list_runs()
+        deadline, status = time.time() + 30, {}
+        while time.time() < deadline:
+            status = RunStore(runs).open(run.run_id).read_status()
+            if status.get("batch"):
+                break
+            time.sleep(0.3)
+        # epoch 1 of 2 (1-based) in progress: 1 of its 4 batches counted, before any epoch ended
+        assert status["state"] == "running" and status["phase"] == "train" and status["epoch"] == 1, status
+        assert status["batch"] == 1 and status["batches"] == 4 and 0 < status["fraction"] < 0.5, status
+        assert "metrics" not in status or not status["metrics"]  # no epoch has ended: this is the heartbeat's
+        code, table, _ = run_cli("jobs", "--runs-dir", str(runs))
+        (row,) = [line for line in table.splitlines()[1:] if line.strip()]  # the one run
+        assert code == 0 and " running " in row and " 1/2 " in row and " 0% " not in row, table
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
 
 
 @pytest.mark.skipif("slimming" not in METHODS, reason="slimming is not registered")
