@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,31 @@ Baseline.on_epoch_start = hold
 from prunelab.cli import main
 sys.exit(main(sys.argv[2:]))
 """
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """This environment with the repository on PYTHONPATH, for a child `python -c` that imports prunelab."""
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+@contextlib.contextmanager
+def held_cli(script: str, marker: Path, argv: list[str], timeout_s: float = 180.0) -> Iterator[subprocess.Popen]:
+    """`python -c SCRIPT MARKER ARGV...` (e.g. HOLD_SCRIPT) in a child process, yielded once it has written
+    MARKER (it then hangs, holding its run and beating its heartbeat); killed with SIGKILL when the block ends."""
+    child = subprocess.Popen([sys.executable, "-c", script, str(marker), *argv], env=child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout_s
+        while not marker.exists():
+            assert child.poll() is None and time.time() < deadline, f"the child never signalled: {argv}"
+            time.sleep(0.1)
+        yield child
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
 
 
 def write_folder_dataset(root: Path, classes=("cat", "dog"), per_class=3, size=(40, 30)) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 import prunelab
 from prunelab.methods import METHODS
 from prunelab.store import RunStore
-from tests.helpers import HOLD_SCRIPT, run_cli, tiny_config
+from tests.helpers import HOLD_SCRIPT, held_cli, run_cli, tiny_config
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]
 REPO = Path(prunelab.__file__).resolve().parents[1]
@@ -93,18 +90,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expect
 
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:
     runs, marker = tmp_path / "runs", tmp_path / "holding"
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     argv = ["run", "baseline", "--epochs", "2", *TINY, "--runs-dir", str(runs)]
-    child = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(marker), *argv], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while not marker.exists():
-            assert child.poll() is None and time.time() < deadline, "the child run never reached epoch 2"
-            time.sleep(0.2)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    with held_cli(HOLD_SCRIPT, marker, argv):
+        pass  # killed once epoch 1 is checkpointed
     (run,) = RunStore(runs).list_runs()
     assert run.state == "running"  # what the killed process left behind
 
@@ -151,14 +139,7 @@ def test_another_process_sees_a_local_run_progress_within_an_epoch(tmp_path: Pat
     else:
         RunStore(runs).create(tiny_config("baseline", epochs=2, train_size=200, test_size=100, width=0.125), "r")
         argv = ["resume", "r", "--runs-dir", str(runs)]  # a queued run left behind: resumed by a JobManager
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = subprocess.Popen([sys.executable, "-c", HOLD_MID_EPOCH, str(marker), *argv], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while not marker.exists():
-            assert child.poll() is None and time.time() < deadline, "the child run never trained two batches"
-            time.sleep(0.2)
+    with held_cli(HOLD_MID_EPOCH, marker, argv):
         (run,) = RunStore(runs).list_runs()
         deadline, status = time.time() + 30, {}
         while time.time() < deadline:
@@ -173,9 +154,6 @@ def test_another_process_sees_a_local_run_progress_within_an_epoch(tmp_path: Pat
         code, table, _ = run_cli("jobs", "--runs-dir", str(runs))
         (row,) = [line for line in table.splitlines()[1:] if line.strip()]  # the one run
         assert code == 0 and " running " in row and " 1/2 " in row and " 0% " not in row, table
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
 
 
 @pytest.mark.skipif("slimming" not in METHODS, reason="slimming is not registered")

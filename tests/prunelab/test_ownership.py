@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,14 +20,10 @@ from prunelab.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.progress import Cancelled, Progress
 from prunelab.run_format import RunStoreError
 from prunelab.store import RunDir, RunStore
-from tests.helpers import HOLD_SCRIPT, run_cli, tiny_config
+from tests.helpers import HOLD_SCRIPT, child_env, held_cli, run_cli, tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50", "--threads", "1"]
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
 def dead_pid() -> int:
@@ -228,21 +223,12 @@ def shown_states(runs: Path, run_id: str) -> dict[str, str]:
 def test_a_killed_cli_run_is_interrupted_in_every_view_then_deletable(tmp_path: Path) -> None:
     runs, marker = tmp_path / "runs", tmp_path / "holding"
     argv = ["run", "baseline", "--epochs", "2", *TINY, "--runs-dir", str(runs), "--name", "victim"]
-    child = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(marker), *argv], env=child_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while not marker.exists():
-            assert child.poll() is None and time.time() < deadline, "the child run never reached epoch 2"
-            time.sleep(0.1)
+    with held_cli(HOLD_SCRIPT, marker, argv) as child:
         (info,) = RunStore(runs).list_runs()
         assert set(shown_states(runs, info.run_id).values()) == {"running"}
         before = results.roots_signature([runs])
         with pytest.raises(RunStoreError, match=rf"running by process {child.pid} .*cancel it"):
             results.delete_run(info.path)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
     killed_at = time.time()
     assert set(shown_states(runs, info.run_id).values()) == {"interrupted"}
     assert time.time() - killed_at < 5.0
