@@ -19,7 +19,6 @@ table has 10,000 records). Each page the app registers (app_components/shell.py)
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import os
 import socket
@@ -36,19 +35,15 @@ import bench_slimming
 import common
 
 APP = common.ROOT / "app.py"
-SHELL = common.ROOT / "app_components" / "shell.py"  # where app.py's pages are listed
 SIZES = {False: {"cold": 3, "warm": 2, "starts": 3}, True: {"cold": 5, "warm": 5, "starts": 5}}
 START_TIMEOUT_S = 120.0
 
 
 def app_pages() -> list[str]:
-    """Page files the app registers: `PAGES` of app_components/shell.py (read from its source, so no
-    Streamlit code runs)."""
-    tree = ast.parse(SHELL.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            return [entry[0] for entry in ast.literal_eval(node.value)]
-    raise RuntimeError(f"{SHELL} has no PAGES list")
+    """Page files the app registers (`PAGES` of app_components/shell.py), in navigation order."""
+    from app_components.shell import PAGES
+
+    return [path for path, _, _ in PAGES]
 
 
 @contextlib.contextmanager

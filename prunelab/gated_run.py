@@ -63,9 +63,9 @@ class GatedRun:
     def evaluate_test(self) -> dict[str, Any]:
         """Per test image at the model's current thresholds: loss, pred, label, active channels per gated
         layer (`counts`) and MACs from the masks, as numpy arrays (the run's own final evaluation)."""
-        result = self.trainer.context.evaluate(self.model, "test")
-        return {"loss": result.loss.numpy(), "pred": result.pred.numpy(), "label": result.labels.numpy(),
-                "counts": result.extras["counts"].numpy(), "macs": result.extras["macs"].numpy()}
+        from prunelab.methods.manidp.report import per_image_arrays
+
+        return per_image_arrays(self.trainer.context.evaluate(self.model, "test"))
 
     @property
     def plan(self) -> Any:

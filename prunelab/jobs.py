@@ -147,6 +147,20 @@ class _Heartbeat:
         self._thread.join(timeout=5.0)
 
 
+def record_unstarted_end(run: RunDir, state: str, message: str) -> None:
+    """Write the final `state` (with `message`, and as `error` when failed) of a run that ended before it
+    reached the trainer (cancelled in the queue, a failed dependency), and log it; a disk that refuses the
+    write is logged, never raised (the caller settles its job either way)."""
+    fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
+    if state == "failed":
+        fields["error"] = message
+    try:
+        run.force_status(**fields)
+        run.log(message)
+    except OSError as error:
+        log.warning("could not record %s for %s: %s", state, run.run_id, error)
+
+
 # the live figures of a running run that its owner's heartbeat copies into status.json, so a fresh
 # process (`jobs`, the app's Jobs panel, another machine reading the runs folder) sees how far it is
 LIVE_FIELDS = ("phase", "epoch", "epochs_total", "batch", "batches", "fraction", "eta_s")
@@ -163,16 +177,14 @@ def publish_progress(run: RunDir, progress: Progress) -> None:
 @contextlib.contextmanager
 def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
               on_lost: Callable[[], None] | None = None, *, handoff_from: str | None = None,
-              backend: str = "local", on_beat: Callable[[], None] | None = None,
-              progress: Progress | None = None, **status: Any) -> Iterator[str]:
+              backend: str = "local", progress: Progress | None = None, **status: Any) -> Iterator[str]:
     """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`, or
     in a Ray task).
 
     Takes the run's owner lock (JobError naming the owner if someone else holds it, unless it is
     `handoff_from` handing the run over) and keeps it fresh; `on_lost()` is called if the lock is taken over
-    (this process was frozen past the staleness bound), `on_beat()` after every heartbeat, which also
-    publishes `progress` (the run's live progress) into status.json. The owner fields, `backend` and
-    `status` go into status.json.
+    (this process was frozen past the staleness bound); every heartbeat also publishes `progress` (the run's
+    live progress) into status.json. The owner fields, `backend` and `status` go into status.json.
     """
     token = new_token()
     register_token(token)
@@ -190,8 +202,6 @@ def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
             return
         if progress is not None:
             publish_progress(run, progress)
-        if on_beat is not None:
-            on_beat()
 
     try:
         run.write_status(**{**_owner_fields(token, backend), **status})
@@ -408,14 +418,7 @@ class JobManager:
         """Finish a job that never reached the trainer (caller holds the lock)."""
         job.state = state
         job.error = message if state == "failed" else None
-        fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
-        if state == "failed":
-            fields["error"] = message
-        try:
-            job.run.write_status(**fields)
-            job.run.log(message)
-        except OSError as error:
-            log.warning("could not record %s for %s: %s", state, job.run_id, error)
+        record_unstarted_end(job.run, state, message)
         self._release(job)
         job.progress.update(state=state, error=job.error)
         job.progress.log(message)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab import ownership
-from prunelab.jobs import JobError, JobInfo, claim_lock, claim_run, mark_interrupted
+from prunelab.jobs import JobError, JobInfo, claim_lock, claim_run, mark_interrupted, record_unstarted_end
 from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, RunBusyError, new_token
 from prunelab.run_format import (
     ACTIVE_STATES,
@@ -611,14 +611,7 @@ class RaySuiteRunner:
 
     def _settle_unstarted(self, entry: _RayRun, state: str, message: str) -> None:
         """Final state of a run the driver still owns (caller holds `_cond`)."""
-        fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
-        if state == "failed":
-            fields["error"] = message
-        try:
-            entry.run.force_status(**fields)
-            entry.run.log(message)
-        except OSError as error:
-            log.warning("could not record %s for %s: %s", state, entry.run_id, error)
+        record_unstarted_end(entry.run, state, message)
         if entry.lock is not None:
             entry.lock.release()
             entry.lock = None

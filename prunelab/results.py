@@ -32,7 +32,6 @@ from prunelab.run_format import (
     PRUNING_FILE,
     STATUS_FILE,
     SUMMARY_FILE,
-    TEST_PACK_FILE,
     RunStoreError,
 )
 from prunelab.store import BrokenRun, RunDir, RunStore, default_runs_dir
@@ -349,12 +348,11 @@ def load_probe(path: str | Path) -> Probe | None:
 def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
     """uint8 [n, 32, 32, 3] test images at `indices` of the run's dataset (None if it cannot be loaded).
 
-    A test-image pack beside the run that holds its test split is read first (a shipped demo: no
-    dataset to generate or decode on a fresh install); otherwise the dataset is rebuilt from the run's
-    DataConfig by ``prunelab.data.load_dataset``, which keeps recently used datasets in memory and on
+    From `run_dataset`: the test-image pack beside the run when it holds the run's test split, else the
+    dataset rebuilt by ``prunelab.data.load_dataset``, which keeps recently used datasets in memory and on
     disk, so only the first call pays for loading.
     """
-    dataset = _shipped_test_split(path) or run_dataset(path)
+    dataset = run_dataset(path)
     if dataset is None:
         return None
     index = np.asarray(list(indices), dtype=np.int64)
@@ -385,42 +383,28 @@ def class_names(path: str | Path) -> list[str]:
 
 
 def run_dataset(path: str | Path) -> Any:
-    """The run's dataset (an ``ImageDataset``), or None when it cannot be loaded (the log says why).
+    """The run's test images as an ``ImageDataset``, or None when they cannot be loaded (the log says why).
 
-    Rebuilt from the run's DataConfig; when that data is not on this machine (the CIFAR-10 demo is
-    trained on a PNG release outside the repository), the test-image pack beside the run stands in
-    with its test split (`prunelab.data.test_pack`)."""
+    A test-image pack beside the run that holds its test split comes first (`prunelab.data.test_pack`: a
+    shipped demo, whose training data, such as CIFAR-10's PNG release, is not on this machine, and which
+    then needs no decoding or generating); otherwise the dataset is rebuilt from the run's DataConfig."""
     config = load_config(path)
     if config is None:
         return None
     from prunelab.data import DatasetError, load_dataset
     from prunelab.data.test_pack import load_test_pack
 
+    pack_problem = ""
+    try:
+        pack = load_test_pack(Path(path).parent, config.data)
+    except DatasetError as error:  # another split or corrupt: the run's own dataset decides
+        pack, pack_problem = None, f"; {error}"
+    if pack is not None:
+        return pack
     try:
         return load_dataset(config.data)
     except Exception as error:  # noqa: BLE001 - DatasetError or a broken cache: tell the page, don't crash
-        try:
-            pack = load_test_pack(Path(path).parent, config.data)
-        except DatasetError as pack_error:
-            log.warning("cannot load the dataset of %s: %s; %s", path, error, pack_error)
-            return None
-        if pack is None:
-            log.warning("cannot load the dataset of %s: %s", path, error)
-        return pack
-
-
-def _shipped_test_split(path: str | Path) -> Any:
-    """The test-image pack beside the run when it holds the run's test split, else None."""
-    config = load_config(path)
-    if config is None or not (Path(path).parent / TEST_PACK_FILE).is_file():
-        return None
-    from prunelab.data import DatasetError
-    from prunelab.data.test_pack import load_test_pack
-
-    try:
-        return load_test_pack(Path(path).parent, config.data)
-    except DatasetError as error:  # another split or corrupt: the run's own dataset decides
-        log.info("not using the test-image pack for %s: %s", path, error)
+        log.warning("cannot load the dataset of %s: %s%s", path, error, pack_problem)
         return None
 
 

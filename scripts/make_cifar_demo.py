@@ -75,11 +75,9 @@ def unfinished(work: Path) -> list[Path]:
     """The runs in `work` not yet done, in the order the suite created them (parents first)."""
     from prunelab.store import RunDir
 
-    def created(path: Path) -> tuple[float, str]:
-        return float(RunDir(path).read_status().get("created_at") or 0.0), path.name
-
-    runs = sorted((p for p in work.iterdir() if (p / "config.json").is_file()), key=created)
-    return [p for p in runs if RunDir(p).read_status().get("state") != "done"]
+    statuses = {p: RunDir(p).read_status() for p in work.iterdir() if (p / "config.json").is_file()}
+    runs = sorted(statuses, key=lambda p: (float(statuses[p].get("created_at") or 0.0), p.name))
+    return [p for p in runs if statuses[p].get("state") != "done"]
 
 
 def continue_suite(work: Path) -> int:

@@ -119,3 +119,24 @@ def overall_fraction(jobs: list[Any], weights: dict[str, float]) -> float:
         fraction = float(job.progress.get("fraction") or 0.0) if live else 1.0
         done += weights.get(job.run_id, 1.0) * min(1.0, max(0.0, fraction))
     return done / total
+
+
+def watch_suite(manager: Any, weights: dict[str, float], poll_s: float) -> list[Any] | None:
+    """Show a suite's progress until every run has ended; returns the final jobs, or None when cancelled
+    with Ctrl-C (the runs still going are cancelled; finished runs and checkpoints stay). `manager` is a
+    `JobManager` or a `RaySuiteRunner`: `wait(timeout=)`, `jobs()`, `shutdown(cancel_running=)`."""
+    display = SuiteDisplay()
+    try:
+        while not manager.wait(timeout=poll_s):
+            display.update(manager.jobs(), weights)
+    except KeyboardInterrupt:
+        manager.shutdown(cancel_running=True)
+        display.update(manager.jobs(), weights)
+        display.close()
+        print("suite cancelled; finished runs and checkpoints are kept", file=sys.stderr)
+        return None
+    jobs = manager.jobs()
+    display.update(jobs, weights)
+    display.close()
+    manager.shutdown(cancel_running=False)  # every run has ended: nothing left to cancel
+    return list(jobs)

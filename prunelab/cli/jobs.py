@@ -22,7 +22,7 @@ from prunelab.cli.args import (
     config_from_args,
     runs_root,
 )
-from prunelab.cli.display import ProgressBar, SuiteDisplay, format_table
+from prunelab.cli.display import ProgressBar, format_table, watch_suite
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
 from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.preflight import check_dataset_available, check_suite_runnable
@@ -168,20 +168,9 @@ def cmd_suite(args: argparse.Namespace) -> int:
         raise
     weights = {run_id: run_weight(item.config) for run_id, item in zip(run_ids, suite.runs, strict=True)}
     print(f"suite {suite.suite_id}: {len(run_ids)} runs in {manager.runs_dir}", file=sys.stderr)
-    display = SuiteDisplay()
-    try:
-        while not manager.wait(timeout=POLL_S):
-            display.update(manager.jobs(), weights)
-    except KeyboardInterrupt:
-        manager.shutdown(cancel_running=True)
-        display.update(manager.jobs(), weights)
-        display.close()
-        print("suite cancelled; finished runs and checkpoints are kept", file=sys.stderr)
+    jobs = watch_suite(manager, weights, POLL_S)
+    if jobs is None:
         return 130
-    jobs = manager.jobs()
-    display.update(jobs, weights)
-    display.close()
-    manager.shutdown()
     print(format_table(suite_rows(jobs), SUITE_COLUMNS))
     print(f"suite {suite.suite_id}: {sum(j.state == 'done' for j in jobs)}/{len(jobs)} runs done "
           f"in {manager.runs_dir}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelab.cli.args import UsageError, runs_root
-from prunelab.cli.display import SuiteDisplay
+from prunelab.cli.display import watch_suite
 
 BACKENDS = ("local", "ray")
 POLL_S = 0.5
@@ -83,18 +83,5 @@ def run_suite_on_ray(args: argparse.Namespace, suite: Any, weights_of: Any) -> t
         weights = {run_id: weights_of(item.config) for run_id, item in zip(run_ids, suite.runs, strict=True)}
         print(f"suite {suite.suite_id}: {len(run_ids)} runs on Ray ({len(ray.nodes())} node(s)) in "
               f"{runner.runs_dir}", file=sys.stderr)
-        display = SuiteDisplay()
-        try:
-            while not runner.wait(timeout=POLL_S):
-                display.update(runner.jobs(), weights)
-        except KeyboardInterrupt:
-            runner.shutdown(cancel_running=True)
-            display.update(runner.jobs(), weights)
-            display.close()
-            print("suite cancelled; finished runs and checkpoints are kept", file=sys.stderr)
-            return None
-        jobs = runner.jobs()
-        display.update(jobs, weights)
-        display.close()
-        runner.shutdown(cancel_running=False)
-    return jobs, runner.runs_dir
+        jobs = watch_suite(runner, weights, POLL_S)
+    return None if jobs is None else (jobs, runner.runs_dir)

@@ -14,6 +14,7 @@ a run's test images does not care where they came from; it refuses a pack of ano
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,11 @@ def load_test_pack(folder: str | Path, data: DataConfig) -> ImageDataset | None:
     the folder has no pack. Raises DatasetError when the pack is unreadable, incomplete or holds
     another test split (another dataset, test size or data seed)."""
     path = Path(folder) / TEST_PACK_FILE
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except OSError:
         return None
-    arrays = load_npz(path)
+    arrays = _read(str(path), stat.st_mtime_ns, stat.st_size)
     if arrays is None or not arrays.keys() >= _KEYS:
         missing = sorted(_KEYS - arrays.keys()) if arrays is not None else ["(unreadable file)"]
         raise DatasetError(f"test-image pack {path} is corrupt: missing {', '.join(missing)}")
@@ -83,6 +86,12 @@ def load_test_pack(folder: str | Path, data: DataConfig) -> ImageDataset | None:
         hflip=bool(arrays["hflip"]),
         source=str(path),
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray] | None:
+    """The pack's arrays, read once per version of the file (a page asks for images many times)."""
+    return load_npz(Path(path))
 
 
 def _describe(split: tuple[str, int, int]) -> str:

@@ -69,6 +69,7 @@ from prunelab.methods.manidp.gates import (
 from prunelab.methods.manidp.macs import MacsPlan, active_counts, build_plan, verify_macs
 from prunelab.methods.manidp.report import (
     balanced_probe,
+    per_image_arrays,
     per_image_table,
     probe_arrays,
     spread,
@@ -405,8 +406,7 @@ class ManiDP(PruningMethod):
         self.thresholds = get_thresholds(model)
         assert self.plan is not None
         context = self.context
-        per_image = {"loss": test.loss.numpy(), "pred": test.pred.numpy(), "label": test.labels.numpy(),
-                     "counts": test.extras["counts"].numpy(), "macs": test.extras["macs"].numpy()}
+        per_image = per_image_arrays(test)
         table = per_image_table(per_image, self.plan, context.data.test_difficulty)
         context.artefacts.write_parquet(PER_IMAGE_FILE, table)
         probe_gap = self._write_probe(model)

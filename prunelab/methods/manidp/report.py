@@ -17,13 +17,23 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from prunelab.methods.manidp.gates import GateRecord, cosine_matrix, feature_similarity
 from prunelab.methods.manidp.macs import MacsPlan
+
+if TYPE_CHECKING:
+    from prunelab.methods.base import EvalResult
+
+
+def per_image_arrays(test: EvalResult) -> dict[str, np.ndarray]:
+    """Per test image, from an evaluation with ManiDP's `eval_extras`: loss, pred, label, active channels
+    per gated layer (`counts`) and MACs from the masks."""
+    return {"loss": test.loss.numpy(), "pred": test.pred.numpy(), "label": test.labels.numpy(),
+            "counts": test.extras["counts"].numpy(), "macs": test.extras["macs"].numpy()}
 
 
 def per_image_table(result: dict[str, np.ndarray], plan: MacsPlan, difficulty: torch.Tensor | None) -> Any:
