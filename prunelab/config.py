@@ -92,7 +92,9 @@ class TrainConfig(_Strict):
         "CPU threads torch may use while this run trains (default: torch's own choice). On a busy "
         "machine 1 thread avoids oversubscription; the setting is process-wide during the run"))
     amp: bool = Field(True, description="mixed precision (bf16/fp16 autocast) on CUDA; ignored on CPU")
-    channels_last: bool = Field(True, description="channels_last memory format on CUDA; ignored on CPU")
+    channels_last: bool | Literal["auto"] = Field("auto", description=(
+        "channels_last memory format: 'auto' (default) on CUDA only; true also on CPU, where it trains resnet20 "
+        "at width 1.0 about 1.4x faster but slows narrow models (width 0.25: 1.6x slower); false never"))
     eval_batch_size: int = Field(500, ge=1, le=8192, description="evaluation batch size; at most 8192 (memory)")
 
 

@@ -105,7 +105,8 @@ class Trainer:
         self.device = resolve_device(config.train.device)
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self.amp_dtype = torch.bfloat16 if (self.device.type == "cuda" and config.train.amp) else None
-        self.channels_last = self.device.type == "cuda" and config.train.channels_last
+        wanted = config.train.channels_last
+        self.channels_last = self.device.type == "cuda" if wanted == "auto" else wanted
         # all a method sees of this run (its evaluate adds the method's eval_extras)
         self.context = RunContext(
             config=config, data=self.dataset, loader=self.loader, evaluate=self.evaluate, autocast=self.autocast,

@@ -109,3 +109,18 @@ def test_threads_setting_applies_while_training_and_is_restored(tmp_path: Path,
     run_training(config, RunStore(tmp_path).create(config))
     assert seen and set(seen) == {wanted}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("auto", False), (True, True), (False, False)])
+def test_channels_last_setting_on_cpu(tmp_path: Path, setting: object, expected: bool) -> None:
+    """'auto' keeps NCHW on CPU; true asks for channels_last on CPU too, for the model and its batches."""
+    config = tiny_config(model="resnet20", width=0.5)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"channels_last": setting})})
+    trainer = Trainer(config, RunStore(tmp_path).create(config))
+    model = trainer.build_fresh_model()
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    x, _, _ = next(iter(trainer.loader("train")))
+    layout = torch.channels_last
+    assert conv.weight.is_contiguous(memory_format=layout) == expected
+    assert x.is_contiguous(memory_format=layout) == expected
+    assert trainer.context.channels_last == expected
