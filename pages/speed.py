@@ -91,5 +91,6 @@ st.markdown("**Gates and gathers.** Where a dynamic network's time goes, by kind
 st.plotly_chart(speed.op_split_figure(split), key="speed_ops")
 st.markdown("**A batch computes the union.** One image keeps about half of each layer's channels, but a batch "
             "runs every channel any of its images keeps; rounded up to the CPU's 8-float blocks, the early narrow "
-            "layers run at full width.")
+            "layers run at full width. (In a ResNet block the second convolution always runs at the full width of "
+            "the residual stream, on the union of the first one's channels: every second gated layer sits at 1.)")
 st.plotly_chart(speed.union_figure(split), key="speed_union")
