@@ -2,10 +2,10 @@
 
 A global threshold leaves widths such as 9, 37 or 141. onnxruntime's fast CPU convolutions (MLAS, NCHWc
 layout) work on blocks of 8 channels on AVX2, and layers of other widths gain little: measured on the 2-core
-reference machine, a compact ResNet-56 with such widths ran 1.09x faster than the dense one under
-onnxruntime at batch 1, and 1.35x once padded to whole blocks (docs/benchmarks.md, "Speed"). `align_channels`
-rebuilds the network with every prunable width rounded
-up to `multiple` (VGG: every conv unit; ResNet: the block-inner width, the residual stream is never pruned)
+reference machine, a compact ResNet-56 with such widths ran 1.22x (batch 1) and 1.01x (batch 64) faster
+than the dense one under onnxruntime, and 1.41x and 1.38x once padded to whole blocks (docs/benchmarks.md,
+"Speed"). `align_channels` rebuilds the network with every prunable width rounded up to `multiple`
+(VGG: every conv unit; ResNet: the block-inner width, the residual stream is never pruned)
 and fills the new channels with zeros: zero filters, BN scale and shift 0 (running variance 1), zero input
 columns in the next layer. A zero channel outputs ReLU(0) = 0 and contributes nothing downstream, so the
 function is unchanged; the aligned network does slightly more MACs than the compact one (a speedup measured on
