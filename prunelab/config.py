@@ -221,15 +221,20 @@ class ParamFacts:
     name: str
     label: str  # the field's title: the form's label
     description: str | None
-    flag: str  # the CLI flag: `flag` of its facts, else --<name with dashes> (a bool that defaults to true
-    #            is switched off by --no-<name> instead: prunelab.cli.args.method_flags)
+    flag: str  # the CLI flag: `flag` of its facts, else --<name with dashes>
     form: bool  # shown in the app's run form
     sweep_label: str | None  # short label in sweep run names ("l": slim-l1e-4); None: not a sweep parameter
     aliases: tuple[str, ...]  # other names a sweep accepts ("lambda" for sparsity_lambda)
+    switch: bool = False  # a bool that defaults to true: the CLI switches it off with --no-<name>
 
     @property
     def sweepable(self) -> bool:
         return self.sweep_label is not None
+
+    @property
+    def cli_flag(self) -> str:
+        """The flag a user types: `flag`, or --no-<name> for a switch."""
+        return f"--no-{self.name.replace('_', '-')}" if self.switch else self.flag
 
 
 def _param_facts(method: str, cls: type[BaseModel]) -> dict[str, ParamFacts]:
@@ -242,7 +247,8 @@ def _param_facts(method: str, cls: type[BaseModel]) -> dict[str, ParamFacts]:
             method=method, name=name, label=info.title or name, description=info.description,
             flag=str(extra.get("flag") or f"--{name.replace('_', '-')}"), form=bool(extra.get("form")),
             sweep_label=str(extra["sweep_label"]) if extra.get("sweep_label") else None,
-            aliases=tuple(str(alias) for alias in extra.get("aliases") or ()))
+            aliases=tuple(str(alias) for alias in extra.get("aliases") or ()),
+            switch=info.annotation is bool and info.default is True)
     return params
 
 

@@ -18,6 +18,9 @@ Registered suites (`SUITES`):
 - `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS; the ManiDP ablation (neither term,
   complexity only, similarity only, both) from `pretrain`.
 - `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
+Method settings. `method_settings={"manidp": {"target_density": 0.65}}` sets fields of every run of that method
+(the CLI: `suite demo --target-density 0.65`); a field the suite sets itself (a swept value, slimming's
+`finetune_epochs`, the ablation's two terms) or a method the suite does not run is refused.
 `sweep(method, param, values)` builds a one-parameter sweep over a sweep parameter of a method
 (`prunelab.config.SWEEP_PARAMS`: lambda, prune ratio, lambda', gamma, gamma_c, target density) with the
 same budget rule; run names use each method's and parameter's short labels (`sweep-slim-l1e-4`).
@@ -27,13 +30,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from prunelab.config import METHOD_FACTS, PARAM_ALIASES, SWEEP_PARAMS, RunConfig, describe_validation_error
+from prunelab.config import (
+    METHOD_FACTS,
+    METHOD_PARAMS,
+    PARAM_ALIASES,
+    SWEEP_PARAMS,
+    RunConfig,
+    describe_validation_error,
+)
 
 DEMO_EPOCHS = 3
 DEMO_FINETUNE_EPOCHS = 3
@@ -47,6 +57,9 @@ MANIDP_LR_SCALE = 0.5
 MANIDP_ABLATION = (("neither", False, False), ("complexity", True, False),
                    ("similarity", False, True), ("both", True, True))
 
+
+
+MethodSettings = Mapping[str, Mapping[str, Any]]  # {method: {config field: value}} for every run of the method
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,31 @@ def _key(key: str, seed: int | None) -> str:
     return key if seed is None else f"{key}-s{seed}"
 
 
+def _flag(method: str, field: str) -> str:
+    """The CLI flag of a method field (the field's name where it has none)."""
+    facts = METHOD_PARAMS.get(method, {}).get(field)
+    return facts.cli_flag if facts else field
+
+
+def _method(name: str, fixed: dict[str, Any], settings: MethodSettings | None) -> dict[str, Any]:
+    """A run's method config: the user's settings for `name`, then the fields the suite sets (`fixed`)."""
+    given = dict((settings or {}).get(name, {}))
+    clash = sorted(set(given) & set(fixed))
+    if clash:
+        flags = ", ".join(_flag(name, field) for field in clash)
+        raise ValueError(f"{flags}: the suite sets this for each {name} run itself")
+    return {"name": name, **given, **fixed}
+
+
+def _check_settings(settings: MethodSettings | None, methods: Sequence[str], suite: str) -> None:
+    """Refuse settings for a method the suite does not run."""
+    for name, fields in (settings or {}).items():
+        if fields and name not in methods:
+            flags = ", ".join(_flag(name, field) for field in fields)
+            raise ValueError(f"{flags} set {name} runs, and suite {suite} has none "
+                             f"(its methods: {', '.join(methods)})")
+
+
 def _swept_key(param: str, value: float) -> str:
     """'slim-l1e-4': the short labels of the parameter's method and of the parameter, then the value."""
     facts = SWEEP_PARAMS[param]
@@ -137,11 +175,11 @@ def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int, seed: in
 
 
 def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, finetune: int,
-                   seed: int | None = None) -> list[SuiteRun]:
+                   seed: int | None = None, settings: MethodSettings | None = None) -> list[SuiteRun]:
     runs = []
     for lam in SLIMMING_LAMBDAS:
         key = _key(_swept_key("sparsity_lambda", lam), seed)
-        method = {"name": "slimming", "sparsity_lambda": lam, "finetune_epochs": finetune}
+        method = _method("slimming", {"sparsity_lambda": lam, "finetune_epochs": finetune}, settings)
         runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs, seed)))
     return runs
 
@@ -154,20 +192,21 @@ def finetune_base(base: RunConfig) -> RunConfig:
 
 
 def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, finetune: int,
-                   seed: int | None = None) -> list[SuiteRun]:
+                   seed: int | None = None, settings: MethodSettings | None = None) -> list[SuiteRun]:
     """The four ManiDP rows, F epochs each from this seed's `pretrain`."""
     runs, tuned = [], finetune_base(base)
     for label, complexity, similarity in MANIDP_ABLATION:
         key = _key(f"{METHOD_FACTS['manidp'].short}-{label}", seed)
-        method = {"name": "manidp", "complexity": complexity, "similarity": similarity}
+        method = _method("manidp", {"complexity": complexity, "similarity": similarity}, settings)
         config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, finetune, seed)
         runs.append(SuiteRun(key, config, _key("pretrain", seed)))
     return runs
 
 
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
-           slimming: bool, manidp: bool) -> Suite:
+           slimming: bool, manidp: bool, settings: MethodSettings | None = None) -> Suite:
     """Per seed: the equal-budget baseline (E + F), slimming (E + F), pretrain (E) and ManiDP (F)."""
+    _check_settings(settings, ["slimming"] * slimming + ["manidp"] * manidp, name)
     base = base or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
     suite_id = _suite_id(name)
@@ -175,29 +214,35 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
     for seed in _seeds(seeds):
         runs.append(_baseline(base, suite_id, name, epochs + finetune, seed))
         if slimming:
-            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed))
+            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed, settings))
         if manidp:
             runs.append(_baseline(base, suite_id, name, epochs, seed, label="pretrain"))
-            runs.extend(_ablation_runs(base, suite_id, name, finetune, seed))
+            runs.extend(_ablation_runs(base, suite_id, name, finetune, seed, settings))
     return Suite(name, suite_id, tuple(runs))
 
 
 def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
-               finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+               finetune_epochs: int | None = None, seeds: int = 1,
+               method_settings: MethodSettings | None = None) -> Suite:
     """Baseline, slimming at SLIMMING_LAMBDAS and the four-row ManiDP ablation, at equal budgets."""
-    return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True)
+    return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
+                  settings=method_settings)
 
 
 def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
-                   finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+                   finetune_epochs: int | None = None, seeds: int = 1,
+                   method_settings: MethodSettings | None = None) -> Suite:
     """Baseline and Network Slimming at SLIMMING_LAMBDAS (the gamma-distribution comparison)."""
-    return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False)
+    return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
+                  settings=method_settings)
 
 
 def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
-                   finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+                   finetune_epochs: int | None = None, seeds: int = 1,
+                   method_settings: MethodSettings | None = None) -> Suite:
     """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both."""
-    return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True)
+    return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True,
+                  settings=method_settings)
 
 
 SuiteBuilder = Callable[..., Suite]
@@ -205,11 +250,12 @@ SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suit
 
 
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,
-                finetune_epochs: int | None = None, seeds: int = 1) -> Suite:
+                finetune_epochs: int | None = None, seeds: int = 1,
+                method_settings: MethodSettings | None = None) -> Suite:
     """A registered suite by name; raises ValueError listing the allowed names."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-    return SUITES[name](base, epochs, finetune_epochs, seeds)
+    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings)
 
 
 def resolve_param(param: str) -> str:
@@ -223,8 +269,9 @@ def resolve_param(param: str) -> str:
 
 def sweep(method: str | None, param: str, values: Sequence[float], base_config: RunConfig | None = None,
           epochs: int | None = None, finetune_epochs: int | None = None,
-          baseline: bool | None = None, seeds: int = 1) -> Suite:
-    """One run per value of `param` (a field of the method's config) and seed, the rest from `base_config`.
+          baseline: bool | None = None, seeds: int = 1, method_settings: MethodSettings | None = None) -> Suite:
+    """One run per value of `param` (a field of the method's config) and seed, the rest from `base_config`
+    (and `method_settings` for the method's other fields).
 
     `method` may be None (inferred from the parameter). Budgets as in the module docstring: ManiDP
     sweeps add `pretrain` (E epochs, the parent of every swept run, which trains F epochs) and an
@@ -243,9 +290,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
         raise ValueError(f"sweep values must be finite numbers, got {list(values)}")
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
-    bad = [v for v in values if not math.isfinite(float(v))]
-    if bad:
-        raise ValueError(f"sweep values must be finite numbers, got {bad}")
+    _check_settings(method_settings, [method], f"sweep over {param}")
     base = base_config or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
     short = METHOD_FACTS[method].short
@@ -263,10 +308,10 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
         swept_base = finetune_base(base) if parent else base
         for value in values:
             key = _key(_swept_key(param, value), seed)
-            settings: dict[str, Any] = {"name": method, param: value}
+            fixed: dict[str, Any] = {param: value}
             if method == "slimming":
-                settings["finetune_epochs"] = finetune
-            config = _run_config(swept_base, suite_id, f"sweep-{key}", settings,
+                fixed["finetune_epochs"] = finetune
+            config = _run_config(swept_base, suite_id, f"sweep-{key}", _method(method, fixed, method_settings),
                                  finetune if parent else epochs, seed)
             runs.append(SuiteRun(key, config, parent))
     return Suite(name, suite_id, tuple(runs))

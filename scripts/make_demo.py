@@ -40,10 +40,10 @@ SIZE_BUDGET = 15_000_000
 
 def suite_command(device: str, max_concurrent: int, seeds: int, threads: int | None, out: Path = OUT,
                   model: str = DEMO_MODEL, width: float = DEMO_WIDTH, epochs: int = DEMO_EPOCHS,
-                  finetune_epochs: int = DEMO_FINETUNE_EPOCHS, data: tuple[str, ...] = ()) -> list[str]:
-    """The exact `python -m prunelab suite demo ...` command line a demo is made with (`data`: extra
-    data flags such as --dataset and --train-size)."""
-    settings = [*data, "--model", model, "--width", str(width), "--epochs", str(epochs),
+                  finetune_epochs: int = DEMO_FINETUNE_EPOCHS, extra: tuple[str, ...] = ()) -> list[str]:
+    """The exact `python -m prunelab suite demo ...` command line a demo is made with (`extra`: data flags
+    such as --dataset and --train-size, method settings such as --target-density)."""
+    settings = [*extra, "--model", model, "--width", str(width), "--epochs", str(epochs),
                 "--finetune-epochs", str(finetune_epochs), "--seeds", str(seeds)]
     if threads is not None:
         settings += ["--threads", str(threads)]

@@ -38,18 +38,12 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
 
 def method_flags(method: str) -> dict[str, tuple[str, FieldInfo]]:
     """{argparse dest: (flag, pydantic field)} of every field of the method's config class (its `name`
-    aside), the flag from the field's facts (`prunelab.config.ParamFacts.flag`: --<field-name> unless the
+    aside), the flag from the field's facts (`prunelab.config.ParamFacts.cli_flag`: --<field-name> unless the
     field names another, as `--lambda`): a bool that defaults to true is switched off by `--no-<field>`,
     one that defaults to false is switched on by its flag."""
-    flags = {}
     fields = METHOD_CONFIGS[method].model_fields
-    for field, facts in METHOD_PARAMS[method].items():
-        info = fields[field]
-        if info.annotation is bool and info.default is True:
-            flags[f"no_{field}"] = (f"--no-{field.replace('_', '-')}", info)
-        else:
-            flags[field] = (facts.flag, info)
-    return flags
+    return {(f"no_{field}" if facts.switch else field): (facts.cli_flag, fields[field])
+            for field, facts in METHOD_PARAMS[method].items()}
 
 
 def _flag_type(info: FieldInfo) -> type:
@@ -82,11 +76,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) ->
     train.add_argument("--threads", type=int, help="CPU threads for torch while training (default: torch's)")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_model_arguments(parser)
-    add_training_arguments(parser, "training epochs, default 20 (slimming: sparsity-training epochs)")
-    for method in METHOD_NAMES:  # one group per method, a flag per field of its config class
-        flags = method_flags(method)
+# fields a suite sets for its runs itself (its own --finetune-epochs is F; ManiDP runs start from its pretrain)
+SUITE_SET_FIELDS = ("finetune_epochs", "init_from")
+
+
+def add_method_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One group per method, a flag per field of its config class but `skip` (`run`; `suite`, for its runs)."""
+    for method in METHOD_NAMES:
+        flags = {dest: flag for dest, flag in method_flags(method).items() if dest not in skip}
         if not flags:
             continue
         group = parser.add_argument_group(method)
@@ -98,7 +95,27 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             else:
                 default = "" if info.default is None else f" (default {info.default})"
                 group.add_argument(flag, dest=dest, type=_flag_type(info), help=help_text + default)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_model_arguments(parser)
+    add_training_arguments(parser, "training epochs, default 20 (slimming: sparsity-training epochs)")
+    add_method_arguments(parser)
     parser.add_argument("--name", help="a name for the run directory")
+
+
+def method_settings_from_args(args: argparse.Namespace,
+                              skip: tuple[str, ...] = ()) -> dict[str, dict[str, tuple[str, Any]]]:
+    """{method: {config field: (flag as typed, value)}} of the method flags given on the command line."""
+    settings: dict[str, dict[str, tuple[str, Any]]] = {}
+    for method in METHOD_NAMES:
+        for dest, (flag, info) in method_flags(method).items():
+            value = None if dest in skip else getattr(args, dest, None)
+            if value is None or value is False:  # not given (store_true flags default to False)
+                continue
+            field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
+            settings.setdefault(method, {})[field] = (flag, (not value) if field != dest else value)
+    return settings
 
 
 def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
@@ -110,16 +127,11 @@ def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag, None)
         if value is not None:
             raw[section][key] = value
-    own = method_flags(method)
-    for other in METHOD_NAMES:
-        for dest, (flag, info) in method_flags(other).items():
-            value = getattr(args, dest, None)
-            if value is None or value is False:  # not given (store_true flags default to False)
-                continue
-            if dest not in own:
-                raise UsageError(f"{flag} does not apply to method {method!r} (it is {other}'s)")
-            field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
-            raw["method"][field] = (not value) if field != dest else value
+    for other, fields in method_settings_from_args(args).items():
+        if other != method:
+            flag = next(iter(fields.values()))[0]
+            raise UsageError(f"{flag} does not apply to method {method!r} (it is {other}'s)")
+        raw["method"].update({field: value for field, (_, value) in fields.items()})
     if getattr(args, "name", None):
         raw["name"] = args.name
     try:

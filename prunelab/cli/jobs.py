@@ -15,11 +15,14 @@ from typing import Any
 
 from prunelab.cli.args import (
     COMMON_FLAGS,
+    SUITE_SET_FIELDS,
     UsageError,
     add_data_model_arguments,
+    add_method_arguments,
     add_runs_dir,
     add_training_arguments,
     config_from_args,
+    method_settings_from_args,
     runs_root,
 )
 from prunelab.cli.display import ProgressBar, format_table, watch_suite
@@ -63,6 +66,7 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
     suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
     suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
+    add_method_arguments(suite, skip=SUITE_SET_FIELDS)  # e.g. --target-density: every ManiDP run of the suite
     add_backend_arguments(suite)
     suite.set_defaults(func=cmd_suite)
 
@@ -124,6 +128,8 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
 
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
     base = config_from_args("baseline", common)  # data, model and training flags, validated
+    settings = {method: {field: value for field, (_, value) in fields.items()}
+                for method, fields in method_settings_from_args(args, skip=SUITE_SET_FIELDS).items()}
     check_dataset_available(base)
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
@@ -134,14 +140,15 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                                  "e.g. --param sparsity_lambda --values 0,1e-4")
             values = parse_values(args.values)
             suite = sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
-                          seeds=args.seeds)
+                          seeds=args.seeds, method_settings=settings)
         elif args.suite not in SUITES:
             raise UsageError(f"unknown suite {args.suite!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
         else:
             for flag in ("method", "param", "values"):
                 if getattr(args, flag) is not None:
                     raise UsageError(f"--{flag} applies only to 'suite sweep'")
-            suite = build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds)
+            suite = build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds,
+                                method_settings=settings)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_suite_runnable([item.config for item in suite.runs])  # memory, before any run directory exists

@@ -73,6 +73,9 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
     (["suite", "sweep", "--param", "lambda", "--values", "0,x"], ["'x' is not a number"]),
     (["suite", "sweep", "--param", "prune_ratio", "--values", "0.5,1.5"], ["prune_ratio", "less than 1"]),
     (["suite", "sweep", "--values", "1"], ["needs --param and --values"]),
+    (["suite", "demo", "--lambda", "1e-4"], ["--lambda: the suite sets this for each slimming run itself"]),
+    (["suite", "slimming", "--target-density", "0.6"], ["--target-density set manidp runs", "slimming has none"]),
+    (["suite", "demo", "--target-density", "1.5"], ["target_density", "less than or equal to 1"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expected: list[str]) -> None:
@@ -86,6 +89,21 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expect
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was created
 
 
+
+def test_suite_method_flags_set_every_run_of_their_method(tmp_path: Path) -> None:
+    from prunelab.cli.jobs import build_suite_from_args
+    from prunelab.cli.main import build_parser
+
+    args = build_parser().parse_args(["suite", "demo", "--target-density", "0.65", "--no-similarity",
+                                      "--finetune-epochs", "2", "--prune-ratio", "0.3", *TINY])
+    with pytest.raises(Exception, match="--no-similarity: the suite sets this for each manidp run itself"):
+        build_suite_from_args(args)
+    args.no_similarity = False
+    runs = [run.config for run in build_suite_from_args(args).runs]
+    manidp = [c for c in runs if c.method.name == "manidp"]
+    slimming = [c for c in runs if c.method.name == "slimming"]
+    assert len(manidp) == 4 and all(c.method.target_density == 0.65 for c in manidp)
+    assert len(slimming) == 3 and all(c.method.prune_ratio == 0.3 and c.method.finetune_epochs == 2 for c in slimming)
 
 
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from prunelab.suites import (
     SLIMMING_LAMBDAS,
     SUITES,
     build_suite,
+    demo_suite,
     format_value,
     parse_values,
     resolve_param,
@@ -146,3 +147,27 @@ def test_submit_suite_wires_init_from_and_dependencies(tmp_path: Path) -> None:
         assert config.method.init_from == pretrain_id  # a run id, never a machine's absolute path
         assert run.read_status()["depends_on"] == [pretrain_id] and run.state == "cancelled"  # by shutdown
         assert manager.job(run_id).depends_on == (pretrain_id,)
+
+
+def test_method_settings_reach_every_run_of_their_method_and_only_those() -> None:
+    suite = demo_suite(seeds=2, method_settings={"manidp": {"target_density": 0.65},
+                                                 "slimming": {"prune_ratio": 0.4}})
+    by_method: dict[str, list[RunConfig]] = {}
+    for run in suite.runs:
+        by_method.setdefault(run.config.method.name, []).append(run.config)
+    assert len(by_method["manidp"]) == 8 and {c.method.target_density for c in by_method["manidp"]} == {0.65}
+    assert {(c.method.complexity, c.method.similarity) for c in by_method["manidp"]} == {
+        (False, False), (True, False), (False, True), (True, True)}  # the ablation still sets its terms
+    assert len(by_method["slimming"]) == 6 and {c.method.prune_ratio for c in by_method["slimming"]} == {0.4}
+    assert len({c.method.sparsity_lambda for c in by_method["slimming"]}) == 3  # still swept
+    swept = sweep("manidp", "gamma_sim", [1.0, 3.0], method_settings={"manidp": {"target_density": 0.6}})
+    assert {r.config.method.target_density for r in swept.runs if r.config.method.name == "manidp"} == {0.6}
+
+
+def test_method_settings_the_suite_sets_itself_or_cannot_use_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"--lambda: the suite sets this for each slimming run itself"):
+        demo_suite(method_settings={"slimming": {"sparsity_lambda": 1e-4}})
+    with pytest.raises(ValueError, match=r"--target-density: the suite sets this"):
+        sweep("manidp", "target_density", [0.5, 0.7], method_settings={"manidp": {"target_density": 0.6}})
+    with pytest.raises(ValueError, match=r"--target-density set manidp runs, and suite slimming has none"):
+        build_suite("slimming", method_settings={"manidp": {"target_density": 0.6}})
