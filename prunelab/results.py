@@ -237,10 +237,18 @@ def _is_true(value: Any) -> bool:
     return isinstance(value, bool | np.bool_) and bool(value)
 
 
+def dataset_short_name(dataset: str) -> str:
+    """'shapes' -> 'shapes', 'folder:data/cifar10-demo' -> 'cifar10-demo': a dataset as a label shows it."""
+    if dataset.startswith("folder:"):
+        return Path(dataset.removeprefix("folder:").rstrip("/\\")).name or dataset
+    return dataset
+
+
 def run_label(row: Any) -> str:
-    """One line naming a runs-table row in pickers: '[demo] name · slimming (λ=..) · test acc 0.912'."""
+    """One line naming a runs-table row in pickers: '[demo] name · cifar10 · slimming (λ=..) · test acc 0.912'
+    (the dataset tells apart runs of the same name in two demos)."""
     settings = method_settings(row)
-    parts = [f"{'[demo] ' if row['demo'] else ''}{row['name']}",
+    parts = [f"{'[demo] ' if row['demo'] else ''}{row['name']}", dataset_short_name(str(row["dataset"])),
              f"{row['method']} ({settings})" if settings else str(row["method"])]
     if row["state"] != "done":
         parts.append(str(row["state"]))

@@ -95,6 +95,11 @@ def test_runs_table_rows_columns_and_demo_flag(tmp_path: Path, monkeypatch: pyte
     assert results.method_settings(rows.loc["slim"].to_dict()) == "λ=0.001, prune 50%"
     assert "terms: complexity" in results.run_label(rows.loc["live"].to_dict())
     assert results.run_label(rows.loc["demo-base"].to_dict()).startswith("[demo] ")
+    assert results.run_label(rows.loc["base"].to_dict()).split(" · ")[1] == str(rows.loc["base", "dataset"])
+    # two demos' runs of the same name tell their datasets apart
+    assert results.dataset_short_name("folder:data/cifar10-demo") == "cifar10-demo"
+    assert results.dataset_short_name("folder:/x/cifar10/") == "cifar10"
+    assert results.dataset_short_name("shapes") == "shapes"
     empty = results.runs_table([])
     assert empty.empty and list(empty.columns) == results.BASE_COLUMNS + results.HYPER_COLUMNS
 
