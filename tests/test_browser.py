@@ -8,27 +8,22 @@ page) and no exception. Screenshots land in the test's temporary folder. Skipped
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from app_browser import CHROMIUM, PAGE_TIMEOUT_MS, launch, serve_app, wait_until_idle  # noqa: E402
 
 from prunelab.methods import METHODS  # noqa: E402
 from tests.pages.fixture_runs import ensure_fixture_runs  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
 TABLE = "[data-testid='stDataFrame']"
 # page file -> (url path, what must be visible, the method its fixture runs need)
@@ -42,8 +37,6 @@ PAGES = {
     "pages/ablations.py": ("ablations", CHARTS, None),
     "pages/speed.py": ("speed", CHARTS, None),
 }
-START_TIMEOUT_S = 90.0
-PAGE_TIMEOUT_MS = 90_000
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,57 +44,20 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer /_stcore/health within {START_TIMEOUT_S:.0f} s")
-
-
 @contextlib.contextmanager
 def _serve_app(base: Path, runs_dir: Path | None = None, demo: bool = False,
                cache_dir: Path | None = None) -> Iterator[str]:
     """A fresh headless `streamlit run app.py` on a free localhost port, reading the fixture runs (or
     `runs_dir`), the bundled demo hidden unless `demo`."""
-    env = {**os.environ, "PRUNELAB_CACHE_DIR": str(cache_dir or base / "data-cache"),
-           "PRUNELAB_NO_DEMO": "0" if demo else "1"}
+    env = {"PRUNELAB_CACHE_DIR": str(cache_dir or base / "data-cache"), "PRUNELAB_NO_DEMO": "0" if demo else "1"}
     if runs_dir is not None:
         env["PRUNELAB_RUNS_DIR"] = str(runs_dir)
     else:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("PRUNELAB_CACHE_DIR", env["PRUNELAB_CACHE_DIR"])
             env["PRUNELAB_RUNS_DIR"] = str(ensure_fixture_runs(base / "fixture-runs"))
-    port = _free_port()
-    log = base / f"streamlit-{port}.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "localhost",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        _wait_healthy(url, server, log)
+    with serve_app(base, env) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture(scope="module")
@@ -110,32 +66,12 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _launch(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-
-
-def _wait_until_idle(page: object, quiet_s: float = 1.5, timeout_s: float = 90.0) -> None:
-    """Wait until the app has no script running (the status widget stays hidden for `quiet_s`)."""
-    deadline = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < deadline:
-        running = page.locator("[data-testid='stStatusWidget']").count() > 0  # type: ignore[attr-defined]
-        if running:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet_s:
-            return
-        time.sleep(0.25)
-    pytest.fail(f"the page was still running after {timeout_s:.0f} s")
-
-
 def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     opened = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         for file, (url_path, expected, method) in PAGES.items():
             if not (ROOT / file).is_file() or (method is not None and method not in METHODS):
@@ -144,7 +80,7 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
             page.goto(f"{app_url}/{url_path}", wait_until="domcontentloaded")
             page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
             page.wait_for_selector(expected, timeout=PAGE_TIMEOUT_MS)
-            _wait_until_idle(page)
+            wait_until_idle(page)
             seconds = time.perf_counter() - started
             shot = tmp_path / f"{file.split('/')[-1].removesuffix('.py')}.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -165,11 +101,11 @@ def test_a_page_url_as_a_fresh_servers_first_request_gets_the_apps_navigation(
     from playwright.sync_api import sync_playwright
 
     with _serve_app(tmp_path_factory.getbasetemp()) as url, sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(f"{url}/ablations", wait_until="domcontentloaded")
         page.wait_for_selector("h1:has-text('Ablations and sweeps')", timeout=PAGE_TIMEOUT_MS)
-        _wait_until_idle(page)
+        wait_until_idle(page)
         page.screenshot(path=str(tmp_path / "deep-link.png"), full_page=True)
         navigation = page.inner_text("[data-testid='stSidebarNav']")
         browser.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_browser import CHROMIUM, PAGE_TIMEOUT_MS, _launch, _serve_app, _wait_until_idle
+from tests.test_browser import CHROMIUM, PAGE_TIMEOUT_MS, _serve_app, launch, wait_until_idle
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,7 +51,7 @@ def test_fresh_server_home_page_shows_a_chart(server: tuple[str, Path], tmp_path
 
     url, _ = server
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         started = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
@@ -59,7 +59,7 @@ def test_fresh_server_home_page_shows_a_chart(server: tuple[str, Path], tmp_path
         seconds = time.perf_counter() - started
         chart = page.locator(PLOTLY).first
         box = chart.bounding_box()
-        _wait_until_idle(page)
+        wait_until_idle(page)
         page.screenshot(path=str(tmp_path / "home.png"))
         body = page.inner_text("body")
         browser.close()
@@ -89,11 +89,11 @@ def test_a_run_started_from_the_form_is_watched_while_it_trains(server: tuple[st
 
     url, runs = server
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.goto(f"{url}/runs", wait_until="domcontentloaded")
         page.wait_for_selector(".st-key-form_epochs input", timeout=PAGE_TIMEOUT_MS)
-        _wait_until_idle(page)
+        wait_until_idle(page)
         _fill_form(page)
         page.get_by_role("button", name="Start run").click()
         link = page.get_by_role("link", name="Watch it train")
