@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,9 @@ import bench_manidp
 import bench_slimming
 import common
 
-APP = common.ROOT / "app.py"
+sys.path.insert(0, str(common.ROOT / "scripts"))
+from app_browser import serve_app  # noqa: E402
+
 SIZES = {False: {"cold": 3, "warm": 2, "starts": 3}, True: {"cold": 5, "warm": 5, "starts": 5}}
 START_TIMEOUT_S = 120.0
 
@@ -110,39 +111,13 @@ def first_visit(page: str, runs_dir: Path) -> float | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def app_start_once(runs_dir: Path) -> float:
     """Seconds from launching `streamlit run app.py` until /_stcore/health answers 200."""
-    port = free_port()
-    env = {**os.environ, "PRUNELAB_RUNS_DIR": str(runs_dir), "PRUNELAB_NO_DEMO": "1"}
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless=true",
-               f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        while time.perf_counter() - start < START_TIMEOUT_S:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {process.returncode} before answering")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"/_stcore/health did not answer within {START_TIMEOUT_S} s")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with tempfile.TemporaryDirectory() as logs, serve_app(
+            Path(logs), {"PRUNELAB_RUNS_DIR": str(runs_dir), "PRUNELAB_NO_DEMO": "1"},
+            poll_s=0.05, timeout_s=START_TIMEOUT_S):
+        return time.perf_counter() - start
 
 
 def app_benchmark(dataset: str, full: bool, work: common.WorkDir, seed: int = 0) -> dict[str, Any]:

@@ -36,9 +36,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, poll_s: float = 0.5,
+                 timeout_s: float = START_TIMEOUT_S) -> None:
     """Return once the server answers /_stcore/health; raise if it exits or stays silent."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise AppBrowserError(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
@@ -47,14 +48,16 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
-    raise AppBrowserError(f"streamlit did not answer /_stcore/health within {START_TIMEOUT_S:.0f} s")
+            time.sleep(poll_s)
+    raise AppBrowserError(f"streamlit did not answer /_stcore/health within {timeout_s:.0f} s")
 
 
 @contextlib.contextmanager
-def serve_app(log_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
+def serve_app(log_dir: Path, env: Mapping[str, str], poll_s: float = 0.5,
+              timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
     """A fresh headless `streamlit run app.py` with `env` added to this process's environment (e.g.
-    PRUNELAB_RUNS_DIR, PRUNELAB_NO_DEMO, PRUNELAB_CACHE_DIR); yields its URL, stops it afterwards."""
+    PRUNELAB_RUNS_DIR, PRUNELAB_NO_DEMO, PRUNELAB_CACHE_DIR); yields its URL once it answers /_stcore/health
+    (polled every `poll_s`), stops it afterwards."""
     port = free_port()
     log = log_dir / f"streamlit-{port}.log"
     with open(log, "wb") as output:
@@ -65,7 +68,7 @@ def serve_app(log_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
             cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     try:
-        wait_healthy(url, server, log)
+        wait_healthy(url, server, log, poll_s, timeout_s)
         yield url
     finally:
         server.terminate()
