@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.source is None:
         parser.error("--source is required (unless --continue)")
     prepare(args.source, args.per_class)
-    extra = ["--dataset", f"folder:{PREPARED}", "--target-density", str(args.target_density)]
+    # channels-last on the CPU too: resnet20 at width 1.0 trains 1.4x faster in it on the 2-core machine
+    extra = ["--dataset", f"folder:{PREPARED}", "--target-density", str(args.target_density),
+             "--channels-last", "true"]
     if args.train_size is not None:
         extra += ["--train-size", str(args.train_size)]
     command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads, out=work,

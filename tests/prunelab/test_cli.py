@@ -95,7 +95,8 @@ def test_suite_method_flags_set_every_run_of_their_method(tmp_path: Path) -> Non
     from prunelab.cli.main import build_parser
 
     args = build_parser().parse_args(["suite", "demo", "--target-density", "0.65", "--no-similarity",
-                                      "--finetune-epochs", "2", "--prune-ratio", "0.3", *TINY])
+                                      "--finetune-epochs", "2", "--prune-ratio", "0.3", "--channels-last", "true",
+                                      *TINY])
     with pytest.raises(Exception, match="--no-similarity: the suite sets this for each manidp run itself"):
         build_suite_from_args(args)
     args.no_similarity = False
@@ -104,6 +105,7 @@ def test_suite_method_flags_set_every_run_of_their_method(tmp_path: Path) -> Non
     slimming = [c for c in runs if c.method.name == "slimming"]
     assert len(manidp) == 4 and all(c.method.target_density == 0.65 for c in manidp)
     assert len(slimming) == 3 and all(c.method.prune_ratio == 0.3 and c.method.finetune_epochs == 2 for c in slimming)
+    assert all(c.train.channels_last is True for c in runs)
 
 
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:
