@@ -86,7 +86,7 @@ SUITE_SET_FIELDS = ("finetune_epochs", "init_from")
 def add_method_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One group per method, a flag per field of its config class but `skip` (`run`; `suite`, for its runs)."""
     for method in METHOD_NAMES:
-        flags = {dest: flag for dest, flag in method_flags(method).items() if dest not in skip}
+        flags = {dest: entry for dest, entry in method_flags(method).items() if dest not in skip}
         if not flags:
             continue
         group = parser.add_argument_group(method)
@@ -112,12 +112,12 @@ def method_settings_from_args(args: argparse.Namespace,
     """{method: {config field: (flag as typed, value)}} of the method flags given on the command line."""
     settings: dict[str, dict[str, tuple[str, Any]]] = {}
     for method in METHOD_NAMES:
-        for dest, (flag, info) in method_flags(method).items():
+        for field, facts in METHOD_PARAMS[method].items():
+            dest = f"no_{field}" if facts.switch else field
             value = None if dest in skip else getattr(args, dest, None)
             if value is None or value is False:  # not given (store_true flags default to False)
                 continue
-            field = dest.removeprefix("no_") if info.annotation is bool and info.default is True else dest
-            settings.setdefault(method, {})[field] = (flag, (not value) if field != dest else value)
+            settings.setdefault(method, {})[field] = (facts.cli_flag, not value if facts.switch else value)
     return settings
 
 
