@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -281,6 +282,13 @@ def _check_sweep_names() -> None:
 _check_sweep_names()
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def dataset_short_name(dataset: str) -> str:
+    """'shapes' -> 'shapes', 'folder:data/cifar10-demo' -> 'cifar10-demo': a dataset as a label shows it."""
+    if dataset.startswith("folder:"):
+        return Path(dataset.removeprefix("folder:").rstrip("/\\")).name or dataset
+    return dataset
 
 
 def sanitize_name(name: str) -> str:

@@ -13,21 +13,27 @@ with at least two seeds on each side; with fewer, the verdict says the noise is 
 `claims(table)` returns one `Claim` per lesson the runs can speak to: the paper's statement, the
 measured figures and a verdict ("holds", "does not hold", "within seed noise", "not enough runs").
 A claim that does not hold at this scale is a finding, and is reported as such.
+
+Claims are judged within one *setting* at a time (SETTING_KEYS: dataset, model, width and training budget):
+runs of two settings, say the shapes and the CIFAR-10 demo, are never pooled. When the runs span several
+settings, each claim names its setting.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from prunelab.config import dataset_short_name
 from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
 VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]
+SETTING_KEYS = ["dataset", "model", "width", "epochs_total"]  # claims never pool runs across these
 # the figures averaged per variant (those a run lacks are NaN and left out of its mean)
 FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
            "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates"]
@@ -125,7 +131,50 @@ def _verdict(better: Stat, worse: Stat, holds_if_greater: bool) -> str:
     return "holds" if direction else "does not hold"
 
 
+def setting_label(setting: dict[str, object]) -> str:
+    """'shapes · resnet20 w0.5 · 6 epochs': a setting (SETTING_KEYS) as a claim names it."""
+    parts = [dataset_short_name(str(setting.get("dataset", "")))]
+    if pd.notna(setting.get("model")):
+        width = setting.get("width")
+        parts.append(f"{setting['model']} w{float(width):g}" if pd.notna(width) else str(setting["model"]))
+    if pd.notna(setting.get("epochs_total")):
+        parts.append(f"{int(float(str(setting['epochs_total'])))} epochs")
+    return " · ".join(p for p in parts if p)
+
+
+def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
+    """`judge`'s claims within each setting of `table`; when several settings yield claims, each claim names
+    its setting (a setting without any, such as the demo's shorter `pretrain` runs, adds no names)."""
+    keys = [key for key in SETTING_KEYS if key in table]
+    if table.empty or not keys:
+        return judge(table)
+    judged = []
+    for values, group in table.groupby(keys, dropna=False, sort=False):
+        found = judge(group.reset_index(drop=True))
+        if found:
+            setting = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
+            judged.append((setting_label(setting), found))
+    if len(judged) == 1:
+        return judged[0][1]
+    return [replace(claim, lesson=f"{claim.lesson} ({label})") for label, found in judged for claim in found]
+
+
 def slimming_claims(table: pd.DataFrame) -> list[Claim]:
+    """Figure 4 of Liu et al. (2017), judged within each setting (`_slimming_claims`)."""
+    return _by_setting(table, _slimming_claims)
+
+
+def manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
+    """Tang et al. (2021), judged within each setting (`_manidp_claims`)."""
+    return _by_setting(table, lambda part: _manidp_claims(part, figure))
+
+
+def budget_claims(table: pd.DataFrame) -> list[Claim]:
+    """Each pruned variant against the equal-budget baseline, within each setting (`_budget_claims`)."""
+    return _by_setting(table, _budget_claims)
+
+
+def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
     """Figure 4 of Liu et al. (2017): |γ| piles up at zero as λ grows, so pruning barely hurts."""
     slim = table[table["method"] == "slimming"] if "method" in table else table.iloc[0:0]
     if slim.empty or "sparsity_lambda" not in slim:
@@ -177,7 +226,7 @@ MANIDP_TERM_CLAIMS = [
 ]
 
 
-def manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
+def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
     """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more.
 
     Each term is judged against its control: the same variant with that term switched off. `figure`
@@ -202,7 +251,7 @@ def manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]
     return claims
 
 
-def budget_claims(table: pd.DataFrame) -> list[Claim]:
+def _budget_claims(table: pd.DataFrame) -> list[Claim]:
     """Each pruned variant against the baseline with the same total training budget."""
     if "epochs_total" not in table or "method" not in table:
         return []
@@ -240,5 +289,5 @@ def claims(table: pd.DataFrame) -> list[Claim]:
     """Every claim the runs in `table` (an ablation table: finished runs) can speak to."""
     if table.empty:
         return []
-    return [*slimming_claims(table), *manidp_claims(table), *budget_claims(table)]
+    return _by_setting(table, lambda part: [*_slimming_claims(part), *_manidp_claims(part), *_budget_claims(part)])
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
-from prunelab.config import METHOD_FIELDS, RunConfig
+from prunelab.config import METHOD_FIELDS, RunConfig, dataset_short_name
 from prunelab.ownership import effective_state, owner_alive
 from prunelab.run_format import (
     CONFIG_FILE,
@@ -36,7 +36,7 @@ from prunelab.run_format import (
 )
 from prunelab.store import BrokenRun, RunDir, RunStore, default_runs_dir
 
-__all__ = ["ArtefactError"]  # re-exported: what the loaders raise for a corrupt file
+__all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error; the label of a dataset
 
 log = logging.getLogger("prunelab.results")
 
@@ -235,13 +235,6 @@ def method_settings(row: Any) -> str:
 
 def _is_true(value: Any) -> bool:
     return isinstance(value, bool | np.bool_) and bool(value)
-
-
-def dataset_short_name(dataset: str) -> str:
-    """'shapes' -> 'shapes', 'folder:data/cifar10-demo' -> 'cifar10-demo': a dataset as a label shows it."""
-    if dataset.startswith("folder:"):
-        return Path(dataset.removeprefix("folder:").rstrip("/\\")).name or dataset
-    return dataset
 
 
 def run_label(row: Any) -> str:

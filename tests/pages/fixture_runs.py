@@ -1,7 +1,7 @@
 """Real, tiny runs for the page tests and the browser test (shared by both through one folder).
 
 `ensure_fixture_runs(root)` trains each run through `prunelab.engine.run_training` on a small
-`shapes` set (300 train / 200 test images, resnet20 at width 0.25, 1-2 epochs) and adds the cases a
+`shapes` set (300 train / 200 test images, resnet20 at width 0.25, 1-3 epochs) and adds the cases a
 page must survive: a corrupt run directory, a run still `running` with partial metrics and a failed
 run. Methods that are not registered yet are skipped. A `.complete` marker makes the call idempotent.
 """
@@ -26,7 +26,8 @@ TRAIN = {"batch_size": 64, "eval_batch_size": 200, "lr": 0.05}
 # run id -> (training epochs, method config)
 RUNS: dict[str, tuple[int, dict[str, Any]]] = {
     "fx-baseline": (1, {"name": "baseline"}),
-    "fx-slim-l0": (1, {"name": "slimming", "sparsity_lambda": 0.0, "finetune_epochs": 1}),
+    # both slimming runs at one budget (2 + 1 epochs): claims compare only runs of the same setting
+    "fx-slim-l0": (2, {"name": "slimming", "sparsity_lambda": 0.0, "finetune_epochs": 1}),
     "fx-slim-l1e-3": (2, {"name": "slimming", "sparsity_lambda": 1e-3, "finetune_epochs": 1}),
     "fx-manidp-full": (1, {"name": "manidp", "probe_size": 20}),
     "fx-manidp-plain": (1, {"name": "manidp", "complexity": False, "similarity": False, "probe_size": 20}),

@@ -80,3 +80,22 @@ def test_budget_claims_only_compare_equal_budgets() -> None:
     found = lessons.budget_claims(pd.DataFrame(rows))
     assert len(found) == 1 and "6 epochs in all" in found[0].lesson
     assert found[0].verdict == "does not hold: below the baseline" and "baseline 71.0% ± 1.0%" in found[0].measured
+
+
+def test_claims_never_pool_two_settings() -> None:
+    """Two demos (shapes and a CIFAR-10 folder) side by side: each claim is judged within its own dataset
+    and names it. Pooled, the CIFAR runs' spread would hide the shapes result (and vice versa)."""
+    shapes = (_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.0, 0.01, 0.0]}, sparsity_lambda=0.0)
+              + _rows("slimming", "λ5e-3", {"gamma_frac_below_0.05": [0.5, 0.52, 0.55]}, sparsity_lambda=5e-3))
+    cifar = (_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.9, 0.92, 0.91]}, sparsity_lambda=0.0,
+                   dataset="folder:data/cifar10-demo", width=1.0, epochs_total=16)
+             + _rows("slimming", "λ5e-3", {"gamma_frac_below_0.05": [0.1, 0.12, 0.11]}, sparsity_lambda=5e-3,
+                     dataset="folder:data/cifar10-demo", width=1.0, epochs_total=16))
+    found = {c.lesson: c for c in lessons.slimming_claims(pd.DataFrame(shapes + cifar))}
+    assert set(found) == {"γ piles up at zero as λ grows (shapes · resnet20 w0.5 · 6 epochs)",
+                          "γ piles up at zero as λ grows (cifar10-demo · resnet20 w1 · 16 epochs)"}
+    assert found["γ piles up at zero as λ grows (shapes · resnet20 w0.5 · 6 epochs)"].verdict == "holds"
+    assert found["γ piles up at zero as λ grows (cifar10-demo · resnet20 w1 · 16 epochs)"].verdict == "does not hold"
+    assert "52.3%" in found["γ piles up at zero as λ grows (shapes · resnet20 w0.5 · 6 epochs)"].measured
+    pooled = lessons.slimming_claims(pd.DataFrame(shapes))  # one setting: no name added
+    assert [c.lesson for c in pooled] == ["γ piles up at zero as λ grows"]
