@@ -70,6 +70,16 @@ def _labels(runs: pd.DataFrame) -> dict[str, str]:
     return {row["path"]: results.run_label(row) for _, row in runs.iterrows()}
 
 
+def pick_dataset(datasets: Sequence[str] | pd.Series, label: str, key: str) -> str | None:
+    """One dataset of `datasets` (in their order; a choice only when there are several): pages show one
+    dataset at a time, so runs on two datasets (the shapes and the CIFAR-10 demo) are never mixed."""
+    names = list(dict.fromkeys(str(d) for d in datasets))
+    if len(names) <= 1:
+        return names[0] if names else None
+    return st.segmented_control(label, names, default=names[0], key=key,
+                                format_func=results.dataset_short_name) or names[0]
+
+
 def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
              states: Sequence[str] | None = ("done",)) -> Path | None:
     """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none."""

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_components import common, paper_points, shell
-from prunelab import analysis, live, results
+from prunelab import analysis, live
 
 METHOD_SENTENCES = {
     "baseline": "**Baseline** trains the whole network: the reference every pruned run is compared with at the "
@@ -46,15 +46,6 @@ def method_sentences() -> None:
     for method, sentence in METHOD_SENTENCES.items():
         colour, _ = METHOD_STYLE[method]
         st.markdown(f"<span style='color:{colour}'>●</span> {sentence}", unsafe_allow_html=True)
-
-
-def pick_dataset(variants: pd.DataFrame) -> str | None:
-    """The demo dataset to show (a choice only when the demo covers several)."""
-    datasets = list(dict.fromkeys(str(d) for d in variants["dataset"]))
-    if len(datasets) <= 1:
-        return datasets[0] if datasets else None
-    return st.segmented_control("Demo dataset", datasets, default=datasets[0], key="home_dataset",
-                                format_func=results.dataset_short_name) or datasets[0]
 
 
 def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str,

@@ -57,6 +57,8 @@ if table.empty:
     st.info("No finished runs yet. Start a baseline, slimming and ManiDP runs (or the `demo` / `ablation` "
             "suite) on the **Runs** page; they appear here when done.")
     st.stop()
+dataset = common.pick_dataset(table["dataset"], "Dataset", key="abl_dataset")
+table = table[table["dataset"] == dataset].reset_index(drop=True)  # never two datasets in one chart or claim
 suites = sorted({str(s) for s in table["suite"].dropna()})
 suite = st.selectbox("Runs", [ALL_SUITES, *suites], key="abl_suite",
                      format_func=lambda s: s if s == ALL_SUITES else f"suite {s}")

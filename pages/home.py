@@ -12,7 +12,7 @@ if variants.empty:
     overview.method_sentences()
     overview.no_demo_message()
     st.stop()
-dataset = overview.pick_dataset(variants)
+dataset = common.pick_dataset(variants["dataset"], "Demo dataset", key="home_dataset")
 chart, side = st.columns([3, 2], gap="medium")
 with chart:
     points = paper_points.published(runs[runs["dataset"] == dataset])  # only for CIFAR-10

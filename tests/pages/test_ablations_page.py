@@ -85,3 +85,31 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "No finished runs" in at.info[0].value
     assert not at.get("plotly_chart") and not at.dataframe
+
+
+def test_runs_on_two_datasets_are_shown_one_dataset_at_a_time(fixture_runs_dir: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies of the finished fixture runs that claim another dataset: the page offers the two datasets and
+    its table, claims and charts hold one of them only."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    done = finished(fixture_runs_dir)
+    for run_id in done:
+        shutil.copytree(fixture_runs_dir / run_id, runs / run_id)
+        other = runs / f"{run_id}-other"
+        shutil.copytree(fixture_runs_dir / run_id, other)
+        config = json.loads((other / "config.json").read_text())
+        config["run_id"] = config["name"] = other.name
+        config["data"]["dataset"] = "folder:/data/cifar10-demo"
+        (other / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    at = render()
+    choice = at.get("button_group")[0]
+    assert choice.label == "Dataset" and sorted(choice.options) == ["cifar10-demo", "shapes"]
+    for dataset, names in (("shapes", sorted(done)), ("folder:/data/cifar10-demo", sorted(f"{r}-other" for r in done))):
+        at.get("button_group")[0].set_value(dataset).run()
+        assert not at.exception
+        assert sorted(frame_with(at, "name", "variant")["name"]) == names
