@@ -93,9 +93,13 @@ def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
 
 
 def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs",
-              states: Sequence[str] | None = ("done",), default_count: int | None = None) -> list[Path]:
-    """A multiselect over matching runs (all of them, or the first `default_count`, preselected)."""
+              states: Sequence[str] | None = ("done",), default_count: int | None = None,
+              dataset: str | None = None) -> list[Path]:
+    """A multiselect over matching runs (all of them, or the first `default_count`, preselected); with
+    `dataset`, only the runs on that dataset (a comparison never mixes two)."""
     runs = _matching_runs(methods, states)
+    if dataset is not None:
+        runs = runs[runs["dataset"] == dataset]
     if runs.empty:
         _no_runs_message(methods, states)
         return []

@@ -114,7 +114,7 @@ def test_gap_bars_compare_runs(manidp_run: Path) -> None:
     if not (plain / "probe.npz").is_file():
         pytest.skip("the plain ManiDP fixture run is not available")
     at = render(manidp_run)
-    at.multiselect(key="sim_compare").set_value([str(manidp_run), str(plain)]).run()
+    at.multiselect(key="sim_compare_shapes").set_value([str(manidp_run), str(plain)]).run()
     bars = figures(at)[1]["data"]
     assert len(bars) == 2 and any("neither" in bar["name"] for bar in bars)
     for bar, path in zip(bars, (manidp_run, plain), strict=True):
@@ -131,3 +131,28 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "manidp" in at.info[0].value.lower()
     assert not at.get("plotly_chart")
+
+
+def test_the_runs_compared_are_on_the_chosen_runs_dataset(fixture_runs_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ManiDP runs on two datasets, the ‖T − R‖ comparison offers only runs on the chosen run's one."""
+    import json
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for run_id in (RUN, PLAIN):
+        shutil.copytree(fixture_runs_dir / run_id, runs / run_id)
+        other = runs / f"{run_id}-other"
+        shutil.copytree(fixture_runs_dir / run_id, other)
+        config = json.loads((other / "config.json").read_text())
+        config["run_id"] = config["name"] = other.name
+        config["data"]["dataset"] = "folder:/data/cifar10-demo"
+        (other / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    for chosen, expected in ((runs / RUN, {RUN, PLAIN}), (runs / f"{PLAIN}-other", {f"{RUN}-other", f"{PLAIN}-other"})):
+        at = render(chosen)
+        dataset = "shapes" if chosen.name in (RUN, PLAIN) else "folder:/data/cifar10-demo"
+        compare = at.multiselect(key=f"sim_compare_{dataset}")
+        assert len(compare.options) == 2  # the two runs on that dataset, preselected
+        assert {Path(str(v)).name for v in compare.value} == expected
