@@ -92,6 +92,13 @@ def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
     return Path(choice) if choice else None
 
 
+def dataset_of(run: str | Path) -> str | None:
+    """The dataset of a listed run (its config's `data.dataset`), None when the run is not listed."""
+    runs = runs_frame()
+    match = runs.loc[runs["path"] == str(run), "dataset"]
+    return str(match.iloc[0]) if len(match) else None
+
+
 def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs",
               states: Sequence[str] | None = ("done",), default_count: int | None = None,
               dataset: str | None = None) -> list[Path]:

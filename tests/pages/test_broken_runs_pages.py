@@ -59,7 +59,7 @@ def test_runs_page_lists_broken_runs_with_their_problem(broken_env: dict) -> Non
 ])
 def test_slimming_page_names_the_corrupt_file(broken_env: dict, case: str, message: str) -> None:
     path, _ = broken_env[case]
-    at = render("slimming.py", slim_run=path, slim_compare=[path])
+    at = render("slimming.py", slim_run=path, slim_compare_shapes=[path])
     assert message in texts(at.error)
     assert "not finished yet" not in texts(at.info) and "No γ history yet" not in texts(at.info)
     assert "is written when sparsity training ends" not in texts(at.info)

@@ -54,7 +54,7 @@ def test_renders_summary_figures_and_charts(slim_run: Path) -> None:
 
 def test_histograms_follow_epoch_and_layer(slim_run: Path) -> None:
     at = render(RUN, slim_run.parent)
-    at.multiselect(key="slim_compare").set_value([str(slim_run)]).run()
+    at.multiselect(key="slim_compare_shapes").set_value([str(slim_run)]).run()
     history = np.load(slim_run / "gamma_history.npz")
     names = [str(n) for n in history["layer_names"]]
     at.slider(key="slim_epoch").set_value(0).run()
