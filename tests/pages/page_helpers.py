@@ -45,3 +45,25 @@ def frame_with(at: Any, *columns: str) -> Any:
         if set(columns) <= set(element.value.columns):
             return element.value
     raise AssertionError(f"no dataframe with columns {columns}")
+
+
+OTHER_DATASET = "folder:/data/cifar10-demo"
+
+
+def runs_on_two_datasets(source: Path, run_ids: Any, runs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Copy the runs `run_ids` of `source` into `runs`, each twice: as it is, and as `<id>-other` whose
+    config names OTHER_DATASET; point the app at `runs` (demo hidden). Returns `runs`."""
+    import shutil
+
+    runs.mkdir()
+    for run_id in run_ids:
+        shutil.copytree(source / run_id, runs / run_id)
+        other = runs / f"{run_id}-other"
+        shutil.copytree(source / run_id, other)
+        config = json.loads((other / "config.json").read_text())
+        config["run_id"] = config["name"] = other.name
+        config["data"]["dataset"] = OTHER_DATASET
+        (other / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    return runs

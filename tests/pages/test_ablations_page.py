@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.store import RunStore
-from tests.pages.page_helpers import frame_with
+from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "ablations.py")
 TIMEOUT = 60
@@ -91,25 +91,12 @@ def test_runs_on_two_datasets_are_shown_one_dataset_at_a_time(fixture_runs_dir: 
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies of the finished fixture runs that claim another dataset: the page offers the two datasets and
     its table, claims and charts hold one of them only."""
-    import shutil
-
-    runs = tmp_path / "runs"
-    runs.mkdir()
     done = finished(fixture_runs_dir)
-    for run_id in done:
-        shutil.copytree(fixture_runs_dir / run_id, runs / run_id)
-        other = runs / f"{run_id}-other"
-        shutil.copytree(fixture_runs_dir / run_id, other)
-        config = json.loads((other / "config.json").read_text())
-        config["run_id"] = config["name"] = other.name
-        config["data"]["dataset"] = "folder:/data/cifar10-demo"
-        (other / "config.json").write_text(json.dumps(config))
-    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
-    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    runs_on_two_datasets(fixture_runs_dir, done, tmp_path / "runs", monkeypatch)
     at = render()
     choice = at.get("button_group")[0]
     assert choice.label == "Dataset" and sorted(choice.options) == ["cifar10-demo", "shapes"]
-    for dataset, names in (("shapes", sorted(done)), ("folder:/data/cifar10-demo", sorted(f"{r}-other" for r in done))):
+    for dataset, names in (("shapes", sorted(done)), (OTHER_DATASET, sorted(f"{r}-other" for r in done))):
         at.get("button_group")[0].set_value(dataset).run()
         assert not at.exception
         assert sorted(frame_with(at, "name", "variant")["name"]) == names

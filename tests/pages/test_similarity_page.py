@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.results import class_names
-from tests.pages.page_helpers import fixture_run
+from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
 
@@ -136,23 +136,10 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
 def test_the_runs_compared_are_on_the_chosen_runs_dataset(fixture_runs_dir: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """With ManiDP runs on two datasets, the ‖T − R‖ comparison offers only runs on the chosen run's one."""
-    import json
-
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    for run_id in (RUN, PLAIN):
-        shutil.copytree(fixture_runs_dir / run_id, runs / run_id)
-        other = runs / f"{run_id}-other"
-        shutil.copytree(fixture_runs_dir / run_id, other)
-        config = json.loads((other / "config.json").read_text())
-        config["run_id"] = config["name"] = other.name
-        config["data"]["dataset"] = "folder:/data/cifar10-demo"
-        (other / "config.json").write_text(json.dumps(config))
-    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
-    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    runs = runs_on_two_datasets(fixture_runs_dir, (RUN, PLAIN), tmp_path / "runs", monkeypatch)
     for chosen, expected in ((runs / RUN, {RUN, PLAIN}), (runs / f"{PLAIN}-other", {f"{RUN}-other", f"{PLAIN}-other"})):
         at = render(chosen)
-        dataset = "shapes" if chosen.name in (RUN, PLAIN) else "folder:/data/cifar10-demo"
+        dataset = "shapes" if chosen.name in (RUN, PLAIN) else OTHER_DATASET
         compare = at.multiselect(key=f"sim_compare_{dataset}")
         assert len(compare.options) == 2  # the two runs on that dataset, preselected
         assert {Path(str(v)).name for v in compare.value} == expected
