@@ -233,6 +233,11 @@ class ParamFacts:
         return self.sweep_label is not None
 
     @property
+    def cli_dest(self) -> str:
+        """The argparse destination of its flag: the field's name, or no_<name> for a switch."""
+        return f"no_{self.name}" if self.switch else self.name
+
+    @property
     def cli_flag(self) -> str:
         """The flag a user types: `flag`, or --no-<name> for a switch."""
         return f"--no-{self.name.replace('_', '-')}" if self.switch else self.flag

@@ -33,7 +33,8 @@ from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
 VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]
-SETTING_KEYS = ["dataset", "model", "width", "epochs_total"]  # claims never pool runs across these
+# claims never pool runs across these: a variant's keys but the method and the variant itself
+SETTING_KEYS = [key for key in VARIANT_KEYS if key not in ("method", "variant")]
 # the figures averaged per variant (those a run lacks are NaN and left out of its mean)
 FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
            "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates"]

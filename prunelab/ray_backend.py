@@ -68,7 +68,6 @@ log = logging.getLogger("prunelab.ray_backend")
 BACKEND = "ray"
 CONNECT_TIMEOUT_S = 5.0  # how long the reachability check of --address waits
 POLL_S = 0.5
-# status.json fields the worker's heartbeat copies from the live progress
 # environment variables every task sees as the driver does (dataset cache, demo switch, runs folder)
 FORWARDED_ENV = ("PRUNELAB_CACHE_DIR", "PRUNELAB_NO_DEMO", "PRUNELAB_RUNS_DIR")
 

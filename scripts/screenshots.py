@@ -23,7 +23,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app_browser import CHROMIUM, PAGE_TIMEOUT_MS, launch, serve_app, wait_until_idle  # noqa: E402
+from app_browser import (  # noqa: E402
+    CHROMIUM,
+    PAGE_TIMEOUT_MS,
+    AppBrowserError,
+    launch,
+    serve_app,
+    wait_until_idle,
+)
 
 VIEWPORT = {"width": 1400, "height": 900}
 TALL = {"width": 1400, "height": 4200}  # the app scrolls inside its own container: render a page whole
@@ -49,7 +56,7 @@ def heading_top(page: Any, text: str) -> float:
     heading.wait_for(timeout=PAGE_TIMEOUT_MS)
     box = heading.bounding_box()
     if box is None:
-        raise RuntimeError(f"heading {text!r} is not on the page")
+        raise AppBrowserError(f"heading {text!r} is not on the page")
     return float(box["y"])
 
 

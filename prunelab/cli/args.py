@@ -42,8 +42,7 @@ def method_flags(method: str) -> dict[str, tuple[str, FieldInfo]]:
     field names another, as `--lambda`): a bool that defaults to true is switched off by `--no-<field>`,
     one that defaults to false is switched on by its flag."""
     fields = METHOD_CONFIGS[method].model_fields
-    return {(f"no_{field}" if facts.switch else field): (facts.cli_flag, fields[field])
-            for field, facts in METHOD_PARAMS[method].items()}
+    return {facts.cli_dest: (facts.cli_flag, fields[field]) for field, facts in METHOD_PARAMS[method].items()}
 
 
 def _flag_type(info: FieldInfo) -> type:
@@ -113,8 +112,7 @@ def method_settings_from_args(args: argparse.Namespace,
     settings: dict[str, dict[str, tuple[str, Any]]] = {}
     for method in METHOD_NAMES:
         for field, facts in METHOD_PARAMS[method].items():
-            dest = f"no_{field}" if facts.switch else field
-            value = None if dest in skip else getattr(args, dest, None)
+            value = None if facts.cli_dest in skip else getattr(args, facts.cli_dest, None)
             if value is None or value is False:  # not given (store_true flags default to False)
                 continue
             settings.setdefault(method, {})[field] = (facts.cli_flag, not value if facts.switch else value)
