@@ -16,12 +16,14 @@ the photographs on a fresh install without the PNG release.
 
 On a CPU the suite takes hours. A suite cut short (a session ended, the machine restarted) goes on with
 `--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships.
+`--ship-done` ships the runs done so far (a suite spanning sessions shows its first runs early).
 Usage (run from anywhere):
 
     python scripts/make_cifar_demo.py --source data/CIFAR-10-dataset [--force] [--device auto|cpu|cuda]
         [--model resnet20] [--width 1.0] [--epochs E] [--finetune-epochs F] [--seeds N]
         [--train-size N] [--target-density D] [--max-concurrent N] [--threads N] [--work DIR]
     python scripts/make_cifar_demo.py --continue [--work DIR]
+    python scripts/make_cifar_demo.py --ship-done [--work DIR]    # ship the runs done so far
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ NOT_SHIPPED = ("checkpoint.pt", "compact_model.pt2", "traceback.txt", "owner.loc
 TARGET_DENSITY = 0.65
 SIZE_BUDGET = 25_000_000  # with the 15 MB shapes demo, assets/ stays under 40 MB
 # trained first by --continue: seed 0's runs that the demo's quality bar compares (baseline; ManiDP with both
-# terms, after its parent), so an early session already shows whether the bar is met; then creation order
-FIRST = ("demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0")
+# terms, after its parent; slimming at the middle lambda), so an early session already shows whether the bar
+# is met; then creation order (the suite creates every seed-0 run before seed 1's)
+FIRST = ("demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l4e-3-s0")
 
 
 def prepare(source: Path, per_class: int) -> Path:
@@ -105,20 +108,30 @@ def continue_suite(work: Path) -> int:
     return 0
 
 
-def ship(work: Path) -> int:
-    """Copy the finished runs of `work` into assets/cifar10_runs with their test images, stripped."""
+def ship(work: Path, partial: bool = False) -> int:
+    """Copy the finished runs of `work` into assets/cifar10_runs with their test images, stripped.
+
+    Only when every run is done, unless `partial`: then the done runs ship now (the pages show what they
+    hold; the rest ship, with them, when they are done) and the unfinished ones are named."""
     left = unfinished(work)
-    if left:
+    if left and not partial:
         print(f"{len(left)} run(s) in {work} are not done ({', '.join(p.name for p in left[:3])}...); "
-              "finish them with --continue", file=sys.stderr)
+              "finish them with --continue, or ship the done ones with --ship-done", file=sys.stderr)
+        return 1
+    if len(left) == sum(1 for p in work.iterdir() if (p / "config.json").is_file()):
+        print(f"no run in {work} is done yet; nothing shipped", file=sys.stderr)
         return 1
     if CIFAR_DEMO_RUNS_DIR.exists():
         shutil.rmtree(CIFAR_DEMO_RUNS_DIR)
-    shutil.copytree(work, CIFAR_DEMO_RUNS_DIR, symlinks=False)
+    skipped = {p.name for p in left}
+    shutil.copytree(work, CIFAR_DEMO_RUNS_DIR, symlinks=False, ignore=lambda folder, names: (
+        [name for name in names if name in skipped] if Path(folder) == work else []))
     with contextlib.chdir(ROOT):  # the runs record the dataset path relative to the repository root
         pack = write_pack(CIFAR_DEMO_RUNS_DIR)
     size = strip(CIFAR_DEMO_RUNS_DIR, NOT_SHIPPED)
     print(f"CIFAR-10 demo runs in {CIFAR_DEMO_RUNS_DIR}: {size / 1e6:.2f} MB with its test images ({pack.name})")
+    if skipped:
+        print(f"not shipped, still training: {', '.join(sorted(skipped))}")
     if size > SIZE_BUDGET:
         print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
         return 1
@@ -132,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where the runs train before they are shipped (default {WORK}, ignored by git)")
     parser.add_argument("--continue", dest="resume", action="store_true",
                         help="resume the unfinished runs in --work, then ship")
+    parser.add_argument("--ship-done", action="store_true",
+                        help="ship the runs of --work that are done now, leaving the rest to train (no training)")
     parser.add_argument("--force", action="store_true", help="replace the runs in --work")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument("--model", default="resnet20")
@@ -147,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
     args = parser.parse_args(argv)
     work = args.work.resolve()
+    if args.ship_done:
+        if not work.is_dir():
+            parser.error(f"{work} holds no runs to ship")
+        return ship(work, partial=True)
     if args.resume:
         if not work.is_dir():
             parser.error(f"{work} holds no runs to continue")

@@ -50,15 +50,36 @@ def test_a_cut_short_cifar_suite_continues_and_ships_only_when_done(tmp_path: Pa
 
 
 def test_continue_trains_the_runs_the_quality_bar_compares_first(tmp_path: Path) -> None:
-    """Seed 0's baseline, pretrain and ManiDP-both go first (parent before child), then creation order."""
+    """Seed 0's baseline, pretrain, ManiDP-both (parent before child) and slimming at the middle lambda go
+    first, then creation order."""
     import make_cifar_demo
 
     store = RunStore(tmp_path)
     config = tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20)
-    names = ["demo-baseline-s0", "demo-slim-l0-s0", "demo-pretrain-s0", "demo-manidp-neither-s0",
-             "demo-manidp-both-s0", "demo-baseline-s1"]
+    names = ["demo-baseline-s0", "demo-slim-l0-s0", "demo-slim-l4e-3-s0", "demo-pretrain-s0",
+             "demo-manidp-neither-s0", "demo-manidp-both-s0", "demo-baseline-s1"]
     runs = {name: store.create(config, f"20261201-161536-{name}") for name in names}
     order = [path.name.removeprefix("20261201-161536-") for path in make_cifar_demo.unfinished(tmp_path)]
-    assert order == ["demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l0-s0",
-                     "demo-manidp-neither-s0", "demo-baseline-s1"]
+    assert order == ["demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l4e-3-s0",
+                     "demo-slim-l0-s0", "demo-manidp-neither-s0", "demo-baseline-s1"]
     assert set(runs) == set(order)
+
+
+def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path: Path, monkeypatch) -> None:
+    """--ship-done copies the done runs (with the test images) and none that is still unfinished."""
+    import make_cifar_demo
+
+    from prunelab.data.test_pack import TEST_PACK_FILE
+
+    work, shipped = tmp_path / "work", tmp_path / "assets" / "cifar10_runs"
+    monkeypatch.setattr(make_cifar_demo, "CIFAR_DEMO_RUNS_DIR", shipped)
+    store = RunStore(work)
+    config = tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20)
+    store.create(config, "queued-first")
+    assert make_cifar_demo.main(["--ship-done", "--work", str(work)]) == 1 and not shipped.exists()  # none done
+    assert make_cifar_demo.continue_suite(work) == 0
+    later = store.create(config, "queued-later")
+    assert make_cifar_demo.main(["--ship-done", "--work", str(work)]) == 0
+    assert sorted(p.name for p in shipped.iterdir()) == ["queued-first", TEST_PACK_FILE]
+    assert make_cifar_demo.unfinished(work) == [later.path]  # still there, to train and ship later
+    assert make_cifar_demo.ship(work) == 1  # a full ship still waits for every run

@@ -1,0 +1,78 @@
+"""The shipped CIFAR-10 demo (assets/cifar10_runs) meets the quality bar it is shipped for.
+
+Baseline >= 85% test accuracy; Network Slimming (some lambda > 0) within 2 points of the baseline; ManiDP
+with both terms within 3 points at >= 40% fewer MACs per image; the per-image results cover >= 1,000 test
+photographs, which ship with the runs. Every figure is a mean over the demo's seeds at equal training
+budgets (runs compared only with the baseline of the same number of epochs in all). These read the
+precomputed runs only (no training), and are skipped until scripts/make_cifar_demo.py has shipped them.
+Whatever ships, `assets/` stays within its 40 MB budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prunelab import analysis
+from prunelab.data.test_pack import TEST_PACK_FILE
+from prunelab.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
+from prunelab.store import RunStore
+
+ASSETS = Path(CIFAR_DEMO_RUNS_DIR).parent
+ASSETS_BUDGET = 40_000_000  # bytes, every demo together
+BASELINE_BAR = 0.85
+SLIMMING_GAP, MANIDP_GAP, MANIDP_MACS_CUT = 0.02, 0.03, 0.40
+MIN_PER_IMAGE_ROWS = 1000
+
+shipped = pytest.mark.skipif(not Path(CIFAR_DEMO_RUNS_DIR).is_dir(), reason="the CIFAR-10 demo is not shipped")
+
+
+def test_assets_stay_within_their_budget() -> None:
+    size = sum(path.stat().st_size for path in ASSETS.rglob("*") if path.is_file())
+    assert size <= ASSETS_BUDGET, f"assets/ holds {size / 1e6:.1f} MB, over {ASSETS_BUDGET / 1e6:.0f} MB"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return analysis.ablation_table(runs_table([Path(CIFAR_DEMO_RUNS_DIR)]))
+
+
+def _baseline_acc(table: pd.DataFrame, budget: int) -> float:
+    baseline = table[(table["method"] == "baseline") & (table["epochs_total"] == budget)]
+    assert not baseline.empty, f"no baseline with {budget} epochs in all"
+    return float(baseline["test_acc"].mean())
+
+
+@shipped
+def test_every_cifar_run_is_finished_and_its_photographs_ship() -> None:
+    entries = list(RunStore(CIFAR_DEMO_RUNS_DIR).scan(check_artefacts=True))
+    assert entries and all(not entry.broken and not entry.problems for entry in entries)
+    assert all(entry.state == "done" for entry in entries)
+    assert (Path(CIFAR_DEMO_RUNS_DIR) / TEST_PACK_FILE).is_file()
+
+
+@shipped
+def test_cifar_baseline_reaches_85_percent(table: pd.DataFrame) -> None:
+    budget = int(table.loc[table["method"] != "baseline", "epochs_total"].max())
+    assert _baseline_acc(table, budget) >= BASELINE_BAR
+
+
+@shipped
+def test_cifar_slimming_stays_within_two_points(table: pd.DataFrame) -> None:
+    slim = table[(table["method"] == "slimming") & (table["sparsity_lambda"] > 0)]
+    assert not slim.empty
+    best = max(float(group["test_acc"].mean()) for _, group in slim.groupby("sparsity_lambda"))
+    assert best >= _baseline_acc(table, int(slim["epochs_total"].max())) - SLIMMING_GAP
+
+
+@shipped
+def test_cifar_manidp_stays_within_three_points_at_40_percent_fewer_macs(table: pd.DataFrame) -> None:
+    both = table[(table["method"] == "manidp") & table["complexity"].astype(bool)
+                 & table["similarity"].astype(bool)]
+    assert not both.empty
+    assert float(both["macs_reduction"].mean()) >= MANIDP_MACS_CUT
+    assert float(both["test_acc"].mean()) >= _baseline_acc(table, int(both["epochs_total"].max())) - MANIDP_GAP
+    rows = [load_per_image(path) for path in both["path"]]
+    assert all(frame is not None and len(frame) >= MIN_PER_IMAGE_ROWS for frame in rows)
