@@ -103,7 +103,8 @@ def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs
               states: Sequence[str] | None = ("done",), default_count: int | None = None,
               dataset: str | None = None) -> list[Path]:
     """A multiselect over matching runs (all of them, or the first `default_count`, preselected); with
-    `dataset`, only the runs on that dataset (a comparison never mixes two)."""
+    `dataset`, only the runs on that dataset (a comparison never mixes two), in one widget per dataset
+    (key `<key>_<dataset>`): choosing a run on another dataset starts from that dataset's defaults."""
     runs = _matching_runs(methods, states)
     if dataset is not None:
         runs = runs[runs["dataset"] == dataset]
@@ -112,7 +113,8 @@ def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs
         return []
     labels = _labels(runs)
     default = list(labels)[:default_count] if default_count is not None else list(labels)
-    chosen = st.multiselect(label, list(labels), default=default, format_func=labels.__getitem__, key=key)
+    chosen = st.multiselect(label, list(labels), default=default, format_func=labels.__getitem__,
+                            key=key if dataset is None else f"{key}_{dataset}")
     return [Path(path) for path in chosen]
 
 

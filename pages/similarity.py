@@ -61,10 +61,8 @@ st.metric(f"Frobenius distance ‖T − R‖ at {layer} ({len(labels)} probe ima
 
 st.subheader("‖T − R‖ per layer: with and without the similarity term")
 runs = common.runs_frame().set_index("path")
-dataset = common.dataset_of(run)
-# one widget per dataset: choosing a run on another dataset starts from that dataset's defaults
 paths = common.pick_runs("Runs to compare (on the chosen run's dataset)", methods=["manidp"],
-                         key=f"sim_compare_{dataset}", default_count=4, dataset=dataset) or [run]
+                         key="sim_compare", default_count=4, dataset=common.dataset_of(run)) or [run]
 gaps = {}
 for path in paths:
     other = common.cached_probe(path)

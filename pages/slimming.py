@@ -68,9 +68,8 @@ st.subheader("Deploy: ONNX, and its latency next to PyTorch's")
 run_exports.onnx_panel(Path(run), summary)
 
 st.subheader("|γ| distribution per epoch")
-dataset = common.dataset_of(run)  # one widget per dataset: a comparison never mixes two
 paths = common.pick_runs("Runs to compare (e.g. several λ, on the inspected run's dataset)", methods=["slimming"],
-                         key=f"slim_compare_{dataset}", states=WITH_DATA, default_count=3, dataset=dataset) or [run]
+                         key="slim_compare", states=WITH_DATA, default_count=3, dataset=common.dataset_of(run)) or [run]
 histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
 if not histories:
     common.report_missing(run, GAMMA_HISTORY_FILE, "No γ history yet: it is written after each "

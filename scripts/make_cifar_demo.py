@@ -81,12 +81,17 @@ def prepare(source: Path, per_class: int) -> Path:
     return target
 
 
+def run_folders(work: Path) -> list[Path]:
+    """The run directories in `work` (those holding a config.json)."""
+    return [p for p in work.iterdir() if (p / "config.json").is_file()]
+
+
 def unfinished(work: Path) -> list[Path]:
     """The runs in `work` not yet done: FIRST's (by name suffix), then the rest in the order the suite
     created them (parents before their children either way)."""
     from prunelab.store import RunDir
 
-    statuses = {p: RunDir(p).read_status() for p in work.iterdir() if (p / "config.json").is_file()}
+    statuses = {p: RunDir(p).read_status() for p in run_folders(work)}
 
     def order(path: Path) -> tuple[int, float, str]:
         first = next((i for i, key in enumerate(FIRST) if path.name.endswith(f"-{key}")), len(FIRST))
@@ -118,7 +123,7 @@ def ship(work: Path, partial: bool = False) -> int:
         print(f"{len(left)} run(s) in {work} are not done ({', '.join(p.name for p in left[:3])}...); "
               "finish them with --continue, or ship the done ones with --ship-done", file=sys.stderr)
         return 1
-    if len(left) == sum(1 for p in work.iterdir() if (p / "config.json").is_file()):
+    if len(left) == len(run_folders(work)):
         print(f"no run in {work} is done yet; nothing shipped", file=sys.stderr)
         return 1
     if CIFAR_DEMO_RUNS_DIR.exists():
@@ -162,13 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
     args = parser.parse_args(argv)
     work = args.work.resolve()
+    if (args.ship_done or args.resume) and not work.is_dir():
+        parser.error(f"{work} holds no runs to {'ship' if args.ship_done else 'continue'}")
     if args.ship_done:
-        if not work.is_dir():
-            parser.error(f"{work} holds no runs to ship")
         return ship(work, partial=True)
     if args.resume:
-        if not work.is_dir():
-            parser.error(f"{work} holds no runs to continue")
         status = continue_suite(work)
         return status if status != 0 else ship(work)
     if args.source is None:

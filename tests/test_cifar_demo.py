@@ -10,8 +10,6 @@ Whatever ships, `assets/` stays within its 40 MB budget.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
@@ -20,13 +18,14 @@ from prunelab.data.test_pack import TEST_PACK_FILE
 from prunelab.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
 from prunelab.store import RunStore
 
-ASSETS = Path(CIFAR_DEMO_RUNS_DIR).parent
+DEMO = CIFAR_DEMO_RUNS_DIR
+ASSETS = DEMO.parent
 ASSETS_BUDGET = 40_000_000  # bytes, every demo together
 BASELINE_BAR = 0.85
 SLIMMING_GAP, MANIDP_GAP, MANIDP_MACS_CUT = 0.02, 0.03, 0.40
 MIN_PER_IMAGE_ROWS = 1000
 
-shipped = pytest.mark.skipif(not Path(CIFAR_DEMO_RUNS_DIR).is_dir(), reason="the CIFAR-10 demo is not shipped")
+shipped = pytest.mark.skipif(not DEMO.is_dir(), reason="the CIFAR-10 demo is not shipped")
 
 
 def test_assets_stay_within_their_budget() -> None:
@@ -36,7 +35,7 @@ def test_assets_stay_within_their_budget() -> None:
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return analysis.ablation_table(runs_table([Path(CIFAR_DEMO_RUNS_DIR)]))
+    return analysis.ablation_table(runs_table([DEMO]))
 
 
 def _baseline_acc(table: pd.DataFrame, budget: int) -> float:
@@ -47,10 +46,10 @@ def _baseline_acc(table: pd.DataFrame, budget: int) -> float:
 
 @shipped
 def test_every_cifar_run_is_finished_and_its_photographs_ship() -> None:
-    entries = list(RunStore(CIFAR_DEMO_RUNS_DIR).scan(check_artefacts=True))
+    entries = list(RunStore(DEMO).scan(check_artefacts=True))
     assert entries and all(not entry.broken and not entry.problems for entry in entries)
     assert all(entry.state == "done" for entry in entries)
-    assert (Path(CIFAR_DEMO_RUNS_DIR) / TEST_PACK_FILE).is_file()
+    assert (DEMO / TEST_PACK_FILE).is_file()
 
 
 @shipped
