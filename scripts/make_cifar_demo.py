@@ -21,7 +21,7 @@ Usage (run from anywhere):
 
     python scripts/make_cifar_demo.py --source data/CIFAR-10-dataset [--force] [--device auto|cpu|cuda]
         [--model resnet20] [--width 1.0] [--epochs E] [--finetune-epochs F] [--seeds N]
-        [--train-size N] [--target-density D] [--max-concurrent N] [--threads N] [--work DIR]
+        [--train-size N] [--target-density D] [--lambda-prime L] [--max-concurrent N] [--threads N] [--work DIR]
     python scripts/make_cifar_demo.py --continue [--work DIR]
     python scripts/make_cifar_demo.py --ship-done [--work DIR]    # ship the runs done so far
 """
@@ -49,10 +49,13 @@ WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by 
 PER_CLASS = 200  # 10 classes x 200 = 2,000 test images shipped
 # the optimizer state and torch.export archives are not read by any page; model.pt is kept (what-if)
 NOT_SHIPPED = ("checkpoint.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
-# ManiDP's gates keep a fraction d of each gated layer's channels; a ResNet block's MACs scale about as
-# (d + d^2) / 2, so the default d = 0.7 removes only ~40% (the shapes demo: 0.40-0.41), on the edge of the
-# >= 40% the CIFAR-10 demo must show; 0.65 removes ~46%
-TARGET_DENSITY = 0.65
+# ManiDP's settings, the best of six measured at the suite's 16-epoch budget (seed 0, assets/README.md):
+# a ResNet block's MACs scale about as (d + d^2) / 2 at density d, and the sparsity term pushes the gates
+# below the target (measured density 0.66 at d = 0.7, lambda' = 0.01), so d = 0.7 removes 44% of the MACs,
+# clear of the >= 40% the demo must show; lambda' = 0.01 (the default 0.05 zeroes more gates: 82.05% at
+# 52% fewer MACs with d = 0.65, against 82.95% at 44% here)
+TARGET_DENSITY = 0.7
+LAMBDA_PRIME = 0.01
 SIZE_BUDGET = 25_000_000  # with the 15 MB shapes demo, assets/ stays under 40 MB
 # trained first by --continue: seed 0's runs that the demo's quality bar compares (baseline; ManiDP with both
 # terms, after its parent; slimming at the middle lambda), so an early session already shows whether the bar
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, help="training images (default: all 50,000)")
     parser.add_argument("--target-density", type=float, default=TARGET_DENSITY,
                         help=f"ManiDP's target density (default {TARGET_DENSITY})")
+    parser.add_argument("--lambda-prime", type=float, default=LAMBDA_PRIME,
+                        help=f"ManiDP's maximum sparsity weight lambda' (default {LAMBDA_PRIME})")
     parser.add_argument("--per-class", type=int, default=PER_CLASS, help="test images per class shipped")
     parser.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
     parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare(args.source, args.per_class)
     # channels-last on the CPU too: resnet20 at width 1.0 trains 1.4x faster in it on the 2-core machine
     extra = ["--dataset", f"folder:{PREPARED}", "--target-density", str(args.target_density),
-             "--channels-last", "true"]
+             "--lambda-prime", str(args.lambda_prime), "--channels-last", "true"]
     if args.train_size is not None:
         extra += ["--train-size", str(args.train_size)]
     command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads, out=work,

@@ -83,3 +83,24 @@ def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path
     assert sorted(p.name for p in shipped.iterdir()) == ["queued-first", TEST_PACK_FILE]
     assert make_cifar_demo.unfinished(work) == [later.path]  # still there, to train and ship later
     assert make_cifar_demo.ship(work) == 1  # a full ship still waits for every run
+
+
+def test_the_cifar_suite_gives_every_manidp_run_the_measured_best_settings(tmp_path: Path, monkeypatch) -> None:
+    """The suite command make_cifar_demo runs, parsed by prunelab's own CLI, gives all eight ManiDP runs
+    (four ablation rows x two seeds) target density 0.7 and lambda' 0.01."""
+    import make_cifar_demo
+
+    from prunelab.cli import jobs
+    from prunelab.cli.main import build_parser
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(make_cifar_demo, "prepare", lambda source, per_class: source)
+    monkeypatch.setattr(make_cifar_demo, "run_suite", lambda command, work, force: commands.append(command) or 1)
+    assert make_cifar_demo.main(["--source", str(tmp_path), "--work", str(tmp_path / "work")]) == 1
+    monkeypatch.setattr(jobs, "check_dataset_available", lambda config: None)  # no CIFAR-10 in the tests
+    assert commands[0][1:3] == ["-m", "prunelab"]
+    suite = jobs.build_suite_from_args(build_parser().parse_args(commands[0][3:]))
+    manidp = [run.config.method for run in suite.runs if run.config.method.name == "manidp"]
+    assert len(manidp) == 8
+    assert {(method.target_density, method.lambda_prime) for method in manidp} == {(0.7, 0.01)}
+    assert (make_cifar_demo.TARGET_DENSITY, make_cifar_demo.LAMBDA_PRIME) == (0.7, 0.01)
