@@ -51,17 +51,19 @@ def test_a_cut_short_cifar_suite_continues_and_ships_only_when_done(tmp_path: Pa
 
 def test_continue_trains_the_runs_the_quality_bar_compares_first(tmp_path: Path) -> None:
     """Seed 0's baseline, pretrain, ManiDP-both (parent before child) and slimming at the middle lambda go
-    first, then creation order."""
+    first, then seed 1's, then creation order."""
     import make_cifar_demo
 
     store = RunStore(tmp_path)
     config = tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20)
     names = ["demo-baseline-s0", "demo-slim-l0-s0", "demo-slim-l4e-3-s0", "demo-pretrain-s0",
-             "demo-manidp-neither-s0", "demo-manidp-both-s0", "demo-baseline-s1"]
+             "demo-manidp-neither-s0", "demo-manidp-both-s0", "demo-slim-l0-s1", "demo-manidp-both-s1",
+             "demo-pretrain-s1", "demo-baseline-s1"]
     runs = {name: store.create(config, f"20261201-161536-{name}") for name in names}
     order = [path.name.removeprefix("20261201-161536-") for path in make_cifar_demo.unfinished(tmp_path)]
     assert order == ["demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l4e-3-s0",
-                     "demo-slim-l0-s0", "demo-manidp-neither-s0", "demo-baseline-s1"]
+                     "demo-baseline-s1", "demo-pretrain-s1", "demo-manidp-both-s1",
+                     "demo-slim-l0-s0", "demo-manidp-neither-s0", "demo-slim-l0-s1"]
     assert set(runs) == set(order)
 
 
