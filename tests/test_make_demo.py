@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from prunelab.store import RunStore
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, write_folder_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -99,7 +99,10 @@ def test_the_cifar_suite_gives_every_manidp_run_the_measured_best_settings(tmp_p
     monkeypatch.setattr(make_cifar_demo, "prepare", lambda source, per_class: source)
     monkeypatch.setattr(make_cifar_demo, "run_suite", lambda command, work, force: commands.append(command) or 1)
     assert make_cifar_demo.main(["--source", str(tmp_path), "--work", str(tmp_path / "work")]) == 1
-    monkeypatch.setattr(jobs, "check_dataset_available", lambda config: None)  # no CIFAR-10 in the tests
+    # the command names folder:data/cifar10-demo relative to the repository root; the tests have no
+    # CIFAR-10, so a tiny folder dataset stands in at that path (the CLI checks it exists and fits)
+    write_folder_dataset(tmp_path / make_cifar_demo.PREPARED, size=(32, 32))
+    monkeypatch.chdir(tmp_path)
     assert commands[0][1:3] == ["-m", "prunelab"]
     suite = jobs.build_suite_from_args(build_parser().parse_args(commands[0][3:]))
     manidp = [run.config.method for run in suite.runs if run.config.method.name == "manidp"]
