@@ -15,8 +15,8 @@ Seeds. `seeds=N` repeats every run with train seeds 0..N-1 (same data); run keys
 and each seed's ManiDP runs start from that seed's `pretrain`.
 
 Registered suites (`SUITES`):
-- `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS; the ManiDP ablation (neither term,
-  complexity only, similarity only, both) from `pretrain`.
+- `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS (or the `lambdas` given: the CLI's `--lambdas`);
+  the ManiDP ablation (neither term, complexity only, similarity only, both) from `pretrain`.
 - `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
 Method settings. `method_settings={"manidp": {"target_density": 0.65}}` sets fields of every run of that method
 (the CLI: `suite demo --target-density 0.65`); a field the suite sets itself (a swept value, slimming's
@@ -174,10 +174,25 @@ def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int, seed: in
     return SuiteRun(key, config)
 
 
+def slimming_lambdas(values: Sequence[float] | None) -> tuple[float, ...]:
+    """The suite's slimming lambdas: `values` (distinct, >= 0, kept in the order given) or SLIMMING_LAMBDAS."""
+    if values is None:
+        return SLIMMING_LAMBDAS
+    lambdas = tuple(float(value) for value in values)
+    if not lambdas:
+        raise ValueError("--lambdas is empty; give a comma-separated list like 0,1e-3,4e-3")
+    if any(value < 0 for value in lambdas):
+        raise ValueError(f"--lambdas: every lambda must be >= 0, got {', '.join(map(format_value, lambdas))}")
+    if len({format_value(value) for value in lambdas}) < len(lambdas):  # two runs would share a name
+        raise ValueError(f"--lambdas: each lambda once, got {', '.join(map(format_value, lambdas))}")
+    return lambdas
+
+
 def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, finetune: int,
-                   seed: int | None = None, settings: MethodSettings | None = None) -> list[SuiteRun]:
+                   seed: int | None = None, settings: MethodSettings | None = None,
+                   lambdas: Sequence[float] = SLIMMING_LAMBDAS) -> list[SuiteRun]:
     runs = []
-    for lam in SLIMMING_LAMBDAS:
+    for lam in lambdas:
         key = _key(_swept_key("sparsity_lambda", lam), seed)
         method = _method("slimming", {"sparsity_lambda": lam, "finetune_epochs": finetune}, settings)
         runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs, seed)))
@@ -204,9 +219,14 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, finetune: int,
 
 
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
-           slimming: bool, manidp: bool, settings: MethodSettings | None = None) -> Suite:
-    """Per seed: the equal-budget baseline (E + F), slimming (E + F), pretrain (E) and ManiDP (F)."""
+           slimming: bool, manidp: bool, settings: MethodSettings | None = None,
+           lambdas: Sequence[float] | None = None) -> Suite:
+    """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (E) and
+    ManiDP (F)."""
     _check_settings(settings, ["slimming"] * slimming + ["manidp"] * manidp, name)
+    if lambdas is not None and not slimming:
+        raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
+    lambdas = slimming_lambdas(lambdas)
     base = base or RunConfig()
     epochs, finetune = _lengths(epochs, finetune_epochs)
     suite_id = _suite_id(name)
@@ -214,7 +234,7 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
     for seed in _seeds(seeds):
         runs.append(_baseline(base, suite_id, name, epochs + finetune, seed))
         if slimming:
-            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed, settings))
+            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed, settings, lambdas))
         if manidp:
             runs.append(_baseline(base, suite_id, name, epochs, seed, label="pretrain"))
             runs.extend(_ablation_runs(base, suite_id, name, finetune, seed, settings))
@@ -223,26 +243,32 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
 
 def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
                finetune_epochs: int | None = None, seeds: int = 1,
-               method_settings: MethodSettings | None = None) -> Suite:
-    """Baseline, slimming at SLIMMING_LAMBDAS and the four-row ManiDP ablation, at equal budgets."""
+               method_settings: MethodSettings | None = None,
+               lambdas: Sequence[float] | None = None) -> Suite:
+    """Baseline, slimming at `lambdas` (default SLIMMING_LAMBDAS) and the four-row ManiDP ablation, at
+    equal budgets."""
     return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
-                  settings=method_settings)
+                  settings=method_settings, lambdas=lambdas)
 
 
 def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
-                   method_settings: MethodSettings | None = None) -> Suite:
-    """Baseline and Network Slimming at SLIMMING_LAMBDAS (the gamma-distribution comparison)."""
+                   method_settings: MethodSettings | None = None,
+                   lambdas: Sequence[float] | None = None) -> Suite:
+    """Baseline and Network Slimming at `lambdas` (default SLIMMING_LAMBDAS: the gamma-distribution
+    comparison)."""
     return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
-                  settings=method_settings)
+                  settings=method_settings, lambdas=lambdas)
 
 
 def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
-                   method_settings: MethodSettings | None = None) -> Suite:
-    """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both."""
+                   method_settings: MethodSettings | None = None,
+                   lambdas: Sequence[float] | None = None) -> Suite:
+    """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both
+    (no slimming runs: `lambdas` must be None)."""
     return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True,
-                  settings=method_settings)
+                  settings=method_settings, lambdas=lambdas)
 
 
 SuiteBuilder = Callable[..., Suite]
@@ -251,11 +277,12 @@ SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suit
 
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,
                 finetune_epochs: int | None = None, seeds: int = 1,
-                method_settings: MethodSettings | None = None) -> Suite:
-    """A registered suite by name; raises ValueError listing the allowed names."""
+                method_settings: MethodSettings | None = None, lambdas: Sequence[float] | None = None) -> Suite:
+    """A registered suite by name (`lambdas`: its slimming runs' lambdas, default SLIMMING_LAMBDAS);
+    raises ValueError listing the allowed names."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings)
+    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings, lambdas)
 
 
 def resolve_param(param: str) -> str:
@@ -317,8 +344,8 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     return Suite(name, suite_id, tuple(runs))
 
 
-def parse_values(text: str) -> list[float]:
-    """'0,1e-4,1e-3' -> [0.0, 0.0001, 0.001]; raises ValueError naming the bad item."""
+def parse_values(text: str, flag: str = "--values") -> list[float]:
+    """'0,1e-4,1e-3' -> [0.0, 0.0001, 0.001]; raises ValueError naming `flag` and the bad item."""
     values = []
     for item in text.split(","):
         item = item.strip()
@@ -327,12 +354,12 @@ def parse_values(text: str) -> list[float]:
         try:
             value = float(item)
         except ValueError:
-            raise ValueError(f"--values: {item!r} is not a number; "
+            raise ValueError(f"{flag}: {item!r} is not a number; "
                              "give a comma-separated list like 0,1e-4,1e-3") from None
         if not math.isfinite(value):
-            raise ValueError(f"--values: {item!r} is not a finite number; "
+            raise ValueError(f"{flag}: {item!r} is not a finite number; "
                              "give a comma-separated list like 0,1e-4,1e-3")
         values.append(value)
     if not values:
-        raise ValueError("--values is empty; give a comma-separated list like 0,1e-4,1e-3")
+        raise ValueError(f"{flag} is empty; give a comma-separated list like 0,1e-4,1e-3")
     return values

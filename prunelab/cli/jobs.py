@@ -31,6 +31,7 @@ from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
+from prunelab.suites import SLIMMING_LAMBDAS, format_value
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
@@ -65,6 +66,9 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
     suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
     suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
+    suite.add_argument("--lambdas", help="demo and slimming: the slimming runs' L1 weights, comma-separated "
+                                         f"(default {','.join(map(format_value, SLIMMING_LAMBDAS))}), "
+                                         "e.g. 0,1e-3,4e-3")
     suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
     add_method_arguments(suite, skip=SUITE_SET_FIELDS)  # e.g. --target-density: every ManiDP run of the suite
     add_backend_arguments(suite)
@@ -139,6 +143,8 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                 raise UsageError("suite sweep needs --param and --values, "
                                  "e.g. --param sparsity_lambda --values 0,1e-4")
             values = parse_values(args.values)
+            if args.lambdas is not None:
+                raise UsageError("--lambdas applies to the demo and slimming suites; a sweep takes --values")
             suite = sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
                           seeds=args.seeds, method_settings=settings)
         elif args.suite not in SUITES:
@@ -147,8 +153,9 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
             for flag in ("method", "param", "values"):
                 if getattr(args, flag) is not None:
                     raise UsageError(f"--{flag} applies only to 'suite sweep'")
+            lambdas = None if args.lambdas is None else parse_values(args.lambdas, "--lambdas")
             suite = build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds,
-                                method_settings=settings)
+                                method_settings=settings, lambdas=lambdas)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_suite_runnable([item.config for item in suite.runs])  # memory, before any run directory exists

@@ -74,6 +74,11 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
     (["suite", "sweep", "--param", "prune_ratio", "--values", "0.5,1.5"], ["prune_ratio", "less than 1"]),
     (["suite", "sweep", "--values", "1"], ["needs --param and --values"]),
     (["suite", "demo", "--lambda", "1e-4"], ["--lambda: the suite sets this for each slimming run itself"]),
+    (["suite", "demo", "--lambdas", "0,x"], ["--lambdas: 'x' is not a number"]),
+    (["suite", "demo", "--lambdas", "0,-1e-3"], ["--lambdas: every lambda must be >= 0"]),
+    (["suite", "slimming", "--lambdas", "1e-3,0.001"], ["--lambdas: each lambda once"]),
+    (["suite", "ablation", "--lambdas", "1e-3"], ["--lambdas sets the slimming runs", "ablation has none"]),
+    (["suite", "sweep", "--param", "lambda", "--values", "0", "--lambdas", "1e-3"], ["a sweep takes --values"]),
     (["suite", "slimming", "--target-density", "0.6"], ["--target-density set manidp runs", "slimming has none"]),
     (["suite", "demo", "--target-density", "1.5"], ["target_density", "less than or equal to 1"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
@@ -106,6 +111,18 @@ def test_suite_method_flags_set_every_run_of_their_method(tmp_path: Path) -> Non
     assert len(manidp) == 4 and all(c.method.target_density == 0.65 for c in manidp)
     assert len(slimming) == 3 and all(c.method.prune_ratio == 0.3 and c.method.finetune_epochs == 2 for c in slimming)
     assert all(c.train.channels_last is True for c in runs)
+
+
+def test_suite_lambdas_flag_gives_the_slimming_runs_those_lambdas_in_order() -> None:
+    from prunelab.cli.jobs import build_suite_from_args
+    from prunelab.cli.main import build_parser
+
+    args = build_parser().parse_args(["suite", "demo", "--lambdas", "0, 1e-3,4e-3", "--seeds", "2", *TINY])
+    suite = build_suite_from_args(args)
+    slimming = [(run.key, run.config.method.sparsity_lambda) for run in suite.runs
+                if run.config.method.name == "slimming"]
+    assert slimming == [("slim-l0-s0", 0.0), ("slim-l1e-3-s0", 1e-3), ("slim-l4e-3-s0", 4e-3),
+                        ("slim-l0-s1", 0.0), ("slim-l1e-3-s1", 1e-3), ("slim-l4e-3-s1", 4e-3)]
 
 
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:

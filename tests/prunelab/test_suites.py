@@ -56,6 +56,18 @@ def test_demo_suite_has_the_issue_runs_at_equal_budgets() -> None:
     assert by_key["slim-l0"].config.train.epochs == e and by_key["slim-l0"].config.method.finetune_epochs == f
 
 
+def test_lambdas_replace_the_default_slimming_runs_and_nothing_else() -> None:
+    default, chosen = build_suite("demo", BASE), build_suite("slimming", BASE, lambdas=[0.0, 1e-3])
+    assert [run.key for run in chosen.runs] == ["baseline", "slim-l0", "slim-l1e-3"]
+    assert [run.config.method.sparsity_lambda for run in chosen.runs[1:]] == [0.0, 1e-3]
+    same = {run.key: run.config for run in default.runs}
+    for run in chosen.runs:  # only the lambda differs from the default suite's run of the same role
+        twin = same["slim-l0" if run.key.startswith("slim") else run.key].model_dump(exclude={"suite", "name"})
+        mine = run.config.model_dump(exclude={"suite", "name"})
+        twin["method"].pop("sparsity_lambda", None), mine["method"].pop("sparsity_lambda", None)
+        assert mine == twin
+
+
 def test_seeds_repeat_every_run_and_each_seed_has_its_own_parent() -> None:
     suite = build_suite("ablation", BASE, epochs=2, finetune_epochs=1, seeds=3)
     assert len(suite.runs) == 3 * 6
