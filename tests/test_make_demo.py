@@ -56,14 +56,14 @@ def test_continue_trains_the_runs_the_quality_bar_compares_first(tmp_path: Path)
 
     store = RunStore(tmp_path)
     config = tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20)
-    names = ["demo-baseline-s0", "demo-slim-l0-s0", "demo-slim-l4e-3-s0", "demo-pretrain-s0",
+    names = ["demo-baseline-s0", "demo-slim-l0-s0", "demo-slim-l1e-3-s0", "demo-slim-l4e-3-s0", "demo-pretrain-s0",
              "demo-manidp-neither-s0", "demo-manidp-both-s0", "demo-slim-l0-s1", "demo-manidp-both-s1",
              "demo-pretrain-s1", "demo-baseline-s1"]
     runs = {name: store.create(config, f"20261201-161536-{name}") for name in names}
     order = [path.name.removeprefix("20261201-161536-") for path in make_cifar_demo.unfinished(tmp_path)]
-    assert order == ["demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l4e-3-s0",
+    assert order == ["demo-baseline-s0", "demo-pretrain-s0", "demo-manidp-both-s0", "demo-slim-l1e-3-s0",
                      "demo-baseline-s1", "demo-pretrain-s1", "demo-manidp-both-s1",
-                     "demo-slim-l0-s0", "demo-manidp-neither-s0", "demo-slim-l0-s1"]
+                     "demo-slim-l0-s0", "demo-slim-l4e-3-s0", "demo-manidp-neither-s0", "demo-slim-l0-s1"]
     assert set(runs) == set(order)
 
 
@@ -87,9 +87,10 @@ def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path
     assert make_cifar_demo.ship(work) == 1  # a full ship still waits for every run
 
 
-def test_the_cifar_suite_gives_every_manidp_run_the_measured_best_settings(tmp_path: Path, monkeypatch) -> None:
+def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_path: Path, monkeypatch) -> None:
     """The suite command make_cifar_demo runs, parsed by prunelab's own CLI, gives all eight ManiDP runs
-    (four ablation rows x two seeds) target density 0.7 and lambda' 0.01."""
+    (four ablation rows x two seeds) target density 0.7 and lambda' 0.01, and the six slimming runs
+    lambdas 0, 1e-3 and 4e-3 at prune ratio 0.4."""
     import make_cifar_demo
 
     from prunelab.cli import jobs
@@ -109,3 +110,6 @@ def test_the_cifar_suite_gives_every_manidp_run_the_measured_best_settings(tmp_p
     assert len(manidp) == 8
     assert {(method.target_density, method.lambda_prime) for method in manidp} == {(0.7, 0.01)}
     assert (make_cifar_demo.TARGET_DENSITY, make_cifar_demo.LAMBDA_PRIME) == (0.7, 0.01)
+    slimming = [run.config.method for run in suite.runs if run.config.method.name == "slimming"]
+    assert sorted(method.sparsity_lambda for method in slimming) == [0.0, 0.0, 1e-3, 1e-3, 4e-3, 4e-3]
+    assert {method.prune_ratio for method in slimming} == {0.4}
