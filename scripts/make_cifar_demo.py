@@ -15,7 +15,9 @@ split written as `assets/cifar10_runs/test_images.npz` (prunelab/data/test_pack.
 the photographs on a fresh install without the PNG release.
 
 On a CPU the suite takes hours. A suite cut short (a session ended, the machine restarted) goes on with
-`--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships.
+`--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships. Both
+`--continue` and `--ship-done` first check that the runs were made with the pruning settings the script
+gives now (its constants or the flags passed); a folder made with others is refused, run by run.
 `--ship-done` ships the runs done so far (a suite spanning sessions shows its first runs early).
 Usage (run from anywhere):
 
@@ -109,6 +111,31 @@ def unfinished(work: Path) -> list[Path]:
     return [run.path for run in sorted(RunStore(work).scan(), key=order) if run.state != "done"]
 
 
+def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
+    """The runs in `work` whose pruning settings differ from the ones this script gives (its constants, or
+    the flags passed): ManiDP's target density and lambda', slimming's lambdas and prune ratio. Empty when
+    they agree. A folder made with other settings must not be finished and shipped under the new ones."""
+    lambdas = sorted(float(value) for value in args.lambdas.split(","))
+    drift, slimming = [], {}
+    for run in RunStore(work).scan():
+        if not isinstance(run, RunInfo):
+            continue
+        method, name = run.config.method, run.path.name
+        if method.name == "manidp":
+            for field, wanted in (("target_density", args.target_density), ("lambda_prime", args.lambda_prime)):
+                if getattr(method, field) != wanted:
+                    drift.append(f"{name}: {field} {getattr(method, field)}, this script gives {wanted}")
+        elif method.name == "slimming":
+            slimming.setdefault(run.config.train.seed, []).append(method.sparsity_lambda)
+            if method.prune_ratio != args.prune_ratio:
+                drift.append(f"{name}: prune_ratio {method.prune_ratio}, this script gives {args.prune_ratio}")
+    for seed, have in sorted(slimming.items()):
+        if sorted(have) != lambdas:
+            drift.append(f"seed {seed}'s slimming runs: lambdas {','.join(map(format_value, sorted(have)))}, "
+                         f"this script gives {','.join(map(format_value, lambdas))}")
+    return drift
+
+
 def continue_suite(work: Path) -> int:
     """Resume every unfinished run in `work`, one after another (`python -m prunelab resume`): a suite
     killed at the end of a session goes on from its last epoch checkpoints."""
@@ -184,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     if (args.ship_done or args.resume) and not work.is_dir():
         parser.error(f"{work} holds no runs to {'ship' if args.ship_done else 'continue'}")
+    if args.ship_done or args.resume:
+        drift = settings_drift(work, args)
+        if drift:
+            print(f"the runs in {work} were made with other pruning settings than this script gives; pass "
+                  f"the settings they were made with, or remake them with --source ... --force:\n  "
+                  + "\n  ".join(drift), file=sys.stderr)
+            return 2
     if args.ship_done:
         return ship(work, partial=True)
     if args.resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -113,3 +114,32 @@ def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_
     slimming = [run.config.method for run in suite.runs if run.config.method.name == "slimming"]
     assert sorted(method.sparsity_lambda for method in slimming) == [0.0, 0.0, 1e-3, 1e-3, 4e-3, 4e-3]
     assert {method.prune_ratio for method in slimming} == {0.4}
+
+
+def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A work folder whose slimming runs use another prune ratio, or whose ManiDP run another target
+    density, is neither trained on nor shipped; each differing run is named. Passing the settings the
+    runs were made with is accepted."""
+    import make_cifar_demo
+
+    work, shipped = tmp_path / "work", tmp_path / "assets" / "cifar10_runs"
+    monkeypatch.setattr(make_cifar_demo, "CIFAR_DEMO_RUNS_DIR", shipped)
+    store = RunStore(work)
+    for lam in (0.0, 1e-3, 4e-3):
+        store.create(tiny_config("slimming", sparsity_lambda=lam, prune_ratio=0.5), f"demo-slim-l{lam}-s0")
+    manidp = store.create(tiny_config("manidp", target_density=0.65, lambda_prime=0.01), "demo-manidp-both-s0")
+
+    for flag in ("--continue", "--ship-done"):
+        assert make_cifar_demo.main([flag, "--work", str(work)]) == 2
+        err = capsys.readouterr().err
+        assert "demo-slim-l0.001-s0: prune_ratio 0.5, this script gives 0.4" in err
+        assert f"{manidp.path.name}: target_density 0.65, this script gives 0.7" in err
+    assert not shipped.exists() and all(run.state == "queued" for run in store.scan())  # nothing trained
+
+    parser_defaults = {"lambdas": "0,1e-3,4e-3", "lambda_prime": 0.01}
+    made_with = argparse.Namespace(prune_ratio=0.5, target_density=0.65, **parser_defaults)
+    assert make_cifar_demo.settings_drift(work, made_with) == []
+    other_lambdas = argparse.Namespace(prune_ratio=0.5, target_density=0.65, lambdas="0,4e-3,8e-3",
+                                       lambda_prime=0.01)
+    assert make_cifar_demo.settings_drift(work, other_lambdas) == [
+        "seed 0's slimming runs: lambdas 0,1e-3,4e-3, this script gives 0,4e-3,8e-3"]
