@@ -47,7 +47,7 @@ from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
-from prunelab.suites import format_value  # noqa: E402
+from prunelab.suites import format_value, parse_values  # noqa: E402
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
 WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by git); shipped when all are done
@@ -115,7 +115,7 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
     """The runs in `work` whose pruning settings differ from the ones this script gives (its constants, or
     the flags passed): ManiDP's target density and lambda', slimming's lambdas and prune ratio. Empty when
     they agree. A folder made with other settings must not be finished and shipped under the new ones."""
-    lambdas = sorted(float(value) for value in args.lambdas.split(","))
+    lambdas = sorted(args.lambdas)
     drift, slimming = [], {}
     for run in RunStore(work).scan():
         if not isinstance(run, RunInfo):
@@ -134,6 +134,11 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
             drift.append(f"seed {seed}'s slimming runs: lambdas {','.join(map(format_value, sorted(have)))}, "
                          f"this script gives {','.join(map(format_value, lambdas))}")
     return drift
+
+
+def lambdas(text: str) -> list[float]:
+    """--lambdas '0,1e-3,4e-3' -> [0.0, 0.001, 0.004] (argparse reports a bad list in one line)."""
+    return parse_values(text, "--lambdas")
 
 
 def continue_suite(work: Path) -> int:
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"ManiDP's target density (default {TARGET_DENSITY})")
     parser.add_argument("--lambda-prime", type=float, default=LAMBDA_PRIME,
                         help=f"ManiDP's maximum sparsity weight lambda' (default {LAMBDA_PRIME})")
-    parser.add_argument("--lambdas", default=",".join(map(format_value, SLIMMING_LAMBDAS)),
+    parser.add_argument("--lambdas", type=lambdas, default=",".join(map(format_value, SLIMMING_LAMBDAS)),
                         help=f"Network Slimming's L1 weights (default {','.join(map(format_value, SLIMMING_LAMBDAS))})")
     parser.add_argument("--prune-ratio", type=float, default=PRUNE_RATIO,
                         help=f"Network Slimming's global prune ratio (default {PRUNE_RATIO})")
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare(args.source, args.per_class)
     # channels-last on the CPU too: resnet20 at width 1.0 trains 1.4x faster in it on the 2-core machine
     extra = ["--dataset", f"folder:{PREPARED}", "--target-density", str(args.target_density),
-             "--lambda-prime", str(args.lambda_prime), "--lambdas", args.lambdas,
+             "--lambda-prime", str(args.lambda_prime), "--lambdas", ",".join(map(format_value, args.lambdas)),
              "--prune-ratio", str(args.prune_ratio), "--channels-last", "true"]
     if args.train_size is not None:
         extra += ["--train-size", str(args.train_size)]

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pytest
+
 from prunelab.store import RunStore
 from tests.helpers import tiny_config, write_folder_dataset
 
@@ -135,11 +137,14 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
         assert "demo-slim-l0.001-s0: prune_ratio 0.5, this script gives 0.4" in err
         assert f"{manidp.path.name}: target_density 0.65, this script gives 0.7" in err
     assert not shipped.exists() and all(run.state == "queued" for run in store.scan())  # nothing trained
+    with pytest.raises(SystemExit) as exit_info:
+        make_cifar_demo.main(["--continue", "--work", str(work), "--lambdas", "0,x"])
+    assert exit_info.value.code == 2 and "argument --lambdas: invalid lambdas value: '0,x'" in capsys.readouterr().err
 
-    parser_defaults = {"lambdas": "0,1e-3,4e-3", "lambda_prime": 0.01}
+    parser_defaults = {"lambdas": [0.0, 1e-3, 4e-3], "lambda_prime": 0.01}
     made_with = argparse.Namespace(prune_ratio=0.5, target_density=0.65, **parser_defaults)
     assert make_cifar_demo.settings_drift(work, made_with) == []
-    other_lambdas = argparse.Namespace(prune_ratio=0.5, target_density=0.65, lambdas="0,4e-3,8e-3",
+    other_lambdas = argparse.Namespace(prune_ratio=0.5, target_density=0.65, lambdas=[0.0, 4e-3, 8e-3],
                                        lambda_prime=0.01)
     assert make_cifar_demo.settings_drift(work, other_lambdas) == [
         "seed 0's slimming runs: lambdas 0,1e-3,4e-3, this script gives 0,4e-3,8e-3"]
