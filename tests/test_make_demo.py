@@ -141,6 +141,10 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
         make_cifar_demo.main(["--continue", "--work", str(work), "--lambdas", "0,x"])
     assert exit_info.value.code == 2 and "argument --lambdas: invalid lambdas value: '0,x'" in capsys.readouterr().err
 
+    # with the settings the runs were made with, the check passes: --ship-done goes on (nothing is done yet)
+    assert make_cifar_demo.main(["--ship-done", "--work", str(work), "--prune-ratio", "0.5",
+                                 "--target-density", "0.65"]) == 1
+    assert "no run in" in capsys.readouterr().err and not shipped.exists()
     parser_defaults = {"lambdas": [0.0, 1e-3, 4e-3], "lambda_prime": 0.01}
     made_with = argparse.Namespace(prune_ratio=0.5, target_density=0.65, **parser_defaults)
     assert make_cifar_demo.settings_drift(work, made_with) == []
