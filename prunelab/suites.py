@@ -97,6 +97,11 @@ def format_value(value: float) -> str:
     return f"{value:.6g}"
 
 
+def format_values(values: Sequence[float], sep: str = ",") -> str:
+    """[0, 1e-3, 4e-3] -> '0,1e-3,4e-3' (format_value for each)."""
+    return sep.join(map(format_value, values))
+
+
 def _suite_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -182,15 +187,14 @@ def slimming_lambdas(values: Sequence[float] | None) -> tuple[float, ...]:
     if not lambdas:
         raise ValueError("--lambdas is empty; give a comma-separated list like 0,1e-3,4e-3")
     if any(value < 0 for value in lambdas):
-        raise ValueError(f"--lambdas: every lambda must be >= 0, got {', '.join(map(format_value, lambdas))}")
+        raise ValueError(f"--lambdas: every lambda must be >= 0, got {format_values(lambdas, ', ')}")
     if len({format_value(value) for value in lambdas}) < len(lambdas):  # two runs would share a name
-        raise ValueError(f"--lambdas: each lambda once, got {', '.join(map(format_value, lambdas))}")
+        raise ValueError(f"--lambdas: each lambda once, got {format_values(lambdas, ', ')}")
     return lambdas
 
 
 def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, finetune: int,
-                   seed: int | None = None, settings: MethodSettings | None = None,
-                   lambdas: Sequence[float] = SLIMMING_LAMBDAS) -> list[SuiteRun]:
+                   seed: int | None, settings: MethodSettings | None, lambdas: Sequence[float]) -> list[SuiteRun]:
     runs = []
     for lam in lambdas:
         key = _key(_swept_key("sparsity_lambda", lam), seed)

@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 
+from prunelab.config import METHOD_PARAMS  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
-from prunelab.suites import format_value, parse_values  # noqa: E402
+from prunelab.suites import format_values, parse_values  # noqa: E402
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
 WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by git); shipped when all are done
@@ -70,6 +71,10 @@ LAMBDA_PRIME = 0.01
 # polarised one the paper's Figure 4 shows.
 SLIMMING_LAMBDAS = (0.0, 1e-3, 4e-3)
 PRUNE_RATIO = 0.4
+# the method fields this script sets for every run of the method (each has its prunelab CLI flag, which is
+# also this script's flag): passed to the suite command, and checked by settings_drift before --continue;
+# the slimming lambdas are set per run (--lambdas) and checked per seed
+SCRIPT_SETTINGS = {"manidp": ("target_density", "lambda_prime"), "slimming": ("prune_ratio",)}
 SIZE_BUDGET = 25_000_000  # with the 15 MB shapes demo, assets/ stays under 40 MB
 # trained first by --continue: the runs the demo's quality bar compares (baseline; ManiDP with both terms,
 # after its parent; slimming at the middle lambda), seed 0's then seed 1's, so early sessions already show
@@ -122,18 +127,16 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
         if not isinstance(run, RunInfo):
             continue
         method, name = run.config.method, run.path.name
-        if method.name == "manidp":
-            for field, wanted in (("target_density", args.target_density), ("lambda_prime", args.lambda_prime)):
-                if getattr(method, field) != wanted:
-                    drift.append(f"{name}: {field} {getattr(method, field)}, this script gives {wanted}")
-        elif method.name == "slimming":
+        for field in SCRIPT_SETTINGS.get(method.name, ()):
+            have, wanted = getattr(method, field), getattr(args, field)
+            if have != wanted:
+                drift.append(f"{name}: {field} {have}, this script gives {wanted}")
+        if method.name == "slimming":
             slimming.setdefault(run.config.train.seed, []).append(method.sparsity_lambda)
-            if method.prune_ratio != args.prune_ratio:
-                drift.append(f"{name}: prune_ratio {method.prune_ratio}, this script gives {args.prune_ratio}")
     for seed, have in sorted(slimming.items()):
         if sorted(have) != lambdas:
-            drift.append(f"seed {seed}'s slimming runs: lambdas {','.join(map(format_value, sorted(have)))}, "
-                         f"this script gives {','.join(map(format_value, lambdas))}")
+            drift.append(f"seed {seed}'s slimming runs: lambdas {format_values(sorted(have))}, "
+                         f"this script gives {format_values(lambdas)}")
     return drift
 
 
@@ -206,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"ManiDP's target density (default {TARGET_DENSITY})")
     parser.add_argument("--lambda-prime", type=float, default=LAMBDA_PRIME,
                         help=f"ManiDP's maximum sparsity weight lambda' (default {LAMBDA_PRIME})")
-    parser.add_argument("--lambdas", type=lambdas, default=",".join(map(format_value, SLIMMING_LAMBDAS)),
-                        help=f"Network Slimming's L1 weights (default {','.join(map(format_value, SLIMMING_LAMBDAS))})")
+    parser.add_argument("--lambdas", type=lambdas, default=format_values(SLIMMING_LAMBDAS),
+                        help=f"Network Slimming's L1 weights (default {format_values(SLIMMING_LAMBDAS)})")
     parser.add_argument("--prune-ratio", type=float, default=PRUNE_RATIO,
                         help=f"Network Slimming's global prune ratio (default {PRUNE_RATIO})")
     parser.add_argument("--per-class", type=int, default=PER_CLASS, help="test images per class shipped")
@@ -233,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--source is required (unless --continue)")
     prepare(args.source, args.per_class)
     # channels-last on the CPU too: resnet20 at width 1.0 trains 1.4x faster in it on the 2-core machine
-    extra = ["--dataset", f"folder:{PREPARED}", "--target-density", str(args.target_density),
-             "--lambda-prime", str(args.lambda_prime), "--lambdas", ",".join(map(format_value, args.lambdas)),
-             "--prune-ratio", str(args.prune_ratio), "--channels-last", "true"]
+    extra = ["--dataset", f"folder:{PREPARED}", "--lambdas", format_values(args.lambdas), "--channels-last", "true"]
+    for method, fields in SCRIPT_SETTINGS.items():
+        extra += [arg for field in fields for arg in (METHOD_PARAMS[method][field].cli_flag, str(getattr(args, field)))]
     if args.train_size is not None:
         extra += ["--train-size", str(args.train_size)]
     command = suite_command(args.device, args.max_concurrent, args.seeds, args.threads, out=work,

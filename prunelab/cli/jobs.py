@@ -31,7 +31,7 @@ from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
-from prunelab.suites import SLIMMING_LAMBDAS, format_value
+from prunelab.suites import SLIMMING_LAMBDAS, format_values
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
@@ -67,7 +67,7 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
     suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
     suite.add_argument("--lambdas", help="demo and slimming: the slimming runs' L1 weights, comma-separated "
-                                         f"(default {','.join(map(format_value, SLIMMING_LAMBDAS))}), "
+                                         f"(default {format_values(SLIMMING_LAMBDAS)}), "
                                          "e.g. 0,1e-3,4e-3")
     suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
     add_method_arguments(suite, skip=SUITE_SET_FIELDS)  # e.g. --target-density: every ManiDP run of the suite
