@@ -5,11 +5,12 @@ dataset once) and one suite id (`RunConfig.suite`). A run may start from another
 (`init_from`, ManiDP only: the gates are trained on top of a converged baseline, as in the paper);
 the job manager then runs it after that run is `done`.
 
-Equal budgets. With E = `epochs` and F = `finetune_epochs`, every compared run is shaped by E + F
-epochs in all (`summary.json`'s `epochs_total`):
+Equal budgets. With E = `epochs`, F = `finetune_epochs` and P = `pretrain_epochs` (default E), every
+compared run is shaped by E + F epochs in all (`summary.json`'s `epochs_total`):
 - `baseline`: E + F epochs of plain training (the unpruned reference);
 - slimming: E sparsity epochs + F fine-tune epochs;
-- ManiDP: F epochs from `pretrain`, a plain baseline of E epochs (its parent, referenced by run id).
+- ManiDP: E + F - P epochs (F by default) from `pretrain`, a plain baseline of P epochs (its parent,
+  referenced by run id). A shorter parent gives the gates a longer phase at the same budget.
 
 Seeds. `seeds=N` repeats every run with train seeds 0..N-1 (same data); run keys then end in `-s<seed>`
 and each seed's ManiDP runs start from that seed's `pretrain`.
@@ -121,13 +122,38 @@ def _run_config(base: RunConfig, suite_id: str, name: str, method: dict[str, Any
         raise ValueError(f"{name}: {describe_validation_error(error)}") from None
 
 
-def _lengths(epochs: int | None, finetune_epochs: int | None) -> tuple[int, int]:
-    """(E, F): E training (sparsity, pretrain) epochs, F fine-tune (slimming) and ManiDP epochs.
+@dataclass(frozen=True)
+class Budget:
+    """A suite's epoch counts: E sparsity (slimming) epochs, F fine-tune epochs, P epochs of ManiDP's parent.
 
-    Defaults DEMO_EPOCHS / DEMO_FINETUNE_EPOCHS; with only E given, F = E / 2 (at least 1)."""
+    Every compared run trains `total` = E + F epochs in all; a ManiDP run trains `manidp` = E + F - P of
+    them after its P-epoch parent."""
+
+    epochs: int
+    finetune: int
+    pretrain: int
+
+    @property
+    def total(self) -> int:
+        return self.epochs + self.finetune
+
+    @property
+    def manidp(self) -> int:
+        return self.total - self.pretrain
+
+
+def _budget(epochs: int | None, finetune_epochs: int | None, pretrain_epochs: int | None = None) -> Budget:
+    """Budget(E, F, P). Defaults DEMO_EPOCHS / DEMO_FINETUNE_EPOCHS; with only E given, F = E / 2 (at
+    least 1); P = E unless given, between 1 and E + F - 1 (a ManiDP run needs a parent and an epoch)."""
     if epochs is None:
-        return DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS if finetune_epochs is None else finetune_epochs
-    return epochs, max(1, round(epochs / 2)) if finetune_epochs is None else finetune_epochs
+        epochs, finetune = DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS if finetune_epochs is None else finetune_epochs
+    else:
+        finetune = max(1, round(epochs / 2)) if finetune_epochs is None else finetune_epochs
+    pretrain = epochs if pretrain_epochs is None else pretrain_epochs
+    if not 1 <= pretrain < epochs + finetune:
+        raise ValueError(f"--pretrain-epochs must be between 1 and E + F - 1 = {epochs + finetune - 1} "
+                         f"(the ManiDP runs train E + F - P epochs after it), got {pretrain}")
+    return Budget(epochs, finetune, pretrain)
 
 
 def _seeds(seeds: int) -> list[int | None]:
@@ -210,69 +236,76 @@ def finetune_base(base: RunConfig) -> RunConfig:
     return RunConfig.model_validate(raw)
 
 
-def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, finetune: int,
+def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
                    seed: int | None = None, settings: MethodSettings | None = None) -> list[SuiteRun]:
-    """The four ManiDP rows, F epochs each from this seed's `pretrain`."""
+    """The four ManiDP rows, `epochs` (E + F - P) each from this seed's `pretrain`."""
     runs, tuned = [], finetune_base(base)
     for label, complexity, similarity in MANIDP_ABLATION:
         key = _key(f"{METHOD_FACTS['manidp'].short}-{label}", seed)
         method = _method("manidp", {"complexity": complexity, "similarity": similarity}, settings)
-        config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, finetune, seed)
+        config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, epochs, seed)
         runs.append(SuiteRun(key, config, _key("pretrain", seed)))
     return runs
 
 
+def _check_pretrain(pretrain_epochs: int | None, manidp: bool, suite: str) -> None:
+    if pretrain_epochs is not None and not manidp:
+        raise ValueError(f"--pretrain-epochs sets the ManiDP runs' parent, and {suite} has none")
+
+
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
            slimming: bool, manidp: bool, settings: MethodSettings | None = None,
-           lambdas: Sequence[float] | None = None) -> Suite:
-    """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (E) and
-    ManiDP (F)."""
+           lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
+    """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (P) and
+    ManiDP (E + F - P)."""
     _check_settings(settings, ["slimming"] * slimming + ["manidp"] * manidp, name)
     if lambdas is not None and not slimming:
         raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
+    _check_pretrain(pretrain_epochs, manidp, f"suite {name}")
     lambdas = slimming_lambdas(lambdas)
     base = base or RunConfig()
-    epochs, finetune = _lengths(epochs, finetune_epochs)
+    budget = _budget(epochs, finetune_epochs, pretrain_epochs)
     suite_id = _suite_id(name)
     runs: list[SuiteRun] = []
     for seed in _seeds(seeds):
-        runs.append(_baseline(base, suite_id, name, epochs + finetune, seed))
+        runs.append(_baseline(base, suite_id, name, budget.total, seed))
         if slimming:
-            runs.extend(_slimming_runs(base, suite_id, name, epochs, finetune, seed, settings, lambdas))
+            runs.extend(_slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed, settings,
+                                       lambdas))
         if manidp:
-            runs.append(_baseline(base, suite_id, name, epochs, seed, label="pretrain"))
-            runs.extend(_ablation_runs(base, suite_id, name, finetune, seed, settings))
+            runs.append(_baseline(base, suite_id, name, budget.pretrain, seed, label="pretrain"))
+            runs.extend(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings))
     return Suite(name, suite_id, tuple(runs))
 
 
 def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
                finetune_epochs: int | None = None, seeds: int = 1,
                method_settings: MethodSettings | None = None,
-               lambdas: Sequence[float] | None = None) -> Suite:
+               lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
     """Baseline, slimming at `lambdas` (default SLIMMING_LAMBDAS) and the four-row ManiDP ablation, at
     equal budgets."""
     return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
-                  settings=method_settings, lambdas=lambdas)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
 
 
 def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
                    method_settings: MethodSettings | None = None,
-                   lambdas: Sequence[float] | None = None) -> Suite:
+                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
     """Baseline and Network Slimming at `lambdas` (default SLIMMING_LAMBDAS: the gamma-distribution
     comparison)."""
     return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
-                  settings=method_settings, lambdas=lambdas)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
 
 
 def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
                    method_settings: MethodSettings | None = None,
-                   lambdas: Sequence[float] | None = None) -> Suite:
+                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
     """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both
     (no slimming runs: `lambdas` must be None)."""
     return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True,
-                  settings=method_settings, lambdas=lambdas)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
 
 
 SuiteBuilder = Callable[..., Suite]
@@ -281,12 +314,13 @@ SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suit
 
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,
                 finetune_epochs: int | None = None, seeds: int = 1,
-                method_settings: MethodSettings | None = None, lambdas: Sequence[float] | None = None) -> Suite:
-    """A registered suite by name (`lambdas`: its slimming runs' lambdas, default SLIMMING_LAMBDAS);
-    raises ValueError listing the allowed names."""
+                method_settings: MethodSettings | None = None, lambdas: Sequence[float] | None = None,
+                pretrain_epochs: int | None = None) -> Suite:
+    """A registered suite by name (`lambdas`: its slimming runs' lambdas, default SLIMMING_LAMBDAS;
+    `pretrain_epochs`: P, its ManiDP runs' parent, default E); raises ValueError listing the allowed names."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings, lambdas)
+    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings, lambdas, pretrain_epochs)
 
 
 def resolve_param(param: str) -> str:
@@ -300,12 +334,13 @@ def resolve_param(param: str) -> str:
 
 def sweep(method: str | None, param: str, values: Sequence[float], base_config: RunConfig | None = None,
           epochs: int | None = None, finetune_epochs: int | None = None,
-          baseline: bool | None = None, seeds: int = 1, method_settings: MethodSettings | None = None) -> Suite:
+          baseline: bool | None = None, seeds: int = 1, method_settings: MethodSettings | None = None,
+          pretrain_epochs: int | None = None) -> Suite:
     """One run per value of `param` (a field of the method's config) and seed, the rest from `base_config`
     (and `method_settings` for the method's other fields).
 
     `method` may be None (inferred from the parameter). Budgets as in the module docstring: ManiDP
-    sweeps add `pretrain` (E epochs, the parent of every swept run, which trains F epochs) and an
+    sweeps add `pretrain` (P epochs, default E: the parent of every swept run, which trains E + F - P) and an
     equal-budget `baseline` (E + F) unless `baseline=False`; `baseline=True` adds one to slimming sweeps.
     """
     param = resolve_param(param)
@@ -322,8 +357,9 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
     _check_settings(method_settings, [method], f"sweep over {param}")
+    _check_pretrain(pretrain_epochs, method == "manidp", f"a {method} sweep")
     base = base_config or RunConfig()
-    epochs, finetune = _lengths(epochs, finetune_epochs)
+    budget = _budget(epochs, finetune_epochs, pretrain_epochs)
     short = METHOD_FACTS[method].short
     name = f"sweep-{short}-{param}"
     suite_id = _suite_id(name)
@@ -332,18 +368,18 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     runs: list[SuiteRun] = []
     for seed in _seeds(seeds):
         if with_baseline:
-            runs.append(_baseline(base, suite_id, prefix, epochs + finetune, seed))
+            runs.append(_baseline(base, suite_id, prefix, budget.total, seed))
         parent = _key("pretrain", seed) if method == "manidp" else None
         if parent is not None:
-            runs.append(_baseline(base, suite_id, prefix, epochs, seed, label="pretrain"))
+            runs.append(_baseline(base, suite_id, prefix, budget.pretrain, seed, label="pretrain"))
         swept_base = finetune_base(base) if parent else base
         for value in values:
             key = _key(_swept_key(param, value), seed)
             fixed: dict[str, Any] = {param: value}
             if method == "slimming":
-                fixed["finetune_epochs"] = finetune
+                fixed["finetune_epochs"] = budget.finetune
             config = _run_config(swept_base, suite_id, f"sweep-{key}", _method(method, fixed, method_settings),
-                                 finetune if parent else epochs, seed)
+                                 budget.manidp if parent else budget.epochs, seed)
             runs.append(SuiteRun(key, config, parent))
     return Suite(name, suite_id, tuple(runs))
 

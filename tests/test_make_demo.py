@@ -92,8 +92,9 @@ def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path
 
 def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_path: Path, monkeypatch) -> None:
     """The suite command make_cifar_demo runs, parsed by prunelab's own CLI, gives all eight ManiDP runs
-    (four ablation rows x two seeds) target density 0.7 and lambda' 0.01, and the six slimming runs
-    lambdas 0, 1e-3 and 4e-3 at prune ratio 0.4."""
+    (four ablation rows x two seeds) target density 0.7 and lambda' 0.01 and 12 epochs after a 4-epoch
+    parent (16 in all, as the baseline), and the six slimming runs lambdas 0, 1e-3 and 4e-3 at prune ratio
+    0.4."""
     import make_cifar_demo
 
     from prunelab.cli import jobs
@@ -113,6 +114,10 @@ def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_
     assert len(manidp) == 8
     assert {(method.target_density, method.lambda_prime) for method in manidp} == {(0.7, 0.01)}
     assert (make_cifar_demo.TARGET_DENSITY, make_cifar_demo.LAMBDA_PRIME) == (0.7, 0.01)
+    epochs = {run.key: run.config.train.epochs for run in suite.runs}
+    assert {key: epochs[key] for key in ("baseline-s0", "pretrain-s0", "manidp-both-s0", "slim-l1e-3-s0")} == \
+        {"baseline-s0": 16, "pretrain-s0": 4, "manidp-both-s0": 12, "slim-l1e-3-s0": 8}
+    assert {epochs[run.key] for run in suite.runs if run.config.method.name == "manidp"} == {12}
     slimming = [run.config.method for run in suite.runs if run.config.method.name == "slimming"]
     assert sorted(method.sparsity_lambda for method in slimming) == [0.0, 0.0, 1e-3, 1e-3, 4e-3, 4e-3]
     assert {method.prune_ratio for method in slimming} == {0.4}
@@ -120,8 +125,8 @@ def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_
 
 def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, monkeypatch, capsys) -> None:
     """A work folder whose slimming runs use another prune ratio, or whose ManiDP run another target
-    density, is neither trained on nor shipped; each differing run is named. Passing the settings the
-    runs were made with is accepted."""
+    density or another split of the budget, is neither trained on nor shipped; each differing run is
+    named. Passing the settings the runs were made with is accepted."""
     import make_cifar_demo
 
     work, shipped = tmp_path / "work", tmp_path / "assets" / "cifar10_runs"
@@ -129,13 +134,18 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
     store = RunStore(work)
     for lam in (0.0, 1e-3, 4e-3):
         store.create(tiny_config("slimming", sparsity_lambda=lam, prune_ratio=0.5), f"demo-slim-l{lam}-s0")
-    manidp = store.create(tiny_config("manidp", target_density=0.65, lambda_prime=0.01), "demo-manidp-both-s0")
+    manidp = store.create(tiny_config("manidp", epochs=8, target_density=0.65, lambda_prime=0.01),
+                          "demo-manidp-both-s0")
+    pretrain = store.create(tiny_config("baseline", epochs=8), "demo-pretrain-s0")
 
     for flag in ("--continue", "--ship-done"):
         assert make_cifar_demo.main([flag, "--work", str(work)]) == 2
         err = capsys.readouterr().err
         assert "demo-slim-l0.001-s0: prune_ratio 0.5, this script gives 0.4" in err
         assert f"{manidp.path.name}: target_density 0.65, this script gives 0.7" in err
+        # made with the old 8 + 8 split; the script gives a 4-epoch parent and 12 ManiDP epochs
+        assert f"{manidp.path.name}: 8 epochs, this script gives manidp 12 (--pretrain-epochs 4)" in err
+        assert f"{pretrain.path.name}: 8 epochs, this script gives pretrain 4 (--pretrain-epochs 4)" in err
     assert not shipped.exists() and all(run.state == "queued" for run in store.scan())  # nothing trained
     with pytest.raises(SystemExit) as exit_info:
         make_cifar_demo.main(["--continue", "--work", str(work), "--lambdas", "0,x"])
@@ -143,12 +153,12 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
 
     # with the settings the runs were made with, the check passes: --ship-done goes on (nothing is done yet)
     assert make_cifar_demo.main(["--ship-done", "--work", str(work), "--prune-ratio", "0.5",
-                                 "--target-density", "0.65"]) == 1
+                                 "--target-density", "0.65", "--pretrain-epochs", "8"]) == 1
     assert "no run in" in capsys.readouterr().err and not shipped.exists()
-    parser_defaults = {"lambdas": [0.0, 1e-3, 4e-3], "lambda_prime": 0.01}
+    parser_defaults = {"lambdas": [0.0, 1e-3, 4e-3], "lambda_prime": 0.01, "epochs": 8, "finetune_epochs": 8,
+                       "pretrain_epochs": 8}
     made_with = argparse.Namespace(prune_ratio=0.5, target_density=0.65, **parser_defaults)
     assert make_cifar_demo.settings_drift(work, made_with) == []
-    other_lambdas = argparse.Namespace(prune_ratio=0.5, target_density=0.65, lambdas=[0.0, 4e-3, 8e-3],
-                                       lambda_prime=0.01)
+    other_lambdas = argparse.Namespace(**{**vars(made_with), "lambdas": [0.0, 4e-3, 8e-3]})
     assert make_cifar_demo.settings_drift(work, other_lambdas) == [
         "seed 0's slimming runs: lambdas 0,1e-3,4e-3, this script gives 0,4e-3,8e-3"]

@@ -81,6 +81,10 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
     (["suite", "sweep", "--param", "lambda", "--values", "0", "--lambdas", "1e-3"], ["a sweep takes --values"]),
     (["suite", "slimming", "--target-density", "0.6"], ["--target-density set manidp runs", "slimming has none"]),
     (["suite", "demo", "--target-density", "1.5"], ["target_density", "less than or equal to 1"]),
+    (["suite", "demo", "--epochs", "2", "--finetune-epochs", "1", "--pretrain-epochs", "3"],
+     ["--pretrain-epochs must be between 1 and E + F - 1 = 2", "got 3"]),
+    (["suite", "slimming", "--pretrain-epochs", "1"], ["--pretrain-epochs sets the ManiDP runs' parent",
+                                                       "suite slimming has none"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expected: list[str]) -> None:

@@ -91,6 +91,30 @@ def test_epochs_override_sets_training_and_finetune_lengths() -> None:
     assert next(run for run in six.runs if run.key == "baseline").config.train.epochs == 10
 
 
+def test_pretrain_epochs_move_the_split_and_keep_every_budget() -> None:
+    """P = 4 of E + F = 16: pretrain trains 4 epochs and every ManiDP run 12, in sweeps too; the baseline
+    and slimming are untouched. P outside 1..E + F - 1, or set on a suite without ManiDP runs, is refused."""
+    default, split = build_suite("demo", BASE, epochs=8, finetune_epochs=8), \
+        build_suite("demo", BASE, epochs=8, finetune_epochs=8, pretrain_epochs=4)
+    epochs = {run.key: run.config.train.epochs for run in split.runs}
+    assert epochs["pretrain"] == 4 and {epochs[k] for k in epochs if k.startswith("manidp")} == {12}
+    assert epochs["baseline"] == 16 and epochs["slim-l0"] == 8
+    for twin, run in zip(default.runs, split.runs, strict=True):  # only the pretrain / ManiDP lengths move
+        exclude = {"suite": True, "train": {"epochs"}}
+        assert run.config.model_dump(exclude=exclude) == twin.config.model_dump(exclude=exclude)
+        assert (run.config.train.epochs == twin.config.train.epochs) == (run.key.split("-")[0] in ("baseline", "slim"))
+    swept = sweep("manidp", "target_density", [0.5, 0.7], BASE, epochs=3, finetune_epochs=3, pretrain_epochs=1)
+    assert {run.key: run.config.train.epochs for run in swept.runs} == \
+        {"baseline": 6, "pretrain": 1, "manidp-d0.5": 5, "manidp-d0.7": 5}
+    for bad in (0, 16):
+        with pytest.raises(ValueError, match=rf"--pretrain-epochs must be between 1 and E \+ F - 1 = 15 .*got {bad}"):
+            build_suite("ablation", BASE, epochs=8, finetune_epochs=8, pretrain_epochs=bad)
+    with pytest.raises(ValueError, match="--pretrain-epochs sets the ManiDP runs' parent, and suite slimming has none"):
+        build_suite("slimming", BASE, pretrain_epochs=2)
+    with pytest.raises(ValueError, match="and a slimming sweep has none"):
+        sweep("slimming", "sparsity_lambda", [0.0], BASE, pretrain_epochs=2)
+
+
 def test_registered_suites_and_unknown_name() -> None:
     assert set(SUITES) >= {"demo", "slimming", "ablation"}
     assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l4e-3", "slim-l8e-3"]
