@@ -58,9 +58,11 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
     add_runs_dir(suite, RUNS_DIR_HELP)
     add_data_model_arguments(suite)
-    add_training_arguments(suite, "E: sparsity epochs of slimming, epochs of ManiDP's pretrain run (default 3)")
+    add_training_arguments(suite, "E: sparsity epochs of slimming, and of ManiDP's pretrain run unless "
+                                  "--pretrain-epochs (default 3)")
     suite.add_argument("--finetune-epochs", type=int,
-                       help="F: slimming fine-tune and ManiDP epochs (--epochs / 2); baselines train E + F")
+                       help="F: slimming fine-tune epochs, and ManiDP's unless --pretrain-epochs (--epochs / 2); "
+                            "baselines train E + F")
     suite.add_argument("--pretrain-epochs", type=int,
                        help="P: epochs of ManiDP's parent run, pretrain (default E); the ManiDP runs then "
                             "train E + F - P, so a shorter parent gives the gates a longer phase")
