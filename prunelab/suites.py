@@ -142,7 +142,7 @@ class Budget:
         return self.total - self.pretrain
 
 
-def _budget(epochs: int | None, finetune_epochs: int | None, pretrain_epochs: int | None = None) -> Budget:
+def suite_budget(epochs: int | None, finetune_epochs: int | None, pretrain_epochs: int | None = None) -> Budget:
     """Budget(E, F, P). Defaults DEMO_EPOCHS / DEMO_FINETUNE_EPOCHS; with only E given, F = E / 2 (at
     least 1); P = E unless given, between 1 and E + F - 1 (a ManiDP run needs a parent and an epoch)."""
     if epochs is None:
@@ -249,6 +249,7 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
 
 
 def _check_pretrain(pretrain_epochs: int | None, manidp: bool, suite: str) -> None:
+    """Refuse --pretrain-epochs for a suite without ManiDP runs (it has no parent to shorten)."""
     if pretrain_epochs is not None and not manidp:
         raise ValueError(f"--pretrain-epochs sets the ManiDP runs' parent, and {suite} has none")
 
@@ -264,7 +265,7 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
     _check_pretrain(pretrain_epochs, manidp, f"suite {name}")
     lambdas = slimming_lambdas(lambdas)
     base = base or RunConfig()
-    budget = _budget(epochs, finetune_epochs, pretrain_epochs)
+    budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     suite_id = _suite_id(name)
     runs: list[SuiteRun] = []
     for seed in _seeds(seeds):
@@ -359,7 +360,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     _check_settings(method_settings, [method], f"sweep over {param}")
     _check_pretrain(pretrain_epochs, method == "manidp", f"a {method} sweep")
     base = base_config or RunConfig()
-    budget = _budget(epochs, finetune_epochs, pretrain_epochs)
+    budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     short = METHOD_FACTS[method].short
     name = f"sweep-{short}-{param}"
     suite_id = _suite_id(name)

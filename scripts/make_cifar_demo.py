@@ -49,7 +49,7 @@ from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 from prunelab.config import METHOD_PARAMS  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
-from prunelab.suites import format_values, parse_values  # noqa: E402
+from prunelab.suites import format_values, parse_values, suite_budget  # noqa: E402
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
 WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by git); shipped when all are done
@@ -129,7 +129,8 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
     one whose ManiDP runs split the budget otherwise (pretrain P epochs, ManiDP E + F - P)."""
     lambdas = sorted(args.lambdas)
     drift, slimming = [], {}
-    split = {"pretrain": args.pretrain_epochs, "manidp": args.epochs + args.finetune_epochs - args.pretrain_epochs}
+    epochs = suite_budget(args.epochs, args.finetune_epochs, args.pretrain_epochs)  # the suite's own split
+    split = {"pretrain": epochs.pretrain, "manidp": epochs.manidp}
     for run in RunStore(work).scan():
         if not isinstance(run, RunInfo):
             continue
@@ -234,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.ship_done or args.resume) and not work.is_dir():
         parser.error(f"{work} holds no runs to {'ship' if args.ship_done else 'continue'}")
     if args.ship_done or args.resume:
-        drift = settings_drift(work, args)
+        try:
+            drift = settings_drift(work, args)
+        except ValueError as error:  # --pretrain-epochs outside 1..E + F - 1
+            parser.error(str(error))
         if drift:
             print(f"the runs in {work} were made with other pruning settings than this script gives; pass "
                   f"the settings they were made with, or remake them with --source ... --force:\n  "
