@@ -10,7 +10,8 @@ compared run is shaped by E + F epochs in all (`summary.json`'s `epochs_total`):
 - `baseline`: E + F epochs of plain training (the unpruned reference);
 - slimming: E sparsity epochs + F fine-tune epochs;
 - ManiDP: E + F - P epochs (F by default) from `pretrain`, a plain baseline of P epochs (its parent,
-  referenced by run id). A shorter parent gives the gates a longer phase at the same budget.
+  referenced by run id). A shorter parent gives the gates a longer phase at the same budget. The ManiDP
+  runs train at the baseline's lr * `manidp_lr_scale` (default MANIDP_LR_SCALE) with Nesterov momentum.
 
 Seeds. `seeds=N` repeats every run with train seeds 0..N-1 (same data); run keys then end in `-s<seed>`
 and each seed's ManiDP runs start from that seed's `pretrain`.
@@ -52,8 +53,10 @@ MAX_SEEDS = 10  # seeds per variant a suite accepts (each seed repeats every run
 SLIMMING_LAMBDAS = (0.0, 4e-3, 8e-3)  # demo length (3 sparsity epochs, no BN decay): |gamma| < 0.05 for 0% / 30% / 71%
 # ManiDP runs that start from the suite's baseline fine-tune it: the reference schedule uses lr 0.05 with
 # Nesterov momentum from a pretrained model, half the from-scratch lr 0.1 (at the full lr 0.1 the gated
-# runs diverged to NaN on shapes after one epoch)
+# runs diverged to NaN on shapes after one epoch). A short parent is far from converged and may want more:
+# `manidp_lr_scale` (the CLI's --manidp-lr-scale) sets it per suite; the CIFAR-10 demo uses 1.0
 MANIDP_LR_SCALE = 0.5
+MAX_MANIDP_LR_SCALE = 4.0  # --manidp-lr-scale's upper limit (the lr itself is validated by TrainConfig too)
 # (label, complexity term, similarity term): the ManiDP paper's ablation rows
 MANIDP_ABLATION = (("neither", False, False), ("complexity", True, False),
                    ("similarity", False, True), ("both", True, True))
@@ -229,17 +232,19 @@ def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, fin
     return runs
 
 
-def finetune_base(base: RunConfig) -> RunConfig:
-    """`base` with the training settings of a run that fine-tunes a baseline (lr * 0.5, Nesterov)."""
+def finetune_base(base: RunConfig, lr_scale: float | None = None) -> RunConfig:
+    """`base` with the training settings of a run that fine-tunes a parent: lr * `lr_scale` (default
+    MANIDP_LR_SCALE, 0.5) and Nesterov momentum."""
     raw = base.model_dump(mode="json")
-    raw["train"].update(lr=base.train.lr * MANIDP_LR_SCALE, nesterov=True)
+    raw["train"].update(lr=base.train.lr * (MANIDP_LR_SCALE if lr_scale is None else lr_scale), nesterov=True)
     return RunConfig.model_validate(raw)
 
 
 def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
-                   seed: int | None = None, settings: MethodSettings | None = None) -> list[SuiteRun]:
-    """The four ManiDP rows, `epochs` (E + F - P) each from this seed's `pretrain`."""
-    runs, tuned = [], finetune_base(base)
+                   seed: int | None = None, settings: MethodSettings | None = None,
+                   lr_scale: float | None = None) -> list[SuiteRun]:
+    """The four ManiDP rows, `epochs` (E + F - P) each from this seed's `pretrain`, at lr * `lr_scale`."""
+    runs, tuned = [], finetune_base(base, lr_scale)
     for label, complexity, similarity in MANIDP_ABLATION:
         key = _key(f"{METHOD_FACTS['manidp'].short}-{label}", seed)
         method = _method("manidp", {"complexity": complexity, "similarity": similarity}, settings)
@@ -248,21 +253,29 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
     return runs
 
 
-def _check_pretrain(pretrain_epochs: int | None, manidp: bool, suite: str) -> None:
-    """Refuse --pretrain-epochs for a suite without ManiDP runs (it has no parent to shorten)."""
+def _check_manidp_phase(pretrain_epochs: int | None, lr_scale: float | None, manidp: bool, suite: str) -> None:
+    """Refuse --pretrain-epochs and --manidp-lr-scale for a suite without ManiDP runs, and a scale outside
+    (0, MAX_MANIDP_LR_SCALE]."""
     if pretrain_epochs is not None and not manidp:
         raise ValueError(f"--pretrain-epochs sets the ManiDP runs' parent, and {suite} has none")
+    if lr_scale is None:
+        return
+    if not manidp:
+        raise ValueError(f"--manidp-lr-scale sets the ManiDP runs' learning rate, and {suite} has none")
+    if not (math.isfinite(lr_scale) and 0 < lr_scale <= MAX_MANIDP_LR_SCALE):
+        raise ValueError(f"--manidp-lr-scale must be in (0, {MAX_MANIDP_LR_SCALE:g}], got {lr_scale:g}")
 
 
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
            slimming: bool, manidp: bool, settings: MethodSettings | None = None,
-           lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
+           lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
+           manidp_lr_scale: float | None = None) -> Suite:
     """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (P) and
     ManiDP (E + F - P)."""
     _check_settings(settings, ["slimming"] * slimming + ["manidp"] * manidp, name)
     if lambdas is not None and not slimming:
         raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
-    _check_pretrain(pretrain_epochs, manidp, f"suite {name}")
+    _check_manidp_phase(pretrain_epochs, manidp_lr_scale, manidp, f"suite {name}")
     lambdas = slimming_lambdas(lambdas)
     base = base or RunConfig()
     budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
@@ -275,38 +288,44 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
                                        lambdas))
         if manidp:
             runs.append(_baseline(base, suite_id, name, budget.pretrain, seed, label="pretrain"))
-            runs.extend(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings))
+            runs.extend(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings, manidp_lr_scale))
     return Suite(name, suite_id, tuple(runs))
 
 
 def demo_suite(base: RunConfig | None = None, epochs: int | None = None,
                finetune_epochs: int | None = None, seeds: int = 1,
                method_settings: MethodSettings | None = None,
-               lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
+               lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
+               manidp_lr_scale: float | None = None) -> Suite:
     """Baseline, slimming at `lambdas` (default SLIMMING_LAMBDAS) and the four-row ManiDP ablation, at
     equal budgets."""
     return _suite("demo", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
-                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
+                  manidp_lr_scale=manidp_lr_scale)
 
 
 def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
                    method_settings: MethodSettings | None = None,
-                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
+                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
+                   manidp_lr_scale: float | None = None) -> Suite:
     """Baseline and Network Slimming at `lambdas` (default SLIMMING_LAMBDAS: the gamma-distribution
     comparison)."""
     return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
-                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
+                  manidp_lr_scale=manidp_lr_scale)
 
 
 def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
                    finetune_epochs: int | None = None, seeds: int = 1,
                    method_settings: MethodSettings | None = None,
-                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None) -> Suite:
+                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
+                   manidp_lr_scale: float | None = None) -> Suite:
     """Baseline, pretrain and the ManiDP ablation: neither term, complexity only, similarity only, both
     (no slimming runs: `lambdas` must be None)."""
     return _suite("ablation", base, epochs, finetune_epochs, seeds, slimming=False, manidp=True,
-                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs)
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
+                  manidp_lr_scale=manidp_lr_scale)
 
 
 SuiteBuilder = Callable[..., Suite]
@@ -316,12 +335,14 @@ SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suit
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,
                 finetune_epochs: int | None = None, seeds: int = 1,
                 method_settings: MethodSettings | None = None, lambdas: Sequence[float] | None = None,
-                pretrain_epochs: int | None = None) -> Suite:
+                pretrain_epochs: int | None = None, manidp_lr_scale: float | None = None) -> Suite:
     """A registered suite by name (`lambdas`: its slimming runs' lambdas, default SLIMMING_LAMBDAS;
-    `pretrain_epochs`: P, its ManiDP runs' parent, default E); raises ValueError listing the allowed names."""
+    `pretrain_epochs`: P, its ManiDP runs' parent, default E; `manidp_lr_scale`: the ManiDP runs' lr over the
+    baseline's, default MANIDP_LR_SCALE); raises ValueError listing the allowed names."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
-    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings, lambdas, pretrain_epochs)
+    return SUITES[name](base, epochs, finetune_epochs, seeds, method_settings, lambdas, pretrain_epochs,
+                        manidp_lr_scale)
 
 
 def resolve_param(param: str) -> str:
@@ -336,7 +357,7 @@ def resolve_param(param: str) -> str:
 def sweep(method: str | None, param: str, values: Sequence[float], base_config: RunConfig | None = None,
           epochs: int | None = None, finetune_epochs: int | None = None,
           baseline: bool | None = None, seeds: int = 1, method_settings: MethodSettings | None = None,
-          pretrain_epochs: int | None = None) -> Suite:
+          pretrain_epochs: int | None = None, manidp_lr_scale: float | None = None) -> Suite:
     """One run per value of `param` (a field of the method's config) and seed, the rest from `base_config`
     (and `method_settings` for the method's other fields).
 
@@ -358,7 +379,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
     _check_settings(method_settings, [method], f"sweep over {param}")
-    _check_pretrain(pretrain_epochs, method == "manidp", f"a {method} sweep")
+    _check_manidp_phase(pretrain_epochs, manidp_lr_scale, method == "manidp", f"a {method} sweep")
     base = base_config or RunConfig()
     budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     short = METHOD_FACTS[method].short
@@ -373,7 +394,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
         parent = _key("pretrain", seed) if method == "manidp" else None
         if parent is not None:
             runs.append(_baseline(base, suite_id, prefix, budget.pretrain, seed, label="pretrain"))
-        swept_base = finetune_base(base) if parent else base
+        swept_base = finetune_base(base, manidp_lr_scale) if parent else base
         for value in values:
             key = _key(_swept_key(param, value), seed)
             fixed: dict[str, Any] = {param: value}

@@ -118,6 +118,10 @@ def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_
     assert {key: epochs[key] for key in ("baseline-s0", "pretrain-s0", "manidp-both-s0", "slim-l1e-3-s0")} == \
         {"baseline-s0": 16, "pretrain-s0": 4, "manidp-both-s0": 12, "slim-l1e-3-s0": 8}
     assert {epochs[run.key] for run in suite.runs if run.config.method.name == "manidp"} == {12}
+    # the ManiDP runs train at the baseline's lr (MANIDP_LR_SCALE 1.0), the rest at the default 0.1
+    lrs = [(run.config.method.name == "manidp", run.config.train.lr) for run in suite.runs]
+    assert make_cifar_demo.MANIDP_LR_SCALE == 1.0
+    assert {lr for manidp, lr in lrs if manidp} == {0.1} and {lr for manidp, lr in lrs if not manidp} == {0.1}
     slimming = [run.config.method for run in suite.runs if run.config.method.name == "slimming"]
     assert sorted(method.sparsity_lambda for method in slimming) == [0.0, 0.0, 1e-3, 1e-3, 4e-3, 4e-3]
     assert {method.prune_ratio for method in slimming} == {0.4}
@@ -125,7 +129,7 @@ def test_the_cifar_suite_gives_every_pruning_run_the_measured_best_settings(tmp_
 
 def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, monkeypatch, capsys) -> None:
     """A work folder whose slimming runs use another prune ratio, or whose ManiDP run another target
-    density or another split of the budget, is neither trained on nor shipped; each differing run is
+    density, lr or another split of the budget, is neither trained on nor shipped; each differing run is
     named. Passing the settings the runs were made with is accepted."""
     import make_cifar_demo
 
@@ -146,6 +150,7 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
         # made with the old 8 + 8 split; the script gives a 4-epoch parent and 12 ManiDP epochs
         assert f"{manidp.path.name}: 8 epochs, this script gives manidp 12 (--pretrain-epochs 4)" in err
         assert f"{pretrain.path.name}: 8 epochs, this script gives pretrain 4 (--pretrain-epochs 4)" in err
+        assert f"{manidp.path.name}: lr 0.05, this script gives 0.1 (--manidp-lr-scale 1)" in err
     assert not shipped.exists() and all(run.state == "queued" for run in store.scan())  # nothing trained
     with pytest.raises(SystemExit) as exit_info:
         make_cifar_demo.main(["--continue", "--work", str(work), "--lambdas", "0,x"])
@@ -153,10 +158,11 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
 
     # with the settings the runs were made with, the check passes: --ship-done goes on (nothing is done yet)
     assert make_cifar_demo.main(["--ship-done", "--work", str(work), "--prune-ratio", "0.5",
-                                 "--target-density", "0.65", "--pretrain-epochs", "8"]) == 1
+                                 "--target-density", "0.65", "--pretrain-epochs", "8",
+                                 "--manidp-lr-scale", "0.5"]) == 1
     assert "no run in" in capsys.readouterr().err and not shipped.exists()
     parser_defaults = {"lambdas": [0.0, 1e-3, 4e-3], "lambda_prime": 0.01, "epochs": 8, "finetune_epochs": 8,
-                       "pretrain_epochs": 8}
+                       "pretrain_epochs": 8, "manidp_lr_scale": 0.5}
     made_with = argparse.Namespace(prune_ratio=0.5, target_density=0.65, **parser_defaults)
     assert make_cifar_demo.settings_drift(work, made_with) == []
     other_lambdas = argparse.Namespace(**{**vars(made_with), "lambdas": [0.0, 4e-3, 8e-3]})

@@ -66,6 +66,9 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--pretrain-epochs", type=int,
                        help="P: epochs of ManiDP's parent run, pretrain (default E); the ManiDP runs then "
                             "train E + F - P, so a shorter parent gives the gates a longer phase")
+    suite.add_argument("--manidp-lr-scale", type=float,
+                       help="the ManiDP runs' lr over the baseline's --lr (default 0.5, the paper's for fine-tuning "
+                            "a converged model; a short --pretrain-epochs parent may train better at 1.0)")
     suite.add_argument("--seeds", type=int, default=1,
                        help="N runs per variant with train seeds 0..N-1 (default 1: the --seed given)")
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
@@ -151,7 +154,8 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
             if args.lambdas is not None:
                 raise UsageError("--lambdas applies to the demo and slimming suites; a sweep takes --values")
             suite = sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
-                          seeds=args.seeds, method_settings=settings, pretrain_epochs=args.pretrain_epochs)
+                          seeds=args.seeds, method_settings=settings, pretrain_epochs=args.pretrain_epochs,
+                          manidp_lr_scale=args.manidp_lr_scale)
         elif args.suite not in SUITES:
             raise UsageError(f"unknown suite {args.suite!r}; allowed: {', '.join([*SUITES, 'sweep'])}")
         else:
@@ -160,7 +164,8 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                     raise UsageError(f"--{flag} applies only to 'suite sweep'")
             lambdas = None if args.lambdas is None else parse_values(args.lambdas, "--lambdas")
             suite = build_suite(args.suite, base, args.epochs, args.finetune_epochs, seeds=args.seeds,
-                                method_settings=settings, lambdas=lambdas, pretrain_epochs=args.pretrain_epochs)
+                                method_settings=settings, lambdas=lambdas, pretrain_epochs=args.pretrain_epochs,
+                                manidp_lr_scale=args.manidp_lr_scale)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_suite_runnable([item.config for item in suite.runs])  # memory, before any run directory exists

@@ -85,6 +85,9 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
      ["--pretrain-epochs must be between 1 and E + F - 1 = 2", "got 3"]),
     (["suite", "slimming", "--pretrain-epochs", "1"], ["--pretrain-epochs sets the ManiDP runs' parent",
                                                        "suite slimming has none"]),
+    (["suite", "demo", "--manidp-lr-scale", "0"], ["--manidp-lr-scale must be in (0, 4]", "got 0"]),
+    (["suite", "slimming", "--manidp-lr-scale", "1"], ["--manidp-lr-scale sets the ManiDP runs' learning rate",
+                                                       "suite slimming has none"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expected: list[str]) -> None:

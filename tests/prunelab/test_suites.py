@@ -115,6 +115,27 @@ def test_pretrain_epochs_move_the_split_and_keep_every_budget() -> None:
         sweep("slimming", "sparsity_lambda", [0.0], BASE, pretrain_epochs=2)
 
 
+def test_manidp_lr_scale_sets_the_manidp_runs_lr_only() -> None:
+    """--manidp-lr-scale S: every ManiDP run (suites and sweeps) trains at the base lr * S with Nesterov momentum,
+    the rest keep the base lr; the default is MANIDP_LR_SCALE. Out of range, or without ManiDP runs, refused."""
+    base_lr = BASE.train.lr
+    for build in (lambda **kw: build_suite("demo", BASE, **kw),
+                  lambda **kw: sweep("manidp", "target_density", [0.5, 0.7], BASE, **kw)):
+        for scale, expected in ((None, MANIDP_LR_SCALE), (1.0, 1.0), (0.25, 0.25)):
+            suite = build(manidp_lr_scale=scale)
+            for run in suite.runs:
+                manidp = run.config.method.name == "manidp"
+                assert run.config.train.lr == pytest.approx(base_lr * expected if manidp else base_lr)
+                assert run.config.train.nesterov == (manidp or BASE.train.nesterov)
+    for bad in (0.0, -1.0, float("nan"), 4.5):
+        with pytest.raises(ValueError, match=r"--manidp-lr-scale must be in \(0, 4\]"):
+            build_suite("ablation", BASE, manidp_lr_scale=bad)
+    with pytest.raises(ValueError, match="--manidp-lr-scale sets the ManiDP runs' learning rate, and suite slimming"):
+        build_suite("slimming", BASE, manidp_lr_scale=1.0)
+    with pytest.raises(ValueError, match="and a slimming sweep has none"):
+        sweep("slimming", "sparsity_lambda", [0.0], BASE, manidp_lr_scale=1.0)
+
+
 def test_registered_suites_and_unknown_name() -> None:
     assert set(SUITES) >= {"demo", "slimming", "ablation"}
     assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l4e-3", "slim-l8e-3"]
