@@ -9,13 +9,19 @@ The script builds `data/cifar10-demo` (ignored by git): `train` links to the rel
 `test` holds a balanced subset of its test set (the first PER_CLASS files of every class, by name),
 the images the app shows. It then runs PruneLab's own demo suite on `folder:data/cifar10-demo`
 (baseline; slimming at each lambda; `pretrain` and the four-row ManiDP ablation, at equal budgets, over
-seeds; see prunelab/suites.py) into a work folder (`data/cifar10-demo-runs`, ignored by git). When every
-run is done it ships them: copied to assets/cifar10_runs, the files no page reads removed, and the test
-split written as `assets/cifar10_runs/test_images.npz` (prunelab/data/test_pack.py), so the pages show
-the photographs on a fresh install without the PNG release.
+seeds; see prunelab/suites.py) into a work folder (`data/cifar10-demo-runs`, committed between sessions,
+see below). When every run is done it ships them: copied to assets/cifar10_runs, the files no page reads
+removed, and the test split written as `assets/cifar10_runs/test_images.npz` (prunelab/data/test_pack.py),
+so the pages show the photographs on a fresh install without the PNG release.
 
 On a CPU the suite takes hours. A suite cut short (a session ended, the machine restarted) goes on with
-`--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships. Both
+`--continue`, which resumes each unfinished run from its last epoch checkpoint and then ships. A session's
+machine is not kept for the next one, so the work folder travels in git while the suite trains
+(`.gitignore` lets `data/cifar10-demo-runs` through, lock files aside): at a session's end, pause the
+suite (`kill -STOP`), delete the `checkpoint.pt` of the runs that are done (only unfinished runs resume)
+and commit the folder. On the new machine, extract the release again and pass it: `--continue --source
+DIR` rebuilds `data/cifar10-demo` first (without it, --continue names what is missing). Once the demo
+ships, the work folder leaves the repository. Both
 `--continue` and `--ship-done` first check that the runs were made with the pruning settings and the ManiDP
 split the script gives now (its constants or the flags passed); a folder made with others is refused, run
 by run.
@@ -27,7 +33,7 @@ Usage (run from anywhere):
         [--train-size N] [--target-density D] [--lambda-prime L] [--manidp-lr-scale S] [--lambdas L1,L2,..]
         [--prune-ratio R]
         [--max-concurrent N] [--threads N] [--work DIR]
-    python scripts/make_cifar_demo.py --continue [--work DIR]
+    python scripts/make_cifar_demo.py --continue [--work DIR] [--source DIR]   # --source on a new machine
     python scripts/make_cifar_demo.py --ship-done [--work DIR]    # ship the runs done so far
 """
 
@@ -54,7 +60,7 @@ from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
 from prunelab.suites import finetune_base, format_values, parse_values, suite_budget  # noqa: E402
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
-WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (ignored by git); shipped when all are done
+WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (kept in git between sessions); shipped when done
 PER_CLASS = 200  # 10 classes x 200 = 2,000 test images shipped
 # the optimizer state and torch.export archives are not read by any page; model.pt is kept (what-if)
 NOT_SHIPPED = ("checkpoint.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
@@ -127,6 +133,12 @@ def unfinished(work: Path) -> list[Path]:
         return first, created, run.path.name
 
     return [run.path for run in sorted(RunStore(work).scan(), key=order) if run.state != "done"]
+
+
+def trains_on_prepared(work: Path) -> bool:
+    """Whether an unfinished run in `work` trains on PREPARED (which a new machine lacks)."""
+    return any(isinstance(run, RunInfo) and run.state != "done" and run.config.data.dataset == f"folder:{PREPARED}"
+               for run in RunStore(work).scan())
 
 
 def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
@@ -213,9 +225,10 @@ def ship(work: Path, partial: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, help="the extracted PNG release of CIFAR-10 (not needed to --continue)")
+    parser.add_argument("--source", type=Path,
+                        help="the extracted PNG release of CIFAR-10 (with --continue: rebuild the prepared data)")
     parser.add_argument("--work", type=Path, default=ROOT / WORK,
-                        help=f"where the runs train before they are shipped (default {WORK}, ignored by git)")
+                        help=f"where the runs train before they are shipped (default {WORK})")
     parser.add_argument("--continue", dest="resume", action="store_true",
                         help="resume the unfinished runs in --work, then ship")
     parser.add_argument("--ship-done", action="store_true",
@@ -260,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship_done:
         return ship(work, partial=True)
     if args.resume:
+        if args.source is not None:  # a new machine: the release extracted again, the prepared split rebuilt
+            prepare(args.source, args.per_class)
+        elif not (ROOT / PREPARED).is_dir() and trains_on_prepared(work):
+            parser.error(f"{PREPARED}, the dataset the runs train on, is missing (a new machine?); pass --source "
+                         "with the extracted PNG release to rebuild it")
         status = continue_suite(work)
         return status if status != 0 else ship(work)
     if args.source is None:

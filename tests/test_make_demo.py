@@ -168,3 +168,27 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
     other_lambdas = argparse.Namespace(**{**vars(made_with), "lambdas": [0.0, 4e-3, 8e-3]})
     assert make_cifar_demo.settings_drift(work, other_lambdas) == [
         "seed 0's slimming runs: lambdas 0,1e-3,4e-3, this script gives 0,4e-3,8e-3"]
+
+
+def test_continue_on_a_new_machine_rebuilds_the_prepared_data_or_says_how(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The work folder came back (from git) without data/cifar10-demo: --continue names the missing folder and
+    --source in one line; with --source it rebuilds the data from the release before resuming."""
+    import make_cifar_demo
+
+    work = tmp_path / "work"
+    config = tiny_config("baseline")
+    config = config.model_copy(update={"data": config.data.model_copy(
+        update={"dataset": f"folder:{make_cifar_demo.PREPARED.as_posix()}"})})
+    RunStore(work).create(config, "demo-baseline-s0")
+    monkeypatch.setattr(make_cifar_demo, "ROOT", tmp_path)
+    calls: list[str] = []
+    monkeypatch.setattr(make_cifar_demo, "prepare", lambda source, per_class: calls.append(f"prepare {source}"))
+    monkeypatch.setattr(make_cifar_demo, "continue_suite", lambda work: calls.append("continue") or 1)
+    assert make_cifar_demo.trains_on_prepared(work)
+    with pytest.raises(SystemExit) as exit_info:
+        make_cifar_demo.main(["--continue", "--work", str(work)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and calls == []
+    assert "data/cifar10-demo, the dataset the runs train on, is missing" in err and "--source" in err
+    assert make_cifar_demo.main(["--continue", "--work", str(work), "--source", str(tmp_path / "release")]) == 1
+    assert calls == [f"prepare {tmp_path / 'release'}", "continue"]
