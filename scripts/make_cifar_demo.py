@@ -57,7 +57,13 @@ from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
-from prunelab.suites import finetune_base, format_values, parse_values, suite_budget  # noqa: E402
+from prunelab.suites import (  # noqa: E402
+    MAX_MANIDP_LR_SCALE,
+    finetune_base,
+    format_values,
+    parse_values,
+    suite_budget,
+)
 
 PREPARED = Path("data") / "cifar10-demo"  # relative to the repository root: the runs record this path
 WORK = Path("data") / "cifar10-demo-runs"  # where the suite trains (kept in git between sessions); shipped when done
@@ -150,7 +156,7 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
     drift, slimming = [], {}
     epochs = suite_budget(args.epochs, args.finetune_epochs, args.pretrain_epochs)  # the suite's own split
     split = {"pretrain": epochs.pretrain, "manidp": epochs.manidp}
-    lrs = {"manidp": finetune_base(RunConfig(), args.manidp_lr_scale).train.lr}  # the suite's own rule
+    manidp_lr = finetune_base(RunConfig(), args.manidp_lr_scale).train.lr  # the suite's own rule
     for run in RunStore(work).scan():
         if not isinstance(run, RunInfo):
             continue
@@ -163,8 +169,8 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
             have, wanted = getattr(method, field), getattr(args, field)
             if have != wanted:
                 drift.append(f"{name}: {field} {have}, this script gives {wanted}")
-        if method.name == "manidp" and not math.isclose(run.config.train.lr, lrs["manidp"]):
-            drift.append(f"{name}: lr {run.config.train.lr:g}, this script gives {lrs['manidp']:g} "
+        if method.name == "manidp" and not math.isclose(run.config.train.lr, manidp_lr):
+            drift.append(f"{name}: lr {run.config.train.lr:g}, this script gives {manidp_lr:g} "
                          f"(--manidp-lr-scale {args.manidp_lr_scale:g})")
         if method.name == "slimming":
             slimming.setdefault(run.config.train.seed, []).append(method.sparsity_lambda)
@@ -178,6 +184,17 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
 def lambdas(text: str) -> list[float]:
     """--lambdas '0,1e-3,4e-3' -> [0.0, 0.001, 0.004] (argparse reports a bad list in one line)."""
     return parse_values(text, "--lambdas")
+
+
+def lr_scale(text: str) -> float:
+    """--manidp-lr-scale: a number in (0, MAX_MANIDP_LR_SCALE] (argparse reports anything else in one line)."""
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(scale) and 0 < scale <= MAX_MANIDP_LR_SCALE):
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_MANIDP_LR_SCALE:g}], got {text}")
+    return scale
 
 
 def continue_suite(work: Path) -> int:
@@ -241,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=8, help="F (default 8)")
     parser.add_argument("--pretrain-epochs", type=int, default=PRETRAIN_EPOCHS,
                         help=f"P: ManiDP's parent (default {PRETRAIN_EPOCHS}); the ManiDP runs train E + F - P")
-    parser.add_argument("--manidp-lr-scale", type=float, default=MANIDP_LR_SCALE,
+    parser.add_argument("--manidp-lr-scale", type=lr_scale, default=MANIDP_LR_SCALE,
                         help=f"the ManiDP runs' lr over the baseline's (default {MANIDP_LR_SCALE:g})")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--train-size", type=int, help="training images (default: all 50,000)")

@@ -155,6 +155,10 @@ def test_continue_refuses_runs_made_with_other_pruning_settings(tmp_path: Path, 
     with pytest.raises(SystemExit) as exit_info:
         make_cifar_demo.main(["--continue", "--work", str(work), "--lambdas", "0,x"])
     assert exit_info.value.code == 2 and "argument --lambdas: invalid lambdas value: '0,x'" in capsys.readouterr().err
+    for bad in ("0", "x", "5"):
+        with pytest.raises(SystemExit) as exit_info:
+            make_cifar_demo.main(["--continue", "--work", str(work), "--manidp-lr-scale", bad])
+        assert exit_info.value.code == 2 and "argument --manidp-lr-scale" in capsys.readouterr().err
 
     # with the settings the runs were made with, the check passes: --ship-done goes on (nothing is done yet)
     assert make_cifar_demo.main(["--ship-done", "--work", str(work), "--prune-ratio", "0.5",
