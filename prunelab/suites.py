@@ -262,8 +262,14 @@ def _check_manidp_phase(pretrain_epochs: int | None, lr_scale: float | None, man
         return
     if not manidp:
         raise ValueError(f"--manidp-lr-scale sets the ManiDP runs' learning rate, and {suite} has none")
+    check_manidp_lr_scale(lr_scale)
+
+
+def check_manidp_lr_scale(lr_scale: float) -> float:
+    """`lr_scale` when it lies in (0, MAX_MANIDP_LR_SCALE]; else ValueError naming the range."""
     if not (math.isfinite(lr_scale) and 0 < lr_scale <= MAX_MANIDP_LR_SCALE):
         raise ValueError(f"--manidp-lr-scale must be in (0, {MAX_MANIDP_LR_SCALE:g}], got {lr_scale:g}")
+    return lr_scale
 
 
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,

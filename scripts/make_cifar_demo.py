@@ -58,7 +58,7 @@ from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
 from prunelab.suites import (  # noqa: E402
-    MAX_MANIDP_LR_SCALE,
+    check_manidp_lr_scale,
     finetune_base,
     format_values,
     parse_values,
@@ -187,14 +187,12 @@ def lambdas(text: str) -> list[float]:
 
 
 def lr_scale(text: str) -> float:
-    """--manidp-lr-scale: a number in (0, MAX_MANIDP_LR_SCALE] (argparse reports anything else in one line)."""
+    """--manidp-lr-scale: a number the suite accepts (`check_manidp_lr_scale`; argparse reports anything else
+    in one line)."""
     try:
-        scale = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(scale) and 0 < scale <= MAX_MANIDP_LR_SCALE):
-        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_MANIDP_LR_SCALE:g}], got {text}")
-    return scale
+        return check_manidp_lr_scale(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def continue_suite(work: Path) -> int:
