@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,8 +145,9 @@ def setting_label(setting: dict[str, object]) -> str:
 
 
 def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
-    """`judge`'s claims within each setting of `table`; when several settings yield claims, each claim names
-    its setting (a setting without any, such as the demo's shorter `pretrain` runs, adds no names)."""
+    """`judge`'s claims within each setting of `table`; when several settings hold pruned runs, each claim
+    names its setting, even if only one of them yields claims (a setting of baselines alone, such as the
+    demo's shorter `pretrain` runs, adds no names)."""
     keys = [key for key in SETTING_KEYS if key in table]
     if table.empty or not keys:
         return judge(table)
@@ -155,9 +157,26 @@ def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]
         if found:
             setting = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
             judged.append((setting_label(setting), found))
-    if len(judged) == 1:
+    pruned = table[table["method"] != "baseline"] if "method" in table else table
+    if len(judged) == 1 and pruned.groupby(keys, dropna=False).ngroups <= 1:
         return judged[0][1]
     return [replace(claim, lesson=f"{claim.lesson} ({label})") for label, found in judged for claim in found]
+
+
+def in_setting_of(table: pd.DataFrame, run: str | Path) -> pd.DataFrame:
+    """The rows of `table` (`prunelab.analysis.ablation_table`) in the setting (SETTING_KEYS) of the run at
+    `run`: the runs whose claims a page showing that run judges; no rows when the run is not in `table`."""
+    keys = [key for key in SETTING_KEYS if key in table]
+    if table.empty or "path" not in table:
+        return table.iloc[0:0]
+    row = table[table["path"].astype(str) == str(run)]
+    if row.empty:
+        return table.iloc[0:0]
+    same = pd.Series(True, index=table.index)
+    for key in keys:
+        value = row.iloc[0][key]
+        same &= table[key].isna() if pd.isna(value) else table[key] == value
+    return table[same]
 
 
 def slimming_claims(table: pd.DataFrame) -> list[Claim]:

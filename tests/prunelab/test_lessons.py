@@ -99,3 +99,28 @@ def test_claims_never_pool_two_settings() -> None:
     assert "52.3%" in found["γ piles up at zero as λ grows (shapes · resnet20 w0.5 · 6 epochs)"].measured
     pooled = lessons.slimming_claims(pd.DataFrame(shapes))  # one setting: no name added
     assert [c.lesson for c in pooled] == ["γ piles up at zero as λ grows"]
+
+
+def test_a_claim_names_its_setting_beside_another_setting_of_pruned_runs() -> None:
+    """The CIFAR-10 demo with one λ yields no slimming claim, yet its runs sit beside the shapes demo's: the
+    shapes claim names its setting, so no reader takes it for CIFAR-10's. A setting of baselines alone (the
+    demo's shorter `pretrain` runs) names nothing."""
+    shapes = (_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.0, 0.01, 0.0]}, sparsity_lambda=0.0)
+              + _rows("slimming", "λ5e-3", {"gamma_frac_below_0.05": [0.5, 0.52, 0.55]}, sparsity_lambda=5e-3))
+    cifar = _rows("slimming", "λ1e-3", {"gamma_frac_below_0.05": [0.2, 0.3]}, sparsity_lambda=1e-3,
+                  dataset="folder:data/cifar10-demo", width=1.0, epochs_total=16)
+    pretrain = _rows("baseline", "baseline", {"test_acc": [0.5, 0.6]}, epochs_total=3)
+    assert [c.lesson for c in lessons.slimming_claims(pd.DataFrame(shapes + cifar))] == [
+        "γ piles up at zero as λ grows (shapes · resnet20 w0.5 · 6 epochs)"]
+    assert [c.lesson for c in lessons.slimming_claims(pd.DataFrame(shapes + pretrain))] == [
+        "γ piles up at zero as λ grows"]
+
+
+def test_in_setting_of_keeps_the_runs_of_the_picked_runs_setting() -> None:
+    rows = (_rows("slimming", "λ0", {"test_acc": [0.7, 0.8]})
+            + _rows("slimming", "λ0", {"test_acc": [0.6]}, width=1.0)
+            + _rows("baseline", "baseline", {"test_acc": [0.9]}, dataset="folder:data/cifar10-demo"))
+    table = pd.DataFrame([{**row, "path": f"/runs/{i}"} for i, row in enumerate(rows)])
+    assert lessons.in_setting_of(table, "/runs/1")["path"].tolist() == ["/runs/0", "/runs/1"]
+    assert lessons.in_setting_of(table, "/runs/2")["path"].tolist() == ["/runs/2"]
+    assert lessons.in_setting_of(table, "/runs/9").empty  # not a finished run of the table
