@@ -3,8 +3,8 @@
 `published(runs)` gives `prunelab.references.PUBLISHED` when every run shown is on CIFAR-10 (`cifar10`,
 or a folder dataset with CIFAR-10's class names, read from the run's dataset or its shipped test
 images), else nothing; `add_paper_points(fig, points)` draws them as stars, one trace per method, each
-labelled with its model and training budget. The chart's axes must be MACs reduction (x, a fraction)
-and test accuracy (y, a fraction): the papers state FLOPs reductions, not MACs.
+star labelled with its model and each method with its training budget. The chart's axes must be MACs
+reduction (x, a fraction) and test accuracy (y, a fraction): the papers state FLOPs reductions, not MACs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from prunelab.config import METHOD_FACTS
 
 TRACE_PREFIX = "published: "
 COLOURS = {"slimming": "#6c4f9e", "manidp": "#d1495b"}
+# the slimming results sit above the ManiDP ones, which lie close together on the right: labels beside them
+TEXT_POSITIONS = {"slimming": "top center", "manidp": "middle left"}
 
 
 def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
@@ -35,15 +37,18 @@ def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
 
 
 def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult], **position: Any) -> int:
-    """Draw `points` on `fig` (`position`: row=, col= of a subplot); returns how many were drawn."""
+    """Draw `points` on `fig` (`position`: row=, col= of a subplot); returns how many were drawn. Each star is
+    labelled with its model, each method's legend entry with its training budget (one per paper), the
+    whole result on hover: full labels on every star would overlap where the papers' results cluster."""
     for method in ("slimming", "manidp"):
         mine = [p for p in points if p.method == method]
         if not mine:
             continue
+        budgets = ", ".join(dict.fromkeys(p.budget for p in mine))
         fig.add_scatter(
             x=[p.flops_reduction for p in mine], y=[p.top1 / 100.0 for p in mine], mode="markers+text",
-            name=f"{TRACE_PREFIX}{METHOD_FACTS[method].label} (paper)", text=[p.label for p in mine],
-            textposition="top center", textfont={"size": 10},
+            name=f"{TRACE_PREFIX}{METHOD_FACTS[method].label} (paper, {budgets})", text=[p.model for p in mine],
+            textposition=TEXT_POSITIONS[method], textfont={"size": 10},
             marker={"symbol": "star", "size": 14, "color": COLOURS[method], "line": {"width": 1, "color": "#333"}},
             customdata=[[p.description] for p in mine], hovertemplate="%{customdata[0]}<extra></extra>", **position)
     return len(points)

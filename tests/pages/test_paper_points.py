@@ -64,10 +64,11 @@ def test_published_points_on_a_cifar10_chart(cifar_runs: Path, monkeypatch: pyte
     assert len(traces) == 2
     shown = {(round(x, 4), round(y, 4), text) for t in traces for x, y, text in zip(t["x"], t["y"], t["text"],
                                                                                    strict=True)}
-    assert shown == {(round(p.flops_reduction, 4), round(p.top1 / 100, 4), p.label) for p in PUBLISHED}
-    labels = " ".join(text for _, _, text in shown)
-    assert "ManiDP ResNet-56 · 400 epochs from a pretrained model" in labels
-    assert "Slimming VGG-19 · 160 + 160 epochs" in labels
+    assert shown == {(round(p.flops_reduction, 4), round(p.top1 / 100, 4), p.model) for p in PUBLISHED}
+    assert {t["name"] for t in traces} == {"published: ManiDP (paper, 400 epochs from a pretrained model)",
+                                          "published: Network Slimming (paper, 160 + 160 epochs)"}
+    hovers = " ".join(row[0] for t in traces for row in t["customdata"])
+    assert all(p.description in hovers for p in PUBLISHED)
     assert any("Stars: the papers' own CIFAR-10 results" in c.value for c in at.caption)
     at.radio(key="abl_x").set_value("MACs per image").run()  # papers state reductions, not MACs: no stars
     assert not published_traces(scatter(at))
