@@ -18,6 +18,7 @@ import streamlit as st
 
 from app_components import common, paper_points, shell
 from prunelab import analysis, live
+from prunelab.config import dataset_short_name
 
 METHOD_SENTENCES = {
     "baseline": "**Baseline** trains the whole network: the reference every pruned run is compared with at the "
@@ -80,9 +81,9 @@ def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: 
     first = shown.iloc[0] if not shown.empty else None
     setting = (f"{first['model']} at width {first['width']:g}, mean ± std over up to {int(shown['seeds'].max())} seeds"
                if first is not None else "")
-    fig.update_layout(height=380, margin={"t": 40, "b": 40, "l": 50, "r": 10},
-                      title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on {dataset}: "
-                                     f"{setting}", "font": {"size": 14}},
+    fig.update_layout(height=400, margin={"t": 60, "b": 40, "l": 50, "r": 10},  # a two-line title
+                      title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on "
+                                     f"{dataset_short_name(dataset)}<br><sup>{setting}</sup>", "font": {"size": 14}},
                       xaxis_title=("MACs reduction (vs the same network unpruned)" if points
                                    else f"{common.MAC_LABEL} per image"),
                       yaxis_title="test accuracy", legend={"orientation": "h", "y": -0.2})
