@@ -38,6 +38,17 @@ def runs_frame() -> pd.DataFrame:
     return _runs_frame(tuple(str(root) for root in roots), results.roots_signature(roots))
 
 
+IN_THIS_SETTING = "in this run's setting (its dataset, model, width and epochs in all)"
+
+
+def setting_runs(run: Path) -> pd.DataFrame:
+    """The finished runs (`analysis.ablation_table`) in `run`'s setting: those a page showing `run` judges the
+    papers' claims on (`lessons.in_setting_of`), never another dataset's or budget's."""
+    from prunelab import analysis, lessons
+
+    return lessons.in_setting_of(analysis.ablation_table(runs_frame()), run)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _runs_frame(roots: tuple[str, ...], signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
     return results.runs_table([Path(root) for root in roots])

@@ -68,10 +68,9 @@ if points and points[0].get("customdata"):
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
            "exceeds the correlation of a run without that term:")
-table = lessons.in_setting_of(analysis.ablation_table(common.runs_frame()), run)
-common.show_claims(lessons.manidp_claims(table, figure="spearman_macs_loss"),
-                   empty="Finished ManiDP runs with and without the complexity term, in this run's setting (its "
-                         "dataset, model, width and epochs in all), are needed for this comparison.")
+common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="spearman_macs_loss"),
+                   empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
+                         "are needed for this comparison.")
 
 st.subheader("One image")
 by_macs = per_image.sort_values(["macs", "index"])

@@ -75,10 +75,9 @@ fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", bar
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
 
-common.show_claims(lessons.manidp_claims(lessons.in_setting_of(analysis.ablation_table(common.runs_frame()), run),
-                                         figure="similarity_gap_mean"),
-                   empty="Finished ManiDP runs with and without the similarity term, in this run's setting (its "
-                         "dataset, model, width and epochs in all), are needed for this comparison.")
+common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="similarity_gap_mean"),
+                   empty=f"Finished ManiDP runs with and without the similarity term, {common.IN_THIS_SETTING}, "
+                         "are needed for this comparison.")
 
 st.subheader("Sub-network space: UMAP of gate vectors and of features")
 subnet_map.show(run, probe, common.cached_per_image(run), common.cached_class_names(run))

@@ -104,10 +104,10 @@ else:
                f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too.")
 
 st.subheader("What the paper claims, and what the slimming runs show")
-slim_runs = lessons.in_setting_of(analysis.ablation_table(common.runs_frame()), run)
+slim_runs = common.setting_runs(run)
 common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == "slimming"]),
-                   empty="Finished slimming runs at two or more λ, in this run's setting (its dataset, model, "
-                         "width and epochs in all), are needed for this comparison.")
+                   empty=f"Finished slimming runs at two or more λ, {common.IN_THIS_SETTING}, are needed for this "
+                         "comparison.")
 
 st.subheader("Channels kept per layer")
 if pruning is None:
