@@ -8,7 +8,10 @@ A difference between two variants counts as *beyond seed noise* when
 
     |mean_a - mean_b| > NOISE_Z * sqrt(sd_a^2 / n_a + sd_b^2 / n_b)        (a two-sample z bound)
 
-with at least two seeds on each side; with fewer, the verdict says the noise is unknown.
+with at least two seeds on each side; with fewer, the verdict says the noise is unknown. Two variants
+are compared on the seeds both hold (`shared_seeds`): a suite cut short, with seeds 0 and 1 of one variant
+and seed 0 of the other, is judged on seed 0, since seeds differ systematically (one seed's data order
+and initialisation can sit a point above another's for every variant).
 
 `claims(table)` returns one `Claim` per lesson the runs can speak to: the paper's statement, the
 measured figures and a verdict ("holds", "does not hold", "within seed noise", "not enough runs").
@@ -58,6 +61,8 @@ class Stat:
     def text(self, fmt: str = ".3f", percent: bool = False) -> str:
         scale = 100.0 if percent else 1.0
         unit = "%" if percent else ""
+        if self.n == 0:
+            return "no runs"
         body = f"{self.mean * scale:{fmt}}{unit}"
         if self.n >= 2:
             return f"{body} ± {self.std * scale:{fmt}}{unit} (n = {self.n})"
@@ -118,6 +123,23 @@ def _figure(table: pd.DataFrame, mask: pd.Series, figure: str) -> Stat:
     if figure not in table:
         return Stat(float("nan"), float("nan"), 0)
     return stat(table.loc[mask, figure])
+
+
+def shared_seeds(table: pd.DataFrame, masks: Sequence[pd.Series]) -> tuple[list[pd.Series], str]:
+    """`masks` (variants' rows of `table`) narrowed to the seeds every one of them holds, and a note for the
+    measured text naming the seeds compared ('' when nothing was left out: all hold the same seeds, or the
+    table has no `seed` column)."""
+    if "seed" not in table:
+        return list(masks), ""
+    seeds = [set(table.loc[mask, "seed"].dropna()) for mask in masks]
+    common = set.intersection(*seeds) if seeds else set()
+    if all(have == common for have in seeds):
+        return list(masks), ""
+    narrowed = [mask & table["seed"].isin(common) for mask in masks]
+    if not common:
+        return narrowed, " (no seed in common: not compared)"
+    named = ", ".join(f"{int(seed)}" if float(seed).is_integer() else str(seed) for seed in sorted(common))
+    return narrowed, f" (compared on seed{'s' if len(common) > 1 else ''} {named}, the seeds they share)"
 
 
 def _verdict(better: Stat, worse: Stat, holds_if_greater: bool) -> str:
@@ -203,13 +225,14 @@ def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
     if len(lambdas) < 2:
         return []
     low, high = lambdas[0], lambdas[-1]
-    at = {lam: slim["sparsity_lambda"] == lam for lam in lambdas}
+    masks, note = shared_seeds(slim, [slim["sparsity_lambda"] == lam for lam in lambdas])
+    at = dict(zip(lambdas, masks, strict=True))
     shares = {lam: _figure(slim, at[lam], NEAR_ZERO_GAMMA_KEY) for lam in lambdas}
     share_text = "; ".join(f"λ = {lam:g}: {shares[lam].text('.1f', percent=True)}" for lam in lambdas)
     claims = [Claim("γ piles up at zero as λ grows",
                     "Network Slimming (Liu et al., 2017, Fig. 4): with λ = 0 the |γ| distribution is flat; "
                     "as λ grows it piles up near zero.",
-                    f"share of |γ| below 0.05 after sparsity training: {share_text}",
+                    f"share of |γ| below 0.05 after sparsity training: {share_text}{note}",
                     _verdict(shares[high], shares[low], holds_if_greater=True))]
     before = {lam: _figure(slim, at[lam], "acc_after_prune") for lam in (low, high)}
     if before[low].n and before[high].n:
@@ -218,7 +241,7 @@ def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
             "Network Slimming: the channels below the global threshold carry little, so accuracy right "
             "after pruning stays close to the sparsity-trained network's.",
             f"accuracy right after pruning: λ = {low:g}: {before[low].text('.1f', percent=True)}; "
-            f"λ = {high:g}: {before[high].text('.1f', percent=True)}",
+            f"λ = {high:g}: {before[high].text('.1f', percent=True)}{note}",
             _verdict(before[high], before[low], holds_if_greater=True)))
     return claims
 
@@ -260,14 +283,16 @@ def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim
     for measured, lesson, paper, label, fmt, greater, pairs in MANIDP_TERM_CLAIMS:
         if figure is not None and measured != figure:
             continue
-        stats = {key: _figure(table, mask, measured) for key, mask in rows.items()}
         for with_term, without in pairs:
-            if stats[with_term].n and stats[without].n:
+            if not (rows[with_term].any() and rows[without].any()):
+                continue
+            (mine, theirs), note = shared_seeds(table, [rows[with_term], rows[without]])
+            ours, control = _figure(table, mine, measured), _figure(table, theirs, measured)
+            if ours.n and control.n:
                 claims.append(Claim(
                     f"{lesson} ({names[with_term]} vs {names[without]})", paper,
-                    f"{label}: {names[with_term]} {stats[with_term].text(fmt)}; "
-                    f"{names[without]} {stats[without].text(fmt)}",
-                    _verdict(stats[with_term], stats[without], holds_if_greater=greater)))
+                    f"{label}: {names[with_term]} {ours.text(fmt)}; {names[without]} {control.text(fmt)}{note}",
+                    _verdict(ours, control, holds_if_greater=greater)))
     return claims
 
 
@@ -282,7 +307,10 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
         peers = baselines[baselines["epochs_total"] == budget]
         if peers.empty:
             continue
-        mine, theirs = stat(group["test_acc"]), stat(peers["test_acc"])
+        both = pd.concat([group, peers], ignore_index=True)
+        is_pruned = pd.Series(both.index < len(group), index=both.index)
+        (ours, control), note = shared_seeds(both, [is_pruned, ~is_pruned])
+        mine, theirs = _figure(both, ours, "test_acc"), _figure(both, control, "test_acc")
         paper = ("Network Slimming: at 70% of channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
                  "vs 93.66%) after 160 + 160 epochs." if method == "slimming" else
                  "ManiDP: ResNet-56 on CIFAR-10 loses 0.06 points at −62.4% FLOPs after 400 epochs from a "
@@ -291,12 +319,14 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
             f"{variant} against the baseline at the same budget ({int(budget)} epochs in all)",
             paper,
             f"test accuracy: {variant} {mine.text('.1f', percent=True)}; baseline "
-            f"{theirs.text('.1f', percent=True)}",
+            f"{theirs.text('.1f', percent=True)}{note}",
             _budget_verdict(mine, theirs)))
     return claims
 
 
 def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
+    if pruned.n == 0 or baseline.n == 0:
+        return "not enough runs"
     noise = beyond_noise(pruned, baseline)
     if noise is None:
         return "one seed: noise unknown"

@@ -124,3 +124,31 @@ def test_in_setting_of_keeps_the_runs_of_the_picked_runs_setting() -> None:
     assert lessons.in_setting_of(table, "/runs/1")["path"].tolist() == ["/runs/0", "/runs/1"]
     assert lessons.in_setting_of(table, "/runs/2")["path"].tolist() == ["/runs/2"]
     assert lessons.in_setting_of(table, "/runs/9").empty  # not a finished run of the table
+
+
+def test_variants_are_compared_on_the_seeds_they_share() -> None:
+    """A suite cut short: seeds 0 and 1 of one variant, seed 0 of the other. Seed 1 sits lower for every
+    variant, so pooling it into one side only would flip the verdicts; each claim compares seed 0 alone and
+    says so."""
+    baseline = _rows("baseline", "baseline", {"test_acc": [0.86, 0.80]})
+    pruned = _rows("manidp", "ManiDP: both", {"test_acc": [0.84], "similarity_gap_mean": [9.0]},
+                   complexity=True, similarity=True)
+    control = _rows("manidp", "ManiDP: complexity", {"test_acc": [0.85, 0.79], "similarity_gap_mean": [8.0, 20.0]},
+                    complexity=True, similarity=False)
+    table = pd.DataFrame(baseline + pruned + control)
+    budget = {c.lesson: c for c in lessons.budget_claims(table)}["ManiDP: both against the baseline at the same "
+                                                                 "budget (6 epochs in all)"]
+    # pooled, the baseline's mean (83.0%) would sit below the pruned run's 84.0%
+    assert budget.measured == ("test accuracy: ManiDP: both 84.0% (1 seed); baseline 86.0% (1 seed) "
+                               "(compared on seed 0, the seeds they share)")
+    similarity = lessons.manidp_claims(table, figure="similarity_gap_mean")
+    assert len(similarity) == 1
+    # pooled, the control's mean gap (14.0) would make the term look like it aligns T with R
+    assert similarity[0].verdict == "does not hold (one seed: noise unknown)"
+    assert similarity[0].measured.endswith("complexity only 8.00 (1 seed) (compared on seed 0, the seeds they share)")
+    slim = pd.DataFrame(_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.3, 0.0]}, sparsity_lambda=0.0)
+                        + _rows("slimming", "λ4e-3", {"gamma_frac_below_0.05": [0.2]}, sparsity_lambda=4e-3))
+    assert lessons.slimming_claims(slim)[0].verdict == "does not hold (one seed: noise unknown)"
+    disjoint = pd.DataFrame(baseline[1:] + pruned)  # baseline seed 1, pruned seed 0: nothing to compare
+    assert lessons.budget_claims(disjoint)[0].verdict == "not enough runs"
+    assert "no runs" in lessons.budget_claims(disjoint)[0].measured
