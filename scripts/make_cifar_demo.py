@@ -36,6 +36,7 @@ Usage (run from anywhere):
         [--prune-ratio R]
         [--max-concurrent N] [--threads N] [--work DIR]
     python scripts/make_cifar_demo.py --continue [--work DIR] [--source DIR]   # --source on a new machine
+        [--max-concurrent 2 --threads 1]   # two runs at once, one thread each
     python scripts/make_cifar_demo.py --ship-done [--work DIR]    # ship the runs done so far
 """
 
@@ -48,6 +49,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,17 +197,49 @@ def lr_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def continue_suite(work: Path) -> int:
-    """Resume every unfinished run in `work`, one after another (`python -m prunelab resume`): a suite
-    killed at the end of a session goes on from its last epoch checkpoints."""
-    for path in unfinished(work):
-        print(f"resuming {path.name}", flush=True)
-        status = subprocess.run([sys.executable, "-m", "prunelab", "resume", path.name, "--runs-dir", str(work)],
-                                cwd=ROOT, check=False).returncode
-        if status != 0:
-            print(f"{path.name} ended with status {status}; {work} left as is", file=sys.stderr)
-            return status
-    return 0
+def parents_done(runs: dict[str, RunInfo | BrokenRun], path: Path) -> bool:
+    """Whether every run that the run at `path` depends on (its status's `depends_on`: a ManiDP run's
+    `pretrain` parent) is done; `runs` maps the work folder's run names to their `RunStore.scan` entries."""
+    run = runs.get(path.name)
+    parents = (run.status.get("depends_on") or []) if isinstance(run, RunInfo) else []
+    return all(name in runs and runs[name].state == "done" for name in parents)
+
+
+def continue_suite(work: Path, lanes: int = 1, threads: int | None = None, poll_s: float = 2.0) -> int:
+    """Resume every unfinished run in `work` (`python -m prunelab resume`, one process per run): a suite
+    killed at the end of a session goes on from its last epoch checkpoints.
+
+    Up to `lanes` runs train at once, each with `threads` torch threads (OMP_NUM_THREADS; None: torch's
+    default), in `unfinished` order; a run starts only when its parent is done. On 2 CPU cores two lanes of
+    one thread train resnet20 about 1.3x faster in all than one run on two threads (0.87 s against 0.56 s
+    per batch of 128, so 2.3 against 1.8 batches a second), though each run takes longer. When a run fails,
+    no new one starts; the runs still training finish, and its status is returned."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    pending, running, status = unfinished(work), {}, 0
+    while pending or running:
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                del running[name]
+                if process.returncode != 0:
+                    print(f"{name} ended with status {process.returncode}; {work} left as is", file=sys.stderr)
+                    status = status or process.returncode
+        runs = {run.path.name: run for run in RunStore(work).scan()}
+        ready = [path for path in pending if parents_done(runs, path)] if status == 0 else []
+        for path in ready[:max(0, lanes - len(running))]:
+            print(f"resuming {path.name}", flush=True)
+            pending.remove(path)
+            running[path.name] = subprocess.Popen(
+                [sys.executable, "-m", "prunelab", "resume", path.name, "--runs-dir", str(work)], cwd=ROOT, env=env)
+        if not running:
+            if status != 0:
+                return status
+            if pending:  # nothing trains, and what is left waits for a parent that is not done
+                print(f"{', '.join(p.name for p in pending)} wait for runs that are not done; {work} left as is",
+                      file=sys.stderr)
+                return 1
+        else:
+            time.sleep(poll_s)
+    return status
 
 
 def ship(work: Path, partial: bool = False) -> int:
@@ -269,12 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune-ratio", type=float, default=PRUNE_RATIO,
                         help=f"Network Slimming's global prune ratio (default {PRUNE_RATIO})")
     parser.add_argument("--per-class", type=int, default=PER_CLASS, help="test images per class shipped")
-    parser.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
-    parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2)")
+    parser.add_argument("--max-concurrent", type=int, default=1,
+                        help="runs trained at once (default 1); with --continue, each in its own process")
+    parser.add_argument("--threads", type=int, help="CPU threads per run (e.g. 1 with --max-concurrent 2, about "
+                                                    "1.3x faster in all on 2 cores)")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     if (args.ship_done or args.resume) and not work.is_dir():
         parser.error(f"{work} holds no runs to {'ship' if args.ship_done else 'continue'}")
+    if args.max_concurrent < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--max-concurrent and --threads take a whole number >= 1")
     if args.ship_done or args.resume:
         try:
             drift = settings_drift(work, args)
@@ -293,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         elif not (ROOT / PREPARED).is_dir() and trains_on_prepared(work):
             parser.error(f"{PREPARED}, the dataset the runs train on, is missing (a new machine?); pass --source "
                          "with the extracted PNG release to rebuild it")
-        status = continue_suite(work)
+        status = continue_suite(work, args.max_concurrent, args.threads)
         return status if status != 0 else ship(work)
     if args.source is None:
         parser.error("--source is required (unless --continue)")

@@ -70,6 +70,30 @@ def test_continue_trains_the_runs_the_quality_bar_compares_first(tmp_path: Path)
     assert set(runs) == set(order)
 
 
+def test_continue_in_two_lanes_starts_a_child_only_after_its_parent(tmp_path: Path, capsys) -> None:
+    """--continue --max-concurrent 2 --threads 1: two runs train at once, each in its own process, but a run
+    whose parent (its status's depends_on, a ManiDP run's pretrain) is unfinished waits for it; a run
+    whose parent is not in the folder at all is reported, not started."""
+    import make_cifar_demo
+
+    store = RunStore(tmp_path)
+    config = tiny_config("baseline", train_size=40, test_size=20, width=0.125, batch_size=20)
+    parent, other = store.create(config, "demo-pretrain-s0"), store.create(config, "demo-baseline-s0")
+    child = store.create(config, "demo-manidp-both-s0")
+    child.write_status(depends_on=[parent.run_id])
+    assert make_cifar_demo.continue_suite(tmp_path, lanes=2, threads=1, poll_s=0.2) == 0
+    statuses = {run.run_id: run.read_status() for run in (parent, other, child)}
+    assert all(status["state"] == "done" for status in statuses.values())
+    assert statuses[child.run_id]["started_at"] >= statuses[parent.run_id]["finished_at"]
+    assert statuses[other.run_id]["started_at"] < statuses[parent.run_id]["finished_at"]  # in the other lane
+
+    orphan = store.create(config, "demo-manidp-neither-s0")
+    orphan.write_status(depends_on=["gone-pretrain"])
+    assert make_cifar_demo.continue_suite(tmp_path, lanes=2, poll_s=0.2) == 1
+    assert "demo-manidp-neither-s0 wait for runs that are not done" in capsys.readouterr().err
+    assert orphan.read_status()["state"] == "queued"
+
+
 def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path: Path, monkeypatch) -> None:
     """--ship-done copies the done runs (with the test images) and none that is still unfinished."""
     import make_cifar_demo
@@ -187,7 +211,7 @@ def test_continue_on_a_new_machine_rebuilds_the_prepared_data_or_says_how(tmp_pa
     monkeypatch.setattr(make_cifar_demo, "ROOT", tmp_path)
     calls: list[str] = []
     monkeypatch.setattr(make_cifar_demo, "prepare", lambda source, per_class: calls.append(f"prepare {source}"))
-    monkeypatch.setattr(make_cifar_demo, "continue_suite", lambda work: calls.append("continue") or 1)
+    monkeypatch.setattr(make_cifar_demo, "continue_suite", lambda work, *lanes: calls.append("continue") or 1)
     assert make_cifar_demo.trains_on_prepared(work)
     with pytest.raises(SystemExit) as exit_info:
         make_cifar_demo.main(["--continue", "--work", str(work)])
