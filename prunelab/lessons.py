@@ -284,8 +284,6 @@ def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim
         if figure is not None and measured != figure:
             continue
         for with_term, without in pairs:
-            if not (rows[with_term].any() and rows[without].any()):
-                continue
             (mine, theirs), note = shared_seeds(table, [rows[with_term], rows[without]])
             ours, control = _figure(table, mine, measured), _figure(table, theirs, measured)
             if ours.n and control.n:
@@ -307,10 +305,9 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
         peers = baselines[baselines["epochs_total"] == budget]
         if peers.empty:
             continue
-        both = pd.concat([group, peers], ignore_index=True)
-        is_pruned = pd.Series(both.index < len(group), index=both.index)
-        (ours, control), note = shared_seeds(both, [is_pruned, ~is_pruned])
-        mine, theirs = _figure(both, ours, "test_acc"), _figure(both, control, "test_acc")
+        rows = table.index.to_series()
+        (ours, control), note = shared_seeds(table, [rows.isin(group.index), rows.isin(peers.index)])
+        mine, theirs = _figure(table, ours, "test_acc"), _figure(table, control, "test_acc")
         paper = ("Network Slimming: at 70% of channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
                  "vs 93.66%) after 160 + 160 epochs." if method == "slimming" else
                  "ManiDP: ResNet-56 on CIFAR-10 loses 0.06 points at −62.4% FLOPs after 400 epochs from a "
