@@ -164,7 +164,9 @@ def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_pat
     at.selectbox(key="suite_name").set_value("sweep")
     at.selectbox(key="suite_param").set_value("sparsity_lambda")
     at.text_input(key="suite_values").set_value("0")
-    at.number_input(key="suite_epochs").set_value(1)
+    # long enough that the run cannot finish before the cancel lands (1 epoch could, on an idle machine:
+    # the run ended "done" and the test failed on a race, not on the cancel)
+    at.number_input(key="suite_epochs").set_value(20)
     at.button(key="FormSubmitter:suite_form-Start suite").click().run()
     try:
         assert not at.exception, [e.value for e in at.exception]
