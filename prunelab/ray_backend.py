@@ -36,6 +36,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -232,6 +233,36 @@ def train_run(spec: dict[str, Any], *parents: dict[str, Any]) -> dict[str, Any]:
     run's config as JSON). `parents` are the results of the tasks this run depends on (Ray passes them once
     they have finished).
     """
+    with cancel_as_flag() as cancel:
+        return _train_run(spec, parents, cancel)
+
+
+@contextlib.contextmanager
+def cancel_as_flag() -> Iterator[threading.Event]:
+    """While a task runs, turn `ray.cancel`'s interrupt into an Event the task polls.
+
+    `ray.cancel(ref, force=False)` interrupts the task's thread with a simulated SIGINT
+    (`_thread.interrupt_main`), raised as KeyboardInterrupt on whatever line that thread is on. Early in a
+    task that is `import torch`. A half-imported torch then stays in the reused worker, and every later task
+    there fails with "partially initialized module 'torch'". Or an import swallows the interrupt, and the
+    cancel is lost: the run trains to its end. So SIGINT only sets the Event. The task checks it before it
+    trains and every `POLL_S` while it trains (stop at the next batch boundary, checkpoints kept), and the
+    previous handler comes back when the task ends. Ray runs a task on the worker's main thread. Anywhere
+    else no handler can be set, and a KeyboardInterrupt is caught where the task waits on its trainer.
+    """
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda _signum, _frame: requested.set())
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _train_run(spec: dict[str, Any], parents: tuple[dict[str, Any], ...], cancel: threading.Event) -> dict[str, Any]:
     node = socket.gethostname()
     failed_parent = next((p for p in parents if p.get("state") != "done"), None)
     if failed_parent is not None:  # the driver still owns the run and records this
@@ -240,7 +271,7 @@ def train_run(spec: dict[str, Any], *parents: dict[str, Any]) -> dict[str, Any]:
                 "error": f"dependency {failed_parent['run_id']} ended {failed_parent.get('state')}{detail}; "
                          "this run needs its finished model"}
     if spec.get("copy_back"):
-        return _train_copy_back(spec, parents)
+        return _train_copy_back(spec, parents, cancel)
     run = RunDir(Path(spec["run_path"]))
     lock = ownership.read_lock(run.path) if run.file(CONFIG_FILE).is_file() else None
     if lock is None or lock.token != spec["handoff_from"]:
@@ -248,10 +279,11 @@ def train_run(spec: dict[str, Any], *parents: dict[str, Any]) -> dict[str, Any]:
                 "error": f"the runs folder {run.path.parent} on node {node} is not the driver's (its run is "
                          "missing or not queued by this suite): share it at the same path on every node, or "
                          "use --copy-back"}
-    return _train(run, spec["handoff_from"], float(spec["num_cpus"]))
+    return _train(run, spec["handoff_from"], float(spec["num_cpus"]), cancel)
 
 
-def _train_copy_back(spec: dict[str, Any], parents: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+def _train_copy_back(spec: dict[str, Any], parents: tuple[dict[str, Any], ...],
+                     cancel: threading.Event) -> dict[str, Any]:
     """Train in a folder of this node and send the finished run directory back (the driver unpacks it)."""
     from prunelab.config import RunConfig
 
@@ -261,7 +293,7 @@ def _train_copy_back(spec: dict[str, Any], parents: tuple[dict[str, Any], ...]) 
             if parent.get("archive"):
                 unpack_run(parent["archive"], root / parent["run_id"])
         run = RunStore(root).create(RunConfig.model_validate(spec["config"]), spec["run_id"])
-        result = _train(run, None, float(spec["num_cpus"]))
+        result = _train(run, None, float(spec["num_cpus"]), cancel)
         result["archive"] = pack_run(run.path)
         return result
 
@@ -289,7 +321,7 @@ def unpack_run(data: bytes, path: Path) -> list[str]:
     return names
 
 
-def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, Any]:
+def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threading.Event) -> dict[str, Any]:
     from prunelab.engine import cpu_threads, run_training
     from prunelab.progress import Progress
 
@@ -315,17 +347,23 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float) -> dict[str, 
             finally:
                 finished.set()
 
+        def stop_if_asked() -> None:
+            if cancel.is_set() and not progress.cancel_requested:
+                progress.log("cancel requested through Ray")
+                run.log("cancel requested through Ray")
+                progress.request_cancel()
+
+        stop_if_asked()  # cancelled while the task started (imports, taking the run over): stops at batch 1
         threading.Thread(target=target, name=f"prunelab-ray-{run.run_id}", daemon=True).start()
         # Wait on an Event, not Thread.join: a KeyboardInterrupt inside join() marks a running thread as
-        # stopped on Python 3.11 (bpo-45274), and ray.cancel delivers exactly that to this thread.
+        # stopped on Python 3.11 (bpo-45274).
         while True:
             try:
                 if finished.wait(POLL_S):
                     break
-            except KeyboardInterrupt:  # ray.cancel: stop at the next batch boundary, checkpoints kept
-                progress.log("cancel requested through Ray")
-                run.log("cancel requested through Ray")
-                progress.request_cancel()
+            except KeyboardInterrupt:  # ray.cancel where `cancel_as_flag` could not set its handler
+                cancel.set()
+            stop_if_asked()
     status = run.read_status()
     return {"run_id": run.run_id, "state": status["state"], "error": status.get("error"),
             "node": socket.gethostname()}

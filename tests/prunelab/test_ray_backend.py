@@ -184,6 +184,44 @@ def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_pat
             leftover.shutdown()
 
 
+def test_a_cancel_while_the_task_starts_is_a_request_not_an_exception(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ray.cancel` interrupts the task's main thread (`_thread.interrupt_main`) on whatever line it is on:
+    while a task starts, that is `import torch`, and a KeyboardInterrupt there left a half-imported torch in
+    the reused worker (every later run on it failed). The task takes it as a request: the run ends
+    `cancelled` at its first batch, nothing is raised, and SIGINT gets its handler back. Run here in the
+    test's main thread, as Ray runs a task on its worker's."""
+    import _thread
+    import zipfile
+    from io import BytesIO
+
+    from prunelab import ray_backend
+
+    real_node_fields = ray_backend.node_fields
+
+    def interrupted_while_starting() -> dict[str, Any]:
+        _thread.interrupt_main()  # what ray.cancel(ref, force=False) does in the worker
+        return real_node_fields()
+
+    monkeypatch.setattr(ray_backend, "node_fields", interrupted_while_starting)
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    handler = signal.getsignal(signal.SIGINT)
+    config = tiny_config("baseline", epochs=3)
+    spec = {"run_path": str(tmp_path / "unused"), "run_id": "20261203-000000-baseline", "handoff_from": None,
+            "num_cpus": 1, "copy_back": True, "config": config.model_dump(mode="json")}
+    try:
+        result = ray_backend.train_run(spec)
+    except KeyboardInterrupt:  # caught here, or it would stop the whole test session
+        pytest.fail("the cancel escaped the task as a KeyboardInterrupt")
+    assert result["state"] == "cancelled"
+    assert signal.getsignal(signal.SIGINT) is handler
+    with zipfile.ZipFile(BytesIO(result["archive"])) as archive:
+        status = json.loads(archive.read("status.json"))
+        log = archive.read("log.txt").decode()
+    assert status["state"] == "cancelled" and status["epoch"] == 0
+    assert "cancel requested through Ray" in log and "summary.json" not in archive.namelist()
+
+
 def test_a_share_no_node_can_hold_is_bad_input(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     code, _out, err = run_cli("suite", "sweep", "--param", "lambda", "--values", "0", *TINY, "--backend", "ray",
