@@ -247,8 +247,8 @@ def cancel_as_flag() -> Iterator[threading.Event]:
     there fails with "partially initialized module 'torch'". Or an import swallows the interrupt, and the
     cancel is lost: the run trains to its end. So SIGINT only sets the Event. The task checks it before it
     trains and every `POLL_S` while it trains (stop at the next batch boundary, checkpoints kept), and the
-    previous handler comes back when the task ends. Ray runs a task on the worker's main thread. Anywhere
-    else no handler can be set, and a KeyboardInterrupt is caught where the task waits on its trainer.
+    previous handler comes back when the task ends. Ray runs a task on the worker's main thread; called off
+    it (where Python allows no handler, and `interrupt_main` does not land), this sets none.
     """
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -355,14 +355,7 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threa
 
         stop_if_asked()  # cancelled while the task started (imports, taking the run over): stops at batch 1
         threading.Thread(target=target, name=f"prunelab-ray-{run.run_id}", daemon=True).start()
-        # Wait on an Event, not Thread.join: a KeyboardInterrupt inside join() marks a running thread as
-        # stopped on Python 3.11 (bpo-45274).
-        while True:
-            try:
-                if finished.wait(POLL_S):
-                    break
-            except KeyboardInterrupt:  # ray.cancel where `cancel_as_flag` could not set its handler
-                cancel.set()
+        while not finished.wait(POLL_S):
             stop_if_asked()
     status = run.read_status()
     return {"run_id": run.run_id, "state": status["state"], "error": status.get("error"),
