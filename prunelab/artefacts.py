@@ -256,12 +256,18 @@ def read_artefact_json(path: Path) -> dict[str, Any]:
     return validate_json(path, read_json_file(path))
 
 
+FORM_METHODS = ("manidp", "slimming")  # methods whose config has a `form` (reference or prunelab)
+
+
 def read_config_file(path: Path) -> RunConfig:
     """config.json as a validated RunConfig (its extra "run_id" dropped)."""
     raw = read_json_file(path)
     if not isinstance(raw, dict):
         raise ArtefactError(path, f"expected a JSON object, got {type(raw).__name__} {_shown(raw)}")
     raw = {key: value for key, value in raw.items() if key != "run_id"}
+    method = raw.get("method")
+    if isinstance(method, dict) and method.get("name") in FORM_METHODS and "form" not in method:
+        raw["method"] = {**method, "form": "prunelab"}  # written before forms existed: PruneLab's own form
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
