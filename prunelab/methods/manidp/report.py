@@ -7,6 +7,8 @@ Pure functions over what the plug-in measured (`method.py` writes their results 
 - `balanced_probe` and `probe_arrays`: a class-balanced test sample (probe.npz) with, per gated layer,
   the saliencies pi, the pooled features F it passes on, T = cos(pi_i, pi_j) and R = cos(F_i, F_j), and
   the mean over layers of ||T - R||_F (`similarity_gap_mean`);
+- `gate_dynamism`: the per-image MACs' coefficient of variation and the share of (image, channel) decisions
+  that differ from the channel's majority: are the gates dynamic at all?
 - `summary_figures`: mean MACs per image and the reduction 1 - MACs / MACs_dense (with and without the
   gates' own MACs), density, batch-1 latencies, and the Spearman correlations rho(MACs, loss) and
   rho(MACs, difficulty): do harder images get larger sub-networks?
@@ -22,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from prunelab.methods.manidp.gates import GateRecord, cosine_matrix, feature_similarity
+from prunelab.methods.manidp.gates import (
+    GateRecord,
+    cosine_matrix,
+    feature_similarity,
+    normalized_cosine_matrix,
+)
 from prunelab.methods.manidp.macs import MacsPlan
 
 if TYPE_CHECKING:
@@ -64,15 +71,17 @@ def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.T
 
 
 def probe_arrays(positions: torch.Tensor, labels: torch.Tensor, layer_names: list[str],
-                 records: list[GateRecord]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images."""
+                 records: list[GateRecord], smoothed: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images;
+    T by the cosine the run trained with (`smoothed`: departure smoothed_gate_cosine)."""
     arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
                                      "labels": labels.numpy().astype(np.int64),
                                      "layer_names": np.array(layer_names)}
     gaps, r_min = [], 1.0
     for i, record in enumerate(records):
         gates, features = record.saliency.float(), record.features.float()
-        t, r = cosine_matrix(gates), feature_similarity(features)
+        t = cosine_matrix(gates) if smoothed else normalized_cosine_matrix(gates)
+        r = feature_similarity(features)
         arrays[f"gates_{i}"] = gates.cpu().numpy()
         arrays[f"features_{i}"] = features.cpu().numpy()
         arrays[f"T_{i}"] = t.cpu().numpy()
@@ -111,6 +120,17 @@ def summary_figures(result: dict[str, np.ndarray], plan: MacsPlan, latency: dict
         "spearman_macs_difficulty": (None if difficulty is None
                                      else spearman(result["macs"], difficulty.numpy())),
     }
+
+
+def gate_dynamism(masks: np.ndarray, macs: np.ndarray) -> dict[str, float]:
+    """How much the sub-network varies between images: `macs_cv` = std / mean of the per-image MACs, and
+    `decision_disagreement` = the share of (image, channel) decisions `masks` [N, sum_l c_l] that differ from
+    that channel's majority decision over the N images (0: one static sub-network for every image)."""
+    masks = masks.astype(bool)
+    majority = masks.mean(axis=0) >= 0.5
+    macs = macs.astype(np.float64)
+    return {"macs_cv": float(macs.std() / macs.mean()) if macs.mean() > 0 else 0.0,
+            "decision_disagreement": float((masks != majority).mean()) if masks.size else 0.0}
 
 
 def spread(count: int, macs: np.ndarray) -> torch.Tensor:
