@@ -68,7 +68,7 @@ if points and points[0].get("customdata"):
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
            "exceeds the correlation of a run without that term:")
-common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="spearman_macs_loss"),
+common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

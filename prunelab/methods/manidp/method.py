@@ -87,6 +87,8 @@ from prunelab.methods.manidp.report import (
     per_image_arrays,
     per_image_table,
     probe_arrays,
+    quintile_gap,
+    similarity_rank_correlation,
     spread,
     summary_figures,
     time_per_image,
@@ -536,6 +538,8 @@ class ManiDP(PruningMethod):
             model.to(context.device)
         figures = summary_figures(per_image, self.plan, latency, context.data.test_difficulty)
         figures.update(gate_dynamism(test.extras["masks"].numpy(), per_image["macs"]))
+        if "parent_loss" in table:  # the paper's test of the complexity term (prunelab.manidp_evidence)
+            figures["complexity_quintile_gap"] = quintile_gap(table["macs"].to_numpy(), table["parent_loss"].to_numpy())
         figures.update(probe_gap)
         context.artefacts.write_json(MANIDP_FILE, {
             "layers": self.layer_names, "channels": list(self.plan.gate_channels),
@@ -582,6 +586,9 @@ class ManiDP(PruningMethod):
         arrays, figures = probe_arrays(positions, data.test_labels[positions], self.layer_names, records(model),
                                        smoothed=self.config.smoothed_gate_cosine)
         self.context.artefacts.write_npz(PROBE_FILE, arrays, compressed=True)
+        count = len(self.layer_names)
+        figures["similarity_rank_correlation"] = similarity_rank_correlation(
+            [arrays[f"T_{i}"] for i in range(count)], [arrays[f"R_{i}"] for i in range(count)])
         return figures
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor, images: torch.Tensor,

@@ -12,6 +12,8 @@ Pure functions over what the plug-in measured (`method.py` writes their results 
 - `summary_figures`: mean MACs per image and the reduction 1 - MACs / MACs_dense (with and without the
   gates' own MACs), density, batch-1 latencies, and the Spearman correlations rho(MACs, loss) and
   rho(MACs, difficulty): do harder images get larger sub-networks?
+- `quintile_gap` and `similarity_rank_correlation`: the papers' own kind of test of the two terms (hard images
+  get larger sub-networks; similar images similar sub-networks), see prunelab.manidp_evidence;
 - `spread` and `time_per_image`: which test images are checked and timed, and how.
 """
 
@@ -31,6 +33,8 @@ from prunelab.methods.manidp.gates import (
     normalized_cosine_matrix,
 )
 from prunelab.methods.manidp.macs import MacsPlan
+
+QUINTILES = 5  # bins of external difficulty for the complexity figure (prunelab.manidp_evidence)
 
 if TYPE_CHECKING:
     from prunelab.methods.base import EvalResult
@@ -131,6 +135,42 @@ def gate_dynamism(masks: np.ndarray, macs: np.ndarray) -> dict[str, float]:
     macs = macs.astype(np.float64)
     return {"macs_cv": float(macs.std() / macs.mean()) if macs.mean() > 0 else 0.0,
             "decision_disagreement": float((masks != majority).mean()) if masks.size else 0.0}
+
+
+def relative_macs_by_quintile(macs: np.ndarray, difficulty: np.ndarray, bins: int = QUINTILES) -> np.ndarray:
+    """[bins] mean of macs_i / mean(macs) over the images in each quantile bin of `difficulty`, easiest first
+    (ties broken by position, so every bin holds n / bins images up to one)."""
+    macs = np.asarray(macs, dtype=np.float64)
+    order = np.argsort(np.asarray(difficulty, dtype=np.float64), kind="stable")
+    relative = macs / macs.mean()
+    return np.array([relative[part].mean() for part in np.array_split(order, bins)])
+
+
+def quintile_gap(macs: np.ndarray, difficulty: np.ndarray) -> float:
+    """Hardest-minus-easiest quintile of relative MACs (`relative_macs_by_quintile`)."""
+    by_bin = relative_macs_by_quintile(macs, difficulty)
+    return float(by_bin[-1] - by_bin[0])
+
+
+def _upper(matrix: np.ndarray) -> np.ndarray:
+    rows, cols = np.triu_indices(matrix.shape[0], k=1)
+    return np.asarray(matrix)[rows, cols]
+
+
+def rank_correlation(t: np.ndarray, r: np.ndarray) -> float | None:
+    """Spearman's rho between the upper triangles (pairs i < j) of T and R; None when either is constant."""
+    from scipy.stats import spearmanr
+
+    a, b = _upper(t), _upper(r)
+    if a.size < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def similarity_rank_correlation(ts: list[np.ndarray], rs: list[np.ndarray]) -> float | None:
+    """Mean over layers of `rank_correlation` (layers whose T or R is constant left out)."""
+    values = [v for v in (rank_correlation(t, r) for t, r in zip(ts, rs, strict=True)) if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def spread(count: int, macs: np.ndarray) -> torch.Tensor:
