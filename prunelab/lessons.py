@@ -415,6 +415,33 @@ def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
     return "does not hold: below the baseline" if pruned.mean < baseline.mean else "holds: above the baseline"
 
 
+# (figure, column title, format, shown as a percentage)
+EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MACs reduction", ".1f", True),
+                  ("macs_cv", "MACs CV", ".3f", False),
+                  ("decision_disagreement", "decisions off majority", ".1f", True),
+                  ("complexity_quintile_gap", "hardest − easiest fifth", ".3f", False),
+                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False)]
+
+
+def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
+    """The ManiDP variants of `variant_groups(...)` with the paper's tests and gate dynamism as 'mean ± std'
+    texts, one row per variant (its form in the variant's name)."""
+    rows = groups[groups["method"] == "manidp"] if "method" in groups else groups.iloc[0:0]
+    out = []
+    for _, row in rows.iterrows():
+        entry = {"variant": row["variant"], "epochs in all": row["epochs_total"], "seeds": row["seeds"]}
+        for key, label, fmt, percent in EVIDENCE_SHOWN:
+            mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+            scale, unit = (100.0, "%") if percent else (1.0, "")
+            if mean is None or pd.isna(mean):
+                entry[label] = ""
+                continue
+            text = f"{mean * scale:{fmt}}{unit}"
+            entry[label] = text if pd.isna(std) else f"{text} ± {std * scale:{fmt}}{unit}"
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
 def claims(table: pd.DataFrame) -> list[Claim]:
     """Every claim the runs in `table` (an ablation table: finished runs) can speak to."""
     if table.empty:

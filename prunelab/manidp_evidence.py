@@ -35,6 +35,7 @@ from prunelab.methods.manidp.report import (
     similarity_rank_correlation,
 )
 from prunelab.results import load_per_image, load_probe
+from prunelab.run_format import MODEL_FILE
 
 EVIDENCE_COLUMNS = ["complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 
@@ -67,9 +68,21 @@ def backfill(path: str | Path) -> dict[str, float]:
     summary = run.read_summary()
     added = {key: value for key, value in run_evidence(path, summary).items()
              if value is not None and key not in summary}
+    if "decision_disagreement" not in summary and run.file(MODEL_FILE).is_file():
+        added.update(_dynamism_from_model(Path(path)))
     if added:
         run.write_summary({**summary, **added})
     return added
+
+
+def _dynamism_from_model(path: Path) -> dict[str, float]:
+    """macs_cv and decision_disagreement from the run's gated model.pt, every test image evaluated again."""
+    from prunelab.gated_run import gated_run
+    from prunelab.methods.manidp.report import gate_dynamism
+
+    run = gated_run(path)
+    result = run.trainer.context.evaluate(run.model, "test")
+    return gate_dynamism(result.extras["masks"].numpy(), result.extras["macs"].numpy())
 
 
 def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
