@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import class_name, show_images
-from prunelab import analysis, lessons
+from prunelab import analysis, lessons, manidp_evidence
 from prunelab.run_format import PER_IMAGE_FILE
 
 common.title("Per-image MACs")
@@ -32,6 +32,13 @@ if per_image.empty:
     st.info("This run's per-image table (per_image.parquet) has no rows.")
     st.stop()
 names = common.cached_class_names(run)
+
+
+def summary_flag(path: str) -> bool:
+    config = common.cached_config(path)
+    return bool(config is not None and getattr(config.method, "complexity", False))
+
+
 summary = common.cached_summary(run) or {}
 rho = analysis.complexity_correlations(per_image)
 
@@ -67,7 +74,34 @@ if points and points[0].get("customdata"):
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
            "exceeds the correlation of a run without that term:")
-common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="complexity_quintile_gap"),
+st.subheader("The paper's test: which images get the costliest sub-networks?")
+st.caption("Relative MACs (an image's MACs over the run's mean) by fifths of the test images, ranked by the "
+           "parent model's own loss on each: a difficulty measured before the gates existed, so not caused by "
+           "the allocation it explains. This run beside its control, the same run without the complexity term.")
+setting = common.setting_runs(run)
+control = manidp_evidence.control_of(setting, run)
+compared = {f"this run ({'with' if summary_flag(run) else 'without'} the complexity term)": run}
+if control is not None:
+    compared[f"control ({'without' if summary_flag(run) else 'with'} the term)"] = control
+quintiles = manidp_evidence.quintile_table(compared)
+if quintiles.empty:
+    st.info("This run's per-image table has no `parent_loss` column: it did not start from a parent run, or "
+            "it finished before PruneLab stored the parent's loss.")
+else:
+    long = quintiles.reset_index().melt(id_vars=quintiles.index.name, var_name="run", value_name="relative MACs")
+    fig = px.bar(long, x=quintiles.index.name, y="relative MACs", color="run", barmode="group")
+    st.plotly_chart(fig.update_layout(height=320, margin={"t": 10}, legend={"orientation": "h", "y": -0.3},
+                                      yaxis_range=[min(0.8, float(long["relative MACs"].min()) - 0.02),
+                                                   max(1.2, float(long["relative MACs"].max()) + 0.02)]),
+                    key="pi_quintiles")
+dynamism = st.columns(2)
+if summary.get("macs_cv") is not None:
+    dynamism[0].metric("Per-image MACs CV", f"{summary['macs_cv']:.3f}",
+                       help="std / mean of the per-image MACs: 0 means every image runs the same cost.")
+if summary.get("decision_disagreement") is not None:
+    dynamism[1].metric("Gate decisions off their channel's majority", f"{summary['decision_disagreement']:.1%}",
+                       help="0% means one static sub-network for every image: the gates do not route at all.")
+common.show_claims(lessons.manidp_claims(setting, figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

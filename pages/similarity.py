@@ -76,7 +76,19 @@ fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", bar
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
 
-common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="similarity_gap_mean"),
+summary = common.cached_summary(run) or {}
+figures = [("similarity_rank_correlation", "ρ(R, T) over held-out test pairs", ".3f",
+            "Spearman's rank correlation of feature similarity R and gate similarity T over the probe's test "
+            "image pairs, mean over layers: the paper's claim, similar images get similar sub-networks."),
+           ("macs_cv", "Per-image MACs CV", ".3f", "std / mean of per-image MACs: 0, every image costs the same."),
+           ("decision_disagreement", "Gate decisions off their channel's majority", ".1%",
+            "0% means one static sub-network for every image: then no similarity between images can show.")]
+for column, (key, label, fmt, help_text) in zip(st.columns(3), figures, strict=True):
+    if summary.get(key) is not None:
+        column.metric(label, f"{summary[key]:{fmt}}", help=help_text)
+setting = common.setting_runs(run)
+common.show_claims(lessons.manidp_claims(setting, figure="similarity_rank_correlation")
+                   + lessons.manidp_claims(setting, figure="similarity_gap_mean"),
                    empty=f"Finished ManiDP runs with and without the similarity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

@@ -85,6 +85,27 @@ def _dynamism_from_model(path: Path) -> dict[str, float]:
     return gate_dynamism(result.extras["masks"].numpy(), result.extras["macs"].numpy())
 
 
+def control_of(table: pd.DataFrame, run: str | Path, term: str = "complexity") -> str | None:
+    """The path of the run in `table` (an ablation table) that differs from `run` only in ManiDP's `term`
+    ("complexity" or "similarity"): same form and departures, the other term, seed and setting alike."""
+    rows = table[table["path"].astype(str) == str(run)] if "path" in table else table.iloc[0:0]
+    if rows.empty:
+        return None
+    me = rows.iloc[0]
+    keys = ["method", "form", "dataset", "model", "width", "epochs_total", "seed", "target_density",
+            "complexity", "similarity"]
+    same = pd.Series(True, index=table.index)
+    for key in (k for k in keys if k in table):
+        value = (not bool(me[key])) if key == term else me[key]
+        same &= table[key].isna() if pd.isna(value) else table[key] == value
+    if "departures" in table:
+        mine = list(me["departures"]) if isinstance(me["departures"], list | tuple) else []
+        same &= table["departures"].map(lambda d: list(d) if isinstance(d, list | tuple) else []) == pd.Series(
+            [mine] * len(table), index=table.index)
+    found = table[same]
+    return None if found.empty else str(found.iloc[0]["path"])
+
+
 def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
     """Relative MACs by quintile of parent_loss for each named run that has it: rows = quintile (1 easiest),
     columns = run labels."""
