@@ -231,3 +231,22 @@ def test_reference_thresholds_open_for_the_first_epoch_then_follow_the_epoch_cos
     assert info["eta"] == pytest.approx(0.5)
     for key in ("train_macs_easy", "train_macs_hard"):
         assert all(key in r for r in rows)
+
+
+def test_the_method_card_shows_the_formulas_each_form_computes() -> None:
+    from prunelab.method_card import method_card
+
+    reference = method_card(ManiDPConfig(form="reference"))
+    assert reference.departures == [] and "reference form" in reference.title
+    text = {f.label: f.latex for f in reference.formulas}
+    assert r"\mathrm{sg}" not in text["complexity weight"] and "CE_i" in text["complexity weight"]
+    assert r"\mathrm{sg}" not in text["similarity"] and "1000" in text["gate"]
+    assert r"\lceil\eta(e)c_l\rceil" in text["thresholds"]
+    prunelab = method_card(ManiDPConfig(form="prunelab"))
+    assert [d.name for d in prunelab.departures] == [d.name for d in MANIDP_DEPARTURES]
+    text = {f.label: f.latex for f in prunelab.formulas}
+    assert r"\mathrm{sg}(CE_i)" in text["complexity weight"] and r"\mathrm{ReLU}(F^l)" in text["similarity"]
+    assert r"\cos_\epsilon" in text["similarity"] and "quantile" in text["thresholds"]
+    one = method_card(ManiDPConfig(form="reference", detached_complexity_weight=True, similarity=False))
+    assert [d.name for d in one.departures] == ["detached_complexity_weight"]
+    assert {f.label: f.latex for f in one.formulas}["similarity"] == "L_{sim}=0"
