@@ -1,11 +1,13 @@
 """ManiDP what-if: a finished run at another target density, without training.
 
 `what_if(run_dir, density)` recalibrates the thresholds xi^l of the run's saved gated model (model.pt)
-at remain rate eta = density, with the rule the run itself used at every epoch end
-(`ManiDP.calibrate`: per layer, the saliency at rank ceil((1 - eta) M) of the M (image, channel)
-saliencies of the run's calibration sample of training images, so a fraction eta of them is kept;
-repeated until the thresholds settle, see `recalibrate`), then evaluates every test image as the
-run's final evaluation did (`GatedRun.evaluate_test`). No weight changes, so this shows what the
+at remain rate eta = density, with the run's own rule (`ManiDP.threshold_at`: with pair_quantile_thresholds,
+per layer the saliency at rank ceil((1 - eta) M) of the M (image, channel) saliencies of the run's
+calibration sample, so a fraction eta of them is kept; in the reference form, the channel at rank
+ceil(eta c_l) of the channel means over that sample: the reference takes them over an epoch's training
+images, in training mode, which a finished run no longer has), repeated until the thresholds settle, see
+`recalibrate`, then evaluates every test image as the run's final evaluation did (`GatedRun.evaluate_test`).
+No weight changes, so this shows what the
 thresholds alone buy or cost: the network was trained at its own target density.
 
 Compared with the run as trained (`per_image.parquet`), each image falls in a cost group by the rank
@@ -140,7 +142,7 @@ def recalibrate(run: Any, density: float) -> Calibration:
     """Thresholds at remain rate `density` that hold for the network as it runs at that density.
 
     The run's rule ranks the saliencies of one pass over its calibration sample
-    (`ManiDP.calibration_saliencies`, then `threshold_tensor` per layer: what `ManiDP.calibrate` does),
+    (`ManiDP.calibration_saliencies`, then `ManiDP.threshold_at` per layer),
     made with the thresholds then in effect, and a layer's saliencies depend on the masks of the layers
     before it. Starting from the saved thresholds, the pass is repeated with the new thresholds in effect
     until no threshold moves by more than CALIBRATION_TOLERANCE (relative): pass k fixes layer k for
@@ -148,13 +150,11 @@ def recalibrate(run: Any, density: float) -> Calibration:
     the trained density's masks: measured on a run trained at 0.5, a what-if at 0.9 then kept 0.81.
     The thresholds are left set on `run.model`.
     """
-    from prunelab.methods.manidp.method import threshold_tensor
-
     previous = np.asarray(run.saved_thresholds, dtype=float)
     passes, saliencies, done = 0, [], False
     while not done:
         saliencies = run.method.calibration_saliencies(run.model)
-        thresholds = np.asarray([float(threshold_tensor(pi, density)) for pi in saliencies])
+        thresholds = np.asarray([float(run.method.threshold_at(pi, density)) for pi in saliencies])
         set_thresholds(run.model, [float(x) for x in thresholds])
         change = np.abs(thresholds - previous) / np.maximum(np.abs(previous), 1e-12)
         previous, passes = thresholds, passes + 1

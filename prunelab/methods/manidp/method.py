@@ -305,6 +305,13 @@ class ManiDP(PruningMethod):
         """The reference's threshold rule (channel means over the epoch), not pair_quantile_thresholds."""
         return not self.config.pair_quantile_thresholds
 
+    def threshold_at(self, saliencies: torch.Tensor, eta: float) -> torch.Tensor:
+        """xi^l at remain rate eta from saliencies [n, c_l] by this run's rule: the reference's channel-mean rank
+        (`channel_mean_threshold`), or with pair_quantile_thresholds the pair quantile (`threshold_tensor`)."""
+        if self.reference_thresholds:
+            return channel_mean_threshold(saliencies.float().mean(dim=0), eta)
+        return threshold_tensor(saliencies, eta)
+
     def calibrate(self, model: nn.Module, eta: float) -> list[float]:
         """Set xi^l at remain rate eta from the calibration sample; restart the running thresholds from it."""
         thresholds = [threshold_tensor(pi, eta) for pi in self.calibration_saliencies(model)]

@@ -250,3 +250,16 @@ def test_the_method_card_shows_the_formulas_each_form_computes() -> None:
     one = method_card(ManiDPConfig(form="reference", detached_complexity_weight=True, similarity=False))
     assert [d.name for d in one.departures] == ["detached_complexity_weight"]
     assert {f.label: f.latex for f in one.formulas}["similarity"] == "L_{sim}=0"
+
+
+@pytest.mark.parametrize("form", ["reference", "prunelab"])
+def test_the_what_if_recalibrates_with_the_runs_own_threshold_rule(tmp_path: Path, form: str) -> None:
+    from prunelab.methods.manidp.method import threshold_tensor
+
+    config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", form=form)
+    method = Trainer(config, RunDir(tmp_path / form)).method
+    assert isinstance(method, ManiDP)
+    saliencies = torch.rand(50, 16) * torch.linspace(0.1, 2.0, 16)
+    expected = (channel_mean_threshold(saliencies.mean(dim=0), 0.6) if form == "reference"
+                else threshold_tensor(saliencies, 0.6))
+    assert float(method.threshold_at(saliencies, 0.6)) == pytest.approx(float(expected))
