@@ -27,8 +27,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     it saved were calibrated with far more channels open upstream and keep 0.73 on the test images: no
     recalibration at 0.7 can reproduce that run, nor should it.
     """
+    # the prunelab form: these tests check the pair-quantile rule (the reference's rule: test_reference_form.py)
     config = tiny_config("manidp", epochs=3, train_size=300, test_size=200, batch_size=25, probe_size=20,
-                         target_density=0.7)
+                         target_density=0.7, form="prunelab")
     run = RunStore(tmp_path_factory.mktemp("whatif-runs")).create(config, "wi-manidp")
     with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the run short
         patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 4)
