@@ -247,6 +247,23 @@ def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
                "failure.")
 
 
+def selected_custom(event: Any, position: int = 0) -> list[Any]:
+    """The `position`-th custom-data value of every point selected on a Plotly chart (`st.plotly_chart(...,
+    on_select="rerun")`), in selection order. Plotly ships a numpy column as a typed array, so a point's
+    custom data comes back as a list or as a typed-array row serialised as {"0": value, ...}."""
+    points = event.selection.points if event is not None and hasattr(event, "selection") else []
+    values = []
+    for point in points:
+        custom = point.get("customdata")
+        if isinstance(custom, dict):
+            custom = [custom[k] for k in sorted(custom, key=int)]
+        elif custom is not None and not isinstance(custom, list | tuple):
+            custom = [custom]  # one column: plotly may hand the value itself
+        if custom is not None and len(custom) > position:
+            values.append(custom[position])
+    return values
+
+
 @st.cache_resource(show_spinner=False)
 def start_umap_warm_up() -> Any:
     """Compile umap-learn's numba kernels in the background, once per server, so the Similarity page's

@@ -61,9 +61,9 @@ fig = px.scatter(shown, x=axes[axis], y="macs", color="cls", custom_data=["index
                  title=f"Spearman ρ = {rho[axes[axis]]:.3f} over {len(per_image)} test images")
 event = st.plotly_chart(fig.update_layout(height=420), key="pi_scatter", on_select="rerun",
                         selection_mode="points")
-points = event.selection.points if event is not None and hasattr(event, "selection") else []
-if points and points[0].get("customdata"):
-    st.session_state["pi_image"] = int(points[0]["customdata"][0])
+clicked = common.selected_custom(event)
+if clicked and clicked[0] != st.session_state.get("pi_clicked"):  # a new click; the selectbox may move on
+    st.session_state["pi_clicked"] = st.session_state["pi_image"] = int(clicked[0])
 
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
