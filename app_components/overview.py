@@ -136,9 +136,12 @@ def _name(names: list[str], label: object) -> str:
     return names[int(label)] if 0 <= int(label) < len(names) else str(label)
 
 
-def chart_caption(runs: pd.DataFrame) -> None:
+def chart_caption(runs: pd.DataFrame, reduction: bool = False) -> None:
+    """What the chart shows; `reduction`: its x axis is the MACs reduction (then top-right is best)."""
     source = "the bundled demo" if runs["demo"].astype(bool).any() else "your finished runs"
-    st.caption(f"Top-left is best: high accuracy at few MACs. Each point is a variant of {source} (runs that "
+    best = ("Top-right is best: high accuracy at a large MACs reduction." if reduction
+            else "Top-left is best: high accuracy at few MACs.")
+    st.caption(f"{best} Each point is a variant of {source} (runs that "
                "differ only in their seed), averaged over its seeds; bars: ± one standard deviation. The "
                "**Slimming**, **Per-image MACs**, **Similarity** and **Ablations** pages explain each method on "
                "these runs.")

@@ -22,4 +22,4 @@ with chart:
 with side:
     overview.method_sentences()
     overview.image_strip(runs, dataset)
-overview.chart_caption(runs)
+overview.chart_caption(runs, reduction=bool(points))

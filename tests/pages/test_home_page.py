@@ -55,3 +55,19 @@ def test_without_the_demo_the_users_runs_are_charted(runs_env: Path) -> None:
     assert chart["data"] and "your runs" not in {trace["name"] for trace in chart["data"]}
     assert any("your finished runs" in str(c.value) for c in at.caption)
     assert not at.get("image")  # the strip shows a demo ManiDP run
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "cifar10_runs").is_dir(), reason="the CIFAR-10 demo is not in this checkout")
+def test_cifar10_overview_says_top_right_is_best(empty_runs_dir: Path, data_cache_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CIFAR-10 the chart's x axis is the MACs reduction: its captions must say top-right is best."""
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(empty_runs_dir))
+    monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
+    monkeypatch.chdir(ROOT)
+    at = render_home()
+    cifar = next(o for o in at.segmented_control(key="home_dataset").options if "cifar10" in o)
+    at.segmented_control(key="home_dataset").set_value(cifar).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "MACs reduction" in plotly_figures(at)[0]["layout"]["xaxis"]["title"]["text"]
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "top-right is best" in captions.lower() and "top-left" not in captions.lower()
