@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, paper_points
+from app_components import charts, common, paper_points
 from prunelab import analysis, lessons
 
 ALL_SUITES = "all finished runs"
@@ -81,9 +81,10 @@ figure = st.selectbox("Figure", [f for f in ERROR_BAR_FIGURES if groups[f"{f}_me
 if figure:
     shown_groups = groups[groups[f"{figure}_mean"].notna()]
     fig = go.Figure(go.Bar(
-        x=[f"{v} · {int(e)} ep" for v, e in zip(shown_groups["variant"], shown_groups["epochs_total"], strict=True)],
-        y=shown_groups[f"{figure}_mean"], error_y={"type": "data", "array": shown_groups[f"{figure}_std"].fillna(0)},
-        text=[f"n = {n}" for n in shown_groups["seeds"]], marker_color="#2e86ab"))
+        x=shown_groups["label"], y=shown_groups[f"{figure}_mean"],
+        error_y={"type": "data", "array": shown_groups[f"{figure}_std"].fillna(0)},
+        text=[f"n = {n}" for n in shown_groups["seeds"]],
+        marker_color=shown_groups["method"].map(charts.method_colour)))
     fig.update_layout(height=400, yaxis_title=lessons.FIGURE_LABELS[figure], margin={"t": 30},
                       title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
     st.plotly_chart(fig, key="abl_errorbars")
@@ -91,7 +92,13 @@ if figure:
 published = paper_points.published(table)
 x_axis = st.radio("x axis", list(X_AXES), index=1 if published else 0, horizontal=True, key="abl_x",
                   help="The papers' CIFAR-10 results are drawn against MACs reduction." if published else None)
-st.plotly_chart(paper_points.accuracy_chart(groups, X_AXES[x_axis], published), key="abl_scatter")
+settings = groups[["model", "width"]].drop_duplicates()  # another network gets its own panel, its own axes
+for number, (model, width) in enumerate(settings.itertuples(index=False, name=None)):
+    part = groups[(groups["model"] == model) & (groups["width"] == width)]
+    fig = paper_points.accuracy_chart(part, X_AXES[x_axis], published)
+    if len(settings) > 1:
+        fig.update_layout(title=f"{model} at width {width:g}: {fig.layout.title.text}")
+    st.plotly_chart(fig, key="abl_scatter" if number == 0 else f"abl_scatter_{model}_{width:g}")
 if published and X_AXES[x_axis] == "macs_reduction":
     st.caption(paper_points.caption(len(published)))
 elif published:

@@ -86,9 +86,15 @@ def beyond_noise(a: Stat, b: Stat, z: float = NOISE_Z) -> bool | None:
     return abs(a.mean - b.mean) > z * error
 
 
+PARENT_LABEL = "pretrain (parent of the ManiDP runs)"
+
+
 def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: VARIANT_KEYS, `seeds`, and `<figure>_mean` / `<figure>_std` for FIGURES."""
-    columns = [*VARIANT_KEYS, "seeds", "runs"] + [f"{f}_{s}" for f in FIGURES for s in ("mean", "std")]
+    """One row per variant: VARIANT_KEYS, `seeds`, `runs` (their names), `label` (the variant and its budget,
+    a chart's name for it: 'slimming λ=0.004, prune 50% · 6 epochs'; baseline runs that ManiDP runs start
+    from are named PARENT_LABEL, apart from the baseline trained for the whole budget) and
+    `<figure>_mean` / `<figure>_std` for FIGURES."""
+    columns = [*VARIANT_KEYS, "seeds", "runs", "label"] + [f"{f}_{s}" for f in FIGURES for s in ("mean", "std")]
     if table.empty:
         return pd.DataFrame(columns=columns)
     frame = table.copy()
@@ -96,11 +102,16 @@ def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
         if key not in frame:
             frame[key] = np.nan
     frame["epochs_total"] = frame["epochs_total"].fillna(frame.get("epochs"))
+    parents = set(frame["parent_run"].dropna().astype(str)) if "parent_run" in frame else set()
     rows = []
     for keys, group in frame.groupby(VARIANT_KEYS, dropna=False, sort=False):
         row = dict(zip(VARIANT_KEYS, keys, strict=True))
         row["seeds"] = len(group)
         row["runs"] = ", ".join(str(name) for name in group.get("name", group.index))
+        parent = "run_id" in group and group["run_id"].astype(str).isin(parents).all()
+        name = PARENT_LABEL if parent else str(row["variant"])
+        epochs = row["epochs_total"]
+        row["label"] = f"{name} · {int(epochs)} epochs" if pd.notna(epochs) else name
         for figure in FIGURES:
             values = group[figure] if figure in group else pd.Series(dtype=float)
             s = stat(values)

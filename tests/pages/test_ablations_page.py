@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_components.charts import METHOD_COLOURS
 from prunelab.store import RunStore
 from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
 
@@ -40,7 +41,11 @@ def test_table_scatter_and_download(runs_env: Path) -> None:
         assert row["macs_reduction"] == pytest.approx(1 - summary["macs_per_image"] / reference)
     charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     scatter = next(c for c in charts if c["layout"]["title"]["text"].startswith("Accuracy against MACs"))
-    assert {trace["name"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
+    assert {trace["legendgroup"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
+    # one point per variant, each its own legend entry, in its method's one colour (the Overview's too)
+    assert all(len(trace["x"]) == 1 for trace in scatter["data"])
+    assert len({trace["name"] for trace in scatter["data"]}) == len(scatter["data"])
+    assert all(trace["marker"]["color"] == METHOD_COLOURS[trace["legendgroup"]] for trace in scatter["data"])
     assert at.get("download_button")[0].label.startswith("Download")
     # runs that differ only in their seed form one variant, shown with mean ± std and error bars
     groups = frame_with(at, "variant", "seeds", "test_acc_mean")
