@@ -232,19 +232,33 @@ VERDICT_ICONS = {"holds": "✅", "does not hold": "❌", "within seed noise": "�
                  "one seed": "❔"}
 
 
-def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
-    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict."""
+def show_claims(found: Sequence[Any], empty: str | None = None, key: str = "claims") -> None:
+    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict: a
+    compact table (claim, paper, measured, verdict) a reader scans, every claim in full on demand."""
+    from prunelab import lessons
+
     if not found:
         if empty:
             st.caption(empty)
         return
-    for claim in found:
-        icon = next((mark for start, mark in VERDICT_ICONS.items() if claim.verdict.startswith(start)), "•")
-        st.markdown(f"{icon} **{claim.lesson}** — *{claim.verdict}*  \n"
-                    f"Paper: {claim.paper}  \nMeasured here: {claim.measured}")
+    table = lessons.claims_table(found)
+    table["verdict"] = [f"{verdict_icon(v)} {v}" for v in table["verdict"]]
+    st.dataframe(table, hide_index=True, key=key, column_config={
+        "claim": st.column_config.TextColumn("claim", width="large"),
+        "paper": st.column_config.TextColumn("paper", width="medium"),
+        "measured": st.column_config.TextColumn("measured here", width="medium"),
+        "verdict": st.column_config.TextColumn("verdict", width="medium")})
+    with st.expander("Every claim in full: the paper's words and the measured figures over seeds"):
+        for claim in found:
+            st.markdown(f"{verdict_icon(claim.verdict)} **{claim.lesson}** — *{claim.verdict}*  \n"
+                        f"Paper: {claim.paper}  \nMeasured here: {claim.measured}")
     st.caption("Mean ± standard deviation over seeds. A difference counts as real when the means lie more than "
                "two standard errors apart; a claim that does not hold at this small scale is a finding, not a "
                "failure.")
+
+
+def verdict_icon(verdict: str) -> str:
+    return next((mark for start, mark in VERDICT_ICONS.items() if verdict.startswith(start)), "•")
 
 
 def selected_custom(event: Any, position: int = 0) -> list[Any]:

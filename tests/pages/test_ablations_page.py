@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_components.charts import METHOD_COLOURS
+from prunelab import analysis, lessons, results
 from prunelab.store import RunStore
 from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
 
@@ -53,6 +54,30 @@ def test_table_scatter_and_download(runs_env: Path) -> None:
     bars = next(c for c in charts if "mean ± std over seeds" in c["layout"]["title"]["text"]
                 and c["data"][0]["type"] == "bar")
     assert len(bars["data"][0]["x"]) == len(groups) and "error_y" in bars["data"][0]
+
+
+def test_claims_are_a_table_to_scan_with_the_details_on_demand(runs_env: Path) -> None:
+    """Issue 31: a compact table (claim, paper, measured, verdict), the full text in an expander; the claims
+    against the baseline set the measured MACs reduction beside the paper's FLOPs reduction."""
+    at = render()
+    table = analysis.ablation_table(results.runs_table([runs_env]))
+    found = lessons.claims(table)
+    assert found  # the fixture runs speak to slimming's, ManiDP's and a budget claim
+    shown = frame_with(at, "claim", "paper", "measured", "verdict")
+    assert shown["claim"].tolist() == [c.lesson for c in found]
+    assert [v.split(" ", 1)[1] for v in shown["verdict"]] == [c.verdict for c in found]
+    rows = zip(shown.iterrows(), found, strict=True)
+    budget = [(row, c) for (_, row), c in rows if "against the baseline" in c.lesson]
+    assert budget
+    for row, claim in budget:
+        variant = claim.lesson.split(" against the baseline")[0]
+        reduction = table.loc[table["variant"] == variant, "macs_reduction"].mean()
+        assert f"at −{reduction:.1%} MACs" in row["measured"] and f"{reduction:.1%}" in claim.measured
+        assert "% FLOPs" in row["paper"]
+    details = next(e for e in at.expander if e.label.startswith("Every claim in full"))
+    in_full = [m.value for m in details.markdown if "Measured here:" in m.value]
+    assert len(in_full) == len(found)
+    assert len([m for m in at.markdown if "Measured here:" in m.value]) == len(found)  # nowhere else
 
 
 def test_the_papers_claims_are_stated_next_to_the_runs_figures(runs_env: Path) -> None:
