@@ -232,7 +232,7 @@ VERDICT_ICONS = {"holds": "✅", "does not hold": "❌", "within seed noise": "�
                  "one seed": "❔"}
 
 
-def show_claims(found: Sequence[Any], empty: str | None = None, key: str = "claims") -> None:
+def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
     """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict: a
     compact table (claim, paper, measured, verdict) a reader scans, every claim in full on demand."""
     from prunelab import lessons
@@ -243,11 +243,7 @@ def show_claims(found: Sequence[Any], empty: str | None = None, key: str = "clai
         return
     table = lessons.claims_table(found)
     table["verdict"] = [f"{verdict_icon(v)} {v}" for v in table["verdict"]]
-    st.dataframe(table, hide_index=True, key=key, column_config={
-        "claim": st.column_config.TextColumn("claim", width="large"),
-        "paper": st.column_config.TextColumn("paper", width="medium"),
-        "measured": st.column_config.TextColumn("measured here", width="medium"),
-        "verdict": st.column_config.TextColumn("verdict", width="medium")})
+    st.table(table, hide_index=True, border="horizontal")  # a static table wraps its text: nothing cut off
     with st.expander("Every claim in full: the paper's words and the measured figures over seeds"):
         for claim in found:
             st.markdown(f"{verdict_icon(claim.verdict)} **{claim.lesson}** — *{claim.verdict}*  \n"

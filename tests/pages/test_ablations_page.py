@@ -63,7 +63,7 @@ def test_claims_are_a_table_to_scan_with_the_details_on_demand(runs_env: Path) -
     table = analysis.ablation_table(results.runs_table([runs_env]))
     found = lessons.claims(table)
     assert found  # the fixture runs speak to slimming's, ManiDP's and a budget claim
-    shown = frame_with(at, "claim", "paper", "measured", "verdict")
+    shown = next(t.value for t in at.table if list(t.value.columns) == ["claim", "paper", "measured", "verdict"])
     assert shown["claim"].tolist() == [c.lesson for c in found]
     assert [v.split(" ", 1)[1] for v in shown["verdict"]] == [c.verdict for c in found]
     rows = zip(shown.iterrows(), found, strict=True)
