@@ -57,6 +57,7 @@ if "difficulty" in rho:
 axis = st.radio("Complexity measure", list(axes), horizontal=True, key="pi_axis")
 shown = per_image.assign(cls=[class_name(names, i) for i in per_image["label"]])
 fig = px.scatter(shown, x=axes[axis], y="macs", color="cls", custom_data=["index"], opacity=0.7,
+                 hover_data={axes[axis]: ":.3f", "macs": ":.4s"},  # not plotly's SI default: 495.7877μ
                  labels={"macs": f"{common.MAC_LABEL} per image", "cls": "class", "loss": "CE loss"},
                  title=f"Spearman ρ = {rho[axes[axis]]:.3f} over {len(per_image)} test images")
 event = st.plotly_chart(fig.update_layout(height=420), key="pi_scatter", on_select="rerun",

@@ -320,6 +320,16 @@ def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def pipeline_stages(summary: Mapping[str, Any], finetune_epochs: int | None) -> list[tuple[str, float]]:
+    """A slimming run's accuracy through its pipeline as (label, accuracy), the stages its summary has:
+    before pruning, right after, and at the end, named 'After fine-tuning' only when it fine-tuned (a run
+    with 0 fine-tune epochs ends where pruning left it)."""
+    final = "After fine-tuning" if finetune_epochs is None or finetune_epochs > 0 else "Final (0 fine-tune epochs)"
+    stages = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
+              (final, "acc_after_finetune")]
+    return [(label, float(summary[key])) for label, key in stages if summary.get(key) is not None]
+
+
 def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
     """Slimming summary as rows (quantity, before, after, change): params, MACs and latencies."""
     pairs = [("params", "params_before", "params_after"), ("MACs per image", "macs_before", "macs_after"),

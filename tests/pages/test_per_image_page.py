@@ -128,3 +128,10 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "manidp" in at.info[0].value.lower()
     assert not at.get("plotly_chart")
+
+
+def test_the_hover_shows_the_loss_as_a_plain_number(manidp_run: Path) -> None:
+    """Issue 31: plotly's default hover format wrote a loss of 0.000496 as 'CE loss=495.7877μ'."""
+    at = render(manidp_run)
+    scatter = figures(at)[1]
+    assert scatter["data"] and all("CE loss=%{x:.3f}" in t["hovertemplate"] for t in scatter["data"])
