@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_components import charts, common, shell
+from app_components.images import image_grid
 from prunelab import analysis, live
 from prunelab.config import dataset_short_name
 
@@ -28,7 +29,6 @@ METHOD_SENTENCES = {
               "easy images run a smaller sub-network than hard ones.",
 }
 STRIP_COUNT = 6
-STRIP_PIXELS = 56  # each 32x32 test image shown at this width
 
 
 def links() -> None:
@@ -119,11 +119,11 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f} M" for _, r in rows.iterrows()]
+        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M" for _, r in rows.iterrows()]
         if images is None:
             st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))
             continue
-        st.image(list(images), caption=captions, width=STRIP_PIXELS, output_format="PNG")
+        image_grid(images, captions, f"home_{title.split()[0].lower()}", STRIP_COUNT)
     dense = per_image["macs"].max()
     st.caption(f"Same network, same weights: each image runs the channels its gates keep, from "
                f"{per_image['macs'].min() / 1e6:.2f} M to {dense / 1e6:.2f} M MACs. More on **Per-image MACs**.")

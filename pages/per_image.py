@@ -83,7 +83,7 @@ one = per_image[per_image["index"] == image_index]
 row = one.iloc[0]
 left, right = st.columns([1, 3])
 with left:
-    show_images(str(run), one, names, "pi_one")
+    show_images(str(run), one, names, "pi_one", per_row=1)
     st.markdown(f"label **{class_name(names, row['label'])}**, prediction "
                 f"**{class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
                 f"{row['macs'] / 1e6:.3f} M MACs")
@@ -94,15 +94,15 @@ with right:
 
 st.subheader("Gallery: images ranked by MACs")
 cols = st.columns(2)
-count = cols[0].slider("Images per row", 4, 24, 8, key="pi_count")
+count = cols[0].slider("Images per row", 4, 16, 8, key="pi_count")  # beyond 16 no caption fits its image
 labels = sorted(int(i) for i in per_image["label"].unique())
 choice = cols[1].selectbox("Class", [None, *labels], key="pi_class",
                            format_func=lambda i: "all classes" if i is None else class_name(names, i))
 cheapest, costliest = analysis.rank_by_macs(per_image, count, choice)
 st.markdown(f"**Cheapest {len(cheapest)}**")
-show_images(str(run), cheapest, names, "pi_cheap")
+show_images(str(run), cheapest, names, "pi_cheap", per_row=count)
 st.markdown(f"**Most expensive {len(costliest)}**")
-show_images(str(run), costliest, names, "pi_costly")
+show_images(str(run), costliest, names, "pi_costly", per_row=count)
 
 st.subheader("What if the target density were different?")
 st.caption("The run's saved gated model with its thresholds recalibrated at another target density (the run's "

@@ -1,5 +1,9 @@
-"""Clicks on the shipped demos in headless Chromium: a point of the Per-image page's MACs-against-complexity
-scatter opens that image (issue 31: the click raised `KeyError: 0` and the rest of the page vanished).
+"""Clicks and layout on the shipped demos in headless Chromium (issue 31):
+
+- a point of the Per-image page's MACs-against-complexity scatter opens that image (the click raised
+  `KeyError: 0` and the rest of the page vanished);
+- a gallery holds exactly the chosen number of images per row (8 rendered 7 + 1), and no image caption breaks
+  inside a word ("automo bile"), on the Per-image gallery and the CIFAR-10 Overview's strip.
 
 One server over an empty runs folder with the bundled demos visible. The point is clicked where Plotly
 draws it (its pixel position read from the chart's own axes, as a reader's mouse would find it), on the
@@ -86,3 +90,69 @@ def test_clicking_a_point_of_the_complexity_scatter_opens_its_image(demo_url: st
         browser.close()
     assert not errors, errors
     assert chosen.strip() == f"#{point['index']}", (chosen, point)
+
+
+# captions (text nodes of every image caption) whose lines break between two letters of a word: a line ends
+# only at a space or at the zero-width space the captions put after their arrow
+BROKEN_WORDS_JS = """() => {
+  const broken = [];
+  document.querySelectorAll("[data-testid='stImageCaption'] p").forEach((p) => {
+    const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.textContent, range = document.createRange();
+      let top = null;
+      for (let i = 0; i < text.length; i++) {
+        range.setStart(node, i); range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (!rect || !rect.width) continue;
+        const after = text[i - 1];  // the last character of the line above, when this one starts a line
+        if (top !== null && rect.top > top + 2 && !/\\s/.test(after) && after !== '\\u200b') broken.push(text);
+        top = rect.top;
+      }
+    }
+  });
+  return broken;
+}"""
+FIRST_ROW_JS = """(e) => Array.from(e.querySelectorAll("[data-testid='stImageContainer']"))
+  .map((c) => Math.round(c.getBoundingClientRect().top))"""
+
+
+def _per_row(page: Any, gallery: int) -> list[int]:
+    """How many images each row of the page's `gallery`-th image list holds, top to bottom."""
+    tops = page.locator("[data-testid='stImage']").nth(gallery).evaluate(FIRST_ROW_JS)
+    return [tops.count(top) for top in sorted(set(tops))]
+
+
+def test_a_gallery_holds_the_chosen_number_per_row_and_no_caption_breaks_a_word(demo_url: str,
+                                                                                 tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{demo_url}/per_image", wait_until="domcontentloaded")
+        page.wait_for_selector(SCATTER, timeout=PAGE_TIMEOUT_MS)
+        wait_until_idle(page, timeout_s=IDLE_TIMEOUT_S)
+        at_8 = _per_row(page, 1)  # the cheapest images (the selected image's comes first)
+        page.locator(".st-key-pi_count input[type='range']").focus()
+        page.keyboard.press("End")  # the slider's largest choice
+        time.sleep(1)
+        wait_until_idle(page, timeout_s=IDLE_TIMEOUT_S)
+        chosen = int(page.locator(".st-key-pi_count input[type='range']").input_value())
+        at_most = _per_row(page, 1)
+        page.screenshot(path=str(tmp_path / "gallery.png"))
+        broken_gallery = page.evaluate(BROKEN_WORDS_JS)
+        page.goto(demo_url, wait_until="domcontentloaded")
+        page.wait_for_selector(".js-plotly-plot", timeout=PAGE_TIMEOUT_MS)
+        wait_until_idle(page, timeout_s=IDLE_TIMEOUT_S)
+        page.get_by_text("cifar10-demo", exact=True).first.click()
+        time.sleep(1)
+        wait_until_idle(page, timeout_s=IDLE_TIMEOUT_S)
+        page.screenshot(path=str(tmp_path / "home-cifar10.png"))
+        broken_strip = page.evaluate(BROKEN_WORDS_JS)
+        strip_captions = page.locator("[data-testid='stImageCaption']").count()
+        browser.close()
+    assert at_8 == [8], at_8
+    assert at_most == [chosen], (chosen, at_most)
+    assert not broken_gallery, broken_gallery
+    assert strip_captions == 12 and not broken_strip, broken_strip
