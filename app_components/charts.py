@@ -33,6 +33,12 @@ def method_colour(method: object) -> str:
     return METHOD_COLOURS.get(str(method), OTHER_COLOUR)
 
 
+def translucent(colour: str, alpha: float) -> str:
+    """'#2e86ab' as 'rgba(46, 134, 171, alpha)' (a band or fill in a method's colour)."""
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
 def method_name(method: object) -> str:
     facts = METHOD_FACTS.get(str(method))
     return facts.label if facts is not None else str(method)

@@ -220,6 +220,41 @@ def title(text: str) -> None:
     st.title(text)
 
 
+MISSING = "—"  # a figure a row does not have (e.g. ρ(MACs, loss) of a slimming run), instead of "None"
+CELL_FORMATS = {"percent": "{:.1%}".format, "compact": lambda v: f"{v / 1e6:.2f} M" if abs(v) >= 1e5 else f"{v:,.0f}"}
+
+
+def table(frame: pd.DataFrame, columns: dict[str, tuple[str, str | None]], **kwargs: Any) -> Any:
+    """`st.dataframe` of `frame` with `columns` (name -> (label, format: "percent", "compact", a format string
+    such as "{:.3f}", or None)); a missing value shows as MISSING, never "None" (Streamlit draws any null cell
+    as "None", whatever its format). Complete columns stay numbers (formatted by a pandas Styler, so they sort
+    as numbers); a column with missing values is shown as text."""
+    formats = {name: _formatter(fmt) for name, (_, fmt) in columns.items() if name in frame}
+    shown, as_text = frame.copy(), set()
+    for name in shown.columns:
+        missing = shown[name].isna()
+        if missing.any():
+            write, numeric = formats.get(name, _cell), pd.api.types.is_numeric_dtype(shown[name])
+            shown[name] = [MISSING if gone else write(value) for value, gone in zip(shown[name], missing, strict=True)]
+            as_text |= {name} if numeric else set()
+    styled = shown.style.format({name: write for name, write in formats.items()
+                                 if pd.api.types.is_numeric_dtype(shown[name])})
+    config = {name: st.column_config.TextColumn(label, alignment="right") if name in as_text
+              else st.column_config.Column(label) for name, (label, _) in columns.items()}
+    config |= {name: st.column_config.TextColumn(alignment="right") for name in as_text - set(config)}
+    return st.dataframe(styled, hide_index=True, column_config=config, **kwargs)
+
+
+def _formatter(fmt: str | None) -> Any:
+    if fmt is None:
+        return _cell
+    return CELL_FORMATS.get(fmt, fmt.format)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
 def explain(text: str, formula: str | None = None) -> None:
     """A short concept box for a student: two or three sentences, then the formula (LaTeX)."""
     with st.container(border=True):

@@ -445,6 +445,18 @@ def sweep_table(runs: pd.DataFrame, param: str) -> pd.DataFrame:
     return table.sort_values(["value", "name"], kind="stable").reset_index(drop=True)[columns]
 
 
+def sweep_means(sweep: pd.DataFrame) -> pd.DataFrame:
+    """A sweep (`sweep_table`) per value: seeds, and mean and sample std (NaN for one seed) of test accuracy
+    and MACs per image, sorted by value: a curve through the means, not a zig-zag through single seeds."""
+    columns = ["value", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean", "macs_per_image_std"]
+    if sweep.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = sweep.groupby("value", sort=True)
+    figures = grouped[["test_acc", "macs_per_image"]].agg(["mean", "std"])
+    figures.columns = [f"{figure}_{stat}" for figure, stat in figures.columns]
+    return figures.assign(seeds=grouped.size()).reset_index()[columns]
+
+
 EXPORT_NAMES = {"name": "run", "variant": "setting", "test_acc": "test_accuracy",
                 "macs_per_image": "macs_per_image", "macs_reference": "macs_unpruned",
                 "macs_reduction": "macs_reduction", "params": "params"}
