@@ -220,6 +220,41 @@ def title(text: str) -> None:
     st.title(text)
 
 
+MISSING = "—"  # a figure a row does not have (e.g. ρ(MACs, loss) of a slimming run), instead of "None"
+CELL_FORMATS = {"percent": "{:.1%}".format, "compact": lambda v: f"{v / 1e6:.2f} M" if abs(v) >= 1e5 else f"{v:,.0f}"}
+
+
+def table(frame: pd.DataFrame, columns: dict[str, tuple[str, str | None]], **kwargs: Any) -> Any:
+    """`st.dataframe` of `frame` with `columns` (name -> (label, format: "percent", "compact", a format string
+    such as "{:.3f}", or None)); a missing value shows as MISSING, never "None" (Streamlit draws any null cell
+    as "None", whatever its format). Complete columns stay numbers (formatted by a pandas Styler, so they sort
+    as numbers); a column with missing values is shown as text."""
+    formats = {name: _formatter(fmt) for name, (_, fmt) in columns.items() if name in frame}
+    shown, as_text = frame.copy(), set()
+    for name in shown.columns:
+        missing = shown[name].isna()
+        if missing.any():
+            write, numeric = formats.get(name, _cell), pd.api.types.is_numeric_dtype(shown[name])
+            shown[name] = [MISSING if gone else write(value) for value, gone in zip(shown[name], missing, strict=True)]
+            as_text |= {name} if numeric else set()
+    styled = shown.style.format({name: write for name, write in formats.items()
+                                 if pd.api.types.is_numeric_dtype(shown[name])})
+    config = {name: st.column_config.TextColumn(label, alignment="right") if name in as_text
+              else st.column_config.Column(label) for name, (label, _) in columns.items()}
+    config |= {name: st.column_config.TextColumn(alignment="right") for name in as_text - set(config)}
+    return st.dataframe(styled, hide_index=True, column_config=config, **kwargs)
+
+
+def _formatter(fmt: str | None) -> Any:
+    if fmt is None:
+        return _cell
+    return CELL_FORMATS.get(fmt, fmt.format)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
 def explain(text: str, formula: str | None = None) -> None:
     """A short concept box for a student: two or three sentences, then the formula (LaTeX)."""
     with st.container(border=True):
@@ -233,18 +268,45 @@ VERDICT_ICONS = {"holds": "✅", "does not hold": "❌", "within seed noise": "�
 
 
 def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
-    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict."""
+    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict: a
+    compact table (claim, paper, measured, verdict) a reader scans, every claim in full on demand."""
+    from prunelab import lessons
+
     if not found:
         if empty:
             st.caption(empty)
         return
-    for claim in found:
-        icon = next((mark for start, mark in VERDICT_ICONS.items() if claim.verdict.startswith(start)), "•")
-        st.markdown(f"{icon} **{claim.lesson}** — *{claim.verdict}*  \n"
-                    f"Paper: {claim.paper}  \nMeasured here: {claim.measured}")
+    table = lessons.claims_table(found)
+    table["verdict"] = [f"{verdict_icon(v)} {v}" for v in table["verdict"]]
+    st.table(table, hide_index=True, border="horizontal")  # a static table wraps its text: nothing cut off
+    with st.expander("Every claim in full: the paper's words and the measured figures over seeds"):
+        for claim in found:
+            st.markdown(f"{verdict_icon(claim.verdict)} **{claim.lesson}** — *{claim.verdict}*  \n"
+                        f"Paper: {claim.paper}  \nMeasured here: {claim.measured}")
     st.caption("Mean ± standard deviation over seeds. A difference counts as real when the means lie more than "
                "two standard errors apart; a claim that does not hold at this small scale is a finding, not a "
                "failure.")
+
+
+def verdict_icon(verdict: str) -> str:
+    return next((mark for start, mark in VERDICT_ICONS.items() if verdict.startswith(start)), "•")
+
+
+def selected_custom(event: Any, position: int = 0) -> list[Any]:
+    """The `position`-th custom-data value of every point selected on a Plotly chart (`st.plotly_chart(...,
+    on_select="rerun")`), in selection order. Plotly ships a numpy column as a typed array, so a point's
+    custom data comes back as a list or as a typed-array row serialised as {"0": value, ...}."""
+    points = event.selection.points if event is not None and hasattr(event, "selection") else []
+    values = []
+    for point in points:
+        custom = point.get("customdata")
+        if isinstance(custom, dict):
+            custom = [custom[k] for k in sorted(custom, key=int)]
+        elif custom is not None and not isinstance(custom, list | tuple):
+            custom = [custom]  # one column: plotly may hand the value itself
+        if custom is not None and len(custom) > position:
+            values.append(custom[position])
+    return values
 
 
 @st.cache_resource(show_spinner=False)

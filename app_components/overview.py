@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_components import common, paper_points, shell
+from app_components import charts, common, shell
+from app_components.images import image_grid
 from prunelab import analysis, live
 from prunelab.config import dataset_short_name
 
@@ -28,10 +28,7 @@ METHOD_SENTENCES = {
     "manidp": "**ManiDP** learns a gate per layer that keeps a different set of channels for every image, so "
               "easy images run a smaller sub-network than hard ones.",
 }
-METHOD_STYLE = {"baseline": ("#6c757d", "square"), "slimming": ("#2e86ab", "circle"),
-                "manidp": ("#f18f01", "diamond")}
 STRIP_COUNT = 6
-STRIP_PIXELS = 56  # each 32x32 test image shown at this width
 
 
 def links() -> None:
@@ -45,49 +42,49 @@ def links() -> None:
 
 def method_sentences() -> None:
     for method, sentence in METHOD_SENTENCES.items():
-        colour, _ = METHOD_STYLE[method]
-        st.markdown(f"<span style='color:{colour}'>●</span> {sentence}", unsafe_allow_html=True)
+        st.markdown(f"<span style='color:{charts.method_colour(method)}'>●</span> {sentence}",
+                    unsafe_allow_html=True)
 
 
 def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str,
                          points: Sequence[Any] = ()) -> go.Figure:
-    """Demo variants (mean ± std over seeds) per method, and the user's finished runs as open markers.
+    """Demo variants (mean ± std over seeds) on `dataset`, one named point each, and the user's finished runs
+    in the demo's setting (`runs_beside`) as open markers (`app_components.charts.accuracy_figure`).
 
     With `points` (the papers' CIFAR-10 results, `app_components.paper_points.published`) the x axis is
     the MACs reduction, the papers' unit, and the points are drawn as labelled stars."""
     shown = variants[variants["dataset"] == dataset]
     x = "macs_reduction" if points else "macs_per_image"
-    x_hover = "MACs reduction %{x:.1%}" if points else "%{x:.3s} MACs per image"
-    fig = go.Figure()
-    for method, part in shown.groupby("method", sort=False):
-        colour, symbol = METHOD_STYLE.get(str(method), ("#333333", "circle"))
-        fig.add_scatter(
-            x=part[f"{x}_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
-            marker={"size": 12, "color": colour, "symbol": symbol}, text=part["label"],
-            customdata=np.stack([part["seeds"], part["test_acc_std"].fillna(0)], axis=1),
-            error_x={"type": "data", "array": part[f"{x}_std"].fillna(0), "thickness": 1},
-            error_y={"type": "data", "array": part["test_acc_std"].fillna(0), "thickness": 1},
-            hovertemplate=f"%{{text}}<br>{x_hover}<br>accuracy %{{y:.3f}} ± %{{customdata[1]:.3f}} "
-                          "(%{customdata[0]} seeds)<extra></extra>")
-    mine = beside[beside["dataset"] == dataset] if not beside.empty else beside
-    if not mine.empty:
-        mine = analysis.ablation_table(mine) if points else mine
-        fig.add_scatter(x=mine[x], y=mine["test_acc"], mode="markers", name="your runs",
-                        marker={"size": 10, "color": "#333333", "symbol": "circle-open"}, text=mine["name"],
-                        hovertemplate=f"%{{text}}<br>{x_hover}<br>accuracy %{{y:.3f}}<extra></extra>")
-    if points:
-        paper_points.add_paper_points(fig, points)
-        fig.update_xaxes(tickformat=".0%")
+    fig = charts.accuracy_figure(shown, x, points, runs_beside(shown, beside))
     first = shown.iloc[0] if not shown.empty else None
     setting = (f"{first['model']} at width {first['width']:g}, mean ± std over up to {int(shown['seeds'].max())} seeds"
                if first is not None else "")
-    fig.update_layout(height=400, margin={"t": 60, "b": 40, "l": 50, "r": 10},  # a two-line title
-                      title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on "
-                                     f"{dataset_short_name(dataset)}<br><sup>{setting}</sup>", "font": {"size": 14}},
-                      xaxis_title=("MACs reduction (vs the same network unpruned)" if points
-                                   else f"{common.MAC_LABEL} per image"),
-                      yaxis_title="test accuracy", legend={"orientation": "h", "y": -0.2})
-    return fig
+    return fig.update_layout(height=560, margin={"t": 60, "b": 40, "l": 50, "r": 10},  # a two-line title
+                             title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on "
+                                            f"{dataset_short_name(dataset)}<br><sup>{setting}</sup>",
+                                    "font": {"size": 14}})
+
+
+def runs_beside(shown: pd.DataFrame, beside: pd.DataFrame) -> pd.DataFrame:
+    """The user's finished runs (`beside`, runs-table rows) in the setting of the variants `shown`: the same
+    dataset, model and width (another network would rescale the demo's axes), as `analysis.ablation_table`
+    rows (MACs per image and reduction)."""
+    if beside.empty or shown.empty:
+        return beside.iloc[:0]
+    mine = analysis.ablation_table(beside)
+    keys = ["dataset", "model", "width"]
+    settings = set(shown[keys].itertuples(index=False, name=None))
+    same = [tuple(row) in settings for row in mine[keys].itertuples(index=False, name=None)]
+    return mine[same].reset_index(drop=True)
+
+
+def other_settings(shown: pd.DataFrame, beside: pd.DataFrame) -> int:
+    """How many of the user's finished runs on the dataset of `shown` are left off its chart (another model
+    or width)."""
+    if beside.empty or shown.empty:
+        return 0
+    on_dataset = beside[beside["dataset"].isin(set(shown["dataset"]))]
+    return len(on_dataset) - len(runs_beside(shown, on_dataset))
 
 
 def user_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -122,11 +119,11 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f} M" for _, r in rows.iterrows()]
+        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M" for _, r in rows.iterrows()]
         if images is None:
             st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))
             continue
-        st.image(list(images), caption=captions, width=STRIP_PIXELS, output_format="PNG")
+        image_grid(images, captions, f"home_{title.split()[0].lower()}", STRIP_COUNT)
     dense = per_image["macs"].max()
     st.caption(f"Same network, same weights: each image runs the channels its gates keep, from "
                f"{per_image['macs'].min() / 1e6:.2f} M to {dense / 1e6:.2f} M MACs. More on **Per-image MACs**.")
@@ -136,9 +133,12 @@ def _name(names: list[str], label: object) -> str:
     return names[int(label)] if 0 <= int(label) < len(names) else str(label)
 
 
-def chart_caption(runs: pd.DataFrame) -> None:
+def chart_caption(runs: pd.DataFrame, reduction: bool = False) -> None:
+    """What the chart shows; `reduction`: its x axis is the MACs reduction (then top-right is best)."""
     source = "the bundled demo" if runs["demo"].astype(bool).any() else "your finished runs"
-    st.caption(f"Top-left is best: high accuracy at few MACs. Each point is a variant of {source} (runs that "
+    best = ("Top-right is best: high accuracy at a large MACs reduction." if reduction
+            else "Top-left is best: high accuracy at few MACs.")
+    st.caption(f"{best} Each point is a variant of {source} (runs that "
                "differ only in their seed), averaged over its seeds; bars: ± one standard deviation. The "
                "**Slimming**, **Per-image MACs**, **Similarity** and **Ablations** pages explain each method on "
                "these runs.")

@@ -15,14 +15,12 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from app_components import common
+from app_components import charts, common
 from prunelab import references
 from prunelab.config import METHOD_FACTS
 
 TRACE_PREFIX = "published: "
-COLOURS = {"slimming": "#6c4f9e", "manidp": "#d1495b"}
-# the slimming results sit above the ManiDP ones, which lie close together on the right: labels beside them
-TEXT_POSITIONS = {"slimming": "top center", "manidp": "middle left"}
+NEAR = 0.06  # stars closer than this in MACs reduction share a column: only the highest is labelled above
 
 
 def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
@@ -38,8 +36,9 @@ def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
 
 def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult], **position: Any) -> int:
     """Draw `points` on `fig` (`position`: row=, col= of a subplot); returns how many were drawn. Each star is
-    labelled with its model, each method's legend entry with its training budget (one per paper), the
-    whole result on hover: full labels on every star would overlap where the papers' results cluster."""
+    labelled with its model (above it, or below where a higher star stands close by, so labels never
+    collide; never clipped by the plotting area), in its method's colour, each method's legend entry with
+    its training budget (one per paper), the whole result on hover."""
     for method in ("slimming", "manidp"):
         mine = [p for p in points if p.method == method]
         if not mine:
@@ -48,32 +47,30 @@ def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult
         fig.add_scatter(
             x=[p.flops_reduction for p in mine], y=[p.top1 / 100.0 for p in mine], mode="markers+text",
             name=f"{TRACE_PREFIX}{METHOD_FACTS[method].label} (paper, {budgets})", text=[p.model for p in mine],
-            textposition=TEXT_POSITIONS[method], textfont={"size": 10},
-            marker={"symbol": "star", "size": 14, "color": COLOURS[method], "line": {"width": 1, "color": "#333"}},
+            textposition=[text_position(p, points) for p in mine], textfont={"size": 10}, cliponaxis=False,
+            legendgroup="papers", legendgrouptitle_text="Published (CIFAR-10)",
+            marker={"symbol": "star", "size": 15, "color": charts.method_colour(method),
+                    "line": {"width": 1, "color": "#333"}},
             customdata=[[p.description] for p in mine], hovertemplate="%{customdata[0]}<extra></extra>", **position)
     return len(points)
 
 
+def text_position(point: references.PublishedResult, points: Sequence[references.PublishedResult]) -> str:
+    """'top center', or 'bottom center' when a higher star stands within NEAR of it in MACs reduction."""
+    higher = [p for p in points if p is not point and abs(p.flops_reduction - point.flops_reduction) < NEAR
+              and p.top1 > point.top1]
+    return "bottom center" if higher else "top center"
+
+
 def accuracy_chart(groups: pd.DataFrame, x: str, points: Sequence[references.PublishedResult]) -> go.Figure:
     """Accuracy against `x` ("macs_per_image" or "macs_reduction") per variant, mean ± std over seeds
-    (`prunelab.lessons.variant_groups`), one trace per method; against MACs reduction `points` are added."""
+    (`prunelab.lessons.variant_groups`, `app_components.charts.accuracy_figure`); against MACs reduction
+    `points` are added."""
     reduction = x == "macs_reduction"
-    fig = go.Figure()
-    for method, part in groups.groupby("method", sort=False):
-        fig.add_scatter(x=part[f"{x}_mean"], y=part["test_acc_mean"], mode="markers", name=str(method),
-                        text=part["variant"], marker={"size": 12},
-                        error_x={"type": "data", "array": part[f"{x}_std"].fillna(0)},
-                        error_y={"type": "data", "array": part["test_acc_std"].fillna(0)},
-                        hovertemplate="%{text}<br>" + ("MACs reduction %{x:.1%}" if reduction else "MACs %{x:.3s}")
-                        + "<br>accuracy %{y:.3f}<extra></extra>")
-    if reduction:
-        add_paper_points(fig, points)
-        fig.update_xaxes(tickformat=".0%")
+    fig = charts.accuracy_figure(groups, x, points if reduction else ())
     title = ("Accuracy against MACs reduction, mean ± std over seeds (top-right is best)" if reduction
              else "Accuracy against MACs, mean ± std over seeds (top-left is best)")
-    return fig.update_layout(height=460, title=title, yaxis_title="test accuracy",
-                             xaxis_title="MACs reduction (vs the same network unpruned)" if reduction
-                             else f"{common.MAC_LABEL} per image")
+    return fig.update_layout(height=520, title=title)
 
 
 def caption(count: int) -> str:

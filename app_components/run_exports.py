@@ -45,6 +45,21 @@ def can_export_onnx(path: Path) -> bool:
     return (path / MODEL_FILE).is_file() and (path / SUMMARY_FILE).is_file()
 
 
+def why_no_onnx(path: Path) -> str:
+    """Why `path` cannot be exported to ONNX, in a sentence that is true of it: a finished bundled demo run
+    ships without its final model.pt (left out to keep the repository small), a finished run of one's own
+    has lost it, an unfinished one has not written it yet."""
+    if results.run_state(path) != "done":
+        return "The ONNX export needs a finished run (model.pt and summary.json); this one has not finished."
+    if (path / MODEL_FILE).is_file():
+        return "The ONNX export needs the run's summary.json, which this finished run lacks."
+    if results.is_demo(path):
+        return ("The bundled demo runs ship without their final model (model.pt), to keep the repository small, "
+                "so they cannot be exported. Train a run of your own on the **Runs** page (e.g. "
+                "`python -m prunelab run slimming --lambda 1e-3`) and export it here.")
+    return "This finished run has no model.pt (deleted?), so it cannot be exported."
+
+
 def run_detail(path: Path) -> None:
     """The selected run: where it ran, and its exports for download."""
     try:
@@ -66,10 +81,8 @@ def run_detail(path: Path) -> None:
             onnx.caption({"slimming": "The compact slimming network (pruned, fine-tuned).",
                           "baseline": "The baseline network.", "manidp": MANIDP_NOTE}.get(method, "The final model.")
                          + " Checked with onnxruntime against PyTorch on test images (within 1e-3).")
-        elif status.get("state") == "done":
-            onnx.caption("ONNX: this run has no model.pt (the bundled demo runs ship without model weights).")
         else:
-            onnx.caption("ONNX: needs a finished run (model.pt and summary.json).")
+            onnx.caption(f"ONNX: {why_no_onnx(path)}")
         if (path / METRICS_FILE).is_file():
             board.download_button("Download TensorBoard bundle (zip)", data=lambda: tensorboard_bundle(path),
                                   file_name=f"tensorboard-{path.name}.zip", mime="application/zip",
@@ -90,7 +103,7 @@ def _onnx_with_latency(path: str, mtime: float) -> dict[str, Any]:
 def onnx_panel(path: Path, summary: dict[str, Any] | None) -> None:
     """The Slimming page's ONNX section: export on request, then the file and both runtimes' latency."""
     if not can_export_onnx(path):
-        st.info("The ONNX export needs a finished run (model.pt and summary.json).")
+        st.info(why_no_onnx(path))
         return
     key = f"onnx_shown_{path}"
     if not st.session_state.get(key):

@@ -128,8 +128,7 @@ def _scatter(col: Any, points: pd.DataFrame, colour: str, title: str, key: str) 
     with col:
         event = st.plotly_chart(fig.update_layout(height=420), key=key, on_select="rerun",
                                 selection_mode=("points", "box", "lasso"))
-    selected = event.selection.points if event is not None and hasattr(event, "selection") else []
-    return [int(p["customdata"][0]) for p in selected if p.get("customdata")]
+    return [int(index) for index in common.selected_custom(event)]
 
 
 def _selected(run: Path, points: pd.DataFrame, chosen: list[int], names: list[str]) -> None:

@@ -4,8 +4,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, method_card, paper_points
+from app_components import charts, common, method_card, paper_points
 from prunelab import analysis, lessons
+from prunelab.config import SWEEP_PARAMS
 
 ALL_SUITES = "all finished runs"
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params", "macs_reference",
@@ -13,35 +14,29 @@ SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reductio
 ERROR_BAR_FIGURES = ["test_acc", "macs_per_image", "spearman_macs_loss", "spearman_macs_difficulty",
                      "similarity_gap_mean", "gamma_frac_below_0.05", "acc_after_prune", "complexity_quintile_gap",
                      "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
-GROUP_SHOWN = ["variant", "epochs_total", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean",
+GROUP_SHOWN = ["label", "epochs_total", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean",
                "macs_per_image_std", "macs_per_image_with_gates_mean", "spearman_macs_loss_mean",
                "spearman_macs_loss_std", "spearman_macs_difficulty_mean", "spearman_macs_difficulty_std",
                "similarity_gap_mean_mean", "similarity_gap_mean_std", "gamma_frac_below_0.05_mean",
                "acc_after_prune_mean", "dataset", "model", "width", "runs"]
 X_AXES = {"MACs per image": "macs_per_image", "MACs reduction": "macs_reduction"}
-_pct = st.column_config.NumberColumn
-GROUP_FORMATS = {
-    "epochs_total": _pct("epochs in all"), "seeds": _pct("seeds"),
-    "test_acc_mean": _pct("accuracy", format="percent"), "test_acc_std": _pct("± acc", format="percent"),
-    "macs_per_image_mean": _pct("MACs / image", format="compact"),
-    "macs_per_image_std": _pct("± MACs", format="compact"),
-    "macs_per_image_with_gates_mean": _pct("MACs with gates", format="compact"),
-    "spearman_macs_loss_mean": _pct("ρ(MACs, loss)", format="%.3f"),
-    "spearman_macs_loss_std": _pct("± ρ", format="%.3f"),
-    "spearman_macs_difficulty_mean": _pct("ρ(MACs, difficulty)", format="%.3f"),
-    "spearman_macs_difficulty_std": _pct("± ρ(difficulty)", format="%.3f"),
-    "similarity_gap_mean_mean": _pct("‖T − R‖", format="%.2f"),
-    "similarity_gap_mean_std": _pct("± ‖T − R‖", format="%.2f"),
-    "gamma_frac_below_0.05_mean": _pct("|γ| < 0.05", format="percent"),
-    "acc_after_prune_mean": _pct("acc right after pruning", format="percent"),
+# column -> (label, format): app_components.common.table shows a missing figure as "—"
+GROUP_COLUMNS = {
+    "label": ("variant", None), "epochs_total": ("epochs in all", "{:.0f}"), "seeds": ("seeds", None),
+    "test_acc_mean": ("accuracy", "percent"), "test_acc_std": ("± acc", "percent"),
+    "macs_per_image_mean": ("MACs / image", "compact"), "macs_per_image_std": ("± MACs", "compact"),
+    "macs_per_image_with_gates_mean": ("MACs with gates", "compact"),
+    "spearman_macs_loss_mean": ("ρ(MACs, loss)", "{:.3f}"), "spearman_macs_loss_std": ("± ρ", "{:.3f}"),
+    "spearman_macs_difficulty_mean": ("ρ(MACs, difficulty)", "{:.3f}"),
+    "spearman_macs_difficulty_std": ("± ρ(difficulty)", "{:.3f}"),
+    "similarity_gap_mean_mean": ("‖T − R‖", "{:.2f}"), "similarity_gap_mean_std": ("± ‖T − R‖", "{:.2f}"),
+    "gamma_frac_below_0.05_mean": ("|γ| < 0.05", "percent"),
+    "acc_after_prune_mean": ("acc right after pruning", "percent"),
 }
-FORMATS = {
-    "epochs_total": st.column_config.NumberColumn("epochs in all"),
-    "test_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
-    "macs_per_image": st.column_config.NumberColumn(f"{common.MAC_LABEL} / image", format="compact"),
-    "macs_reference": st.column_config.NumberColumn("MACs unpruned", format="compact"),
-    "macs_reduction": st.column_config.NumberColumn("MACs reduction", format="percent"),
-    "params": st.column_config.NumberColumn("params", format="compact"),
+COLUMNS = {
+    "epochs_total": ("epochs in all", "{:.0f}"), "test_acc": ("test accuracy", "percent"),
+    "macs_per_image": (f"{common.MAC_LABEL} / image", "compact"), "macs_reference": ("MACs unpruned", "compact"),
+    "macs_reduction": ("MACs reduction", "percent"), "params": ("params", "compact"), "value": ("value", None),
 }
 
 common.title("Ablations and sweeps")
@@ -86,15 +81,16 @@ st.caption("Runs that differ only in their seed form one variant; each figure is
            "included, so rows with the same number compare like with like. ManiDP's MACs are those of each "
            "image's sub-network; the gates' own cost is in `MACs with gates`.")
 groups = lessons.variant_groups(table)
-st.dataframe(groups, hide_index=True, key="abl_groups", column_order=GROUP_SHOWN, column_config=GROUP_FORMATS)
+common.table(groups, GROUP_COLUMNS, key="abl_groups", column_order=GROUP_SHOWN)
 figure = st.selectbox("Figure", [f for f in ERROR_BAR_FIGURES if groups[f"{f}_mean"].notna().any()],
                       format_func=lambda f: lessons.FIGURE_LABELS[f], key="abl_figure")
 if figure:
     shown_groups = groups[groups[f"{figure}_mean"].notna()]
     fig = go.Figure(go.Bar(
-        x=[f"{v} · {int(e)} ep" for v, e in zip(shown_groups["variant"], shown_groups["epochs_total"], strict=True)],
-        y=shown_groups[f"{figure}_mean"], error_y={"type": "data", "array": shown_groups[f"{figure}_std"].fillna(0)},
-        text=[f"n = {n}" for n in shown_groups["seeds"]], marker_color="#2e86ab"))
+        x=shown_groups["label"], y=shown_groups[f"{figure}_mean"],
+        error_y={"type": "data", "array": shown_groups[f"{figure}_std"].fillna(0)},
+        text=[f"n = {n}" for n in shown_groups["seeds"]],
+        marker_color=shown_groups["method"].map(charts.method_colour)))
     fig.update_layout(height=400, yaxis_title=lessons.FIGURE_LABELS[figure], margin={"t": 30},
                       title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
     st.plotly_chart(fig, key="abl_errorbars")
@@ -102,15 +98,20 @@ if figure:
 published = paper_points.published(table)
 x_axis = st.radio("x axis", list(X_AXES), index=1 if published else 0, horizontal=True, key="abl_x",
                   help="The papers' CIFAR-10 results are drawn against MACs reduction." if published else None)
-st.plotly_chart(paper_points.accuracy_chart(groups, X_AXES[x_axis], published), key="abl_scatter")
+settings = groups[["model", "width"]].drop_duplicates()  # another network gets its own panel, its own axes
+for number, (model, width) in enumerate(settings.itertuples(index=False, name=None)):
+    part = groups[(groups["model"] == model) & (groups["width"] == width)]
+    fig = paper_points.accuracy_chart(part, X_AXES[x_axis], published)
+    if len(settings) > 1:
+        fig.update_layout(title=f"{model} at width {width:g}: {fig.layout.title.text}")
+    st.plotly_chart(fig, key="abl_scatter" if number == 0 else f"abl_scatter_{model}_{width:g}")
 if published and X_AXES[x_axis] == "macs_reduction":
     st.caption(paper_points.caption(len(published)))
 elif published:
     st.caption("Choose MACs reduction as the x axis to see the papers' published CIFAR-10 results.")
 
 with st.expander("Every run"):
-    st.dataframe(table.drop(columns=["path", "run_id"]), hide_index=True, key="abl_table", column_order=SHOWN,
-                 column_config=FORMATS)
+    common.table(table.drop(columns=["path", "run_id"]), COLUMNS, key="abl_table", column_order=SHOWN)
 st.download_button("Download this table as CSV", analysis.to_csv_bytes(table),
                    file_name="prunelab_ablations.csv", mime="text/csv", key="abl_csv")
 
@@ -124,13 +125,23 @@ if not params:
     st.stop()
 param = st.selectbox("Parameter", params, key="abl_param")
 sweep = analysis.sweep_table(shown, param)
-labels = [f"{v:g}" for v in sweep["value"]]  # categorical axis: sweeps often include 0 and span decades
+means = analysis.sweep_means(sweep)
+colour = charts.method_colour(SWEEP_PARAMS[param].method)  # the swept method's one colour
+labels = [f"{v:g}" for v in means["value"]]  # categorical axis: sweeps often include 0 and span decades
 fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-fig.add_scatter(x=labels, y=sweep["test_acc"], name="test accuracy", mode="lines+markers", row=1, col=1)
-fig.add_scatter(x=labels, y=sweep["macs_per_image"], name=f"{common.MAC_LABEL} per image",
-                mode="lines+markers", row=2, col=1)
+for row, figure, name in ((1, "test_acc", "test accuracy"), (2, "macs_per_image", f"{common.MAC_LABEL} per image")):
+    mean, std = means[f"{figure}_mean"], means[f"{figure}_std"].fillna(0)
+    fig.add_scatter(x=labels, y=mean, name=name, mode="lines+markers", line_color=colour, row=row, col=1)
+    fig.add_scatter(x=labels, y=mean - std, mode="lines", line_width=0, showlegend=False, hoverinfo="skip",
+                    name=f"{name} − std", row=row, col=1)  # the band: from mean − std up to mean + std
+    fig.add_scatter(x=labels, y=mean + std, mode="lines", line_width=0, fill="tonexty",
+                    fillcolor=charts.translucent(colour, 0.2), name=f"{name} ± std", hoverinfo="skip", row=row, col=1)
+    fig.add_scatter(x=[f"{v:g}" for v in sweep["value"]], y=sweep[figure], mode="markers", name=f"{name}: each run",
+                    marker={"size": 5, "color": colour, "opacity": 0.35}, text=sweep["name"],
+                    hovertemplate="%{text}: %{y:.4g}<extra></extra>", row=row, col=1)
 fig.update_xaxes(type="category").update_xaxes(title_text=param, row=2, col=1)
 fig.update_yaxes(title_text="test accuracy", row=1, col=1)
 fig.update_yaxes(title_text="MACs per image", row=2, col=1)
-st.plotly_chart(fig.update_layout(height=460, showlegend=False), key="abl_sweep")
-st.dataframe(sweep, hide_index=True, key="abl_sweep_table", column_config=FORMATS)
+st.plotly_chart(fig.update_layout(height=460, showlegend=False, title=f"Mean over seeds per {param}, ± one "
+                                  "standard deviation (band); faint dots: single runs"), key="abl_sweep")
+common.table(sweep, COLUMNS, key="abl_sweep_table")

@@ -19,7 +19,10 @@ with chart:
     st.plotly_chart(overview.accuracy_macs_figure(variants, beside, dataset, points), key="home_chart")
     if points:
         st.caption(paper_points.caption(len(points)))
+    if left_off := overview.other_settings(variants[variants["dataset"] == dataset], beside):
+        st.caption(f"{left_off} of your finished runs on this dataset use another model or width than the demo "
+                   "and are left off this chart; the **Ablations** page charts each setting in its own panel.")
 with side:
     overview.method_sentences()
     overview.image_strip(runs, dataset)
-overview.chart_caption(runs)
+overview.chart_caption(runs, reduction=bool(points))

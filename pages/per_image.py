@@ -63,13 +63,14 @@ if "difficulty" in rho:
 axis = st.radio("Complexity measure", list(axes), horizontal=True, key="pi_axis")
 shown = per_image.assign(cls=[class_name(names, i) for i in per_image["label"]])
 fig = px.scatter(shown, x=axes[axis], y="macs", color="cls", custom_data=["index"], opacity=0.7,
+                 hover_data={axes[axis]: ":.3f", "macs": ":.4s"},  # not plotly's SI default: 495.7877μ
                  labels={"macs": f"{common.MAC_LABEL} per image", "cls": "class", "loss": "CE loss"},
                  title=f"Spearman ρ = {rho[axes[axis]]:.3f} over {len(per_image)} test images")
 event = st.plotly_chart(fig.update_layout(height=420), key="pi_scatter", on_select="rerun",
                         selection_mode="points")
-points = event.selection.points if event is not None and hasattr(event, "selection") else []
-if points and points[0].get("customdata"):
-    st.session_state["pi_image"] = int(points[0]["customdata"][0])
+clicked = common.selected_custom(event)
+if clicked and clicked[0] != st.session_state.get("pi_clicked"):  # a new click; the selectbox may move on
+    st.session_state["pi_clicked"] = st.session_state["pi_image"] = int(clicked[0])
 
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
@@ -115,7 +116,7 @@ one = per_image[per_image["index"] == image_index]
 row = one.iloc[0]
 left, right = st.columns([1, 3])
 with left:
-    show_images(str(run), one, names, "pi_one")
+    show_images(str(run), one, names, "pi_one", per_row=1)
     st.markdown(f"label **{class_name(names, row['label'])}**, prediction "
                 f"**{class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
                 f"{row['macs'] / 1e6:.3f} M MACs")
@@ -126,15 +127,15 @@ with right:
 
 st.subheader("Gallery: images ranked by MACs")
 cols = st.columns(2)
-count = cols[0].slider("Images per row", 4, 24, 8, key="pi_count")
+count = cols[0].slider("Images per row", 4, 16, 8, key="pi_count")  # beyond 16 no caption fits its image
 labels = sorted(int(i) for i in per_image["label"].unique())
 choice = cols[1].selectbox("Class", [None, *labels], key="pi_class",
                            format_func=lambda i: "all classes" if i is None else class_name(names, i))
 cheapest, costliest = analysis.rank_by_macs(per_image, count, choice)
 st.markdown(f"**Cheapest {len(cheapest)}**")
-show_images(str(run), cheapest, names, "pi_cheap")
+show_images(str(run), cheapest, names, "pi_cheap", per_row=count)
 st.markdown(f"**Most expensive {len(costliest)}**")
-show_images(str(run), costliest, names, "pi_costly")
+show_images(str(run), costliest, names, "pi_costly", per_row=count)
 
 st.subheader("What if the target density were different?")
 st.caption("The run's saved gated model with its thresholds recalibrated at another target density (the run's "

@@ -12,8 +12,6 @@ from prunelab import analysis, lessons, results
 from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
-STAGES = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
-          ("After fine-tuning", "acc_after_finetune")]
 
 common.title("Network Slimming")
 common.explain(
@@ -54,9 +52,10 @@ if summary is None or summary.get("acc_before_prune") is None:
                           "pruning appear once it is pruned and fine-tuned. The γ histograms below already "
                           "show the epochs trained so far.")
 else:
-    stages = [(label, summary.get(key)) for label, key in STAGES if summary.get(key) is not None]
-    for col, (label, acc) in zip(st.columns(len(stages)), stages, strict=True):
-        delta = None if label == STAGES[0][0] else f"{acc - summary['acc_before_prune']:+.1%}"
+    config = common.cached_config(run)
+    stages = analysis.pipeline_stages(summary, config.method.finetune_epochs if config is not None else None)
+    for number, (col, (label, acc)) in enumerate(zip(st.columns(len(stages)), stages, strict=True)):
+        delta = None if number == 0 else f"{acc - summary['acc_before_prune']:+.1%}"
         col.metric(label, f"{acc:.1%}", delta)
     costs = analysis.before_after(summary)
     for col, (_, cost) in zip(st.columns(2), costs.head(2).iterrows(), strict=False):
@@ -83,8 +82,10 @@ else:
     layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
     layer = None if layer == "all prunable layers" else layer
     edges = analysis.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
-    titles = [f"{Path(p).name} (λ={h.sparsity_lambda:g})" for p, h in histories.items()]
+    titles = [f"λ = {h.sparsity_lambda:g}<br>{getattr(common.cached_config(p), 'name', Path(p).name)}"
+              for p, h in histories.items()]  # the run's name, not its time-stamped folder: titles fit
     fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
+    fig.update_annotations(font_size=12)  # the subplot titles: two short lines, each within its panel
     for col, hist in enumerate(histories.values(), start=1):
         row = analysis.epoch_row(hist.epochs, epoch)
         values = analysis.layer_gammas(hist.gammas, hist.layer_names, row, layer)
@@ -97,7 +98,7 @@ else:
                           annotation_text=f"threshold at epoch {int(hist.epochs[row])}",
                           annotation_position="top right")
     fig.update_xaxes(title_text="|γ|").update_yaxes(title_text="channels", col=1)
-    st.plotly_chart(fig.update_layout(height=360, margin={"t": 40}), key="slim_hist")
+    st.plotly_chart(fig.update_layout(height=380, margin={"t": 70}), key="slim_hist")
     shares = analysis.near_zero_shares(histories, epoch)
     cols = st.columns(len(shares))
     for col, (name, share) in zip(cols, shares.items(), strict=True):

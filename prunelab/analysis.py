@@ -320,6 +320,16 @@ def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def pipeline_stages(summary: Mapping[str, Any], finetune_epochs: int | None) -> list[tuple[str, float]]:
+    """A slimming run's accuracy through its pipeline as (label, accuracy), the stages its summary has:
+    before pruning, right after, and at the end, named 'After fine-tuning' only when it fine-tuned (a run
+    with 0 fine-tune epochs ends where pruning left it)."""
+    final = "After fine-tuning" if finetune_epochs is None or finetune_epochs > 0 else "Final (0 fine-tune epochs)"
+    stages = [("Before pruning", "acc_before_prune"), ("Right after pruning", "acc_after_prune"),
+              (final, "acc_after_finetune")]
+    return [(label, float(summary[key])) for label, key in stages if summary.get(key) is not None]
+
+
 def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
     """Slimming summary as rows (quantity, before, after, change): params, MACs and latencies."""
     pairs = [("params", "params_before", "params_after"), ("MACs per image", "macs_before", "macs_after"),
@@ -454,6 +464,18 @@ def sweep_table(runs: pd.DataFrame, param: str) -> pd.DataFrame:
                           "macs_per_image": rows["macs_per_image"].astype(float), "name": rows["name"],
                           "run_id": rows["run_id"], "suite": rows["suite"]})
     return table.sort_values(["value", "name"], kind="stable").reset_index(drop=True)[columns]
+
+
+def sweep_means(sweep: pd.DataFrame) -> pd.DataFrame:
+    """A sweep (`sweep_table`) per value: seeds, and mean and sample std (NaN for one seed) of test accuracy
+    and MACs per image, sorted by value: a curve through the means, not a zig-zag through single seeds."""
+    columns = ["value", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean", "macs_per_image_std"]
+    if sweep.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = sweep.groupby("value", sort=True)
+    figures = grouped[["test_acc", "macs_per_image"]].agg(["mean", "std"])
+    figures.columns = [f"{figure}_{stat}" for figure, stat in figures.columns]
+    return figures.assign(seeds=grouped.size()).reset_index()[columns]
 
 
 EXPORT_NAMES = {"name": "run", "variant": "setting", "test_acc": "test_accuracy",

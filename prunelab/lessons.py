@@ -25,13 +25,14 @@ settings, each claim names its setting.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from prunelab import references
 from prunelab.config import dataset_short_name
 from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
 
@@ -90,9 +91,15 @@ def beyond_noise(a: Stat, b: Stat, z: float = NOISE_Z) -> bool | None:
     return abs(a.mean - b.mean) > z * error
 
 
+PARENT_LABEL = "pretrain (parent of the ManiDP runs)"
+
+
 def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: VARIANT_KEYS, `seeds`, and `<figure>_mean` / `<figure>_std` for FIGURES."""
-    columns = [*VARIANT_KEYS, "seeds", "runs"] + [f"{f}_{s}" for f in FIGURES for s in ("mean", "std")]
+    """One row per variant: VARIANT_KEYS, `seeds`, `runs` (their names), `label` (the variant and its budget,
+    a chart's name for it: 'slimming λ=0.004, prune 50% · 6 epochs'; baseline runs that ManiDP runs start
+    from are named PARENT_LABEL, apart from the baseline trained for the whole budget) and
+    `<figure>_mean` / `<figure>_std` for FIGURES."""
+    columns = [*VARIANT_KEYS, "seeds", "runs", "label"] + [f"{f}_{s}" for f in FIGURES for s in ("mean", "std")]
     if table.empty:
         return pd.DataFrame(columns=columns)
     frame = table.copy()
@@ -100,11 +107,16 @@ def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
         if key not in frame:
             frame[key] = np.nan
     frame["epochs_total"] = frame["epochs_total"].fillna(frame.get("epochs"))
+    parents = set(frame["parent_run"].dropna().astype(str)) if "parent_run" in frame else set()
     rows = []
     for keys, group in frame.groupby(VARIANT_KEYS, dropna=False, sort=False):
         row = dict(zip(VARIANT_KEYS, keys, strict=True))
         row["seeds"] = len(group)
         row["runs"] = ", ".join(str(name) for name in group.get("name", group.index))
+        parent = "run_id" in group and group["run_id"].astype(str).isin(parents).all()
+        name = PARENT_LABEL if parent else str(row["variant"])
+        epochs = row["epochs_total"]
+        row["label"] = f"{name} · {int(epochs)} epochs" if pd.notna(epochs) else name
         for figure in FIGURES:
             values = group[figure] if figure in group else pd.Series(dtype=float)
             s = stat(values)
@@ -121,6 +133,9 @@ class Claim:
     paper: str
     measured: str
     verdict: str  # "holds", "does not hold", "within seed noise" or "not enough runs"
+    # the same in a few words, for a table row a reader scans ('' where there is nothing shorter to say)
+    paper_figure: str = ""
+    measured_figure: str = ""
 
 
 def _figure(table: pd.DataFrame, mask: pd.Series, figure: str) -> Stat:
@@ -233,11 +248,14 @@ def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
     at = dict(zip(lambdas, masks, strict=True))
     shares = {lam: _figure(slim, at[lam], NEAR_ZERO_GAMMA_KEY) for lam in lambdas}
     share_text = "; ".join(f"λ = {lam:g}: {shares[lam].text('.1f', percent=True)}" for lam in lambdas)
+    steps = f"λ = {' → '.join(f'{lam:g}' for lam in lambdas)}"
     claims = [Claim("γ piles up at zero as λ grows",
                     "Network Slimming (Liu et al., 2017, Fig. 4): with λ = 0 the |γ| distribution is flat; "
                     "as λ grows it piles up near zero.",
                     f"share of |γ| below 0.05 after sparsity training: {share_text}{note}",
-                    _verdict(shares[high], shares[low], holds_if_greater=True))]
+                    _verdict(shares[high], shares[low], holds_if_greater=True),
+                    "share of |γ| ≈ 0 grows with λ",
+                    f"|γ| < 0.05: {_path(shares[lam] for lam in lambdas)} ({steps})")]
     before = {lam: _figure(slim, at[lam], "acc_after_prune") for lam in (low, high)}
     if before[low].n and before[high].n:
         claims.append(Claim(
@@ -246,7 +264,9 @@ def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
             "after pruning stays close to the sparsity-trained network's.",
             f"accuracy right after pruning: λ = {low:g}: {before[low].text('.1f', percent=True)}; "
             f"λ = {high:g}: {before[high].text('.1f', percent=True)}{note}",
-            _verdict(before[high], before[low], holds_if_greater=True)))
+            _verdict(before[high], before[low], holds_if_greater=True),
+            "accuracy right after pruning stays high",
+            f"right after pruning: {_path([before[low], before[high]])} (λ = {low:g} → {high:g})"))
     return claims
 
 
@@ -373,7 +393,9 @@ def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
             else:
                 verdict = _verdict(ours, control, holds_if_greater=term.greater)
             claims.append(Claim(f"{term.lesson} ({names[with_term]} vs {names[without]})", term.paper,
-                                measured + note, verdict))
+                                measured + note, verdict,
+                                f"{term.label.split(' (')[0]} {'rises' if term.greater else 'falls'} with the term",
+                                f"{ours.mean:{term.fmt}} with, {control.mean:{term.fmt}} without"))
     return claims
 
 
@@ -391,17 +413,37 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
         rows = table.index.to_series()
         (ours, control), note = shared_seeds(table, [rows.isin(group.index), rows.isin(peers.index)])
         mine, theirs = _figure(table, ours, "test_acc"), _figure(table, control, "test_acc")
-        paper = ("Network Slimming: at 70% of channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
-                 "vs 93.66%) after 160 + 160 epochs." if method == "slimming" else
-                 "ManiDP: ResNet-56 on CIFAR-10 loses 0.06 points at −62.4% FLOPs after 400 epochs from a "
-                 "pretrained model.")
+        reduction = _figure(table, ours, "macs_reduction")
+        spread = f" ± {reduction.std:.1%}" if reduction.n >= 2 else ""
+        fewer = f" at {reduction.mean:.1%}{spread} fewer MACs" if reduction.n else ""
+        result = BUDGET_REFERENCES[method]
+        change = result.top1 - result.baseline_top1
+        paper = (f"{'Network Slimming' if method == 'slimming' else 'ManiDP'}: {result.model} on CIFAR-10, "
+                 f"{result.setting}, {'gains' if change >= 0 else 'loses'} {abs(change):.2f} points "
+                 f"({result.top1:.2f}% vs {result.baseline_top1:.2f}% unpruned) at −{result.flops_reduction:.1%} "
+                 f"FLOPs after {result.budget}.")
+        gap = f"{(mine.mean - theirs.mean) * 100:+.1f} points" if mine.n and theirs.n else "no runs"
         claims.append(Claim(
             f"{variant} against the baseline at the same budget ({int(budget)} epochs in all)",
             paper,
-            f"test accuracy: {variant} {mine.text('.1f', percent=True)}; baseline "
+            f"test accuracy: {variant} {mine.text('.1f', percent=True)}{fewer}; baseline "
             f"{theirs.text('.1f', percent=True)}{note}",
-            _budget_verdict(mine, theirs)))
+            _budget_verdict(mine, theirs),
+            f"{change:+.2f} points at −{result.flops_reduction:.1%} FLOPs ({result.model})",
+            f"{gap} at −{reduction.mean:.1%} MACs" if reduction.n else gap))
     return claims
+
+
+# the paper's result each method's budget claim sets the runs against
+BUDGET_REFERENCES = {
+    "slimming": next(r for r in references.PUBLISHED if r.method == "slimming" and r.model == "VGG-19"),
+    "manidp": next(r for r in references.PUBLISHED if r.method == "manidp" and r.model == "ResNet-56"),
+}
+
+
+def _path(stats: Iterable[Stat]) -> str:
+    """'0% → 34% → 73%': the means of `stats` as percentages, in order."""
+    return " → ".join(f"{s.mean:.0%}" if s.n else "?" for s in stats)
 
 
 def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
@@ -440,6 +482,16 @@ def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
             entry[label] = text if pd.isna(std) else f"{text} ± {std * scale:{fmt}}{unit}"
         out.append(entry)
     return pd.DataFrame(out)
+
+
+CLAIM_COLUMNS = ["claim", "paper", "measured", "verdict"]
+
+
+def claims_table(found: Sequence[Claim]) -> pd.DataFrame:
+    """One row per claim (CLAIM_COLUMNS): the lesson, the paper's and the measured figure in a few words
+    (the full sentence where a claim has no short form) and the verdict."""
+    rows = [[c.lesson, c.paper_figure or c.paper, c.measured_figure or c.measured, c.verdict] for c in found]
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
 def claims(table: pd.DataFrame) -> list[Claim]:

@@ -230,9 +230,7 @@ def variants(runs: pd.DataFrame) -> pd.DataFrame:
     variant with its budget, e.g. 'slimming λ=0.004, prune 50% · 6 epochs'."""
     groups = lessons.variant_groups(analysis.ablation_table(runs))
     groups = groups[groups["test_acc_mean"].notna() & groups["macs_per_image_mean"].notna()]
-    labels = [f"{variant} · {int(epochs)} epochs" if pd.notna(epochs) else str(variant)
-              for variant, epochs in zip(groups["variant"], groups["epochs_total"], strict=True)]
-    return groups.assign(label=labels).reset_index(drop=True)
+    return groups.reset_index(drop=True)
 
 
 def strip_run(runs: pd.DataFrame, dataset: str | None = None) -> str | None:

@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_components.charts import METHOD_COLOURS
+from prunelab import analysis, lessons, results
 from prunelab.store import RunStore
 from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
+from tests.pages.page_helpers import trace_values as values
 
+SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params",
+         "epochs_total", "parent_run", "method", "suite", "dataset"]  # columns the page shows
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "ablations.py")
 TIMEOUT = 60
 
@@ -40,7 +45,11 @@ def test_table_scatter_and_download(runs_env: Path) -> None:
         assert row["macs_reduction"] == pytest.approx(1 - summary["macs_per_image"] / reference)
     charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     scatter = next(c for c in charts if c["layout"]["title"]["text"].startswith("Accuracy against MACs"))
-    assert {trace["name"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
+    assert {trace["legendgroup"] for trace in scatter["data"]} == {s["method"] for s in done.values()}
+    # one point per variant, each its own legend entry, in its method's one colour (the Overview's too)
+    assert all(len(trace["x"]) == 1 for trace in scatter["data"])
+    assert len({trace["name"] for trace in scatter["data"]}) == len(scatter["data"])
+    assert all(trace["marker"]["color"] == METHOD_COLOURS[trace["legendgroup"]] for trace in scatter["data"])
     assert at.get("download_button")[0].label.startswith("Download")
     # runs that differ only in their seed form one variant, shown with mean ± std and error bars
     groups = frame_with(at, "variant", "seeds", "test_acc_mean")
@@ -48,6 +57,41 @@ def test_table_scatter_and_download(runs_env: Path) -> None:
     bars = next(c for c in charts if "mean ± std over seeds" in c["layout"]["title"]["text"]
                 and c["data"][0]["type"] == "bar")
     assert len(bars["data"][0]["x"]) == len(groups) and "error_y" in bars["data"][0]
+
+
+def test_claims_are_a_table_to_scan_with_the_details_on_demand(runs_env: Path) -> None:
+    """Issue 31: a compact table (claim, paper, measured, verdict), the full text in an expander; the claims
+    against the baseline set the measured MACs reduction beside the paper's FLOPs reduction."""
+    at = render()
+    table = analysis.ablation_table(results.runs_table([runs_env]))
+    found = lessons.claims(table)
+    assert found  # the fixture runs speak to slimming's, ManiDP's and a budget claim
+    shown = next(t.value for t in at.table if list(t.value.columns) == ["claim", "paper", "measured", "verdict"])
+    assert shown["claim"].tolist() == [c.lesson for c in found]
+    assert [v.split(" ", 1)[1] for v in shown["verdict"]] == [c.verdict for c in found]
+    rows = zip(shown.iterrows(), found, strict=True)
+    budget = [(row, c) for (_, row), c in rows if "against the baseline" in c.lesson]
+    assert budget
+    for row, claim in budget:
+        variant = claim.lesson.split(" against the baseline")[0]
+        reduction = table.loc[table["variant"] == variant, "macs_reduction"].mean()
+        assert f"at −{reduction:.1%} MACs" in row["measured"] and f"{reduction:.1%}" in claim.measured
+        assert "% FLOPs" in row["paper"]
+    details = next(e for e in at.expander if e.label.startswith("Every claim in full"))
+    in_full = [m.value for m in details.markdown if "Measured here:" in m.value]
+    assert len(in_full) == len(found)
+    assert len([m for m in at.markdown if "Measured here:" in m.value]) == len(found)  # nowhere else
+
+
+def test_a_figure_a_variant_lacks_shows_a_dash_not_none(runs_env: Path) -> None:
+    """Issue 31: table cells showed "None" (ρ(MACs, loss) of a slimming run, a baseline's |γ| share)."""
+    at = render()
+    groups = frame_with(at, "label", "seeds", "test_acc_mean", "spearman_macs_loss_mean")
+    slimming = groups[groups["label"].str.startswith("slimming")]
+    assert len(slimming) and (slimming["spearman_macs_loss_mean"] == "—").all()
+    assert not groups.isna().any().any()
+    runs = frame_with(at, "name", "variant")
+    assert not runs.drop(columns=[c for c in runs.columns if c not in SHOWN]).isna().any().any()
 
 
 def test_the_papers_claims_are_stated_next_to_the_runs_figures(runs_env: Path) -> None:
@@ -71,6 +115,30 @@ def test_sweep_curve_over_slimming_lambda(runs_env: Path) -> None:
     curve = next(c for c in (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
                  if c["data"][0].get("name") == "test accuracy")
     assert curve["data"][0]["x"] == [f"{v:g}" for v in sorted(lambdas)]
+
+
+@pytest.mark.skipif(not results.DEMO_RUNS_DIR.is_dir(), reason="the bundled demo is not in this checkout")
+def test_the_sweep_curve_is_the_mean_per_value_with_a_band(empty_runs_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: the curve zig-zagged through the demo's single seeds; it is the mean per λ, ± std as a band."""
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(empty_runs_dir))
+    monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
+    at = render()
+    at.selectbox(key="abl_param").set_value("sparsity_lambda").run()
+    assert not at.exception
+    runs = frame_with(at, "value", "test_acc")
+    stats = runs.groupby("value")["test_acc"].agg(["mean", "std", "size"])
+    assert (stats["size"] > 1).all()  # the demo has several seeds per λ
+    curve = next(c for c in (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
+                 if c["data"][0].get("name") == "test accuracy")
+    traces = {t["name"]: t for t in curve["data"]}
+    mean, upper = traces["test accuracy"], traces["test accuracy ± std"]
+    assert mean["x"] == [f"{v:g}" for v in stats.index]
+    assert values(mean["y"]) == pytest.approx(stats["mean"].to_numpy())
+    assert values(upper["y"]) == pytest.approx((stats["mean"] + stats["std"]).to_numpy())
+    assert upper["fill"] == "tonexty" and values(traces["test accuracy − std"]["y"]) == pytest.approx(
+        (stats["mean"] - stats["std"]).to_numpy())
+    assert len(values(traces["test accuracy: each run"]["y"])) == len(runs)
 
 
 def test_suite_filter(runs_env: Path) -> None:

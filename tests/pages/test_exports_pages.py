@@ -55,7 +55,7 @@ def test_run_detail_offers_onnx_and_tensorboard_downloads(runs_env: Path) -> Non
         assert ("Download ONNX model" in buttons) == onnx
         captions = " ".join(str(c.value) for c in at.caption)
         assert (MANIDP_NOTE in captions) == onnx
-        assert onnx or "ONNX: needs a finished run" in captions
+        assert onnx or "needs a finished run" in captions
         assert any(f"Run `{name}`" in str(m.value) for m in at.markdown)
     at.session_state["runs_table"] = {"selection": {"rows": [names.index("fx-corrupt")], "columns": [],
                                                     "cells": []}}

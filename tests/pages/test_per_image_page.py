@@ -128,3 +128,33 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "manidp" in at.info[0].value.lower()
     assert not at.get("plotly_chart")
+
+
+def test_the_hover_shows_the_loss_as_a_plain_number(manidp_run: Path) -> None:
+    """Issue 31: plotly's default hover format wrote a loss of 0.000496 as 'CE loss=495.7877μ'."""
+    at = render(manidp_run)
+    scatter = figures(at)[1]
+    assert scatter["data"] and all("CE loss=%{x:.3f}" in t["hovertemplate"] for t in scatter["data"])
+
+
+def test_a_click_on_the_complexity_scatter_opens_that_image(manidp_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: Plotly hands a clicked point's custom data back as a typed-array row, {"0": value}; the page
+    read it as a list and raised KeyError: 0. (tests/test_browser_clicks.py clicks in Chromium.)"""
+    from types import SimpleNamespace
+
+    import streamlit
+
+    table = pd.read_parquet(manidp_run / "per_image.parquet")
+    clicked = int(table.sort_values(["macs", "index"])["index"].iloc[-1])  # not the selectbox's first choice
+    real = streamlit.plotly_chart
+
+    def plotly_chart(figure: object, *args: object, **kwargs: object) -> object:
+        result = real(figure, *args, **kwargs)
+        if str(kwargs.get("key", "")) == "pi_scatter":
+            return SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": {"0": clicked}}]))
+        return result
+
+    monkeypatch.setattr(streamlit, "plotly_chart", plotly_chart)
+    at = render(manidp_run)
+    assert at.selectbox(key="pi_image").value == clicked
+    assert at.get("image")[0].captions[0].startswith(f"#{clicked} ")

@@ -94,8 +94,8 @@ def test_clicking_a_point_shows_its_image(manidp_run: Path, monkeypatch: pytest.
     row = table.set_index("index").loc[clicked]
     names = class_names(manidp_run)
     (image,) = at.get("image")
-    assert image.captions == [f"#{clicked} {names[int(row['label'])]}→{names[int(row['pred'])]} · "
-                              f"loss {row['loss']:.2f} · {row['macs'] / 1e6:.3f} M"]
+    assert image.captions == [f"#{clicked} {names[int(row['label'])]}→\u200b{names[int(row['pred'])]} · "
+                              f"loss {row['loss']:.2f} · {row['macs'] / 1e6:.3f}\u00a0M"]
 
 
 def test_layer_select_and_umap_options(manidp_run: Path) -> None:

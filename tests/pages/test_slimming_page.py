@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab import results
 from prunelab.methods.slimming.reprune import what_if
 from tests.pages.page_helpers import fixture_run, metric, plotly_figures
 from tests.pages.page_helpers import trace_values as values
@@ -99,3 +100,42 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "slimming" in at.info[0].value.lower()
     assert not at.get("plotly_chart")
+
+
+def test_a_run_without_fine_tuning_is_not_labelled_after_fine_tuning(slim_run: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: a run with 0 fine-tune epochs showed its final accuracy as 'After fine-tuning'."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(slim_run, runs / "no-finetune")
+    config = json.loads((runs / "no-finetune" / "config.json").read_text())
+    config["method"]["finetune_epochs"] = 0
+    (runs / "no-finetune" / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render()
+    summary = json.loads((slim_run / "summary.json").read_text())
+    assert metric(at, "Final (0 fine-tune epochs)") == f"{summary['acc_after_finetune']:.1%}"
+    assert "After fine-tuning" not in {m.label for m in at.metric}
+
+
+@pytest.mark.skipif(not results.DEMO_RUNS_DIR.is_dir(), reason="the bundled demo is not in this checkout")
+def test_a_demo_run_says_truly_why_it_cannot_be_exported(empty_runs_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: a shipped demo run (finished, but without model.pt) said 'needs a finished run'."""
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(empty_runs_dir))
+    monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
+    at = render()
+    assert results.is_demo(at.selectbox(key="slim_run").value)
+    info = " ".join(i.value for i in at.info)
+    assert "ship without their final model (model.pt)" in info and "needs a finished run" not in info
+
+
+def test_histogram_titles_name_runs_briefly(slim_run: Path) -> None:
+    """Issue 31: the subplot titles (time-stamped folder names) overlapped; each is now λ and the run's name
+    on two lines."""
+    at = render(RUN, slim_run.parent)
+    titles = [a["text"] for a in figure(at, 0)["layout"]["annotations"] if a["text"].startswith("λ = ")]
+    chosen = [p for p in at.multiselect(key="slim_compare_shapes").value if (Path(p) / "gamma_history.npz").is_file()]
+    assert sorted(t.split("<br>")[1] for t in titles) == sorted(
+        json.loads((Path(p) / "config.json").read_text())["name"] for p in chosen)

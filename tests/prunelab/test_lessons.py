@@ -40,6 +40,22 @@ def test_variant_groups_average_over_seeds_only() -> None:
     assert groups["test_acc_std"].iloc[0] == pytest.approx(0.1) and np.isnan(groups["test_acc_std"].iloc[1])
 
 
+def test_the_baseline_manidp_starts_from_is_named_apart_from_the_full_baseline() -> None:
+    """Issue 31: a chart showed two points called 'baseline'; the one ManiDP runs start from is the pretrain."""
+    pretrain = _rows("baseline", "baseline", {"test_acc": [0.6, 0.7]}, epochs_total=3)
+    for row in pretrain:
+        row["run_id"] = f"pre-{row['seed']}"
+    manidp = _rows("manidp", "ManiDP: both", {"test_acc": [0.7, 0.7]})
+    for row in manidp:
+        row["parent_run"] = f"pre-{row['seed']}"
+    full = _rows("baseline", "baseline", {"test_acc": [0.8, 0.8]}, parent_run=None)
+    for row in full:
+        row["run_id"] = f"full-{row['seed']}"
+    groups = lessons.variant_groups(pd.DataFrame(pretrain + manidp + full))
+    assert groups["label"].tolist() == [f"{lessons.PARENT_LABEL} · 3 epochs", "ManiDP: both · 6 epochs",
+                                        "baseline · 6 epochs"]
+
+
 def test_slimming_claims_hold_fail_or_are_within_noise() -> None:
     def table(shares_high: list[float]) -> pd.DataFrame:
         rows = (_rows("slimming", "λ0", {"gamma_frac_below_0.05": [0.0, 0.01, 0.0],
