@@ -147,7 +147,11 @@ class SummaryFile(_Schema):
     macs_reduction_with_gates: float | None = None
     density_mean: float | None = Field(None, ge=0.0, le=1.0)
     similarity_gap_mean: float | None = Field(None, ge=0.0)
-    probe_r_min: float | None = Field(None, ge=-1e-4, le=1.0001)  # R is built from non-negative features
+    # a cosine: R is signed on conv_b in the reference form, >= 0 with post_relu_similarity_features
+    probe_r_min: float | None = Field(None, ge=-1.0001, le=1.0001)
+    macs_cv: float | None = Field(None, ge=0.0)
+    decision_disagreement: float | None = Field(None, ge=0.0, le=0.5)  # a minority share: at most a half
+    similarity_rank_correlation: float | None = Field(None, ge=-1.0001, le=1.0001)
     # budgets: every epoch behind the final weights, a parent run's included
     epochs_total: int | None = Field(None, ge=0)
     parent_run: str | None = None
