@@ -348,6 +348,9 @@ class Trainer:
         # every epoch that shaped the final weights, a parent run's included (equal-budget comparisons)
         summary["epochs_total"] = self._epochs_total + int(lineage.get("parent_epochs_total", 0))
         summary["parent_run"] = lineage.get("parent_run")
+        # a method with a form (reference or prunelab) records it and its departures from the authors' code
+        summary.update({key: getattr(self.config.method, key) for key in ("form", "departures")
+                        if hasattr(self.config.method, key)})
         summary.update(self.method.finalize(model, test))
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
         self.run_dir.save_torch(MODEL_FILE, {
