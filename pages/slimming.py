@@ -111,7 +111,9 @@ else:
     for col, (name, share) in zip(cols, shares.items(), strict=True):
         col.metric(f"|γ| < {analysis.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
     st.caption(f"The dashed line is the global threshold the run's rule (prune ratio, per-layer guard) gives for "
-               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too.")
+               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too. "
+               "The histogram counts each BN's own |γ|; the threshold applies to a channel's score, which for "
+               "channels coupled by residual adds is the mean |γ| over their BNs.")
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)

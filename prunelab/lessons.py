@@ -308,7 +308,7 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
         rows = table.index.to_series()
         (ours, control), note = shared_seeds(table, [rows.isin(group.index), rows.isin(peers.index)])
         mine, theirs = _figure(table, ours, "test_acc"), _figure(table, control, "test_acc")
-        paper = ("Network Slimming: at 70% of channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
+        paper = ("Network Slimming: at 70% of all BN channels pruned, VGG-19 on CIFAR-10 keeps its accuracy (93.80% "
                  "vs 93.66%) after 160 + 160 epochs." if method == "slimming" else
                  "ManiDP: ResNet-56 on CIFAR-10 loses 0.06 points at −62.4% FLOPs after 400 epochs from a "
                  "pretrained model.")
