@@ -235,7 +235,8 @@ class Slimming(PruningMethod):
         self.record = {
             "threshold": selection.threshold, "prune_ratio": self.config.prune_ratio,
             "min_channels": self.config.min_channels, "prune_residual": self.config.prune_residual,
-            "prune_scope": "every BN" if self.config.prune_residual else "block interiors (bn_a)",
+            # a VGG has no residual groups: every BN is in the scope either way
+            "prune_scope": "every BN" if len(self._units) == len(self._groups) else "block interiors (bn_a)",
             "group_score": "mean |gamma| over the group's BNs",
             "tie_rule": "exactly round(prune_ratio * N) lowest scores removed; ties broken by layer order "
                         "then channel index; the per-layer guard then restores channels",

@@ -167,7 +167,7 @@ def test_reference_run_thresholds_group_mean_gamma_over_every_bn(reference_run: 
 def test_reference_run_records_its_form_and_the_denominators(reference_run: tuple) -> None:
     _, run, summary = reference_run
     record = json.loads(run.file("pruning.json").read_text())
-    assert (summary["form"], summary["departures"]) == ("reference", [])
+    assert (summary["form"], summary["departures"], summary["prune_scope"]) == ("reference", [], "every BN")
     assert run.read_summary()["departures"] == []
     total = sum(row["channels_before"] for row in record["layers"])
     assert summary["channels_prunable"] == summary["channels_all"] == total == 4 * 3 + 8 * 3 + 16 * 3 + 4 + 8 + 16

@@ -154,6 +154,7 @@ def test_prunelab_form_records_its_departures_and_the_denominators(slim_run: tup
     assert (summary["form"], summary["departures"]) == ("prunelab", ["interior_only_scope", "no_gamma_weight_decay"])
     record = json.loads(run.file("pruning.json").read_text())
     interior = 4 * 3 + 8 * 3 + 16 * 3  # resnet20 at width 0.25: the nine bn_a
+    assert record["prune_scope"] == summary["prune_scope"] == "block interiors (bn_a)"
     assert record["channels_prunable"] == summary["channels_prunable"] == record["channels_total"] == interior
     assert record["channels_all"] == summary["channels_all"] == interior + 4 + 8 + 16  # + the three streams
     assert summary["channels_removed"] == record["channels_removed"] == round(0.5 * interior)
