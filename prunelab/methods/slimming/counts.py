@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelab.artefact_checks import read_artefact
+from prunelab.artefacts import ArtefactError
 from prunelab.methods.slimming.pruning import channel_counts, find_channel_groups, select_units
 from prunelab.models import build_model, model_spec
 from prunelab.run_format import PRUNING_FILE, SUMMARY_FILE
@@ -30,15 +31,22 @@ def network_channel_counts(name: str, width: float, prune_residual: bool) -> dic
     return channel_counts(groups, select_units(groups, prune_residual))
 
 
+def _checked(path: Path) -> dict[str, Any] | None:
+    """A JSON artefact, or None when it is missing or corrupt (the pages name such a file themselves)."""
+    try:
+        return read_artefact(path) if path.is_file() else None
+    except ArtefactError:
+        return None
+
+
 def run_channel_counts(run_dir: str | Path, summary: Mapping[str, Any] | None = None,
                        pruning: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """{channels_prunable, channels_all, channels_removed, prune_ratio} of a pruned slimming run, or None
-    before it is pruned. `summary` / `pruning` are the run's files when the caller has read them already."""
+    before it is pruned. `summary` / `pruning` are the run's files when the caller has read them already; a
+    corrupt file counts as missing."""
     run = RunDir(Path(run_dir))
-    if pruning is None and run.file(PRUNING_FILE).is_file():
-        pruning = read_artefact(run.file(PRUNING_FILE))
-    if summary is None and run.file(SUMMARY_FILE).is_file():
-        summary = read_artefact(run.file(SUMMARY_FILE))
+    pruning = pruning if pruning is not None else _checked(run.file(PRUNING_FILE))
+    summary = summary if summary is not None else _checked(run.file(SUMMARY_FILE))
     sources = [source for source in (pruning, summary) if source]
     if not sources:
         return None
