@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import pandas as pd
 import streamlit as st
@@ -84,6 +84,9 @@ def _field_input(cls: Any, name: str, key: str) -> Any:
     high = field_bounds(cls, name)[1]
     if isinstance(default, bool):
         return st.checkbox(label, value=default, help=info.description, key=key)
+    if get_origin(info.annotation) is Literal:  # a choice, such as a method's form (reference or prunelab)
+        choices = list(get_args(info.annotation))
+        return st.selectbox(label, choices, index=choices.index(default), help=info.description, key=key)
     if isinstance(default, int):
         return st.number_input(label, value=default, step=1, max_value=high, help=info.description, key=key)
     high = None if high is None else float(high)

@@ -16,11 +16,12 @@ WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hol
 common.title("Network Slimming")
 common.explain(
     "Network Slimming trains with an L1 penalty on every BatchNorm scale γ, which pushes the scales of "
-    "unimportant channels toward zero. One **global threshold** (the `prune_ratio` percentile of all |γ|) "
-    "then removes every channel below it, the network is rebuilt physically smaller and fine-tuned. "
-    f"Costs are counted in {common.MAC_LABEL} per image. Which BatchNorm layers carry the penalty and the "
-    "threshold, and whether γ also gets weight decay, depends on the run's form: its method card, below the "
-    "run picker, shows the formulas as the run computed them.",
+    "unimportant channels toward zero. One **global threshold** (the `prune_ratio` percentile of the |γ| in "
+    "the run's scope: every BN in the reference form, each ResNet block's interior BN in the prunelab form; "
+    "channels a residual add couples count once, scored by their mean |γ|, and go together) then removes "
+    "every channel below it, the network is rebuilt physically smaller and fine-tuned. "
+    f"Costs are counted in {common.MAC_LABEL} per image. The run's method card, below the run picker, shows "
+    "the formulas as the run computed them, its scope and whether γ also gets weight decay.",
 )
 
 
@@ -29,6 +30,14 @@ def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
     from prunelab.methods.slimming.reprune import what_if as recompute
 
     return recompute(path, ratio)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def channel_counts(path: str, mtime: float) -> dict[str, Any] | None:
+    """What the run's prune ratio is a fraction of (recorded, or computed from the model spec for old runs)."""
+    from prunelab.methods.slimming.counts import run_channel_counts
+
+    return run_channel_counts(path)
 
 
 def channel_bars(channels: Any, after_name: str) -> go.Figure:
@@ -104,7 +113,9 @@ else:
     for col, (name, share) in zip(cols, shares.items(), strict=True):
         col.metric(f"|γ| < {analysis.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
     st.caption(f"The dashed line is the global threshold the run's rule (prune ratio, per-layer guard) gives for "
-               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too.")
+               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too. "
+               "The histogram counts each BN's own |γ|; the threshold applies to a channel's score, which for "
+               "channels coupled by residual adds is the mean |γ| over their BNs.")
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)
@@ -117,6 +128,10 @@ if pruning is None:
     common.report_missing(run, PRUNING_FILE, "pruning.json is written when sparsity training ends and "
                           "the network is pruned.")
 else:
+    counts = channel_counts(str(run), results.run_mtime(run))
+    if counts is not None:
+        st.markdown(f"Prune ratio {counts['prune_ratio']:.0%}: the global threshold removed "
+                    f"{analysis.prune_denominator_text(counts)}.")
     st.plotly_chart(channel_bars(analysis.channels_frame(pruning["layers"]), "after"), key="slim_channels")
     if pruning.get("guard_fired_layers"):
         st.warning("The global threshold would have removed every channel of "
@@ -128,7 +143,9 @@ if not (Path(run) / DENSE_MODEL_FILE).is_file():
     st.info("The what-if slider needs the dense model saved after sparsity training (dense_model.pt).")
 else:
     default = float((pruning or {}).get("prune_ratio", 0.5))
-    ratio = st.slider("Prune ratio (fraction of prunable channels removed)", 0.0, 0.95,
+    counts = channel_counts(str(run), results.run_mtime(run)) if pruning is not None else None
+    prunable = f"the {counts['channels_prunable']:,} prunable channels" if counts else "the prunable channels"
+    ratio = st.slider(f"Prune ratio (fraction of {prunable} removed)", 0.0, 0.95,
                       round(default * 20) / 20, 0.05, key="slim_ratio")
     try:
         result = what_if(str(run), results.run_mtime(run), float(ratio))
@@ -142,5 +159,6 @@ else:
         cols[2].metric("Parameters", f"{result['params']:,}",
                        f"{result['params'] / result['params_dense'] - 1:+.1%}", delta_color="inverse")
         cols[3].metric("Test accuracy, no fine-tuning", f"{result['acc']:.1%}")
+        st.caption(f"At {ratio:.0%} the threshold removes {analysis.prune_denominator_text(result)}.")
         st.plotly_chart(channel_bars(analysis.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
                         key="slim_whatif")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_components import common, speed
+from prunelab import analysis
 
 common.title("Speed: from MACs to milliseconds")
 common.explain(
@@ -42,8 +43,13 @@ models = list(dict.fromkeys(frame["model"]))
 model = right.selectbox("Network", models, key="speed_model", format_func=lambda m: speed.MODEL_LABELS.get(m, m))
 facts = speed.model_facts(result, model)
 if kind == "static":
+    pruned = facts.get("pruning", {})  # the interior-only scope: each ResNet block's bn_a, every BN of a VGG
+    share = analysis.prune_denominator_text({"channels_removed": pruned.get("channels_removed"),
+                                             "channels_prunable": pruned.get("channels_total")})
+    scope = ", each block's interior BN only" if model.startswith("resnet") else ""
     st.caption(f"Compact network of a global threshold at prune ratio "
-               f"{result['details']['speed']['config']['prune_ratio']}: {facts.get('macs_compact', 0):,} MACs per "
+               f"{result['details']['speed']['config']['prune_ratio']} ({share}{scope}): "
+               f"{facts.get('macs_compact', 0):,} MACs per "
                f"image against {facts.get('macs_dense', 0):,}. Both networks run in the same form; the bars' "
                "whiskers are the quartiles of the per-round ratios.")
 else:

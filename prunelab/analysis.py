@@ -308,6 +308,33 @@ def gamma_histogram(values: np.ndarray, edges: np.ndarray) -> pd.DataFrame:
                          "count": counts})
 
 
+def prune_denominator_text(counts: Mapping[str, Any]) -> str:
+    """What a slimming prune ratio is a fraction of, from `channels_removed`, `channels_prunable` and
+    `channels_all` (prunelab.methods.slimming.run_channel_counts): '40% of 336 prunable channels;
+    27% of all 496 channels' (a channel coupled by residual adds counts once). One sentence when the
+    scope is the whole network; without `channels_all` the second half is left out."""
+    removed, prunable, every = (counts.get(k) for k in ("channels_removed", "channels_prunable", "channels_all"))
+    if not prunable or removed is None:
+        return "the prunable channels"
+    text = f"{removed / prunable:.0%} of {int(prunable):,} prunable channels"
+    if not every:
+        return text
+    if int(every) == int(prunable):
+        return f"{text} (every channel of the network)"
+    return f"{text}; {removed / every:.0%} of all {int(every):,} channels"
+
+
+def prune_ratio_phrase(ratio: Any, prune_residual: Any, model: Any = None) -> str:
+    """A prune ratio with what it is a fraction of, from the run's settings alone (the runs table, the
+    variant names): 'prune 50% of all channels' (every BN: the reference scope, or a VGG) or 'prune 50%
+    of interior channels' (only each ResNet block's interior BN)."""
+    text = f"prune {_num(ratio):.0%}"
+    if isinstance(prune_residual, bool | np.bool_):
+        every = bool(prune_residual) or str(model or "").startswith("vgg")
+        return f"{text} of {'all' if every else 'interior'} channels"
+    return f"{text} of prunable channels"
+
+
 def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """pruning.json / what_if layers as columns layer, before, after, removed, guard_fired."""
     frame = pd.DataFrame({
@@ -354,8 +381,9 @@ ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "
                     "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "epochs_total",
                     "parent_run", "path"]
 # carried along for the variant groups and the papers' claims (prunelab.lessons): every method's settings
-# that its run form shows (prunelab.config.ParamFacts.form), then summary figures
-ABLATION_EXTRAS = [*(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),
+# that its run form shows (prunelab.config.ParamFacts.form; a field two methods share, as `form`, once), then
+# summary figures
+ABLATION_EXTRAS = [*dict.fromkeys(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),
                    "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
                    "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
                    "macs_reduction_with_gates", "density_mean", "departures", "macs_cv", "decision_disagreement",
@@ -380,13 +408,14 @@ def form_label(row: Mapping[str, Any] | pd.Series) -> str | None:
 
 
 def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
-    """Human name of a run's setting: 'baseline', 'slimming λ=1e-4, prune 50%', 'ManiDP (reference): both';
-    a method with forms names the run's form (`form_label`)."""
+    """Human name of a run's setting: 'baseline', 'slimming (reference) λ=1e-4, prune 50% of all channels',
+    'ManiDP (reference): both'; a method with forms names the run's form (`form_label`)."""
     method = row.get("method")
     form = form_label(row)
     suffix = f" ({form})" if form else ""
     if method == "slimming":
-        return f"slimming{suffix} λ={_num(row.get('sparsity_lambda')):g}, prune {_num(row.get('prune_ratio')):.0%}"
+        return (f"slimming{suffix} λ={_num(row.get('sparsity_lambda')):g}, "
+                f"{prune_ratio_phrase(row.get('prune_ratio'), row.get('prune_residual'), row.get('model'))}")
     if method == "manidp":
         key = (_flag(row.get("complexity")), _flag(row.get("similarity")))
         return f"ManiDP{suffix}: {MANIDP_VARIANTS[key]}"

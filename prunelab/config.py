@@ -199,19 +199,53 @@ class BaselineConfig(_Strict):
     name: Literal["baseline"] = "baseline"
 
 
-class SlimmingConfig(_Strict):
+SLIMMING_REFERENCE_CODE = (
+    "Eric-mingjie/network-slimming main.py (updateBN: lambda * sign(gamma) added to the gradient of every "
+    "BatchNorm2d; SGD with the run's weight decay, 1e-4, on every parameter, gamma included)",
+    "Eric-mingjie/network-slimming resprune.py (one global threshold over the |gamma| of every BatchNorm2d)",
+    "Eric-mingjie/network-slimming models/preresnet.py (every BN gamma initialised to 0.5; a channel_selection "
+    "layer after each block's input BN keeps the residual stream at full width while its channels are selected)",
+    "liuzhuang13/slimming train.lua (updateBN on every SpatialBatchNormalization; optim.sgd weightDecay on all "
+    "parameters)",
+)
+SLIMMING_DEPARTURES = (
+    Departure(
+        "interior_only_scope", "prune_residual", True, False,
+        summary=("L1 and the global threshold cover only each ResNet block's interior BN (bn_a), so the residual "
+                 "stream keeps its full width; reference: every BN, its channels thresholded with all the others "
+                 "(VGG: no residual stream, the same either way)"),
+        reason=("a threshold on the interior BNs alone never has to cut a coupled residual group, and the prune "
+                "ratio is then a fraction of the block-interior channels only"),
+        effect="slimming in the reference scope against interior-only at the same λ and ratio (Slimming page)"),
+    Departure(
+        "no_gamma_weight_decay", "bn_weight_decay", None, 0.0,
+        summary=("no weight decay on the prunable BN scales γ during sparsity training; reference: the run's "
+                 "weight decay on every parameter, γ included (1e-4 in the reference code)"),
+        reason=("weight decay pulls γ toward zero too (5e-4 on |γ| ~ 0.45 outweighs λ = 1e-4), so a λ comparison "
+                "would partly show weight decay; Torch-Pruning's reproduction also zeroes it"),
+        effect="the |γ| histograms and near-zero share at equal λ, prunelab against reference form (Slimming page)"),
+)
+
+
+class SlimmingConfig(_MethodWithForm):
     """Network Slimming (Liu et al., 2017): L1 on BN gammas, global threshold, fine-tune."""
 
     facts: ClassVar[MethodFacts] = MethodFacts(label="Network Slimming", short="slim",
-                                               artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE))
+                                               artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE),
+                                               reference_code=SLIMMING_REFERENCE_CODE,
+                                               departures=SLIMMING_DEPARTURES)
 
     name: Literal["slimming"] = "slimming"
+    form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,
+                       json_schema_extra=_facts(form=True))
     sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, title="λ: L1 strength on BN γ",
                                    description="L1 strength on BN gammas",
                                    json_schema_extra=_facts(form=True, flag="--lambda", sweep="l",
                                                             aliases=("lambda",)))
-    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, title="Prune ratio (global)",
-                               description="global fraction of prunable channels removed",
+    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, title="Prune ratio (of the prunable channels)",
+                               description=("global fraction of the prunable channels removed (every BN's channels "
+                                            "in the reference scope, a residual group counted once; only the "
+                                            "blocks' interior channels with --prune-residual false)"),
                                json_schema_extra=_facts(form=True, sweep="r", aliases=("ratio",)))
     # not a sweep parameter: a suite's F (every compared run is shaped by E + F epochs) sets it
     finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS, title="Fine-tune epochs",
@@ -220,15 +254,18 @@ class SlimmingConfig(_Strict):
     finetune_lr: float | None = Field(None, gt=0.0, le=10.0, title="Fine-tune learning rate",
                                        description="default: the training lr (the reference code re-runs the schedule)")
     min_channels: int = Field(1, ge=1, le=4096, title="Minimum channels per layer", description=(
-        "per-layer guard: a layer keeps at least this many channels (at most 4096, the widest layer at width 4)"))
+        "per-layer guard: a layer (or a group of channels coupled by residual adds) keeps at least this many "
+        "channels (at most 4096, the widest layer at width 4)"))
     bn_init: float | None = Field(0.5, gt=0.0, le=10.0, title="Initial BN γ",
                                   description="initial gamma (reference code: 0.5)")
-    prune_residual: bool = Field(False, title="Prune the residual stream",
-                                 description="also prune the residual stream of ResNets")
-    bn_weight_decay: float | None = Field(0.0, ge=0.0, le=0.1, title="Weight decay on BN γ", description=(
-        "weight decay on the prunable BN scales during sparsity training (default 0, as Torch-Pruning's "
-        "reproduction: a decay of 5e-4 on |gamma| ~ 0.45 pulls harder than lambda = 1e-4, so a lambda "
-        "comparison would mostly show weight decay; None: the run's weight decay)"))
+    # departures from the authors' code (SLIMMING_DEPARTURES): unset, each takes its form's value
+    prune_residual: bool | None = Field(None, title="L1 and threshold on every BN (residual stream too)", description=(
+        "true (reference): L1 and the global threshold cover every BN, and channels coupled by residual adds are "
+        "one group, scored by its mean |gamma| and kept or removed together; false (departure "
+        "interior_only_scope): only each ResNet block's interior BN. Unset: the form's value"))
+    bn_weight_decay: float | None = Field(None, ge=0.0, le=0.1, title="Weight decay on BN γ", description=(
+        "weight decay on the prunable BN scales during sparsity training. Unset: the form's value (reference: "
+        "the run's weight decay, as the authors' code; prunelab: 0, departure no_gamma_weight_decay)"))
 
 
 MANIDP_REFERENCE_CODE = (

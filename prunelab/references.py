@@ -66,12 +66,12 @@ def _error_to_top1(error: float) -> float:
 
 PUBLISHED: tuple[PublishedResult, ...] = (
     PublishedResult("slimming", "VGG-19", _error_to_top1(6.20), _error_to_top1(6.34), 0.510,
-                    "70% of channels pruned (parameters -88.5%)", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT,
+                    "70% of all BN channels pruned (parameters -88.5%)", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT,
                     SLIMMING_PAPER),
     PublishedResult("slimming", "ResNet-164", _error_to_top1(5.08), _error_to_top1(5.42), 0.237,
-                    "40% of channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
+                    "40% of all BN channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
     PublishedResult("slimming", "ResNet-164", _error_to_top1(5.27), _error_to_top1(5.42), 0.449,
-                    "60% of channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
+                    "60% of all BN channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
     PublishedResult("manidp", "ResNet-20", _error_to_top1(7.95), _error_to_top1(7.78), 0.542,
                     "per-image sub-networks", MANIDP_BUDGET, MANIDP_BUDGET_TEXT, MANIDP_PAPER),
     PublishedResult("manidp", "ResNet-32", _error_to_top1(7.85), _error_to_top1(7.34), 0.632,

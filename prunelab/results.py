@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.analysis import prune_ratio_phrase
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
 from prunelab.config import METHOD_FIELDS, RunConfig, dataset_short_name
@@ -225,9 +226,10 @@ def _broken_row(info: BrokenRun) -> dict[str, Any]:
 
 
 def method_settings(row: Any) -> str:
-    """The hyperparameters that tell runs of one method apart, e.g. 'λ=0.0001, prune 50%'."""
+    """The hyperparameters that tell runs of one method apart, e.g. 'λ=0.0001, prune 50% of all channels'."""
     if row["method"] == "slimming":
-        return f"λ={row['sparsity_lambda']:g}, prune {row['prune_ratio']:.0%}"
+        return (f"λ={row['sparsity_lambda']:g}, "
+                f"{prune_ratio_phrase(row['prune_ratio'], row.get('prune_residual'), row.get('model'))}")
     if row["method"] == "manidp":
         terms = [name for name in ("complexity", "similarity") if _is_true(row[name])]
         return f"λ'={row['lambda_prime']:g}, γ={row['gamma_sim']:g}, terms: {' + '.join(terms) or 'none'}"

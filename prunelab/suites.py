@@ -187,10 +187,12 @@ def _method(name: str, fixed: dict[str, Any], settings: MethodSettings | None) -
 
 
 def _check_settings(settings: MethodSettings | None, methods: Sequence[str], suite: str) -> None:
-    """Refuse settings for a method the suite does not run."""
+    """Refuse settings for a method the suite does not run (a field one of its methods has too, as `form`,
+    is a shared flag and sets that method's runs)."""
     for name, fields in (settings or {}).items():
-        if fields and name not in methods:
-            flags = ", ".join(_flag(name, field) for field in fields)
+        foreign = [field for field in fields if not any(field in METHOD_PARAMS[m] for m in methods)]
+        if foreign and name not in methods:
+            flags = ", ".join(_flag(name, field) for field in foreign)
             raise ValueError(f"{flags} set {name} runs, and suite {suite} has none "
                              f"(its methods: {', '.join(methods)})")
 

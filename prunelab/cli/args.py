@@ -82,10 +82,22 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) ->
 SUITE_SET_FIELDS = ("finetune_epochs", "init_from")
 
 
-def add_method_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One group per method, a flag per field of its config class but `skip` (`run`; `suite`, for its runs)."""
+def shared_fields() -> dict[str, tuple[str, ...]]:
+    """Fields several methods have (`form`: manidp and slimming) -> those methods: one flag sets them all."""
+    owners: dict[str, list[str]] = {}
     for method in METHOD_NAMES:
-        flags = {dest: entry for dest, entry in method_flags(method).items() if dest not in skip}
+        for field in METHOD_PARAMS[method]:
+            owners.setdefault(field, []).append(method)
+    return {field: tuple(methods) for field, methods in owners.items() if len(methods) > 1}
+
+
+def add_method_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One group per method, a flag per field of its config class but `skip` (`run`; `suite`, for its runs);
+    a field several methods share gets one flag, in the group of the first."""
+    added: set[str] = set()
+    for method in METHOD_NAMES:
+        flags = {dest: entry for dest, entry in method_flags(method).items() if dest not in skip and dest not in added}
+        added.update(flags)
         if not flags:
             continue
         group = parser.add_argument_group(method)
@@ -129,9 +141,11 @@ def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
         if value is not None:
             raw[section][key] = value
     for other, fields in method_settings_from_args(args).items():
-        if other != method:
-            flag = next(iter(fields.values()))[0]
-            raise UsageError(f"{flag} does not apply to method {method!r} (it is {other}'s)")
+        foreign = [flag for field, (flag, _) in fields.items() if field not in METHOD_PARAMS[method]]
+        if other != method and foreign:
+            raise UsageError(f"{foreign[0]} does not apply to method {method!r} (it is {other}'s)")
+        if other != method:  # a flag the method shares with others (--form): read from its own entry
+            continue
         raw["method"].update({field: value for field, (_, value) in fields.items()})
     if getattr(args, "name", None):
         raw["name"] = args.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab import results
+from prunelab.analysis import prune_denominator_text
 from prunelab.methods.slimming.reprune import what_if
 from tests.pages.page_helpers import fixture_run, metric, plotly_figures
 from tests.pages.page_helpers import trace_values as values
@@ -17,6 +19,7 @@ from tests.pages.page_helpers import trace_values as values
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "slimming.py")
 TIMEOUT = 60
 RUN = "fx-slim-l1e-3"
+DEMO_RUNS = Path(__file__).resolve().parents[2] / "assets" / "demo_runs"
 
 
 def render(run_id: str | None = None, runs_dir: Path | None = None) -> AppTest:
@@ -139,3 +142,51 @@ def test_histogram_titles_name_runs_briefly(slim_run: Path) -> None:
     chosen = [p for p in at.multiselect(key="slim_compare_shapes").value if (Path(p) / "gamma_history.npz").is_file()]
     assert sorted(t.split("<br>")[1] for t in titles) == sorted(
         json.loads((Path(p) / "config.json").read_text())["name"] for p in chosen)
+
+
+def _denominator_lines(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "prunable channels" in m.value]
+
+
+def test_the_prune_ratio_names_what_it_is_a_fraction_of(slim_run: Path) -> None:
+    """A reference-form run (vgg11): every BN in the scope, so the prunable channels are all of the network's."""
+    at = render(RUN, slim_run.parent)
+    pruning = json.loads((slim_run / "pruning.json").read_text())
+    prunable = sum(row["channels_before"] for row in pruning["layers"])
+    removed = prunable - sum(row["channels_after"] for row in pruning["layers"])
+    assert _denominator_lines(at) == [
+        f"Prune ratio {pruning['prune_ratio']:.0%}: the global threshold removed {removed / prunable:.0%} of "
+        f"{prunable} prunable channels (every channel of the network)."]
+    assert at.slider(key="slim_ratio").label == f"Prune ratio (fraction of the {prunable} prunable channels removed)"
+    at.slider(key="slim_ratio").set_value(0.3).run()
+    expected = what_if(slim_run, 0.3)
+    assert f"At 30% the threshold removes {prune_denominator_text(expected)}." in [c.value for c in at.caption]
+    assert expected["channels_removed"] == round(0.3 * prunable)
+
+
+def test_an_interior_only_run_from_before_the_counts_names_both_denominators(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shipped interior-only demo run, its recorded counts stripped as runs before them wrote it: the page
+    names the prunable (interior) channels and all of the network's, computed from the run's model spec."""
+    source = next((p.parent for p in sorted(DEMO_RUNS.glob("*/pruning.json"))
+                   if not json.loads(p.read_text()).get("prune_residual", False)
+                   and json.loads((p.parent / "config.json").read_text())["model"]["name"] == "resnet20"), None)
+    if source is None:
+        pytest.skip("no interior-only resnet20 slimming run among the shipped demos")
+    runs = tmp_path / "runs"
+    run = Path(shutil.copytree(source, runs / source.name))
+    for name in ("pruning.json", "summary.json"):
+        data = json.loads((run / name).read_text())
+        for key in ("channels_prunable", "channels_all", "channels_removed"):
+            data.pop(key, None)
+        (run / name).write_text(json.dumps(data))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    at = render(run.name, runs)
+    pruning = json.loads((run / "pruning.json").read_text())
+    prunable = sum(row["channels_before"] for row in pruning["layers"])  # the nine bn_a
+    removed = prunable - sum(row["channels_after"] for row in pruning["layers"])
+    every = prunable * 4 // 3  # resnet20: + one residual stream per stage, as wide as its three bn_a together / 3
+    assert _denominator_lines(at) == [
+        f"Prune ratio {pruning['prune_ratio']:.0%}: the global threshold removed {removed / prunable:.0%} of "
+        f"{prunable} prunable channels; {removed / every:.0%} of all {every} channels."]

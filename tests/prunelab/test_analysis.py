@@ -235,7 +235,7 @@ def test_ablation_table_rows_and_reduction() -> None:
     assert table["run_id"].tolist() == ["b", "s1", "s2", "m"]  # the running run is left out
     assert table["macs_reduction"].tolist() == pytest.approx([0.0, 0.6, 0.7, 0.75])
     assert table.loc[3, "variant"] == "ManiDP: complexity only"
-    assert table.loc[1, "variant"] == "slimming λ=0.0001, prune 50%"
+    assert table.loc[1, "variant"] == "slimming λ=0.0001, prune 50% of prunable channels"  # scope not recorded
     assert analysis.ablation_table(_runs().iloc[:0]).empty
 
 
@@ -256,3 +256,18 @@ def test_csv_export_round_trips() -> None:
     assert len(back) == len(table) and "path" not in back.columns
     assert back["test_accuracy"].tolist() == pytest.approx(table["test_acc"].tolist())
     assert back["macs_reduction"].tolist() == pytest.approx(table["macs_reduction"].tolist())
+
+
+def test_prune_ratios_name_what_they_are_a_fraction_of() -> None:
+    counts = {"channels_removed": 134, "channels_prunable": 336, "channels_all": 448}
+    assert analysis.prune_denominator_text(counts) == "40% of 336 prunable channels; 30% of all 448 channels"
+    every = {"channels_removed": 179, "channels_prunable": 448, "channels_all": 448}
+    assert analysis.prune_denominator_text(every) == "40% of 448 prunable channels (every channel of the network)"
+    assert analysis.prune_denominator_text({"channels_removed": 5, "channels_prunable": 10}) == \
+        "50% of 10 prunable channels"
+    assert analysis.prune_ratio_phrase(0.5, True, "resnet20") == "prune 50% of all channels"
+    assert analysis.prune_ratio_phrase(0.5, False, "resnet20") == "prune 50% of interior channels"
+    assert analysis.prune_ratio_phrase(0.5, False, "vgg11") == "prune 50% of all channels"  # no residual stream
+    assert analysis.variant_label({"method": "slimming", "sparsity_lambda": 1e-3, "prune_ratio": 0.4,
+                                   "prune_residual": False, "model": "resnet20"}) == \
+        "slimming λ=0.001, prune 40% of interior channels"

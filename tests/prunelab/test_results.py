@@ -92,7 +92,9 @@ def test_runs_table_rows_columns_and_demo_flag(tmp_path: Path, monkeypatch: pyte
     assert pd.isna(rows.loc["base", "sparsity_lambda"])
     assert rows.loc["live", "state"] == "running" and pd.isna(rows.loc["live", "test_acc"])
     assert not rows.loc["live", "similarity"] and rows.loc["live", "complexity"]
-    assert results.method_settings(rows.loc["slim"].to_dict()) == "λ=0.001, prune 50%"
+    assert results.method_settings(rows.loc["slim"].to_dict()) == "λ=0.001, prune 50% of all channels"  # reference
+    interior = {**rows.loc["slim"].to_dict(), "prune_residual": False, "model": "resnet20"}
+    assert results.method_settings(interior) == "λ=0.001, prune 50% of interior channels"
     assert "terms: complexity" in results.run_label(rows.loc["live"].to_dict())
     assert results.run_label(rows.loc["demo-base"].to_dict()).startswith("[demo] ")
     assert results.run_label(rows.loc["base"].to_dict()).split(" · ")[1] == str(rows.loc["base", "dataset"])

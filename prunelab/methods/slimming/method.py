@@ -6,6 +6,11 @@ applied as the subgradient `lambda * sign(gamma)` after `backward()`. Between th
 pruned at the `prune_ratio` percentile of all prunable |gamma| (`pruning.py`), verified against the
 masked network, and fine-tuned in the "finetune" phase.
 
+Scope (`prune_residual`): the reference form applies L1 and the threshold to every BN, as the authors'
+code does; channels a residual add couples are one group, scored by its mean |gamma| and removed
+together. The prunelab form keeps to each ResNet block's interior BN and gives gamma no weight decay
+(the departures `interior_only_scope` and `no_gamma_weight_decay`, prunelab.config.SLIMMING_DEPARTURES).
+
 Artefacts (docs/architecture.md): `gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`.
 `reprune.what_if(run_dir, prune_ratio)` re-prunes the saved dense model at another ratio without fine-tuning.
 """
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunelab.analysis import prune_denominator_text
 from prunelab.config import RunConfig, SlimmingConfig
 from prunelab.flops import count_macs, count_params
 from prunelab.latency import measure_latency_ms
@@ -28,14 +34,16 @@ from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, 
 from prunelab.methods.slimming.pruning import (
     PrunableUnit,
     add_l1_subgradient_,
+    channel_counts,
     channel_scores,
     compact_model,
-    find_prunable_units,
+    find_channel_groups,
     l1_penalty,
     layer_records,
     masked_model,
     prunable_bn_names,
     select_channels,
+    select_units,
     verify_compact,
 )
 from prunelab.models import build_model, spec_of
@@ -104,7 +112,8 @@ class Slimming(PruningMethod):
 
     def __init__(self, config: SlimmingConfig, context: RunContext) -> None:
         super().__init__(config, context)
-        self._units: list[PrunableUnit] = []
+        self._groups: list[PrunableUnit] = []  # every channel group of the dense network
+        self._units: list[PrunableUnit] = []  # the groups in the pruning scope
         self._bn_names: list[str] = []
         self._bns: list[nn.BatchNorm2d] = []
         self._phase: str | None = None
@@ -132,7 +141,8 @@ class Slimming(PruningMethod):
                         module.weight.fill_(self.config.bn_init)
         if self.record is not None:  # resumed after pruning: the model is already compact
             return model
-        self._units = find_prunable_units(model, self.config.prune_residual, self._input_shape)
+        self._groups = find_channel_groups(model, self._input_shape)
+        self._units = select_units(self._groups, bool(self.config.prune_residual))
         self._bn_names = prunable_bn_names(self._units)
         self._bind(model)
         if fresh:
@@ -142,14 +152,18 @@ class Slimming(PruningMethod):
         return model
 
     def param_groups(self, model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
-        """During sparsity training the prunable BN scales get `bn_weight_decay` (default 0), so the L1
-        term alone decides which gammas fall; every other parameter keeps the run's weight decay."""
+        """During sparsity training the prunable BN scales form their own group with `bn_weight_decay`:
+        the run's weight decay in the reference form (the authors' SGD decays every parameter), 0 in the
+        prunelab form, so the L1 term alone decides which gammas fall. Every other parameter, and every
+        parameter while fine-tuning, keeps the run's weight decay."""
         params = [p for p in model.parameters() if p.requires_grad]
-        if phase.name != "sparsity" or self.config.bn_weight_decay is None:
+        if phase.name != "sparsity":
             return [{"params": params}]
+        decay = self.config.bn_weight_decay
         scales = {id(bn.weight) for bn in self._bns}
         return [{"params": [p for p in params if id(p) not in scales]},
-                {"params": [bn.weight for bn in self._bns], "weight_decay": self.config.bn_weight_decay}]
+                {"params": [bn.weight for bn in self._bns],
+                 "weight_decay": self.context.config.train.weight_decay if decay is None else decay}]
 
     def _threshold_now(self, model: nn.Module) -> float:
         """The global threshold the run's pruning rule would apply to the current gammas."""
@@ -217,14 +231,18 @@ class Slimming(PruningMethod):
         verification = verify_compact(compact, masked, self._verification_images())
         acc_after = context.evaluate(compact.to(context.device)).acc
         layers = layer_records(self._units, selection)
+        counts = channel_counts(self._groups, self._units, selection)
         self.record = {
             "threshold": selection.threshold, "prune_ratio": self.config.prune_ratio,
             "min_channels": self.config.min_channels, "prune_residual": self.config.prune_residual,
+            # a VGG has no residual groups: every BN is in the scope either way
+            "prune_scope": "every BN" if len(self._units) == len(self._groups) else "block interiors (bn_a)",
+            "group_score": "mean |gamma| over the group's BNs",
             "tie_rule": "exactly round(prune_ratio * N) lowest scores removed; ties broken by layer order "
                         "then channel index; the per-layer guard then restores channels",
-            "channels_total": sum(u.channels for u in self._units),
+            "channels_total": counts["channels_prunable"],  # the ratio's denominator (older name)
+            **counts,
             "channels_removed_target": selection.removed_target,
-            "channels_removed": selection.channels_removed,
             "guard_fired_layers": [row["name"] for row in layers if row["guard_fired"]],
             "layers": layers, "verification": verification,
             "acc_before_prune": acc_before, "acc_after_prune": acc_after,
@@ -232,7 +250,7 @@ class Slimming(PruningMethod):
             "macs_after": count_macs(compact, self._input_shape), "params_after": count_params(compact),
         }
         context.artefacts.write_json(PRUNING_FILE, self.record)
-        context.log(f"pruned {selection.channels_removed}/{self.record['channels_total']} channels at "
+        context.log(f"pruned {prune_denominator_text(counts)} at "
                      f"|gamma| <= {selection.threshold:.4g}: acc {acc_before:.4f} -> {acc_after:.4f}, "
                      f"MACs {macs_before} -> {self.record['macs_after']}, "
                      f"verified max |diff| {verification['max_abs_diff']:.2e}")
@@ -258,7 +276,9 @@ class Slimming(PruningMethod):
             "params_after": count_params(compact), "macs_before": record["macs_before"],
             "macs_after": count_macs(compact, self._input_shape), "prune_ratio": self.config.prune_ratio,
             "prune_threshold": record["threshold"], "channels_removed": record["channels_removed"],
-            "channels_total": record["channels_total"], "guard_fired_layers": record["guard_fired_layers"],
+            "channels_total": record["channels_total"], "channels_prunable": record.get("channels_prunable"),
+            "channels_all": record.get("channels_all"), "prune_scope": record.get("prune_scope"),
+            "guard_fired_layers": record["guard_fired_layers"],
             "sparsity_lambda": self.config.sparsity_lambda,
             # the lesson of the paper's Figure 4, after sparsity training: how many |gamma| sit near zero
             NEAR_ZERO_GAMMA_KEY: float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)

@@ -3,8 +3,10 @@
 1. `find_prunable_units` discovers which BatchNorm channels may be removed. Channels that a residual
    add ties together form ONE unit (found with Torch-Pruning's `DependencyGraph`), so a unit lists
    every coupled BN and every (module, pruning function) that removing one of its channels touches.
-2. `channel_scores` gives one score per unit channel: `s_c = max_{BN in unit} |gamma_BN[c]|`, so a
-   coupled channel is kept if ANY of its BNs has a large |gamma|.
+2. `channel_scores` gives one score per unit channel: `s_c = mean_{BN in unit} |gamma_BN[c]|`, the
+   group-averaged |gamma| of Torch-Pruning's BN-scale importance (its `group_reduction="mean"`; without its
+   per-group normaliser, so the threshold stays one global |gamma| as in the reference code). A channel of
+   one BN scores its own |gamma|.
 3. `select_channels` takes ONE global threshold over all scores at the `prune_ratio` percentile and
    applies the per-layer guard (`min_channels`).
 4. `masked_model` zeroes the BN weight and bias of removed channels (the reference network);
@@ -117,19 +119,25 @@ def _check_disjoint(units: Sequence[PrunableUnit]) -> None:
             owners[key] = unit.name
 
 
+def select_units(groups: Sequence[PrunableUnit], prune_residual: bool) -> list[PrunableUnit]:
+    """The groups in the pruning scope: all of them with `prune_residual` (the reference: L1 and the
+    threshold on every BN), else only those of one BN (a ResNet block's interior `bn_a`; every BN of a VGG)."""
+    chosen = [unit for unit in groups if prune_residual or not unit.residual]
+    if not chosen:
+        raise ValueError("the model has no prunable BatchNorm channels")
+    return chosen
+
+
 def find_prunable_units(model: nn.Module, prune_residual: bool = False,
                         input_shape: tuple[int, ...] = (3, 32, 32)) -> list[PrunableUnit]:
     """The BN channel groups Network Slimming may prune.
 
-    VGG: every conv unit's BN. ResNet: with `prune_residual=False` (the reference code) only the BN
-    inside each block (`bn_a`), so the residual stream keeps its full width; with `True` also the
-    residual-stream units (stem BN + every `bn_b` + projection BNs of one stage, coupled by the adds).
+    VGG: every conv unit's BN. ResNet: with `prune_residual=True` (the reference scope) every BN, the
+    residual-stream ones (stem BN + every `bn_b` + projection BNs of one stage, coupled by the adds) as
+    one group per stage; with `False` (PruneLab's interior-only scope) only the BN inside each block
+    (`bn_a`), so the residual stream keeps its full width.
     """
-    units = find_channel_groups(model, input_shape)
-    chosen = [unit for unit in units if prune_residual or not unit.residual]
-    if not chosen:
-        raise ValueError(f"{type(model).__name__} has no prunable BatchNorm channels")
-    return chosen
+    return select_units(find_channel_groups(model, input_shape), prune_residual)
 
 
 def prunable_bn_names(units: Sequence[PrunableUnit]) -> list[str]:
@@ -139,11 +147,11 @@ def prunable_bn_names(units: Sequence[PrunableUnit]) -> list[str]:
 
 # --- scores and the L1 term ------------------------------------------------------------------------
 def channel_scores(model: nn.Module, units: Sequence[PrunableUnit]) -> list[torch.Tensor]:
-    """Per unit, float32 CPU [C]: `s_c = max over the unit's BNs of |gamma_c|`."""
+    """Per unit, float32 CPU [C]: `s_c = mean over the unit's BNs of |gamma_c|` (group-averaged |gamma|)."""
     scores = []
     for unit in units:
         gammas = torch.stack([model.get_submodule(n).weight.detach().abs().float().cpu() for n in unit.bns])
-        scores.append(gammas.max(dim=0).values)
+        scores.append(gammas.mean(dim=0))
     return scores
 
 
@@ -224,6 +232,21 @@ def select_channels(scores: Sequence[torch.Tensor], prune_ratio: float,
     threshold, keep, k = global_keep_masks(scores, prune_ratio)
     keep, fired = apply_min_channels(scores, keep, min_channels)
     return ChannelSelection(threshold, keep, k, fired)
+
+
+def channel_counts(groups: Sequence[PrunableUnit], units: Sequence[PrunableUnit],
+                   selection: ChannelSelection | None = None) -> dict[str, int]:
+    """The denominators of a prune ratio: `channels_prunable` (the scope's channels, which the ratio is a
+    fraction of), `channels_all` (every channel group of the network) and, given a selection,
+    `channels_removed`. A channel coupled by residual adds counts once; `bn_channels_all` /
+    `bn_channels_removed` count it once per BN, as the reference code's percentage does."""
+    counts = {"channels_prunable": sum(u.channels for u in units), "channels_all": sum(g.channels for g in groups),
+              "bn_channels_all": sum(g.channels * len(g.bns) for g in groups)}
+    if selection is not None:
+        removed = [int((~mask).sum()) for mask in selection.keep]
+        counts["channels_removed"] = sum(removed)
+        counts["bn_channels_removed"] = sum(n * len(u.bns) for n, u in zip(removed, units, strict=True))
+    return counts
 
 
 # --- masked and compact networks ---------------------------------------------------------------

@@ -20,11 +20,13 @@ from prunelab.config import RunConfig, SlimmingConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.flops import count_macs, count_params
 from prunelab.methods.slimming.pruning import (
+    channel_counts,
     channel_scores,
     compact_model,
-    find_prunable_units,
+    find_channel_groups,
     layer_records,
     select_channels,
+    select_units,
 )
 from prunelab.models import build_model, spec_of
 from prunelab.run_format import DENSE_MODEL_FILE
@@ -45,7 +47,8 @@ class _WhatIfContext:
         self.dense.load_state_dict(state["model_state"])
         self.dense.eval()
         self.name = str(state["model_spec"].get("name"))
-        self.units = find_prunable_units(self.dense, self.config.method.prune_residual, self.input_shape)
+        self.groups = find_channel_groups(self.dense, self.input_shape)
+        self.units = select_units(self.groups, bool(self.config.method.prune_residual))
         self.scores = channel_scores(self.dense, self.units)
         self.macs_dense = count_macs(self.dense, self.input_shape)
         self.params_dense = count_params(self.dense)
@@ -75,10 +78,12 @@ def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | Non
             min_channels: int | None = None) -> dict[str, Any]:
     """Re-prune a slimming run's dense model at `prune_ratio` without fine-tuning.
 
-    Same rule as the run (global threshold, ties by position, per-layer guard). Returns the threshold,
-    kept channels per layer, MACs and params of the compact model, and the test accuracy of the masked
-    model (computed on the compact model, which `verify_compact` proves equal). The dense model and
-    units are cached per (run, dense_model.pt mtime), so repeated calls cost one compact forward pass.
+    Same rule as the run (scope, global threshold on group-averaged |gamma|, ties by position, per-layer
+    guard). Returns the threshold, the denominators (`channels_prunable`, `channels_all`,
+    `channels_removed`), kept channels per layer, MACs and params of the compact model, and the test
+    accuracy of the masked model (computed on the compact model, which `verify_compact` proves equal).
+    The dense model and units are cached per (run, dense_model.pt mtime), so repeated calls cost one
+    compact forward pass.
     """
     path = Path(run_dir).resolve()
     dense_file = path / DENSE_MODEL_FILE
@@ -92,7 +97,7 @@ def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | Non
     dataset = dataset if dataset is not None else load_dataset(ctx.config.data)
     return {
         "prune_ratio": prune_ratio, "threshold": selection.threshold, "min_channels": guard,
-        "channels_total": sum(u.channels for u in ctx.units), "channels_removed": selection.channels_removed,
+        "channels_total": sum(u.channels for u in ctx.units), **channel_counts(ctx.groups, ctx.units, selection),
         "layers": [{k: row[k] for k in ("name", "channels_before", "channels_after", "guard_fired")}
                    for row in layer_records(ctx.units, selection)],
         "macs": _macs_of_spec(spec_json, ctx.input_shape), "params": count_params(compact),

@@ -11,6 +11,7 @@ from torch import nn
 from prunelab.methods.slimming.pruning import (
     add_l1_subgradient_,
     apply_min_channels,
+    channel_counts,
     channel_scores,
     compact_model,
     find_channel_groups,
@@ -219,3 +220,79 @@ def test_nothing_removed_gives_an_identical_network() -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(compact(x), dense(x))
+
+
+# --- coupled residual groups (the reference scope) ---------------------------------------------
+STEM_GROUP = ("bn_stem", "blocks.0.bn_b", "blocks.1.bn_b", "blocks.2.bn_b")  # resnet20: the first stage's stream
+
+
+def _gammas_apart_from_the_stem_group(dense: nn.Module) -> None:
+    """Every |gamma| in [0.6, 1.0], the stem group's channels 1.5 (far above the threshold of one removal)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, module in dense.named_modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.copy_(1.5 if name in STEM_GROUP else 0.6 + 0.4 * torch.rand(module.num_features,
+                                                                                         generator=g))
+
+
+def test_a_coupled_group_is_scored_by_its_mean_gamma_and_removed_as_a_whole() -> None:
+    dense = _randomize_bns(build_model(model_spec("resnet20", 10, 0.5)))
+    _gammas_apart_from_the_stem_group(dense)
+    with torch.no_grad():  # channel 0: one large gamma among small ones (mean 0.5075, max 2.0); channel 1: 0.55 in all
+        for name, value in zip(STEM_GROUP, (2.0, 0.01, 0.01, 0.01), strict=True):
+            dense.get_submodule(name).weight[0] = value
+            dense.get_submodule(name).weight[1] = 0.55
+    units = find_prunable_units(dense, prune_residual=True)
+    group = next(i for i, unit in enumerate(units) if unit.bns == STEM_GROUP)
+    scores = channel_scores(dense, units)
+    assert scores[group][:2].tolist() == pytest.approx([0.5075, 0.55])  # the group's mean |gamma|, not its max
+    total = sum(unit.channels for unit in units)
+
+    one = select_channels(scores, 1 / total)  # one channel goes: the lowest group mean (a max would pick channel 1)
+    assert one.channels_removed == 1 and torch.nonzero(~one.keep[group]).flatten().tolist() == [0]
+    compact = compact_model(dense, units, one.keep, "resnet20")
+    for name in STEM_GROUP:  # removed from every BN of the group together, the rest untouched
+        assert compact.get_submodule(name).num_features == dense.get_submodule(name).num_features - 1
+        torch.testing.assert_close(compact.get_submodule(name).weight, dense.get_submodule(name).weight[1:])
+    assert compact.blocks[0].conv_a.in_channels == compact.conv_stem.out_channels == compact.bn_stem.num_features
+
+    two = select_channels(scores, 2 / total)
+    assert torch.nonzero(~two.keep[group]).flatten().tolist() == [0, 1]
+    x = torch.randn(4, 3, 32, 32)
+    compact = compact_model(dense, units, two.keep, "resnet20")
+    with torch.no_grad():  # the pruned model computes the masked model's function
+        torch.testing.assert_close(compact(x), masked_model(dense, units, two.keep)(x), rtol=1e-4, atol=1e-5)
+
+
+def test_the_guard_keeps_a_coupled_group_alive_in_every_bn_of_it() -> None:
+    dense = _randomize_bns(build_model(model_spec("resnet20", 10, 0.5)))
+    units = find_prunable_units(dense, prune_residual=True)
+    group = next(i for i, unit in enumerate(units) if unit.bns == STEM_GROUP)
+    with torch.no_grad():
+        for name in STEM_GROUP:
+            dense.get_submodule(name).weight.mul_(1e-4)  # the whole stream far below every other channel
+    scores = channel_scores(dense, units)
+    assert not bool(global_keep_masks(scores, 0.5)[1][group].any())  # the threshold alone would empty it
+
+    selection = select_channels(scores, 0.5, min_channels=2)
+    assert selection.guard_fired[group] and int(selection.keep[group].sum()) == 2
+    kept = torch.nonzero(selection.keep[group]).flatten().tolist()
+    assert kept == sorted(torch.topk(scores[group], 2).indices.tolist())  # the group's two best mean scores
+    compact = compact_model(dense, units, selection.keep, "resnet20")
+    assert {compact.get_submodule(name).num_features for name in STEM_GROUP} == {2}
+    verify_compact(compact, masked_model(dense, units, selection.keep), torch.randn(4, 3, 32, 32))
+
+
+def test_channel_counts_name_the_denominators() -> None:
+    dense = build_model(model_spec("resnet20", 10, 1.0))
+    groups = find_channel_groups(dense)
+    interior, every = find_prunable_units(dense, False), find_prunable_units(dense, True)
+    assert channel_counts(groups, interior) == {"channels_prunable": 336, "channels_all": 336 + 16 + 32 + 64,
+                                                 "bn_channels_all": 16 + 336 + 336 + 32 + 64}
+    selection = select_channels(channel_scores(_randomize_bns(dense), every), 0.4)
+    counts = channel_counts(groups, every, selection)
+    assert counts["channels_prunable"] == counts["channels_all"] == 448
+    assert counts["channels_removed"] == round(0.4 * 448) == selection.channels_removed
+    removed_per_bn = sum(int((~mask).sum()) * len(unit.bns) for unit, mask in zip(every, selection.keep, strict=True))
+    assert counts["bn_channels_removed"] == removed_per_bn

@@ -1,8 +1,13 @@
-"""The slimming plug-in end to end: sparsity training, gamma history, pruning, fine-tuning, artefacts."""
+"""The slimming plug-in end to end: sparsity training, gamma history, pruning, fine-tuning, artefacts.
+
+`slim_run` is a prunelab-form run (interior-only scope, no weight decay on gamma: what every run did
+before forms existed); `reference_run` is the same run in the reference form (L1 and the threshold on
+every BN, coupled residual groups, the run's weight decay on gamma)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +16,12 @@ import pytest
 import torch
 
 import prunelab
+from prunelab.analysis import prune_denominator_text
 from prunelab.data import load_dataset
 from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS, Phase
 from prunelab.methods.slimming import method as slimming
+from prunelab.methods.slimming import run_channel_counts
 from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
 from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_if
 from prunelab.models import ResNet, spec_of
@@ -39,7 +46,7 @@ def _quick_latency() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def slim_run(tmp_path_factory: pytest.TempPathFactory, _quick_latency: None) -> tuple:
     config = tiny_config("slimming", epochs=2, train_size=200, test_size=100, model="resnet20",
-                         sparsity_lambda=LAMBDA, finetune_epochs=1, prune_ratio=0.5)
+                         sparsity_lambda=LAMBDA, finetune_epochs=1, prune_ratio=0.5, form="prunelab")
     run = RunStore(tmp_path_factory.mktemp("runs")).create(config)
     summary = run_training(config, run)
     return config, run, summary
@@ -84,8 +91,8 @@ def test_each_epoch_records_the_threshold_its_gammas_would_get(slim_run: tuple) 
     assert [r["global_threshold"] for r in rows] == pytest.approx(history["thresholds"][1:].tolist())
 
 
-def test_prunable_bn_scales_get_no_weight_decay_while_sparsity_trains(tmp_path: Path) -> None:
-    config = tiny_config("slimming", epochs=1, train_size=100, test_size=50, model="resnet20")
+def test_prunelab_form_gives_the_prunable_bn_scales_no_weight_decay_while_sparsity_trains(tmp_path: Path) -> None:
+    config = tiny_config("slimming", epochs=1, train_size=100, test_size=50, model="resnet20", form="prunelab")
     trainer = Trainer(config, RunStore(tmp_path).create(config))
     method = trainer.method
     model = method.prepare_model(trainer.build_fresh_model(), fresh=True)
@@ -140,6 +147,35 @@ def test_summary_fields(slim_run: tuple) -> None:
     assert all(summary[k] > 0 for k in SUMMARY_KEYS if k.startswith("latency"))
     assert "export_error" not in summary, summary.get("export_error")  # torch.export works on this torch
     assert summary["export_file"] == EXPORT_FILE and run.file(EXPORT_FILE).stat().st_size > 0
+
+
+def test_prunelab_form_records_its_departures_and_the_denominators(slim_run: tuple) -> None:
+    _, run, summary = slim_run
+    assert (summary["form"], summary["departures"]) == ("prunelab", ["interior_only_scope", "no_gamma_weight_decay"])
+    record = json.loads(run.file("pruning.json").read_text())
+    interior = 4 * 3 + 8 * 3 + 16 * 3  # resnet20 at width 0.25: the nine bn_a
+    assert record["prune_scope"] == summary["prune_scope"] == "block interiors (bn_a)"
+    assert record["channels_prunable"] == summary["channels_prunable"] == record["channels_total"] == interior
+    assert record["channels_all"] == summary["channels_all"] == interior + 4 + 8 + 16  # + the three streams
+    assert summary["channels_removed"] == record["channels_removed"] == round(0.5 * interior)
+
+
+def test_a_run_without_recorded_denominators_gets_them_from_its_model_spec(slim_run: tuple, tmp_path: Path) -> None:
+    """A run written before the counts were recorded: channels_total and the layers only, config without form."""
+    _, run, summary = slim_run
+    old = Path(shutil.copytree(run.path, tmp_path / run.path.name))
+    for name in ("pruning.json", "summary.json"):
+        data = json.loads((old / name).read_text())
+        for key in ("channels_prunable", "channels_all", "channels_removed", "bn_channels_all", "bn_channels_removed",
+                    "form", "departures"):
+            data.pop(key, None)
+        (old / name).write_text(json.dumps(data))
+    config = json.loads((old / "config.json").read_text())
+    config["method"] = {k: v for k, v in config["method"].items() if k not in ("form", "departures")}
+    (old / "config.json").write_text(json.dumps(config))
+    expected = {key: summary[key] for key in ("channels_prunable", "channels_all", "channels_removed")}
+    assert {k: v for k, v in run_channel_counts(old).items() if k in expected} == expected
+    assert prune_denominator_text(run_channel_counts(old)) == "50% of 84 prunable channels; 38% of all 112 channels"
 
 
 def test_load_model_round_trip_gives_the_same_outputs(slim_run: tuple) -> None:
