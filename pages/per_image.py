@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_components import common, manidp_whatif
 from app_components.images import class_name, show_images
-from prunelab import analysis, lessons
+from prunelab import analysis, lesson_runs, lessons
 from prunelab.run_format import PER_IMAGE_FILE
 
 common.title("Per-image MACs")
@@ -21,7 +21,7 @@ common.explain(
     r"\end{gathered}",
 )
 
-run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run")
+run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
 per_image = common.cached_per_image(run)

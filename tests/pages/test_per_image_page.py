@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from prunelab.results import class_names
-from tests.pages.page_helpers import fixture_run, frame_with, metric
+from tests.pages.page_helpers import fixture_run, frame_with, metric, url_param
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
 
@@ -128,3 +128,19 @@ def test_empty_runs_dir(empty_runs_env: Path) -> None:
     at = render()
     assert at.info and "manidp" in at.info[0].value.lower()
     assert not at.get("plotly_chart")
+
+
+def test_opens_on_the_full_method_and_shares_the_run_as_a_url(manidp_run: Path) -> None:
+    """The full method's run (with its model) is the default; `?run=<id>` opens another and the page writes
+    the chosen run's id into the URL."""
+    plain = manidp_run.parent / "fx-manidp-plain"
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.selectbox(key="pi_run").value == str(manidp_run)
+    assert url_param(at, "run") == manidp_run.name
+    if not (plain / "per_image.parquet").is_file():
+        pytest.skip("the plain ManiDP fixture run is not available")
+    shared = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    shared.query_params["run"] = plain.name
+    shared.run()
+    assert not shared.exception and shared.selectbox(key="pi_run").value == str(plain)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab import lesson_runs
 from prunelab.results import class_names
 from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
 from tests.pages.page_helpers import plotly_figures as figures
@@ -52,8 +53,10 @@ def test_renders_heatmaps_gaps_and_umaps(manidp_run: Path) -> None:
     assert len(charts) == 4  # T/R/T-R heatmaps, gap bars, UMAP of gates, UMAP of features
     t, r, diff = (values(trace["z"]) for trace in charts[0]["data"])
     order = np.argsort(probe["labels"], kind="stable")
-    assert np.allclose(t, probe["T_0"][np.ix_(order, order)]) and np.allclose(diff, t - r)
-    assert at.metric[0].value == f"{reference_gap(probe, 0):.3f}"
+    layer = lesson_runs.heatmap_layer([probe[f"R_{i}"] for i in range(len(probe["layer_names"]))])
+    assert at.selectbox(key="sim_layer").value == str(probe["layer_names"][layer])
+    assert np.allclose(t, probe[f"T_{layer}"][np.ix_(order, order)]) and np.allclose(diff, t - r)
+    assert at.metric[0].value == f"{reference_gap(probe, layer):.3f}"
     table = pd.read_parquet(manidp_run / "per_image.parquet")
     for umap in charts[2:]:  # every test image is a point, not only the probe images
         points = np.concatenate([values(trace["customdata"])[:, 0] for trace in umap["data"]])
