@@ -24,10 +24,14 @@ TIMEOUT = 240
 RUN, PLAIN = "fx-manidp-full", "fx-manidp-plain"
 
 
-def render(run: Path | None = None) -> AppTest:
+def render(run: Path | None = None, full_map: bool = True) -> AppTest:
+    """The page on `run`; with `full_map`, its map of every test image computed first (a button, once: the map
+    is stored next to the run)."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     if run is not None:
         at.selectbox(key="sim_run").set_value(str(run)).run()
+    if full_map and any(button.key == "sim_umap_compute" for button in at.button):
+        at.button(key="sim_umap_compute").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -146,3 +150,20 @@ def test_the_runs_compared_are_on_the_chosen_runs_dataset(fixture_runs_dir: Path
         compare = at.multiselect(key=f"sim_compare_{dataset}")
         assert len(compare.options) == 2  # the two runs on that dataset, preselected
         assert {Path(str(v)).name for v in compare.value} == expected
+
+
+def test_the_full_map_is_computed_only_when_asked(manidp_run: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a stored map the page shows the probe images at once and offers the computation; once asked,
+    the map is stored next to the run and read from there."""
+    runs = tmp_path / "runs"
+    shutil.copytree(manidp_run, runs / RUN, ignore=shutil.ignore_patterns("subnet_umap.npz"))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render(full_map=False)
+    assert any("not computed yet" in c.value for c in at.caption)
+    probe = np.load(manidp_run / "probe.npz")
+    points = np.concatenate([values(trace["customdata"])[:, 0] for trace in figures(at)[2]["data"]])
+    assert sorted(points.astype(int)) == sorted(probe["indices"].tolist())
+    at.button(key="sim_umap_compute").click().run()
+    assert not at.exception and (runs / RUN / "subnet_umap.npz").is_file()
+    assert any("test images is a point" in c.value for c in at.caption)
