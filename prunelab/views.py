@@ -181,6 +181,7 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
     todo = [d for d in dict.fromkeys(wanted) if f"{d:g}" not in meta["densities"]]
     most_passes = len(gated_run(path).saved_thresholds) + 2  # calibration passes at most, and the test pass
     clock = _Clock(len(todo) * most_passes, report)
+    file = Path(out_dir if out_dir is not None else path) / WHATIF_CURVE_FILE
     for done, density in enumerate(todo):
         def on_pass(passes: int, most: int, done: int = done, density: float = density) -> None:
             clock.step(done * most_passes + passes, f"density {density:g}: calibration pass {passes}")
@@ -197,13 +198,18 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
             "thresholds": calibration.thresholds, "passes": calibration.passes, "kept": calibration.kept,
             "nonzero": calibration.nonzero, "images": calibration.images,
             "density_measured": result.density_measured}
+        _write_curve(file, frames, meta)  # after each density: an interrupted run keeps what it computed
+    if not todo:
+        _write_curve(file, frames, meta)
+    clock.step(clock.total, "what-if stored")
+    return file
+
+
+def _write_curve(file: Path, frames: list[pd.DataFrame], meta: dict[str, Any]) -> None:
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"density": [], "pred": [], "loss": [], "macs": []})
     frame.attrs["prunelab"] = meta
-    file = Path(out_dir if out_dir is not None else path) / WHATIF_CURVE_FILE
     atomic_write_parquet(file, frame)
-    clock.step(clock.total, "what-if stored")
-    return file
 
 
 # ----------------------------------------------------------------------------------------------
