@@ -111,10 +111,12 @@ def _widgets(page: Any, walk: Walk, label: str, limit: int) -> None:
         for i in range(min(page.locator(f"[data-testid='{testid}']").count(), limit)):
             box = page.locator(f"[data-testid='{testid}']").nth(i)
 
-            def choose(box: Any = box) -> None:
-                box.click(timeout=5000)
-                options = page.locator("[role='option']")
-                options.nth(min(1, options.count() - 1)).click(timeout=5000)
+            def choose(box: Any = box) -> None:  # the option after the highlighted one (a multiselect: added)
+                box.scroll_into_view_if_needed(timeout=5000)
+                box.locator("input").first.click(timeout=5000)
+                page.locator("[role='option']").first.wait_for(timeout=5000)
+                page.keyboard.press("ArrowDown")
+                page.keyboard.press("Enter")
                 page.keyboard.press("Escape")
 
             _act(page, walk, label, f"{testid} {i}", choose)
@@ -125,13 +127,43 @@ def _widgets(page: Any, walk: Walk, label: str, limit: int) -> None:
             _act(page, walk, label, f"option {i}", lambda option=option: option.click(timeout=5000))
 
 
+# the pixel (relative to the chart) of the first marker of the chart's first scatter trace, SVG or WebGL
+# (plotly draws a scatter of over 1,000 points with WebGL, which has no DOM element per point); null if none
+_FIRST_MARKER = """(gd) => {
+  const trace = (gd._fullData || []).find(t => (t.type === 'scatter' || t.type === 'scattergl')
+      && String(t.mode || 'markers').includes('markers') && t.x && t.x.length && t.visible === true);
+  if (!trace) return null;
+  const layout = gd._fullLayout;
+  const xa = layout[trace.xaxis.replace('x', 'xaxis')], ya = layout[trace.yaxis.replace('y', 'yaxis')];
+  for (let i = 0; i < trace.x.length; i++) {
+    const x = xa.l2p(xa.d2l(trace.x[i])) + xa._offset, y = ya.l2p(ya.d2l(trace.y[i])) + ya._offset;
+    if (isFinite(x) && isFinite(y)) return [x, y];
+  }
+  return null;
+}"""
+
+
 def _points(page: Any, walk: Walk, label: str, limit: int) -> None:
     """Click one point of every scatter (and sub-network map) on the page."""
-    charts = page.locator(".js-plotly-plot:has(.scatterlayer .point)")
-    for i in range(min(charts.count(), limit)):
-        point = page.locator(".js-plotly-plot:has(.scatterlayer .point)").nth(i).locator(".scatterlayer .point").first
-        _act(page, walk, label, f"point of scatter {i}", lambda point=point: (
-            point.scroll_into_view_if_needed(timeout=5000), point.click(force=True, timeout=5000)))
+    clicked = 0
+    for i in range(page.locator(".js-plotly-plot").count()):
+        if clicked >= limit:
+            return
+        chart = page.locator(".js-plotly-plot").nth(i)
+        try:
+            chart.scroll_into_view_if_needed(timeout=5000)
+            where = chart.evaluate(_FIRST_MARKER)
+        except Exception:  # noqa: BLE001 - redrawn meanwhile: the next chart
+            continue
+        if where is None:
+            continue
+
+        def click(chart: Any = chart, where: list[float] = where) -> None:
+            box = chart.bounding_box()
+            page.mouse.click(box["x"] + where[0], box["y"] + where[1])
+
+        _act(page, walk, label, f"point of scatter {i}", click)
+        clicked += 1
 
 
 def walk_app(url: str, visits: list[tuple[str, str]], limit: int = 12, shots: Path | None = None,
@@ -176,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-dir", type=Path, help="a folder of <name>_runs demo folders (default: assets/)")
     parser.add_argument("--limit", type=int, default=12, help="widgets of each kind touched per page")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each page here")
+    parser.add_argument("--only", help="walk only the pages whose label holds this text (e.g. per_image)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
@@ -187,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(env)  # demo_visits reads the same demo folders as the server
         (base / "runs").mkdir()
         with serve_app(base, env) as url:
-            walk = walk_app(url, demo_visits(), args.limit, args.shots)
+            visits = [visit for visit in demo_visits() if args.only is None or args.only in visit[0]]
+            walk = walk_app(url, visits, args.limit, args.shots)
         problems = walk.problems + server_problems(next(base.glob("streamlit-*.log"), base / "none"))
     print(walk.report())
     for line in walk.slow():
