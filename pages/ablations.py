@@ -4,14 +4,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, paper_points
+from app_components import common, method_card, paper_points
 from prunelab import analysis, lessons
 
 ALL_SUITES = "all finished runs"
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params", "macs_reference",
          "epochs_total", "parent_run", "method", "suite", "dataset", "model", "width", "epochs"]
 ERROR_BAR_FIGURES = ["test_acc", "macs_per_image", "spearman_macs_loss", "spearman_macs_difficulty",
-                     "similarity_gap_mean", "gamma_frac_below_0.05", "acc_after_prune"]
+                     "similarity_gap_mean", "gamma_frac_below_0.05", "acc_after_prune", "complexity_quintile_gap",
+                     "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 GROUP_SHOWN = ["variant", "epochs_total", "seeds", "test_acc_mean", "test_acc_std", "macs_per_image_mean",
                "macs_per_image_std", "macs_per_image_with_gates_mean", "spearman_macs_loss_mean",
                "spearman_macs_loss_std", "spearman_macs_difficulty_mean", "spearman_macs_difficulty_std",
@@ -68,6 +69,16 @@ if suite != ALL_SUITES:
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
+
+evidence = lessons.manidp_evidence_table(lessons.variant_groups(table))
+if not evidence.empty:
+    st.subheader("ManiDP by the paper's own tests, per form")
+    st.caption("Do the gates route images differently at all (per-image MACs CV; share of gate decisions off "
+               "their channel's majority)? Do harder images, by the parent model's own loss, get larger "
+               "sub-networks (hardest minus easiest fifth, relative MACs)? Do images with similar features get "
+               "similar gates (ρ(R, T) over held-out test pairs)? Mean ± std over seeds.")
+    st.dataframe(evidence, hide_index=True, key="abl_evidence")
+    method_card.show(table.groupby("variant", sort=False)["path"].first().tolist())
 
 st.subheader("Variants over seeds")
 st.caption("Runs that differ only in their seed form one variant; each figure is mean ± standard deviation "

@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from app_components import common, manidp_whatif
+from app_components import common, manidp_whatif, method_card
 from app_components.images import class_name, show_images
 from prunelab import analysis, lesson_runs, lessons
 from prunelab.run_format import PER_IMAGE_FILE
@@ -12,18 +12,17 @@ common.title("Per-image MACs")
 common.explain(
     "ManiDP's gates keep a different set of channels for every image, so each image pays its own cost in "
     f"{common.MAC_LABEL}. The complexity term pushes easy images (low cross-entropy, below the threshold C) "
-    "toward smaller sub-networks, so MACs should grow with an image's loss; Spearman's ρ measures that "
-    "monotone relation.",
-    r"\begin{gathered} \mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,"
-    r"|\mathrm{in}(x)|\, |\mathrm{out}(x)| \\"
-    r"\lambda(x) = \lambda' \,\mathbb{1}[\mathrm{CE}_x < C]"
-    r"\left(\frac{C - \mathrm{CE}_x}{C}\right)^{\gamma_c}"
-    r"\end{gathered}",
+    "toward smaller sub-networks, so harder images should get larger ones. The paper's test: which images get "
+    "the cheapest and the costliest sub-networks; here, relative MACs by fifths of an external difficulty, the "
+    "parent model's own loss on each image, with the term on against off. How this run computes λ(x) (CE "
+    "attached or not) is on its method card, below the run picker.",
+    r"\mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,|\mathrm{in}(x)|\, |\mathrm{out}(x)|",
 )
 
 run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
+method_card.show(run)
 per_image = common.cached_per_image(run)
 if per_image is None:
     common.report_missing(run, PER_IMAGE_FILE, "ManiDP writes the per-image table (per_image.parquet) "
@@ -68,7 +67,7 @@ if points and points[0].get("customdata"):
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
            "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
            "exceeds the correlation of a run without that term:")
-common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="spearman_macs_loss"),
+common.show_claims(lessons.manidp_claims(common.setting_runs(run), figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

@@ -8,19 +8,19 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, subnet_map
+from app_components import common, method_card, subnet_map
 from prunelab import analysis, lesson_runs, lessons
 from prunelab.run_format import PROBE_FILE
 
 common.title("Similarity alignment")
 common.explain(
     "For a batch of images, R holds the cosine similarity of their pooled features at a layer and T the "
-    "cosine similarity of their gate vectors π (which channels they keep). ManiDP's similarity term pulls "
-    "T toward R, so images that look alike to the network also share a sub-network; below, the probe "
-    "images are ordered by class, and ‖T − R‖ is compared across runs with and without the term.",
-    r"\begin{gathered} R^l_{ij} = \cos\big(p(F^l(x_i)),\, p(F^l(x_j))\big),\qquad"
-    r" T^l_{ij} = \cos\big(\pi^l(x_i),\, \pi^l(x_j)\big) \\"
-    r"\mathcal{L}_{sim} = \gamma \sum_l \lVert T^l - R^l \rVert_F^2 / N^2 \end{gathered}",
+    "cosine similarity of their gate vectors π (which channels they keep). ManiDP's similarity term "
+    "penalises ‖T − R‖, so images that look alike to the network should also share a sub-network. Whether "
+    "the term trains the gates alone or the backbone too, and which features R is built from, depends on the "
+    "run's form: its method card, below the run picker, shows the formulas exactly as the run computed them. "
+    "‖T − R‖ is the term's own objective (training lowers it almost by construction); the paper's claim is "
+    "judged on held-out pairs, as the rank correlation ρ(R, T) with the term on against off.",
 )
 
 
@@ -45,6 +45,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
 run = common.pick_run("ManiDP run", methods=["manidp"], key="sim_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
+method_card.show(run)
 probe = common.cached_probe(run)
 if probe is None:
     common.report_missing(run, PROBE_FILE, "ManiDP writes the probe set (probe.npz) when training ends.")

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, run_exports
+from app_components import common, method_card, run_exports
 from prunelab import analysis, lesson_runs, lessons, results
 from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
@@ -20,8 +20,9 @@ common.explain(
     "Network Slimming trains with an L1 penalty on every BatchNorm scale γ, which pushes the scales of "
     "unimportant channels toward zero. One **global threshold** (the `prune_ratio` percentile of all |γ|) "
     "then removes every channel below it, the network is rebuilt physically smaller and fine-tuned. "
-    f"Costs are counted in {common.MAC_LABEL} per image.",
-    r"L = \sum_i \mathrm{CE}\big(f(x_i), y_i\big) + \lambda \sum_{\gamma \in \mathrm{BN}} |\gamma|",
+    f"Costs are counted in {common.MAC_LABEL} per image. Which BatchNorm layers carry the penalty and the "
+    "threshold, and whether γ also gets weight decay, depends on the run's form: its method card, below the "
+    "run picker, shows the formulas as the run computed them.",
 )
 
 
@@ -44,6 +45,7 @@ def channel_bars(channels: Any, after_name: str) -> go.Figure:
 run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA, param="run")
 if run is None:
     st.stop()
+method_card.show(run)
 summary, pruning = common.cached_summary(run), common.cached_pruning(run)
 
 st.subheader("Accuracy through the pipeline")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.config import METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
+from prunelab.config import METHOD_FACTS, METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
 from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
 
 # ------------------------------------------------------------------------------------------------
@@ -348,17 +348,38 @@ ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "
 ABLATION_EXTRAS = [*(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),
                    "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
                    "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
-                   "macs_reduction_with_gates", "density_mean"]
+                   "macs_reduction_with_gates", "density_mean", "departures", "macs_cv", "decision_disagreement",
+                   "complexity_quintile_gap", "similarity_rank_correlation"]
+
+
+def form_label(row: Mapping[str, Any] | pd.Series) -> str | None:
+    """A run's form as a label: 'reference' (no departure), 'prunelab' (every departure of its method), or
+    'reference + small_gate_init' (the reference with the departures named); None for a method without forms."""
+    form = row.get("form")
+    if not isinstance(form, str):
+        return None
+    departures = row.get("departures")
+    names = [str(name) for name in departures] if isinstance(departures, list | tuple | np.ndarray) else []
+    facts = METHOD_FACTS.get(str(row.get("method")))
+    every = [d.name for d in facts.departures] if facts else []
+    if not names:
+        return "reference"
+    if form == "prunelab" and sorted(names) == sorted(every):
+        return "prunelab"
+    return f"{form} + {', '.join(names)}" if form == "reference" else f"{form}: {', '.join(names)}"
 
 
 def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
-    """Human name of a run's setting: 'baseline', 'slimming λ=1e-4, prune 50%', 'ManiDP: both', ..."""
+    """Human name of a run's setting: 'baseline', 'slimming λ=1e-4, prune 50%', 'ManiDP (reference): both';
+    a method with forms names the run's form (`form_label`)."""
     method = row.get("method")
+    form = form_label(row)
+    suffix = f" ({form})" if form else ""
     if method == "slimming":
-        return f"slimming λ={_num(row.get('sparsity_lambda')):g}, prune {_num(row.get('prune_ratio')):.0%}"
+        return f"slimming{suffix} λ={_num(row.get('sparsity_lambda')):g}, prune {_num(row.get('prune_ratio')):.0%}"
     if method == "manidp":
         key = (_flag(row.get("complexity")), _flag(row.get("similarity")))
-        return f"ManiDP: {MANIDP_VARIANTS[key]}"
+        return f"ManiDP{suffix}: {MANIDP_VARIANTS[key]}"
     return str(method)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from prunelab.config import RunConfig
+from prunelab.config import METHOD_CONFIGS, RunConfig
 from prunelab.run_format import MANIDP_FILE, PRUNING_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE, RunStoreError
 
 MAX_SHOWN = 40  # characters of a bad value quoted in an error message
@@ -256,12 +256,21 @@ def read_artefact_json(path: Path) -> dict[str, Any]:
     return validate_json(path, read_json_file(path))
 
 
+def _method_fields(name: Any) -> dict[str, Any]:
+    """The fields of method `name`'s config class (none for an unknown method: validation names it)."""
+    cls = METHOD_CONFIGS.get(name) if isinstance(name, str) else None
+    return cls.model_fields if cls is not None else {}
+
+
 def read_config_file(path: Path) -> RunConfig:
     """config.json as a validated RunConfig (its extra "run_id" dropped)."""
     raw = read_json_file(path)
     if not isinstance(raw, dict):
         raise ArtefactError(path, f"expected a JSON object, got {type(raw).__name__} {_shown(raw)}")
     raw = {key: value for key, value in raw.items() if key != "run_id"}
+    method = raw.get("method")
+    if isinstance(method, dict) and "form" not in method and "form" in _method_fields(method.get("name")):
+        raw["method"] = {**method, "form": "prunelab"}  # written before forms existed: PruneLab's own form
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from prunelab.models.catalog import MODEL_NAMES
 from prunelab.run_format import (
@@ -116,6 +116,66 @@ class MethodFacts:
     # files a finished run writes besides summary.json (prunelab.run_format names), each read and checked
     # by its reader in prunelab.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
     artefacts: tuple[str, ...] = ()
+    # the authors' code this method's reference form follows (cited on the method card)
+    reference_code: tuple[str, ...] = ()
+    # every way the PruneLab form differs from that code: a named, optional config field each
+    departures: tuple[Departure, ...] = ()
+
+
+@dataclass(frozen=True)
+class Departure:
+    """One named change from the authors' code: the config field `field` at a value other than `reference`.
+
+    The `prunelab` form sets the field to `prunelab`, the `reference` form to `reference`; a run records the
+    names of the departures in effect (`departures` in config.json and summary.json) and the method card
+    shows each with its reason and where its effect is measured.
+    """
+
+    name: str  # e.g. "detached_complexity_weight"
+    field: str  # the method-config field that switches it
+    reference: Any  # the field's value in the authors' code
+    prunelab: Any  # the field's value in the PruneLab form
+    summary: str  # what changes, one line
+    reason: str  # why PruneLab made the change, one line
+    effect: str  # where its effect is measured (a comparison of runs, a test), one line
+
+
+FORMS = ("reference", "prunelab")
+Form = Literal["reference", "prunelab"]
+FORM_DESCRIPTION = ("reference: every choice as the authors' code makes it; prunelab: PruneLab's changes "
+                    "(each a named departure, listed in the run). A departure's own field overrides the form")
+
+
+class _MethodWithForm(_Strict):
+    """A method config with a `form`: its departure fields left unset take the form's value."""
+
+    facts: ClassVar[MethodFacts]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {key: value for key, value in data.items() if key != "departures"}  # derived, recorded only
+        form = data.get("form", "reference")
+        for departure in cls.facts.departures:
+            if data.get(departure.field) is None and form in FORMS:
+                data[departure.field] = departure.prunelab if form == "prunelab" else departure.reference
+        for name, (reference, prunelab) in cls.form_defaults().items():
+            if data.get(name) is None and form in FORMS:
+                data[name] = prunelab if form == "prunelab" else reference
+        return data
+
+    @classmethod
+    def form_defaults(cls) -> dict[str, tuple[Any, Any]]:
+        """Settings (not departures) whose default differs by form: field -> (reference, prunelab)."""
+        return {}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def departures(self) -> list[str]:
+        """Names of the departures from the authors' code in effect (empty: the reference form)."""
+        return [d.name for d in self.facts.departures if getattr(self, d.field) != d.reference]
 
 
 def _facts(*, form: bool = False, flag: str | None = None, sweep: str | None = None,
@@ -171,19 +231,79 @@ class SlimmingConfig(_Strict):
         "comparison would mostly show weight decay; None: the run's weight decay)"))
 
 
-class ManiDPConfig(_Strict):
+MANIDP_REFERENCE_CODE = (
+    "huawei-noah/Efficient-Computing Pruning/ManiDP/models/resnet_cifar.py (MaskBlock, MaskedBasicblock)",
+    "huawei-noah/Efficient-Computing Pruning/ManiDP/main.py (train, cal_similarity_loss, adjust_remain_rate, "
+    "the threshold update after each epoch)",
+)
+MANIDP_DEPARTURES = (
+    Departure(
+        "small_gate_init", "small_gate_init", False, True,
+        summary=("gates: second Linear's weight ~ N(0, 0.1²), first Linear with a bias, hidden width C_in "
+                 "(C_in < 32) or C_in/2, no clamp; reference: both Linears Kaiming-normal, the first without "
+                 "bias, hidden width C_out (C_out < 80) or C_out/2, saliency clamped at 1000"),
+        reason=("π starts within a few tenths of 1 for every image, so training starts from the parent network "
+                "(with a default Linear init π varied by ±1 between images and shapes training stalled at chance)"),
+        effect="prunelab form against reference form, both terms (Ablations page: forms)"),
+    Departure(
+        "post_relu_similarity_features", "post_relu_similarity_features", False, True,
+        summary=("R from ReLU(conv_b's output): the non-negative part the block passes on; reference: conv_b's "
+                 "signed BN output before the residual add"),
+        reason="T = cos(π_i, π_j) ≥ 0 can never reach a negative R",
+        effect="prunelab form against reference form (Similarity page: R heatmaps of both forms)"),
+    Departure(
+        "gates_only_similarity", "gates_only_similarity", False, True,
+        summary=("the similarity term trains the gates' own parameters toward a detached R; reference: T and R "
+                 "both attached, so the term trains the backbone as well as the gates"),
+        reason=("measured on shapes: with the backbone in the term, ||T − R|| rose (the backbone moved R while "
+                "chasing it)"),
+        effect="||T − R|| and the feature/gate rank correlation, prunelab against reference form"),
+    Departure(
+        "smoothed_gate_cosine", "smoothed_gate_cosine", False, True,
+        summary="T's cosine divides by sqrt(|π|² + 0.01²); reference: F.normalize (max(|π|, 1e-12))",
+        reason="bounds the gradient of a near-zero gate vector (a hard floor sent γ = 10 runs to NaN)",
+        effect="tests/prunelab/methods/manidp/test_gates.py (the cosine's gradient bound)"),
+    Departure(
+        "detached_complexity_weight", "detached_complexity_weight", False, True,
+        summary="λ(x_i) is computed from a detached CE_i; reference: CE_i stays attached inside λ(x_i)",
+        reason=("attached, dλ/dCE_i = −λ'/C < 0 rewards a higher loss on easy images in exchange for "
+                "sparsity; detached, λ(x_i) is only a per-image weight"),
+        effect="training loss and accuracy, prunelab against reference form"),
+    Departure(
+        "pair_quantile_thresholds", "pair_quantile_thresholds", False, True,
+        summary=("ξ^l keeps a fraction η of the (image, channel) pairs of a 2,000-image calibration sample, "
+                 "followed by a moving average within the epoch, η on a cosine over the first half of the steps; "
+                 "reference: ξ^l = the mean saliency (over the epoch's training images) of the channel at rank "
+                 "ceil(η c_l), set after every epoch from the second on, η(e) on a cosine over all epochs"),
+        reason=("once gates differ between images, channel-mean thresholds keep far fewer pairs than η (22% of "
+                "channels at η = 0.7 on shapes), so runs at the same target differed in compute"),
+        effect="density reached against the target (test_density, macs_reduction), prunelab against reference"),
+    Departure(
+        "sampled_initial_c", "sampled_initial_c", False, True,
+        summary=("C for the first epoch from the mean CE of 2,000 training images in training mode; reference: "
+                 "of the whole training set in evaluation mode"),
+        reason="one pass over 2,000 images instead of the whole training set before training starts",
+        effect="complexity_c of the first epoch (metrics.jsonl)"),
+)
+
+
+class ManiDPConfig(_MethodWithForm):
     """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
 
     facts: ClassVar[MethodFacts] = MethodFacts(label="ManiDP", short="manidp",
-                                               artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE))
+                                               artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE),
+                                               reference_code=MANIDP_REFERENCE_CODE,
+                                               departures=MANIDP_DEPARTURES)
 
     name: Literal["manidp"] = "manidp"
-    lambda_prime: float = Field(0.05, ge=0.0, le=100.0, title="λ': max sparsity weight",
-                                description="maximum sparsity weight lambda'",
-                                json_schema_extra=_facts(form=True, sweep="lp", aliases=("lambda'",)))
-    gamma_sim: float = Field(3.0, ge=0.0, le=100.0, title="γ: similarity weight", description=(
-        "similarity-alignment weight gamma (3: on shapes, resnet20, 3 epochs, gamma = 1 lowered ||T - R|| by 9%, "
-        "gamma = 3 by 36%; gamma = 10 by 59% at a clear cost in accuracy)"),
+    form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,
+                       json_schema_extra=_facts(form=True))
+    lambda_prime: float = Field(0.1, ge=0.0, le=100.0, title="λ': max sparsity weight", description=(
+        "maximum sparsity weight lambda' (default by form: reference 0.1, the authors' lambda_lasso; prunelab 0.05)"),
+        json_schema_extra=_facts(form=True, sweep="lp", aliases=("lambda'",)))
+    gamma_sim: float = Field(0.1, ge=0.0, le=100.0, title="γ: similarity weight", description=(
+        "similarity-alignment weight gamma (default by form: reference 0.1, the authors' lambda_graph; prunelab 3: "
+        "on shapes, resnet20, 3 epochs, gamma = 1 lowered ||T - R|| by 9%, gamma = 3 by 36%)"),
         json_schema_extra=_facts(form=True, sweep="g", aliases=("gamma",)))
     gamma_c: float = Field(1.0, ge=0.0, le=10.0, title="Complexity exponent", description="complexity exponent",
                            json_schema_extra=_facts(form=True, sweep="gc"))
@@ -203,6 +323,25 @@ class ManiDPConfig(_Strict):
     init_from: str | None = Field(None, title="Parent run", description=(
         "parent run whose model.pt initialises the backbone: its run id in the same runs folder (suites "
         "record ids, never a machine's absolute path), or a run directory"))
+    # departures from the authors' code (MANIDP_DEPARTURES): unset, each takes its form's value
+    small_gate_init: bool = Field(False, title="Departure: small gate init",
+                                  description=MANIDP_DEPARTURES[0].summary)
+    post_relu_similarity_features: bool = Field(False, title="Departure: post-ReLU R",
+                                                description=MANIDP_DEPARTURES[1].summary)
+    gates_only_similarity: bool = Field(False, title="Departure: similarity trains gates only",
+                                        description=MANIDP_DEPARTURES[2].summary)
+    smoothed_gate_cosine: bool = Field(False, title="Departure: smoothed gate cosine",
+                                       description=MANIDP_DEPARTURES[3].summary)
+    detached_complexity_weight: bool = Field(False, title="Departure: detached complexity weight",
+                                             description=MANIDP_DEPARTURES[4].summary)
+    pair_quantile_thresholds: bool = Field(False, title="Departure: pair-quantile thresholds",
+                                           description=MANIDP_DEPARTURES[5].summary)
+    sampled_initial_c: bool = Field(False, title="Departure: sampled initial C",
+                                    description=MANIDP_DEPARTURES[6].summary)
+
+    @classmethod
+    def form_defaults(cls) -> dict[str, tuple[Any, Any]]:
+        return {"lambda_prime": (0.1, 0.05), "gamma_sim": (0.1, 3.0)}
 
 
 MethodConfig = Annotated[BaselineConfig | SlimmingConfig | ManiDPConfig, Field(discriminator="name")]

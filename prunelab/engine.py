@@ -348,6 +348,11 @@ class Trainer:
         # every epoch that shaped the final weights, a parent run's included (equal-budget comparisons)
         summary["epochs_total"] = self._epochs_total + int(lineage.get("parent_epochs_total", 0))
         summary["parent_run"] = lineage.get("parent_run")
+        # a method with a form: which one, and the departures from the authors' code in effect
+        method_config = self.config.method
+        if hasattr(method_config, "form"):
+            summary["form"] = method_config.form
+            summary["departures"] = list(method_config.departures)
         summary.update(self.method.finalize(model, test))
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
         self.run_dir.save_torch(MODEL_FILE, {

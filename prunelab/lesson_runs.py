@@ -3,8 +3,9 @@
 Chosen from the runs table (`prunelab.results.runs_table`) by config, never by run name, so renamed or
 regenerated demos keep their defaults:
 
-- `manidp_run`: the full method (complexity and similarity terms on, PruneLab's form of ManiDP) at its
-  lowest seed, a run with its gated model.pt (the what-if and the sub-network map need it);
+- `manidp_run`: the full method (complexity and similarity terms on) at its lowest seed, a run with its
+  gated model.pt (the what-if and the sub-network map need it), in the form a new run gets by default (the
+  authors' reference form) where the runs hold one;
 - `slimming_comparison`: one run of each λ in a slimming run's setting, at that run's seed where there
   is one (the paper's Figure 4: the L1 term pushes more scales toward zero as λ grows);
 - `similarity_comparison`: a ManiDP run and its twin with the similarity term switched, at the same seed
@@ -12,7 +13,7 @@ regenerated demos keep their defaults:
 - `heatmap_layer`: the gated layer whose feature similarity R varies most between probe images (where R
   is near 1 everywhere, T and R are one colour and T − R says nothing).
 
-A ManiDP config may name its `form` (a run made before that field existed has none: PruneLab's form).
+A ManiDP config names its `form` (a run made before that field existed has none: PruneLab's form).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunelab.config import ManiDPConfig
 from prunelab.run_format import MODEL_FILE
 
 DEFAULT_FORM = "prunelab"  # a ManiDP run whose config names no form
+PREFERRED_FORM = str(ManiDPConfig.model_fields["form"].default)  # what a new run is: the lesson's first choice
 SETTING = ["dataset", "model", "width", "epochs_total"]  # what a comparison never mixes
 SLIMMING_SETTING = [*SETTING, "prune_ratio", "finetune_epochs"]
 MANIDP_TWIN = [*SETTING, "complexity", "target_density", "lambda_prime", "gamma_sim", "gamma_c", "form"]
@@ -58,10 +61,10 @@ def manidp_run(runs: pd.DataFrame) -> str | None:
     score = pd.DataFrame({
         "model": [not (Path(p) / MODEL_FILE).is_file() for p in manidp["path"]],
         "full": ~(_flag(manidp, "complexity") & _flag(manidp, "similarity")).to_numpy(),
-        "form": (manidp["form"] != DEFAULT_FORM).to_numpy(),
+        "form": (manidp["form"] != PREFERRED_FORM).to_numpy(),
         "seed": manidp["seed"].fillna(np.inf).to_numpy(float),
         "order": np.arange(len(manidp)),
-    }, index=manidp.index)  # False sorts first: with model, full method, PruneLab's form, lowest seed
+    }, index=manidp.index)  # False sorts first: with model, full method, the preferred form, lowest seed
     best = score.sort_values(["model", "full", "form", "seed", "order"]).index[0]
     return str(manidp.loc[best, "path"])
 

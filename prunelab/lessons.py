@@ -41,12 +41,16 @@ VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"
 SETTING_KEYS = [key for key in VARIANT_KEYS if key not in ("method", "variant")]
 # the figures averaged per variant (those a run lacks are NaN and left out of its mean)
 FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
-           "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates"]
+           "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates",
+           "complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 FIGURE_LABELS = {
     "test_acc": "test accuracy", "macs_per_image": "MACs per image", "macs_reduction": "MACs reduction",
     "spearman_macs_loss": "ρ(MACs, loss)", "spearman_macs_difficulty": "ρ(MACs, difficulty)",
     "similarity_gap_mean": "mean ‖T − R‖_F", NEAR_ZERO_GAMMA_KEY: "share of |γ| < 0.05",
     "acc_after_prune": "accuracy right after pruning", "macs_per_image_with_gates": "MACs per image with gates",
+    "complexity_quintile_gap": "relative MACs, hardest − easiest fifth (parent loss)",
+    "similarity_rank_correlation": "ρ(R, T) over test pairs", "macs_cv": "per-image MACs CV",
+    "decision_disagreement": "gate decisions off the channel's majority",
 }
 
 
@@ -256,41 +260,120 @@ def _manidp_rows(table: pd.DataFrame, complexity: bool, similarity: bool) -> pd.
 
 MANIDP_VARIANT_NAMES = {(False, False): "neither", (True, False): "complexity only",
                         (False, True): "similarity only", (True, True): "both"}
-# (figure, lesson, paper, measured label, format, the claim holds if the term raises it, pairs with / without)
+SIMILARITY_PAIRS = [((False, True), (False, False)), ((True, True), (True, False))]
+COMPLEXITY_PAIRS = [((True, False), (False, False)), ((True, True), (False, True))]
+
+
+@dataclass(frozen=True)
+class TermClaim:
+    """One claim about a ManiDP term, judged on `figure`: the variant with the term against the same variant
+    without it (`pairs`), seed by seed when `paired`."""
+
+    figure: str
+    lesson: str
+    paper: str
+    label: str  # the figure as the measured text names it
+    fmt: str
+    greater: bool  # the claim holds if the term raises the figure
+    pairs: list[tuple[tuple[bool, bool], tuple[bool, bool]]]
+    paired: bool = False
+
+
 MANIDP_TERM_CLAIMS = [
-    ("similarity_gap_mean", "the similarity term aligns gate similarity with feature similarity",
-     "ManiDP (Tang et al., 2021): the similarity term makes the gates' similarity matrix T follow the "
-     "features' R, so similar images get similar sub-networks: ‖T − R‖ falls.",
-     "mean ‖T − R‖_F over layers", ".2f", False, [((False, True), (False, False)), ((True, True), (True, False))]),
-    ("spearman_macs_loss", "the complexity term gives harder images larger sub-networks",
-     "ManiDP: images with a loss above C are not pushed to be sparse, so MACs per image follow the loss more "
-     "closely than without the term.",
-     "Spearman ρ(MACs, loss)", ".3f", True, [((True, False), (False, False)), ((True, True), (False, True))]),
+    TermClaim("similarity_rank_correlation",
+              "the similarity term gives images with similar features similar sub-networks",
+              "ManiDP (Tang et al., 2021): the similarity term keeps the manifold structure of the features in "
+              "the sub-networks: image pairs with similar features get similar gates.",
+              "Spearman ρ(R, T) over held-out test pairs", ".3f", True, SIMILARITY_PAIRS),
+    TermClaim("similarity_gap_mean",
+              "the similarity term lowers its own objective ‖T − R‖ (a check that the term trains, not the "
+              "paper's claim)",
+              "ManiDP: the term minimises ‖T − R‖²/N², so training with it lowers ‖T − R‖ almost by construction.",
+              "mean ‖T − R‖_F over layers (the term's objective)", ".2f", False, SIMILARITY_PAIRS),
+    TermClaim("complexity_quintile_gap",
+              "the complexity term gives harder images larger sub-networks",
+              "ManiDP: images with a loss above C are not pushed to be sparse; its visualisation shows the costliest "
+              "sub-networks on cluttered, ambiguous images and the cheapest on clean ones.",
+              "relative MACs, hardest minus easiest fifth of the test images by the parent model's loss "
+              "(seed-paired difference with the term minus without)", ".3f", True, COMPLEXITY_PAIRS, paired=True),
 ]
 
 
-def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
-    """Tang et al. (2021): the similarity term aligns T with R; the complexity term gives hard images more.
+def paired_difference(table: pd.DataFrame, mine: pd.Series, theirs: pd.Series, figure: str) -> Stat:
+    """Stat over the seeds both masks hold of figure(mine, seed) - figure(theirs, seed)."""
+    if figure not in table or "seed" not in table:
+        return Stat(float("nan"), float("nan"), 0)
+    a = table.loc[mine].groupby("seed")[figure].mean()
+    b = table.loc[theirs].groupby("seed")[figure].mean()
+    return stat((a - b).dropna())
 
-    Each term is judged against its control: the same variant with that term switched off. `figure`
-    ("similarity_gap_mean" or "spearman_macs_loss") keeps only that term's claims.
-    """
+
+def _paired_verdict(difference: Stat, greater: bool) -> str:
+    """'holds' when the mean seed-paired difference is beyond NOISE_Z standard errors in the claimed direction."""
+    if difference.n == 0:
+        return "not enough runs"
+    direction = difference.mean > 0 if greater else difference.mean < 0
+    if difference.n < 2:
+        return "holds (one seed: noise unknown)" if direction else "does not hold (one seed: noise unknown)"
+    if abs(difference.mean) <= NOISE_Z * difference.std / math.sqrt(difference.n):
+        return "within seed noise"
+    return "holds" if direction else "does not hold"
+
+
+def manidp_forms(table: pd.DataFrame) -> list[str]:
+    """The forms (`prunelab.analysis.form_label`) of the ManiDP runs in `table`, in order of appearance."""
+    from prunelab.analysis import form_label
+
+    if "method" not in table:
+        return []
+    labels = [form_label(row) or "" for _, row in table[table["method"] == "manidp"].iterrows()]
+    return list(dict.fromkeys(labels))
+
+
+def _in_form(table: pd.DataFrame, form: str) -> pd.DataFrame:
+    from prunelab.analysis import form_label
+
+    keep = [row["method"] != "manidp" or (form_label(row) or "") == form for _, row in table.iterrows()]
+    return table[keep].reset_index(drop=True)
+
+
+def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
+    """Tang et al. (2021), each term against its control (the same variant with that term switched off),
+    within each form of ManiDP (a claim names its form when the runs hold several). `figure` keeps only
+    the claims judged on that figure."""
+    forms = manidp_forms(table)
+    claims = []
+    for form in forms:
+        part = _in_form(table, form) if len(forms) > 1 else table
+        suffix = f" [{form}]" if len(forms) > 1 and form else ""
+        claims += [replace(c, lesson=c.lesson + suffix) for c in _manidp_form_claims(part, figure)]
+    return claims
+
+
+def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
     rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
     if not any(mask.any() for mask in rows.values()):
         return []
     names = MANIDP_VARIANT_NAMES
     claims = []
-    for measured, lesson, paper, label, fmt, greater, pairs in MANIDP_TERM_CLAIMS:
-        if figure is not None and measured != figure:
+    for term in MANIDP_TERM_CLAIMS:
+        if figure is not None and term.figure != figure:
             continue
-        for with_term, without in pairs:
+        for with_term, without in term.pairs:
             (mine, theirs), note = shared_seeds(table, [rows[with_term], rows[without]])
-            ours, control = _figure(table, mine, measured), _figure(table, theirs, measured)
-            if ours.n and control.n:
-                claims.append(Claim(
-                    f"{lesson} ({names[with_term]} vs {names[without]})", paper,
-                    f"{label}: {names[with_term]} {ours.text(fmt)}; {names[without]} {control.text(fmt)}{note}",
-                    _verdict(ours, control, holds_if_greater=greater)))
+            ours, control = _figure(table, mine, term.figure), _figure(table, theirs, term.figure)
+            if not (ours.n and control.n):
+                continue
+            measured = f"{term.label}: {names[with_term]} {ours.text(term.fmt)}; {names[without]} " \
+                       f"{control.text(term.fmt)}"
+            if term.paired:
+                difference = paired_difference(table, mine, theirs, term.figure)
+                measured += f"; difference {difference.text(term.fmt)}"
+                verdict = _paired_verdict(difference, term.greater)
+            else:
+                verdict = _verdict(ours, control, holds_if_greater=term.greater)
+            claims.append(Claim(f"{term.lesson} ({names[with_term]} vs {names[without]})", term.paper,
+                                measured + note, verdict))
     return claims
 
 
@@ -330,6 +413,33 @@ def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
     if not noise:
         return "within seed noise of the baseline"
     return "does not hold: below the baseline" if pruned.mean < baseline.mean else "holds: above the baseline"
+
+
+# (figure, column title, format, shown as a percentage)
+EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MACs reduction", ".1f", True),
+                  ("macs_cv", "MACs CV", ".3f", False),
+                  ("decision_disagreement", "decisions off majority", ".1f", True),
+                  ("complexity_quintile_gap", "hardest − easiest fifth", ".3f", False),
+                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False)]
+
+
+def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
+    """The ManiDP variants of `variant_groups(...)` with the paper's tests and gate dynamism as 'mean ± std'
+    texts, one row per variant (its form in the variant's name)."""
+    rows = groups[groups["method"] == "manidp"] if "method" in groups else groups.iloc[0:0]
+    out = []
+    for _, row in rows.iterrows():
+        entry = {"variant": row["variant"], "epochs in all": row["epochs_total"], "seeds": row["seeds"]}
+        for key, label, fmt, percent in EVIDENCE_SHOWN:
+            mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+            scale, unit = (100.0, "%") if percent else (1.0, "")
+            if mean is None or pd.isna(mean):
+                entry[label] = ""
+                continue
+            text = f"{mean * scale:{fmt}}{unit}"
+            entry[label] = text if pd.isna(std) else f"{text} ± {std * scale:{fmt}}{unit}"
+        out.append(entry)
+    return pd.DataFrame(out)
 
 
 def claims(table: pd.DataFrame) -> list[Claim]:

@@ -58,12 +58,13 @@ BASE_COLUMNS = [
     "seed", "problem",
 ]
 # every field of every method config (prunelab.config.METHOD_FIELDS); NaN where a run's method lacks it
-HYPER_COLUMNS = list(METHOD_FIELDS)
+HYPER_COLUMNS = [*METHOD_FIELDS, "departures"]  # and, for a method with a form, its departures in effect
 SUMMARY_EXTRAS = [
     "acc_before_prune", "acc_after_prune", "acc_after_finetune", "macs_before", "macs_after", "macs_dense",
     "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty", "similarity_gap_mean",
     "macs_per_image_with_gates", "macs_reduction_with_gates", "gate_macs_per_image", "density_mean",
-    "gamma_frac_below_0.05",
+    "gamma_frac_below_0.05", "macs_cv", "decision_disagreement", "complexity_quintile_gap",
+    "similarity_rank_correlation",
 ]
 
 

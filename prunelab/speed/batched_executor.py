@@ -107,7 +107,7 @@ class BatchedSparseExecutor:
         (compact on `in_idx`). With `union=False` every output channel is computed."""
         w1_rows = gate.w1_rows if in_idx is None else gate.w1_rows.index_select(0, in_idx)
         hidden = torch.relu_(torch.addmm(gate.b1, x.mean(dim=(2, 3)), w1_rows))
-        pi = torch.relu_(torch.addmm(gate.b2, hidden, self.w2_t[id(gate)]))  # [B, C_out], >= 0
+        pi = torch.relu_(torch.addmm(gate.b2, hidden, self.w2_t[id(gate)])).clamp_(max=gate.clamp_max)  # >= 0
         # threshold_mask's rule: pi >= xi and pi > 0 (for xi > 0 the first implies the second), plus each
         # image's most salient channel, which only matters for an image that would keep none
         keep = pi > 0 if gate.positive_only else pi >= gate.threshold

@@ -39,6 +39,7 @@ class _Gate:
     b2: torch.Tensor
     threshold: float
     positive_only: bool  # xi <= 0: keep pi > 0 (a zero saliency zeroes the channel anyway)
+    clamp_max: float  # pi = min(ReLU(z), clamp_max) (inf: no clamp)
 
 
 @dataclass
@@ -60,9 +61,11 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Conv:
 def _gate(gate: nn.Module) -> _Gate:
     if not isinstance(gate, ChannelGate):
         raise TypeError("the sparse executor needs a gated model (prunelab.methods.manidp.gates.install_gates)")
-    return _Gate(gate.fc1.weight.detach().float().t().contiguous(), gate.fc1.bias.detach().float().contiguous(),
+    w1 = gate.fc1.weight.detach().float()
+    b1 = gate.fc1.bias.detach().float() if gate.fc1.bias is not None else w1.new_zeros(w1.shape[0])
+    return _Gate(w1.t().contiguous(), b1.contiguous(),
                  gate.fc2.weight.detach().float().contiguous(), gate.fc2.bias.detach().float().contiguous(),
-                 float(gate.threshold), float(gate.threshold) <= 0.0)
+                 float(gate.threshold), float(gate.threshold) <= 0.0, float(gate.clamp_max))
 
 
 def _kept(gate: _Gate, pooled: torch.Tensor,
@@ -70,7 +73,7 @@ def _kept(gate: _Gate, pooled: torch.Tensor,
     """(kept channel indices, their saliencies) for one image; `pooled` [1, |in_idx|] is compact."""
     w1_rows = gate.w1_rows if in_idx is None else gate.w1_rows.index_select(0, in_idx)
     hidden = torch.relu_(torch.addmm(gate.b1, pooled, w1_rows))
-    z = F.linear(hidden, gate.w2, gate.b2)[0]  # (C_out,), pi = ReLU(z)
+    z = F.linear(hidden, gate.w2, gate.b2)[0].clamp_(max=gate.clamp_max)  # (C_out,), pi = ReLU(z)
     keep = z > 0 if gate.positive_only else z >= gate.threshold  # xi > 0: z >= xi <=> ReLU(z) >= xi
     idx = torch.nonzero(keep).squeeze(1)
     if idx.numel() == 0:  # keep-one guard of threshold_mask

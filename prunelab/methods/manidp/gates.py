@@ -2,12 +2,23 @@
 
 A gate G^l looks at the global-average-pooled input of its unit and returns a channel saliency
 
-    pi^l(x) = ReLU(W_2 ReLU(W_1 p(x) + b_1) + b_2)        (W_2 ~ N(0, 0.1^2), b_2 = 1 at initialisation)
+    pi^l(x) = min(ReLU(W_2 ReLU(W_1 p(x) [+ b_1]) + b_2), clamp_max)
 
-and masks the unit's output with `pi_hat = pi * 1[pi >= xi^l]` (the indicator is a constant in
-backprop). A channel with pi = 0 counts as pruned even when xi^l = 0: its output is multiplied by 0,
-so running it would be wasted work. Guard: each image keeps at least its most salient channel in every
+and masks the unit's output with `pi_hat = pi * 1[pi >= xi^l]` (the indicator is a constant in backprop, so the
+cross-entropy reaches the gates through pi itself). Two initialisations (`GateStyle`):
+- reference (huawei-noah/Efficient-Computing, Pruning/ManiDP/models/resnet_cifar.py, class MaskBlock): W_1
+  without bias and W_2 Kaiming-normal, b_2 = 1, hidden width C_out when C_out < 80 (squeeze_rate 2 // 2) else
+  C_out / 2, saliency clamped at 1000;
+- PruneLab's departure `small_gate_init`: W_1 with a bias (default Linear init), W_2 ~ N(0, 0.1^2), b_2 = 1,
+  hidden width C_in (C_in < 32) or C_in / 2, no clamp: pi starts within a few tenths of 1 for every image.
+A channel with pi = 0 counts as pruned even when xi^l <= 0: its output is multiplied by 0, so running it
+would be wasted work. Guard (both forms): each image keeps at least its most salient channel in every
 gated layer, because a layer with zero channels cannot be executed (nor built as a static network).
+
+What a gate records for the similarity term (`GateRecord.features`, p(F^l(x)) = the pooled unit output before
+masking): reference: the output itself (conv_a after BN+ReLU, conv_b after BN, signed), attached, so the
+term trains the backbone too; PruneLab's departures `post_relu_similarity_features` (ReLU of it, >= 0) and
+`gates_only_similarity` (detached, with T differentiable in the gate's own parameters only).
 
 `install_gates(model)` fills the gate slot of every unit the model lists (`prunelab.models.channel_units`):
 the gate sees the unit's input and masks its conv's output after BN (and ReLU, where the unit has one).
@@ -18,22 +29,51 @@ shortcut convolutions are not units, so they are never gated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prunelab.models import ChannelUnit, NoGate, channel_units
 
-NARROW_CHANNELS = 32  # gates of layers narrower than this use squeeze ratio 1 (reference: 2 otherwise)
-OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open
-GATE_INIT_STD = 0.1  # std of the second Linear's initial weight
-# With the second Linear's weight at 0 (the reference's open start), pi = 1 exactly for every image, so
-# every T_ij = 1 and the similarity term's gradient d cos(pi_i, pi_j) / d pi_i vanishes: the term cannot
-# move the gates at all (measured: its value stayed 1.3555 over 200 SGD steps on a fixed batch). With
-# std 0.1 pi starts within a few tenths of 1 (the network starts close to the plain one, or to the
-# baseline it is initialised from) yet differs between images. With the default Linear init, pi varied by
-# +-1 between images from the first step, and on `shapes` training stalled at chance level.
+OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open (both forms)
+REFERENCE_SQUEEZE_RATE = 2  # the reference's --squeeze_rate default
+REFERENCE_WIDE_CHANNELS = 80  # below this many output channels the reference halves its squeeze rate
+REFERENCE_CLAMP_MAX = 1000.0  # the reference's --clamp_max default
+SMALL_NARROW_CHANNELS = 32  # small_gate_init: gates of layers narrower than this use squeeze ratio 1, else 2
+SMALL_INIT_STD = 0.1  # small_gate_init: std of the second Linear's initial weight
+# Why PruneLab's small init: with the second weight at 0, pi = 1 exactly for every image, every T_ij = 1 and the
+# similarity term's gradient vanishes (measured: its value stayed 1.3555 over 200 SGD steps on a fixed batch);
+# with std 0.1 pi starts within a few tenths of 1 yet differs between images. With a default Linear init pi
+# varied by +-1 between images from the first step, and on `shapes` training once stalled at chance level.
+
+
+@dataclass(frozen=True)
+class GateStyle:
+    """How gates are built and what they record: the reference's, or PruneLab's departures (each a flag)."""
+
+    small_init: bool = False  # departure small_gate_init
+    post_relu_features: bool = False  # departure post_relu_similarity_features
+    gates_only_similarity: bool = False  # departure gates_only_similarity
+
+    @classmethod
+    def of(cls, config: Any) -> GateStyle:
+        """From a ManiDPConfig (its departure fields)."""
+        return cls(bool(config.small_gate_init), bool(config.post_relu_similarity_features),
+                   bool(config.gates_only_similarity))
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> GateStyle:
+        """From a checkpoint's method state; a run saved before gate styles existed used PruneLab's."""
+        saved = (state or {}).get("gate_style")
+        return cls(**saved) if isinstance(saved, dict) else cls(True, True, True)
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"small_init": self.small_init, "post_relu_features": self.post_relu_features,
+                "gates_only_similarity": self.gates_only_similarity}
 
 
 @dataclass
@@ -41,25 +81,35 @@ class GateRecord:
     """What one gate saw in the last forward pass (for the losses and the artefacts)."""
 
     saliency: torch.Tensor  # pi [B, C] (attached to the graph in training)
-    own_saliency: torch.Tensor  # the same pi, differentiable in the gate's own parameters only (input detached)
-    features: torch.Tensor  # pooled layer output after its activation, before masking [B, C] (detached, >= 0)
+    # T's input in the similarity term: pi itself (reference), or with gates_only_similarity the same pi
+    # differentiable in the gate's own parameters only (input detached)
+    own_saliency: torch.Tensor
+    # p(F^l(x)) [B, C]: the pooled unit output before masking (`pooled_features`), R's input
+    features: torch.Tensor
     mask: torch.Tensor  # bool [B, C], 1[pi >= xi] plus the keep-one guard
 
 
-def passed_on_features(outputs: torch.Tensor) -> torch.Tensor:
-    """p(F^l(x)) = mean_{h,w} ReLU(outputs) [B, C]: the pooled features the layer passes on, >= 0.
+def pooled_features(outputs: torch.Tensor, style: GateStyle) -> torch.Tensor:
+    """p(F^l(x)) [B, C]: mean_{h,w} of the unit's output before masking.
 
-    A VGG unit and a block's conv_a already end in a ReLU (the ReLU changes nothing there). A block's
-    conv_b output is a signed BatchNorm output before the residual add; its ReLU is the non-negative part
-    the block passes on. Saliencies are non-negative, so T = cos(pi_i, pi_j) lies in [0, 1]: a signed
-    feature would give R down to -1, a target T can never reach.
+    Reference: the output as it is (conv_a after BN+ReLU, conv_b after BN: signed, before the residual add),
+    attached. post_relu_features: mean_{h,w} ReLU(outputs), the non-negative part the block passes on (a
+    signed R reaches -1, which T = cos(pi_i, pi_j) >= 0 never can). gates_only_similarity: detached.
     """
-    return torch.relu(outputs).mean(dim=(2, 3))
+    if style.gates_only_similarity:
+        outputs = outputs.detach()
+    if style.post_relu_features:
+        outputs = torch.relu(outputs)
+    return outputs.mean(dim=(2, 3))
 
 
-def gate_hidden(in_channels: int) -> int:
-    """Hidden width of a gate: squeeze ratio 2, or 1 for narrow layers (reference code)."""
-    return in_channels if in_channels < NARROW_CHANNELS else max(1, in_channels // 2)
+def gate_hidden(in_channels: int, out_channels: int, small_init: bool) -> int:
+    """Hidden width of a gate. Reference: C_out // (squeeze_rate // 2) when C_out < 80, else
+    C_out // squeeze_rate, squeeze_rate = 2. small_gate_init: C_in when C_in < 32, else C_in // 2."""
+    if small_init:
+        return in_channels if in_channels < SMALL_NARROW_CHANNELS else max(1, in_channels // 2)
+    rate = REFERENCE_SQUEEZE_RATE // 2 if out_channels < REFERENCE_WIDE_CHANNELS else REFERENCE_SQUEEZE_RATE
+    return max(1, out_channels // rate)
 
 
 def threshold_mask(saliency: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
@@ -70,15 +120,22 @@ def threshold_mask(saliency: torch.Tensor, threshold: torch.Tensor | float) -> t
 
 
 class ChannelGate(nn.Module):
-    """`gate(inputs, outputs)`: pooled inputs -> Linear -> ReLU -> Linear -> ReLU = pi; outputs * pi_hat."""
+    """`gate(inputs, outputs)`: pooled inputs -> Linear -> ReLU -> Linear -> ReLU (-> clamp) = pi; outputs * pi_hat."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, style: GateStyle | None = None) -> None:
         super().__init__()
-        hidden = gate_hidden(in_channels)
-        self.fc1 = nn.Linear(in_channels, hidden)
+        self.style = style or GateStyle()
+        small = self.style.small_init
+        hidden = gate_hidden(in_channels, out_channels, small)
+        self.fc1 = nn.Linear(in_channels, hidden, bias=small)
         self.fc2 = nn.Linear(hidden, out_channels)
-        nn.init.normal_(self.fc2.weight, 0.0, GATE_INIT_STD)
+        if small:
+            nn.init.normal_(self.fc2.weight, 0.0, SMALL_INIT_STD)
+        else:
+            nn.init.kaiming_normal_(self.fc1.weight)
+            nn.init.kaiming_normal_(self.fc2.weight)
         nn.init.constant_(self.fc2.bias, OPEN_BIAS)
+        self.clamp_max = math.inf if small else REFERENCE_CLAMP_MAX
         self.register_buffer("threshold", torch.zeros(()))  # xi^l, saved with the model's state_dict
         self.record: GateRecord | None = None
         self.recording = True
@@ -96,19 +153,20 @@ class ChannelGate(nn.Module):
         return self._from_pooled(inputs.mean(dim=(2, 3)))
 
     def _from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.fc2(torch.relu(self.fc1(pooled))))
+        pi = torch.relu(self.fc2(torch.relu(self.fc1(pooled))))
+        return pi if math.isinf(self.clamp_max) else pi.clamp(max=self.clamp_max)
 
     def forward(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         pooled = inputs.mean(dim=(2, 3))  # (B, C_in)
         pi = self._from_pooled(pooled)  # (B, C_out)
         mask = threshold_mask(pi.detach(), self.threshold)
         if self.recording:
-            # The similarity term's target R is computed from the backbone's features and detached. If its
-            # gradient also reached the backbone through the gate's input, the backbone would move R while
-            # chasing it (R^l of conv_a is built from the very features gate_b reads): measured on shapes,
-            # the term then *raised* ||T - R||. So the term trains the gate's own parameters only.
-            own = self._from_pooled(pooled.detach()) if torch.is_grad_enabled() else pi
-            self.record = GateRecord(pi, own, passed_on_features(outputs.detach()), mask)
+            # gates_only_similarity: T differentiable in the gate's own parameters only, so the term cannot
+            # move the backbone (measured on shapes with a detached R: the backbone moved R while chasing it
+            # through the gate's input, and ||T - R|| rose)
+            gates_only = self.style.gates_only_similarity and torch.is_grad_enabled()
+            own = self._from_pooled(pooled.detach()) if gates_only else pi
+            self.record = GateRecord(pi, own, pooled_features(outputs, self.style), mask)
         pi_hat = pi * mask.to(pi.dtype)
         return outputs * pi_hat[:, :, None, None].to(outputs.dtype)
 
@@ -117,14 +175,15 @@ class ChannelGate(nn.Module):
         return self.fc1.in_features * self.fc1.out_features + self.fc2.in_features * self.fc2.out_features
 
 
-def install_gates(model: nn.Module) -> nn.Module:
-    """Put a fresh `ChannelGate` in every empty gate slot (in place; returns the model)."""
+def install_gates(model: nn.Module, style: GateStyle | None = None) -> nn.Module:
+    """Put a fresh `ChannelGate` of `style` (default: the reference's) in every empty gate slot (in place)."""
     for unit in channel_units(model):
         parent, attr = unit.slot
         owner = model.get_submodule(parent)
         if isinstance(getattr(owner, attr), NoGate):
             conv = model.get_submodule(unit.conv)
-            setattr(owner, attr, ChannelGate(conv.in_channels, conv.out_channels).to(conv.weight.device))
+            gate = ChannelGate(conv.in_channels, conv.out_channels, style)
+            setattr(owner, attr, gate.to(conv.weight.device))
     return model
 
 
@@ -181,24 +240,30 @@ def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for gate in gates_of(model) for p in gate.parameters()]
 
 
-COSINE_EPS = 1e-2  # smoothing of the norm in the cosine: bounds the gradient of a near-dead gate vector
+COSINE_EPS = 1e-2  # smoothed_gate_cosine: smoothing of the norm, bounds the gradient of a near-dead gate vector
+NORMALIZE_EPS = 1e-12  # F.normalize's default floor on the norm (the reference's cal_similarity_loss)
 
 
 def cosine_matrix(vectors: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:
     """[N, N] cosines of the rows of `vectors` [N, C]: v_i.v_j / (sqrt(|v_i|^2 + eps^2) sqrt(|v_j|^2 + eps^2)).
 
-    For rows much longer than eps (an open gate has |pi| ~ sqrt(C) >= 1) this is the plain cosine; an
-    all-zero row has cosine 0 with everything. The gradient of v / |v| grows like 1 / |v|: with a hard
-    floor of 1e-3 a gate vector near zero got gradients 1000 times larger than an open one, its gate
-    weights jumped, activations overflowed and the run ended in NaN (similarity weight 10, or gate lr x10).
-    The smooth norm bounds that gradient by 1 / eps and has no 0/0 at zero.
+    PruneLab's departure smoothed_gate_cosine for T. For rows much longer than eps (an open gate has
+    |pi| ~ sqrt(C) >= 1) this is the plain cosine; an all-zero row has cosine 0 with everything. The gradient
+    of v / |v| grows like 1 / |v|: with a hard floor of 1e-3 a gate vector near zero got gradients 1000 times
+    larger than an open one and the run ended in NaN (similarity weight 10, or gate lr x10).
     """
     vectors = vectors.float()
     unit = vectors / (vectors.pow(2).sum(dim=1, keepdim=True) + eps * eps).sqrt()
     return unit @ unit.T
 
 
+def normalized_cosine_matrix(vectors: torch.Tensor) -> torch.Tensor:
+    """[N, N] Gram matrix of F.normalize(vectors): v_i.v_j / (max(|v_i|, 1e-12) max(|v_j|, 1e-12)), the
+    reference's G = f f^T (cal_similarity_loss), for T and R alike."""
+    unit = F.normalize(vectors.float(), dim=1, eps=NORMALIZE_EPS)
+    return unit @ unit.T
+
+
 def feature_similarity(features: torch.Tensor) -> torch.Tensor:
-    """R = [N, N] plain cosines of pooled features (a detached target: no gradient, so no smoothing needed;
-    pooled features can be short vectors, whose cosines the smoothing would shrink)."""
-    return cosine_matrix(features.detach(), eps=1e-12)
+    """R = [N, N] cosines of pooled features, for display and figures (detached)."""
+    return normalized_cosine_matrix(features.detach())

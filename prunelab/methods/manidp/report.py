@@ -7,9 +7,13 @@ Pure functions over what the plug-in measured (`method.py` writes their results 
 - `balanced_probe` and `probe_arrays`: a class-balanced test sample (probe.npz) with, per gated layer,
   the saliencies pi, the pooled features F it passes on, T = cos(pi_i, pi_j) and R = cos(F_i, F_j), and
   the mean over layers of ||T - R||_F (`similarity_gap_mean`);
+- `gate_dynamism`: the per-image MACs' coefficient of variation and the share of (image, channel) decisions
+  that differ from the channel's majority: are the gates dynamic at all?
 - `summary_figures`: mean MACs per image and the reduction 1 - MACs / MACs_dense (with and without the
   gates' own MACs), density, batch-1 latencies, and the Spearman correlations rho(MACs, loss) and
   rho(MACs, difficulty): do harder images get larger sub-networks?
+- `quintile_gap` and `similarity_rank_correlation`: the papers' own kind of test of the two terms (hard images
+  get larger sub-networks; similar images similar sub-networks), see prunelab.manidp_evidence;
 - `spread` and `time_per_image`: which test images are checked and timed, and how.
 """
 
@@ -22,8 +26,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from prunelab.methods.manidp.gates import GateRecord, cosine_matrix, feature_similarity
+from prunelab.methods.manidp.gates import (
+    GateRecord,
+    cosine_matrix,
+    feature_similarity,
+    normalized_cosine_matrix,
+)
 from prunelab.methods.manidp.macs import MacsPlan
+
+QUINTILES = 5  # bins of external difficulty for the complexity figure (prunelab.manidp_evidence)
 
 if TYPE_CHECKING:
     from prunelab.methods.base import EvalResult
@@ -64,15 +75,17 @@ def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.T
 
 
 def probe_arrays(positions: torch.Tensor, labels: torch.Tensor, layer_names: list[str],
-                 records: list[GateRecord]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images."""
+                 records: list[GateRecord], smoothed: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images;
+    T by the cosine the run trained with (`smoothed`: departure smoothed_gate_cosine)."""
     arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
                                      "labels": labels.numpy().astype(np.int64),
                                      "layer_names": np.array(layer_names)}
     gaps, r_min = [], 1.0
     for i, record in enumerate(records):
         gates, features = record.saliency.float(), record.features.float()
-        t, r = cosine_matrix(gates), feature_similarity(features)
+        t = cosine_matrix(gates) if smoothed else normalized_cosine_matrix(gates)
+        r = feature_similarity(features)
         arrays[f"gates_{i}"] = gates.cpu().numpy()
         arrays[f"features_{i}"] = features.cpu().numpy()
         arrays[f"T_{i}"] = t.cpu().numpy()
@@ -111,6 +124,53 @@ def summary_figures(result: dict[str, np.ndarray], plan: MacsPlan, latency: dict
         "spearman_macs_difficulty": (None if difficulty is None
                                      else spearman(result["macs"], difficulty.numpy())),
     }
+
+
+def gate_dynamism(masks: np.ndarray, macs: np.ndarray) -> dict[str, float]:
+    """How much the sub-network varies between images: `macs_cv` = std / mean of the per-image MACs, and
+    `decision_disagreement` = the share of (image, channel) decisions `masks` [N, sum_l c_l] that differ from
+    that channel's majority decision over the N images (0: one static sub-network for every image)."""
+    masks = masks.astype(bool)
+    majority = masks.mean(axis=0) >= 0.5
+    macs = macs.astype(np.float64)
+    return {"macs_cv": float(macs.std() / macs.mean()) if macs.mean() > 0 else 0.0,
+            "decision_disagreement": float((masks != majority).mean()) if masks.size else 0.0}
+
+
+def relative_macs_by_quintile(macs: np.ndarray, difficulty: np.ndarray, bins: int = QUINTILES) -> np.ndarray:
+    """[bins] mean of macs_i / mean(macs) over the images in each quantile bin of `difficulty`, easiest first
+    (ties broken by position, so every bin holds n / bins images up to one)."""
+    macs = np.asarray(macs, dtype=np.float64)
+    order = np.argsort(np.asarray(difficulty, dtype=np.float64), kind="stable")
+    relative = macs / macs.mean()
+    return np.array([relative[part].mean() for part in np.array_split(order, bins)])
+
+
+def quintile_gap(macs: np.ndarray, difficulty: np.ndarray) -> float:
+    """Hardest-minus-easiest quintile of relative MACs (`relative_macs_by_quintile`)."""
+    by_bin = relative_macs_by_quintile(macs, difficulty)
+    return float(by_bin[-1] - by_bin[0])
+
+
+def _upper(matrix: np.ndarray) -> np.ndarray:
+    rows, cols = np.triu_indices(matrix.shape[0], k=1)
+    return np.asarray(matrix)[rows, cols]
+
+
+def rank_correlation(t: np.ndarray, r: np.ndarray) -> float | None:
+    """Spearman's rho between the upper triangles (pairs i < j) of T and R; None when either is constant."""
+    from scipy.stats import spearmanr
+
+    a, b = _upper(t), _upper(r)
+    if a.size < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def similarity_rank_correlation(ts: list[np.ndarray], rs: list[np.ndarray]) -> float | None:
+    """Mean over layers of `rank_correlation` (layers whose T or R is constant left out)."""
+    values = [v for v in (rank_correlation(t, r) for t, r in zip(ts, rs, strict=True)) if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def spread(count: int, macs: np.ndarray) -> torch.Tensor:

@@ -11,6 +11,7 @@ from prunelab.methods.manidp.gates import (
     COSINE_EPS,
     OPEN_BIAS,
     ChannelGate,
+    GateStyle,
     cosine_matrix,
     gate_hidden,
     get_thresholds,
@@ -21,6 +22,8 @@ from prunelab.methods.manidp.gates import (
     threshold_mask,
 )
 from prunelab.models import BasicBlock, ConvUnit, NoGate, build_model, model_spec
+
+PRUNELAB = GateStyle(small_init=True, post_relu_features=True, gates_only_similarity=True)  # form "prunelab"
 
 
 def gated(name: str, width: float = 0.25) -> torch.nn.Module:
@@ -34,14 +37,17 @@ def gated(name: str, width: float = 0.25) -> torch.nn.Module:
 
 def reference_saliency(gate: ChannelGate, inputs: torch.Tensor) -> torch.Tensor:
     pooled = inputs.mean(dim=(2, 3))
-    hidden = torch.clamp(pooled @ gate.fc1.weight.T + gate.fc1.bias, min=0)
-    return torch.clamp(hidden @ gate.fc2.weight.T + gate.fc2.bias, min=0)
+    bias = gate.fc1.bias if gate.fc1.bias is not None else 0.0
+    hidden = torch.clamp(pooled @ gate.fc1.weight.T + bias, min=0)
+    return torch.clamp(hidden @ gate.fc2.weight.T + gate.fc2.bias, min=0, max=gate.clamp_max)
 
 
-def test_gate_architecture_and_open_initialisation() -> None:
-    gate = ChannelGate(64, 32)
+def test_small_gate_init_architecture_and_open_initialisation() -> None:
+    """The departure small_gate_init (form prunelab); the reference's init: test_reference_form.py."""
+    gate = ChannelGate(64, 32, PRUNELAB)
     assert (gate.fc1.in_features, gate.fc1.out_features, gate.fc2.out_features) == (64, 32, 32)
-    assert gate_hidden(16) == 16 and gate_hidden(64) == 32  # squeeze ratio 1 for narrow layers, else 2
+    # squeeze ratio 1 for narrow layers, else 2
+    assert gate_hidden(16, 8, small_init=True) == 16 and gate_hidden(64, 8, small_init=True) == 32
     assert torch.all(gate.fc2.bias == OPEN_BIAS) and 0.05 < float(gate.fc2.weight.detach().std()) < 0.2
     inputs, outputs = torch.rand(3, 64, 4, 4), torch.randn(3, 32, 4, 4)
     gated_out = gate(inputs, outputs)
@@ -123,12 +129,15 @@ def test_install_is_idempotent_and_thresholds_round_trip_through_state_dict() ->
     assert not any(isinstance(b.gate_a, NoGate) for b in fresh.blocks)
 
 
-def test_records_hold_saliency_features_and_masks() -> None:
-    model = gated("vgg11")
+@pytest.mark.parametrize(("style", "attached"), [(GateStyle(), True), (PRUNELAB, False)])
+def test_records_hold_saliency_features_and_masks(style: GateStyle, attached: bool) -> None:
+    torch.manual_seed(0)
+    model = install_gates(build_model(model_spec("vgg11", 10, 0.25)), style).train()
     model(torch.randn(3, 3, 32, 32))
     for (_, gate), record in zip(named_gates(model), records(model), strict=True):
         assert record.saliency.shape == record.features.shape == record.mask.shape == (3, gate.out_channels)
-        assert record.mask.dtype == torch.bool and not record.features.requires_grad
+        # reference: R's features stay attached (the term trains the backbone); gates_only_similarity: detached
+        assert record.mask.dtype == torch.bool and record.features.requires_grad is attached
 
 
 def test_cosine_matrix_matches_a_loop() -> None:
@@ -151,9 +160,9 @@ def test_cosine_matrix_matches_a_loop() -> None:
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
 def test_feature_similarity_r_is_never_negative_in_training(name: str) -> None:
-    """R^l is built from features after the activation (a ResNet's conv_b is signed before it)."""
+    """post_relu_similarity_features: R^l from features after the activation (conv_b is signed before it)."""
     torch.manual_seed(0)
-    model = install_gates(build_model(model_spec(name, 10, 0.25))).train()
+    model = install_gates(build_model(model_spec(name, 10, 0.25)), PRUNELAB).train()
     model(torch.randn(16, 3, 32, 32))
     for record in records(model):
         assert float(record.features.min()) >= 0.0
@@ -162,11 +171,11 @@ def test_feature_similarity_r_is_never_negative_in_training(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
 def test_optimising_the_similarity_term_alone_lowers_t_minus_r(name: str) -> None:
-    """On a fixed batch, SGD on the similarity term (gate parameters) brings T toward R."""
+    """On a fixed batch, SGD on the similarity term (gate parameters, form prunelab) brings T toward R."""
     from prunelab.methods.manidp.method import similarity_loss
 
     torch.manual_seed(0)
-    model = install_gates(build_model(model_spec(name, 10, 0.25))).train()
+    model = install_gates(build_model(model_spec(name, 10, 0.25)), PRUNELAB).train()
     images = torch.rand(24, 3, 32, 32) * torch.rand(24, 3, 1, 1) * 3  # images of varied colour and contrast
     params = [p for _, gate in named_gates(model) for p in gate.parameters()]
     optimizer = torch.optim.SGD(params, lr=0.2, momentum=0.9)

@@ -61,16 +61,17 @@ def test_sparsity_and_similarity_losses_against_loops() -> None:
     def cos(a: np.ndarray, b: np.ndarray, eps: float = 0.0) -> float:  # T smooths the norm by eps (gates.py)
         return float(a @ b / np.sqrt((a @ a + eps**2) * (b @ b + eps**2)))
 
-    expected_similarity = 0.0
-    for pi, feat in zip(pis, feats, strict=True):
-        n = pi.shape[0]
-        total = 0.0
-        for i in range(n):
-            for j in range(n):
-                total += (cos(pi[i], pi[j], COSINE_EPS) - cos(feat[i], feat[j])) ** 2
-        expected_similarity += total / n**2
-    got = similarity_loss([torch.from_numpy(p) for p in pis], [torch.from_numpy(f) for f in feats])
-    assert float(got) == pytest.approx(expected_similarity, rel=1e-5)
+    for smoothed in (False, True):  # the reference's F.normalize cosine; the departure smoothed_gate_cosine
+        expected_similarity = 0.0
+        for pi, feat in zip(pis, feats, strict=True):
+            n = pi.shape[0]
+            total = 0.0
+            for i in range(n):
+                for j in range(n):
+                    total += (cos(pi[i], pi[j], COSINE_EPS if smoothed else 0.0) - cos(feat[i], feat[j])) ** 2
+            expected_similarity += total / n**2
+        got = similarity_loss([torch.from_numpy(p) for p in pis], [torch.from_numpy(f) for f in feats], smoothed)
+        assert float(got) == pytest.approx(expected_similarity, rel=1e-5)
 
 
 def test_threshold_keeps_a_fraction_eta_of_the_image_channel_pairs() -> None:
@@ -184,8 +185,9 @@ def test_init_from_loads_the_backbone_strictly(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def mani_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    # the prunelab form: pair-quantile thresholds, post-ReLU R (the reference form: test_reference_form.py)
     config = tiny_config("manidp", epochs=2, train_size=150, test_size=60, model="resnet20", width=0.25,
-                         probe_size=20, target_density=0.5)
+                         probe_size=20, target_density=0.5, form="prunelab")
     run = RunStore(tmp_path_factory.mktemp("runs")).create(config)
     with pytest.MonkeyPatch.context() as patch:  # fewer sliced / timed images keep the test short
         patch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 6)
@@ -271,7 +273,7 @@ def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_uni
 
     monkeypatch.setattr("prunelab.methods.manidp.method.SparseExecutor", Broken)
     monkeypatch.setattr("prunelab.methods.manidp.method.VERIFY_IMAGES", 2)
-    config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", probe_size=10)
+    config = tiny_config("manidp", train_size=100, test_size=20, model="resnet20", probe_size=10, form="prunelab")
     run = RunStore(tmp_path).create(config)
     with pytest.raises(VerificationError, match=r"sparse executor differs .* first at unit blocks\.4"):
         run_training(config, run)

@@ -1,0 +1,109 @@
+"""ManiDP's claims judged by the paper's own kind of test, from a finished run's files.
+
+Tang et al. (CVPR 2021) support their two terms with (a) which images get the cheapest and the costliest
+sub-networks, and (b) accuracy at matched FLOPs in their ablation table. The figures here follow that:
+
+- complexity: each test image's sub-network cost relative to the run's mean, `macs_i / mean_j macs_j`,
+  averaged within quintiles of an *external* difficulty, the parent model's own test loss (`parent_loss` in
+  per_image.parquet: measured before the gates existed, so not caused by the allocation it is meant to
+  explain). `complexity_quintile_gap` = mean relative MACs of the hardest fifth minus the easiest fifth:
+  > 0 when harder images get larger sub-networks;
+- similarity: `similarity_rank_correlation` = Spearman's rho between feature similarity R and gate
+  similarity T over the pairs (i < j) of the held-out probe images (probe.npz), averaged over the gated
+  layers: do images with similar features get similar sub-networks? (‖T − R‖ is the term's own objective,
+  which training lowers by construction; this is the claim);
+- dynamism: `macs_cv` (std / mean of per-image MACs) and `decision_disagreement` (summary.json): do the
+  gates route different images differently at all?
+- matched MACs: accuracy at a common MACs reduction, interpolated linearly along the run's what-if curve
+  (accuracy against MACs reduction at other target densities) where the run has one.
+
+ManiDP's finalize writes these figures into summary.json; `backfill(path)` adds them to a
+run that finished before it did, from the run's files (`scripts/backfill_evidence.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunelab.methods.manidp.report import (
+    quintile_gap,
+    relative_macs_by_quintile,
+    similarity_rank_correlation,
+)
+from prunelab.results import load_per_image, load_probe
+from prunelab.run_format import MODEL_FILE
+
+EVIDENCE_COLUMNS = ["complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
+
+
+def run_evidence(path: str | Path, summary: dict[str, Any] | None = None) -> dict[str, float | None]:
+    """EVIDENCE_COLUMNS of one finished ManiDP run from its files (None where a file or column is missing)."""
+    summary = summary or {}
+    out: dict[str, float | None] = dict.fromkeys(EVIDENCE_COLUMNS)
+    table = load_per_image(path)
+    if table is not None:
+        macs = table["macs"].to_numpy(dtype=np.float64)
+        out["macs_cv"] = float(macs.std() / macs.mean()) if macs.mean() > 0 else None
+        if "parent_loss" in table:
+            out["complexity_quintile_gap"] = quintile_gap(macs, table["parent_loss"].to_numpy())
+    probe = load_probe(path)
+    if probe is not None:
+        out["similarity_rank_correlation"] = similarity_rank_correlation(probe.T, probe.R)
+    for key in ("macs_cv", "decision_disagreement"):
+        if isinstance(summary.get(key), int | float):
+            out[key] = float(summary[key])
+    return out
+
+
+def backfill(path: str | Path) -> dict[str, float]:
+    """Add to summary.json the EVIDENCE_COLUMNS it lacks (a run finished before ManiDP's finalize wrote
+    them), computed from the run's own files; returns what was added."""
+    from prunelab.store import RunDir
+
+    run = RunDir(Path(path))
+    summary = run.read_summary()
+    added = {key: value for key, value in run_evidence(path, summary).items()
+             if value is not None and key not in summary}
+    if "decision_disagreement" not in summary and run.file(MODEL_FILE).is_file():
+        added.update(_dynamism_from_model(Path(path)))
+    if added:
+        run.write_summary({**summary, **added})
+    return added
+
+
+def _dynamism_from_model(path: Path) -> dict[str, float]:
+    """macs_cv and decision_disagreement from the run's gated model.pt, every test image evaluated again."""
+    from prunelab.gated_run import gated_run
+    from prunelab.methods.manidp.report import gate_dynamism
+
+    run = gated_run(path)
+    result = run.trainer.context.evaluate(run.model, "test")
+    return gate_dynamism(result.extras["masks"].numpy(), result.extras["macs"].numpy())
+
+
+def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
+    """Relative MACs by quintile of parent_loss for each named run that has it: rows = quintile (1 easiest),
+    columns = run labels."""
+    columns = {}
+    for label, path in runs.items():
+        table = load_per_image(path)
+        if table is None or "parent_loss" not in table:
+            continue
+        columns[label] = relative_macs_by_quintile(table["macs"].to_numpy(), table["parent_loss"].to_numpy())
+    frame = pd.DataFrame(columns)
+    frame.index = pd.Index(range(1, len(frame) + 1), name="quintile of parent loss (1 = easiest)")
+    return frame
+
+
+def accuracy_at(curve: pd.DataFrame, reduction: float) -> float | None:
+    """Accuracy at MACs reduction `reduction`, interpolated linearly along `curve` (columns macs_reduction,
+    test_acc); None outside the curve's range."""
+    points = curve.dropna(subset=["macs_reduction", "test_acc"]).sort_values("macs_reduction")
+    x, y = points["macs_reduction"].to_numpy(), points["test_acc"].to_numpy()
+    if x.size == 0 or reduction < x[0] - 1e-9 or reduction > x[-1] + 1e-9:
+        return None
+    return float(np.interp(reduction, x, y))

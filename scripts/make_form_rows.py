@@ -1,0 +1,165 @@
+"""Add ManiDP rows of another form (or with other departures) to a shipped demo, at the same budget.
+
+Each new run copies an existing ManiDP run of the demo (its data, model, training settings, epochs, seed,
+target density and parent) and changes only the method's form and departures; its name puts a tag after
+`manidp-` (`demo-manidp-both-s0` -> `demo-manidp-ref-both-s0`). The loss weights λ' and γ are the form's
+defaults unless given. The parent (`pretrain`) runs are shipped without their model.pt, so each is
+retrained into a work folder from its own config.json under its own run id, and the new runs start from
+there. The retrained parents are not bit-identical to the shipped ones on another machine (the script prints
+both test accuracies: seen 0.662 / 0.668, 0.719 / 0.715, 0.627 / 0.623), so rows compared across forms
+should all start from the same retrained parents: `--tag ''` retrains the shipped rows in place from them.
+Finished runs are copied into the demo without the files no page reads.
+
+    python scripts/make_form_rows.py assets/demo_runs --tag ref --form reference --rows both,neither \\
+        --work /tmp/form-rows --max-concurrent 2
+    python scripts/make_form_rows.py assets/demo_runs --tag refsi --form reference \\
+        --departure small_gate_init --work /tmp/form-rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from prunelab.analysis import MANIDP_VARIANTS  # noqa: E402
+from prunelab.config import MANIDP_DEPARTURES, RunConfig  # noqa: E402
+from prunelab.run_format import RunStoreError  # noqa: E402
+from prunelab.store import RunDir, RunStore  # noqa: E402
+from scripts.make_demo import strip  # noqa: E402
+
+ROW_LABELS = {label.replace(" only", ""): key for key, label in MANIDP_VARIANTS.items()}  # both, neither, ...
+DEPARTURE_FIELDS = {d.name: d.field for d in MANIDP_DEPARTURES}
+
+
+def new_method(template: dict[str, Any], form: str, departures: list[str],
+               weights: dict[str, float]) -> dict[str, Any]:
+    """The template run's method settings with another form: its departure fields and the form-dependent
+    loss weights are left to the form, except the departures and weights given."""
+    method = {key: value for key, value in template.items()
+              if key not in {"form", "departures", "lambda_prime", "gamma_sim", *DEPARTURE_FIELDS.values()}}
+    method.update(form=form, **{DEPARTURE_FIELDS[name]: True for name in departures}, **weights)
+    return method
+
+
+def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list[str],
+              weights: dict[str, float]) -> list[tuple[str, RunConfig, str]]:
+    """(new run id, its config, its parent's run id) for each shipped ManiDP run of the chosen rows."""
+    wanted = {ROW_LABELS[row] for row in rows}
+    planned = []
+    for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
+        raw = json.loads((path / "config.json").read_text())
+        method = raw.get("method", {})
+        if method.get("name") != "manidp" or "-manidp-" not in str(raw.get("name")):
+            continue
+        if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
+            continue  # templates: the shipped runs written before forms (the prunelab form)
+        if (bool(method.get("complexity")), bool(method.get("similarity"))) not in wanted:
+            continue
+        infix = f"-manidp-{tag}-" if tag else "-manidp-"  # no tag: retrain the template in place
+        name = str(raw["name"]).replace("-manidp-", infix, 1)
+        run_id = str(raw["run_id"]).replace("-manidp-", infix, 1)
+        body = {key: value for key, value in raw.items() if key != "run_id"}
+        body.update(name=name, method=new_method(method, form, departures, weights))
+        planned.append((run_id, RunConfig.model_validate(body), str(method["init_from"])))
+    return planned
+
+
+def _train(job: tuple[str, str]) -> tuple[str, str]:
+    """Train the queued run `run_id` in `root` (a worker process); returns (run id, final state)."""
+    import torch
+
+    from prunelab.engine import run_training
+
+    root, run_id = job
+    torch.set_num_threads(1)
+    run = RunDir(Path(root) / run_id)
+    try:
+        run_training(run.read_config(), run)
+    except Exception as error:  # the run's status and traceback say what happened
+        return run_id, f"failed: {error}"
+    return run_id, "done"
+
+
+def _done(run: RunDir) -> bool:
+    try:
+        return run.read_status().get("state") == "done"
+    except RunStoreError:
+        return False
+
+
+def train_all(work: Path, jobs: list[str], max_concurrent: int) -> dict[str, str]:
+    todo = [run_id for run_id in jobs if not _done(RunDir(work / run_id))]
+    if not todo:
+        return {}
+    with multiprocessing.get_context("spawn").Pool(max_concurrent) as pool:
+        results = {}
+        for run_id, state in pool.imap_unordered(_train, [(str(work), run_id) for run_id in todo]):
+            print(f"  {run_id}: {state}", flush=True)
+            results[run_id] = state
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", type=Path, help="the demo's runs folder, e.g. assets/demo_runs")
+    parser.add_argument("--tag", required=True, help=("inserted after 'manidp-' in the new runs' names; '' retrains "
+                                                      "the shipped runs in place with today's code"))
+    parser.add_argument("--form", choices=["reference", "prunelab"], default="reference")
+    parser.add_argument("--departure", action="append", default=[], choices=sorted(DEPARTURE_FIELDS),
+                        help="a departure switched on besides the form's (repeatable)")
+    parser.add_argument("--rows", default="both,neither,complexity,similarity",
+                        help="ablation rows (default all four)")
+    parser.add_argument("--lambda-prime", type=float, help="λ' (default: the form's)")
+    parser.add_argument("--gamma-sim", type=float, help="γ (default: the form's)")
+    parser.add_argument("--work", type=Path, required=True, help="work folder outside the repository")
+    parser.add_argument("--max-concurrent", type=int, default=2)
+    args = parser.parse_args(argv)
+    rows = [row.strip() for row in args.rows.split(",") if row.strip()]
+    unknown = [row for row in rows if row not in ROW_LABELS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; allowed: {', '.join(ROW_LABELS)}")
+    weights = {key: value for key, value in (("lambda_prime", args.lambda_prime), ("gamma_sim", args.gamma_sim))
+               if value is not None}
+    planned = plan_rows(args.runs, args.tag, args.form, args.departure, rows, weights)
+    if not planned:
+        print(f"no shipped prunelab-form ManiDP runs of rows {rows} in {args.runs}", file=sys.stderr)
+        return 2
+    store = RunStore(args.work)
+    parents = sorted({parent for _, _, parent in planned})
+    for parent in parents:
+        if not (args.work / parent).is_dir():
+            store.create(RunDir(args.runs / parent).read_config(), parent)
+    print(f"retraining {len(parents)} parent runs in {args.work}", flush=True)
+    train_all(args.work, parents, args.max_concurrent)
+    for parent in parents:
+        shipped = RunDir(args.runs / parent).read_summary()["test_acc"]
+        again = RunDir(args.work / parent).read_summary()["test_acc"]
+        print(f"  {parent}: shipped test acc {shipped:.4f}, retrained {again:.4f}", flush=True)
+    for run_id, config, _ in planned:
+        if not (args.work / run_id).is_dir():
+            store.create(config, run_id)
+    print(f"training {len(planned)} runs", flush=True)
+    train_all(args.work, [run_id for run_id, _, _ in planned], args.max_concurrent)
+    copied = 0
+    for run_id, _, _ in planned:
+        source, target = args.work / run_id, args.runs / run_id
+        if _done(RunDir(source)):
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source, target)
+            strip(target)
+            copied += 1
+    print(f"{copied} of {len(planned)} runs copied into {args.runs}")
+    return 0 if copied == len(planned) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
