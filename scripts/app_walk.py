@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from app_browser import PAGE_TIMEOUT_MS, launch, serve_app, wait_until_idle  # noqa: E402
+from app_browser import PAGE_TIMEOUT_MS, AppBrowserError, launch, serve_app, wait_until_idle  # noqa: E402
 
 CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
 FIRST_VIEW = f"{CHARTS}, [data-testid='stDataFrame']"  # the Runs page opens on its table
 PAGES = ("", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed")
 RUN_PAGES = {"live": None, "slimming": "slimming", "per_image": "manidp", "similarity": "manidp"}
+IDLE_TIMEOUT_S = 120.0  # an interaction still running after this counts as a problem
 SLOW_S = 5.0  # the bar: no page's first chart, no interaction, later than this on a warm server
 
 
@@ -85,7 +86,10 @@ def _problems(page: Any) -> list[str]:
 
 
 def _settle(page: Any, walk: Walk, label: str, action: str, started: float) -> None:
-    wait_until_idle(page, quiet_s=0.6)
+    try:
+        wait_until_idle(page, quiet_s=0.6, timeout_s=IDLE_TIMEOUT_S)
+    except AppBrowserError:
+        walk.problems.append(f"{label}, after {action}: still running after {IDLE_TIMEOUT_S:.0f} s")
     walk.waits.append((label, action, time.perf_counter() - started - 0.6))
     walk.problems += [f"{label}, after {action}: {text}" for text in _problems(page)]
 
@@ -185,7 +189,7 @@ def walk_app(url: str, visits: list[tuple[str, str]], limit: int = 12, shots: Pa
             page.goto(f"{url}/{path}", wait_until="domcontentloaded")
             page.wait_for_selector(FIRST_VIEW, timeout=PAGE_TIMEOUT_MS)
             walk.first_chart[label] = time.perf_counter() - started
-            wait_until_idle(page, quiet_s=0.6)
+            _settle(page, walk, label, "opening (until idle)", started)
             walk.problems += [f"{label}: {text}" for text in _problems(page)]
             if touch is None or touch(label):
                 _widgets(page, walk, label, limit)
