@@ -28,9 +28,9 @@ common.explain(
 
 @st.cache_data(show_spinner="Re-pruning the dense model…", max_entries=128)
 def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
-    from prunelab.methods.slimming.reprune import what_if as recompute
+    from prunelab.views import prune_what_if  # stored with a demo run, else computed
 
-    return recompute(path, ratio)
+    return prune_what_if(path, ratio)
 
 
 def channel_bars(channels: Any, after_name: str) -> go.Figure:

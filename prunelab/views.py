@@ -13,7 +13,10 @@ and writes them as two small files into the run directory (names in `prunelab.ru
   layer), quantised to 8 bits per axis (a point moves by at most 1/510 of the axis range: under a pixel
   on the page).
 
-Both files name the SHA-1 of the model.pt they were computed from; a file for another model is ignored.
+A slimming run gets a third, `whatif_prune.json.gz`: its re-pruning (`prunelab.methods.slimming.reprune`)
+at every prune ratio the Slimming page's slider offers (`PRUNE_RATIOS`), a few kB.
+
+Each file names the SHA-1 of the model file it was computed from; a file for another model is ignored.
 The demo makers call `precompute` for every run with a model (`scripts/precompute_views.py` does it for a
 folder of existing runs). For a run without the files a page computes a view only when asked: into the
 run directory, or, for a read-only demo run, into the derived-file cache (`subnet_space.derived_dir`);
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,11 +40,14 @@ import numpy as np
 import pandas as pd
 
 from prunelab.run_format import (
+    DENSE_MODEL_FILE,
     MODEL_FILE,
     PER_IMAGE_FILE,
+    PRUNE_CURVE_FILE,
     UMAP_FILE,
     WHATIF_CURVE_FILE,
     RunStoreError,
+    atomic_write_bytes,
     atomic_write_npz,
     atomic_write_parquet,
 )
@@ -47,6 +55,7 @@ from prunelab.run_format import (
 log = logging.getLogger("prunelab.views")
 
 DENSITY_GRID = tuple(round(0.1 * step, 2) for step in range(1, 11))  # 0.1 ... 1.0, and the run's own density
+PRUNE_RATIOS = tuple(round(0.05 * step, 2) for step in range(20))  # 0 ... 0.95: the Slimming page's slider
 KINDS = ("gates", "features")
 ALL_LAYERS = None  # the UMAP of every gated layer concatenated
 LEVELS = 255  # UMAP coordinates are stored as uint8 steps between each axis's min and max
@@ -57,9 +66,9 @@ Report = Callable[[float, str], None]  # progress: (fraction done, message with 
 # where the files are, and whether they belong to the run's current model
 
 
-def model_digest(run_dir: str | Path) -> str:
-    """SHA-1 of the run's model.pt (cached per file version); FileNotFoundError when it has none."""
-    file = Path(run_dir).resolve() / MODEL_FILE
+def model_digest(run_dir: str | Path, name: str = MODEL_FILE) -> str:
+    """SHA-1 of the run's model.pt (or `name`; cached per file version); FileNotFoundError when it has none."""
+    file = Path(run_dir).resolve() / name
     stat = file.stat()
     return _digest(str(file), stat.st_mtime_ns, stat.st_size)
 
@@ -294,6 +303,61 @@ def compute_umaps(run_dir: str | Path, layers: Sequence[str | None] | None = Non
 
 
 # ----------------------------------------------------------------------------------------------
+# slimming: the re-pruning at every prune ratio
+
+
+def _read_prune_curve(run_dir: str | Path) -> dict[str, Any] | None:
+    try:
+        digest = model_digest(run_dir, DENSE_MODEL_FILE)
+    except OSError:
+        return None
+    key = _stat_key(Path(run_dir) / PRUNE_CURVE_FILE)
+    held = _read_prune_file(*key) if key is not None else None
+    return held if held is not None and held.get("dense_sha1") == digest else None
+
+
+@functools.lru_cache(maxsize=32)
+def _read_prune_file(file: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(gzip.decompress(Path(file).read_bytes()))
+    except (OSError, ValueError) as error:
+        log.warning("%s cannot be read (%s); it is ignored", file, error)
+        return None
+
+
+def load_prune(run_dir: str | Path, ratio: float) -> dict[str, Any] | None:
+    """The stored `reprune.what_if` of a slimming run at `ratio` (2 decimals), or None when not stored."""
+    held = _read_prune_curve(run_dir)
+    return None if held is None else held["ratios"].get(f"{round(float(ratio), 2):g}")
+
+
+def prune_what_if(run_dir: str | Path, ratio: float) -> dict[str, Any]:
+    """The slimming what-if at `ratio`: stored, or computed now (`reprune.what_if`)."""
+    from prunelab.methods.slimming.reprune import what_if
+
+    stored = load_prune(run_dir, ratio)
+    return stored if stored is not None else what_if(run_dir, ratio)
+
+
+def compute_prune(run_dir: str | Path, ratios: Iterable[float] = PRUNE_RATIOS, report: Report | None = None) -> Path:
+    """Re-prune a slimming run at each of `ratios` (`reprune.what_if`) and store the results in the run."""
+    from prunelab.methods.slimming.reprune import what_if
+
+    path = Path(run_dir)
+    todo = [round(float(r), 2) for r in ratios]
+    held = {"dense_sha1": model_digest(path, DENSE_MODEL_FILE), "ratios": {}}
+    clock = _Clock(len(todo), report)
+    for done, ratio in enumerate(todo):
+        clock.step(done, f"prune ratio {ratio:g}")
+        held["ratios"][f"{ratio:g}"] = what_if(path, ratio)
+    file = path / PRUNE_CURVE_FILE
+    text = json.dumps(held, separators=(",", ":"), default=lambda value: value.item())  # numpy scalars
+    atomic_write_bytes(file, gzip.compress(text.encode(), mtime=0))
+    clock.step(clock.total, "re-pruning stored")
+    return file
+
+
+# ----------------------------------------------------------------------------------------------
 # everything, for the demo makers
 
 
@@ -308,8 +372,11 @@ def grid_of(run_dir: str | Path, densities: Sequence[float] = DENSITY_GRID) -> l
 def precompute(run_dir: str | Path, densities: Sequence[float] = DENSITY_GRID,
                layers: Sequence[str | None] | None = None, report: Report | None = None) -> list[Path]:
     """Both views of a finished ManiDP run with a model.pt (the what-if at `densities` and the run's own, the
-    UMAPs at `layers`, default every one), into its run directory; [] for any other run."""
+    UMAPs at `layers`, default every one), or a slimming run's re-pruning at every ratio, into its run
+    directory; [] for any other run."""
     path = Path(run_dir)
+    if (path / DENSE_MODEL_FILE).is_file():
+        return [compute_prune(path, report=report)]
     if not (path / MODEL_FILE).is_file() or not (path / PER_IMAGE_FILE).is_file():
         return []
     return [compute_whatif(path, grid_of(path, densities), report=report),
@@ -318,12 +385,13 @@ def precompute(run_dir: str | Path, densities: Sequence[float] = DENSITY_GRID,
 
 def precompute_folder(runs_dir: str | Path, densities: Sequence[float] = DENSITY_GRID,
                       report: Callable[[Path, float, str], None] | None = None) -> list[Path]:
-    """`precompute` for every finished ManiDP run with a model in `runs_dir`; returns the files written."""
+    """`precompute` for every finished ManiDP run with a model and slimming run in `runs_dir`; returns the files
+    written."""
     from prunelab.store import RunStore
 
     written: list[Path] = []
     for entry in sorted(RunStore(runs_dir).iter_runs(), key=lambda info: info.run_id):
-        if entry.state != "done" or entry.config.method.name != "manidp":
+        if entry.state != "done" or entry.config.method.name not in ("manidp", "slimming"):
             continue
         run_report = (lambda fraction, message, run=entry.path: report(run, fraction, message)) if report else None
         written += precompute(entry.path, densities, report=run_report)

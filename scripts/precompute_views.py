@@ -1,8 +1,10 @@
-"""Precompute what the demo pages show at once, for every finished ManiDP run with a model in a runs folder.
+"""Precompute what the demo pages show at once, for every finished ManiDP run with a model and every slimming
+run in a runs folder.
 
 For each such run, `prunelab.views.precompute` writes two small files into the run directory: the ManiDP
 what-if over a grid of target densities (`whatif_curve.parquet`) and the UMAPs of the sub-network map
-(`subnet_umap.npz`), so neither the Per-image nor the Similarity page waits for them. The demo makers
+(`subnet_umap.npz`), so neither the Per-image nor the Similarity page waits for them; for each slimming
+run, its re-pruning at every ratio of the Slimming page's slider (`whatif_prune.json.gz`). The demo makers
 (`scripts/make_demo.py`, `scripts/make_cifar_demo.py`) call it when a demo is made; run it on an existing
 runs folder after regenerating or retraining its ManiDP runs:
 
