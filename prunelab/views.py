@@ -6,9 +6,9 @@ every test image's gate vectors and features (`prunelab.subnet_space`). `precomp
 and writes them as two small files into the run directory (names in `prunelab.run_format`):
 
 - `whatif_curve.parquet`: per density of a grid (`DENSITY_GRID` and the run's own), every test image's
-  prediction, loss and MACs; the thresholds, calibration passes and measured density ride in the file's
-  metadata. The figures the page shows are rebuilt from it with `prunelab.whatif.assemble`, so they are
-  the ones `what_if` gives (tested).
+  prediction, loss (float16 where it fits: the page shows 2-3 decimals) and MACs; the thresholds, calibration passes and
+  measured density ride in the file's metadata. The figures the page shows are rebuilt from it with
+  `prunelab.whatif.assemble`, so they are the ones `what_if` gives (tested).
 - `subnet_umap.npz`: every UMAP the Similarity page offers (gate vectors and features; all layers and each
   layer), quantised to 8 bits per axis (a point moves by at most 1/510 of the axis range: under a pixel
   on the page).
@@ -47,14 +47,14 @@ from prunelab.run_format import (
     UMAP_FILE,
     WHATIF_CURVE_FILE,
     RunStoreError,
+    atomic_write,
     atomic_write_bytes,
     atomic_write_npz,
-    atomic_write_parquet,
 )
 
 log = logging.getLogger("prunelab.views")
 
-DENSITY_GRID = tuple(round(0.1 * step, 2) for step in range(1, 11))  # 0.1 ... 1.0, and the run's own density
+DENSITY_GRID = tuple(round(0.1 * step, 2) for step in range(2, 11))  # 0.2 ... 1.0, and the run's own density
 PRUNE_RATIOS = tuple(round(0.05 * step, 2) for step in range(20))  # 0 ... 0.95: the Slimming page's slider
 KINDS = ("gates", "features")
 ALL_LAYERS = None  # the UMAP of every gated layer concatenated
@@ -197,10 +197,10 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
 
         clock.step(done * most_passes, f"density {density:g}")
         result = compute(path, density, on_pass)
-        frames.append(pd.DataFrame({
-            "density": np.float32(density), "pred": result.per_image["pred"].to_numpy(np.int16),
-            "loss": result.per_image["loss"].to_numpy(np.float32),
-            "macs": result.per_image["macs"].to_numpy(np.int64)}))
+        frames.append(pd.DataFrame({  # compact: ~10 kB per density for 2,000 test images
+            "density": np.float32(density), "pred": _compact_int(result.per_image["pred"].to_numpy(np.int64)),
+            "loss": _compact_loss(result.per_image["loss"].to_numpy(np.float32)),
+            "macs": _compact_int(result.per_image["macs"].to_numpy(np.int64))}))
         meta["layer_names"], meta["macs_dense"] = list(result.layer_names), int(result.macs_dense)
         calibration = result.calibration
         meta["densities"][f"{density:g}"] = {
@@ -214,11 +214,25 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
     return file
 
 
+def _compact_loss(values: np.ndarray) -> np.ndarray:
+    """float16 (the page shows a loss to 2-3 decimals) unless a loss is beyond its range (a diverged run)."""
+    return values.astype(np.float16) if not values.size or np.abs(values).max() < 6e4 else values
+
+
+def _compact_int(values: np.ndarray) -> np.ndarray:
+    """The smallest signed integer type that holds `values` exactly."""
+    for kind in (np.int8, np.int16, np.int32):
+        if not values.size or np.abs(values).max() <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values
+
+
 def _write_curve(file: Path, frames: list[pd.DataFrame], meta: dict[str, Any]) -> None:
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"density": [], "pred": [], "loss": [], "macs": []})
     frame.attrs["prunelab"] = meta
-    atomic_write_parquet(file, frame)
+    atomic_write(file, lambda handle: frame.to_parquet(handle, index=False, compression="zstd",
+                                                                  compression_level=19))
 
 
 # ----------------------------------------------------------------------------------------------

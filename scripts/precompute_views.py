@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="runs folders (e.g. assets/demo_runs)")
     parser.add_argument("--densities", type=densities, default=list(DENSITY_GRID),
-                        help="target densities of the what-if (default 0.1, 0.2, ..., 1.0; the run's own is added)")
+                        help="target densities of the what-if (default 0.2, 0.3, ..., 1.0; the run's own is added)")
     args = parser.parse_args(argv)
     for runs in args.runs:
         if not runs.is_dir():

@@ -264,7 +264,9 @@ def test_a_precomputed_run_gives_back_the_what_if_and_the_umaps(run: Path, tmp_p
         stored, fresh = views.load_whatif(run, density), compute(run, density)
         assert stored.test_acc == fresh.test_acc and stored.macs == fresh.macs
         assert stored.density_measured == pytest.approx(fresh.density_measured)
-        assert stored.per_image.equals(fresh.per_image) and stored.moves.equals(fresh.moves)
+        assert stored.per_image.drop(columns="loss").equals(fresh.per_image.drop(columns="loss"))
+        assert np.allclose(stored.per_image["loss"], fresh.per_image["loss"], rtol=1e-3, atol=1e-3)  # float16
+        assert stored.moves.equals(fresh.moves)
         assert stored.calibration == fresh.calibration and stored.trained == fresh.trained
     assert views.load_whatif(run, 0.55) is None
     for kind in views.KINDS:
