@@ -171,7 +171,7 @@ def _points(page: Any, walk: Walk, label: str, limit: int) -> None:
 
 
 def walk_app(url: str, visits: list[tuple[str, str]], limit: int = 12, shots: Path | None = None,
-             touch: Any = None) -> Walk:
+             touch: Any = None, point_limit: int | None = None) -> Walk:
     """Open every visit's page (after one warm-up request), record its time to first chart, then touch
     every widget and scatter on it (up to `limit` of each kind; only on the visits `touch(label)` is true
     for, when given)."""
@@ -193,7 +193,7 @@ def walk_app(url: str, visits: list[tuple[str, str]], limit: int = 12, shots: Pa
             walk.problems += [f"{label}: {text}" for text in _problems(page)]
             if touch is None or touch(label):
                 _widgets(page, walk, label, limit)
-                _points(page, walk, label, limit)
+                _points(page, walk, label, limit if point_limit is None else point_limit)
             if shots is not None:
                 name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
