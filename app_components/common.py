@@ -92,15 +92,44 @@ def pick_dataset(datasets: Sequence[str] | pd.Series, label: str, key: str) -> s
 
 
 def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
-             states: Sequence[str] | None = ("done",)) -> Path | None:
-    """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none."""
+             states: Sequence[str] | None = ("done",), default: Any = None,
+             param: str | None = None) -> Path | None:
+    """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none.
+
+    It opens on `default` (a function of the runs table giving a run's path, e.g. one of
+    `prunelab.lesson_runs`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
+    and writes the chosen run's id back there, so the URL of the page opens it on the same run."""
     runs = _matching_runs(methods, states)
     if runs.empty:
         _no_runs_message(methods, states)
         return None
     labels = _labels(runs)
+    wanted = _from_url(param, key, labels)
+    if wanted:
+        st.session_state[key] = wanted[0]
+    if st.session_state.get(key) not in labels:
+        st.session_state.pop(key, None)
+        first = default(runs) if default is not None else None
+        if first in labels:
+            st.session_state[key] = first
     choice = st.selectbox(label, list(labels), format_func=labels.__getitem__, key=key)
+    _to_url(param, key, [choice] if choice else [])
     return Path(choice) if choice else None
+
+
+def _from_url(param: str | None, key: str, labels: dict[str, str]) -> list[str]:
+    """The listed runs the URL's `param` names (run ids, comma-separated) when it says something the widget
+    `key` has not written there itself (a shared link, a page opened with it); else []."""
+    wanted = st.query_params.get(param) if param else None
+    if not wanted or wanted == st.session_state.get(f"_url_{key}"):
+        return []
+    by_id = {Path(path).name: path for path in labels}
+    return [by_id[name] for name in wanted.split(",") if name in by_id]
+
+
+def _to_url(param: str | None, key: str, paths: Sequence[str | Path]) -> None:
+    if param:
+        st.query_params[param] = st.session_state[f"_url_{key}"] = ",".join(Path(p).name for p in paths)
 
 
 def dataset_of(run: str | Path) -> str | None:
@@ -112,10 +141,14 @@ def dataset_of(run: str | Path) -> str | None:
 
 def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs",
               states: Sequence[str] | None = ("done",), default_count: int | None = None,
-              dataset: str | None = None) -> list[Path]:
-    """A multiselect over matching runs (all of them, or the first `default_count`, preselected); with
-    `dataset`, only the runs on that dataset (a comparison never mixes two), in one widget per dataset
-    (key `<key>_<dataset>`): choosing a run on another dataset starts from that dataset's defaults."""
+              dataset: str | None = None, default: Sequence[str | Path] | None = None,
+              param: str | None = None, follow: str | Path | None = None) -> list[Path]:
+    """A multiselect over matching runs; with `dataset`, only the runs on that dataset (a comparison never
+    mixes two), in one widget per dataset (key `<key>_<dataset>`).
+
+    It opens on `default` (run paths), else the first `default_count` runs, else all of them; or on the runs
+    the URL's `?<param>=<id>,<id>` names, and writes the chosen ones back there. With `follow` (the run the
+    page shows), choosing another run there starts from that run's defaults again."""
     runs = _matching_runs(methods, states)
     if dataset is not None:
         runs = runs[runs["dataset"] == dataset]
@@ -123,9 +156,21 @@ def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs
         _no_runs_message(methods, states)
         return []
     labels = _labels(runs)
-    default = list(labels)[:default_count] if default_count is not None else list(labels)
-    chosen = st.multiselect(label, list(labels), default=default, format_func=labels.__getitem__,
-                            key=key if dataset is None else f"{key}_{dataset}")
+    widget = key if dataset is None else f"{key}_{dataset}"
+    if follow is not None and st.session_state.get(f"_follow_{widget}") != str(follow):
+        st.session_state.pop(widget, None)
+        st.session_state[f"_follow_{widget}"] = str(follow)
+    wanted = _from_url(param, widget, labels)
+    if wanted:
+        st.session_state[widget] = wanted
+    elif widget not in st.session_state or not set(st.session_state[widget]) <= set(labels):
+        if default is not None:
+            first = [str(path) for path in default if str(path) in labels]
+        else:
+            first = list(labels)[:default_count] if default_count is not None else list(labels)
+        st.session_state[widget] = first
+    chosen = st.multiselect(label, list(labels), format_func=labels.__getitem__, key=widget)
+    _to_url(param, widget, chosen)
     return [Path(path) for path in chosen]
 
 

@@ -1,4 +1,8 @@
-"""ManiDP what-if on a page: a target-density slider over `prunelab.whatif` (the computation is the core's)."""
+"""ManiDP what-if on a page: a target-density slider over `prunelab.whatif` (the computation is the core's).
+
+A density whose what-if is stored (`prunelab.views`: shipped with a demo run, or computed on request
+before) is drawn at once; any other is computed only when asked, with a progress bar, and stored next to
+the run (a demo run's in the derived-file cache) so it is computed once."""
 
 from __future__ import annotations
 
@@ -19,11 +23,32 @@ if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section i
 GALLERY = 8  # images per moved-group gallery
 
 
-@st.cache_data(show_spinner="Recalibrating the thresholds and evaluating every test image…", max_entries=64)
-def _what_if(path: str, mtime: float, density: float) -> WhatIf:
-    from prunelab.whatif import what_if
+FINE_GRID = tuple(round(0.05 * step, 2) for step in range(1, 21))  # what a run without a stored curve offers
 
-    return what_if(path, density)
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _stored(path: str, stored: tuple[float, ...], density: float) -> WhatIf | None:
+    from prunelab.views import load_whatif
+
+    return load_whatif(path, density)
+
+
+def _densities(run: Path, stored: list[float]) -> list[float]:
+    """A demo run with a stored curve offers its densities only (each drawn at once); others the fine grid too."""
+    if stored and results.is_demo(run):
+        return stored
+    return sorted({*FINE_GRID, *stored})
+
+
+def _compute(run: Path, density: float) -> None:
+    """Compute the what-if at `density` with a progress bar, store it, and draw the page again."""
+    from prunelab import views
+
+    bar = st.progress(0.0, text="Starting…")
+    out = views.cache_dir(run) if results.is_demo(run) else None  # a demo run stays read-only
+    views.compute_whatif(run, [density], out_dir=out, report=lambda fraction, text: bar.progress(fraction, text=text))
+    _stored.clear()
+    st.rerun()
 
 
 def _histogram(result: WhatIf) -> go.Figure:
@@ -44,16 +69,29 @@ def show(run: Path, names: list[str]) -> None:
         st.info(f"The what-if needs the run's gated model ({MODEL_FILE}), written when a run finishes.{demo} "
                 "Train a ManiDP run (Runs page) to try it.")
         return
+    from prunelab import views
     from prunelab.data import DatasetError
     from prunelab.whatif import target_density
 
     own = target_density(run) or 0.7
-    density = st.slider("Target density (fraction of (image, channel) pairs kept per layer)", 0.05, 1.0,
-                        round(own * 20) / 20, 0.05, key="pi_whatif_density",
-                        help=f"The run was trained at {own:.2f}. The thresholds are recalibrated on the run's "
-                             "calibration images with the run's own rule; the weights stay as trained.")
+    stored = views.whatif_densities(run)
+    options = _densities(run, stored)
+    if st.session_state.get("pi_whatif_density") not in options:
+        st.session_state.pop("pi_whatif_density", None)  # another run, with other densities
+    density = st.select_slider(
+        "Target density (fraction of (image, channel) pairs kept per layer)", options, key="pi_whatif_density",
+        value=min(options, key=lambda d: abs(d - own)), format_func=lambda d: f"{d:.2f}",
+        help=f"The run was trained at {own:.2f}. The thresholds are recalibrated on the run's calibration images "
+             "with the run's own rule; the weights stay as trained.")
     try:
-        result = _what_if(str(run), results.run_mtime(run), float(density))
+        result = _stored(str(run), tuple(stored), float(density)) if density in stored else None
+        if result is None:
+            st.info(f"The what-if at density {density:.2f} is not computed yet. It recalibrates the thresholds "
+                    "(several passes over the calibration images) and evaluates every test image: tens of seconds "
+                    "on a CPU, once; the result is stored next to the run.")
+            if st.button(f"Compute the what-if at density {density:.2f}", key="pi_whatif_compute"):
+                _compute(run, float(density))
+            return
     except RunStoreError as error:  # model.pt or per_image.parquet missing (GatedModelMissing is one)
         st.info(f"Cannot recalibrate this run: {error}")
         return

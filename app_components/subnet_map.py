@@ -1,9 +1,10 @@
 """Sub-network space on a page: UMAPs of gate vectors and of features, one point per test image.
 
-With the run's gated model (model.pt) every test image is a point (`prunelab.subnet_space` computes and
-caches the vectors and embeddings); without it (a run shipped without its model) the probe images of
-probe.npz are. Hovering a point shows the image's label, prediction, loss and MACs; clicking (or
-box-selecting) points shows the images themselves.
+With the run's gated model (model.pt) every test image is a point: its UMAPs are read from the views
+stored with the run (`prunelab.views`, shipped with a demo run), or computed when asked, with a progress
+bar, and stored next to the run (a demo run's in the derived-file cache). Until then, and for a run
+without its model, the probe images of probe.npz are shown. Hovering a point shows the image's label,
+prediction, loss and MACs; clicking (or box-selecting) points shows the images themselves.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ KINDS = (("gates", "gate vectors π"), ("features", "pooled features"))
 SELECTED_SHOWN = 24  # images shown for a box or lasso selection
 
 
-@st.cache_data(show_spinner="Computing the UMAP of every test image (once per run and layer)…", max_entries=64)
 def _all_images_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
-    from prunelab.subnet_space import embedding
+    from prunelab.views import load_umap
 
-    return embedding(path, kind, None if layer == ALL_LAYERS else layer)
+    return load_umap(path, kind, None if layer == ALL_LAYERS else layer)
 
 
 @st.cache_data(show_spinner="Computing UMAP…", max_entries=64)
@@ -65,7 +65,7 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     cols = st.columns(2)
     layer = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
     colour = cols[1].radio("Colour by", list(COLOUR_BY), horizontal=True, key="sim_colour")
-    embed, indices, labels = _source(run, probe, per_image)
+    embed, indices, labels = _source(run, probe, per_image, None if layer == ALL_LAYERS else layer)
     points = point_table(indices, per_image, names, labels)
     colour_column = COLOUR_BY[colour]
     if colour_column != "class" and points[colour_column].isna().all():
@@ -83,38 +83,46 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     _selected(run, points, chosen, names)
 
 
-def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None) -> tuple[Any, np.ndarray, np.ndarray]:
+def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None,
+            layer: str | None) -> tuple[Any, np.ndarray, np.ndarray]:
     """(embedding function, test-image indices, labels): every test image when the run's gated model can be
     evaluated, else the probe images (the page says why)."""
+    from prunelab import views
+
     reason = None
     if not (Path(run) / MODEL_FILE).is_file():
         reason = (f"this run has no {MODEL_FILE}" + (" (the bundled demo ships without it)"
                                                      if results.is_demo(run) else ""))
     elif per_image is None:
         reason = "its per-image table (per_image.parquet) is not written yet"
+    elif views.load_umap(run, "gates", layer) is not None:
+        st.caption(f"Every one of the run's {len(per_image)} test images is a point (gate vectors computed from "
+                   "the saved gated model at its thresholds). Hover for its label, prediction, loss and MACs; click "
+                   "a point, or drag a box, to see the images.")
+        return _all_images_embedding, per_image["index"].to_numpy(), per_image["label"].to_numpy()
     else:
-        try:
-            vectors = _cached_vectors(str(run), results.run_mtime(run))
-        except (RunStoreError, OSError, ValueError) as error:
-            reason = f"the gate vectors of its test images cannot be computed ({error})"
-        except Exception as error:  # noqa: BLE001 - e.g. the dataset is unavailable: fall back, say why
-            reason = f"the gate vectors of its test images cannot be computed ({type(error).__name__}: {error})"
-        else:
-            st.caption(f"Every one of the run's {len(vectors['indices'])} test images is a point (gate vectors "
-                       "computed from the saved gated model at its thresholds). Hover for its label, prediction, "
-                       "loss and MACs; click a point, or drag a box, to see the images.")
-            return _all_images_embedding, vectors["indices"], vectors["labels"]
+        reason = "the map of every test image at this layer is not computed yet"
+        if st.button(f"Compute the map of all {len(per_image)} test images at this layer (stored next to the run)",
+                     key="sim_umap_compute"):
+            try:
+                _compute(run, layer)
+            except (RunStoreError, OSError, ValueError) as error:
+                reason = f"the gate vectors of its test images cannot be computed ({error})"
+            except Exception as error:  # noqa: BLE001 - e.g. the dataset is unavailable: fall back, say why
+                reason = f"the gate vectors of its test images cannot be computed ({type(error).__name__}: {error})"
     st.caption(f"The {len(probe.indices)} probe images (probe.npz) are shown: {reason}. Hover for label, "
                "prediction, loss and MACs; click a point, or drag a box, to see the images.")
     return _probe_embedding, probe.indices, probe.labels
 
 
-@st.cache_data(show_spinner="Gate vectors of every test image (once per run)…", max_entries=16)
-def _cached_vectors(path: str, mtime: float) -> dict[str, np.ndarray]:
-    from prunelab.subnet_space import subnet_vectors
+def _compute(run: Path, layer: str | None) -> None:
+    """Compute the run's UMAPs at `layer` with a progress bar, store them, and draw the page again."""
+    from prunelab import views
 
-    vectors = subnet_vectors(path)
-    return {"indices": vectors.indices, "labels": vectors.labels}
+    bar = st.progress(0.0, text="Starting…")
+    out = views.cache_dir(run) if results.is_demo(run) else None  # a demo run stays read-only
+    views.compute_umaps(run, [layer], out_dir=out, report=lambda fraction, text: bar.progress(fraction, text=text))
+    st.rerun()
 
 
 def _scatter(col: Any, points: pd.DataFrame, colour: str, title: str, key: str) -> list[int]:
@@ -135,7 +143,10 @@ def _selected(run: Path, points: pd.DataFrame, chosen: list[int], names: list[st
     if not chosen:
         st.caption("No point selected yet.")
         return
-    unique = list(dict.fromkeys(chosen))
+    unique = [index for index in dict.fromkeys(chosen) if index in set(points["index"])]
+    if not unique:
+        st.caption("No point selected yet.")
+        return
     rows = points.set_index("index").loc[unique[:SELECTED_SHOWN]].reset_index()
     more = f" (the first {SELECTED_SHOWN} of {len(unique)})" if len(unique) > SELECTED_SHOWN else ""
     st.markdown(f"**Selected test images{more}:** label→prediction, loss, MACs")

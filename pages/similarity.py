@@ -9,7 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab import analysis, lessons
+from prunelab import analysis, lesson_runs, lessons
 from prunelab.run_format import PROBE_FILE
 
 common.title("Similarity alignment")
@@ -42,7 +42,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
         coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
 
 
-run = common.pick_run("ManiDP run", methods=["manidp"], key="sim_run")
+run = common.pick_run("ManiDP run", methods=["manidp"], key="sim_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)
@@ -52,7 +52,8 @@ if probe is None:
     st.stop()
 
 st.subheader("T, R and T − R at one layer")
-layer = st.selectbox("Layer", probe.layer_names, key="sim_layer")
+layer = st.selectbox("Layer (opens on the one whose feature similarity varies most)", probe.layer_names,
+                     index=lesson_runs.heatmap_layer(probe.R), key="sim_layer")
 position = probe.layer_names.index(layer)
 t, labels = analysis.order_by_class(probe.T[position], probe.labels)
 r, _ = analysis.order_by_class(probe.R[position], probe.labels)
@@ -61,9 +62,12 @@ st.metric(f"Frobenius distance ‖T − R‖ at {layer} ({len(labels)} probe ima
           f"{analysis.frobenius_gap(t, r):.3f}")
 
 st.subheader("‖T − R‖ per layer: with and without the similarity term")
-runs = common.runs_frame().set_index("path")
-paths = common.pick_runs("Runs to compare (on the chosen run's dataset)", methods=["manidp"],
-                         key="sim_compare", default_count=4, dataset=common.dataset_of(run)) or [run]
+runs_table = common.runs_frame()
+runs = runs_table.set_index("path")
+paths = common.pick_runs("Runs to compare (to start with, the chosen run and its twin with the similarity term "
+                         "switched, same seed)", methods=["manidp"], key="sim_compare",
+                         dataset=common.dataset_of(run), default=lesson_runs.similarity_comparison(runs_table, run),
+                         param="compare", follow=run) or [run]
 gaps = {}
 for path in paths:
     other = common.cached_probe(path)

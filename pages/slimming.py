@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab import analysis, lessons, results
+from prunelab import analysis, lesson_runs, lessons, results
 from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
@@ -27,9 +27,9 @@ common.explain(
 
 @st.cache_data(show_spinner="Re-pruning the dense model…", max_entries=128)
 def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
-    from prunelab.methods.slimming.reprune import what_if as recompute
+    from prunelab.views import prune_what_if  # stored with a demo run, else computed
 
-    return recompute(path, ratio)
+    return prune_what_if(path, ratio)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -49,7 +49,7 @@ def channel_bars(channels: Any, after_name: str) -> go.Figure:
     return fig.update_layout(barmode="group", yaxis_title="channels", height=340, margin={"t": 30})
 
 
-run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA)
+run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA, param="run")
 if run is None:
     st.stop()
 method_card.show(run)
@@ -78,8 +78,10 @@ st.subheader("Deploy: ONNX, and its latency next to PyTorch's")
 run_exports.onnx_panel(Path(run), summary)
 
 st.subheader("|γ| distribution per epoch")
-paths = common.pick_runs("Runs to compare (e.g. several λ, on the inspected run's dataset)", methods=["slimming"],
-                         key="slim_compare", states=WITH_DATA, default_count=3, dataset=common.dataset_of(run)) or [run]
+paths = common.pick_runs("Runs to compare (one seed of each λ in the inspected run's setting, to start with)",
+                         methods=["slimming"], key="slim_compare", states=WITH_DATA, dataset=common.dataset_of(run),
+                         default=lesson_runs.slimming_comparison(common.runs_frame(), run), param="compare",
+                         follow=run) or [run]
 histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
 if not histories:
     common.report_missing(run, GAMMA_HISTORY_FILE, "No γ history yet: it is written after each "

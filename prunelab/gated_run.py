@@ -9,7 +9,8 @@ the evaluation `finalize` wrote per_image.parquet from). Nothing is written to t
 
 When the run's training images are not on this machine (a demo trained on a dataset outside the
 repository ships only its test images, `prunelab.data.test_pack`), the test images stand in for the
-training split, so the calibration sample is drawn from them: `calibration_images` says which.
+training split, so the calibration sample is drawn from them (`prunelab.data.test_pack.dataset_or_pack`,
+which slimming's what-if shares): `calibration_images` says which.
 
 The object is cached per (run directory, model.pt modification time and size). Its model is shared, so
 every use that changes the thresholds holds `lock` and restores `saved_thresholds` before releasing it.
@@ -17,12 +18,12 @@ every use that changes the thresholds holds `lock` and restores `saved_threshold
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from prunelab.data.test_pack import dataset_or_pack
 from prunelab.methods.manidp.gates import get_thresholds, set_thresholds
 from prunelab.run_format import MODEL_FILE, RunStoreError
 from prunelab.store import RunDir
@@ -52,7 +53,7 @@ class GatedRun:
         cpu = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
         self.path = path
         self.config = cpu
-        dataset, self.calibration_images = _dataset(path, cpu)
+        dataset, self.calibration_images = dataset_or_pack(path.parent, cpu.data)
         self.trainer: Any = Trainer(cpu, run, dataset=dataset)
         self.method: Any = self.trainer.method
         self.model = load_model(run)
@@ -78,22 +79,6 @@ class GatedRun:
     def restore(self) -> None:
         """Put the run's own thresholds back (call while holding `lock`)."""
         set_thresholds(self.model, self.saved_thresholds)
-
-
-def _dataset(path: Path, config: Any) -> tuple[Any, Literal["training", "test"]]:
-    """The run's dataset, or its shipped test-image pack with the test images as the training split."""
-    from prunelab.data import DatasetError, load_dataset
-    from prunelab.data.test_pack import load_test_pack
-
-    try:
-        return load_dataset(config.data), "training"
-    except DatasetError as error:
-        pack = load_test_pack(path.parent, config.data)
-        if pack is None or pack.test_size == 0:
-            raise error from None
-    stand_in = dataclasses.replace(pack, train_images=pack.test_images, train_labels=pack.test_labels,
-                                   train_difficulty=pack.test_difficulty)
-    return stand_in, "test"
 
 
 def model_key(path: str | Path) -> tuple[str, int, int]:

@@ -45,6 +45,7 @@ DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 CIFAR_DEMO_RUNS_DIR = DEMO_RUNS_DIR.parent / "cifar10_runs"  # made by scripts/make_cifar_demo.py
 DEMO_FOLDER_GLOB = "*_runs"  # every assets/<name>_runs folder holding runs is a demo (demo_runs first)
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
+DEMO_DIR_ENV = "PRUNELAB_DEMO_DIR"  # another folder of `<name>_runs` demo folders (e.g. a copy of assets/)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
 # suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
 # per image, like vgg11 at quarter width, but 69 k instead of 579 k parameters), over DEMO_SEEDS seeds.
@@ -74,14 +75,17 @@ SUMMARY_EXTRAS = [
 
 def _demo_folders() -> list[Path]:
     """Every bundled demo folder: DEMO_RUNS_DIR, then each sibling `<name>_runs` folder (e.g. a second
-    dataset's demo) that holds at least one run directory."""
-    folders = [DEMO_RUNS_DIR] if DEMO_RUNS_DIR.is_dir() else []
+    dataset's demo) that holds at least one run directory; with ``PRUNELAB_DEMO_DIR`` set, the same
+    folders of that directory instead of assets/."""
+    root = Path(os.environ[DEMO_DIR_ENV]) if os.environ.get(DEMO_DIR_ENV) else DEMO_RUNS_DIR.parent
+    first = root / DEMO_RUNS_DIR.name
+    folders = [first] if first.is_dir() else []
     try:
-        siblings = sorted(DEMO_RUNS_DIR.parent.glob(DEMO_FOLDER_GLOB))
+        siblings = sorted(root.glob(DEMO_FOLDER_GLOB))
     except OSError:
         siblings = []
     for folder in siblings:
-        if folder != DEMO_RUNS_DIR and folder.is_dir() and _holds_runs(folder):
+        if folder != first and folder.is_dir() and _holds_runs(folder):
             folders.append(folder)
     return folders
 

@@ -35,6 +35,11 @@ EXPORT_FILE = "compact_model.pt2"
 PER_IMAGE_FILE = "per_image.parquet"
 PROBE_FILE = "probe.npz"
 MANIDP_FILE = "manidp.json"
+# views precomputed from a finished ManiDP run's model.pt (prunelab/views.py): what its pages show at once
+WHATIF_CURVE_FILE = "whatif_curve.parquet"
+UMAP_FILE = "subnet_umap.npz"
+# ... and from a slimming run's dense_model.pt: its re-pruning at each prune ratio of the page's slider
+PRUNE_CURVE_FILE = "whatif_prune.json.gz"
 # beside the runs of a shipped demo (not in a run directory): the test split they were evaluated on
 TEST_PACK_FILE = "test_images.npz"
 

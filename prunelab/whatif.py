@@ -23,6 +23,7 @@ training images) and one test pass.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,18 @@ def what_if(run_dir: str | Path, density: float) -> WhatIf:
 
 @functools.lru_cache(maxsize=64)
 def _what_if(path: str, model_mtime: int, model_size: int, table_mtime: int, density: float) -> WhatIf:
-    trained = read_artefact(Path(path) / PER_IMAGE_FILE)
+    return compute(path, density)
+
+
+def compute(run_dir: str | Path, density: float, on_pass: Callable[[int, int], None] | None = None) -> WhatIf:
+    """`what_if` without its cache, reporting each calibration pass to `on_pass(passes, most)` (a progress
+    bar's steps: the test pass follows the last)."""
+    path = Path(run_dir)
+    trained = read_artefact(path / PER_IMAGE_FILE)
     run = gated_run(path)
     with run.lock:
         try:
-            calibration = recalibrate(run, density)
+            calibration = recalibrate(run, density, on_pass)
             result = run.evaluate_test()
         finally:
             run.restore()
@@ -138,7 +146,7 @@ class Calibration:
     images: str  # "training" (the run's own calibration sample) or "test" (its training images are absent)
 
 
-def recalibrate(run: Any, density: float) -> Calibration:
+def recalibrate(run: Any, density: float, on_pass: Callable[[int, int], None] | None = None) -> Calibration:
     """Thresholds at remain rate `density` that hold for the network as it runs at that density.
 
     The run's rule ranks the saliencies of one pass over its calibration sample
@@ -148,7 +156,7 @@ def recalibrate(run: Any, density: float) -> Calibration:
     until no threshold moves by more than CALIBRATION_TOLERANCE (relative): pass k fixes layer k for
     good, so at most L + 1 passes for L gated layers. One pass only would calibrate deeper layers for
     the trained density's masks: measured on a run trained at 0.5, a what-if at 0.9 then kept 0.81.
-    The thresholds are left set on `run.model`.
+    The thresholds are left set on `run.model`. `on_pass(passes, most)` is called after each pass.
     """
     previous = np.asarray(run.saved_thresholds, dtype=float)
     passes, saliencies, done = 0, [], False
@@ -159,6 +167,8 @@ def recalibrate(run: Any, density: float) -> Calibration:
         change = np.abs(thresholds - previous) / np.maximum(np.abs(previous), 1e-12)
         previous, passes = thresholds, passes + 1
         done = float(change.max(initial=0.0)) <= CALIBRATION_TOLERANCE or passes > len(previous)
+        if on_pass is not None:
+            on_pass(passes, len(previous) + 1)
     # the last pass ran with the previous pass's thresholds, equal to these within the tolerance
     kept = [float(((pi >= xi) & (pi > 0)).float().mean()) for pi, xi in zip(saliencies, previous, strict=True)]
     nonzero = [float((pi > 0).float().mean()) for pi in saliencies]
@@ -167,17 +177,26 @@ def recalibrate(run: Any, density: float) -> Calibration:
 
 def _compare(run: Any, density: float, calibration: Calibration, result: dict[str, np.ndarray],
              trained: pd.DataFrame) -> WhatIf:
-    plan = run.plan
-    channels = np.asarray(plan.gate_channels, dtype=float)
+    channels = np.asarray(run.plan.gate_channels, dtype=float)
+    return assemble(Path(run.path), density, calibration, run.layer_names, result,
+                    float((result["counts"] / channels).mean()), int(run.plan.dense_macs()), trained)
+
+
+def assemble(path: Path, density: float, calibration: Calibration, layer_names: list[str],
+             result: dict[str, np.ndarray], density_measured: float, macs_dense: int, trained: pd.DataFrame) -> WhatIf:
+    """The WhatIf of per-image `result` (loss, pred, label, macs per test image) at `density` against the run
+    as trained (`trained`: its per_image.parquet); also what a precomputed curve (`prunelab.views`) is read
+    back with."""
     count = len(result["loss"])
     if len(trained) != count or not np.array_equal(trained["index"].to_numpy(), np.arange(count)):
-        raise ArtefactError(Path(run.path) / PER_IMAGE_FILE,
+        raise ArtefactError(path / PER_IMAGE_FILE,
                             f"has {len(trained)} rows for the {count} test images of the run's dataset")
-    macs = result["macs"].astype(np.int64)
+    macs = np.asarray(result["macs"]).astype(np.int64)
     frame = pd.DataFrame({
-        "index": np.arange(count, dtype=np.int64), "label": result["label"].astype(np.int64),
-        "pred": result["pred"].astype(np.int64), "loss": result["loss"].astype(np.float32),
-        "correct": result["pred"] == result["label"], "macs": macs, "group": cost_groups(macs),
+        "index": np.arange(count, dtype=np.int64), "label": np.asarray(result["label"]).astype(np.int64),
+        "pred": np.asarray(result["pred"]).astype(np.int64), "loss": np.asarray(result["loss"]).astype(np.float32),
+        "correct": np.asarray(result["pred"]) == np.asarray(result["label"]), "macs": macs,
+        "group": cost_groups(macs),
         "pred_trained": trained["pred"].to_numpy(np.int64), "loss_trained": trained["loss"].to_numpy(np.float32),
         "correct_trained": trained["correct"].to_numpy(bool), "macs_trained": trained["macs"].to_numpy(np.int64),
         "group_trained": cost_groups(trained["macs"].to_numpy()),
@@ -189,9 +208,9 @@ def _compare(run: Any, density: float, calibration: Calibration, result: dict[st
                         dropna=False).reindex(index=list(GROUPS), columns=list(GROUPS), fill_value=0)
     moves.index.name, moves.columns.name = "as trained", "at this density"
     return WhatIf(
-        density=density, thresholds=calibration.thresholds, layer_names=run.layer_names,
-        density_measured=float((result["counts"] / channels).mean()),
-        test_acc=float(frame["correct"].mean()), macs_dense=int(plan.dense_macs()), macs=macs_figures(macs),
+        density=density, thresholds=calibration.thresholds, layer_names=list(layer_names),
+        density_measured=float(density_measured),
+        test_acc=float(frame["correct"].mean()), macs_dense=int(macs_dense), macs=macs_figures(macs),
         trained={"test_acc": float(frame["correct_trained"].mean()), "density": trained_density,
                  **{f"macs_{k}": v for k, v in macs_figures(frame["macs_trained"].to_numpy()).items()}},
         per_image=frame, moves=moves, calibration=calibration)

@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
+from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
@@ -263,6 +264,8 @@ def ship(work: Path, partial: bool = False) -> int:
     with contextlib.chdir(ROOT):  # the runs record the dataset path relative to the repository root
         pack = write_pack(CIFAR_DEMO_RUNS_DIR)
     size = strip(CIFAR_DEMO_RUNS_DIR)  # the shapes demo's rule: seed-0 ManiDP runs keep their gated model
+    precompute_views(CIFAR_DEMO_RUNS_DIR)  # what-if curves and sub-network maps of the runs with a model
+    size = sum(path.stat().st_size for path in CIFAR_DEMO_RUNS_DIR.rglob("*") if path.is_file())
     print(f"CIFAR-10 demo runs in {CIFAR_DEMO_RUNS_DIR}: {size / 1e6:.2f} MB with its test images ({pack.name})")
     if skipped:
         print(f"not shipped, still training: {', '.join(sorted(skipped))}")

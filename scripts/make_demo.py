@@ -9,7 +9,8 @@ The runs are made by PruneLab's own suite command, run from the repository root:
 `pretrain` baseline and the four ManiDP ablation runs, 3 epochs each from it: every compared run is
 shaped by 6 epochs in all), then the files no page reads are removed (epoch checkpoints with their
 optimizer state, final model files but the seed-0 ManiDP runs' gated models that the ManiDP what-if and
-the sub-network map read, torch.export archives), which keeps the demo under 15 MB. The shapes test
+the sub-network map read, torch.export archives), which keeps the demo under 15 MB; then the views its
+pages show at once are precomputed for the runs with a model (`scripts/precompute_views.py`). The shapes test
 images are not shipped (a test-image pack of them would take 5.9 MB: procedural noise does not
 compress); the pages generate them once and cache them on disk. Usage:
 
@@ -26,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
@@ -117,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return status
     size = strip(out)
     print(f"demo runs in {out}: {size / 1e6:.2f} MB after removing {', '.join(NOT_SHIPPED)}")
+    precompute_views(out)  # the what-if curve and the sub-network map of every run with a model
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    print(f"with the precomputed views (scripts/precompute_views.py): {size / 1e6:.2f} MB")
     if size > SIZE_BUDGET:
         print(f"warning: over the {SIZE_BUDGET / 1e6:.0f} MB budget", file=sys.stderr)
         return 1

@@ -1,11 +1,12 @@
 """End to end in headless Chromium: the home page opens on a chart, and a run started from the form is
 watched while it trains.
 
-Both tests share one server (module scope), started with an empty runs folder and the bundled demo visible:
+The tests share one server (module scope), started with an empty runs folder and the bundled demo visible:
 
 1. Its first request, to the home page, shows a Plotly chart above the fold; the seconds it took are
    printed (no timing assertion: a generous timeout).
-2. A short run started from the Runs page's form (shapes, 256 training images, the default model at width
+2. A walk over every page of both demos (scripts/app_walk.py) meets no exception.
+3. A short run started from the Runs page's form (shapes, 256 training images, the default model at width
    0.125, many cheap epochs) is opened on the Live training page through the form's link, and its curve
    chart gains points while it trains (the chart's markers are counted, then counted again).
 
@@ -34,6 +35,8 @@ CURVE_CHART = ".st-key-live_curves .js-plotly-plot"
 FORM = {"form_train_size": "256", "form_test_size": "100", "form_width": "0.125", "form_epochs": "40",
         "form_batch_size": "64", "form_threads": "1"}
 GROWTH_TIMEOUT_S = 240.0
+WALK_LIMIT = 1  # widgets of each kind touched per page (CI time; the script form touches every one)
+WALK_POINTS = 2  # scatters clicked per page: both sub-network maps
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,29 @@ def test_fresh_server_home_page_shows_a_chart(server: tuple[str, Path], tmp_path
     assert box is not None and box["y"] < 900, box  # above the fold of a 1400x900 window
     assert "Traceback" not in body
     assert "Cheapest images" in body and "Network Slimming" in body and "ManiDP" in body
+
+
+def test_a_walk_touches_every_page_on_both_demos(server: tuple[str, Path], tmp_path: Path) -> None:
+    """Every page on each demo (scripts/app_walk.py): its sliders moved, its selects changed, a point of each
+    scatter and map clicked; no exception on a page or in the server's log. Prints each page's time to first
+    chart (the script form prints the same for every widget: `python scripts/app_walk.py`)."""
+    from app_walk import RUN_PAGES, demo_visits, server_problems, walk_app
+
+    url, runs = server
+    with pytest.MonkeyPatch.context() as patch:  # the server shows the demo; this process lists it alike
+        patch.setenv("PRUNELAB_NO_DEMO", "0")
+        visits = demo_visits()
+    first_demo = visits[0][0].split(" ")[-1]
+
+    def touch(label: str) -> bool:  # pages of one run on both demos, the others on the first (CI time)
+        return label.split(" ")[0] in RUN_PAGES or label.endswith(first_demo)
+
+    walk = walk_app(url, visits, limit=WALK_LIMIT, shots=tmp_path, touch=touch, point_limit=WALK_POINTS)
+    print(walk.report())
+    assert set(walk.first_chart) == {label for label, _ in visits} and len(visits) >= 16  # 8 pages, 2 demos
+    assert sum(1 for _, action, _ in walk.waits if action.startswith("point")) >= 2  # scatters were clicked
+    problems = walk.problems + server_problems(next(runs.parent.glob("streamlit-*.log")))
+    assert not problems, "\n".join(problems)
 
 
 def _fill_form(page: Any) -> None:

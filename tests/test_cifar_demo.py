@@ -75,3 +75,21 @@ def test_cifar_manidp_stays_within_three_points_at_40_percent_fewer_macs(table: 
     assert float(both["test_acc"].mean()) >= _baseline_acc(table, int(both["epochs_total"].max())) - MANIDP_GAP
     rows = [load_per_image(path) for path in both["path"]]
     assert all(frame is not None and len(frame) >= MIN_PER_IMAGE_ROWS for frame in rows)
+
+
+@shipped
+def test_cifar_slimming_what_if_runs_without_the_photographs_on_disk() -> None:
+    """The demo's dataset folder is not in the repository: the what-if reads the shipped test images and,
+    at the run's own prune ratio, gives back the run's accuracy right after pruning."""
+    from prunelab.config import RunConfig
+    from prunelab.data import DatasetError, load_dataset
+    from prunelab.methods.slimming.reprune import what_if
+    from prunelab.store import RunDir
+
+    run = next(path for path in sorted(DEMO.iterdir()) if path.name.endswith("slim-l1e-3-s0"))
+    config: RunConfig = RunDir(run).read_config()
+    with pytest.raises(DatasetError):
+        load_dataset(config.data)
+    summary = RunDir(run).read_summary()
+    result = what_if(run, config.method.prune_ratio)
+    assert result["acc"] == pytest.approx(summary["acc_after_prune"], abs=1e-6)  # float32 in summary.json

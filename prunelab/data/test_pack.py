@@ -10,12 +10,17 @@ run's test split is read before the dataset itself (no decoding or generating).
 
 ``load_test_pack`` returns it as an ``ImageDataset`` with an empty training split, so code that reads
 a run's test images does not care where they came from; it refuses a pack of another test split.
+``dataset_or_pack`` is what every re-evaluation of a finished run (ManiDP's and slimming's what-if, the
+sub-network space) loads: the run's dataset when it is on this machine, else the pack beside the run,
+with its test images standing in as the training split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,7 +29,7 @@ from prunelab.config import DataConfig
 from prunelab.data.base import DatasetError, ImageDataset, load_npz
 from prunelab.run_format import TEST_PACK_FILE, atomic_write_npz
 
-__all__ = ["TEST_PACK_FILE", "load_test_pack", "write_test_pack"]
+__all__ = ["TEST_PACK_FILE", "dataset_or_pack", "load_test_pack", "write_test_pack"]
 _KEYS = {"dataset", "test_size", "data_seed", "test_images", "test_labels", "class_names", "mean", "std", "hflip"}
 
 
@@ -86,6 +91,23 @@ def load_test_pack(folder: str | Path, data: DataConfig) -> ImageDataset | None:
         hflip=bool(arrays["hflip"]),
         source=str(path),
     )
+
+
+def dataset_or_pack(folder: str | Path, data: DataConfig) -> tuple[ImageDataset, Literal["training", "test"]]:
+    """The dataset of `data` and "training"; when it cannot be loaded (a demo trained on a dataset outside
+    the repository), the test-image pack in `folder` (the runs folder) with its test images standing in as
+    the training split, and "test". Raises the dataset's DatasetError when there is no such pack."""
+    from prunelab.data.dataset import load_dataset
+
+    try:
+        return load_dataset(data), "training"
+    except DatasetError as error:
+        pack = load_test_pack(folder, data)
+        if pack is None or pack.test_size == 0:
+            raise error from None
+    stand_in = dataclasses.replace(pack, train_images=pack.test_images, train_labels=pack.test_labels,
+                                   train_difficulty=pack.test_difficulty)
+    return stand_in, "test"
 
 
 @functools.lru_cache(maxsize=4)

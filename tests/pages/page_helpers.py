@@ -67,3 +67,9 @@ def runs_on_two_datasets(source: Path, run_ids: Any, runs: Path, monkeypatch: py
     monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
     monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
     return runs
+
+
+def url_param(at: AppTest, name: str) -> str | None:
+    """The value of the query parameter `name` the page wrote into its URL (AppTest keeps one or a list)."""
+    value = at.query_params.get(name)
+    return value[-1] if isinstance(value, list) and value else value

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from prunelab.results import class_names
-from tests.pages.page_helpers import fixture_run, frame_with, metric
+from tests.pages.page_helpers import fixture_run, frame_with, metric, url_param
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
 
@@ -39,7 +39,8 @@ def test_renders_metrics_charts_and_gallery(manidp_run: Path) -> None:
     rho = spearmanr(table["macs"], table["loss"]).statistic
     assert metric(at, "Spearman ρ (MACs, loss)") == f"{rho:.3f}"
     assert metric(at, "Mean MACs (multiply-accumulates) per image") == f"{table['macs'].mean() / 1e6:.3f} M"
-    assert len(at.get("plotly_chart")) == 4  # histogram, MACs vs complexity, per-layer density, what-if histogram
+    # histogram, MACs vs complexity, per-layer density; the what-if draws only once asked (a button)
+    assert len(at.get("plotly_chart")) == 3
     images = at.get("image")
     assert len(images) >= 3  # the selected image, the cheapest row, the most expensive row (then the what-if's)
     cheapest = table.sort_values(["macs", "index"]).head(8)
@@ -78,18 +79,28 @@ def test_complexity_axis_switch(manidp_run: Path) -> None:
     at = render(manidp_run)
     options = at.radio(key="pi_axis").options
     at.radio(key="pi_axis").set_value(options[-1]).run()
-    assert not at.exception and len(at.get("plotly_chart")) == 4
+    assert not at.exception and len(at.get("plotly_chart")) == 3
 
 
-def test_what_if_shows_the_cores_figures_at_each_density(manidp_run: Path) -> None:
+def test_what_if_shows_the_cores_figures_at_each_density(manidp_run: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A density not stored is computed only when asked (a button), stored next to the run, and then shows the
+    figures `what_if` gives."""
+    from prunelab import views
     from prunelab.whatif import what_if
 
-    at = render(manidp_run)
-    assert at.slider(key="pi_whatif_density").value == pytest.approx(0.7)  # the run's own target density
+    runs = tmp_path / "runs"
+    shutil.copytree(manidp_run, runs / RUN, ignore=shutil.ignore_patterns("whatif_curve.parquet"))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render()
+    assert at.select_slider(key="pi_whatif_density").value == pytest.approx(0.7)  # the run's own target density
     for density in (0.7, 0.4):
-        at.slider(key="pi_whatif_density").set_value(density).run()
+        at.select_slider(key="pi_whatif_density").set_value(density).run()
+        assert not any(m.label == "Test accuracy at this density" for m in at.metric)  # nothing computed unasked
+        at.button(key="pi_whatif_compute").click().run()
         assert not at.exception
-        result = what_if(manidp_run, density)
+        assert density in views.whatif_densities(runs / RUN)
+        result = what_if(runs / RUN, density)
         assert metric(at, "Test accuracy at this density") == f"{result.test_acc:.1%}"
         assert metric(at, "Mean MACs per image at this density") == f"{result.macs['mean'] / 1e6:.3f} M"
         assert metric(at, "Spread of MACs per image (std)") == f"{result.macs['std'] / 1e6:.3f} M"
@@ -158,3 +169,19 @@ def test_a_click_on_the_complexity_scatter_opens_that_image(manidp_run: Path, mo
     at = render(manidp_run)
     assert at.selectbox(key="pi_image").value == clicked
     assert at.get("image")[0].captions[0].startswith(f"#{clicked} ")
+
+
+def test_opens_on_the_full_method_and_shares_the_run_as_a_url(manidp_run: Path) -> None:
+    """The full method's run (with its model) is the default; `?run=<id>` opens another and the page writes
+    the chosen run's id into the URL."""
+    plain = manidp_run.parent / "fx-manidp-plain"
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.selectbox(key="pi_run").value == str(manidp_run)
+    assert url_param(at, "run") == manidp_run.name
+    if not (plain / "per_image.parquet").is_file():
+        pytest.skip("the plain ManiDP fixture run is not available")
+    shared = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    shared.query_params["run"] = plain.name
+    shared.run()
+    assert not shared.exception and shared.selectbox(key="pi_run").value == str(plain)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab import lesson_runs
 from prunelab.results import class_names
 from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
 from tests.pages.page_helpers import plotly_figures as figures
@@ -23,10 +24,14 @@ TIMEOUT = 240
 RUN, PLAIN = "fx-manidp-full", "fx-manidp-plain"
 
 
-def render(run: Path | None = None) -> AppTest:
+def render(run: Path | None = None, full_map: bool = True) -> AppTest:
+    """The page on `run`; with `full_map`, its map of every test image computed first (a button, once: the map
+    is stored next to the run)."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     if run is not None:
         at.selectbox(key="sim_run").set_value(str(run)).run()
+    if full_map and any(button.key == "sim_umap_compute" for button in at.button):
+        at.button(key="sim_umap_compute").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -52,8 +57,10 @@ def test_renders_heatmaps_gaps_and_umaps(manidp_run: Path) -> None:
     assert len(charts) == 4  # T/R/T-R heatmaps, gap bars, UMAP of gates, UMAP of features
     t, r, diff = (values(trace["z"]) for trace in charts[0]["data"])
     order = np.argsort(probe["labels"], kind="stable")
-    assert np.allclose(t, probe["T_0"][np.ix_(order, order)]) and np.allclose(diff, t - r)
-    assert at.metric[0].value == f"{reference_gap(probe, 0):.3f}"
+    layer = lesson_runs.heatmap_layer([probe[f"R_{i}"] for i in range(len(probe["layer_names"]))])
+    assert at.selectbox(key="sim_layer").value == str(probe["layer_names"][layer])
+    assert np.allclose(t, probe[f"T_{layer}"][np.ix_(order, order)]) and np.allclose(diff, t - r)
+    assert at.metric[0].value == f"{reference_gap(probe, layer):.3f}"
     table = pd.read_parquet(manidp_run / "per_image.parquet")
     for umap in charts[2:]:  # every test image is a point, not only the probe images
         points = np.concatenate([values(trace["customdata"])[:, 0] for trace in umap["data"]])
@@ -143,3 +150,20 @@ def test_the_runs_compared_are_on_the_chosen_runs_dataset(fixture_runs_dir: Path
         compare = at.multiselect(key=f"sim_compare_{dataset}")
         assert len(compare.options) == 2  # the two runs on that dataset, preselected
         assert {Path(str(v)).name for v in compare.value} == expected
+
+
+def test_the_full_map_is_computed_only_when_asked(manidp_run: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a stored map the page shows the probe images at once and offers the computation; once asked,
+    the map is stored next to the run and read from there."""
+    runs = tmp_path / "runs"
+    shutil.copytree(manidp_run, runs / RUN, ignore=shutil.ignore_patterns("subnet_umap.npz"))
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    at = render(full_map=False)
+    assert any("not computed yet" in c.value for c in at.caption)
+    probe = np.load(manidp_run / "probe.npz")
+    points = np.concatenate([values(trace["customdata"])[:, 0] for trace in figures(at)[2]["data"]])
+    assert sorted(points.astype(int)) == sorted(probe["indices"].tolist())
+    at.button(key="sim_umap_compute").click().run()
+    assert not at.exception and (runs / RUN / "subnet_umap.npz").is_file()
+    assert any("test images is a point" in c.value for c in at.caption)

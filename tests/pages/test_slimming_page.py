@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from prunelab import results
 from prunelab.analysis import prune_denominator_text
 from prunelab.methods.slimming.reprune import what_if
-from tests.pages.page_helpers import fixture_run, metric, plotly_figures
+from tests.pages.page_helpers import fixture_run, metric, plotly_figures, url_param
 from tests.pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "slimming.py")
@@ -190,3 +190,18 @@ def test_an_interior_only_run_from_before_the_counts_names_both_denominators(
     assert _denominator_lines(at) == [
         f"Prune ratio {pruning['prune_ratio']:.0%}: the global threshold removed {removed / prunable:.0%} of "
         f"{prunable} prunable channels; {removed / every:.0%} of all {every} channels."]
+
+
+def test_compares_one_seed_of_each_lambda_and_shares_them_as_a_url(slim_run: Path) -> None:
+    """Figure 4's comparison is the default (every λ of the inspected run's setting once); `?run=` and
+    `?compare=` open the page on the runs they name."""
+    at = render(slim_run.name, slim_run.parent)
+    compare = at.multiselect(key="slim_compare_shapes")
+    assert sorted(Path(str(p)).name for p in compare.value) == ["fx-slim-l0", "fx-slim-l1e-3"]
+    assert url_param(at, "run") == slim_run.name
+    shared = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    shared.query_params.update({"run": "fx-slim-l0", "compare": "fx-slim-l1e-3"})
+    shared.run()
+    assert not shared.exception
+    assert shared.selectbox(key="slim_run").value == str(slim_run.parent / "fx-slim-l0")
+    assert [Path(str(p)).name for p in shared.multiselect(key="slim_compare_shapes").value] == ["fx-slim-l1e-3"]

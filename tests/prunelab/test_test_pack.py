@@ -97,3 +97,27 @@ def test_a_pack_of_another_test_split_is_not_used(tmp_path):
     own = load_dataset(DataConfig(dataset="shapes", train_size=40, test_size=30)).test_images
     assert not np.array_equal(load_dataset(other).test_images, own)
     assert np.array_equal(results.load_test_images(run, range(30)), own.permute(0, 2, 3, 1).numpy())
+
+
+def test_slimming_what_if_reads_the_pack_when_its_folder_dataset_is_gone(tmp_path):
+    """Like ManiDP's what-if (gated_run), slimming's re-pruning falls back to the pack beside the run."""
+    from prunelab.methods.slimming.reprune import what_if
+
+    root = tmp_path / "photos"
+    write_folder_dataset(root, classes=("cat", "dog", "frog"), per_class=4)
+    runs = tmp_path / "runs"
+    code, _out, err = run_cli("run", "slimming", "--dataset", f"folder:{root}", "--epochs", "1",
+                             "--finetune-epochs", "1", "--lambda", "1e-3", "--model", "vgg11", "--width", "0.25",
+                             "--batch-size", "4", "--device", "cpu", "--runs-dir", str(runs), "--name", "slim")
+    assert code == 0, err
+    data = DataConfig(dataset=f"folder:{root}")
+    before = what_if(runs / "slim", 0.3)
+    write_test_pack(runs, data, load_dataset(data))
+    shutil.rmtree(root)
+    clear_memory_cache()
+    for cached in tmp_path.glob("**/folder_*.npz"):
+        cached.unlink()
+    with pytest.raises(DatasetError):
+        load_dataset(data)
+    after = what_if(runs / "slim", 0.3)
+    assert after == before

@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
+from prunelab import views
 from prunelab.engine import run_training
 from prunelab.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
+from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
 from prunelab.store import RunStore
-from prunelab.whatif import GROUPS, cost_groups, what_if
+from prunelab.subnet_space import embedding
+from prunelab.whatif import GROUPS, compute, cost_groups, what_if
 from tests.helpers import tiny_config, write_folder_dataset
 
 
@@ -240,3 +243,54 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
     trained = pd.read_parquet(run.file("per_image.parquet"))
     vectors = subnet_vectors(run.path, cache_dir=tmp_path / "cache")
     assert (vectors.macs == trained["macs"].to_numpy()).all()
+
+
+# ----------------------------------------------------------------------------------------------
+# precomputed views (prunelab.views): what the files give back is what the computations give
+
+
+def test_a_precomputed_run_gives_back_the_what_if_and_the_umaps(run: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    reports: list[tuple[float, str]] = []
+    from prunelab.subnet_space import subnet_vectors
+
+    first = subnet_vectors(run).layer_names[0]
+    written = views.precompute(run, densities=(0.4,), layers=[None, first],
+                               report=lambda f, m: reports.append((f, m)))
+    assert [path.name for path in written] == [WHATIF_CURVE_FILE, UMAP_FILE]
+    assert views.whatif_densities(run) == [0.4, 0.7]  # the grid and the run's own density
+    assert reports[-1][0] == 1.0 and any("s left" in message for _, message in reports)
+    for density in (0.4, 0.7):
+        stored, fresh = views.load_whatif(run, density), compute(run, density)
+        assert stored.test_acc == fresh.test_acc and stored.macs == fresh.macs
+        assert stored.density_measured == pytest.approx(fresh.density_measured)
+        assert stored.per_image.drop(columns="loss").equals(fresh.per_image.drop(columns="loss"))
+        assert np.allclose(stored.per_image["loss"], fresh.per_image["loss"], rtol=1e-3, atol=1e-3)  # float16
+        assert stored.moves.equals(fresh.moves)
+        assert stored.calibration == fresh.calibration and stored.trained == fresh.trained
+    assert views.load_whatif(run, 0.55) is None
+    for kind in views.KINDS:
+        for layer in (None, first):
+            exact = embedding(run, kind, layer)
+            shipped = views.load_umap(run, kind, layer)
+            step = (exact.max(axis=0) - exact.min(axis=0)) / views.LEVELS
+            assert shipped.shape == exact.shape and np.all(np.abs(shipped - exact) <= step / 2 + 1e-5)
+    assert views.load_umap(run, "gates", subnet_vectors(run).layer_names[1]) is None  # not asked for
+
+
+def test_views_of_another_model_are_ignored_and_a_request_adds_one_density(run: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    (copy / WHATIF_CURVE_FILE).unlink(missing_ok=True)
+    views.compute_whatif(copy, [0.5], out_dir=views.cache_dir(copy))  # a read-only run's request goes to the cache
+    assert not (copy / WHATIF_CURVE_FILE).exists() and views.whatif_densities(copy) == [0.5]
+    views.compute_whatif(copy, [0.3], out_dir=views.cache_dir(copy))
+    assert views.whatif_densities(copy) == [0.3, 0.5]
+    if (copy / UMAP_FILE).exists():
+        assert views.load_umap(copy, "gates") is not None
+    with open(copy / "model.pt", "ab") as handle:  # another model: nothing stored holds for it
+        handle.write(b"\0")
+    assert views.whatif_densities(copy) == [] and views.load_umap(copy, "gates") is None

@@ -3,7 +3,9 @@
 `what_if(run_dir, prune_ratio)` re-prunes the run's dense model (`dense_model.pt`, saved right after
 sparsity training) with the run's own rule (`pruning.py`: one global threshold over the BN scores,
 ties by position, the per-layer guard) and reports the threshold, the kept channels per layer, MACs
-and params of the compact network and its test accuracy without fine-tuning.
+and params of the compact network and its test accuracy without fine-tuning. Its test images come from
+`dataset_or_pack`, like ManiDP's what-if: a demo whose dataset is not on this machine is evaluated on the
+test-image pack shipped beside its runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 
 from prunelab.config import RunConfig, SlimmingConfig
-from prunelab.data import BatchLoader, ImageDataset, load_dataset
+from prunelab.data import BatchLoader, ImageDataset
+from prunelab.data.test_pack import dataset_or_pack
 from prunelab.flops import count_macs, count_params
 from prunelab.methods.slimming.pruning import (
     channel_counts,
@@ -94,7 +97,7 @@ def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | Non
     selection = select_channels(ctx.scores, prune_ratio, guard)
     compact = compact_model(ctx.dense, ctx.units, selection.keep, ctx.name)
     spec_json = json.dumps(spec_of(compact, ctx.name), sort_keys=True)
-    dataset = dataset if dataset is not None else load_dataset(ctx.config.data)
+    dataset = dataset if dataset is not None else dataset_or_pack(path.parent, ctx.config.data)[0]
     return {
         "prune_ratio": prune_ratio, "threshold": selection.threshold, "min_channels": guard,
         "channels_total": sum(u.channels for u in ctx.units), **channel_counts(ctx.groups, ctx.units, selection),

@@ -207,6 +207,28 @@ def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
         what_if(run.path / "missing", 0.5)
 
 
+def test_precomputed_re_pruning_is_what_the_what_if_gives(slim_run: tuple, tmp_path: Path) -> None:
+    """prunelab.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
+    import shutil
+
+    from prunelab import views
+
+    _config, run, _summary = slim_run
+    copy = tmp_path / run.path.name
+    shutil.copytree(run.path, copy)
+    assert views.load_prune(copy, 0.5) is None
+    views.compute_prune(copy, ratios=(0.2, 0.5))
+    for ratio in (0.2, 0.5):
+        assert views.load_prune(copy, ratio) == what_if(copy, ratio)
+        assert views.prune_what_if(copy, ratio) == what_if(copy, ratio)
+    assert views.load_prune(copy, 0.35) is None
+    assert views.precompute(copy)[0].name == "whatif_prune.json.gz"
+    assert set(views.PRUNE_RATIOS) == {float(r) for r in views._read_prune_curve(copy)["ratios"]}
+    with open(copy / "dense_model.pt", "ab") as handle:
+        handle.write(b"\0")
+    assert views.load_prune(copy, 0.5) is None
+
+
 def test_resume_after_the_run_keeps_the_pruning_state(slim_run: tuple) -> None:
     config, run, summary = slim_run
     state = RunDir(run.path).load_torch("checkpoint.pt")
