@@ -120,6 +120,36 @@ def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
     return frame
 
 
+def accuracy_curve(run_dir: str | Path) -> pd.DataFrame:
+    """The run's stored what-if curve (`prunelab.views`): per target density, test accuracy and MACs reduction
+    (empty when the run has no stored curve)."""
+    from prunelab.views import load_whatif, whatif_densities
+
+    rows = []
+    for density in whatif_densities(run_dir):
+        found = load_whatif(run_dir, density)
+        if found is not None:
+            rows.append({"density": density, "test_acc": found.test_acc,
+                         "macs_reduction": 1.0 - found.macs["mean"] / found.macs_dense})
+    return pd.DataFrame(rows, columns=["density", "test_acc", "macs_reduction"])
+
+
+def matched_accuracy(table: pd.DataFrame, reduction: float) -> pd.DataFrame:
+    """Accuracy at MACs reduction `reduction` of every ManiDP run in `table` (an ablation table) with a stored
+    what-if curve: variant, seed, its own reduction and accuracy, and the accuracy at `reduction` (NaN outside
+    its curve)."""
+    rows = []
+    for _, row in table[table["method"] == "manidp"].iterrows():
+        curve = accuracy_curve(row["path"])
+        if curve.empty:
+            continue
+        at = accuracy_at(curve, reduction)
+        rows.append({"variant": row["variant"], "seed": row.get("seed"), "macs_reduction": row["macs_reduction"],
+                     "test_acc": row["test_acc"], "matched_reduction": reduction,
+                     "acc_at_matched": float("nan") if at is None else at})
+    return pd.DataFrame(rows)
+
+
 def accuracy_at(curve: pd.DataFrame, reduction: float) -> float | None:
     """Accuracy at MACs reduction `reduction`, interpolated linearly along `curve` (columns macs_reduction,
     test_acc); None outside the curve's range."""

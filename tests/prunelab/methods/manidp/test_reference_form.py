@@ -263,3 +263,41 @@ def test_the_what_if_recalibrates_with_the_runs_own_threshold_rule(tmp_path: Pat
     expected = (channel_mean_threshold(saliencies.mean(dim=0), 0.6) if form == "reference"
                 else threshold_tensor(saliencies, 0.6))
     assert float(method.threshold_at(saliencies, 0.6)) == pytest.approx(float(expected))
+
+
+def test_relative_macs_by_quintile_and_the_gap_against_a_loop() -> None:
+    from prunelab.methods.manidp.report import quintile_gap, relative_macs_by_quintile
+
+    rng = np.random.default_rng(1)
+    difficulty = rng.random(103)
+    macs = 1000 + 500 * difficulty + rng.normal(0, 20, 103)  # harder images cost more
+    order = np.argsort(difficulty, kind="stable")
+    bins = np.array_split(order, 5)
+    expected = [float(np.mean(macs[b] / macs.mean())) for b in bins]
+    np.testing.assert_allclose(relative_macs_by_quintile(macs, difficulty), expected)
+    assert quintile_gap(macs, difficulty) == pytest.approx(expected[-1] - expected[0]) and expected[-1] > expected[0]
+    assert quintile_gap(np.full(50, 7.0), rng.random(50)) == pytest.approx(0.0)  # a static sub-network
+
+
+def test_rank_correlation_of_t_and_r_over_pairs() -> None:
+    from scipy.stats import spearmanr
+
+    from prunelab.methods.manidp.report import similarity_rank_correlation
+
+    rng = np.random.default_rng(2)
+    r = rng.random((6, 6))
+    r = (r + r.T) / 2
+    t = r ** 3  # a monotone function of R: rho = 1 over the pairs
+    assert similarity_rank_correlation([t], [r]) == pytest.approx(1.0)
+    noise = rng.random((6, 6))
+    rows, cols = np.triu_indices(6, k=1)
+    expected = spearmanr((noise + noise.T)[rows, cols], r[rows, cols]).statistic
+    assert similarity_rank_correlation([noise + noise.T, t], [r, r]) == pytest.approx((expected + 1.0) / 2)
+
+
+def test_accuracy_at_a_matched_reduction_interpolates_along_the_curve() -> None:
+    from prunelab.manidp_evidence import accuracy_at
+
+    curve = pd.DataFrame({"macs_reduction": [0.5, 0.1, 0.3], "test_acc": [0.6, 0.8, 0.7]})
+    assert accuracy_at(curve, 0.4) == pytest.approx(0.65)
+    assert accuracy_at(curve, 0.1) == pytest.approx(0.8) and accuracy_at(curve, 0.6) is None
