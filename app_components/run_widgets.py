@@ -19,6 +19,7 @@ from prunelab import results, suites
 from prunelab.config import (
     DATASET_NAMES,
     METHOD_CONFIGS,
+    METHOD_FACTS,
     METHOD_NAMES,
     METHOD_PARAMS,
     MODEL_NAMES,
@@ -94,6 +95,18 @@ def _field_input(cls: Any, name: str, key: str) -> Any:
                            key=key)
 
 
+def _departure_input(method: str) -> dict[str, Any]:
+    """The departures from the authors' code to switch on besides the chosen form's (the prunelab form has them
+    all): {field: its PruneLab value} for each one picked; the fields left out take the form's values."""
+    departures = METHOD_FACTS[method].departures
+    if not departures:
+        return {}
+    chosen = st.multiselect("Departures from the authors' code (on top of the form; the prunelab form makes them "
+                            "all)", [d.name for d in departures], key=f"form_{method}_departures",
+                            help="; ".join(f"{d.name}: {d.summary}" for d in departures))
+    return {d.field: d.prunelab for d in departures if d.name in chosen}
+
+
 def _dataset_input(key: str) -> str:
     choice = st.selectbox("Dataset", [*DATASET_NAMES, FOLDER_OPTION], key=f"{key}_dataset")
     folder = st.text_input("Image folder (for folder:PATH)", key=f"{key}_folder",
@@ -148,6 +161,7 @@ def run_form() -> None:
             fields = METHOD_FIELDS[method]
             st.caption(f"{method} settings" if fields else "baseline: plain training, no pruning")
             settings = {f: _field_input(METHOD_CONFIGS[method], f, f"form_{method}_{f}") for f in fields}
+            settings.update(_departure_input(method))
         submitted = st.form_submit_button("Start run", type="primary")
     if not submitted:
         return

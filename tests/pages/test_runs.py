@@ -138,6 +138,25 @@ def test_valid_form_submits_the_config(empty_runs_env: Path, recorder: Recording
     assert any("recorded-1" in str(s.value) for s in at.success)
 
 
+@pytest.mark.parametrize(("form", "picked", "expected"), [
+    ("reference", ["detached_complexity_weight"], ["detached_complexity_weight"]),
+    ("reference", [], []),
+    ("prunelab", [], ["small_gate_init", "post_relu_similarity_features", "gates_only_similarity",
+                      "smoothed_gate_cosine", "detached_complexity_weight", "pair_quantile_thresholds",
+                      "sampled_initial_c"]),
+])
+def test_the_run_form_sets_the_form_and_single_departures(empty_runs_env: Path, recorder: RecordingManager,
+                                                          form: str, picked: list[str], expected: list[str]) -> None:
+    at = render()
+    at.radio(key="form_method").set_value("manidp").run()
+    at.selectbox(key="form_manidp_form").set_value(form)
+    at.multiselect(key="form_manidp_departures").set_value(picked)
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert not at.exception and errors(at) == ""
+    [config] = recorder.configs
+    assert config.method.form == form and config.method.departures == expected
+
+
 def test_suite_form_sweep(empty_runs_env: Path, recorder: RecordingManager) -> None:
     at = render()
     at.selectbox(key="suite_name").set_value("sweep")
