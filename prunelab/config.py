@@ -279,9 +279,11 @@ MANIDP_DEPARTURES = (
         summary=("gates: second Linear's weight ~ N(0, 0.1²), first Linear with a bias, hidden width C_in "
                  "(C_in < 32) or C_in/2, no clamp; reference: both Linears Kaiming-normal, the first without "
                  "bias, hidden width C_out (C_out < 80) or C_out/2, saliency clamped at 1000"),
-        reason=("π starts within a few tenths of 1 for every image, so training starts from the parent network "
-                "(with a default Linear init π varied by ±1 between images and shapes training stalled at chance)"),
-        effect="prunelab form against reference form, both terms (Ablations page: forms)"),
+        reason=("π starts within a few tenths of 1 for every image, so training starts from the parent; the "
+                "reference's init on a parent trained without gates lets π grow with its input through the "
+                "residual stream (shapes: stage-3 π ≈ 79, logits ≈ 3e9 at the start; the reference form ended "
+                "at chance or in NaN)"),
+        effect="the shapes demo: reference against reference + small_gate_init, both terms (10.0% vs 40.2%)"),
     Departure(
         "post_relu_similarity_features", "post_relu_similarity_features", False, True,
         summary=("R from ReLU(conv_b's output): the non-negative part the block passes on; reference: conv_b's "
