@@ -9,7 +9,7 @@ Timing needs the shapes a trained run would produce, not trained accuracy, so th
   threshold over |gamma| at `prune_ratio` with the per-layer guard (`methods.slimming.pruning.select_channels`),
   and the physically smaller network (`compact_model`). Returns the dense network, the compact one and
   the masked reference they must agree with.
-- `calibrated_gated_network`: ManiDP's gates (`install_gates`, the run's initialisation) on the same
+- `calibrated_gated_network`: ManiDP's gates (`install_gates`, PruneLab's small initialisation) on the same
   network, with every threshold set by ManiDP's rule (`threshold_tensor`: the saliency at rank
   ceil((1 - eta) M) of the calibration sample, so a fraction eta of the (image, channel) pairs is kept).
   The thresholds are set layer by layer in one pass: a gate's threshold is computed from the saliencies
@@ -24,7 +24,7 @@ import copy
 import torch
 from torch import nn
 
-from prunelab.methods.manidp.gates import ChannelGate, gates_of, install_gates, set_recording
+from prunelab.methods.manidp.gates import ChannelGate, GateStyle, gates_of, install_gates, set_recording
 from prunelab.methods.manidp.method import threshold_tensor
 from prunelab.methods.slimming.pruning import (
     channel_scores,
@@ -72,7 +72,9 @@ def calibrated_gated_network(dense: nn.Module, density: float, calibration: torc
     `calibration` [N, C, H, W] in every gated layer (ManiDP's rule, layer by layer in one pass)."""
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
-    gated = install_gates(copy.deepcopy(dense)).eval()
+    # PruneLab's small gate init: the reference's Kaiming gates on random weights grow the activations
+    # through the residual stream (saliencies of 1e2 and more), a network no benchmark should time
+    gated = install_gates(copy.deepcopy(dense), GateStyle(small_init=True)).eval()
 
     def calibrate(gate: nn.Module, args: tuple[torch.Tensor, torch.Tensor]) -> None:
         assert isinstance(gate, ChannelGate)

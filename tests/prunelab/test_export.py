@@ -73,7 +73,8 @@ def test_onnx_export_runs_in_onnxruntime_like_pytorch(runs: Path, tmp_path: Path
     for batch in (images[:1], images[:17], images):  # the batch dimension is dynamic
         got = onnx_logits(out, batch)
         assert got.shape == (batch.shape[0], expected.shape[1])
-        assert np.abs(got - expected[: batch.shape[0]]).max() <= 1e-3
+        scale = max(1.0, float(np.abs(expected).max()))  # the export's tolerance: 1e-3 on logits of order 1
+        assert np.abs(got - expected[: batch.shape[0]]).max() <= 1e-3 * scale
     graph = onnx.load(str(out)).graph
     assert all(t.data_location == onnx.TensorProto.DEFAULT for t in graph.initializer)  # one file, weights inside
     # the network's own convolutions (BatchNorm folded into them): the compact widths for slimming
