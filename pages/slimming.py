@@ -49,7 +49,8 @@ def channel_bars(channels: Any, after_name: str) -> go.Figure:
     return fig.update_layout(barmode="group", yaxis_title="channels", height=340, margin={"t": 30})
 
 
-run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA, param="run")
+run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA, param="run",
+                      default=lesson_runs.slimming_run)
 if run is None:
     st.stop()
 method_card.show(run)

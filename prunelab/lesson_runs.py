@@ -52,6 +52,18 @@ def _flag(runs: pd.DataFrame, column: str) -> pd.Series:
     return runs[column].fillna(False).astype(bool) if column in runs else pd.Series(False, index=runs.index)
 
 
+def slimming_run(runs: pd.DataFrame) -> str | None:
+    """The path of a finished slimming run at its lowest seed, the largest λ first (the one whose γ piles up at
+    zero; table order breaks ties); None when none has finished (the page then opens on the first run)."""
+    slim = _finished(runs, "slimming")
+    if slim.empty:
+        return None
+    order = pd.DataFrame({"seed": slim["seed"].fillna(np.inf).to_numpy(float) if "seed" in slim else 0.0,
+                          "lam": -slim["sparsity_lambda"].fillna(0).to_numpy(float) if "sparsity_lambda" in slim
+                          else 0.0, "order": np.arange(len(slim))}, index=slim.index)
+    return str(slim.loc[order.sort_values(["seed", "lam", "order"]).index[0], "path"])
+
+
 def manidp_run(runs: pd.DataFrame) -> str | None:
     """The path of the full method's run at its lowest seed, preferring one with model.pt (table order breaks
     ties); None when there is no finished ManiDP run."""

@@ -94,3 +94,19 @@ def test_the_shipped_demos_open_on_their_lessons(demo: Path) -> None:
     chosen = table.set_index("path").loc[lesson_runs.slimming_comparison(table, slim["path"].iloc[0])]
     assert sorted(chosen["sparsity_lambda"]) == sorted(slim["sparsity_lambda"].unique())
     assert chosen["seed"].nunique() == 1
+
+
+def test_the_slimming_page_opens_on_a_finished_run_of_the_largest_lambda() -> None:
+    import pandas as pd
+
+    from prunelab.lesson_runs import slimming_run
+
+    runs = pd.DataFrame([
+        {"path": "/r/running", "method": "slimming", "state": "running", "seed": 0, "sparsity_lambda": 1e-2},
+        {"path": "/r/l0-s0", "method": "slimming", "state": "done", "seed": 0, "sparsity_lambda": 0.0},
+        {"path": "/r/l4-s1", "method": "slimming", "state": "done", "seed": 1, "sparsity_lambda": 4e-3},
+        {"path": "/r/l4-s0", "method": "slimming", "state": "done", "seed": 0, "sparsity_lambda": 4e-3},
+        {"path": "/r/base", "method": "baseline", "state": "done", "seed": 0, "sparsity_lambda": None},
+    ])
+    assert slimming_run(runs) == "/r/l4-s0"
+    assert slimming_run(runs[runs["state"] != "done"]) is None
