@@ -143,4 +143,11 @@ st.caption("The run's saved gated model with its thresholds recalibrated at anot
            "weights were trained for the run's own density, so other thresholds can cost accuracy even when they "
            "keep more channels. A new density takes a few passes over the calibration images; each is computed "
            "once.")
+run_config = common.cached_config(run)
+if run_config is not None and not getattr(run_config.method, "pair_quantile_thresholds", True):
+    st.caption("This run uses the reference's threshold rule (channel means over an epoch's training images, in "
+               "training mode). A finished run no longer has those, so the what-if ranks channel means over its "
+               "calibration images in evaluation mode: even at the run's own density it can differ from the run "
+               "as trained (measured on the shapes demo's reference + small_gate_init run, both terms, seed 0: "
+               "44.4% against 34.9%).")
 manidp_whatif.show(run, names)

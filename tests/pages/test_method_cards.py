@@ -48,3 +48,10 @@ def test_a_prunelab_run_names_every_departure(runs_env: Path, tmp_path: Path,
     shown = at.table[0].value
     assert list(shown["departure"]) == [d.name for d in MANIDP_DEPARTURES]
     assert "rewards a higher loss on easy images" in " ".join(shown["why"])
+    assert not any("uses the reference's threshold rule" in c.value for c in at.caption)  # pair quantiles
+
+
+def test_a_reference_threshold_runs_what_if_says_it_approximates_the_rule(runs_env: Path) -> None:
+    run = fixture_run(runs_env, "fx-manidp-full", "probe.npz")  # the reference form: channel-mean thresholds
+    _, at = _card_labels("per_image.py", "pi_run", run)
+    assert any("uses the reference's threshold rule" in c.value for c in at.caption)
