@@ -37,5 +37,7 @@ def show(runs: Sequence[str | Path] | str | Path, expanded: bool = False) -> Non
                                "effect measured in": d.effect} for d in card.departures])
                 else:
                     st.markdown("**No departure**: every choice above is the authors' code's.")
+            for safeguard in card.safeguards:
+                st.markdown(f"**Safeguard in every form** (not a switch): {safeguard}.")
             if card.reference_code:
                 st.caption("Compared against: " + "; ".join(card.reference_code))

@@ -33,12 +33,6 @@ if per_image.empty:
     st.stop()
 names = common.cached_class_names(run)
 
-
-def summary_flag(path: str) -> bool:
-    config = common.cached_config(path)
-    return bool(config is not None and getattr(config.method, "complexity", False))
-
-
 summary = common.cached_summary(run) or {}
 rho = analysis.complexity_correlations(per_image)
 
@@ -81,9 +75,11 @@ st.caption("Relative MACs (an image's MACs over the run's mean) by fifths of the
            "the allocation it explains. This run beside its control, the same run without the complexity term.")
 setting = common.setting_runs(run)
 control = manidp_evidence.control_of(setting, run)
-compared = {f"this run ({'with' if summary_flag(run) else 'without'} the complexity term)": run}
+run_config = common.cached_config(run)
+term_on = bool(run_config is not None and getattr(run_config.method, "complexity", False))
+compared = {f"this run ({'with' if term_on else 'without'} the complexity term)": run}
 if control is not None:
-    compared[f"control ({'without' if summary_flag(run) else 'with'} the term)"] = control
+    compared[f"control ({'without' if term_on else 'with'} the term)"] = control
 quintiles = manidp_evidence.quintile_table(compared)
 if quintiles.empty:
     st.info("This run's per-image table has no `parent_loss` column: it did not start from a parent run, or "
@@ -143,7 +139,6 @@ st.caption("The run's saved gated model with its thresholds recalibrated at anot
            "weights were trained for the run's own density, so other thresholds can cost accuracy even when they "
            "keep more channels. A new density takes a few passes over the calibration images; each is computed "
            "once.")
-run_config = common.cached_config(run)
 if run_config is not None and not getattr(run_config.method, "pair_quantile_thresholds", True):
     st.caption("This run uses the reference's threshold rule (channel means over an epoch's training images, in "
                "training mode). A finished run no longer has those, so the what-if ranks channel means over its "

@@ -120,6 +120,8 @@ class MethodFacts:
     reference_code: tuple[str, ...] = ()
     # every way the PruneLab form differs from that code: a named, optional config field each
     departures: tuple[Departure, ...] = ()
+    # changes from that code in every form, because without them a run cannot execute (shown on the card)
+    safeguards: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,9 @@ class SlimmingConfig(_MethodWithForm):
     facts: ClassVar[MethodFacts] = MethodFacts(label="Network Slimming", short="slim",
                                                artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE),
                                                reference_code=SLIMMING_REFERENCE_CODE,
-                                               departures=SLIMMING_DEPARTURES)
+                                               departures=SLIMMING_DEPARTURES, safeguards=(
+        "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
+        "remove every channel of a layer, and its pruned model then fails to run",))
 
     name: Literal["slimming"] = "slimming"
     form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,
@@ -332,7 +336,9 @@ class ManiDPConfig(_MethodWithForm):
     facts: ClassVar[MethodFacts] = MethodFacts(label="ManiDP", short="manidp",
                                                artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE),
                                                reference_code=MANIDP_REFERENCE_CODE,
-                                               departures=MANIDP_DEPARTURES)
+                                               departures=MANIDP_DEPARTURES, safeguards=(
+        "every image keeps its most salient channel in every gated layer: the reference zeroes a layer whose "
+        "channels all fall below the threshold, which no sliced sub-network or sparse executor can run",))
 
     name: Literal["manidp"] = "manidp"
     form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from prunelab.methods.manidp.report import (
+    macs_cv,
     quintile_gap,
     relative_macs_by_quintile,
     similarity_rank_correlation,
@@ -47,7 +48,7 @@ def run_evidence(path: str | Path, summary: dict[str, Any] | None = None) -> dic
     table = load_per_image(path)
     if table is not None:
         macs = table["macs"].to_numpy(dtype=np.float64)
-        out["macs_cv"] = float(macs.std() / macs.mean()) if macs.mean() > 0 else None
+        out["macs_cv"] = macs_cv(macs)
         if "parent_loss" in table:
             out["complexity_quintile_gap"] = quintile_gap(macs, table["parent_loss"].to_numpy())
     probe = load_probe(path)

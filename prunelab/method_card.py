@@ -29,6 +29,7 @@ class MethodCard:
     formulas: list[Formula] = field(default_factory=list)
     departures: list[Departure] = field(default_factory=list)  # the departures in effect, in the facts' order
     reference_code: tuple[str, ...] = ()
+    safeguards: tuple[str, ...] = ()  # changes from the authors' code in every form (MethodFacts.safeguards)
 
     @property
     def title(self) -> str:
@@ -123,4 +124,4 @@ def method_card(config: Any) -> MethodCard:
     facts = METHOD_FACTS.get(config.name)
     build = FORMULAS.get(config.name)
     return MethodCard(config.name, getattr(config, "form", None), build(config) if build else [],
-                      _in_effect(config), facts.reference_code if facts else ())
+                      _in_effect(config), facts.reference_code if facts else (), facts.safeguards if facts else ())

@@ -29,6 +29,7 @@ def test_a_reference_run_shows_the_reference_card(runs_env: Path, page: str, key
     labels, at = _card_labels(page, key, run)
     assert labels == ["Method card: ManiDP, reference form (as the authors' code runs it)"]
     assert any("No departure" in m.value for m in at.markdown)
+    assert any("Safeguard in every form" in m.value and "most salient channel" in m.value for m in at.markdown)
 
 
 def test_a_prunelab_run_names_every_departure(runs_env: Path, tmp_path: Path,

@@ -188,6 +188,11 @@ def threshold_at_rank(saliencies: torch.Tensor, eta: float) -> float:
     return float(threshold_tensor(saliencies, eta))
 
 
+def backbone_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A (gated) model's state_dict without its gates' entries: the plain backbone's weights."""
+    return {k: v for k, v in state.items() if ".gate" not in k}
+
+
 def parent_epochs_total(parent: Any) -> int:
     """All epochs behind a finished run's final weights (its own and its parents'), from summary.json."""
     try:
@@ -250,7 +255,7 @@ class ManiDP(PruningMethod):
         parent = self._parent_dir(source)
         state = parent.load_torch(MODEL_FILE)["model_state"]
         self.parent = {"parent_run": parent.run_id, "parent_epochs_total": parent_epochs_total(parent)}
-        backbone = {k: v for k, v in state.items() if ".gate" not in k}
+        backbone = backbone_state(state)
         own = model.state_dict()
         missing = sorted(set(own) - set(backbone))
         unexpected = sorted(set(backbone) - set(own))
@@ -566,7 +571,7 @@ class ManiDP(PruningMethod):
         assert self.config.init_from is not None
         state = self._parent_dir(self.config.init_from).load_torch(MODEL_FILE)
         dense = build_model(state["model_spec"]).to(self.context.device).eval()
-        dense.load_state_dict({k: v for k, v in state["model_state"].items() if ".gate" not in k})
+        dense.load_state_dict(backbone_state(state["model_state"]))
         losses = []
         for images, labels, _ in self.context.loader("test", shuffle=False, augment=False):
             with self.context.autocast():
@@ -613,7 +618,7 @@ class ManiDP(PruningMethod):
     def _latencies(self, model: nn.Module, executor: SparseExecutor) -> dict[str, float]:
         """Median batch-1 CPU milliseconds over real test images: dense backbone, masked model, executor."""
         dense = build_model(spec_of(model)).eval()
-        dense.load_state_dict({k: v for k, v in model.state_dict().items() if ".gate" not in k})
+        dense.load_state_dict(backbone_state(model.state_dict()))
         positions = torch.arange(min(LATENCY_IMAGES, self.context.data.test_size))
         images = self._test_images(positions, "cpu")
         set_recording(model, False)

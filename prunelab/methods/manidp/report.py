@@ -126,6 +126,12 @@ def summary_figures(result: dict[str, np.ndarray], plan: MacsPlan, latency: dict
     }
 
 
+def macs_cv(macs: np.ndarray) -> float:
+    """std / mean of per-image MACs (0 when every image costs nothing)."""
+    macs = np.asarray(macs, dtype=np.float64)
+    return float(macs.std() / macs.mean()) if macs.mean() > 0 else 0.0
+
+
 def gate_dynamism(masks: np.ndarray, macs: np.ndarray) -> dict[str, float]:
     """How much the sub-network varies between images: `macs_cv` = std / mean of the per-image MACs, and
     `decision_disagreement` = the share of (image, channel) decisions `masks` [N, sum_l c_l] that differ from
@@ -133,7 +139,7 @@ def gate_dynamism(masks: np.ndarray, macs: np.ndarray) -> dict[str, float]:
     masks = masks.astype(bool)
     majority = masks.mean(axis=0) >= 0.5
     macs = macs.astype(np.float64)
-    return {"macs_cv": float(macs.std() / macs.mean()) if macs.mean() > 0 else 0.0,
+    return {"macs_cv": macs_cv(macs),
             "decision_disagreement": float((masks != majority).mean()) if masks.size else 0.0}
 
 
