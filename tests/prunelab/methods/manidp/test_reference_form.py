@@ -113,7 +113,7 @@ def test_reference_r_is_pooled_from_the_same_tensors_as_the_reference() -> None:
     for record, pooled in zip(recs, expected, strict=True):
         torch.testing.assert_close(record.features, pooled)
         assert record.features.requires_grad  # attached: the term reaches the backbone
-    assert min(float(r.features.min()) for r in recs[1::2]) < 0  # conv_b's pooled output is signed
+    assert min(float(r.features.detach().min()) for r in recs[1::2]) < 0  # conv_b's pooled output is signed
 
 
 def _similarity_grads(style: GateStyle, form: str, tmp_path: Path) -> tuple[float, float]:
