@@ -155,7 +155,7 @@ def test_the_complexity_weight_sends_a_gradient_into_the_loss_only_in_the_refere
     logits = model(images)
     ce = torch.nn.functional.cross_entropy(logits, torch.arange(8) % 10, reduction="none").detach()
     ce = ce.clone().requires_grad_(True)  # a leaf: where the sparsity term's gradient lands
-    method.complexity_c = float(ce.max()) + 1.0  # every image easier than C: every weight depends on CE_i
+    method.complexity_c = float(ce.detach().max()) + 1.0  # every image easier than C: every weight depends on CE_i
     method.extra_loss(model, images, torch.arange(8) % 10, logits, ce)["sparsity"].backward()
     got = ce.grad is not None and float(ce.grad.abs().sum()) > 0
     assert got is reaches
