@@ -67,8 +67,8 @@ if clicked and clicked[0] != st.session_state.get("pi_clicked"):  # a new click;
     st.session_state["pi_clicked"] = st.session_state["pi_image"] = int(clicked[0])
 
 st.caption(f"MACs exclude the gates' own cost ({gate_macs / 1e3:.1f} k MACs per image, the same for every "
-           "image). A correlation between MACs and loss is the complexity term's doing only as far as it "
-           "exceeds the correlation of a run without that term:")
+           "image). The loss here is the pruned run's own, partly caused by the sub-network it measures; the "
+           "paper's kind of test, below, ranks images by a difficulty measured before the gates existed.")
 st.subheader("The paper's test: which images get the costliest sub-networks?")
 st.caption("Relative MACs (an image's MACs over the run's mean) by fifths of the test images, ranked by the "
            "parent model's own loss on each: a difficulty measured before the gates existed, so not caused by "
@@ -100,7 +100,8 @@ if summary.get("decision_disagreement") is not None:
                        help="0% means one static sub-network for every image: the gates do not route at all.")
 common.show_claims(lessons.manidp_claims(setting, figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
-                         "are needed for this comparison.")
+                         "whose per-image tables hold the parent's loss (`parent_loss`), are needed for this "
+                         "comparison.")
 
 st.subheader("One image")
 by_macs = per_image.sort_values(["macs", "index"])
