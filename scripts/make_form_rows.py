@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.analysis import MANIDP_VARIANTS  # noqa: E402
 from prunelab.config import MANIDP_DEPARTURES, RunConfig  # noqa: E402
-from prunelab.run_format import RunStoreError  # noqa: E402
+from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
 
@@ -81,8 +81,9 @@ def _train(job: tuple[str, str]) -> tuple[str, str]:
     root, run_id = job
     torch.set_num_threads(1)
     run = RunDir(Path(root) / run_id)
+    resume = run.file(CHECKPOINT_FILE).is_file()  # a run cut short (a session ended) goes on from its checkpoint
     try:
-        run_training(run.read_config(), run)
+        run_training(run.read_config(), run, resume=resume)
     except Exception as error:  # the run's status and traceback say what happened
         return run_id, f"failed: {error}"
     return run_id, "done"
