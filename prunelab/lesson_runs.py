@@ -6,14 +6,16 @@ regenerated demos keep their defaults:
 - `manidp_run`: the full method (complexity and similarity terms on) at its lowest seed, a run with its
   gated model.pt (the what-if and the sub-network map need it), in the form a new run gets by default (the
   authors' reference form) where the runs hold one;
-- `slimming_comparison`: one run of each λ in a slimming run's setting, at that run's seed where there
+- `slimming_run`: a slimming run in the form a new run gets by default where the runs hold one, at its
+  lowest seed, the largest λ first;
+- `slimming_comparison`: one run of each λ in a slimming run's setting and form, at that run's seed where there
   is one (the paper's Figure 4: the L1 term pushes more scales toward zero as λ grows);
 - `similarity_comparison`: a ManiDP run and its twin with the similarity term switched, at the same seed
   and otherwise the same config (the term on against off, balanced);
 - `heatmap_layer`: the gated layer whose feature similarity R varies most between probe images (where R
   is near 1 everywhere, T and R are one colour and T − R says nothing).
 
-A ManiDP config names its `form` (a run made before that field existed has none: PruneLab's form).
+A ManiDP or slimming config names its `form` (a run made before that field existed has none: PruneLab's form).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import pandas as pd
 from prunelab.config import ManiDPConfig
 from prunelab.run_format import MODEL_FILE
 
-DEFAULT_FORM = "prunelab"  # a ManiDP run whose config names no form
+DEFAULT_FORM = "prunelab"  # a run whose config names no form
 PREFERRED_FORM = str(ManiDPConfig.model_fields["form"].default)  # what a new run is: the lesson's first choice
 SETTING = ["dataset", "model", "width", "epochs_total"]  # what a comparison never mixes
-SLIMMING_SETTING = [*SETTING, "prune_ratio", "finetune_epochs"]
+SLIMMING_SETTING = [*SETTING, "prune_ratio", "finetune_epochs", "form"]
 MANIDP_TWIN = [*SETTING, "complexity", "target_density", "lambda_prime", "gamma_sim", "gamma_c", "form"]
 
 
@@ -45,7 +47,7 @@ def _finished(runs: pd.DataFrame, method: str) -> pd.DataFrame:
         return runs.iloc[0:0]
     done = runs[(runs["method"] == method) & (runs["state"] == "done")] if "state" in runs else \
         runs[runs["method"] == method]
-    return done.assign(form=_forms(done)) if method == "manidp" else done
+    return done.assign(form=_forms(done))
 
 
 def _flag(runs: pd.DataFrame, column: str) -> pd.Series:
@@ -53,15 +55,17 @@ def _flag(runs: pd.DataFrame, column: str) -> pd.Series:
 
 
 def slimming_run(runs: pd.DataFrame) -> str | None:
-    """The path of a finished slimming run at its lowest seed, the largest λ first (the one whose γ piles up at
-    zero; table order breaks ties); None when none has finished (the page then opens on the first run)."""
+    """The path of a finished slimming run in the preferred form, at its lowest seed, the largest λ first (the one
+    whose γ piles up at zero; table order breaks ties); None when none has finished (the page then opens on the
+    first run)."""
     slim = _finished(runs, "slimming")
     if slim.empty:
         return None
-    order = pd.DataFrame({"seed": slim["seed"].fillna(np.inf).to_numpy(float) if "seed" in slim else 0.0,
+    order = pd.DataFrame({"form": (slim["form"] != PREFERRED_FORM).to_numpy(),
+                          "seed": slim["seed"].fillna(np.inf).to_numpy(float) if "seed" in slim else 0.0,
                           "lam": -slim["sparsity_lambda"].fillna(0).to_numpy(float) if "sparsity_lambda" in slim
                           else 0.0, "order": np.arange(len(slim))}, index=slim.index)
-    return str(slim.loc[order.sort_values(["seed", "lam", "order"]).index[0], "path"])
+    return str(slim.loc[order.sort_values(["form", "seed", "lam", "order"]).index[0], "path"])
 
 
 def manidp_run(runs: pd.DataFrame) -> str | None:

@@ -236,6 +236,11 @@ def budget_claims(table: pd.DataFrame) -> list[Claim]:
 
 
 def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
+    """Figure 4 of Liu et al. (2017), within each form of slimming (`_per_form`)."""
+    return _per_form(table, "slimming", _slimming_form_claims)
+
+
+def _slimming_form_claims(table: pd.DataFrame) -> list[Claim]:
     """Figure 4 of Liu et al. (2017): |γ| piles up at zero as λ grows, so pruning barely hurts."""
     slim = table[table["method"] == "slimming"] if "method" in table else table.iloc[0:0]
     if slim.empty or "sparsity_lambda" not in slim:
@@ -340,34 +345,43 @@ def _paired_verdict(difference: Stat, greater: bool) -> str:
     return "holds" if direction else "does not hold"
 
 
-def manidp_forms(table: pd.DataFrame) -> list[str]:
-    """The forms (`prunelab.analysis.form_label`) of the ManiDP runs in `table`, in order of appearance."""
+def method_forms(table: pd.DataFrame, method: str) -> list[str]:
+    """The forms (`prunelab.analysis.form_label`) of `method`'s runs in `table`, in order of appearance."""
     from prunelab.analysis import form_label
 
     if "method" not in table:
         return []
-    labels = [form_label(row) or "" for _, row in table[table["method"] == "manidp"].iterrows()]
+    labels = [form_label(row) or "" for _, row in table[table["method"] == method].iterrows()]
     return list(dict.fromkeys(labels))
 
 
-def _in_form(table: pd.DataFrame, form: str) -> pd.DataFrame:
+def manidp_forms(table: pd.DataFrame) -> list[str]:
+    """The forms of the ManiDP runs in `table` (`method_forms`)."""
+    return method_forms(table, "manidp")
+
+
+def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
     from prunelab.analysis import form_label
 
-    keep = [row["method"] != "manidp" or (form_label(row) or "") == form for _, row in table.iterrows()]
+    keep = [row["method"] != method or (form_label(row) or "") == form for _, row in table.iterrows()]
     return table[keep].reset_index(drop=True)
+
+
+def _per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
+    """`judge`'s claims within each form of `method` (a claim names its form when the runs hold several)."""
+    forms = method_forms(table, method) or [""]
+    claims = []
+    for form in forms:
+        part = _in_form(table, method, form) if len(forms) > 1 else table
+        suffix = f" [{form}]" if len(forms) > 1 and form else ""
+        claims += [replace(c, lesson=c.lesson + suffix) for c in judge(part)]
+    return claims
 
 
 def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
     """Tang et al. (2021), each term against its control (the same variant with that term switched off),
-    within each form of ManiDP (a claim names its form when the runs hold several). `figure` keeps only
-    the claims judged on that figure."""
-    forms = manidp_forms(table)
-    claims = []
-    for form in forms:
-        part = _in_form(table, form) if len(forms) > 1 else table
-        suffix = f" [{form}]" if len(forms) > 1 and form else ""
-        claims += [replace(c, lesson=c.lesson + suffix) for c in _manidp_form_claims(part, figure)]
-    return claims
+    within each form of ManiDP (`_per_form`). `figure` keeps only the claims judged on that figure."""
+    return _per_form(table, "manidp", lambda part: _manidp_form_claims(part, figure))
 
 
 def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:

@@ -1,4 +1,4 @@
-"""Add ManiDP rows of another form (or with other departures) to a shipped demo, at the same budget.
+"""Add ManiDP or slimming rows of another form (or with other departures) to a shipped demo, at the same budget.
 
 Each new run copies an existing ManiDP run of the demo (its data, model, training settings, epochs, seed,
 target density and parent) and changes only the method's form and departures; its name puts a tag after
@@ -14,6 +14,12 @@ Finished runs are copied into the demo without the files no page reads.
         --work /tmp/form-rows --max-concurrent 2
     python scripts/make_form_rows.py assets/demo_runs --tag refsi --form reference \\
         --departure small_gate_init --work /tmp/form-rows
+
+`--method slimming` does the same for the shipped slimming runs (no parents): `demo-slim-l4e-3-s0` ->
+`demo-slim-ref-l4e-3-s0`, the same λ, prune ratio and epochs in another form.
+
+    python scripts/make_form_rows.py assets/demo_runs --method slimming --tag ref --form reference \\
+        --work /tmp/form-rows
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prunelab.analysis import MANIDP_VARIANTS  # noqa: E402
-from prunelab.config import MANIDP_DEPARTURES, RunConfig  # noqa: E402
+from prunelab.config import MANIDP_DEPARTURES, SLIMMING_DEPARTURES, RunConfig  # noqa: E402
 from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
 
 ROW_LABELS = {label.replace(" only", ""): key for key, label in MANIDP_VARIANTS.items()}  # both, neither, ...
-DEPARTURE_FIELDS = {d.name: d.field for d in MANIDP_DEPARTURES}
+DEPARTURE_FIELDS = {d.name: d.field for d in (*MANIDP_DEPARTURES, *SLIMMING_DEPARTURES)}
+METHOD_DEPARTURES = {"manidp": {d.name for d in MANIDP_DEPARTURES},
+                     "slimming": {d.name for d in SLIMMING_DEPARTURES}}
 
 
 def new_method(template: dict[str, Any], form: str, departures: list[str],
@@ -69,6 +77,26 @@ def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list
         body = {key: value for key, value in raw.items() if key != "run_id"}
         body.update(name=name, method=new_method(method, form, departures, weights))
         planned.append((run_id, RunConfig.model_validate(body), str(method["init_from"])))
+    return planned
+
+
+def plan_slimming_rows(runs: Path, tag: str, form: str,
+                       departures: list[str]) -> list[tuple[str, RunConfig, None]]:
+    """(new run id, its config, None) for each shipped slimming run made before forms (the prunelab form):
+    the same λ, prune ratio, epochs and seed in `form` with `departures`."""
+    planned = []
+    for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
+        raw = json.loads((path / "config.json").read_text())
+        method = raw.get("method", {})
+        if method.get("name") != "slimming" or "-slim-" not in str(raw.get("name")):
+            continue
+        if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
+            continue
+        body = {key: value for key, value in raw.items() if key != "run_id"}
+        body.update(name=str(raw["name"]).replace("-slim-", f"-slim-{tag}-", 1),
+                    method=new_method(method, form, departures, {}))
+        planned.append((str(raw["run_id"]).replace("-slim-", f"-slim-{tag}-", 1),
+                        RunConfig.model_validate(body), None))
     return planned
 
 
@@ -111,6 +139,8 @@ def train_all(work: Path, jobs: list[str], max_concurrent: int) -> dict[str, str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, help="the demo's runs folder, e.g. assets/demo_runs")
+    parser.add_argument("--method", choices=sorted(METHOD_DEPARTURES), default="manidp",
+                        help="the method whose shipped rows are copied (default manidp)")
     parser.add_argument("--tag", required=True, help=("inserted after 'manidp-' in the new runs' names; '' retrains "
                                                       "the shipped runs in place with today's code"))
     parser.add_argument("--form", choices=["reference", "prunelab"], default="reference")
@@ -129,12 +159,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown rows {unknown}; allowed: {', '.join(ROW_LABELS)}")
     weights = {key: value for key, value in (("lambda_prime", args.lambda_prime), ("gamma_sim", args.gamma_sim))
                if value is not None}
-    planned = plan_rows(args.runs, args.tag, args.form, args.departure, rows, weights)
+    foreign = sorted(set(args.departure) - METHOD_DEPARTURES[args.method])
+    if foreign:
+        parser.error(f"{foreign} are not departures of {args.method}; allowed: "
+                     f"{', '.join(sorted(METHOD_DEPARTURES[args.method]))}")
+    if args.method == "slimming":
+        if not args.tag:
+            parser.error("--method slimming needs a --tag (the shipped slimming rows stay as they are)")
+        planned = plan_slimming_rows(args.runs, args.tag, args.form, args.departure)
+    else:
+        planned = plan_rows(args.runs, args.tag, args.form, args.departure, rows, weights)
     if not planned:
-        print(f"no shipped prunelab-form ManiDP runs of rows {rows} in {args.runs}", file=sys.stderr)
+        print(f"no shipped prunelab-form {args.method} runs to copy in {args.runs}", file=sys.stderr)
         return 2
     store = RunStore(args.work)
-    parents = sorted({parent for _, _, parent in planned})
+    parents = sorted({parent for _, _, parent in planned if parent is not None})
     for parent in parents:
         if not (args.work / parent).is_dir():
             store.create(RunDir(args.runs / parent).read_config(), parent)

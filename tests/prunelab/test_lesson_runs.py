@@ -69,6 +69,19 @@ def test_slimming_comparison_is_one_seed_of_each_lambda(tmp_path: Path) -> None:
     assert names == ["l0.0-s1", "l0.004-s1", "l0.008-s1"]
 
 
+def test_slimming_lessons_stay_within_one_form(tmp_path: Path) -> None:
+    """The Slimming page opens on a new run's form (the authors' reference) and compares λ within that form."""
+    rows = [{"path": str(tmp_path / f"{form}-l{lam}-s{seed}"), "method": "slimming", "seed": seed,
+             "sparsity_lambda": lam, "prune_ratio": 0.5, "finetune_epochs": 3, "form": form, **SETTING}
+            for form in ("prunelab", "reference") for lam in (0.0, 0.008) for seed in (1, 0)]
+    table = pd.DataFrame(rows)
+    assert Path(lesson_runs.slimming_run(table)).name == f"{lesson_runs.PREFERRED_FORM}-l0.008-s0"
+    names = [Path(p).name for p in lesson_runs.slimming_comparison(table, tmp_path / "prunelab-l0.008-s1")]
+    assert names == ["prunelab-l0.0-s1", "prunelab-l0.008-s1"]
+    names = [Path(p).name for p in lesson_runs.slimming_comparison(table, tmp_path / "reference-l0.0-s0")]
+    assert names == ["reference-l0.0-s0", "reference-l0.008-s0"]
+
+
 def test_heatmap_layer_is_where_feature_similarity_varies_most() -> None:
     flat = np.ones((4, 4))  # every probe image alike: all-red T and R, a blank T − R
     varied = np.array([[1, 0.2, 0.9, -0.1], [0.2, 1, 0.3, 0.5], [0.9, 0.3, 1, 0.0], [-0.1, 0.5, 0.0, 1]])

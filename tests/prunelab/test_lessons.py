@@ -122,6 +122,25 @@ def test_manidp_claims_are_judged_within_each_form() -> None:
     assert "similarity only 3.00 ± 0.10 (n = 3); neither 11.00" in found[1].measured
 
 
+def test_slimming_claims_are_judged_within_each_form() -> None:
+    """Slimming in the reference scope (every BN, γ decayed) and in PruneLab's interior-only scope are two
+    Figure-4 series: pooled by λ, one form's strong polarisation would hide the other's weak one."""
+    rows = []
+    for form, departures, shares in [("reference", [], ([0.0, 0.01, 0.0], [0.10, 0.12, 0.11])),
+                                     ("prunelab", ["interior_only_scope", "no_gamma_weight_decay"],
+                                      ([0.0, 0.0, 0.01], [0.70, 0.72, 0.74]))]:
+        for lam, share in zip((0.0, 8e-3), shares, strict=True):
+            rows += _rows("slimming", f"{form}{lam}", {"gamma_frac_below_0.05": share}, sparsity_lambda=lam,
+                          form=form, departures=departures)
+    found = lessons.slimming_claims(pd.DataFrame(rows))
+    assert [c.lesson for c in found] == ["γ piles up at zero as λ grows [reference]",
+                                        "γ piles up at zero as λ grows [prunelab]"]
+    assert "λ = 0.008: 11.0%" in found[0].measured and "λ = 0.008: 72.0%" in found[1].measured
+    # one form alone: no suffix, as before forms existed
+    alone = lessons.slimming_claims(pd.DataFrame([r for r in rows if r["form"] == "prunelab"]))
+    assert [c.lesson for c in alone] == ["γ piles up at zero as λ grows"]
+
+
 def test_budget_claims_only_compare_equal_budgets() -> None:
     rows = (_rows("baseline", "baseline", {"test_acc": [0.70, 0.72, 0.71]})
             + _rows("baseline", "baseline", {"test_acc": [0.9]}, epochs_total=30)
