@@ -301,3 +301,26 @@ def test_accuracy_at_a_matched_reduction_interpolates_along_the_curve() -> None:
     curve = pd.DataFrame({"macs_reduction": [0.5, 0.1, 0.3], "test_acc": [0.6, 0.8, 0.7]})
     assert accuracy_at(curve, 0.4) == pytest.approx(0.65)
     assert accuracy_at(curve, 0.1) == pytest.approx(0.8) and accuracy_at(curve, 0.6) is None
+
+
+def test_backfilled_parent_loss_equals_the_one_training_wrote(reference_run: tuple, tmp_path: Path) -> None:
+    """scripts/backfill_evidence.py --parents: a run made before ManiDP wrote parent_loss gets the same column
+    from its parent's model.pt, lined up by test index, with its source recorded and the quintile gap added."""
+    import shutil
+
+    from scripts.backfill_evidence import main as backfill_main
+
+    store, run, summary = reference_run
+    shipped = tmp_path / "shipped"
+    shutil.copytree(run.path, shipped / run.path.name)
+    per_image = shipped / run.path.name / "per_image.parquet"
+    written = pd.read_parquet(per_image)
+    pd.read_parquet(per_image).drop(columns=["parent_loss"]).to_parquet(per_image)
+    old = {k: v for k, v in summary.items() if k != "complexity_quintile_gap"}
+    (shipped / run.path.name / "summary.json").write_text(json.dumps(old))
+    assert backfill_main([str(shipped), "--parents", str(store.root)]) == 0
+    again = pd.read_parquet(per_image)
+    np.testing.assert_allclose(again["parent_loss"], written["parent_loss"], rtol=1e-4, atol=1e-5)
+    after = json.loads((shipped / run.path.name / "summary.json").read_text())
+    assert "retrained parent parent" in after["parent_loss_source"]
+    assert after["complexity_quintile_gap"] == pytest.approx(summary["complexity_quintile_gap"], abs=1e-4)
