@@ -74,7 +74,7 @@ def test_fresh_server_home_page_shows_a_chart(server: tuple[str, Path], tmp_path
     assert "Cheapest images" in body and "Network Slimming" in body and "ManiDP" in body
 
 
-@pytest.mark.timeout(900)  # every page of both demos in a real browser: 96 s on a loaded 2-core machine
+@pytest.mark.timeout(1200)  # every page of both demos in a real browser: 96 s on a loaded 2-core machine
 def test_a_walk_touches_every_page_on_both_demos(server: tuple[str, Path], tmp_path: Path) -> None:
     """Every page on each demo (scripts/app_walk.py): its sliders moved, its selects changed, a point of each
     scatter and map clicked; no exception on a page or in the server's log. Prints each page's time to first
