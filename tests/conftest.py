@@ -1,4 +1,5 @@
-"""Test-wide settings: a private dataset cache, small thread count, no bundled demo in listings."""
+"""Test-wide settings: a private dataset cache, small thread count, no bundled demo in listings; tests that
+use the trained fixture runs are marked slow."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["PRUNELAB_CACHE_DIR"] = cache
     os.environ["PRUNELAB_NO_DEMO"] = "1"
     return Path(cache)
+
+
+# Session fixtures that train real runs: a test that asks for one is in the slow tier (the fixture runs
+# of tests/pages/ take half a minute to build on 2 cores; a quick-tier test must not pay for them).
+TRAINED_FIXTURES = {"fixture_runs_dir"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -54,6 +54,7 @@ def test_common_arguments() -> None:
         parser.parse_args(["--quick", "--full"])
 
 
+@pytest.mark.slow
 def test_speed_section_writes_rows_and_headlines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`run_all.py --quick --only speed` end to end with tiny settings: the JSON's keys and row fields (the
     figures themselves are timings and are not checked)."""

@@ -40,6 +40,7 @@ PAGES = {
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
 ]
 
@@ -66,6 +67,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.timeout(1200)  # a fresh server and every page: 57 s on a loaded 2-core machine
 def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -24,6 +24,7 @@ from tests.test_browser import CHROMIUM, PAGE_TIMEOUT_MS, _serve_app, launch, wa
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
     pytest.mark.skipif(not results.DEMO_RUNS_DIR.is_dir(), reason="the bundled demo is not in this checkout"),
 ]

@@ -26,6 +26,7 @@ from tests.test_browser import CHROMIUM, PAGE_TIMEOUT_MS, _serve_app, launch, wa
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
 ]
 
@@ -73,6 +74,7 @@ def test_fresh_server_home_page_shows_a_chart(server: tuple[str, Path], tmp_path
     assert "Cheapest images" in body and "Network Slimming" in body and "ManiDP" in body
 
 
+@pytest.mark.timeout(1200)  # every page of both demos in a real browser: 96 s on a loaded 2-core machine
 def test_a_walk_touches_every_page_on_both_demos(server: tuple[str, Path], tmp_path: Path) -> None:
     """Every page on each demo (scripts/app_walk.py): its sliders moved, its selects changed, a point of each
     scatter and map clicked; no exception on a page or in the server's log. Prints each page's time to first

@@ -78,6 +78,7 @@ def test_cifar_manidp_stays_within_three_points_at_40_percent_fewer_macs(table: 
 
 
 @shipped
+@pytest.mark.slow
 def test_cifar_slimming_what_if_runs_without_the_photographs_on_disk() -> None:
     """The demo's dataset folder is not in the repository: the what-if reads the shipped test images and,
     at the run's own prune ratio, gives back the run's accuracy right after pruning."""

@@ -173,6 +173,7 @@ def stop_in_second_epoch() -> Progress:
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.slow
 def test_method_trains_resumes_loads_and_renders(method: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "data-cache"))

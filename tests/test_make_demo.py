@@ -32,6 +32,7 @@ def test_strip_keeps_the_gated_model_of_seed_0_manidp_runs_only(tmp_path: Path) 
     assert left == sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_a_cut_short_cifar_suite_continues_and_ships_only_when_done(tmp_path: Path, monkeypatch) -> None:
     """make_cifar_demo --continue resumes a run the last session left queued, then ships the runs with
     their test images; a work folder with an unfinished run is never shipped."""
@@ -70,6 +71,7 @@ def test_continue_trains_the_runs_the_quality_bar_compares_first(tmp_path: Path)
     assert set(runs) == set(order)
 
 
+@pytest.mark.slow
 def test_continue_in_two_lanes_starts_a_child_only_after_its_parent(tmp_path: Path, capsys) -> None:
     """--continue --max-concurrent 2 --threads 1: two runs train at once, each in its own process, but a run
     whose parent (its status's depends_on, a ManiDP run's pretrain) is unfinished waits for it; a run
@@ -94,6 +96,7 @@ def test_continue_in_two_lanes_starts_a_child_only_after_its_parent(tmp_path: Pa
     assert orphan.read_status()["state"] == "queued"
 
 
+@pytest.mark.slow
 def test_ship_done_ships_the_finished_runs_and_leaves_the_rest_training(tmp_path: Path, monkeypatch) -> None:
     """--ship-done copies the done runs (with the test images) and none that is still unfinished."""
     import make_cifar_demo

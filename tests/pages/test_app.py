@@ -32,6 +32,7 @@ def assert_clean(at: AppTest) -> None:
     assert not any("Traceback" in text for text in texts)
 
 
+@pytest.mark.slow
 def test_home_is_the_overview_and_lists_existing_pages(runs_env: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert_clean(at)

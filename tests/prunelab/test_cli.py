@@ -132,6 +132,7 @@ def test_suite_lambdas_flag_gives_the_slimming_runs_those_lambdas_in_order() -> 
                         ("slim-l0-s1", 0.0), ("slim-l1e-3-s1", 1e-3), ("slim-l4e-3-s1", 4e-3)]
 
 
+@pytest.mark.slow
 def test_killed_process_is_interrupted_then_resumed(tmp_path: Path) -> None:
     runs, marker = tmp_path / "runs", tmp_path / "holding"
     argv = ["run", "baseline", "--epochs", "2", *TINY, "--runs-dir", str(runs)]
@@ -173,6 +174,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.parametrize("command", ["run", "resume"])  # claim_run, and a JobManager
+@pytest.mark.slow
 def test_another_process_sees_a_local_run_progress_within_an_epoch(tmp_path: Path, command: str) -> None:
     """`jobs` in another process reads how far into an epoch a local run is: the owner's heartbeat copies the
     live progress into status.json (before, it showed 0% until the first epoch ended: minutes on CIFAR-10)."""
@@ -201,6 +203,7 @@ def test_another_process_sees_a_local_run_progress_within_an_epoch(tmp_path: Pat
 
 
 @pytest.mark.skipif("slimming" not in METHODS, reason="slimming is not registered")
+@pytest.mark.slow
 def test_suite_sweep_runs_to_the_end(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     code, out, err = run_cli("suite", "sweep", "--method", "slimming", "--param", "prune_ratio",

@@ -19,6 +19,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return config, run, summary
 
 
+@pytest.mark.slow
 def test_short_training_clearly_learns(trained: tuple) -> None:
     _, run, summary = trained
     assert summary["test_acc"] > 0.35  # 10 classes: chance is 0.10
@@ -27,6 +28,7 @@ def test_short_training_clearly_learns(trained: tuple) -> None:
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_run_directory_is_complete(trained: tuple) -> None:
     config, run, summary = trained
     assert run.read_status()["state"] == "done"
@@ -38,6 +40,7 @@ def test_run_directory_is_complete(trained: tuple) -> None:
     assert run.read_config() == config
 
 
+@pytest.mark.slow
 def test_load_model_reproduces_the_evaluation(trained: tuple) -> None:
     config, run, summary = trained
     model = prunelab.load_model(run.path)
@@ -45,6 +48,7 @@ def test_load_model_reproduces_the_evaluation(trained: tuple) -> None:
     assert trainer.evaluate(model).acc == pytest.approx(summary["test_acc"])
 
 
+@pytest.mark.slow
 def test_harder_shapes_are_really_harder(trained: tuple) -> None:
     """Test accuracy on the hardest fifth of `shapes` is clearly below the easiest fifth."""
     config, run, _ = trained

@@ -25,6 +25,8 @@ from prunelab.store import RunDir
 from tests.helpers import run_cli
 from tests.pages.fixture_runs import ensure_fixture_runs
 
+pytestmark = pytest.mark.slow  # every test reads the trained fixture runs
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:

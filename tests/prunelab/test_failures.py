@@ -59,6 +59,7 @@ def one_error_line(err: str) -> str:
 # disk failures
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_training_ends_failed_with_the_os_error(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """From epoch 2 on no file can be replaced (what a full disk does to every atomic write)."""

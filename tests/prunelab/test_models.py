@@ -19,7 +19,9 @@ from prunelab.models import (
 )
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# resnet110 alone takes seconds on 2 cores: slow
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "resnet110" else name
+                                  for name in sorted(MODELS)])
 def test_forward_shape_and_spec_round_trip(name: str) -> None:
     model = build_model(model_spec(name, num_classes=7, width=0.25)).eval()
     x = torch.randn(2, 3, 32, 32)

@@ -165,6 +165,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_two_resume_processes_started_together_train_exactly_once(tmp_path: Path) -> None:
     config = tiny_config(epochs=3, train_size=150, test_size=50)
     runs = tmp_path / "runs"
@@ -220,6 +221,7 @@ def shown_states(runs: Path, run_id: str) -> dict[str, str]:
             "runs_table": str(table.loc[table.run_id == run_id, "state"].item()), "list_jobs": job.state}
 
 
+@pytest.mark.slow
 def test_a_killed_cli_run_is_interrupted_in_every_view_then_deletable(tmp_path: Path) -> None:
     runs, marker = tmp_path / "runs", tmp_path / "holding"
     argv = ["run", "baseline", "--epochs", "2", *TINY, "--runs-dir", str(runs), "--name", "victim"]

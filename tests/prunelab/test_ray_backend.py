@@ -25,6 +25,8 @@ from prunelab.suites import Suite, SuiteRun
 from tests.helpers import run_cli, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ray  # tests that start a local Ray instance (ray_instance) are slow too
+
 TINY = ["--train-size", "200", "--test-size", "100", "--width", "0.125", "--batch-size", "50", "--lr", "0.05"]
 
 
@@ -47,6 +49,7 @@ def _status(path: Path) -> dict[str, Any]:
     return json.loads((path / "status.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_two_run_sweep_runs_on_ray_into_the_run_store(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     code, out, err = run_cli("suite", "sweep", "--param", "sparsity_lambda", "--values", "0,1e-3", "--epochs", "1",
@@ -76,6 +79,7 @@ def test_a_two_run_sweep_runs_on_ray_into_the_run_store(ray_instance: Any, tmp_p
     assert code == 0 and all(p.name in table for p in paths) and table.count(f"ray:{socket.gethostname()}") == 2
 
 
+@pytest.mark.slow
 def test_a_run_whose_ray_worker_dies_is_interrupted_and_resumes(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     config = tiny_config("baseline", epochs=5, train_size=200, test_size=100, width=0.125)
@@ -104,6 +108,7 @@ def test_a_run_whose_ray_worker_dies_is_interrupted_and_resumes(ray_instance: An
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5]  # continued from the checkpoint, no epoch twice
 
 
+@pytest.mark.slow
 def test_a_run_whose_dependency_failed_fails_without_training(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     broken = tiny_config("baseline", train_size=200, test_size=100, width=0.125).model_dump(mode="json")
@@ -123,6 +128,7 @@ def test_a_run_whose_dependency_failed_fails_without_training(ray_instance: Any,
     assert [info.state for info in RunStore(runs).iter_runs()] == ["failed", "failed"]
 
 
+@pytest.mark.slow
 def test_copy_back_trains_on_the_node_and_brings_the_runs_home(ray_instance: Any, tmp_path: Path) -> None:
     """Without a shared runs folder: the parent's finished run travels to its child's task (init_from),
     and both come back into the store whole."""
@@ -148,6 +154,7 @@ def test_copy_back_trains_on_the_node_and_brings_the_runs_home(ray_instance: Any
     assert code == 0 and listing.count(" done ") == 2 and "broken" not in listing
 
 
+@pytest.mark.slow
 def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
@@ -220,6 +227,7 @@ def test_a_cancel_while_the_task_starts_is_a_request_not_an_exception(tmp_path: 
     assert "cancel requested through Ray" in (back / "log.txt").read_text() and "summary.json" not in names
 
 
+@pytest.mark.slow
 def test_a_share_no_node_can_hold_is_bad_input(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     code, _out, err = run_cli("suite", "sweep", "--param", "lambda", "--values", "0", *TINY, "--backend", "ray",

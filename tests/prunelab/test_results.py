@@ -173,6 +173,7 @@ def test_missing_files_give_none_and_corrupt_ones_an_error_naming_them(tmp_path:
     assert results.load_config(path) is None and results.load_test_images(path, [0]) is None
 
 
+@pytest.mark.slow
 def test_metrics_and_test_images_of_a_real_run(trained_run: Path, cache_env: None) -> None:
     metrics = results.load_metrics(trained_run)
     assert metrics[["phase", "epoch"]].values.tolist() == [["train", 1]] and 0 <= metrics["test_acc"][0] <= 1

@@ -20,6 +20,8 @@ from prunelab.progress import Cancelled, Progress
 from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
+pytestmark = pytest.mark.slow  # every test trains, stops and resumes real runs
+
 METHOD_FIELDS: dict[str, dict[str, Any]] = {"slimming": {"finetune_epochs": 1}, "manidp": {"target_density": 0.5}}
 # files whose content is a measurement of this machine or of this leg, not a result of training
 NOT_RESULTS = {"log.txt", "status.json", "config.json", "traceback.txt", "compact_model.pt2", "owner.lock"}

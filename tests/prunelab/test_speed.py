@@ -98,6 +98,7 @@ def test_bn_folding_keeps_the_function(name: str, calibration: torch.Tensor, ima
 
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
+@pytest.mark.slow
 def test_every_execution_form_of_the_compact_network_equals_eager(name: str, images: torch.Tensor) -> None:
     compact, _, _ = slimmed_pair(random_network(name, 0.125), 0.5)
     forms = available_forms()

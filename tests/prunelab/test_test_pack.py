@@ -99,6 +99,7 @@ def test_a_pack_of_another_test_split_is_not_used(tmp_path):
     assert np.array_equal(results.load_test_images(run, range(30)), own.permute(0, 2, 3, 1).numpy())
 
 
+@pytest.mark.slow
 def test_slimming_what_if_reads_the_pack_when_its_folder_dataset_is_gone(tmp_path):
     """Like ManiDP's what-if (gated_run), slimming's re-pruning falls back to the pack beside the run."""
     from prunelab.methods.slimming.reprune import what_if

@@ -45,6 +45,7 @@ def own_density(run: Path) -> float:
     return float(json.loads((run / "config.json").read_text())["method"]["target_density"])
 
 
+@pytest.mark.slow
 def test_own_density_reproduces_the_run(run: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     trained = pd.read_parquet(run / "per_image.parquet")
@@ -66,6 +67,7 @@ def test_own_density_reproduces_the_run(run: Path) -> None:
     assert result.macs_dense == summary["macs_dense"]
 
 
+@pytest.mark.slow
 def test_recalibrated_thresholds_keep_the_target_share_of_the_calibration_pairs(run: Path) -> None:
     """The reference: one calibration pass with the new thresholds in effect keeps a fraction eta of the
     (image, channel) pairs in every layer (the rule's definition), or every pair with pi > 0 when fewer
@@ -90,6 +92,7 @@ def test_recalibrated_thresholds_keep_the_target_share_of_the_calibration_pairs(
                                                  abs=0.01)
 
 
+@pytest.mark.slow
 def test_lower_density_means_fewer_macs_and_the_mean_density_follows_the_target(run: Path) -> None:
     densities = (0.3, 0.5, 0.7, 0.9)
     found = [what_if(run, d) for d in densities]
@@ -114,6 +117,7 @@ def test_cost_groups_and_moves_against_a_loop() -> None:
     assert all(groups[macs == v][0] == g for v, g in zip(macs, groups, strict=True))  # ties share a group
 
 
+@pytest.mark.slow
 def test_moves_table_and_moved_images_agree(run: Path) -> None:
     result = what_if(run, 0.4)
     frame = result.per_image
@@ -129,6 +133,7 @@ def test_moves_table_and_moved_images_agree(run: Path) -> None:
                                                                  cost_groups(trained["macs"])).all()
 
 
+@pytest.mark.slow
 def test_the_run_is_left_as_it_was(run: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     what_if(run, 0.55)
@@ -137,6 +142,7 @@ def test_the_run_is_left_as_it_was(run: Path) -> None:
     assert get_thresholds(gated_run(run).model) == pytest.approx(saved)
 
 
+@pytest.mark.slow
 def test_bad_input(run: Path, tmp_path: Path) -> None:
     for density in (0.0, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="target density"):
@@ -155,6 +161,7 @@ def test_bad_input(run: Path, tmp_path: Path) -> None:
 # sub-network space
 
 
+@pytest.mark.slow
 def test_vectors_of_every_test_image_match_the_probe_and_the_per_image_table(run: Path, tmp_path: Path) -> None:
     from prunelab.subnet_space import VECTORS_FILE, derived_dir, subnet_vectors
 
@@ -175,6 +182,7 @@ def test_vectors_of_every_test_image_match_the_probe_and_the_per_image_table(run
     assert all(np.array_equal(a, b) for a, b in zip(again.gates, vectors.gates, strict=True))
 
 
+@pytest.mark.slow
 def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
     """Reference: a plain forward pass of the saved model over the first test images."""
     import prunelab
@@ -191,6 +199,7 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
         np.testing.assert_allclose(vectors.gates[i][:7], record.saliency.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from prunelab import analysis
     from prunelab.subnet_space import derived_dir, embedding, subnet_vectors
@@ -215,6 +224,7 @@ def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monk
         embedding(run, "gates", "no-such-layer", cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path: Path) -> None:
     """A demo trained on a dataset outside the repository ships only its test images (a test pack)."""
     from prunelab.config import RunConfig
@@ -249,6 +259,7 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
 # precomputed views (prunelab.views): what the files give back is what the computations give
 
 
+@pytest.mark.slow
 def test_a_precomputed_run_gives_back_the_what_if_and_the_umaps(run: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
@@ -279,6 +290,7 @@ def test_a_precomputed_run_gives_back_the_what_if_and_the_umaps(run: Path, tmp_p
     assert views.load_umap(run, "gates", subnet_vectors(run).layer_names[1]) is None  # not asked for
 
 
+@pytest.mark.slow
 def test_views_of_another_model_are_ignored_and_a_request_adds_one_density(run: Path, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))

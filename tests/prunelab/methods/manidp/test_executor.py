@@ -11,6 +11,7 @@ from tests.prunelab.methods.manidp.test_macs import gated_with_half_masks
 
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
+@pytest.mark.slow
 def test_executor_equals_masked_dense_model(name: str) -> None:
     images = torch.randn(8, 3, 32, 32)
     model = gated_with_half_masks(name, images)

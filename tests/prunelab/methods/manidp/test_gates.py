@@ -170,6 +170,8 @@ def test_feature_similarity_r_is_never_negative_in_training(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # vgg11: 78 s on a loaded 2-core machine, the slowest non-browser test
 def test_optimising_the_similarity_term_alone_lowers_t_minus_r(name: str) -> None:
     """On a fixed batch, SGD on the similarity term (gate parameters, form prunelab) brings T toward R."""
     from prunelab.methods.manidp.method import similarity_loss

@@ -196,6 +196,7 @@ def mani_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return config, run, summary
 
 
+@pytest.mark.slow
 def test_end_to_end_artefacts(mani_run: tuple) -> None:
     _, run, summary = mani_run
     table = pd.read_parquet(run.file("per_image.parquet"))
@@ -229,6 +230,7 @@ def test_end_to_end_artefacts(mani_run: tuple) -> None:
     assert summary["epochs_total"] == 2 and summary["parent_run"] is None
 
 
+@pytest.mark.slow
 def test_metrics_log_every_term_and_the_schedule(mani_run: tuple) -> None:
     _, run, summary = mani_run
     rows = run.read_metrics()
@@ -247,6 +249,7 @@ def test_metrics_log_every_term_and_the_schedule(mani_run: tuple) -> None:
     assert rows[1]["complexity_c"] == pytest.approx(0.5 * rows[0]["train_ce"])  # C from the previous epoch
 
 
+@pytest.mark.slow
 def test_load_model_round_trip(mani_run: tuple) -> None:
     _, run, _ = mani_run
     model = prunelab.load_model(run.path)
@@ -262,6 +265,7 @@ def test_load_model_round_trip(mani_run: tuple) -> None:
     assert logits.argmax(1).tolist() == table["pred"][:10].tolist()
 
 
+@pytest.mark.slow
 def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_unit(tmp_path, monkeypatch) -> None:
     from prunelab.methods.manidp.executor import SparseExecutor
     from prunelab.methods.manidp.unit_trace import VerificationError
@@ -281,6 +285,7 @@ def test_a_run_whose_executor_departs_from_the_masked_model_fails_naming_the_uni
     assert status["state"] == "failed" and "blocks.4" in status["error"]
 
 
+@pytest.mark.slow
 def test_parent_budget_counts_in_epochs_total(tmp_path) -> None:
     store = RunStore(tmp_path)
     parent_config = tiny_config("baseline", epochs=2, train_size=100, test_size=20, model="resnet20")

@@ -203,6 +203,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return store, run, summary
 
 
+@pytest.mark.slow
 def test_a_reference_run_records_its_form_dynamism_and_the_parent_loss(reference_run: tuple) -> None:
     store, run, summary = reference_run
     assert summary["form"] == "reference" and summary["departures"] == []
@@ -221,6 +222,7 @@ def test_a_reference_run_records_its_form_dynamism_and_the_parent_loss(reference
     np.testing.assert_allclose(table["parent_loss"][:8], expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_reference_thresholds_open_for_the_first_epoch_then_follow_the_epoch_cosine(reference_run: tuple) -> None:
     _, run, _ = reference_run
     rows = run.read_metrics()

@@ -146,6 +146,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
         yield config, run, run_training(config, run)
 
 
+@pytest.mark.slow
 def test_reference_run_thresholds_group_mean_gamma_over_every_bn(reference_run: tuple) -> None:
     config, run, _ = reference_run
     assert config.method.form == "reference"
@@ -164,6 +165,7 @@ def test_reference_run_thresholds_group_mean_gamma_over_every_bn(reference_run: 
         assert {model.get_submodule(bn).num_features for bn in row["bns"]} == {row["channels_after"]}
 
 
+@pytest.mark.slow
 def test_reference_run_records_its_form_and_the_denominators(reference_run: tuple) -> None:
     _, run, summary = reference_run
     record = json.loads(run.file("pruning.json").read_text())

@@ -61,6 +61,7 @@ def test_phases_keep_a_zero_epoch_finetune_so_that_pruning_still_happens(tmp_pat
     assert method.phases()[1] == Phase("finetune", 2, 0.01)
 
 
+@pytest.mark.slow
 def test_gamma_history_file(slim_run: tuple) -> None:
     _, run, _ = slim_run
     history = read_gamma_history(run.path)
@@ -75,6 +76,7 @@ def test_gamma_history_file(slim_run: tuple) -> None:
         np.testing.assert_allclose(values[-1], gamma, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_each_epoch_records_the_threshold_its_gammas_would_get(slim_run: tuple) -> None:
     _, run, summary = slim_run
     history = read_gamma_history(run.path)
@@ -105,6 +107,7 @@ def test_prunelab_form_gives_the_prunable_bn_scales_no_weight_decay_while_sparsi
     assert [g["weight_decay"] for g in optimizer.param_groups] == [config.train.weight_decay, 0.0]
 
 
+@pytest.mark.slow
 def test_l1_penalty_logged_per_sparsity_epoch(slim_run: tuple) -> None:
     _, run, _ = slim_run
     history = read_gamma_history(run.path)
@@ -118,6 +121,7 @@ def test_l1_penalty_logged_per_sparsity_epoch(slim_run: tuple) -> None:
     assert [r["phase"] for r in run.read_metrics()] == ["sparsity", "sparsity", "finetune"]
 
 
+@pytest.mark.slow
 def test_pruning_record_and_compact_model(slim_run: tuple) -> None:
     _, run, _ = slim_run
     record = json.loads(run.file("pruning.json").read_text())
@@ -135,6 +139,7 @@ def test_pruning_record_and_compact_model(slim_run: tuple) -> None:
     assert [b[0] for b in spec_of(model)["blocks"]] == [row["channels_after"] for row in layers]
 
 
+@pytest.mark.slow
 def test_summary_fields(slim_run: tuple) -> None:
     _, run, summary = slim_run
     assert run.read_summary()["macs_after"] == summary["macs_after"]
@@ -149,6 +154,7 @@ def test_summary_fields(slim_run: tuple) -> None:
     assert summary["export_file"] == EXPORT_FILE and run.file(EXPORT_FILE).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_prunelab_form_records_its_departures_and_the_denominators(slim_run: tuple) -> None:
     _, run, summary = slim_run
     assert (summary["form"], summary["departures"]) == ("prunelab", ["interior_only_scope", "no_gamma_weight_decay"])
@@ -160,6 +166,7 @@ def test_prunelab_form_records_its_departures_and_the_denominators(slim_run: tup
     assert summary["channels_removed"] == record["channels_removed"] == round(0.5 * interior)
 
 
+@pytest.mark.slow
 def test_a_run_without_recorded_denominators_gets_them_from_its_model_spec(slim_run: tuple, tmp_path: Path) -> None:
     """A run written before the counts were recorded: channels_total and the layers only, config without form."""
     _, run, summary = slim_run
@@ -178,6 +185,7 @@ def test_a_run_without_recorded_denominators_gets_them_from_its_model_spec(slim_
     assert prune_denominator_text(run_channel_counts(old)) == "50% of 84 prunable channels; 38% of all 112 channels"
 
 
+@pytest.mark.slow
 def test_load_model_round_trip_gives_the_same_outputs(slim_run: tuple) -> None:
     config, run, summary = slim_run
     model = prunelab.load_model(run.path)
@@ -190,6 +198,7 @@ def test_load_model_round_trip_gives_the_same_outputs(slim_run: tuple) -> None:
         torch.testing.assert_close(exported(x), model(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
     config, run, summary = slim_run
     dataset = load_dataset(config.data)
@@ -207,6 +216,7 @@ def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
         what_if(run.path / "missing", 0.5)
 
 
+@pytest.mark.slow
 def test_precomputed_re_pruning_is_what_the_what_if_gives(slim_run: tuple, tmp_path: Path) -> None:
     """prunelab.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
     import shutil
@@ -229,6 +239,7 @@ def test_precomputed_re_pruning_is_what_the_what_if_gives(slim_run: tuple, tmp_p
     assert views.load_prune(copy, 0.5) is None
 
 
+@pytest.mark.slow
 def test_resume_after_the_run_keeps_the_pruning_state(slim_run: tuple) -> None:
     config, run, summary = slim_run
     state = RunDir(run.path).load_torch("checkpoint.pt")
