@@ -1,9 +1,10 @@
-"""Suites on Ray from the app: the suite form's backend choice, the process-wide Ray runner, its jobs.
+"""Suites on Ray from the app: the suite form's backend choice and the process-wide Ray runner.
 
 A suite started on Ray is handed to one `prunelab.ray_backend.RaySuiteRunner` per runs folder, created on
-first use and kept for the life of the server (like the job manager); the Ray connection it needs is made
-once (`ray_backend.connect`: a local instance, or the cluster at the address given). The Jobs panel lists
-its runs next to the job manager's, and its Cancel buttons reach them.
+first use and held for the life of the server by `st.cache_resource` (like the job manager,
+`common.get_job_manager`); the Ray connection it needs is made once (`ray_backend.connect`: a local
+instance, or the cluster at the address given). Both are `prunelab.scheduling.Scheduler`s: the Jobs panel
+lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,29 @@ from typing import Any
 
 import streamlit as st
 
-from prunelab.jobs import JobInfo
 from prunelab.ray_backend import RayBackendError, RaySuiteRunner, connect
+from prunelab.scheduling import JobInfo
 from prunelab.store import default_runs_dir
 
 BACKEND_LABELS = {"local": "This app (one run at a time)", "ray": "Ray (each run a Ray task)"}
-_RUNNERS: dict[str, RaySuiteRunner] = {}  # runs folder -> its runner, for the life of the server
-_LOCK = threading.Lock()
+
+
+class _RaySlot:
+    """Where a runs folder's Ray runner lives once a suite has been started on Ray (the app imports and
+    connects to Ray only then, so the slot stays empty until that moment)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runner: RaySuiteRunner | None = None
+
+
+@st.cache_resource(show_spinner=False)
+def _ray_slot(runs_dir: str) -> _RaySlot:
+    return _RaySlot()
+
+
+def _runs_dir() -> str:
+    return str(default_runs_dir().resolve())
 
 
 def backend_input() -> dict[str, Any]:
@@ -41,12 +58,18 @@ def backend_input() -> dict[str, Any]:
 
 def runner(address: str | None) -> RaySuiteRunner:
     """The runs folder's Ray runner, connecting this server to Ray first if needed (RayBackendError)."""
-    runs_dir = str(default_runs_dir().resolve())
-    with _LOCK:
+    runs_dir = _runs_dir()
+    slot = _ray_slot(runs_dir)
+    with slot.lock:
         connect(address)
-        if runs_dir not in _RUNNERS:
-            _RUNNERS[runs_dir] = RaySuiteRunner(runs_dir)
-        return _RUNNERS[runs_dir]
+        if slot.runner is None:
+            slot.runner = RaySuiteRunner(runs_dir)
+        return slot.runner
+
+
+def started_runner() -> RaySuiteRunner | None:
+    """The runs folder's Ray runner if a suite has been started on Ray in this server, else None."""
+    return _ray_slot(_runs_dir()).runner
 
 
 def submit_suite(choice: dict[str, Any], suite: Any, local_submit: Any) -> list[str] | None:
@@ -60,21 +83,6 @@ def submit_suite(choice: dict[str, Any], suite: Any, local_submit: Any) -> list[
     except RayBackendError as error:
         st.error(f"Cannot start on Ray: {error}")
         return None
-
-
-def jobs() -> list[JobInfo]:
-    """Every run of the Ray runners started in this server, in submission order."""
-    with _LOCK:
-        runners = list(_RUNNERS.values())
-    return [job for ray_runner in runners for job in ray_runner.jobs()]
-
-
-def cancel(manager: Any, run_id: str) -> None:
-    """Cancel `run_id` wherever it runs: a Ray task of this server, else the job manager's job."""
-    with _LOCK:
-        runners = list(_RUNNERS.values())
-    if not any(ray_runner.cancel(run_id) for ray_runner in runners):
-        manager.cancel(run_id)
 
 
 def where(job: JobInfo) -> str:

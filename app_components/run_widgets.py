@@ -1,7 +1,8 @@
 """Widgets of the Runs page: the run and suite forms, the live jobs panel and the runs browser.
 
-Forms build a `RunConfig` (or a `Suite`) and hand it to the process-wide `JobManager`; nothing here
-trains. Validation is pydantic's: a bad value is reported with the field's name and allowed range.
+Forms build a `RunConfig` (or a `Suite`) and hand it to a scheduler of this server (`schedulers()`: the
+process-wide `JobManager`, and the Ray runner once a suite ran on Ray); nothing here trains. Validation is
+pydantic's: a bad value is reported with the field's name and allowed range.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from prunelab.jobs import RESUMABLE_STATES, JobError
 from prunelab.preflight import NotRunnable, check_runnable, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.scheduling import JobInfo, Scheduler
 from prunelab.store import default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,33 +244,43 @@ def _job_text(snap: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _job_row(manager: Any, job: Any) -> None:
+def schedulers() -> list[Scheduler]:
+    """The schedulers this server holds for the runs folder (each in `st.cache_resource`): the job manager,
+    and the Ray runner once a suite has been started on Ray."""
+    ray_runner = ray_jobs.started_runner()
+    return [common.get_job_manager(), *([ray_runner] if ray_runner is not None else [])]
+
+
+def _scheduled_jobs() -> list[tuple[Scheduler, JobInfo]]:
+    """Every job of this server with the scheduler that holds it, each scheduler's in submission order."""
+    return [(scheduler, job) for scheduler in schedulers() for job in scheduler.jobs()]
+
+
+def _job_row(scheduler: Scheduler, job: JobInfo) -> None:
     name, bar, action = st.columns([3, 6, 1], vertical_alignment="center")
     name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}{ray_jobs.where(job)}")
     bar.progress(min(1.0, float(job.progress.get("fraction") or 0.0)), text=_job_text(job.progress))
-    if job.state in ACTIVE_STATES:
-        action.button("Cancel", key=f"cancel_{job.run_id}", on_click=ray_jobs.cancel, args=(manager, job.run_id))
+    if job.state in ACTIVE_STATES:  # cancelled by the scheduler that runs it
+        action.button("Cancel", key=f"cancel_{job.run_id}", on_click=scheduler.cancel, args=(job.run_id,))
     if job.state == "failed":
         st.error(f"{job.name or job.run_id} failed: {job.error}")
 
 
 def jobs_panel() -> None:
     """The jobs of this app process, polled every POLL_S seconds while one is queued or running."""
-    manager = common.get_job_manager()
-    active = any(job.state in ACTIVE_STATES for job in [*manager.jobs(), *ray_jobs.jobs()])
+    active = any(job.state in ACTIVE_STATES for _, job in _scheduled_jobs())
     st.fragment(_jobs_body, run_every=POLL_S if active else None)()
 
 
 def _jobs_body() -> None:
-    manager = common.get_job_manager()
-    jobs = [*manager.jobs(), *ray_jobs.jobs()]
-    if not jobs:
+    scheduled = _scheduled_jobs()
+    if not scheduled:
         st.caption("No jobs started from this app yet. Runs started with `python -m prunelab` appear in the "
                    "runs table below.")
         return
-    for job in reversed(jobs):
-        _job_row(manager, job)
-    active = {job.run_id for job in jobs if job.state in ACTIVE_STATES}
+    for scheduler, job in reversed(scheduled):
+        _job_row(scheduler, job)
+    active = {job.run_id for _, job in scheduled if job.state in ACTIVE_STATES}
     if active != st.session_state.get("active_jobs", active):
         st.session_state["active_jobs"] = active
         st.rerun()  # a job ended or started: refresh the runs table (and stop polling when idle)

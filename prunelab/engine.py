@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prunelab import run_life
 from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.flops import count_macs, count_params
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
+from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
 from prunelab.store import RunDir
 
 log = logging.getLogger("prunelab.engine")
@@ -265,8 +266,8 @@ class Trainer:
             self.log(message)
             fraction = (self._epochs_before[phase_index] + epoch + 1) / max(1, self._epochs_total)
             self.progress.update(metrics=stats, fraction=fraction)
-            self.run_dir.write_status(phase=phase.name, epoch=epoch + 1, epochs_total=phase.epochs,
-                                      fraction=fraction, metrics=stats, message=message)
+            run_life.record_epoch(self.run_dir, phase=phase.name, epoch=epoch + 1, epochs_total=phase.epochs,
+                                  fraction=fraction, metrics=stats, message=message)
         return model
 
     # checkpoints ------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class Trainer:
     def _run(self, resume: bool) -> dict[str, Any]:
         self._started = time.time()
         self.progress.update(state="running", started_at=self._started, epochs_total=self._epochs_total)
-        self.run_dir.write_status(state="running", started_at=self._started, error=None)
+        run_life.record_started(self.run_dir, self._started)
         phase_index, start_epoch, opt_state, sched_state = 0, 0, None, None
         with MODEL_INIT_LOCK:  # seeding and initialisation draw from torch's process-wide RNG
             seed_everything(self.config.train.seed)
@@ -375,31 +376,18 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)
-        run.write_status(state="done", fraction=1.0, message="done", finished_at=time.time())
+        run_life.record_done(run)
     except Cancelled:
-        _record_end(run, "cancelled by request", state="cancelled", message="cancelled by request",
-                    finished_at=time.time())
+        run_life.record_end(run, "cancelled", "cancelled by request")
         progress.update(state="cancelled")
         raise
     except BaseException as error:
         text = f"{type(error).__name__}: {error}"  # an OSError names errno, reason and file
-        _record_end(run, f"failed: {text}", traceback.format_exc(), state="failed", error=text, message=text,
-                    finished_at=time.time())
+        run_life.record_end(run, "failed", text, error=text, trace=traceback.format_exc(), line=f"failed: {text}")
         progress.update(state="failed", error=text)
         raise
     progress.update(state="done", fraction=1.0)
     return summary
-
-
-def _record_end(run: RunDir, line: str, trace: str | None = None, **status: Any) -> None:
-    """Best effort, most important first: status.json (in place if need be), traceback.txt, the log."""
-    run.force_status(**status)
-    try:
-        if trace is not None:
-            atomic_write_bytes(run.file(TRACEBACK_FILE), trace.encode())
-        run.log(line)
-    except OSError as error:
-        log.warning("could not record the end of %s: %s", run.run_id, error)
 
 
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:

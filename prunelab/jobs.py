@@ -5,15 +5,16 @@ threads (default one at a time: a 2-core CPU gains nothing from two). It is thre
 imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
 and polls `jobs()`; the CLI waits on it).
 
-Ownership and recovery (`prunelab.ownership`): whoever trains a run holds its `owner.lock` (claimed
-atomically; a second claimant gets `JobError`/`RunBusyError` naming the owner) and refreshes it every
-`HEARTBEAT_S` seconds. A queued/running run whose lock is stale (dead pid on this host, or no heartbeat
-for `STALE_AFTER_S`) shows as `interrupted` in every view (`effective_state`), and `recover_interrupted`
-records that in status.json after taking the stale lock over. status.json also names the owner
-(`owner`, `owner_pid`, `owner_host`, `heartbeat_at` at the claim) for runs and readers without locks.
-`JobManager.resume(run_id)` continues an interrupted, cancelled or failed run from its last epoch
-checkpoint (`Trainer.run(resume=True)`: metrics cut back to the checkpoint, phases continue), or with
-`from_scratch=True` restarts it in place keeping only its config.
+`JobManager` is one `prunelab.scheduling.Scheduler` (the Ray runner is the other); it changes a run's state
+only through `prunelab.run_life`. Ownership and recovery (`prunelab.ownership`, `prunelab.run_life`):
+whoever trains a run holds its `owner.lock` (claimed atomically; a second claimant gets
+`JobError`/`RunBusyError` naming the owner) and refreshes it every `HEARTBEAT_S` seconds. A queued/running
+run whose lock is stale (dead pid on this host, or no heartbeat for `STALE_AFTER_S`) shows as `interrupted`
+in every view (`effective_state`), and `recover_interrupted` records that in status.json after taking the
+stale lock over. status.json also names the owner (`owner`, `owner_pid`, `owner_host`, `heartbeat_at` at
+the claim) for runs and readers without locks. `JobManager.resume(run_id)` continues an interrupted,
+cancelled or failed run from its last epoch checkpoint (`Trainer.run(resume=True)`: metrics cut back to
+the checkpoint, phases continue), or with `from_scratch=True` restarts it in place keeping only its config.
 
 Datasets are shared: every job loads through `prunelab.data.load_dataset`, whose in-process cache
 returns the same tensors for the same `DataConfig`, so the runs of a suite load their data once.
@@ -21,24 +22,19 @@ returns the same tensors for the same `DataConfig`, so the runs of a suite load 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab import ownership
 from prunelab.config import RunConfig
 from prunelab.ownership import (
     HEARTBEAT_S,
     STALE_AFTER_S,
     OwnerLock,
-    RunBusyError,
     effective_state,
     new_token,
     register_token,
@@ -46,7 +42,19 @@ from prunelab.ownership import (
 )
 from prunelab.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
 from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import ACTIVE_STATES, CHECKPOINT_FILE, FINAL_STATES, RunStoreError
+from prunelab.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
+from prunelab.run_life import (
+    RESUMABLE_STATES,  # noqa: F401 - what the Runs page offers to resume
+    Heartbeat,
+    JobError,
+    claim_lock,
+    publish_progress,
+    record_queued,
+    record_unstarted_end,
+    recover_interrupted,
+    requeue_for_resume,
+)
+from prunelab.scheduling import JobInfo
 from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
@@ -54,185 +62,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prunelab.jobs")
 
-RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
-
-
-class JobError(Exception):
-    """A request the manager cannot honour (unknown run, run not resumable or owned elsewhere, shut down)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# ownership: who is responsible for a queued/running run
-
-
-def _owner_fields(token: str, backend: str = "local") -> dict[str, Any]:
-    """status.json's owner fields, with where the run trains: `backend` ("local" or "ray") and `node`."""
-    return {"owner": token, "owner_pid": os.getpid(), "owner_host": socket.gethostname(),
-            "heartbeat_at": time.time(), "backend": backend, "node": socket.gethostname()}
-
-
-def recover_interrupted(runs_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> list[str]:
-    """Mark every orphaned `running`/`queued` run in `runs_dir` as `interrupted`; returns their ids.
-
-    Each one is claimed first (its stale lock taken over), so a process resuming it at the same moment
-    is never overwritten."""
-    recovered = []
-    for info in RunStore(runs_dir).iter_runs():
-        if info.state not in ACTIVE_STATES:
-            continue
-        reason = ownership.orphan_reason(info.path, info.status, stale_after_s=stale_after_s)
-        if reason is None:
-            continue
-        token = new_token()
-        try:
-            lock = ownership.acquire(info.path, token, stale_after_s)
-        except (RunBusyError, OSError) as error:
-            log.info("not recovering %s: %s", info.run_id, error)
-            continue
-        try:
-            run = RunDir(info.path)
-            was = run.state
-            if was in ACTIVE_STATES:
-                mark_interrupted(run, was, reason)
-                recovered.append(info.run_id)
-        except (RunStoreError, OSError) as error:
-            log.warning("could not mark %s interrupted: %s", info.run_id, error)
-        finally:
-            lock.release()
-    return recovered
-
-
-def mark_interrupted(run: RunDir, was: str, reason: str) -> None:
-    """Record that `run` stopped without its owner finishing it (status, message and log line)."""
-    run.write_status(state="interrupted", message=f"interrupted while {was}: {reason}",
-                     interrupted_at=time.time())
-    run.log(f"marked interrupted (was {was}): {reason}")
-
-
-def claim_lock(run: RunDir, token: str, stale_after_s: float = STALE_AFTER_S,
-               handoff_from: str | None = None) -> OwnerLock:
-    """Take `run`'s owner lock for `token` and clear temp files a killed owner left; JobError if owned
-    (by anyone but `handoff_from`, a live owner handing the run over: see `ownership.acquire`)."""
-    try:
-        lock = ownership.acquire(run.path, token, stale_after_s, handoff_from=handoff_from)
-    except RunBusyError as error:
-        raise JobError(str(error)) from None
-    if lock.took_over:
-        run.log(lock.took_over)
-    removed = run.remove_temp_files()
-    if removed:
-        run.log(f"removed {len(removed)} temp file(s) left by an earlier owner: {', '.join(removed)}")
-    return lock
-
-
-class _Heartbeat:
-    """A daemon thread calling `beat()` every `interval` seconds until stopped."""
-
-    def __init__(self, beat: Any, interval: float) -> None:
-        self._beat = beat
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="prunelab-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._beat()
-            except Exception:  # noqa: BLE001 - a missed heartbeat must never kill the thread
-                log.exception("heartbeat failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-
-
-def record_unstarted_end(run: RunDir, state: str, message: str) -> None:
-    """Write the final `state` (with `message`, and as `error` when failed) of a run that ended before it
-    reached the trainer (cancelled in the queue, a failed dependency), and log it; a disk that refuses the
-    write is logged, never raised (the caller settles its job either way)."""
-    fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
-    if state == "failed":
-        fields["error"] = message
-    try:
-        run.force_status(**fields)
-        run.log(message)
-    except OSError as error:
-        log.warning("could not record %s for %s: %s", state, run.run_id, error)
-
-
-# the live figures of a running run that its owner's heartbeat copies into status.json, so a fresh
-# process (`jobs`, the app's Jobs panel, another machine reading the runs folder) sees how far it is
-LIVE_FIELDS = ("phase", "epoch", "epochs_total", "batch", "batches", "fraction", "eta_s")
-
-
-def publish_progress(run: RunDir, progress: Progress) -> None:
-    """Copy the live progress of a training run into its status.json (the owner's heartbeat calls it)."""
-    snap = progress.snapshot()
-    if snap.get("state") != "running":
-        return
-    run.write_status(**{key: snap[key] for key in LIVE_FIELDS if snap.get(key) is not None})
-
-
-@contextlib.contextmanager
-def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
-              on_lost: Callable[[], None] | None = None, *, handoff_from: str | None = None,
-              backend: str = "local", progress: Progress | None = None, **status: Any) -> Iterator[str]:
-    """Own `run` for the duration of the block (runs trained outside a JobManager, e.g. `prunelab run`, or
-    in a Ray task).
-
-    Takes the run's owner lock (JobError naming the owner if someone else holds it, unless it is
-    `handoff_from` handing the run over) and keeps it fresh; `on_lost()` is called if the lock is taken over
-    (this process was frozen past the staleness bound); every heartbeat also publishes `progress` (the run's
-    live progress) into status.json. The owner fields, `backend` and `status` go into status.json.
-    """
-    token = new_token()
-    register_token(token)
-    try:
-        lock = claim_lock(run, token, handoff_from=handoff_from)
-    except BaseException:
-        release_token(token)
-        raise
-
-    def beat() -> None:
-        if not lock.beat():
-            log.error("lost the owner lock of %s", run.run_id)
-            if on_lost is not None:
-                on_lost()
-            return
-        if progress is not None:
-            publish_progress(run, progress)
-
-    try:
-        run.write_status(**{**_owner_fields(token, backend), **status})
-        heartbeat = _Heartbeat(beat, heartbeat_s)
-        try:
-            yield token
-        finally:
-            heartbeat.stop()
-    finally:
-        lock.release()
-        release_token(token)
-
 
 # ---------------------------------------------------------------------------------------------
 # jobs
-
-
-@dataclass
-class JobInfo:
-    """A snapshot of one job for tables and pages."""
-
-    run_id: str
-    state: str
-    progress: dict[str, Any]
-    name: str | None = None
-    method: str | None = None
-    suite: str | None = None
-    depends_on: tuple[str, ...] = ()
-    error: str | None = None
-    submitted_at: float | None = None
-    path: Path | None = None
 
 
 @dataclass
@@ -287,7 +119,7 @@ class JobManager:
         self.recovered: list[str] = recover_interrupted(self.runs_dir, stale_after_s) if recover else []
         self._workers = [threading.Thread(target=self._worker, name=f"prunelab-job-{i}", daemon=True)
                          for i in range(max_concurrent)]
-        self._heartbeat = _Heartbeat(self._beat, heartbeat_s)
+        self._heartbeat = Heartbeat(self._beat, heartbeat_s)
         if autostart:
             self.start()
 
@@ -306,9 +138,9 @@ class JobManager:
         try:
             lock = claim_lock(run, self.token, self.stale_after_s)
         except OSError as error:
-            run.force_status(state="failed", error=f"{type(error).__name__}: {error}", finished_at=time.time())
+            record_unstarted_end(run, "failed", f"{type(error).__name__}: {error}")
             raise
-        run.write_status(**_owner_fields(self.token), depends_on=list(depends_on))
+        record_queued(run, self.token, depends_on=depends_on)
         job = _Job(run, config, Progress(run.run_id), tuple(depends_on), lock=lock)
         note = f"queued (after {', '.join(depends_on)})" if depends_on else "queued"
         job.progress.log(note)
@@ -316,7 +148,7 @@ class JobManager:
         try:
             self._enqueue(job)
         except JobError:
-            run.write_status(state="cancelled", message="cancelled: the job manager shut down")
+            record_unstarted_end(run, "cancelled", "cancelled: the job manager shut down")
             lock.release()
             raise
         return job.run_id
@@ -360,31 +192,9 @@ class JobManager:
 
     def _prepare_resume(self, run: RunDir, config: RunConfig, lock: OwnerLock, from_scratch: bool) -> _Job:
         """Check the claimed run can be resumed, record the resume and build its job."""
-
-        try:
-            status = run.read_status()
-        except RunStoreError as error:
-            raise JobError(str(error)) from None
-        state = str(status.get("state"))
-        if state in ACTIVE_STATES:  # we hold its lock, so its previous owner is gone
-            reason = lock.took_over or ownership.status_orphan_reason(status, stale_after_s=self.stale_after_s)
-            mark_interrupted(run, state, reason or "no live owner")
-        elif state not in RESUMABLE_STATES:
-            allowed = ", ".join(RESUMABLE_STATES)
-            raise JobError(f"run {run.run_id} is {state}; only {allowed} runs can be resumed")
-        if from_scratch:
-            removed = run.clear_for_restart()
-            note = f"restarting from scratch (config kept; removed {', '.join(removed) or 'nothing'})"
-        elif run.file(CHECKPOINT_FILE).exists():
-            note = "resume queued"
-        else:  # nothing finished: start over, dropping any row of an unfinished epoch
-            run.truncate_metrics(lambda row: False)
-            note = "no checkpoint yet: restarting from the beginning"
-        run.write_status(state="queued", error=None, finished_at=None, message=note, epoch=0 if from_scratch
-                         else status.get("epoch", 0), **_owner_fields(self.token))
-        job = _Job(run, config, Progress(run.run_id), resume=run.file(CHECKPOINT_FILE).exists(), lock=lock)
+        resume, note = requeue_for_resume(run, self.token, lock, from_scratch, self.stale_after_s)
+        job = _Job(run, config, Progress(run.run_id), resume=resume, lock=lock)
         job.progress.log(note)
-        run.log(note)
         return job
 
     def _enqueue(self, job: _Job) -> None:

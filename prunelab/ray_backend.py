@@ -6,12 +6,13 @@ and GPU share (`num_cpus` / `num_gpus`, fractional GPUs allowed). A ManiDP run t
 suite's `pretrain` gets the parent task's ObjectRef as an argument, so Ray itself starts it only after the
 parent has finished: there is no scheduler here, only Ray's.
 
-Ownership (`prunelab.ownership`). The driver holds the owner lock of every queued run and keeps it fresh,
-so a queued run shows `queued` in every view. The task (`train_run`) takes the lock over with the driver's
-token (`handoff_from`), writes the node it runs on into status.json and trains through
-`prunelab.engine.run_training` exactly as a local run: same files, same checkpoints, so `list`, `jobs`,
-the pages and `resume` work on it unchanged. While it trains, its heartbeat also writes the live progress
-(fraction, batch, ETA) into status.json, which is what `jobs` and the app's Jobs panel show.
+Ownership (`prunelab.ownership`). Every change of a run's state goes through `prunelab.run_life`, as the
+local scheduler's does (this module never imports `prunelab.jobs`). The driver holds the owner lock of
+every queued run and keeps it fresh, so a queued run shows `queued` in every view. The task (`train_run`)
+takes the lock over with the driver's token (`handoff_from`), writes the node it runs on into status.json
+and trains through `prunelab.engine.run_training` exactly as a local run: same files, same checkpoints, so
+`list`, `jobs`, the pages and `resume` work on it unchanged. While it trains, its heartbeat also writes the
+live progress (fraction, batch, ETA) into status.json, which is what `jobs` and the app's Jobs panel show.
 
 A worker that dies leaves a lock whose owner is gone: on its own host the dead pid shows at once, on
 another host the heartbeat stops; every view then shows the run `interrupted` (`effective_state`). The
@@ -48,8 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab import ownership
-from prunelab.jobs import JobError, JobInfo, claim_lock, claim_run, mark_interrupted, record_unstarted_end
-from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, RunBusyError, new_token
+from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
 from prunelab.run_format import (
     ACTIVE_STATES,
     CHECKPOINT_FILE,
@@ -59,10 +59,23 @@ from prunelab.run_format import (
     RunStoreError,
     atomic_write,
 )
+from prunelab.run_life import (
+    JobError,
+    claim_lock,
+    claim_run,
+    mark_interrupted,
+    record_copied_back,
+    record_end,
+    record_queued,
+    record_unstarted_end,
+    take_over,
+)
+from prunelab.scheduling import JobInfo
 from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
-    from prunelab.suites import Suite
+    from prunelab.config import RunConfig
+    from prunelab.suites import Suite, SuiteRun
 
 log = logging.getLogger("prunelab.ray_backend")
 
@@ -386,8 +399,8 @@ class _RayRun:
 
 
 class RaySuiteRunner:
-    """Runs suites as Ray tasks (the driver side); `jobs()`, `wait()`, `cancel()`, `shutdown()` as a
-    `JobManager`. Needs a Ray connection (`ray_session`) while runs are active."""
+    """Runs suites as Ray tasks (the driver side): a `prunelab.scheduling.Scheduler`, as the `JobManager`
+    is. Needs a Ray connection (`ray_session`) while runs are active."""
 
     def __init__(self, runs_dir: str | Path | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
                  copy_back: bool = False, heartbeat_s: float = HEARTBEAT_S,
@@ -409,9 +422,19 @@ class RaySuiteRunner:
         self._monitor.start()
 
     # submission -------------------------------------------------------------------------------
+    def submit(self, config: RunConfig, num_cpus: float | None = None, num_gpus: float | None = None) -> str:
+        """Create one run (queued) and submit its Ray task, with `num_cpus` CPUs and `num_gpus` GPUs (default:
+        the runner's); returns its run id."""
+        from prunelab.suites import SuiteRun
+
+        return self._submit_runs((SuiteRun("run", config),), num_cpus, num_gpus)[0]
+
     def submit_suite(self, suite: Suite, num_cpus: float | None = None, num_gpus: float | None = None) -> list[str]:
         """Create every run of the suite (queued) and submit one Ray task per run, each with `num_cpus` CPUs
         and `num_gpus` GPUs (default: the runner's); returns the run ids."""
+        return self._submit_runs(suite.runs, num_cpus, num_gpus)
+
+    def _submit_runs(self, runs: Sequence[SuiteRun], num_cpus: float | None, num_gpus: float | None) -> list[str]:
         if not self.ray.is_initialized():
             raise JobError("not connected to Ray")
         cpus = self.num_cpus if num_cpus is None else float(num_cpus)
@@ -424,7 +447,7 @@ class RaySuiteRunner:
                                       f"{total.get(name, 0.0):g}; lower --num-{name.lower()}s")
         remote = self.ray.remote(train_run)
         ids: dict[str, str] = {}
-        for item in suite.runs:
+        for item in runs:
             config, depends = item.config, ()
             if item.init_from is not None:
                 parent = ids[item.init_from]
@@ -458,9 +481,7 @@ class RaySuiteRunner:
         if self.copy_back:
             note += "; trained in a folder of its node and copied back here when it ends"
         try:
-            run.write_status(owner=self.token, owner_pid=os.getpid(), owner_host=socket.gethostname(),
-                             heartbeat_at=time.time(), backend=BACKEND, node=None, depends_on=list(depends),
-                             message=note)
+            record_queued(run, self.token, backend=BACKEND, trains_here=False, depends_on=depends, message=note)
             run.log(note)
         except BaseException:
             lock.release()
@@ -500,6 +521,14 @@ class RaySuiteRunner:
         with self._cond:
             entries = list(self._runs.values())
         return [self._info(entry) for entry in entries]
+
+    def job(self, run_id: str) -> JobInfo:
+        """One run of this runner, as `jobs()` shows it; JobError when it was not submitted here."""
+        with self._cond:
+            entry = self._runs.get(run_id)
+        if entry is None:
+            raise JobError(f"no job {run_id!r} in this Ray runner")
+        return self._info(entry)
 
     def _info(self, entry: _RayRun) -> JobInfo:
         try:
@@ -604,8 +633,7 @@ class RaySuiteRunner:
         """Write a run trained in a folder of its node (`copy_back`) into the store (caller holds `_cond`)."""
         try:
             names = unpack_run(result["archive"], entry.run.path)
-            entry.run.write_status(copied_back_at=time.time())
-            entry.run.log(f"copied back from node {result.get('node')}: {len(names)} files")
+            record_copied_back(entry.run, result.get("node"), len(names))
         except OSError as error:
             self._settle_unstarted(entry, "failed", f"cannot write the run copied back from "
                                                     f"{result.get('node')}: {error.strerror or error}")
@@ -664,22 +692,19 @@ class RaySuiteRunner:
         reason = "it left no owner" if held is None else ownership.stale_reason(held, stale_after_s=self.stale_after_s)
         if reason is None:
             return  # a worker on another host: its heartbeat has not gone stale yet; retried by the monitor
-        try:
-            lock = ownership.acquire(entry.run.path, new_token(), self.stale_after_s)
-        except (RunBusyError, OSError):
+        lock = take_over(entry.run, self.stale_after_s)
+        if lock is None:
             return  # someone else is taking it over (a resume): retried
         try:
             state = entry.run.state
             where = entry.run.read_status().get("node") or "its node"
             why = f"its Ray task on {where} ended without finishing ({entry.failure}; {reason})"
             if entry.cancel_requested and state in ACTIVE_STATES:  # cancelled while it was being taken over
-                entry.run.write_status(state="cancelled", message="cancelled through Ray", finished_at=time.time())
-                entry.run.log("cancelled through Ray")
+                record_end(entry.run, "cancelled", "cancelled through Ray")
             elif state == "running":
                 mark_interrupted(entry.run, state, why)
             elif state == "queued":  # taken over, never trained: nothing to continue from
-                entry.run.write_status(state="failed", error=why, message=why, finished_at=time.time())
-                entry.run.log(f"failed: {why}")
+                record_end(entry.run, "failed", why, error=why, line=f"failed: {why}")
         finally:
             lock.release()
         final = entry.run.state

@@ -127,3 +127,53 @@ def test_pages_folder_holds_only_registered_pages() -> None:
 def test_nothing_references_pagesmanager() -> None:
     sources = [*APP_FILES, *(REPO / "prunelab").rglob("*.py")]
     assert not [str(path.relative_to(REPO)) for path in sources if "PagesManager" in path.read_text(encoding="utf-8")]
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every prunelab module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for target in graph.get(stack.pop(), set()) - seen:
+            seen.add(target)
+            stack.append(target)
+    return seen
+
+
+def test_the_schedulers_meet_only_in_the_run_life_module() -> None:
+    """The local pool and the Ray runner share `prunelab.run_life` (which imports neither), not each other."""
+    graph = import_graph()
+    schedulers = ("prunelab.jobs", "prunelab.ray_backend")
+    for scheduler in schedulers:
+        assert "prunelab.run_life" in graph[scheduler], scheduler
+        others = set(schedulers) - {scheduler}
+        assert not others & reachable(graph, scheduler), f"{scheduler} imports {others & reachable(graph, scheduler)}"
+    assert not set(schedulers) & reachable(graph, "prunelab.run_life")
+
+
+STATUS_WRITERS = {"prunelab/run_life.py", "prunelab/store.py"}  # the run-life module and the store it uses
+PRODUCT_FILES = [*APP_FILES, *(REPO / "prunelab").rglob("*.py"), *(REPO / "scripts").glob("*.py"),
+                 *(REPO / "benchmarks").glob("*.py")]
+
+
+def status_writes(path: Path) -> list[int]:
+    """Lines of `path` that write status.json: `.write_status(` / `.force_status(`, or a call whose name
+    contains "write" given STATUS_FILE or "status.json"."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        names_status = any((isinstance(sub, ast.Name) and sub.id == "STATUS_FILE")
+                           or (isinstance(sub, ast.Constant) and sub.value == "status.json")
+                           for arg in [*node.args, *(k.value for k in node.keywords)] for sub in ast.walk(arg))
+        if name in ("write_status", "force_status") or ("write" in name.lower() and names_status):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_status_json_is_written_only_through_the_run_life_module() -> None:
+    offenders = {f"{path.relative_to(REPO)}:{line}" for path in PRODUCT_FILES
+                 if str(path.relative_to(REPO)) not in STATUS_WRITERS for line in status_writes(path)}
+    assert not offenders, sorted(offenders)
+    assert status_writes(REPO / "prunelab" / "run_life.py")  # the check sees the writes where they are

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
 from prunelab.progress import accuracy_text
 from prunelab.run_format import ACTIVE_STATES
+
+if TYPE_CHECKING:
+    from prunelab.scheduling import Scheduler
 
 STEPS = 1000  # bar resolution: a run's fraction in thousandths
 
@@ -121,10 +124,10 @@ def overall_fraction(jobs: list[Any], weights: dict[str, float]) -> float:
     return done / total
 
 
-def watch_suite(manager: Any, weights: dict[str, float], poll_s: float) -> list[Any] | None:
+def watch_suite(manager: Scheduler, weights: dict[str, float], poll_s: float) -> list[Any] | None:
     """Show a suite's progress until every run has ended; returns the final jobs, or None when cancelled
-    with Ctrl-C (the runs still going are cancelled; finished runs and checkpoints stay). `manager` is a
-    `JobManager` or a `RaySuiteRunner`: `wait(timeout=)`, `jobs()`, `shutdown(cancel_running=)`."""
+    with Ctrl-C (the runs still going are cancelled; finished runs and checkpoints stay). `manager` is any
+    scheduler (a `JobManager` or a `RaySuiteRunner`): `wait(timeout=)`, `jobs()`, `shutdown(cancel_running=)`."""
     display = SuiteDisplay()
     try:
         while not manager.wait(timeout=poll_s):

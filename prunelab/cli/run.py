@@ -13,8 +13,8 @@ from prunelab.preflight import check_runnable
 def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.data import DatasetError
     from prunelab.engine import run_training
-    from prunelab.jobs import claim_run
     from prunelab.progress import Cancelled, Progress
+    from prunelab.run_life import claim_run
     from prunelab.store import RunStore
 
     config = config_from_args(args.method, args)

@@ -182,11 +182,11 @@ def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_pat
         assert _status(path)["backend"] == "ray"
         assert any("· Ray" in str(m.value) for m in at.markdown)  # the Jobs panel lists the Ray run
         at.button(key=f"cancel_{path.name}").click().run()
-        runner = ray_jobs._RUNNERS[str(runs.resolve())]
-        assert runner.wait(timeout=120)
+        runner = ray_jobs.started_runner()  # held by st.cache_resource for the runs folder
+        assert runner is not None and runner.wait(timeout=120)
         assert _status(path)["state"] == "cancelled"
     finally:
-        leftover = ray_jobs._RUNNERS.pop(str(runs.resolve()), None)
+        leftover = ray_jobs.started_runner()
         if leftover is not None:
             leftover.shutdown()
 
