@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunelab.config import ManiDPConfig
+from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.run_format import MODEL_FILE
 
 DEFAULT_FORM = "prunelab"  # a ManiDP run whose config names no form

@@ -29,8 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.analysis import MANIDP_VARIANTS  # noqa: E402
-from prunelab.config import MANIDP_DEPARTURES, RunConfig  # noqa: E402
+from prunelab.config import RunConfig  # noqa: E402
+from prunelab.methods.manidp.config import MANIDP_DEPARTURES, MANIDP_VARIANTS  # noqa: E402
 from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
