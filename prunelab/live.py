@@ -28,15 +28,17 @@ import pandas as pd
 
 from prunelab import analysis, lessons
 from prunelab.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.config import METHOD_FACTS
 from prunelab.ownership import effective_state
 from prunelab.run_format import ACTIVE_STATES, RunStoreError
 from prunelab.store import RunDir
 
 log = logging.getLogger("prunelab.live")
 
-PHASE_LABELS = {"train": "training", "sparsity": "sparsity training", "finetune": "fine-tune"}
+PHASE_LABELS = {"train": "training"} | {phase: label for facts in METHOD_FACTS.values()
+                                         for phase, label in facts.phase_labels}
 # what a method does to the model between two of its phases (Trainer: method.between_phases)
-BOUNDARY_LABELS = {("sparsity", "finetune"): "prune"}
+BOUNDARY_LABELS = {pair: label for facts in METHOD_FACTS.values() for pair, label in facts.boundary_labels}
 LAYER_DENSITY_PREFIX = "test_density_"  # ManiDP: test density of one gated layer per epoch
 CURVE_COLUMNS = ["train_loss", "train_ce", "test_loss", "train_acc", "test_acc"]
 

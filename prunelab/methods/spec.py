@@ -47,6 +47,10 @@ class MethodFacts:
     model_kind: str = "final model"  # what its model.pt is, e.g. "compact slimming network (pruned, fine-tuned)"
     model_note: str | None = None  # a caveat of the exported model (ONNX)
     live_panel: str | None = None  # the live view's panel under the curves (a kind of panel, app_components)
+    # its phases' names as the live view shows them ("train" is "training" for every method), and the names
+    # of what happens between two of its phases, e.g. (("sparsity", "finetune"), "prune")
+    phase_labels: tuple[tuple[str, str], ...] = ()
+    boundary_labels: tuple[tuple[tuple[str, str], str], ...] = ()
     # the settings that tell its runs apart, from a runs-table row: 'λ=0.0001, prune 50% of all channels'
     settings: Callable[[Mapping[str, Any]], str] | None = None
     # the variant's name from a row and its form suffix (' (reference)'): 'ManiDP (reference): both'

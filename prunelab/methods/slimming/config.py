@@ -90,7 +90,11 @@ class SlimmingConfig(MethodWithForm):
         "**Network Slimming** pulls the BatchNorm scales γ toward zero with an L1 penalty, cuts every "
         "channel under one global |γ| threshold and fine-tunes the smaller, static network."),
                                                model_kind="compact slimming network (pruned, fine-tuned)",
-                                               live_panel="gamma", settings=settings, variant=variant,
+                                               live_panel="gamma",
+                                               phase_labels=(("sparsity", "sparsity training"),
+                                                             ("finetune", "fine-tune")),
+                                               boundary_labels=((("sparsity", "finetune"), "prune"),),
+                                               settings=settings, variant=variant,
                                                safeguards=(
         "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
         "remove every channel of a layer, and its pruned model then fails to run",))
