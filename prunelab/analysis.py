@@ -397,8 +397,9 @@ def form_label(row: Mapping[str, Any] | pd.Series) -> str | None:
 
 
 def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
-    """Human name of a run's setting: 'baseline', 'slimming (reference) λ=1e-4, prune 50% of all channels',
-    'ManiDP (reference): both'; a method with forms names the run's form (`form_label`)."""
+    """Human name of a run's setting, from its method's facts (`variant`): 'slimming (reference) λ=1e-4, prune
+    50% of all channels', 'ManiDP (reference): both'; else the method's name. A method with forms names the
+    run's form (`form_label`)."""
     method = row.get("method")
     form = form_label(row)
     suffix = f" ({form})" if form else ""

@@ -29,6 +29,7 @@ import pandas as pd
 from prunelab import analysis, lessons
 from prunelab.artefact_checks import REQUIRED_ARTEFACTS
 from prunelab.config import METHOD_FACTS
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.ownership import effective_state
 from prunelab.run_format import ACTIVE_STATES, RunStoreError
 from prunelab.store import RunDir
@@ -240,7 +241,7 @@ def strip_run(runs: pd.DataFrame, dataset: str | None = None) -> str | None:
     finished one (of `dataset` when given) with both terms on if there is one, lowest seed first."""
     if runs.empty or "demo" not in runs:
         return None
-    rows = runs[runs["demo"].astype(bool) & (runs["method"] == "manidp") & (runs["state"] == "done")
+    rows = runs[runs["demo"].astype(bool) & (runs["method"] == MANIDP) & (runs["state"] == "done")
                 & runs["problem"].isna()]
     if dataset is not None:
         rows = rows[rows["dataset"] == dataset]

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prunelab.manidp_evidence import backfill  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.store import RunStore  # noqa: E402
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for root in args.runs:
         for info in RunStore(root).iter_runs():
-            if info.config.method.name != "manidp" or info.status.get("state") != "done":
+            if info.config.method.name != MANIDP or info.status.get("state") != "done":
                 continue
             added = backfill(info.path)
             if added:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.config import RunConfig  # noqa: E402
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES, MANIDP_VARIANTS  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
@@ -57,7 +58,7 @@ def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list
     for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
         raw = json.loads((path / "config.json").read_text())
         method = raw.get("method", {})
-        if method.get("name") != "manidp" or "-manidp-" not in str(raw.get("name")):
+        if method.get("name") != MANIDP or "-manidp-" not in str(raw.get("name")):
             continue
         if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
             continue  # templates: the shipped runs written before forms (the prunelab form)

@@ -32,6 +32,7 @@ from torch import nn
 from prunelab.config import METHOD_FACTS
 from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
 from prunelab.latency import measure_latency_ms
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.store import RunDir
 
@@ -118,7 +119,7 @@ def export_onnx(run: RunDir, out: str | Path, check_images: int = CHECK_IMAGES) 
     summary = run.read_summary()
     method = config.method.name
     macs = summary.get("macs_per_image")
-    if method == "manidp" and summary.get("macs_dense") is not None:
+    if method == MANIDP and summary.get("macs_dense") is not None:
         macs = float(summary["macs_dense"]) + float(summary.get("gate_macs_per_image") or 0.0)
     return OnnxExport(
         path=out, run_id=run.run_id, method=method, kind=KINDS.get(method, f"{method} network"),

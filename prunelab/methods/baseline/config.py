@@ -20,3 +20,5 @@ class BaselineConfig(Strict):
 
 
 METHOD_CONFIG = BaselineConfig
+
+NAME: str = METHOD_CONFIG.model_fields["name"].default  # the method's name, for code that names it

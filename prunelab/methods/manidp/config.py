@@ -159,3 +159,5 @@ class ManiDPConfig(MethodWithForm):
 
 
 METHOD_CONFIG = ManiDPConfig
+
+NAME: str = METHOD_CONFIG.model_fields["name"].default  # the method's name, for code that names it

@@ -134,3 +134,5 @@ class SlimmingConfig(MethodWithForm):
 
 
 METHOD_CONFIG = SlimmingConfig
+
+NAME: str = METHOD_CONFIG.model_fields["name"].default  # the method's name, for code that names it
