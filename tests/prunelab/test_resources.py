@@ -23,7 +23,6 @@ from prunelab.config import (
     DataConfig,
     ModelConfig,
     RunConfig,
-    SlimmingConfig,
     TrainConfig,
     describe_validation_error,
     field_bounds,
@@ -31,6 +30,7 @@ from prunelab.config import (
 from prunelab.data import DatasetError, clear_memory_cache, load_dataset
 from prunelab.methods.baseline.config import BaselineConfig
 from prunelab.methods.manidp.config import ManiDPConfig
+from prunelab.methods.slimming.config import SlimmingConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
