@@ -1,10 +1,11 @@
 """What every chart of the app shares: one colour per method, and the accuracy-against-MACs chart.
 
-`METHOD_COLOURS` is the only method → colour mapping of the app (the Overview's sentences, its chart, the
-Ablations charts and the papers' stars all read it). `accuracy_figure` draws variants (mean ± std over seeds,
-`prunelab.lessons.variant_groups`) one trace each, so every point has its own legend entry under its
-method's group; within a method each variant gets its own marker symbol, and the methods are drawn with
-shrinking markers (baseline, slimming, ManiDP), so two variants at the same place both stay visible.
+`METHOD_COLOURS` (each method's facts' colour) is the only method → colour mapping of the app (the
+Overview's sentences, its chart, the Ablations charts and the papers' stars all read it). `accuracy_figure`
+draws variants (mean ± std over seeds, `prunelab.lessons.variant_groups`) one trace each, so every point has
+its own legend entry under its method's group; within a method each variant gets its own marker symbol, and
+the methods are drawn with shrinking markers (in their facts' order),
+so two variants at the same place both stay visible.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import plotly.graph_objects as go
 from app_components import common
 from prunelab.config import METHOD_FACTS
 
-METHOD_COLOURS = {"baseline": "#6c757d", "slimming": "#2e86ab", "manidp": "#f18f01"}
+# each method's facts (prunelab.methods.spec.MethodFacts) give its colour, its symbols (one per variant, in
+# the order the variants come) and its marker size: the later methods' markers are smaller and drawn on
+# top, so a point sitting on another method's point leaves a ring of it visible
+METHOD_COLOURS = {name: facts.colour for name, facts in METHOD_FACTS.items()}
 OTHER_COLOUR = "#333333"
-# one symbol per variant of a method, in the order the variants come; the later methods' markers are
-# smaller and drawn on top, so a ManiDP point sitting on a slimming point leaves a ring of it visible
-SYMBOLS = {"baseline": ["square", "square-open", "square-x-open"],
-           "slimming": ["circle", "triangle-up", "triangle-down", "pentagon", "hexagon", "circle-x"],
-           "manidp": ["diamond", "x", "cross", "star-diamond", "diamond-wide", "hourglass"]}
-SIZES = {"baseline": 16, "slimming": 14, "manidp": 10}
+SYMBOLS = {name: list(facts.symbols) for name, facts in METHOD_FACTS.items() if facts.symbols}
+SIZES = {name: facts.marker_size for name, facts in METHOD_FACTS.items()}
 MINE_SYMBOLS = ["circle-open", "square-open", "diamond-open", "triangle-up-open", "x-open", "star-open"]
 
 

@@ -18,14 +18,11 @@ import streamlit as st
 
 from app_components import shell
 from prunelab import results
+from prunelab.config import METHOD_FACTS
 from prunelab.store import default_runs_dir
 
 MAC_LABEL = "MACs (multiply-accumulates)"
-METHOD_HELP = {
-    "baseline": "a baseline run (`python -m prunelab run baseline`)",
-    "slimming": "a Network Slimming run (`python -m prunelab run slimming --lambda 1e-4`)",
-    "manidp": "a ManiDP run (`python -m prunelab run manidp`)",
-}
+METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 
 from app_components import common, shell
 from prunelab import analysis, live, results
+from prunelab.config import METHOD_FACTS
 from prunelab.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
 
 POLL_S = 2.0
@@ -104,8 +105,9 @@ def _live_body(path: str, drawn_state: str) -> None:
         with st.container(key="live_curves"):
             st.plotly_chart(curves_figure(curves, spans, common.cached_pruning(path)), key="live_curves_chart")
     method = config.method.name if config is not None else None
-    if method in METHOD_PANELS:
-        METHOD_PANELS[method](path, curves, config)
+    panel = PANELS.get(METHOD_FACTS[method].live_panel) if method in METHOD_FACTS else None
+    if panel is not None:
+        panel(path, curves, config)
     _details(path, config, method, state)
 
 
@@ -264,8 +266,9 @@ def complexity_figure(curves: pd.DataFrame, used: bool) -> go.Figure:
                              legend={"orientation": "h", "y": -0.3}, xaxis_dtick=1)
 
 
-# what each method adds under the curves: (run path, curves, config) -> None
-METHOD_PANELS = {"slimming": _slimming_panel, "manidp": _manidp_panel}
+# what a method adds under the curves, by the panel its facts name (MethodFacts.live_panel): the BN scales'
+# histogram, or the gates' densities and C; (run path, curves, config) -> None
+PANELS = {"gamma": _slimming_panel, "gates": _manidp_panel}
 
 
 # ----------------------------------------------------------------------------------------------

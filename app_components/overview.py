@@ -18,16 +18,9 @@ import streamlit as st
 from app_components import charts, common, shell
 from app_components.images import image_grid
 from prunelab import analysis, live
-from prunelab.config import dataset_short_name
+from prunelab.config import METHOD_FACTS, dataset_short_name
 
-METHOD_SENTENCES = {
-    "baseline": "**Baseline** trains the whole network: the reference every pruned run is compared with at the "
-                "same number of epochs.",
-    "slimming": "**Network Slimming** pulls the BatchNorm scales γ toward zero with an L1 penalty, cuts every "
-                "channel under one global |γ| threshold and fine-tunes the smaller, static network.",
-    "manidp": "**ManiDP** learns a gate per layer that keeps a different set of channels for every image, so "
-              "easy images run a smaller sub-network than hard ones.",
-}
+METHOD_SENTENCES = {name: facts.overview for name, facts in METHOD_FACTS.items() if facts.overview}
 STRIP_COUNT = 6
 
 

@@ -18,6 +18,8 @@ import plotly.graph_objects as go
 from app_components import charts, common
 from prunelab import references
 from prunelab.config import METHOD_FACTS
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 
 TRACE_PREFIX = "published: "
 NEAR = 0.06  # stars closer than this in MACs reduction share a column: only the highest is labelled above
@@ -39,7 +41,7 @@ def add_paper_points(fig: go.Figure, points: Sequence[references.PublishedResult
     labelled with its model (above it, or below where a higher star stands close by, so labels never
     collide; never clipped by the plotting area), in its method's colour, each method's legend entry with
     its training budget (one per paper), the whole result on hover."""
-    for method in ("slimming", "manidp"):
+    for method in (SLIMMING, MANIDP):
         mine = [p for p in points if p.method == method]
         if not mine:
             continue

@@ -14,8 +14,9 @@ from typing import Any
 import streamlit as st
 
 from prunelab import results
+from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
-from prunelab.export.onnx import MANIDP_NOTE, latency_comparison, onnx_bytes
+from prunelab.export.onnx import latency_comparison, onnx_bytes
 from prunelab.export.tensorboard import bundle_zip
 from prunelab.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.store import RunDir
@@ -78,8 +79,8 @@ def run_detail(path: Path) -> None:
         if can_export_onnx(path):
             onnx.download_button("Download ONNX model", data=lambda: onnx_file(path), file_name=f"{path.name}.onnx",
                                  mime="application/octet-stream", key=f"onnx_{path.name}", icon=":material/download:")
-            onnx.caption({"slimming": "The compact slimming network (pruned, fine-tuned).",
-                          "baseline": "The baseline network.", "manidp": MANIDP_NOTE}.get(method, "The final model.")
+            facts = METHOD_FACTS.get(method)
+            onnx.caption((facts.model_note or f"The {facts.model_kind}." if facts else "The final model.")
                          + " Checked with onnxruntime against PyTorch on test images (within 1e-3).")
         else:
             onnx.caption(f"ONNX: {why_no_onnx(path)}")

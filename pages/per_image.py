@@ -6,6 +6,7 @@ import streamlit as st
 from app_components import common, manidp_whatif, method_card
 from app_components.images import class_name, show_images
 from prunelab import analysis, lesson_runs, lessons, manidp_evidence
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.run_format import PER_IMAGE_FILE
 
 common.title("Per-image MACs")
@@ -19,7 +20,7 @@ common.explain(
     r"\mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,|\mathrm{in}(x)|\, |\mathrm{out}(x)|",
 )
 
-run = common.pick_run("ManiDP run", methods=["manidp"], key="pi_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)

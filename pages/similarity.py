@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
 from prunelab import analysis, lesson_runs, lessons
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.run_format import PROBE_FILE
 
 common.title("Similarity alignment")
@@ -42,7 +43,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
         coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
 
 
-run = common.pick_run("ManiDP run", methods=["manidp"], key="sim_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.manidp_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)
@@ -65,7 +66,7 @@ st.subheader("‖T − R‖ per layer: with and without the similarity term")
 runs_table = common.runs_frame()
 runs = runs_table.set_index("path")
 paths = common.pick_runs("Runs to compare (to start with, the chosen run and its twin with the similarity term "
-                         "switched, same seed)", methods=["manidp"], key="sim_compare",
+                         "switched, same seed)", methods=[MANIDP], key="sim_compare",
                          dataset=common.dataset_of(run), default=lesson_runs.similarity_comparison(runs_table, run),
                          param="compare", follow=run) or [run]
 gaps = {}

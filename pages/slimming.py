@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
 from prunelab import analysis, lesson_runs, lessons, results
+from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
@@ -49,7 +50,7 @@ def channel_bars(channels: Any, after_name: str) -> go.Figure:
     return fig.update_layout(barmode="group", yaxis_title="channels", height=340, margin={"t": 30})
 
 
-run = common.pick_run("Run to inspect", methods=["slimming"], key="slim_run", states=WITH_DATA, param="run",
+run = common.pick_run("Run to inspect", methods=[SLIMMING], key="slim_run", states=WITH_DATA, param="run",
                       default=lesson_runs.slimming_run)
 if run is None:
     st.stop()
@@ -80,7 +81,7 @@ run_exports.onnx_panel(Path(run), summary)
 
 st.subheader("|γ| distribution per epoch")
 paths = common.pick_runs("Runs to compare (one seed of each λ in the inspected run's setting, to start with)",
-                         methods=["slimming"], key="slim_compare", states=WITH_DATA, dataset=common.dataset_of(run),
+                         methods=[SLIMMING], key="slim_compare", states=WITH_DATA, dataset=common.dataset_of(run),
                          default=lesson_runs.slimming_comparison(common.runs_frame(), run), param="compare",
                          follow=run) or [run]
 histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
@@ -122,7 +123,7 @@ else:
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)
-common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == "slimming"]),
+common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
                    empty=f"Finished slimming runs at two or more λ, {common.IN_THIS_SETTING}, are needed for this "
                          "comparison.")
 

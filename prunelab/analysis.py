@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from prunelab.config import METHOD_FACTS, METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
+from prunelab.methods.manidp.config import MANIDP_VARIANTS as MANIDP_VARIANTS
+from prunelab.methods.slimming.config import prune_ratio_phrase as prune_ratio_phrase
 from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
 
 # ------------------------------------------------------------------------------------------------
@@ -324,17 +326,6 @@ def prune_denominator_text(counts: Mapping[str, Any]) -> str:
     return f"{text}; {removed / every:.0%} of all {int(every):,} channels"
 
 
-def prune_ratio_phrase(ratio: Any, prune_residual: Any, model: Any = None) -> str:
-    """A prune ratio with what it is a fraction of, from the run's settings alone (the runs table, the
-    variant names): 'prune 50% of all channels' (every BN: the reference scope, or a VGG) or 'prune 50%
-    of interior channels' (only each ResNet block's interior BN)."""
-    text = f"prune {_num(ratio):.0%}"
-    if isinstance(prune_residual, bool | np.bool_):
-        every = bool(prune_residual) or str(model or "").startswith("vgg")
-        return f"{text} of {'all' if every else 'interior'} channels"
-    return f"{text} of prunable channels"
-
-
 def channels_frame(layers: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """pruning.json / what_if layers as columns layer, before, after, removed, guard_fired."""
     frame = pd.DataFrame({
@@ -375,8 +366,6 @@ def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # ablations and sweeps
 
-MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
-                   (False, True): "similarity only", (True, True): "both"}
 ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "seed", "test_acc",
                     "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "epochs_total",
                     "parent_run", "path"]
@@ -408,17 +397,15 @@ def form_label(row: Mapping[str, Any] | pd.Series) -> str | None:
 
 
 def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
-    """Human name of a run's setting: 'baseline', 'slimming (reference) λ=1e-4, prune 50% of all channels',
-    'ManiDP (reference): both'; a method with forms names the run's form (`form_label`)."""
+    """Human name of a run's setting, from its method's facts (`variant`): 'slimming (reference) λ=1e-4, prune
+    50% of all channels', 'ManiDP (reference): both'; else the method's name. A method with forms names the
+    run's form (`form_label`)."""
     method = row.get("method")
     form = form_label(row)
     suffix = f" ({form})" if form else ""
-    if method == "slimming":
-        return (f"slimming{suffix} λ={_num(row.get('sparsity_lambda')):g}, "
-                f"{prune_ratio_phrase(row.get('prune_ratio'), row.get('prune_residual'), row.get('model'))}")
-    if method == "manidp":
-        key = (_flag(row.get("complexity")), _flag(row.get("similarity")))
-        return f"ManiDP{suffix}: {MANIDP_VARIANTS[key]}"
+    facts = METHOD_FACTS.get(str(method))
+    if facts is not None and facts.variant is not None:
+        return facts.variant(row, suffix)
     return str(method)
 
 
@@ -427,10 +414,6 @@ def _num(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _flag(value: Any) -> bool:
-    return bool(value) if isinstance(value, bool | np.bool_) else False
 
 
 def _reference_macs(row: Mapping[str, Any] | pd.Series) -> float:

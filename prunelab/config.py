@@ -5,27 +5,28 @@
 Every number is bounded (the description says why) and must be finite (no inf or nan); the CLI,
 the app's forms (`field_bounds`) and the suites all take their limits from here.
 
-Each method config class is also where its method's facts live (the "methods" section below): labels,
-CLI flags, form fields, sweep parameters and artefacts, from which every such table is derived.
+Each method's config class lives in its package (`prunelab/methods/<name>/config.py`, torch-free) with
+its facts: labels, CLI flags, form fields, sweep parameters, artefacts and what the app shows of it;
+`prunelab.methods.catalog` collects them, and every table of method facts is derived below.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from prunelab.methods.catalog import CONFIGS
+from prunelab.methods.spec import MAX_EPOCHS as MAX_EPOCHS
+from prunelab.methods.spec import MAX_SEED as MAX_SEED
+from prunelab.methods.spec import Departure as Departure
+from prunelab.methods.spec import MethodFacts, Strict
 from prunelab.models.catalog import MODEL_NAMES
-from prunelab.run_format import (
-    GAMMA_HISTORY_FILE,
-    MANIDP_FILE,
-    PER_IMAGE_FILE,
-    PROBE_FILE,
-    PRUNING_FILE,
-)
 
 DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnist")
 DEFAULT_MODEL = "vgg11"
@@ -35,12 +36,7 @@ DEFAULT_WIDTH = 0.25  # CPU demo: vgg11 at quarter width (~10 M MACs) trains a 1
 # the machine's free memory before anything is loaded.
 MAX_TRAIN_IMAGES = 2_000_000
 MAX_TEST_IMAGES = 1_000_000
-MAX_EPOCHS = 1000
-MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+_Strict = Strict
 
 
 class DataConfig(_Strict):
@@ -99,303 +95,14 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(500, ge=1, le=8192, description="evaluation batch size; at most 8192 (memory)")
 
 
-# ------------------------------------------------------------------------------------------------
-# methods: each method-config class holds the method's facts (its registry entry, prunelab.methods,
-# points at it as `config_class`): per field, `title` (the form's label), `description` and
-# `json_schema_extra=_facts(...)`; per method, `facts: ClassVar[MethodFacts]`. Every table of method
-# facts (CLI flags, the app's form, sweep parameters, run-name labels, runs-table columns, required
-# artefacts) is derived from them below.
-
-
-@dataclass(frozen=True)
-class MethodFacts:
-    """What the CLI, suites, listings and the app know of a method besides its settings."""
-
-    label: str  # display name, e.g. "Network Slimming"
-    short: str  # in suite and run names, e.g. "slim": sweep-slim-prune_ratio, slim-r0.5
-    # files a finished run writes besides summary.json (prunelab.run_format names), each read and checked
-    # by its reader in prunelab.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
-    artefacts: tuple[str, ...] = ()
-    # the authors' code this method's reference form follows (cited on the method card)
-    reference_code: tuple[str, ...] = ()
-    # every way the PruneLab form differs from that code: a named, optional config field each
-    departures: tuple[Departure, ...] = ()
-    # changes from that code in every form, because without them a run cannot execute (shown on the card)
-    safeguards: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Departure:
-    """One named change from the authors' code: the config field `field` at a value other than `reference`.
-
-    The `prunelab` form sets the field to `prunelab`, the `reference` form to `reference`; a run records the
-    names of the departures in effect (`departures` in config.json and summary.json) and the method card
-    shows each with its reason and where its effect is measured.
-    """
-
-    name: str  # e.g. "detached_complexity_weight"
-    field: str  # the method-config field that switches it
-    reference: Any  # the field's value in the authors' code
-    prunelab: Any  # the field's value in the PruneLab form
-    summary: str  # what changes, one line
-    reason: str  # why PruneLab made the change, one line
-    effect: str  # where its effect is measured (a comparison of runs, a test), one line
-
-
-FORMS = ("reference", "prunelab")
-Form = Literal["reference", "prunelab"]
-FORM_DESCRIPTION = ("reference: every choice as the authors' code makes it; prunelab: PruneLab's changes "
-                    "(each a named departure, listed in the run). A departure's own field overrides the form")
-
-
-class _MethodWithForm(_Strict):
-    """A method config with a `form`: its departure fields left unset take the form's value."""
-
-    facts: ClassVar[MethodFacts]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_form(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = {key: value for key, value in data.items() if key != "departures"}  # derived, recorded only
-        form = data.get("form", "reference")
-        for departure in cls.facts.departures:
-            if data.get(departure.field) is None and form in FORMS:
-                data[departure.field] = departure.prunelab if form == "prunelab" else departure.reference
-        for name, (reference, prunelab) in cls.form_defaults().items():
-            if data.get(name) is None and form in FORMS:
-                data[name] = prunelab if form == "prunelab" else reference
-        return data
-
-    @classmethod
-    def form_defaults(cls) -> dict[str, tuple[Any, Any]]:
-        """Settings (not departures) whose default differs by form: field -> (reference, prunelab)."""
-        return {}
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def departures(self) -> list[str]:
-        """Names of the departures from the authors' code in effect (empty: the reference form)."""
-        return [d.name for d in self.facts.departures if getattr(self, d.field) != d.reference]
-
-
-def _facts(*, form: bool = False, flag: str | None = None, sweep: str | None = None,
-           aliases: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`json_schema_extra` of a method-config field: shown in the app's run form (`form`), its CLI flag
-    when not --<field-name> (`flag`), its short label in sweep run names, which makes it a sweep parameter
-    (`sweep`), and other names a sweep accepts for it (`aliases`)."""
-    extra: dict[str, Any] = {"form": True} if form else {}
-    if flag is not None:
-        extra["flag"] = flag
-    if sweep is not None:
-        extra["sweep_label"] = sweep
-    if aliases:
-        extra["aliases"] = list(aliases)
-    return extra
-
-
-class BaselineConfig(_Strict):
-    facts: ClassVar[MethodFacts] = MethodFacts(label="Baseline", short="baseline")
-
-    name: Literal["baseline"] = "baseline"
-
-
-SLIMMING_REFERENCE_CODE = (
-    "Eric-mingjie/network-slimming main.py (updateBN: lambda * sign(gamma) added to the gradient of every "
-    "BatchNorm2d; SGD with the run's weight decay, 1e-4, on every parameter, gamma included)",
-    "Eric-mingjie/network-slimming resprune.py (one global threshold over the |gamma| of every BatchNorm2d)",
-    "Eric-mingjie/network-slimming models/preresnet.py (every BN gamma initialised to 0.5; a channel_selection "
-    "layer after each block's input BN keeps the residual stream at full width while its channels are selected)",
-    "liuzhuang13/slimming train.lua (updateBN on every SpatialBatchNormalization; optim.sgd weightDecay on all "
-    "parameters)",
-)
-SLIMMING_DEPARTURES = (
-    Departure(
-        "interior_only_scope", "prune_residual", True, False,
-        summary=("L1 and the global threshold cover only each ResNet block's interior BN (bn_a), so the residual "
-                 "stream keeps its full width; reference: every BN, its channels thresholded with all the others "
-                 "(VGG: no residual stream, the same either way)"),
-        reason=("a threshold on the interior BNs alone never has to cut a coupled residual group, and the prune "
-                "ratio is then a fraction of the block-interior channels only"),
-        effect="slimming in the reference scope against interior-only at the same λ and ratio (Slimming page)"),
-    Departure(
-        "no_gamma_weight_decay", "bn_weight_decay", None, 0.0,
-        summary=("no weight decay on the prunable BN scales γ during sparsity training; reference: the run's "
-                 "weight decay on every parameter, γ included (1e-4 in the reference code)"),
-        reason=("weight decay pulls γ toward zero too (5e-4 on |γ| ~ 0.45 outweighs λ = 1e-4), so a λ comparison "
-                "would partly show weight decay; Torch-Pruning's reproduction also zeroes it"),
-        effect="the |γ| histograms and near-zero share at equal λ, prunelab against reference form (Slimming page)"),
-)
-
-
-class SlimmingConfig(_MethodWithForm):
-    """Network Slimming (Liu et al., 2017): L1 on BN gammas, global threshold, fine-tune."""
-
-    facts: ClassVar[MethodFacts] = MethodFacts(label="Network Slimming", short="slim",
-                                               artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE),
-                                               reference_code=SLIMMING_REFERENCE_CODE,
-                                               departures=SLIMMING_DEPARTURES, safeguards=(
-        "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
-        "remove every channel of a layer, and its pruned model then fails to run",))
-
-    name: Literal["slimming"] = "slimming"
-    form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,
-                       json_schema_extra=_facts(form=True))
-    sparsity_lambda: float = Field(1e-4, ge=0.0, le=1.0, title="λ: L1 strength on BN γ",
-                                   description="L1 strength on BN gammas",
-                                   json_schema_extra=_facts(form=True, flag="--lambda", sweep="l",
-                                                            aliases=("lambda",)))
-    prune_ratio: float = Field(0.5, ge=0.0, lt=1.0, title="Prune ratio (of the prunable channels)",
-                               description=("global fraction of the prunable channels removed (every BN's channels "
-                                            "in the reference scope, a residual group counted once; only the "
-                                            "blocks' interior channels with --prune-residual false)"),
-                               json_schema_extra=_facts(form=True, sweep="r", aliases=("ratio",)))
-    # not a sweep parameter: a suite's F (every compared run is shaped by E + F epochs) sets it
-    finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS, title="Fine-tune epochs",
-                                 description="fine-tuning epochs after pruning; at most 1000",
-                                 json_schema_extra=_facts(form=True))
-    finetune_lr: float | None = Field(None, gt=0.0, le=10.0, title="Fine-tune learning rate",
-                                       description="default: the training lr (the reference code re-runs the schedule)")
-    min_channels: int = Field(1, ge=1, le=4096, title="Minimum channels per layer", description=(
-        "per-layer guard: a layer (or a group of channels coupled by residual adds) keeps at least this many "
-        "channels (at most 4096, the widest layer at width 4)"))
-    bn_init: float | None = Field(0.5, gt=0.0, le=10.0, title="Initial BN γ",
-                                  description="initial gamma (reference code: 0.5)")
-    # departures from the authors' code (SLIMMING_DEPARTURES): unset, each takes its form's value
-    prune_residual: bool | None = Field(None, title="L1 and threshold on every BN (residual stream too)", description=(
-        "true (reference): L1 and the global threshold cover every BN, and channels coupled by residual adds are "
-        "one group, scored by its mean |gamma| and kept or removed together; false (departure "
-        "interior_only_scope): only each ResNet block's interior BN. Unset: the form's value"))
-    bn_weight_decay: float | None = Field(None, ge=0.0, le=0.1, title="Weight decay on BN γ", description=(
-        "weight decay on the prunable BN scales during sparsity training. Unset: the form's value (reference: "
-        "the run's weight decay, as the authors' code; prunelab: 0, departure no_gamma_weight_decay)"))
-
-
-MANIDP_REFERENCE_CODE = (
-    "huawei-noah/Efficient-Computing Pruning/ManiDP/models/resnet_cifar.py (MaskBlock, MaskedBasicblock)",
-    "huawei-noah/Efficient-Computing Pruning/ManiDP/main.py (train, cal_similarity_loss, adjust_remain_rate, "
-    "the threshold update after each epoch)",
-)
-MANIDP_DEPARTURES = (
-    Departure(
-        "small_gate_init", "small_gate_init", False, True,
-        summary=("gates: second Linear's weight ~ N(0, 0.1²), first Linear with a bias, hidden width C_in "
-                 "(C_in < 32) or C_in/2, no clamp; reference: both Linears Kaiming-normal, the first without "
-                 "bias, hidden width C_out (C_out < 80) or C_out/2, saliency clamped at 1000"),
-        reason=("π starts within a few tenths of 1 for every image, so training starts from the parent; the "
-                "reference's init on a parent trained without gates lets π grow with its input through the "
-                "residual stream (shapes: stage-3 π ≈ 79, logits ≈ 3e9 at the start; the reference form ended "
-                "at chance or in NaN)"),
-        effect="the shapes demo: reference against reference + small_gate_init, both terms (10.0% vs 40.2%)"),
-    Departure(
-        "post_relu_similarity_features", "post_relu_similarity_features", False, True,
-        summary=("R from ReLU(conv_b's output): the non-negative part the block passes on; reference: conv_b's "
-                 "signed BN output before the residual add"),
-        reason="T = cos(π_i, π_j) ≥ 0 can never reach a negative R",
-        effect="prunelab form against reference form (Similarity page: R heatmaps of both forms)"),
-    Departure(
-        "gates_only_similarity", "gates_only_similarity", False, True,
-        summary=("the similarity term trains the gates' own parameters toward a detached R; reference: T and R "
-                 "both attached, so the term trains the backbone as well as the gates"),
-        reason=("measured on shapes: with the backbone in the term, ||T − R|| rose (the backbone moved R while "
-                "chasing it)"),
-        effect="||T − R|| and the feature/gate rank correlation, prunelab against reference form"),
-    Departure(
-        "smoothed_gate_cosine", "smoothed_gate_cosine", False, True,
-        summary="T's cosine divides by sqrt(|π|² + 0.01²); reference: F.normalize (max(|π|, 1e-12))",
-        reason="bounds the gradient of a near-zero gate vector (a hard floor sent γ = 10 runs to NaN)",
-        effect="tests/prunelab/methods/manidp/test_gates.py (the cosine's gradient bound)"),
-    Departure(
-        "detached_complexity_weight", "detached_complexity_weight", False, True,
-        summary="λ(x_i) is computed from a detached CE_i; reference: CE_i stays attached inside λ(x_i)",
-        reason=("attached, dλ/dCE_i = −λ'/C < 0 rewards a higher loss on easy images in exchange for "
-                "sparsity; detached, λ(x_i) is only a per-image weight"),
-        effect="training loss and accuracy, prunelab against reference form"),
-    Departure(
-        "pair_quantile_thresholds", "pair_quantile_thresholds", False, True,
-        summary=("ξ^l keeps a fraction η of the (image, channel) pairs of a 2,000-image calibration sample, "
-                 "followed by a moving average within the epoch, η on a cosine over the first half of the steps; "
-                 "reference: ξ^l = the mean saliency (over the epoch's training images) of the channel at rank "
-                 "ceil(η c_l), set after every epoch from the second on, η(e) on a cosine over all epochs"),
-        reason=("once gates differ between images, channel-mean thresholds keep far fewer pairs than η (22% of "
-                "channels at η = 0.7 on shapes), so runs at the same target differed in compute"),
-        effect="density reached against the target (test_density, macs_reduction), prunelab against reference"),
-    Departure(
-        "sampled_initial_c", "sampled_initial_c", False, True,
-        summary=("C for the first epoch from the mean CE of 2,000 training images in training mode; reference: "
-                 "of the whole training set in evaluation mode"),
-        reason="one pass over 2,000 images instead of the whole training set before training starts",
-        effect="complexity_c of the first epoch (metrics.jsonl)"),
-)
-
-
-class ManiDPConfig(_MethodWithForm):
-    """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
-
-    facts: ClassVar[MethodFacts] = MethodFacts(label="ManiDP", short="manidp",
-                                               artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE),
-                                               reference_code=MANIDP_REFERENCE_CODE,
-                                               departures=MANIDP_DEPARTURES, safeguards=(
-        "every image keeps its most salient channel in every gated layer: the reference zeroes a layer whose "
-        "channels all fall below the threshold, which no sliced sub-network or sparse executor can run",))
-
-    name: Literal["manidp"] = "manidp"
-    form: Form = Field("reference", title="Form", description=FORM_DESCRIPTION,
-                       json_schema_extra=_facts(form=True))
-    lambda_prime: float = Field(0.1, ge=0.0, le=100.0, title="λ': max sparsity weight", description=(
-        "maximum sparsity weight lambda' (default by form: reference 0.1, the authors' lambda_lasso; prunelab 0.05)"),
-        json_schema_extra=_facts(form=True, sweep="lp", aliases=("lambda'",)))
-    gamma_sim: float = Field(0.1, ge=0.0, le=100.0, title="γ: similarity weight", description=(
-        "similarity-alignment weight gamma (default by form: reference 0.1, the authors' lambda_graph; prunelab 3: "
-        "on shapes, resnet20, 3 epochs, gamma = 1 lowered ||T - R|| by 9%, gamma = 3 by 36%)"),
-        json_schema_extra=_facts(form=True, sweep="g", aliases=("gamma",)))
-    gamma_c: float = Field(1.0, ge=0.0, le=10.0, title="Complexity exponent", description="complexity exponent",
-                           json_schema_extra=_facts(form=True, sweep="gc"))
-    complexity_scale: float = Field(0.5, gt=0.0, le=10.0, title="Complexity scale",
-                                    description="C = scale * previous epoch mean CE")
-    target_density: float = Field(0.7, gt=0.0, le=1.0, title="Target density",
-                                  description="fraction of channels kept per layer at the end",
-                                  json_schema_extra=_facts(form=True, sweep="d", aliases=("density",)))
-    complexity: bool = Field(True, title="Complexity-adaptive sparsity",
-                             description="complexity-adaptive sparsity (off: one weight for every image)",
-                             json_schema_extra=_facts(form=True))
-    similarity: bool = Field(True, title="Similarity alignment", description="similarity alignment term",
-                             json_schema_extra=_facts(form=True))
-    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0, title="Gate learning-rate scale")
-    probe_size: int = Field(64, ge=4, le=1024, title="Probe images",
-                            description="test images saved for the similarity pages")
-    init_from: str | None = Field(None, title="Parent run", description=(
-        "parent run whose model.pt initialises the backbone: its run id in the same runs folder (suites "
-        "record ids, never a machine's absolute path), or a run directory"))
-    # departures from the authors' code (MANIDP_DEPARTURES): unset, each takes its form's value
-    small_gate_init: bool = Field(False, title="Departure: small gate init",
-                                  description=MANIDP_DEPARTURES[0].summary)
-    post_relu_similarity_features: bool = Field(False, title="Departure: post-ReLU R",
-                                                description=MANIDP_DEPARTURES[1].summary)
-    gates_only_similarity: bool = Field(False, title="Departure: similarity trains gates only",
-                                        description=MANIDP_DEPARTURES[2].summary)
-    smoothed_gate_cosine: bool = Field(False, title="Departure: smoothed gate cosine",
-                                       description=MANIDP_DEPARTURES[3].summary)
-    detached_complexity_weight: bool = Field(False, title="Departure: detached complexity weight",
-                                             description=MANIDP_DEPARTURES[4].summary)
-    pair_quantile_thresholds: bool = Field(False, title="Departure: pair-quantile thresholds",
-                                           description=MANIDP_DEPARTURES[5].summary)
-    sampled_initial_c: bool = Field(False, title="Departure: sampled initial C",
-                                    description=MANIDP_DEPARTURES[6].summary)
-
-    @classmethod
-    def form_defaults(cls) -> dict[str, tuple[Any, Any]]:
-        return {"lambda_prime": (0.1, 0.05), "gamma_sim": (0.1, 3.0)}
-
-
-MethodConfig = Annotated[BaselineConfig | SlimmingConfig | ManiDPConfig, Field(discriminator="name")]
-# method name -> its config class, read from the union above (each class's `name` Literal); the
-# registry of methods (prunelab.methods.METHODS) registers one class per name
-METHOD_CONFIGS: dict[str, type[BaselineConfig | SlimmingConfig | ManiDPConfig]] = {
-    cls.model_fields["name"].default: cls for cls in get_args(get_args(MethodConfig)[0])}
+# the union of every method package's config class (prunelab.methods.catalog), told apart by `name`
+MethodConfig = Annotated[reduce(or_, CONFIGS.values()), Field(discriminator="name")]  # type: ignore[valid-type]
+# method name -> its config class, in the methods' order (facts.order); the registry of plug-ins
+# (prunelab.methods.METHODS) registers one class per config class
+METHOD_CONFIGS: dict[str, type[Any]] = dict(CONFIGS)
 METHOD_NAMES = tuple(METHOD_CONFIGS)
 METHOD_FACTS: dict[str, MethodFacts] = {name: cls.facts for name, cls in METHOD_CONFIGS.items()}
+DEFAULT_METHOD = METHOD_NAMES[0]  # the first method (plain training): a run config's default
 
 
 @dataclass(frozen=True)
@@ -492,7 +199,7 @@ class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    method: MethodConfig = Field(default_factory=BaselineConfig)
+    method: MethodConfig = Field(default_factory=METHOD_CONFIGS[DEFAULT_METHOD])
     suite: str | None = Field(None, description="suite this run belongs to")
 
     @field_validator("name")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelab.data.test_pack import dataset_or_pack
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.gates import get_thresholds, set_thresholds
 from prunelab.run_format import MODEL_FILE, RunStoreError
 from prunelab.store import RunDir
@@ -45,7 +46,7 @@ class GatedRun:
 
         run = RunDir(path)
         config = run.read_config()
-        if config.method.name != "manidp":
+        if config.method.name != MANIDP:
             raise ValueError(f"{path.name} is a {config.method.name!r} run; this needs a ManiDP run")
         if not run.file(MODEL_FILE).is_file():
             raise GatedModelMissing(path.name)

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunelab.config import ManiDPConfig
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.manidp.config import ManiDPConfig
+from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.run_format import MODEL_FILE
 
 DEFAULT_FORM = "prunelab"  # a run whose config names no form
@@ -58,7 +60,7 @@ def slimming_run(runs: pd.DataFrame) -> str | None:
     """The path of a finished slimming run in the preferred form, at its lowest seed, the largest λ first (the one
     whose γ piles up at zero; table order breaks ties); None when none has finished (the page then opens on the
     first run)."""
-    slim = _finished(runs, "slimming")
+    slim = _finished(runs, SLIMMING)
     if slim.empty:
         return None
     order = pd.DataFrame({"form": (slim["form"] != PREFERRED_FORM).to_numpy(),
@@ -71,7 +73,7 @@ def slimming_run(runs: pd.DataFrame) -> str | None:
 def manidp_run(runs: pd.DataFrame) -> str | None:
     """The path of the full method's run at its lowest seed, preferring one with model.pt (table order breaks
     ties); None when there is no finished ManiDP run."""
-    manidp = _finished(runs, "manidp")
+    manidp = _finished(runs, MANIDP)
     if manidp.empty:
         return None
     score = pd.DataFrame({
@@ -110,7 +112,7 @@ def _at_seed(group: pd.DataFrame, seed: object) -> str:
 def slimming_comparison(runs: pd.DataFrame, run: str | Path) -> list[str]:
     """One run per λ (ascending) in `run`'s setting, at `run`'s seed where that λ has it; `run` itself is the
     one of its own λ. Just `run` when it is not a listed slimming run."""
-    slim = _finished(runs, "slimming")
+    slim = _finished(runs, SLIMMING)
     row = _row(slim, run)
     if row is None:
         return [str(run)]
@@ -125,7 +127,7 @@ def similarity_comparison(runs: pd.DataFrame, run: str | Path) -> list[str]:
     """`run` and its twin with the similarity term switched (same seed and otherwise the same config; failing
     that, any run of its setting and seed with the term switched), the run with the term first; just `run`
     when there is none."""
-    manidp = _finished(runs, "manidp")
+    manidp = _finished(runs, MANIDP)
     row = _row(manidp, run)
     if row is None:
         return [str(run)]

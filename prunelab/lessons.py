@@ -34,6 +34,9 @@ import pandas as pd
 
 from prunelab import references
 from prunelab.config import dataset_short_name
+from prunelab.methods.baseline.config import NAME as BASELINE
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
@@ -198,7 +201,7 @@ def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]
         if found:
             setting = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
             judged.append((setting_label(setting), found))
-    pruned = table[table["method"] != "baseline"] if "method" in table else table
+    pruned = table[table["method"] != BASELINE] if "method" in table else table
     if len(judged) == 1 and pruned.groupby(keys, dropna=False).ngroups <= 1:
         return judged[0][1]
     return [replace(claim, lesson=f"{claim.lesson} ({label})") for label, found in judged for claim in found]
@@ -237,12 +240,12 @@ def budget_claims(table: pd.DataFrame) -> list[Claim]:
 
 def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
     """Figure 4 of Liu et al. (2017), within each form of slimming (`_per_form`)."""
-    return _per_form(table, "slimming", _slimming_form_claims)
+    return _per_form(table, SLIMMING, _slimming_form_claims)
 
 
 def _slimming_form_claims(table: pd.DataFrame) -> list[Claim]:
     """Figure 4 of Liu et al. (2017): |γ| piles up at zero as λ grows, so pruning barely hurts."""
-    slim = table[table["method"] == "slimming"] if "method" in table else table.iloc[0:0]
+    slim = table[table["method"] == SLIMMING] if "method" in table else table.iloc[0:0]
     if slim.empty or "sparsity_lambda" not in slim:
         return []
     lambdas = sorted(float(v) for v in slim["sparsity_lambda"].dropna().unique())
@@ -280,7 +283,7 @@ def _manidp_rows(table: pd.DataFrame, complexity: bool, similarity: bool) -> pd.
         return pd.Series(False, index=table.index)
     flags = table["complexity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
     sims = table["similarity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
-    return (table["method"] == "manidp") & (flags == complexity) & (sims == similarity)
+    return (table["method"] == MANIDP) & (flags == complexity) & (sims == similarity)
 
 
 MANIDP_VARIANT_NAMES = {(False, False): "neither", (True, False): "complexity only",
@@ -357,7 +360,7 @@ def method_forms(table: pd.DataFrame, method: str) -> list[str]:
 
 def manidp_forms(table: pd.DataFrame) -> list[str]:
     """The forms of the ManiDP runs in `table` (`method_forms`)."""
-    return method_forms(table, "manidp")
+    return method_forms(table, MANIDP)
 
 
 def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
@@ -381,7 +384,7 @@ def _per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], 
 def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
     """Tang et al. (2021), each term against its control (the same variant with that term switched off),
     within each form of ManiDP (`_per_form`). `figure` keeps only the claims judged on that figure."""
-    return _per_form(table, "manidp", lambda part: _manidp_form_claims(part, figure))
+    return _per_form(table, MANIDP, lambda part: _manidp_form_claims(part, figure))
 
 
 def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
@@ -418,8 +421,8 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
     if "epochs_total" not in table or "method" not in table:
         return []
     claims = []
-    baselines = table[table["method"] == "baseline"]
-    pruned = table[table["method"].isin(["slimming", "manidp"])]
+    baselines = table[table["method"] == BASELINE]
+    pruned = table[table["method"].isin([SLIMMING, MANIDP])]
     for (method, variant, budget), group in pruned.groupby(["method", "variant", "epochs_total"], dropna=True):
         peers = baselines[baselines["epochs_total"] == budget]
         if peers.empty:
@@ -432,7 +435,7 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
         fewer = f" at {reduction.mean:.1%}{spread} fewer MACs" if reduction.n else ""
         result = BUDGET_REFERENCES[method]
         change = result.top1 - result.baseline_top1
-        paper = (f"{'Network Slimming' if method == 'slimming' else 'ManiDP'}: {result.model} on CIFAR-10, "
+        paper = (f"{'Network Slimming' if method == SLIMMING else 'ManiDP'}: {result.model} on CIFAR-10, "
                  f"{result.setting}, {'gains' if change >= 0 else 'loses'} {abs(change):.2f} points "
                  f"({result.top1:.2f}% vs {result.baseline_top1:.2f}% unpruned) at −{result.flops_reduction:.1%} "
                  f"FLOPs after {result.budget}.")
@@ -450,8 +453,8 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
 
 # the paper's result each method's budget claim sets the runs against
 BUDGET_REFERENCES = {
-    "slimming": next(r for r in references.PUBLISHED if r.method == "slimming" and r.model == "VGG-19"),
-    "manidp": next(r for r in references.PUBLISHED if r.method == "manidp" and r.model == "ResNet-56"),
+    SLIMMING: next(r for r in references.PUBLISHED if r.method == SLIMMING and r.model == "VGG-19"),
+    MANIDP: next(r for r in references.PUBLISHED if r.method == MANIDP and r.model == "ResNet-56"),
 }
 
 
@@ -482,7 +485,7 @@ EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MAC
 def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
     """The ManiDP variants of `variant_groups(...)` with the paper's tests and gate dynamism as 'mean ± std'
     texts, one row per variant (its form in the variant's name)."""
-    rows = groups[groups["method"] == "manidp"] if "method" in groups else groups.iloc[0:0]
+    rows = groups[groups["method"] == MANIDP] if "method" in groups else groups.iloc[0:0]
     out = []
     for _, row in rows.iterrows():
         entry = {"variant": row["variant"], "epochs in all": row["epochs_total"], "seeds": row["seeds"]}

@@ -28,15 +28,18 @@ import pandas as pd
 
 from prunelab import analysis, lessons
 from prunelab.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.config import METHOD_FACTS
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.ownership import effective_state
 from prunelab.run_format import ACTIVE_STATES, RunStoreError
 from prunelab.store import RunDir
 
 log = logging.getLogger("prunelab.live")
 
-PHASE_LABELS = {"train": "training", "sparsity": "sparsity training", "finetune": "fine-tune"}
+PHASE_LABELS = {"train": "training"} | {phase: label for facts in METHOD_FACTS.values()
+                                         for phase, label in facts.phase_labels}
 # what a method does to the model between two of its phases (Trainer: method.between_phases)
-BOUNDARY_LABELS = {("sparsity", "finetune"): "prune"}
+BOUNDARY_LABELS = {pair: label for facts in METHOD_FACTS.values() for pair, label in facts.boundary_labels}
 LAYER_DENSITY_PREFIX = "test_density_"  # ManiDP: test density of one gated layer per epoch
 CURVE_COLUMNS = ["train_loss", "train_ce", "test_loss", "train_acc", "test_acc"]
 
@@ -238,7 +241,7 @@ def strip_run(runs: pd.DataFrame, dataset: str | None = None) -> str | None:
     finished one (of `dataset` when given) with both terms on if there is one, lowest seed first."""
     if runs.empty or "demo" not in runs:
         return None
-    rows = runs[runs["demo"].astype(bool) & (runs["method"] == "manidp") & (runs["state"] == "done")
+    rows = runs[runs["demo"].astype(bool) & (runs["method"] == MANIDP) & (runs["state"] == "done")
                 & runs["problem"].isna()]
     if dataset is not None:
         rows = rows[rows["dataset"] == dataset]

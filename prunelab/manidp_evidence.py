@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.report import (
     macs_cv,
     quintile_gap,
@@ -140,7 +141,7 @@ def matched_accuracy(table: pd.DataFrame, reduction: float) -> pd.DataFrame:
     what-if curve: variant, seed, its own reduction and accuracy, and the accuracy at `reduction` (NaN outside
     its curve)."""
     rows = []
-    for _, row in table[table["method"] == "manidp"].iterrows():
+    for _, row in table[table["method"] == MANIDP].iterrows():
         curve = accuracy_curve(row["path"])
         if curve.empty:
             continue

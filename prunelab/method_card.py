@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunelab.config import METHOD_FACTS, Departure
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _slimming_formulas(c: Any) -> list[Formula]:
     ]
 
 
-FORMULAS = {"manidp": _manidp_formulas, "slimming": _slimming_formulas}
+FORMULAS = {MANIDP: _manidp_formulas, SLIMMING: _slimming_formulas}
 
 
 def method_card(config: Any) -> MethodCard:

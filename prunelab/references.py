@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 SLIMMING_PAPER = "Liu et al., Learning Efficient Convolutional Networks through Network Slimming, ICCV 2017"
@@ -34,7 +37,7 @@ MANIDP_BUDGET_TEXT = "400 epochs of training with the gates, starting from a pre
 class PublishedResult:
     """One result as the paper states it (CIFAR-10, top-1 in percent, FLOPs reduction as a fraction)."""
 
-    method: str  # "slimming" or "manidp", as PruneLab names its methods
+    method: str  # the method's name in PruneLab (prunelab.methods.<name>.config.NAME)
     model: str
     top1: float  # percent
     baseline_top1: float  # percent, the paper's unpruned model
@@ -48,7 +51,7 @@ class PublishedResult:
     @property
     def label(self) -> str:
         """'ManiDP ResNet-56 · 400 epochs from a pretrained model'."""
-        name = "ManiDP" if self.method == "manidp" else "Slimming"
+        name = "ManiDP" if self.method == MANIDP else "Slimming"
         return f"{name} {self.model} · {self.budget}"
 
     @property
@@ -65,18 +68,18 @@ def _error_to_top1(error: float) -> float:
 
 
 PUBLISHED: tuple[PublishedResult, ...] = (
-    PublishedResult("slimming", "VGG-19", _error_to_top1(6.20), _error_to_top1(6.34), 0.510,
+    PublishedResult(SLIMMING, "VGG-19", _error_to_top1(6.20), _error_to_top1(6.34), 0.510,
                     "70% of all BN channels pruned (parameters -88.5%)", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT,
                     SLIMMING_PAPER),
-    PublishedResult("slimming", "ResNet-164", _error_to_top1(5.08), _error_to_top1(5.42), 0.237,
+    PublishedResult(SLIMMING, "ResNet-164", _error_to_top1(5.08), _error_to_top1(5.42), 0.237,
                     "40% of all BN channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
-    PublishedResult("slimming", "ResNet-164", _error_to_top1(5.27), _error_to_top1(5.42), 0.449,
+    PublishedResult(SLIMMING, "ResNet-164", _error_to_top1(5.27), _error_to_top1(5.42), 0.449,
                     "60% of all BN channels pruned", SLIMMING_BUDGET, SLIMMING_BUDGET_TEXT, SLIMMING_PAPER),
-    PublishedResult("manidp", "ResNet-20", _error_to_top1(7.95), _error_to_top1(7.78), 0.542,
+    PublishedResult(MANIDP, "ResNet-20", _error_to_top1(7.95), _error_to_top1(7.78), 0.542,
                     "per-image sub-networks", MANIDP_BUDGET, MANIDP_BUDGET_TEXT, MANIDP_PAPER),
-    PublishedResult("manidp", "ResNet-32", _error_to_top1(7.85), _error_to_top1(7.34), 0.632,
+    PublishedResult(MANIDP, "ResNet-32", _error_to_top1(7.85), _error_to_top1(7.34), 0.632,
                     "per-image sub-networks", MANIDP_BUDGET, MANIDP_BUDGET_TEXT, MANIDP_PAPER),
-    PublishedResult("manidp", "ResNet-56", _error_to_top1(6.36), _error_to_top1(6.30), 0.624,
+    PublishedResult(MANIDP, "ResNet-56", _error_to_top1(6.36), _error_to_top1(6.30), 0.624,
                     "per-image sub-networks", MANIDP_BUDGET, MANIDP_BUDGET_TEXT, MANIDP_PAPER),
 )
 

@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.analysis import prune_ratio_phrase
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
-from prunelab.config import METHOD_FIELDS, RunConfig, dataset_short_name
+from prunelab.config import METHOD_FACTS, METHOD_FIELDS, RunConfig, dataset_short_name
 from prunelab.ownership import effective_state, owner_alive
 from prunelab.run_format import (
     CONFIG_FILE,
@@ -231,17 +230,8 @@ def _broken_row(info: BrokenRun) -> dict[str, Any]:
 
 def method_settings(row: Any) -> str:
     """The hyperparameters that tell runs of one method apart, e.g. 'λ=0.0001, prune 50% of all channels'."""
-    if row["method"] == "slimming":
-        return (f"λ={row['sparsity_lambda']:g}, "
-                f"{prune_ratio_phrase(row['prune_ratio'], row.get('prune_residual'), row.get('model'))}")
-    if row["method"] == "manidp":
-        terms = [name for name in ("complexity", "similarity") if _is_true(row[name])]
-        return f"λ'={row['lambda_prime']:g}, γ={row['gamma_sim']:g}, terms: {' + '.join(terms) or 'none'}"
-    return ""
-
-
-def _is_true(value: Any) -> bool:
-    return isinstance(value, bool | np.bool_) and bool(value)
+    facts = METHOD_FACTS.get(str(row["method"]))
+    return facts.settings(row) if facts is not None and facts.settings is not None else ""
 
 
 def run_label(row: Any) -> str:

@@ -20,7 +20,7 @@ Registered suites (`SUITES`):
 - `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS (or the `lambdas` given: the CLI's `--lambdas`);
   the ManiDP ablation (neither term, complexity only, similarity only, both) from `pretrain`.
 - `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
-Method settings. `method_settings={"manidp": {"target_density": 0.65}}` sets fields of every run of that method
+Method settings. `method_settings={MANIDP: {"target_density": 0.65}}` sets fields of every run of that method
 (the CLI: `suite demo --target-density 0.65`); a field the suite sets itself (a swept value, slimming's
 `finetune_epochs`, the ablation's two terms) or a method the suite does not run is refused.
 `sweep(method, param, values)` builds a one-parameter sweep over a sweep parameter of a method
@@ -46,6 +46,9 @@ from prunelab.config import (
     RunConfig,
     describe_validation_error,
 )
+from prunelab.methods.baseline.config import NAME as BASELINE
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 
 DEMO_EPOCHS = 3
 DEMO_FINETUNE_EPOCHS = 3
@@ -204,9 +207,9 @@ def _swept_key(param: str, value: float) -> str:
 
 
 def _baseline(base: RunConfig, suite_id: str, prefix: str, epochs: int, seed: int | None = None,
-              label: str = "baseline") -> SuiteRun:
+              label: str = BASELINE) -> SuiteRun:
     key = _key(label, seed)
-    config = _run_config(base, suite_id, f"{prefix}-{key}", {"name": "baseline"}, epochs, seed)
+    config = _run_config(base, suite_id, f"{prefix}-{key}", {"name": BASELINE}, epochs, seed)
     return SuiteRun(key, config)
 
 
@@ -229,7 +232,7 @@ def _slimming_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int, fin
     runs = []
     for lam in lambdas:
         key = _key(_swept_key("sparsity_lambda", lam), seed)
-        method = _method("slimming", {"sparsity_lambda": lam, "finetune_epochs": finetune}, settings)
+        method = _method(SLIMMING, {"sparsity_lambda": lam, "finetune_epochs": finetune}, settings)
         runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, epochs, seed)))
     return runs
 
@@ -248,8 +251,8 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
     """The four ManiDP rows, `epochs` (E + F - P) each from this seed's `pretrain`, at lr * `lr_scale`."""
     runs, tuned = [], finetune_base(base, lr_scale)
     for label, complexity, similarity in MANIDP_ABLATION:
-        key = _key(f"{METHOD_FACTS['manidp'].short}-{label}", seed)
-        method = _method("manidp", {"complexity": complexity, "similarity": similarity}, settings)
+        key = _key(f"{METHOD_FACTS[MANIDP].short}-{label}", seed)
+        method = _method(MANIDP, {"complexity": complexity, "similarity": similarity}, settings)
         config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, epochs, seed)
         runs.append(SuiteRun(key, config, _key("pretrain", seed)))
     return runs
@@ -280,7 +283,7 @@ def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epoch
            manidp_lr_scale: float | None = None) -> Suite:
     """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (P) and
     ManiDP (E + F - P)."""
-    _check_settings(settings, ["slimming"] * slimming + ["manidp"] * manidp, name)
+    _check_settings(settings, [SLIMMING] * slimming + [MANIDP] * manidp, name)
     if lambdas is not None and not slimming:
         raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
     _check_manidp_phase(pretrain_epochs, manidp_lr_scale, manidp, f"suite {name}")
@@ -319,7 +322,7 @@ def slimming_suite(base: RunConfig | None = None, epochs: int | None = None,
                    manidp_lr_scale: float | None = None) -> Suite:
     """Baseline and Network Slimming at `lambdas` (default SLIMMING_LAMBDAS: the gamma-distribution
     comparison)."""
-    return _suite("slimming", base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
+    return _suite(SLIMMING, base, epochs, finetune_epochs, seeds, slimming=True, manidp=False,
                   settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
                   manidp_lr_scale=manidp_lr_scale)
 
@@ -387,26 +390,26 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
     if len(set(values)) != len(values):
         raise ValueError(f"sweep values repeat: {list(values)}")
     _check_settings(method_settings, [method], f"sweep over {param}")
-    _check_manidp_phase(pretrain_epochs, manidp_lr_scale, method == "manidp", f"a {method} sweep")
+    _check_manidp_phase(pretrain_epochs, manidp_lr_scale, method == MANIDP, f"a {method} sweep")
     base = base_config or RunConfig()
     budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     short = METHOD_FACTS[method].short
     name = f"sweep-{short}-{param}"
     suite_id = _suite_id(name)
     prefix = f"sweep-{short}"
-    with_baseline = (method == "manidp") if baseline is None else baseline
+    with_baseline = (method == MANIDP) if baseline is None else baseline
     runs: list[SuiteRun] = []
     for seed in _seeds(seeds):
         if with_baseline:
             runs.append(_baseline(base, suite_id, prefix, budget.total, seed))
-        parent = _key("pretrain", seed) if method == "manidp" else None
+        parent = _key("pretrain", seed) if method == MANIDP else None
         if parent is not None:
             runs.append(_baseline(base, suite_id, prefix, budget.pretrain, seed, label="pretrain"))
         swept_base = finetune_base(base, manidp_lr_scale) if parent else base
         for value in values:
             key = _key(_swept_key(param, value), seed)
             fixed: dict[str, Any] = {param: value}
-            if method == "slimming":
+            if method == SLIMMING:
                 fixed["finetune_epochs"] = budget.finetune
             config = _run_config(swept_base, suite_id, f"sweep-{key}", _method(method, fixed, method_settings),
                                  budget.manidp if parent else budget.epochs, seed)

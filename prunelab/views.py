@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.run_format import (
     DENSE_MODEL_FILE,
     MODEL_FILE,
@@ -405,7 +407,7 @@ def precompute_folder(runs_dir: str | Path, densities: Sequence[float] = DENSITY
 
     written: list[Path] = []
     for entry in sorted(RunStore(runs_dir).iter_runs(), key=lambda info: info.run_id):
-        if entry.state != "done" or entry.config.method.name not in ("manidp", "slimming"):
+        if entry.state != "done" or entry.config.method.name not in (MANIDP, SLIMMING):
             continue
         run_report = (lambda fraction, message, run=entry.path: report(run, fraction, message)) if report else None
         written += precompute(entry.path, densities, report=run_report)

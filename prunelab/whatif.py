@@ -35,6 +35,7 @@ from scipy.stats import rankdata
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
 from prunelab.gated_run import gated_run, model_key
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.gates import set_thresholds
 from prunelab.run_format import PER_IMAGE_FILE, RunStoreError
 
@@ -224,4 +225,4 @@ def target_density(run_dir: str | Path) -> float | None:
         method = RunDir(run_dir).read_config().method
     except RunStoreError:
         return None
-    return float(method.target_density) if method.name == "manidp" else None
+    return float(method.target_density) if method.name == MANIDP else None

@@ -27,10 +27,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from app_browser import PAGE_TIMEOUT_MS, AppBrowserError, launch, serve_app, wait_until_idle  # noqa: E402
 
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
+
 CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
 FIRST_VIEW = f"{CHARTS}, [data-testid='stDataFrame']"  # the Runs page opens on its table
-PAGES = ("", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed")
-RUN_PAGES = {"live": None, "slimming": "slimming", "per_image": "manidp", "similarity": "manidp"}
+PAGES = ("", "runs", "live", SLIMMING, "per_image", "similarity", "ablations", "speed")
+RUN_PAGES = {"live": None, SLIMMING: SLIMMING, "per_image": MANIDP, "similarity": MANIDP}
 IDLE_TIMEOUT_S = 120.0  # an interaction still running after this counts as a problem
 SLOW_S = 5.0  # the bar: no page's first chart, no interaction, later than this on a warm server
 
@@ -66,10 +69,10 @@ def demo_visits() -> list[tuple[str, str]]:
     for folder in results.demo_run_dirs():
         table = results.runs_table([folder])
         demo = folder.name.removesuffix("_runs")
-        runs = {"manidp": lesson_runs.manidp_run(table), "slimming": None, None: None}
-        slim = table[(table["method"] == "slimming") & (table["state"] == "done")]
-        runs["slimming"] = str(slim["path"].iloc[0]) if len(slim) else None
-        runs[None] = runs["manidp"] or runs["slimming"]
+        runs = {MANIDP: lesson_runs.manidp_run(table), SLIMMING: None, None: None}
+        slim = table[(table["method"] == SLIMMING) & (table["state"] == "done")]
+        runs[SLIMMING] = str(slim["path"].iloc[0]) if len(slim) else None
+        runs[None] = runs[MANIDP] or runs[SLIMMING]
         for page in PAGES:
             run = runs[RUN_PAGES[page]] if page in RUN_PAGES else None
             query = f"?run={Path(run).name}" if run else ""

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prunelab.manidp_evidence import backfill  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
 from prunelab.store import RunDir, RunInfo, RunStore  # noqa: E402
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for root in args.runs:
         for info in RunStore(root).iter_runs():
-            if info.config.method.name != "manidp" or info.status.get("state") != "done":
+            if info.config.method.name != MANIDP or info.status.get("state") != "done":
                 continue
             if args.parents is not None:
                 source = add_parent_loss(info, args.parents)

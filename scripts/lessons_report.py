@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prunelab import analysis, lessons, manidp_evidence  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.results import runs_table  # noqa: E402
 
 FIGURES = [("test_acc", "test accuracy", ".3f"), ("macs_per_image", "MMACs / image", ".2f"),
@@ -50,7 +51,7 @@ def report(root: Path) -> str:
         lines += ["", "ManiDP by the paper's own tests, per form (mean ± std over seeds):", "",
                   "| " + " | ".join(evidence.columns) + " |", "|---" * len(evidence.columns) + "|"]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in evidence.itertuples(index=False)]
-    manidp = table[table["method"] == "manidp"]
+    manidp = table[table["method"] == MANIDP]
     if not manidp.empty:
         matched = manidp_evidence.matched_accuracy(table, float(manidp["macs_reduction"].median()))
         if not matched.empty:

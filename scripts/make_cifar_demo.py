@@ -60,6 +60,8 @@ from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
 from prunelab.suites import (  # noqa: E402
@@ -101,7 +103,7 @@ MANIDP_LR_SCALE = 1.0
 # the method fields this script sets for every run of the method (each has its prunelab CLI flag, which is
 # also this script's flag): passed to the suite command, and checked by settings_drift before --continue;
 # the slimming lambdas are set per run (--lambdas) and checked per seed
-SCRIPT_SETTINGS = {"manidp": ("target_density", "lambda_prime"), "slimming": ("prune_ratio",)}
+SCRIPT_SETTINGS = {MANIDP: ("target_density", "lambda_prime"), SLIMMING: ("prune_ratio",)}
 SIZE_BUDGET = 25_000_000  # with the 15 MB shapes demo, assets/ stays under 40 MB
 # trained first by --continue: the runs the demo's quality bar compares (baseline; ManiDP with both terms,
 # after its parent; slimming at the middle lambda), seed 0's then seed 1's, so early sessions already show
@@ -158,7 +160,7 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
     lambdas = sorted(args.lambdas)
     drift, slimming = [], {}
     epochs = suite_budget(args.epochs, args.finetune_epochs, args.pretrain_epochs)  # the suite's own split
-    split = {"pretrain": epochs.pretrain, "manidp": epochs.manidp}
+    split = {"pretrain": epochs.pretrain, MANIDP: epochs.manidp}
     manidp_lr = finetune_base(RunConfig(), args.manidp_lr_scale).train.lr  # the suite's own rule
     for run in RunStore(work).scan():
         if not isinstance(run, RunInfo):
@@ -172,10 +174,10 @@ def settings_drift(work: Path, args: argparse.Namespace) -> list[str]:
             have, wanted = getattr(method, field), getattr(args, field)
             if have != wanted:
                 drift.append(f"{name}: {field} {have}, this script gives {wanted}")
-        if method.name == "manidp" and not math.isclose(run.config.train.lr, manidp_lr):
+        if method.name == MANIDP and not math.isclose(run.config.train.lr, manidp_lr):
             drift.append(f"{name}: lr {run.config.train.lr:g}, this script gives {manidp_lr:g} "
                          f"(--manidp-lr-scale {args.manidp_lr_scale:g})")
-        if method.name == "slimming":
+        if method.name == SLIMMING:
             slimming.setdefault(run.config.train.seed, []).append(method.sparsity_lambda)
     for seed, have in sorted(slimming.items()):
         if sorted(have) != lambdas:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from precompute_views import precompute_views  # noqa: E402
 
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
@@ -103,7 +104,7 @@ def _what_if_model(path: Path) -> bool:
         config = RunDir(path.parent).read_config()
     except RunStoreError:
         return False
-    return config.method.name == "manidp" and config.train.seed == 0
+    return config.method.name == MANIDP and config.train.seed == 0
 
 
 def main(argv: list[str] | None = None) -> int:

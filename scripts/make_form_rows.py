@@ -35,16 +35,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.analysis import MANIDP_VARIANTS  # noqa: E402
-from prunelab.config import MANIDP_DEPARTURES, SLIMMING_DEPARTURES, RunConfig  # noqa: E402
+from prunelab.config import RunConfig  # noqa: E402
+from prunelab.methods.manidp.config import MANIDP_DEPARTURES, MANIDP_VARIANTS  # noqa: E402
+from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
+from prunelab.methods.slimming.config import SLIMMING_DEPARTURES  # noqa: E402
 from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
 
 ROW_LABELS = {label.replace(" only", ""): key for key, label in MANIDP_VARIANTS.items()}  # both, neither, ...
 DEPARTURE_FIELDS = {d.name: d.field for d in (*MANIDP_DEPARTURES, *SLIMMING_DEPARTURES)}
-METHOD_DEPARTURES = {"manidp": {d.name for d in MANIDP_DEPARTURES},
-                     "slimming": {d.name for d in SLIMMING_DEPARTURES}}
+METHOD_DEPARTURES = {MANIDP: {d.name for d in MANIDP_DEPARTURES},
+                     SLIMMING: {d.name for d in SLIMMING_DEPARTURES}}
 
 
 def new_method(template: dict[str, Any], form: str, departures: list[str],
@@ -65,7 +68,7 @@ def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list
     for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
         raw = json.loads((path / "config.json").read_text())
         method = raw.get("method", {})
-        if method.get("name") != "manidp" or "-manidp-" not in str(raw.get("name")):
+        if method.get("name") != MANIDP or "-manidp-" not in str(raw.get("name")):
             continue
         if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
             continue  # templates: the shipped runs written before forms (the prunelab form)
@@ -88,7 +91,7 @@ def plan_slimming_rows(runs: Path, tag: str, form: str,
     for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
         raw = json.loads((path / "config.json").read_text())
         method = raw.get("method", {})
-        if method.get("name") != "slimming" or "-slim-" not in str(raw.get("name")):
+        if method.get("name") != SLIMMING or "-slim-" not in str(raw.get("name")):
             continue
         if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
             continue
@@ -139,7 +142,7 @@ def train_all(work: Path, jobs: list[str], max_concurrent: int) -> dict[str, str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, help="the demo's runs folder, e.g. assets/demo_runs")
-    parser.add_argument("--method", choices=sorted(METHOD_DEPARTURES), default="manidp",
+    parser.add_argument("--method", choices=sorted(METHOD_DEPARTURES), default=MANIDP,
                         help="the method whose shipped rows are copied (default manidp)")
     parser.add_argument("--tag", required=True, help=("inserted after 'manidp-' in the new runs' names; '' retrains "
                                                       "the shipped runs in place with today's code"))
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if foreign:
         parser.error(f"{foreign} are not departures of {args.method}; allowed: "
                      f"{', '.join(sorted(METHOD_DEPARTURES[args.method]))}")
-    if args.method == "slimming":
+    if args.method == SLIMMING:
         if not args.tag:
             parser.error("--method slimming needs a --tag (the shipped slimming rows stay as they are)")
         planned = plan_slimming_rows(args.runs, args.tag, args.form, args.departure)

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prunelab.config import RunConfig  # noqa: E402
+from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.ray_backend import RaySuiteRunner, import_ray  # noqa: E402
 from prunelab.store import RunDir  # noqa: E402
 from prunelab.suites import Suite, SuiteRun  # noqa: E402
@@ -32,7 +33,7 @@ def shapes_run(epochs: int) -> Suite:
         "data": {"dataset": "shapes", "train_size": 2000, "test_size": 500},
         "model": {"name": "vgg11", "width": 0.25},
         "train": {"epochs": epochs, "batch_size": 50, "lr": 0.05, "device": "cpu"},
-        "method": {"name": "slimming", "sparsity_lambda": 0.0},
+        "method": {"name": SLIMMING, "sparsity_lambda": 0.0},
     })
     return Suite("cancel-check", "cancel-check", (SuiteRun("run", config),))
 

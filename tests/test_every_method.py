@@ -177,9 +177,9 @@ def stop_in_second_epoch() -> Progress:
 def test_method_trains_resumes_loads_and_renders(method: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "data-cache"))
-    # two epochs in all (slimming: one of sparsity training, one of fine-tuning), four batches each
-    config = (tiny_config(method, epochs=1, finetune_epochs=1, **TINY) if method == "slimming"
-              else tiny_config(method, epochs=2, **TINY))
+    # two epochs in all (a method that fine-tunes: one of training, one of fine-tuning), four batches each
+    config = (tiny_config(method, epochs=1, finetune_epochs=1, **TINY)
+              if "finetune_epochs" in METHOD_CONFIGS[method].model_fields else tiny_config(method, epochs=2, **TINY))
     runs = tmp_path / "runs"
     run = RunStore(runs).create(config, method)
     with pytest.raises(Cancelled):

@@ -16,7 +16,9 @@ REPO = TESTS.parent
 MODULES = sorted(path for path in TESTS.rglob("*.py") if path != Path(__file__).resolve())
 # a browser: Playwright; Ray: the Ray backend or a Ray instance of the test's own
 BROWSER = re.compile(r"\bplaywright\b")
-RAY = re.compile(r"\bray\.init\(|\bimport ray\b|\bray_backend\b|RaySuiteRunner|\"--backend\", \"ray\"")
+# (an import or a call, not a module name quoted in a string, as the import-graph tests do)
+RAY = re.compile(r"\bray\.init\(|^\s*import ray\b|^\s*from prunelab(\.ray_backend\b| import ray_backend\b)|"
+                 r"\bray_backend\.|RaySuiteRunner|\"--backend\", \"ray\"", re.M)
 
 
 def marks(node: ast.AST | None) -> set[str]:

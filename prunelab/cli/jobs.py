@@ -28,6 +28,7 @@ from prunelab.cli.args import (
 from prunelab.cli.display import ProgressBar, format_table, watch_suite
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
 from prunelab.config import SWEEP_PARAMS, RunConfig
+from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.progress import accuracy_text
 from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
@@ -139,7 +140,7 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
     from prunelab.suites import SUITES, build_suite, parse_values, sweep
 
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
-    base = config_from_args("baseline", common)  # data, model and training flags, validated
+    base = config_from_args(BASELINE, common)  # data, model and training flags, validated
     settings = {method: {field: value for field, (_, value) in fields.items()}
                 for method, fields in method_settings_from_args(args, skip=SUITE_SET_FIELDS).items()}
     check_dataset_available(base)

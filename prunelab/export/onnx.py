@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunelab.config import METHOD_FACTS
 from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
 from prunelab.latency import measure_latency_ms
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.store import RunDir
 
@@ -38,11 +40,9 @@ TOLERANCE = 1e-3  # largest |onnxruntime - PyTorch| logit difference accepted, t
 CHECK_IMAGES = 64
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 LATENCY_REPEATS = {1: 30, 64: 8}  # batch size -> timed repeats (median reported), as the slimming summary
-KINDS = {"baseline": "baseline network", "slimming": "compact slimming network (pruned, fine-tuned)",
-         "manidp": "dense ManiDP network with its gates"}
-MANIDP_NOTE = ("ONNX runs the ManiDP model densely with masks, not sparsely: every channel of every gated layer "
-               "is computed and the pruned ones are multiplied by zero, so it costs the dense MACs plus the "
-               "gates' for every image; the per-image savings need PruneLab's sparse executor.")
+KINDS = {name: facts.model_kind for name, facts in METHOD_FACTS.items()}  # what each method's model.pt is
+NOTES = {name: facts.model_note for name, facts in METHOD_FACTS.items() if facts.model_note}
+MANIDP_NOTE = next(iter(NOTES.values()), "")  # the dense-with-masks note (a gated method's facts)
 
 
 @dataclass
@@ -119,11 +119,11 @@ def export_onnx(run: RunDir, out: str | Path, check_images: int = CHECK_IMAGES) 
     summary = run.read_summary()
     method = config.method.name
     macs = summary.get("macs_per_image")
-    if method == "manidp" and summary.get("macs_dense") is not None:
+    if method == MANIDP and summary.get("macs_dense") is not None:
         macs = float(summary["macs_dense"]) + float(summary.get("gate_macs_per_image") or 0.0)
     return OnnxExport(
         path=out, run_id=run.run_id, method=method, kind=KINDS.get(method, f"{method} network"),
-        note=MANIDP_NOTE if method == "manidp" else None, bytes=out.stat().st_size,
+        note=NOTES.get(method), bytes=out.stat().st_size,
         params=sum(p.numel() for p in model.parameters()), macs_per_image=macs, opset=opset,
         images_checked=int(images.shape[0]), checked_on=checked_on, max_abs_diff=diff,
         export_s=time.time() - started)

@@ -41,6 +41,8 @@ import torch
 from prunelab import results
 from prunelab.config import RunConfig
 from prunelab.export.common import ExportError, check_writable_folder
+from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.run_format import METRICS_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.store import RunDir
 
@@ -138,9 +140,9 @@ def write_run(run: RunDir, log_dir: Path) -> TensorBoardRun:
     record = TensorBoardRun(run.run_id, log_dir)
     with SummaryWriter(log_dir=str(log_dir)) as writer:
         _scalars(writer, rows, record)
-        if config.method.name == "slimming":
+        if config.method.name == SLIMMING:
             _gamma_histograms(writer, run, record)
-        if config.method.name == "manidp":
+        if config.method.name == MANIDP:
             _manidp(writer, run, record, step=_total_epochs(rows))
         record.hparams = flat_hparams(config)
         record.final = final_figures(run)

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from prunelab.config import METHOD_CONFIGS, METHOD_FACTS, MethodFacts, RunConfig
+from prunelab.methods.catalog import load_plugins
 from prunelab.run_format import (
     atomic_write_json,
     atomic_write_npz,
@@ -189,17 +190,17 @@ class PruningMethod:
 METHODS: dict[str, type[PruningMethod]] = {}
 
 
-def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
-    """Register a method under the `name` of its config class (prunelab.config.METHOD_CONFIGS), which
-    becomes `cls.config_class`, and whose `facts` (label, short name, artefacts: prunelab.config.MethodFacts;
-    the facts of each field are prunelab.config.METHOD_PARAMS[name]) become `cls.facts`: a method without
-    a config, or a config without a method, is an error."""
-    if name not in METHOD_CONFIGS:
-        raise ValueError(f"method {name!r} has no config class in prunelab.config.MethodConfig")
+def register_method(config_class: type[BaseModel]) -> Callable[[type[PruningMethod]], type[PruningMethod]]:
+    """Register a plug-in for its package's config class (`METHOD_CONFIG` of `<package>/config.py`, collected
+    by prunelab.methods.catalog): the class becomes `cls.config_class`, its `name` `cls.name` and its `facts`
+    (prunelab.methods.spec.MethodFacts) `cls.facts`. A config class outside the catalog is an error."""
+    name = config_class.model_fields["name"].default
+    if METHOD_CONFIGS.get(name) is not config_class:
+        raise ValueError(f"{config_class.__name__} is not the config class of a method package (prunelab.methods)")
 
     def decorate(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name
-        cls.config_class = METHOD_CONFIGS[name]
+        cls.config_class = config_class
         cls.facts = METHOD_FACTS[name]
         METHODS[name] = cls
         return cls
@@ -208,6 +209,7 @@ def register_method(name: str) -> Callable[[type[PruningMethod]], type[PruningMe
 
 
 def get_method(name: str) -> type[PruningMethod]:
+    load_plugins()
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; allowed: {', '.join(sorted(METHODS))}")
     return METHODS[name]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from prunelab.config import MANIDP_DEPARTURES
+from prunelab.methods.manidp.config import MANIDP_DEPARTURES
 from tests.pages.page_helpers import fixture_run
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"

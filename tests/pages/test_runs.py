@@ -17,11 +17,11 @@ from prunelab.config import (
     DataConfig,
     ModelConfig,
     RunConfig,
-    SlimmingConfig,
     TrainConfig,
     field_bounds,
 )
 from prunelab.jobs import JobManager
+from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,17 +20,17 @@ from prunelab import resources, suites
 from prunelab.cli import main
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
-    BaselineConfig,
     DataConfig,
-    ManiDPConfig,
     ModelConfig,
     RunConfig,
-    SlimmingConfig,
     TrainConfig,
     describe_validation_error,
     field_bounds,
 )
 from prunelab.data import DatasetError, clear_memory_cache, load_dataset
+from prunelab.methods.baseline.config import BaselineConfig
+from prunelab.methods.manidp.config import ManiDPConfig
+from prunelab.methods.slimming.config import SlimmingConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

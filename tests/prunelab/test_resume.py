@@ -13,25 +13,30 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.config import RunConfig
+from prunelab.config import METHOD_CONFIGS, RunConfig
 from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS
+from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.progress import Cancelled, Progress
 from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # every test trains, stops and resumes real runs
 
-METHOD_FIELDS: dict[str, dict[str, Any]] = {"slimming": {"finetune_epochs": 1}, "manidp": {"target_density": 0.5}}
+METHOD_FIELDS: dict[str, dict[str, Any]] = {MANIDP: {"target_density": 0.5}}
 # files whose content is a measurement of this machine or of this leg, not a result of training
 NOT_RESULTS = {"log.txt", "status.json", "config.json", "traceback.txt", "compact_model.pt2", "owner.lock"}
 
 
 def resume_config(method: str) -> RunConfig:
-    """Two epochs in all (slimming: 1 sparsity + 1 fine-tune), 8 batches of 32 per epoch."""
-    epochs = 1 if method == "slimming" else 2
-    config = tiny_config(method, epochs=epochs, train_size=256, test_size=64, batch_size=32,
-                         **METHOD_FIELDS.get(method, {}))
+    """Two epochs in all (a method that fine-tunes: 1 training + 1 fine-tune epoch), 8 batches of 32 per
+    epoch."""
+    fields = dict(METHOD_FIELDS.get(method, {}))
+    fine_tunes = "finetune_epochs" in METHOD_CONFIGS[method].model_fields
+    if fine_tunes:
+        fields["finetune_epochs"] = 1
+    config = tiny_config(method, epochs=1 if fine_tunes else 2, train_size=256, test_size=64, batch_size=32,
+                         **fields)
     config.train.eval_batch_size = 64
     return config
 

@@ -18,6 +18,8 @@ from prunelab.scheduling import Scheduler
 from prunelab.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
+pytestmark = pytest.mark.ray  # the Ray scheduler's side of the protocol (no Ray instance is started)
+
 PROTOCOL_METHODS = ("submit", "submit_suite", "cancel", "jobs", "job", "wait", "shutdown")
 
 

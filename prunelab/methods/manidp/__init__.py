@@ -5,9 +5,19 @@
 - `executor.py`: the sparse executor, which runs only an image's kept channels;
 - `unit_trace.py`: where a re-implementation first departs from the masked model;
 - `report.py`: the per-image table, the probe set's T and R, the summary figures (pure functions);
-- `method.py`: the plug-in `ManiDP`: losses, thresholds, checks, artefacts.
+- `method.py`: the plug-in `ManiDP`: losses, thresholds, checks, artefacts;
+- `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """
 
-from prunelab.methods.manidp.method import ManiDP
+from typing import Any
 
 __all__ = ["ManiDP"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so that reading the config imports no torch
+    if name == "ManiDP":
+        from prunelab.methods.manidp.method import ManiDP
+
+        return ManiDP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ thresholds per epoch e of E from the channel means of the saliencies the epoch's
     xi^l = the mean saliency of the channel at rank ceil(eta(e) c_l) from the top,
 
 set after every epoch from the second on (the first epoch runs every channel), fixed within an epoch.
-PruneLab's form (`form="prunelab"`) makes seven named departures (prunelab.config.MANIDP_DEPARTURES), each
+PruneLab's form (`form="prunelab"`) makes seven named departures (config.MANIDP_DEPARTURES), each
 also a field of its own; `pair_quantile_thresholds` replaces the rule above with the one that follows.
 With `sampled_initial_c`, C for the first epoch is the mean CE of the calibration sample in training mode
 (batch statistics; running statistics restored); with `detached_complexity_weight`, CE_i is detached in lambda.
@@ -57,7 +57,7 @@ model's within tolerance; otherwise the run fails naming the first unit whose ou
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ from torch import nn
 
 from prunelab.data import BatchLoader
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
+from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.manidp.executor import SparseExecutor
 from prunelab.methods.manidp.gates import (
     GateStyle,
@@ -102,9 +103,6 @@ from prunelab.run_format import (
     PROBE_FILE,
     RunStoreError,
 )
-
-if TYPE_CHECKING:
-    from prunelab.config import ManiDPConfig
 
 CALIBRATION_IMAGES = 2000  # training images whose mean saliencies set the thresholds
 RAMP_FRACTION = 0.5  # eta reaches the target after this fraction of the training steps
@@ -207,7 +205,7 @@ def parent_epochs_total(parent: Any) -> int:
 # the plug-in
 
 
-@register_method("manidp")
+@register_method(ManiDPConfig)
 class ManiDP(PruningMethod):
     """Gates, complexity- and similarity-aligned sparsity, per-epoch thresholds, per-image artefacts."""
 

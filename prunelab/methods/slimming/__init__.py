@@ -5,11 +5,21 @@
 - `method.py`: the plug-in `Slimming` (sparsity training, pruning between the phases, fine-tuning)
   and its artefacts (`gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`);
 - `reprune.py`: `what_if`, which re-prunes a finished run's dense model at another ratio;
-- `counts.py`: `run_channel_counts`, what a run's prune ratio is a fraction of (prunable and all channels).
+- `counts.py`: `run_channel_counts`, what a run's prune ratio is a fraction of (prunable and all channels);
+- `config.py`: `SlimmingConfig` and its facts (no torch).
+
+The names below load on first use, so that reading the config imports no torch.
 """
 
-from prunelab.methods.slimming.counts import run_channel_counts
-from prunelab.methods.slimming.method import Slimming, finetune_lr, load_dense_model, read_gamma_history
-from prunelab.methods.slimming.reprune import what_if
+import importlib
+from typing import Any
 
-__all__ = ["Slimming", "finetune_lr", "load_dense_model", "read_gamma_history", "run_channel_counts", "what_if"]
+_WHERE = {"run_channel_counts": "counts", "Slimming": "method", "finetune_lr": "method",
+          "load_dense_model": "method", "read_gamma_history": "method", "what_if": "reprune"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -9,7 +9,7 @@ masked network, and fine-tuned in the "finetune" phase.
 Scope (`prune_residual`): the reference form applies L1 and the threshold to every BN, as the authors'
 code does; channels a residual add couples are one group, scored by its mean |gamma| and removed
 together. The prunelab form keeps to each ResNet block's interior BN and gives gamma no weight decay
-(the departures `interior_only_scope` and `no_gamma_weight_decay`, prunelab.config.SLIMMING_DEPARTURES).
+(the departures `interior_only_scope` and `no_gamma_weight_decay`, config.SLIMMING_DEPARTURES).
 
 Artefacts (docs/architecture.md): `gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`.
 `reprune.what_if(run_dir, prune_ratio)` re-prunes the saved dense model at another ratio without fine-tuning.
@@ -27,10 +27,11 @@ import torch
 from torch import nn
 
 from prunelab.analysis import prune_denominator_text
-from prunelab.config import RunConfig, SlimmingConfig
+from prunelab.config import RunConfig
 from prunelab.flops import count_macs, count_params
 from prunelab.latency import measure_latency_ms
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
+from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.methods.slimming.pruning import (
     PrunableUnit,
     add_l1_subgradient_,
@@ -104,7 +105,7 @@ def finetune_lr(config: RunConfig) -> float:
 
 
 # --- the plug-in -----------------------------------------------------------------------------
-@register_method("slimming")
+@register_method(SlimmingConfig)
 class Slimming(PruningMethod):
     """Sparsity training with L1 on BN gammas, global-threshold pruning, fine-tuning."""
 

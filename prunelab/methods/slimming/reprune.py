@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunelab.config import RunConfig, SlimmingConfig
+from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset
 from prunelab.data.test_pack import dataset_or_pack
 from prunelab.flops import count_macs, count_params
+from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.methods.slimming.pruning import (
     channel_counts,
     channel_scores,

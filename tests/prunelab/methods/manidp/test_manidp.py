@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import prunelab
-from prunelab.config import ManiDPConfig
 from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS
+from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.manidp.gates import COSINE_EPS, get_thresholds, install_gates, named_gates, records
 from prunelab.methods.manidp.macs import build_plan
 from prunelab.methods.manidp.method import (

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from prunelab.artefacts import read_config_file
-from prunelab.config import MANIDP_DEPARTURES, ManiDPConfig, RunConfig
+from prunelab.config import RunConfig
 from prunelab.engine import Trainer, run_training
+from prunelab.methods.manidp.config import MANIDP_DEPARTURES, ManiDPConfig
 from prunelab.methods.manidp.gates import (
     REFERENCE_CLAMP_MAX,
     ChannelGate,
