@@ -33,6 +33,7 @@ from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
+from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE  # noqa: E402
 from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
@@ -71,7 +72,9 @@ def run_suite(command: list[str], out: Path, force: bool) -> int:
 
 
 def strip(runs: Path, not_shipped: tuple[str, ...] = NOT_SHIPPED) -> int:
-    """Delete files the pages never read; returns the bytes left."""
+    """Delete files the pages never read; returns the bytes left. A ManiDP model.pt that goes first gives its
+    run the what-if curve (`keep_curves`)."""
+    keep_curves(runs)
     for path in runs.rglob("*"):
         if path.is_file() and ((path.name in not_shipped and not _what_if_model(path)) or path.name.endswith(".tmp")):
             path.unlink()
@@ -91,6 +94,38 @@ def write_pack(runs: Path) -> Path:
     if len(data) != 1:
         raise SystemExit(f"the runs in {runs} do not share one test split: {sorted(data)}")
     return write_test_pack(runs, configs[0].data, load_dataset(configs[0].data))
+
+
+def keep_curves(runs: Path) -> list[Path]:
+    """The what-if curve (`prunelab.views.compute_whatif`, the page's density grid and the run's own) of every
+    finished ManiDP run under `runs` whose model.pt `strip` deletes and that has none yet: the matched-MACs
+    ablation then has every seed, not only the one whose model ships (~150 kB per run). Returns the files
+    written. Dataset paths are read from the repository root, as the demo makers do."""
+    import contextlib
+
+    from prunelab.views import compute_whatif, grid_of, whatif_densities
+
+    written = []
+    for model in sorted(runs.rglob(MODEL_FILE)):
+        run = model.parent
+        if _what_if_model(model) or not _finished_manidp(run) or not (run / PER_IMAGE_FILE).is_file():
+            continue
+        if whatif_densities(run):
+            continue
+        with contextlib.chdir(ROOT):
+            written.append(compute_whatif(run.resolve(), grid_of(run)))
+        print(f"  {run.name}: what-if curve kept ({written[-1].stat().st_size / 1e3:.0f} kB)", flush=True)
+    return written
+
+
+def _finished_manidp(run: Path) -> bool:
+    from prunelab.run_format import RunStoreError
+    from prunelab.store import RunDir
+
+    try:
+        return RunDir(run).read_config().method.name == MANIDP and RunDir(run).read_status().get("state") == "done"
+    except RunStoreError:
+        return False
 
 
 def _what_if_model(path: Path) -> bool:

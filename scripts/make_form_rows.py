@@ -8,7 +8,9 @@ retrained into a work folder from its own config.json under its own run id, and 
 there. The retrained parents are not bit-identical to the shipped ones on another machine (the script prints
 both test accuracies: seen 0.662 / 0.668, 0.719 / 0.715, 0.627 / 0.623), so rows compared across forms
 should all start from the same retrained parents: `--tag ''` retrains the shipped rows in place from them.
-Finished runs are copied into the demo without the files no page reads.
+Finished runs are copied into the demo without the files no page reads; a ManiDP run whose model.pt is not
+shipped keeps its what-if curve (`make_demo.keep_curves`), so the matched-MACs ablation has every seed.
+`--seeds 1,2` makes the rows of those seeds only. The templates are the shipped prunelab rows without a tag.
 
     python scripts/make_form_rows.py assets/demo_runs --tag ref --form reference --rows both,neither \\
         --work /tmp/form-rows --max-concurrent 2
@@ -60,19 +62,29 @@ def new_method(template: dict[str, Any], form: str, departures: list[str],
     return method
 
 
+def is_template(name: str, method: dict[str, Any]) -> bool:
+    """True for a shipped prunelab-form ManiDP row without a tag (`demo-manidp-both-s0`, not
+    `demo-manidp-refsi-both-s0`): the rows every other form copies."""
+    if method.get("name") != MANIDP or "-manidp-" not in name:
+        return False
+    row = name.split("-manidp-", 1)[1].split("-", 1)[0]
+    return row in ROW_LABELS and method.get("form", "prunelab") == "prunelab"
+
+
 def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list[str],
-              weights: dict[str, float]) -> list[tuple[str, RunConfig, str]]:
-    """(new run id, its config, its parent's run id) for each shipped ManiDP run of the chosen rows."""
+              weights: dict[str, float], seeds: set[int] | None = None) -> list[tuple[str, RunConfig, str]]:
+    """(new run id, its config, its parent's run id) for each shipped ManiDP row of the chosen rows (and
+    seeds; None: every seed)."""
     wanted = {ROW_LABELS[row] for row in rows}
     planned = []
     for path in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
         raw = json.loads((path / "config.json").read_text())
         method = raw.get("method", {})
-        if method.get("name") != MANIDP or "-manidp-" not in str(raw.get("name")):
+        if not is_template(str(raw.get("name")), method):
             continue
-        if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
-            continue  # templates: the shipped runs written before forms (the prunelab form)
         if (bool(method.get("complexity")), bool(method.get("similarity"))) not in wanted:
+            continue
+        if seeds is not None and raw.get("train", {}).get("seed") not in seeds:
             continue
         infix = f"-manidp-{tag}-" if tag else "-manidp-"  # no tag: retrain the template in place
         name = str(raw["name"]).replace("-manidp-", infix, 1)
@@ -83,8 +95,8 @@ def plan_rows(runs: Path, tag: str, form: str, departures: list[str], rows: list
     return planned
 
 
-def plan_slimming_rows(runs: Path, tag: str, form: str,
-                       departures: list[str]) -> list[tuple[str, RunConfig, None]]:
+def plan_slimming_rows(runs: Path, tag: str, form: str, departures: list[str],
+                       seeds: set[int] | None = None) -> list[tuple[str, RunConfig, None]]:
     """(new run id, its config, None) for each shipped slimming run made before forms (the prunelab form):
     the same λ, prune ratio, epochs and seed in `form` with `departures`."""
     planned = []
@@ -94,6 +106,8 @@ def plan_slimming_rows(runs: Path, tag: str, form: str,
         if method.get("name") != SLIMMING or "-slim-" not in str(raw.get("name")):
             continue
         if method.get("form", "prunelab") != "prunelab" or method.get("departures"):
+            continue
+        if seeds is not None and raw.get("train", {}).get("seed") not in seeds:
             continue
         body = {key: value for key, value in raw.items() if key != "run_id"}
         body.update(name=str(raw["name"]).replace("-slim-", f"-slim-{tag}-", 1),
@@ -153,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="ablation rows (default all four)")
     parser.add_argument("--lambda-prime", type=float, help="λ' (default: the form's)")
     parser.add_argument("--gamma-sim", type=float, help="γ (default: the form's)")
+    parser.add_argument("--seeds", help="comma-separated seeds of the rows to make (default: every shipped seed)")
     parser.add_argument("--work", type=Path, required=True, help="work folder outside the repository")
     parser.add_argument("--max-concurrent", type=int, default=2)
     args = parser.parse_args(argv)
@@ -160,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [row for row in rows if row not in ROW_LABELS]
     if unknown:
         parser.error(f"unknown rows {unknown}; allowed: {', '.join(ROW_LABELS)}")
+    try:
+        seeds = None if args.seeds is None else {int(seed) for seed in args.seeds.split(",") if seed.strip()}
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, not {args.seeds!r}")
     weights = {key: value for key, value in (("lambda_prime", args.lambda_prime), ("gamma_sim", args.gamma_sim))
                if value is not None}
     foreign = sorted(set(args.departure) - METHOD_DEPARTURES[args.method])
@@ -169,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == SLIMMING:
         if not args.tag:
             parser.error("--method slimming needs a --tag (the shipped slimming rows stay as they are)")
-        planned = plan_slimming_rows(args.runs, args.tag, args.form, args.departure)
+        planned = plan_slimming_rows(args.runs, args.tag, args.form, args.departure, seeds)
     else:
-        planned = plan_rows(args.runs, args.tag, args.form, args.departure, rows, weights)
+        planned = plan_rows(args.runs, args.tag, args.form, args.departure, rows, weights, seeds)
     if not planned:
         print(f"no shipped prunelab-form {args.method} runs to copy in {args.runs}", file=sys.stderr)
         return 2

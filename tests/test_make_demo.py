@@ -223,3 +223,25 @@ def test_continue_on_a_new_machine_rebuilds_the_prepared_data_or_says_how(tmp_pa
     assert "data/cifar10-demo, the dataset the runs train on, is missing" in err and "--source" in err
     assert make_cifar_demo.main(["--continue", "--work", str(work), "--source", str(tmp_path / "release")]) == 1
     assert calls == [f"prepare {tmp_path / 'release'}", "continue"]
+
+
+def test_form_rows_copy_the_untagged_prunelab_rows_of_the_seeds_asked_for(tmp_path: Path) -> None:
+    """The templates are the shipped rows without a tag, whatever departures they record; --seeds narrows them."""
+    from make_form_rows import plan_rows
+
+    store = RunStore(tmp_path)
+    for name, seed in (("demo-manidp-both-s0", 0), ("demo-manidp-both-s1", 1), ("demo-manidp-refsi-both-s1", 1),
+                       ("demo-manidp-neither-s1", 1)):
+        form = {"form": "reference", "small_gate_init": True} if "refsi" in name else {"form": "prunelab"}
+        terms = {"complexity": "both" in name, "similarity": "both" in name}
+        config = tiny_config("manidp", init_from="parent", **form, **terms)
+        config = config.model_copy(update={"name": name, "train": config.train.model_copy(update={"seed": seed})})
+        store.create(config, name)
+    planned = plan_rows(tmp_path, "refsi", "reference", ["small_gate_init"], ["both"], {}, seeds={1})
+    assert [run_id for run_id, _, _ in planned] == ["demo-manidp-refsi-both-s1"]
+    config = planned[0][1]
+    assert config.method.form == "reference" and config.method.departures == ["small_gate_init"]
+    assert config.train.seed == 1 and planned[0][2] == "parent"
+    in_place = plan_rows(tmp_path, "", "prunelab", [], ["both", "neither"], {})
+    assert sorted(run_id for run_id, _, _ in in_place) == ["demo-manidp-both-s0", "demo-manidp-both-s1",
+                                                            "demo-manidp-neither-s1"]

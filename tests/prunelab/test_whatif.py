@@ -306,3 +306,25 @@ def test_views_of_another_model_are_ignored_and_a_request_adds_one_density(run: 
     with open(copy / "model.pt", "ab") as handle:  # another model: nothing stored holds for it
         handle.write(b"\0")
     assert views.whatif_densities(copy) == [] and views.load_umap(copy, "gates") is None
+
+
+@pytest.mark.slow
+def test_a_curve_computed_before_the_model_was_removed_stays_the_runs_own(run: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo ships one model per variant; the other seeds keep the curve their model gave (the matched-MACs
+    ablation's seed noise), and only the one in the run directory: a cached curve had a model to match."""
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    (copy / WHATIF_CURVE_FILE).unlink(missing_ok=True)
+    views.compute_whatif(copy, [0.5])
+    with_model = views.load_whatif(copy, 0.5)
+    cached = tmp_path / "cached"
+    shutil.copytree(copy, cached)
+    views.compute_whatif(cached, [0.3], out_dir=views.cache_dir(cached))
+    (copy / "model.pt").unlink()
+    (cached / "model.pt").unlink()
+    without = views.load_whatif(copy, 0.5)
+    assert views.whatif_densities(copy) == [0.5] and without.test_acc == with_model.test_acc
+    assert without.macs == with_model.macs
+    assert views.whatif_densities(cached) == [0.5]  # the density computed into the cache is not read
