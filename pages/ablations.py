@@ -61,6 +61,7 @@ suite = st.selectbox("Runs", [ALL_SUITES, *suites], key="abl_suite",
 if suite != ALL_SUITES:
     table = table[table["suite"] == suite].reset_index(drop=True)
 
+table = lessons.with_matched_accuracy(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
@@ -71,7 +72,9 @@ if not evidence.empty:
     st.caption("Do the gates route images differently at all (per-image MACs CV; share of gate decisions off "
                "their channel's majority)? Do harder images, by the parent model's own loss, get larger "
                "sub-networks (hardest minus easiest fifth, relative MACs)? Do images with similar features get "
-               "similar gates (ρ(R, T) over held-out test pairs)? Mean ± std over seeds.")
+               "similar gates (ρ(R, T) over held-out test pairs)? And the paper's ablation table: accuracy at a "
+               "matched MACs reduction (the median of the form's runs), read along each run's what-if curve, for "
+               "the runs that have one. Mean ± std over seeds.")
     st.dataframe(evidence, hide_index=True, key="abl_evidence")
     method_card.show(table.groupby("variant", sort=False)["path"].first().tolist())
 

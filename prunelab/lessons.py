@@ -46,7 +46,8 @@ SETTING_KEYS = [key for key in VARIANT_KEYS if key not in ("method", "variant")]
 # the figures averaged per variant (those a run lacks are NaN and left out of its mean)
 FIGURES = ["test_acc", "macs_per_image", "macs_reduction", "spearman_macs_loss", "spearman_macs_difficulty",
            "similarity_gap_mean", NEAR_ZERO_GAMMA_KEY, "acc_after_prune", "macs_per_image_with_gates",
-           "complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
+           "complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement",
+           "matched_reduction", "acc_at_matched"]
 FIGURE_LABELS = {
     "test_acc": "test accuracy", "macs_per_image": "MACs per image", "macs_reduction": "MACs reduction",
     "spearman_macs_loss": "ρ(MACs, loss)", "spearman_macs_difficulty": "ρ(MACs, difficulty)",
@@ -55,6 +56,7 @@ FIGURE_LABELS = {
     "complexity_quintile_gap": "relative MACs, hardest − easiest fifth (parent loss)",
     "similarity_rank_correlation": "ρ(R, T) over test pairs", "macs_cv": "per-image MACs CV",
     "decision_disagreement": "gate decisions off the channel's majority",
+    "matched_reduction": "matched MACs reduction", "acc_at_matched": "accuracy at the matched MACs reduction",
 }
 
 
@@ -307,6 +309,10 @@ class TermClaim:
     paired: bool = False
 
 
+MATCHED_LABEL = ("test accuracy at a matched MACs reduction (the median of the form's ManiDP runs, along each "
+                 "run's what-if curve; seed-paired difference with the term minus without)")
+MATCHED_PAPER = ("ManiDP (Tang et al., 2021), ablation table: at similar FLOPs, each term adds accuracy, and both "
+                 "terms together give the best.")
 MANIDP_TERM_CLAIMS = [
     TermClaim("similarity_rank_correlation",
               "the similarity term gives images with similar features similar sub-networks",
@@ -324,7 +330,19 @@ MANIDP_TERM_CLAIMS = [
               "sub-networks on cluttered, ambiguous images and the cheapest on clean ones.",
               "relative MACs, hardest minus easiest fifth of the test images by the parent model's loss "
               "(seed-paired difference with the term minus without)", ".3f", True, COMPLEXITY_PAIRS, paired=True),
+    TermClaim("acc_at_matched", "the similarity term adds accuracy at matched MACs", MATCHED_PAPER, MATCHED_LABEL,
+              ".3f", True, SIMILARITY_PAIRS, paired=True),
+    TermClaim("acc_at_matched", "the complexity term adds accuracy at matched MACs", MATCHED_PAPER, MATCHED_LABEL,
+              ".3f", True, COMPLEXITY_PAIRS, paired=True),
 ]
+
+
+def with_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with each ManiDP run's accuracy at its form's matched MACs reduction, within each setting
+    (`prunelab.manidp_evidence.with_matched_accuracy`); reads the runs' stored what-if curves."""
+    from prunelab.manidp_evidence import with_matched_accuracy as add
+
+    return table if "acc_at_matched" in table else add(table, SETTING_KEYS)
 
 
 def paired_difference(table: pd.DataFrame, mine: pd.Series, theirs: pd.Series, figure: str) -> Stat:
@@ -391,6 +409,8 @@ def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
     rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
     if not any(mask.any() for mask in rows.values()):
         return []
+    if figure in (None, "acc_at_matched"):
+        table = with_matched_accuracy(table)
     names = MANIDP_VARIANT_NAMES
     claims = []
     for term in MANIDP_TERM_CLAIMS:
@@ -401,7 +421,10 @@ def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
             ours, control = _figure(table, mine, term.figure), _figure(table, theirs, term.figure)
             if not (ours.n and control.n):
                 continue
-            measured = f"{term.label}: {names[with_term]} {ours.text(term.fmt)}; {names[without]} " \
+            label = term.label
+            if term.figure == "acc_at_matched":
+                label += f", at {float(table.loc[mine | theirs, 'matched_reduction'].median()):.1%} fewer MACs"
+            measured = f"{label}: {names[with_term]} {ours.text(term.fmt)}; {names[without]} " \
                        f"{control.text(term.fmt)}"
             if term.paired:
                 difference = paired_difference(table, mine, theirs, term.figure)
@@ -479,7 +502,9 @@ EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MAC
                   ("macs_cv", "MACs CV", ".3f", False),
                   ("decision_disagreement", "decisions off majority", ".1f", True),
                   ("complexity_quintile_gap", "hardest − easiest fifth", ".3f", False),
-                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False)]
+                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False),
+                  ("matched_reduction", "matched MACs reduction", ".1f", True),
+                  ("acc_at_matched", "accuracy at matched MACs", ".1f", True)]
 
 
 def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:

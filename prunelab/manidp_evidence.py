@@ -23,6 +23,7 @@ run that finished before it did, from the run's files (`scripts/backfill_evidenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,40 @@ def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
 
 
 def accuracy_curve(run_dir: str | Path) -> pd.DataFrame:
-    """The run's stored what-if curve (`prunelab.views`): per target density, test accuracy and MACs reduction
-    (empty when the run has no stored curve)."""
-    from prunelab.views import load_whatif, whatif_densities
+    """The run's stored what-if curve (`prunelab.views.whatif_accuracy`): per target density, test accuracy and
+    MACs reduction (empty when the run has no stored curve)."""
+    from prunelab.views import whatif_accuracy
 
-    rows = []
-    for density in whatif_densities(run_dir):
-        found = load_whatif(run_dir, density)
-        if found is not None:
-            rows.append({"density": density, "test_acc": found.test_acc,
-                         "macs_reduction": 1.0 - found.macs["mean"] / found.macs_dense})
-    return pd.DataFrame(rows, columns=["density", "test_acc", "macs_reduction"])
+    return whatif_accuracy(run_dir)
+
+
+MATCHED_FIGURES = ("matched_reduction", "acc_at_matched")
+
+
+def with_matched_accuracy(table: pd.DataFrame, setting: Sequence[str] = ()) -> pd.DataFrame:
+    """`table` (an ablation table) with `matched_reduction` and `acc_at_matched` on every ManiDP run with a
+    stored what-if curve: its accuracy at one common MACs reduction per form and `setting` (columns that a
+    comparison never mixes, such as the dataset; the median of those runs' own reductions), interpolated
+    along its curve; NaN elsewhere and outside a curve. The paper's ablation compares the variants at matched
+    FLOPs; this is that comparison for runs whose own reductions differ."""
+    from prunelab.analysis import form_label
+
+    out = table.copy()
+    out["matched_reduction"], out["acc_at_matched"] = np.nan, np.nan
+    if out.empty or "method" not in out or "path" not in out:
+        return out
+    manidp = out[out["method"] == MANIDP]
+    if manidp.empty:
+        return out
+    keys = [key for key in setting if key in manidp]
+    forms = manidp.apply(lambda row: form_label(row) or "", axis=1)
+    for _, group in manidp.groupby([*(manidp[key].astype(str) for key in keys), forms], sort=False):
+        reduction = float(group["macs_reduction"].median())
+        for index, row in group.iterrows():
+            at = accuracy_at(accuracy_curve(row["path"]), reduction)
+            if at is not None:
+                out.loc[index, ["matched_reduction", "acc_at_matched"]] = [reduction, at]
+    return out
 
 
 def matched_accuracy(table: pd.DataFrame, reduction: float) -> pd.DataFrame:

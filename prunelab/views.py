@@ -151,6 +151,28 @@ def _read_curve_file(file: str, mtime_ns: int, size: int) -> tuple[pd.DataFrame,
     return frame, meta
 
 
+def whatif_accuracy(run_dir: str | Path) -> pd.DataFrame:
+    """Per stored target density of the run's what-if curve: test accuracy and MACs reduction (1 - mean MACs /
+    dense MACs), read straight from the curve (columns density, test_acc, macs_reduction; empty without one)."""
+    from prunelab.artefact_checks import read_artefact
+
+    columns = ["density", "test_acc", "macs_reduction"]
+    read = _read_curve(run_dir)
+    if read is None:
+        return pd.DataFrame(columns=columns)
+    frame, meta = read
+    labels = read_artefact(Path(run_dir) / PER_IMAGE_FILE)["label"].to_numpy(np.int64)
+    rows = []
+    for key in meta["densities"]:
+        part = frame[frame["density"] == np.float32(float(key))]
+        if len(part) != len(labels):
+            continue
+        rows.append({"density": float(key),
+                     "test_acc": float((part["pred"].to_numpy(np.int64) == labels).mean()),
+                     "macs_reduction": 1.0 - float(part["macs"].to_numpy(np.float64).mean()) / int(meta["macs_dense"])})
+    return pd.DataFrame(rows, columns=columns).sort_values("density").reset_index(drop=True)
+
+
 def whatif_densities(run_dir: str | Path) -> list[float]:
     """The target densities whose what-if is stored for the run's current model (ascending)."""
     read = _read_curve(run_dir)

@@ -15,8 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab import analysis, lessons, manidp_evidence  # noqa: E402
-from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab import analysis, lessons  # noqa: E402
 from prunelab.results import runs_table  # noqa: E402
 
 FIGURES = [("test_acc", "test accuracy", ".3f"), ("macs_per_image", "MMACs / image", ".2f"),
@@ -26,7 +25,8 @@ FIGURES = [("test_acc", "test accuracy", ".3f"), ("macs_per_image", "MMACs / ima
            ("spearman_macs_difficulty", "ρ(MACs, difficulty)", ".3f"),
            ("macs_cv", "MACs CV", ".3f"), ("decision_disagreement", "decisions off majority", ".3f"),
            ("complexity_quintile_gap", "hardest − easiest fifth (rel. MACs)", ".3f"),
-           ("similarity_rank_correlation", "ρ(R, T) test pairs", ".3f")]
+           ("similarity_rank_correlation", "ρ(R, T) test pairs", ".3f"),
+           ("acc_at_matched", "acc. at matched MACs", ".3f")]
 
 
 def cell(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
@@ -37,7 +37,7 @@ def cell(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
 
 
 def report(root: Path) -> str:
-    table = analysis.ablation_table(runs_table([root]))
+    table = lessons.with_matched_accuracy(analysis.ablation_table(runs_table([root])))
     groups = lessons.variant_groups(table)
     shown = [f for f in FIGURES if groups[f"{f[0]}_mean"].notna().any()]
     lines = ["| variant | epochs in all | seeds | " + " | ".join(label for _, label, _ in shown) + " |",
@@ -51,16 +51,14 @@ def report(root: Path) -> str:
         lines += ["", "ManiDP by the paper's own tests, per form (mean ± std over seeds):", "",
                   "| " + " | ".join(evidence.columns) + " |", "|---" * len(evidence.columns) + "|"]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in evidence.itertuples(index=False)]
-    manidp = table[table["method"] == MANIDP]
-    if not manidp.empty:
-        matched = manidp_evidence.matched_accuracy(table, float(manidp["macs_reduction"].median()))
-        if not matched.empty:
-            lines += ["", f"Accuracy at a matched MACs reduction ({matched['matched_reduction'].iloc[0]:.1%}, the "
-                      "median of the ManiDP runs), along each run's stored what-if curve:", "",
-                      "| variant | seed | own MACs reduction | own accuracy | accuracy at the matched reduction |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {r.variant} | {r.seed} | {r.macs_reduction:.1%} | {r.test_acc:.1%} | {r.acc_at_matched:.1%} |"
-                      for r in matched.itertuples()]
+    matched = table[table["acc_at_matched"].notna()]
+    if not matched.empty:
+        lines += ["", "Accuracy at a matched MACs reduction (per form: the median of its ManiDP runs' own), along each "
+                  "run's stored what-if curve:", "",
+                  "| variant | seed | own MACs reduction | own accuracy | matched reduction | accuracy there |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r.variant} | {r.seed} | {r.macs_reduction:.1%} | {r.test_acc:.1%} | {r.matched_reduction:.1%} "
+                  f"| {r.acc_at_matched:.1%} |" for r in matched.itertuples()]
     lines += ["", "| claim | verdict | measured |", "|---|---|---|"]
     for claim in lessons.claims(table):
         measured = claim.measured.replace("|", "\\|")  # |γ| inside a Markdown table cell

@@ -220,3 +220,55 @@ def test_variants_are_compared_on_the_seeds_they_share() -> None:
     disjoint = pd.DataFrame(baseline[1:] + pruned)  # baseline seed 1, pruned seed 0: nothing to compare
     assert lessons.budget_claims(disjoint)[0].verdict == "not enough runs"
     assert "no runs" in lessons.budget_claims(disjoint)[0].measured
+
+
+def test_the_ablation_is_judged_at_matched_macs_along_each_runs_curve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper's ablation table compares the variants at matched FLOPs. Runs whose own MACs reductions differ
+    are read at their form's median reduction along their what-if curves: in the reference form below the
+    similarity-only runs look better by their own accuracy (fewer MACs removed) and are worse at matched MACs."""
+    from prunelab import manidp_evidence
+    from prunelab.methods.manidp.config import MANIDP_DEPARTURES
+
+    every_departure = [d.name for d in MANIDP_DEPARTURES]
+    curves: dict[str, pd.DataFrame] = {}
+    rows = []
+    shift = [0.0, 0.01, -0.01]  # a seed's parent moves both of its variants
+    wobble = [0.001, -0.001, 0.0]
+    for form, departures, variants in [
+            ("prunelab", every_departure, {False: (0.6, 0.90, 0.5), True: (0.4, 0.95, 0.5)}),
+            ("reference", [], {False: (0.6, 0.95, 0.5), True: (0.3, 0.80, 0.3)})]:
+        for similarity, (own, top, slope) in variants.items():
+            for seed in range(3):
+                path = f"{form}-{similarity}-s{seed}"
+                grid = np.array([0.0, 0.2, 0.4, 0.6, 0.8])
+                acc = top - slope * grid + shift[seed] + (wobble[seed] if similarity else 0.0)
+                curves[path] = pd.DataFrame({"density": 1 - grid, "test_acc": acc, "macs_reduction": grid})
+                rows.append({"method": "manidp", "variant": f"{form}{similarity}", "dataset": "shapes",
+                             "model": "resnet20", "width": 0.5, "epochs_total": 6, "seed": seed, "path": path,
+                             "name": path, "form": form, "departures": departures, "complexity": False,
+                             "similarity": similarity, "macs_reduction": own,
+                             "test_acc": top - slope * own + shift[seed]})
+    monkeypatch.setattr(manidp_evidence, "accuracy_curve", lambda path: curves[str(path)])
+    table = lessons.with_matched_accuracy(pd.DataFrame(rows))
+    assert table.loc[table["form"] == "prunelab", "matched_reduction"].tolist() == pytest.approx([0.5] * 6)
+    assert table.loc[table["form"] == "reference", "matched_reduction"].tolist() == pytest.approx([0.45] * 6)
+    reference_neither = table[(table["form"] == "reference") & ~table["similarity"].astype(bool)]
+    assert reference_neither["acc_at_matched"].tolist() == pytest.approx([0.725, 0.735, 0.715])
+    found = {c.lesson.rsplit(" [", 1)[1]: c for c in lessons.manidp_claims(table, figure="acc_at_matched")
+             if c.lesson.startswith("the similarity term adds accuracy at matched MACs")}
+    assert found["prunelab]"].verdict == "holds"  # +0.05 at 50% fewer MACs in every seed
+    assert "at 50.0% fewer MACs" in found["prunelab]"].measured
+    assert found["reference]"].verdict == "does not hold"  # 0.665 against 0.725 at 45%, though 0.71 > 0.65 own
+    assert "at 45.0% fewer MACs" in found["reference]"].measured
+
+
+def test_runs_without_a_curve_get_no_matched_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunelab import manidp_evidence
+
+    monkeypatch.setattr(manidp_evidence, "accuracy_curve",
+                        lambda path: pd.DataFrame(columns=["density", "test_acc", "macs_reduction"]))
+    table = lessons.with_matched_accuracy(pd.DataFrame(
+        _rows("manidp", "both", {"macs_reduction": [0.4, 0.5], "test_acc": [0.7, 0.7]}, path="p", complexity=True,
+              similarity=True, form="reference", departures=[])))
+    assert table["acc_at_matched"].isna().all()
+    assert not [c for c in lessons.manidp_claims(table) if "matched" in c.lesson]

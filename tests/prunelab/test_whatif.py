@@ -328,3 +328,22 @@ def test_a_curve_computed_before_the_model_was_removed_stays_the_runs_own(run: P
     assert views.whatif_densities(copy) == [0.5] and without.test_acc == with_model.test_acc
     assert without.macs == with_model.macs
     assert views.whatif_densities(cached) == [0.5]  # the density computed into the cache is not read
+
+
+@pytest.mark.slow
+def test_the_accuracy_curve_read_from_the_stored_frame_is_the_what_ifs(run: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`views.whatif_accuracy` (the matched-MACs ablation's reader) gives each stored density's test accuracy
+    and MACs reduction as the full `load_whatif` does."""
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    (copy / WHATIF_CURVE_FILE).unlink(missing_ok=True)
+    views.compute_whatif(copy, [0.4, 0.6])
+    curve = views.whatif_accuracy(copy)
+    assert curve["density"].tolist() == [0.4, 0.6]
+    for row in curve.itertuples():
+        full = views.load_whatif(copy, row.density)
+        assert row.test_acc == pytest.approx(full.test_acc)
+        assert row.macs_reduction == pytest.approx(1.0 - full.macs["mean"] / full.macs_dense)
+    assert row.macs_reduction < curve["macs_reduction"].iloc[0]  # fewer channels kept, more MACs removed
