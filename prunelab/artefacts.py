@@ -110,6 +110,14 @@ class MetricsRow(_Schema):
 # summary.json
 
 
+class WhatIfPoint(_Schema):
+    """One point of a ManiDP run's what-if curve: at a target density, test accuracy and MACs reduction."""
+
+    density: float = Field(gt=0.0, le=1.0)
+    test_acc: float = Fraction
+    macs_reduction: float = Field(ge=-1.0, le=1.0)
+
+
 class SummaryFile(_Schema):
     """summary.json: final figures; the first seven are always written (engine), the rest by the method."""
 
@@ -152,6 +160,8 @@ class SummaryFile(_Schema):
     macs_cv: float | None = Field(None, ge=0.0)
     decision_disagreement: float | None = Field(None, ge=0.0, le=0.5)  # a minority share: at most a half
     similarity_rank_correlation: float | None = Field(None, ge=-1.0001, le=1.0001)
+    # the what-if curve's accuracy, kept where the model (and so the full curve) is not shipped
+    whatif_accuracy: list[WhatIfPoint] | None = None
     # budgets: every epoch behind the final weights, a parent run's included
     epochs_total: int | None = Field(None, ge=0)
     parent_run: str | None = None

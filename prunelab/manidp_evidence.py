@@ -38,7 +38,8 @@ from prunelab.methods.manidp.report import (
     similarity_rank_correlation,
 )
 from prunelab.results import load_per_image, load_probe
-from prunelab.run_format import MODEL_FILE
+from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.store import RunDir
 
 EVIDENCE_COLUMNS = ["complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 
@@ -65,8 +66,6 @@ def run_evidence(path: str | Path, summary: dict[str, Any] | None = None) -> dic
 def backfill(path: str | Path) -> dict[str, float]:
     """Add to summary.json the EVIDENCE_COLUMNS it lacks (a run finished before ManiDP's finalize wrote
     them), computed from the run's own files; returns what was added."""
-    from prunelab.store import RunDir
-
     run = RunDir(Path(path))
     summary = run.read_summary()
     added = {key: value for key, value in run_evidence(path, summary).items()
@@ -123,12 +122,39 @@ def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
     return frame
 
 
+WHATIF_ACCURACY_KEY = "whatif_accuracy"
+
+
 def accuracy_curve(run_dir: str | Path) -> pd.DataFrame:
-    """The run's stored what-if curve (`prunelab.views.whatif_accuracy`): per target density, test accuracy and
-    MACs reduction (empty when the run has no stored curve)."""
+    """The run's what-if curve as accuracy against MACs reduction per target density: from its stored curve
+    (`prunelab.views.whatif_accuracy`), else from the points its summary.json keeps (`keep_accuracy_curve`);
+    empty when it has neither."""
     from prunelab.views import whatif_accuracy
 
-    return whatif_accuracy(run_dir)
+    curve = whatif_accuracy(run_dir)
+    if not curve.empty:
+        return curve
+    try:
+        points = RunDir(run_dir).read_summary().get(WHATIF_ACCURACY_KEY) or []
+    except RunStoreError:
+        points = []
+    return pd.DataFrame(points, columns=list(curve.columns))
+
+
+def keep_accuracy_curve(run_dir: str | Path, densities: Sequence[float]) -> list[dict[str, float]]:
+    """Write the run's what-if curve at `densities` as accuracy points into its summary.json (key
+    `whatif_accuracy`), computing what is not stored yet, and return them. A demo ships one gated model per
+    variant; the seeds whose model is not shipped keep these points, so the matched-MACs ablation has every
+    seed (a few hundred bytes instead of the ~150 kB per-image curve, which belongs to a model)."""
+    from prunelab.views import compute_whatif, whatif_accuracy
+
+    compute_whatif(run_dir, densities)
+    points = whatif_accuracy(run_dir).to_dict("records")
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    summary[WHATIF_ACCURACY_KEY] = points
+    run.write_summary(summary)
+    return points
 
 
 MATCHED_FIGURES = ("matched_reduction", "acc_at_matched")

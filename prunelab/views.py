@@ -122,20 +122,17 @@ class _Clock:
 
 
 def _read_curve(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The curve file of the run's current model (run directory first, then the cache), or None. A run shipped
-    without its model.pt (a demo keeps one model per variant) keeps the curve in its own directory, computed
-    from that model before it was removed (`scripts/make_demo.py: strip`): no other model can be its own."""
+    """The curve file of the run's current model (run directory first, then the cache), or None."""
     try:
-        digest: str | None = model_digest(run_dir)
+        digest = model_digest(run_dir)
     except OSError:
-        digest = None
-    places = _places(run_dir, WHATIF_CURVE_FILE) if digest is not None else [Path(run_dir) / WHATIF_CURVE_FILE]
-    for file in places:
+        return None
+    for file in _places(run_dir, WHATIF_CURVE_FILE):
         key = _stat_key(file)
         if key is None:
             continue
         read = _read_curve_file(*key)
-        if read is not None and (digest is None or read[1].get("model_sha1") == digest):
+        if read is not None and read[1].get("model_sha1") == digest:
             return read
     return None
 

@@ -33,7 +33,7 @@ from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
-from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE  # noqa: E402
+from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
 from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
@@ -72,8 +72,8 @@ def run_suite(command: list[str], out: Path, force: bool) -> int:
 
 
 def strip(runs: Path, not_shipped: tuple[str, ...] = NOT_SHIPPED) -> int:
-    """Delete files the pages never read; returns the bytes left. A ManiDP model.pt that goes first gives its
-    run the what-if curve (`keep_curves`)."""
+    """Delete files the pages never read; returns the bytes left. A ManiDP model.pt that goes first leaves its
+    run the what-if curve's accuracy points (`keep_curves`)."""
     keep_curves(runs)
     for path in runs.rglob("*"):
         if path.is_file() and ((path.name in not_shipped and not _what_if_model(path)) or path.name.endswith(".tmp")):
@@ -97,25 +97,30 @@ def write_pack(runs: Path) -> Path:
 
 
 def keep_curves(runs: Path) -> list[Path]:
-    """The what-if curve (`prunelab.views.compute_whatif`, the page's density grid and the run's own) of every
-    finished ManiDP run under `runs` whose model.pt `strip` deletes and that has none yet: the matched-MACs
-    ablation then has every seed, not only the one whose model ships (~150 kB per run). Returns the files
-    written. Dataset paths are read from the repository root, as the demo makers do."""
+    """The what-if curve's accuracy points (`prunelab.manidp_evidence.keep_accuracy_curve` at the page's density
+    grid and the run's own) in the summary.json of every finished ManiDP run under `runs` whose model.pt
+    `strip` deletes and whose summary lacks them: the matched-MACs ablation then has every seed, not only the
+    one whose model ships. The per-image curve file goes with the model it belongs to. Returns the runs done.
+    Dataset paths are read from the repository root, as the demo makers do."""
     import contextlib
 
-    from prunelab.views import compute_whatif, grid_of, whatif_densities
+    from prunelab.manidp_evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
+    from prunelab.store import RunDir
+    from prunelab.views import grid_of
 
-    written = []
+    done = []
     for model in sorted(runs.rglob(MODEL_FILE)):
         run = model.parent
         if _what_if_model(model) or not _finished_manidp(run) or not (run / PER_IMAGE_FILE).is_file():
             continue
-        if whatif_densities(run):
+        if RunDir(run).read_summary().get(WHATIF_ACCURACY_KEY):
             continue
         with contextlib.chdir(ROOT):
-            written.append(compute_whatif(run.resolve(), grid_of(run)))
-        print(f"  {run.name}: what-if curve kept ({written[-1].stat().st_size / 1e3:.0f} kB)", flush=True)
-    return written
+            points = keep_accuracy_curve(run.resolve(), grid_of(run))
+        (run / WHATIF_CURVE_FILE).unlink(missing_ok=True)
+        done.append(run)
+        print(f"  {run.name}: what-if accuracy at {len(points)} densities kept in its summary", flush=True)
+    return done
 
 
 def _finished_manidp(run: Path) -> bool:

@@ -9,7 +9,8 @@ there. The retrained parents are not bit-identical to the shipped ones on anothe
 both test accuracies: seen 0.662 / 0.668, 0.719 / 0.715, 0.627 / 0.623), so rows compared across forms
 should all start from the same retrained parents: `--tag ''` retrains the shipped rows in place from them.
 Finished runs are copied into the demo without the files no page reads; a ManiDP run whose model.pt is not
-shipped keeps its what-if curve (`make_demo.keep_curves`), so the matched-MACs ablation has every seed.
+shipped keeps its what-if curve's accuracy points (`make_demo.keep_curves`), so the matched-MACs ablation
+has every seed.
 `--seeds 1,2` makes the rows of those seeds only. The templates are the shipped prunelab rows without a tag.
 
     python scripts/make_form_rows.py assets/demo_runs --tag ref --form reference --rows both,neither \\

@@ -16,7 +16,7 @@ from prunelab.engine import run_training
 from prunelab.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
 from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
-from prunelab.store import RunStore
+from prunelab.store import RunDir, RunStore
 from prunelab.subnet_space import embedding
 from prunelab.whatif import GROUPS, compute, cost_groups, what_if
 from tests.helpers import tiny_config, write_folder_dataset
@@ -309,28 +309,6 @@ def test_views_of_another_model_are_ignored_and_a_request_adds_one_density(run: 
 
 
 @pytest.mark.slow
-def test_a_curve_computed_before_the_model_was_removed_stays_the_runs_own(run: Path, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A demo ships one model per variant; the other seeds keep the curve their model gave (the matched-MACs
-    ablation's seed noise), and only the one in the run directory: a cached curve had a model to match."""
-    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
-    copy = tmp_path / "runs" / run.name
-    shutil.copytree(run, copy)
-    (copy / WHATIF_CURVE_FILE).unlink(missing_ok=True)
-    views.compute_whatif(copy, [0.5])
-    with_model = views.load_whatif(copy, 0.5)
-    cached = tmp_path / "cached"
-    shutil.copytree(copy, cached)
-    views.compute_whatif(cached, [0.3], out_dir=views.cache_dir(cached))
-    (copy / "model.pt").unlink()
-    (cached / "model.pt").unlink()
-    without = views.load_whatif(copy, 0.5)
-    assert views.whatif_densities(copy) == [0.5] and without.test_acc == with_model.test_acc
-    assert without.macs == with_model.macs
-    assert views.whatif_densities(cached) == [0.5]  # the density computed into the cache is not read
-
-
-@pytest.mark.slow
 def test_the_accuracy_curve_read_from_the_stored_frame_is_the_what_ifs(run: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """`views.whatif_accuracy` (the matched-MACs ablation's reader) gives each stored density's test accuracy
@@ -347,3 +325,24 @@ def test_the_accuracy_curve_read_from_the_stored_frame_is_the_what_ifs(run: Path
         assert row.test_acc == pytest.approx(full.test_acc)
         assert row.macs_reduction == pytest.approx(1.0 - full.macs["mean"] / full.macs_dense)
     assert row.macs_reduction < curve["macs_reduction"].iloc[0]  # fewer channels kept, more MACs removed
+
+
+@pytest.mark.slow
+def test_a_run_shipped_without_its_model_keeps_its_curves_accuracy(run: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo ships one gated model per variant: the other seeds keep their curve's accuracy points in
+    summary.json, and the matched-MACs ablation reads the same curve from them once the model is gone."""
+    from prunelab.manidp_evidence import accuracy_curve, keep_accuracy_curve
+
+    monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    (copy / WHATIF_CURVE_FILE).unlink(missing_ok=True)
+    points = keep_accuracy_curve(copy, [0.4, 0.6])
+    with_model = accuracy_curve(copy)
+    assert [p["density"] for p in points] == with_model["density"].tolist() == [0.4, 0.6]
+    (copy / "model.pt").unlink()
+    (copy / WHATIF_CURVE_FILE).unlink()
+    assert views.whatif_densities(copy) == []  # the per-image curve belonged to the model
+    pd.testing.assert_frame_equal(accuracy_curve(copy), with_model)
+    RunDir(copy).read_summary()  # the points pass summary.json's schema
