@@ -373,7 +373,7 @@ ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "
 # that its run form shows (prunelab.config.ParamFacts.form; a field two methods share, as `form`, once), then
 # summary figures
 ABLATION_EXTRAS = [*dict.fromkeys(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),
-                   "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
+                   "acc_before_prune", "acc_after_prune", NEAR_ZERO_GAMMA_KEY, "similarity_gap_mean",
                    "spearman_macs_loss", "spearman_macs_difficulty", "macs_per_image_with_gates",
                    "macs_reduction_with_gates", "density_mean", "departures", "macs_cv", "decision_disagreement",
                    "complexity_quintile_gap", "similarity_rank_correlation"]

@@ -10,6 +10,8 @@ Whatever ships, `assets/` stays within its 40 MB budget.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -79,9 +81,12 @@ def test_cifar_manidp_stays_within_three_points_at_40_percent_fewer_macs(table: 
 
 @shipped
 @pytest.mark.slow
-def test_cifar_slimming_what_if_runs_without_the_photographs_on_disk() -> None:
+def test_cifar_slimming_what_if_runs_without_the_photographs_on_disk(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's dataset folder is not in the repository: the what-if reads the shipped test images and,
-    at the run's own prune ratio, gives back the run's accuracy right after pruning."""
+    at the run's own prune ratio, gives back the run's accuracy right after pruning. (Run from an empty
+    folder, so a developer's prepared copy of the photographs, data/cifar10-demo, is not found.)"""
+    monkeypatch.chdir(tmp_path)
     from prunelab.config import RunConfig
     from prunelab.data import DatasetError, load_dataset
     from prunelab.methods.slimming.reprune import what_if

@@ -94,6 +94,13 @@ def test_every_pruned_run_has_a_baseline_with_the_same_budget(table: pd.DataFram
 
 
 def test_the_ablations_page_claims_agree_with_the_demo(table: pd.DataFrame) -> None:
-    verdicts = {claim.lesson: claim.verdict for claim in lessons.claims(table)}
-    assert verdicts["γ piles up at zero as λ grows"] == "holds"
-    assert verdicts["with a strong λ, pruning barely hurts before fine-tuning"] == "holds"
+    found = {claim.lesson: claim for claim in lessons.claims(table)}
+    for form in ("reference", "prunelab"):  # slimming's two scopes are two Figure-4 series
+        assert found[f"γ piles up at zero as λ grows [{form}]"].verdict == "holds"
+        assert found[f"with a strong λ, pruning barely hurts before fine-tuning [{form}]"].verdict == "holds"
+    # in the reference scope (every BN, γ decayed) sparsity training at the largest λ itself fails at 3 epochs:
+    # the claim says so instead of crediting pruning
+    assert "starts from a lower point" in found["with a strong λ, pruning barely hurts before fine-tuning "
+                                                "[reference]"].measured
+    assert "starts from a lower point" not in found["with a strong λ, pruning barely hurts before fine-tuning "
+                                                    "[prunelab]"].measured
