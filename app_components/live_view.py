@@ -1,4 +1,4 @@
-"""The live view of one run (pages/live.py): a run picker, then a fragment that re-reads the run's files
+"""The live view of one run (app_pages/live.py): a run picker, then a fragment that re-reads the run's files
 every POLL_S seconds while it trains and stops polling once it has ended.
 
 What is drawn is computed by `prunelab.live` from the cached loaders of `app_components.common` (keyed
@@ -38,7 +38,7 @@ TRAIN_COLOUR, TEST_COLOUR, PRUNE_COLOUR = "#2e86ab", "#f18f01", "#c73e1d"
 
 def link_to(run_id: str, label: str = "Watch it train") -> None:
     """A link that opens the live view on `run_id`."""
-    shell.page_link("pages/live.py", label=label, icon=":material/monitoring:", query_params={PARAM: run_id})
+    shell.page_link("app_pages/live.py", label=label, icon=":material/monitoring:", query_params={PARAM: run_id})
 
 
 def pick_run() -> Path | None:

@@ -1,4 +1,4 @@
-"""The home page's pieces (pages/home.py): what the bundled demo shows, in one screen.
+"""The home page's pieces (app_pages/home.py): what the bundled demo shows, in one screen.
 
 Accuracy against MACs for every demo variant (mean ± std over seeds, the user's finished runs of the same
 dataset beside them), one sentence per method and a strip of a ManiDP demo run's cheapest and costliest
@@ -28,9 +28,9 @@ def links() -> None:
     """Starting a run and watching one, one click each."""
     start, watch = st.columns(2)
     with start:
-        shell.page_link("pages/runs.py", label="Start a run", icon=":material/play_circle:")
+        shell.page_link("app_pages/runs.py", label="Start a run", icon=":material/play_circle:")
     with watch:
-        shell.page_link("pages/live.py", label="Watch a run train", icon=":material/monitoring:")
+        shell.page_link("app_pages/live.py", label="Watch a run train", icon=":material/monitoring:")
 
 
 def method_sentences() -> None:

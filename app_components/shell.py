@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 # (file, title, icon); the first is the home page
 PAGES = [
-    ("pages/home.py", "Overview", ":material/home:"),
-    ("pages/runs.py", "Runs", ":material/play_circle:"),
-    ("pages/live.py", "Live training", ":material/monitoring:"),
-    ("pages/slimming.py", "Slimming", ":material/content_cut:"),
-    ("pages/per_image.py", "Per-image MACs", ":material/image:"),
-    ("pages/similarity.py", "Similarity", ":material/grid_on:"),
-    ("pages/ablations.py", "Ablations", ":material/table_chart:"),
-    ("pages/speed.py", "Speed", ":material/speed:"),
+    ("app_pages/home.py", "Overview", ":material/home:"),
+    ("app_pages/runs.py", "Runs", ":material/play_circle:"),
+    ("app_pages/live.py", "Live training", ":material/monitoring:"),
+    ("app_pages/slimming.py", "Slimming", ":material/content_cut:"),
+    ("app_pages/per_image.py", "Per-image MACs", ":material/image:"),
+    ("app_pages/similarity.py", "Similarity", ":material/grid_on:"),
+    ("app_pages/ablations.py", "Ablations", ":material/table_chart:"),
+    ("app_pages/speed.py", "Speed", ":material/speed:"),
 ]
 _run = threading.local()  # set while app.py runs a page (a script run is one thread)
 
@@ -43,7 +43,7 @@ def navigation() -> st.Page:
 
 
 def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
-    """`st.page_link` to the app page `path` (e.g. "pages/live.py"); a page run on its own (AppTest of
+    """`st.page_link` to the app page `path` (e.g. "app_pages/live.py"); a page run on its own (AppTest of
     one file, no navigation) names the page in the sidebar instead."""
     if getattr(_run, "active", False) and (ROOT / path).is_file():
         st.page_link(str(ROOT / path), label=label, icon=icon, query_params=query_params)

@@ -1,6 +1,6 @@
 """What the live view of one run and the home page's overview show, computed from the run's files.
 
-Streamlit-free: the pages (`pages/live.py`, `pages/home.py`) read a run directory through
+Streamlit-free: the pages (`app_pages/live.py`, `app_pages/home.py`) read a run directory through
 `prunelab.results`, pass the frames here and draw what comes back. Everything accepts a run that is
 still being written: an empty metrics frame, a missing artefact or a phase that has not started yet
 gives an empty result, never an exception.

@@ -1,5 +1,5 @@
 """Import structure: no cycle among prunelab modules, prunelab never imports streamlit, the app never
-imports the CLI, `pages/` holds only the pages `app.py` registers.
+imports the CLI, `app_pages/` holds only the pages `app.py` registers.
 
 Read from the source with `ast` (module-level and function-level imports; only `if TYPE_CHECKING:`
 blocks are exempt), so a lazy import inside a function counts."""
@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-APP_FILES = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "app_components").glob("*.py"))]
+APP_FILES = [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py")),
+             *sorted((REPO / "app_components").glob("*.py"))]
 
 
 def module_name(path: Path) -> str:
@@ -120,7 +121,7 @@ def registered_pages() -> set[str]:
 
 
 def test_pages_folder_holds_only_registered_pages() -> None:
-    files = {f"pages/{path.name}" for path in (REPO / "pages").glob("*.py")}
+    files = {f"app_pages/{path.name}" for path in (REPO / "app_pages").glob("*.py")}
     assert files and files <= registered_pages(), files - registered_pages()
 
 

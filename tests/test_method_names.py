@@ -12,7 +12,7 @@ from prunelab.config import METHOD_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT = [REPO / "app.py", *(REPO / "prunelab").rglob("*.py"), *(REPO / "app_components").rglob("*.py"),
-           *(REPO / "pages").rglob("*.py"), *(REPO / "scripts").rglob("*.py")]
+           *(REPO / "app_pages").rglob("*.py"), *(REPO / "scripts").rglob("*.py")]
 METHODS_DIR = REPO / "prunelab" / "methods"
 # the suite presets' one data table: `suite slimming` is a suite named after the method it composes
 EXCEPTIONS = {("prunelab/suites.py",
