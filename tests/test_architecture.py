@@ -111,18 +111,31 @@ def test_app_never_imports_the_cli() -> None:
     assert not offenders
 
 
-def registered_pages() -> set[str]:
-    """The page files listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation)."""
+def registered_pages() -> dict[str, str]:
+    """The pages listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation): file -> URL
+    path, read from each `AppPage(file, title, icon, url_path)` entry."""
     tree = ast.parse((REPO / "app_components" / "shell.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
-            return {entry.elts[0].value for entry in node.value.elts}  # type: ignore[attr-defined]
+            assert isinstance(node.value, ast.List)
+            entries = [entry for entry in node.value.elts if isinstance(entry, ast.Call)]
+            assert len(entries) == len(node.value.elts), "every PAGES entry is an AppPage(...)"
+            return {ast.literal_eval(entry.args[0]): ast.literal_eval(entry.args[3]) for entry in entries}
     raise AssertionError("no PAGES in app_components/shell.py")
 
 
 def test_pages_folder_holds_only_registered_pages() -> None:
     files = {f"app_pages/{path.name}" for path in (REPO / "app_pages").glob("*.py")}
-    assert files and files <= registered_pages(), files - registered_pages()
+    assert files and files <= set(registered_pages()), files - set(registered_pages())
+
+
+# the URL path of every page since the app has had one (bookmarks and shared links use them)
+BOOKMARKED = {"home", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed"}
+
+
+def test_page_urls_stay_those_of_the_bookmarks() -> None:
+    urls = registered_pages()
+    assert set(urls.values()) == BOOKMARKED, urls
 
 
 def test_nothing_references_pagesmanager() -> None:

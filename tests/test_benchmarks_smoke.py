@@ -99,5 +99,5 @@ def test_the_app_benchmark_renders_the_pages_the_app_registers() -> None:
     from app_components.shell import PAGES, ROOT
 
     pages = bench_app.app_pages()
-    assert pages == [path for path, _, _ in PAGES]
+    assert pages == [page.file for page in PAGES]
     assert all((ROOT / page).is_file() for page in pages)

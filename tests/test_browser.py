@@ -99,7 +99,8 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
 
 def test_a_page_url_as_a_fresh_servers_first_request_gets_the_apps_navigation(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    """Streamlit's legacy `app_pages/` discovery must not take over when the first request is a deep link."""
+    """A deep link as a fresh server's first request runs app.py, so the page has the app's navigation (a page
+    file Streamlit ran by itself, as its legacy discovery of a `pages/` folder would, would not)."""
     from playwright.sync_api import sync_playwright
 
     with _serve_app(tmp_path_factory.getbasetemp()) as url, sync_playwright() as playwright:
