@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_components.speed import HEADLINES, SPEED_DIR_ENV
+from prunelab.speed.report import HEADLINES, SPEED_DIR_ENV
 from tests.pages.page_helpers import plotly_figures
 
 ROOT = Path(__file__).resolve().parents[2]
