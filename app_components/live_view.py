@@ -194,7 +194,7 @@ def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
     epoch, values, threshold = latest
     initial = analysis.layer_gammas(history.gammas, history.layer_names, 0)
     st.plotly_chart(gamma_figure(initial, values, epoch, threshold, history.sparsity_lambda), key="live_gamma")
-    share = float(np.mean(values < NEAR_ZERO_GAMMA)) if values.size else float("nan")
+    share = analysis.near_zero_share(values)
     st.caption(f"After sparsity epoch {epoch}: {share:.1%} of the {values.size} scales lie below "
                f"{NEAR_ZERO_GAMMA}. The L1 term (λ = {history.sparsity_lambda:g}) pulls them toward "
                "zero; the dotted line is the global threshold the prune ratio would cut at now."

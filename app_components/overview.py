@@ -72,7 +72,8 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M" for _, r in rows.iterrows()]
+        captions = [f"{analysis.class_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M"
+                    for _, r in rows.iterrows()]
         if images is None:
             st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))
             continue
@@ -80,10 +81,6 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     dense = per_image["macs"].max()
     st.caption(f"Same network, same weights: each image runs the channels its gates keep, from "
                f"{per_image['macs'].min() / 1e6:.2f} M to {dense / 1e6:.2f} M MACs. More on **Per-image MACs**.")
-
-
-def _name(names: list[str], label: object) -> str:
-    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
 
 
 def chart_caption(runs: pd.DataFrame, reduction: bool = False) -> None:
