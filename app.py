@@ -2,8 +2,8 @@
 
 The Overview (home) charts the bundled demo; the Runs page starts runs, Live training watches one; the
 analysis pages read finished run directories.
-The pages and their titles are listed in `app_components.shell`; an analysis page whose file is missing
-is left out of the navigation so the app still starts.
+The pages (files in `app_pages/`), their titles and URL paths are listed in `app_components.shell`; an
+analysis page whose file is missing is left out of the navigation so the app still starts.
 """
 
 import streamlit as st

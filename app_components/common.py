@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_components import shell
 from prunelab import results
 from prunelab.config import METHOD_FACTS
 from prunelab.store import default_runs_dir
@@ -257,8 +256,7 @@ def cached_test_images(path: str | Path, indices_tuple: tuple[int, ...]) -> np.n
 
 
 def title(text: str) -> None:
-    """The page's title; first makes sure the page runs under `app.py`'s navigation."""
-    shell.hand_over()
+    """The page's title."""
     st.title(text)
 
 

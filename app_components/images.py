@@ -9,12 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from app_components import common
+from prunelab.analysis import class_name
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
-
-
-def class_name(names: Sequence[str], label: object) -> str:
-    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
 
 
 PER_ROW = 8  # images per row of a gallery unless the page lets the reader choose

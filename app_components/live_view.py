@@ -1,4 +1,4 @@
-"""The live view of one run (pages/live.py): a run picker, then a fragment that re-reads the run's files
+"""The live view of one run (app_pages/live.py): a run picker, then a fragment that re-reads the run's files
 every POLL_S seconds while it trains and stops polling once it has ended.
 
 What is drawn is computed by `prunelab.live` from the cached loaders of `app_components.common` (keyed
@@ -38,7 +38,7 @@ TRAIN_COLOUR, TEST_COLOUR, PRUNE_COLOUR = "#2e86ab", "#f18f01", "#c73e1d"
 
 def link_to(run_id: str, label: str = "Watch it train") -> None:
     """A link that opens the live view on `run_id`."""
-    shell.page_link("pages/live.py", label=label, icon=":material/monitoring:", query_params={PARAM: run_id})
+    shell.page_link("app_pages/live.py", label=label, icon=":material/monitoring:", query_params={PARAM: run_id})
 
 
 def pick_run() -> Path | None:
@@ -194,7 +194,7 @@ def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
     epoch, values, threshold = latest
     initial = analysis.layer_gammas(history.gammas, history.layer_names, 0)
     st.plotly_chart(gamma_figure(initial, values, epoch, threshold, history.sparsity_lambda), key="live_gamma")
-    share = float(np.mean(values < NEAR_ZERO_GAMMA)) if values.size else float("nan")
+    share = analysis.near_zero_share(values)
     st.caption(f"After sparsity epoch {epoch}: {share:.1%} of the {values.size} scales lie below "
                f"{NEAR_ZERO_GAMMA}. The L1 term (λ = {history.sparsity_lambda:g}) pulls them toward "
                "zero; the dotted line is the global threshold the prune ratio would cut at now."

@@ -142,8 +142,7 @@ def _moves(run: Path, result: WhatIf, names: list[str]) -> None:
     st.markdown("**Which images move between the cheap and the costly half?** Each image's group is the half "
                 "of the MACs ranking it falls in, as trained (rows) and at this density (columns).")
     st.dataframe(result.moves, key="pi_whatif_moves")
-    wrong = int((frame["correct_trained"] & ~frame["correct"]).sum())
-    right = int((~frame["correct_trained"] & frame["correct"]).sum())
+    wrong, right = result.became_wrong, result.became_right
     st.caption(f"{len(result.moved)} of {len(frame)} test images change half: "
                f"{len(result.crossed('cheap', 'costly'))} from cheap to costly, "
                f"{len(result.crossed('costly', 'cheap'))} from costly to cheap. {wrong} images become wrong and "

@@ -1,4 +1,4 @@
-"""The home page's pieces (pages/home.py): what the bundled demo shows, in one screen.
+"""The home page's pieces (app_pages/home.py): what the bundled demo shows, in one screen.
 
 Accuracy against MACs for every demo variant (mean ± std over seeds, the user's finished runs of the same
 dataset beside them), one sentence per method and a strip of a ManiDP demo run's cheapest and costliest
@@ -28,9 +28,9 @@ def links() -> None:
     """Starting a run and watching one, one click each."""
     start, watch = st.columns(2)
     with start:
-        shell.page_link("pages/runs.py", label="Start a run", icon=":material/play_circle:")
+        shell.page_link("app_pages/runs.py", label="Start a run", icon=":material/play_circle:")
     with watch:
-        shell.page_link("pages/live.py", label="Watch a run train", icon=":material/monitoring:")
+        shell.page_link("app_pages/live.py", label="Watch a run train", icon=":material/monitoring:")
 
 
 def method_sentences() -> None:
@@ -42,13 +42,13 @@ def method_sentences() -> None:
 def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str,
                          points: Sequence[Any] = ()) -> go.Figure:
     """Demo variants (mean ± std over seeds) on `dataset`, one named point each, and the user's finished runs
-    in the demo's setting (`runs_beside`) as open markers (`app_components.charts.accuracy_figure`).
+    in the demo's setting (`prunelab.live.runs_beside`) as open markers (`app_components.charts.accuracy_figure`).
 
     With `points` (the papers' CIFAR-10 results, `app_components.paper_points.published`) the x axis is
     the MACs reduction, the papers' unit, and the points are drawn as labelled stars."""
     shown = variants[variants["dataset"] == dataset]
     x = "macs_reduction" if points else "macs_per_image"
-    fig = charts.accuracy_figure(shown, x, points, runs_beside(shown, beside))
+    fig = charts.accuracy_figure(shown, x, points, live.runs_beside(shown, beside))
     first = shown.iloc[0] if not shown.empty else None
     setting = (f"{first['model']} at width {first['width']:g}, mean ± std over up to {int(shown['seeds'].max())} seeds"
                if first is not None else "")
@@ -56,46 +56,6 @@ def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: 
                              title={"text": f"Accuracy against {'MACs reduction' if points else 'MACs'} on "
                                             f"{dataset_short_name(dataset)}<br><sup>{setting}</sup>",
                                     "font": {"size": 14}})
-
-
-def runs_beside(shown: pd.DataFrame, beside: pd.DataFrame) -> pd.DataFrame:
-    """The user's finished runs (`beside`, runs-table rows) in the setting of the variants `shown`: the same
-    dataset, model and width (another network would rescale the demo's axes), as `analysis.ablation_table`
-    rows (MACs per image and reduction)."""
-    if beside.empty or shown.empty:
-        return beside.iloc[:0]
-    mine = analysis.ablation_table(beside)
-    keys = ["dataset", "model", "width"]
-    settings = set(shown[keys].itertuples(index=False, name=None))
-    same = [tuple(row) in settings for row in mine[keys].itertuples(index=False, name=None)]
-    return mine[same].reset_index(drop=True)
-
-
-def other_settings(shown: pd.DataFrame, beside: pd.DataFrame) -> int:
-    """How many of the user's finished runs on the dataset of `shown` are left off its chart (another model
-    or width)."""
-    if beside.empty or shown.empty:
-        return 0
-    on_dataset = beside[beside["dataset"].isin(set(shown["dataset"]))]
-    return len(on_dataset) - len(runs_beside(shown, on_dataset))
-
-
-def user_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The user's finished runs with an accuracy and MACs (not the demo)."""
-    if runs.empty:
-        return runs
-    done = runs[~runs["demo"].astype(bool) & (runs["state"] == "done")]
-    return done.dropna(subset=["test_acc", "macs_per_image"])
-
-
-def chart_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(variants to chart, single runs drawn beside them): the demo's variants and the user's finished
-    runs; without a demo, the user's runs as variants and nothing beside."""
-    demo = runs[runs["demo"].astype(bool)] if not runs.empty else runs
-    mine = user_runs(runs)
-    if demo.empty:
-        return live.variants(mine), mine.iloc[:0]
-    return live.variants(demo), mine
 
 
 def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
@@ -112,7 +72,8 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-        captions = [f"{_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M" for _, r in rows.iterrows()]
+        captions = [f"{analysis.class_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M"
+                    for _, r in rows.iterrows()]
         if images is None:
             st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))
             continue
@@ -120,10 +81,6 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     dense = per_image["macs"].max()
     st.caption(f"Same network, same weights: each image runs the channels its gates keep, from "
                f"{per_image['macs'].min() / 1e6:.2f} M to {dense / 1e6:.2f} M MACs. More on **Per-image MACs**.")
-
-
-def _name(names: list[str], label: object) -> str:
-    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
 
 
 def chart_caption(runs: pd.DataFrame, reduction: bool = False) -> None:

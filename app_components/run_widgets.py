@@ -41,10 +41,10 @@ from prunelab.store import default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {
-    "pages/slimming.py": "**Slimming**: γ histograms, threshold, what-if prune ratio",
-    "pages/per_image.py": "**Per-image MACs**: which images get small sub-networks",
-    "pages/similarity.py": "**Similarity**: gate versus feature similarity",
-    "pages/ablations.py": "**Ablations**: accuracy against MACs for every run",
+    "app_pages/slimming.py": "**Slimming**: γ histograms, threshold, what-if prune ratio",
+    "app_pages/per_image.py": "**Per-image MACs**: which images get small sub-networks",
+    "app_pages/similarity.py": "**Similarity**: gate versus feature similarity",
+    "app_pages/ablations.py": "**Ablations**: accuracy against MACs for every run",
 }
 FOLDER_OPTION = "folder:PATH"
 # the settings each method's run form shows: the fields its config marks `form` (prunelab.config.ParamFacts)

@@ -1,54 +1,62 @@
-"""The app shell: the pages `app.py` registers with `st.navigation`, and the hand-over of a page that
-Streamlit ran by itself.
+"""The app shell: the pages `app.py` registers with `st.navigation`, and links between them.
 
-A fresh server whose first request is a page URL (say `/per_image`) runs that file directly, by
-Streamlit's legacy discovery of a `pages/` folder next to the main script: the main script (`app.py`)
-has not run, so the page lacks the app's navigation, sidebar and wide layout. `hand_over()` notices it
-(the main script is `app.py` but this run did not pass through `app_run()`), registers the app's pages
-with `st.navigation` (which ends the legacy mode) and reruns: `app.py` then opens the same page (pages
-are keyed by URL path).
+The page files live in `app_pages/`, a folder Streamlit does not discover by itself (only a `pages/`
+folder next to the main script is run as a page of its own), so every page request, a deep link as a
+fresh server's first request included, runs `app.py` and its navigation. Each page's URL path is given
+here, not inferred from its file name, so bookmarks keep working whatever the files are called.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
-# (file, title, icon); the first is the home page
+
+
+class AppPage(NamedTuple):
+    """One page of the app: its file (relative to the repository root), title, icon and URL path."""
+
+    file: str
+    title: str
+    icon: str
+    url_path: str
+
+
+# the first is the home page (served at "/"; its url_path names it in links)
 PAGES = [
-    ("pages/home.py", "Overview", ":material/home:"),
-    ("pages/runs.py", "Runs", ":material/play_circle:"),
-    ("pages/live.py", "Live training", ":material/monitoring:"),
-    ("pages/slimming.py", "Slimming", ":material/content_cut:"),
-    ("pages/per_image.py", "Per-image MACs", ":material/image:"),
-    ("pages/similarity.py", "Similarity", ":material/grid_on:"),
-    ("pages/ablations.py", "Ablations", ":material/table_chart:"),
-    ("pages/speed.py", "Speed", ":material/speed:"),
+    AppPage("app_pages/home.py", "Overview", ":material/home:", "home"),
+    AppPage("app_pages/runs.py", "Runs", ":material/play_circle:", "runs"),
+    AppPage("app_pages/live.py", "Live training", ":material/monitoring:", "live"),
+    AppPage("app_pages/slimming.py", "Slimming", ":material/content_cut:", "slimming"),
+    AppPage("app_pages/per_image.py", "Per-image MACs", ":material/image:", "per_image"),
+    AppPage("app_pages/similarity.py", "Similarity", ":material/grid_on:", "similarity"),
+    AppPage("app_pages/ablations.py", "Ablations", ":material/table_chart:", "ablations"),
+    AppPage("app_pages/speed.py", "Speed", ":material/speed:", "speed"),
 ]
 _run = threading.local()  # set while app.py runs a page (a script run is one thread)
 
 
 def navigation() -> st.Page:
     """`st.navigation` over the pages whose file exists (a missing analysis page is left out)."""
-    pages = [st.Page(ROOT / path, title=title, icon=icon, default=(path == PAGES[0][0]))
-             for path, title, icon in PAGES if (ROOT / path).is_file()]
+    pages = [st.Page(ROOT / page.file, title=page.title, icon=page.icon, url_path=page.url_path,
+                     default=page == PAGES[0])
+             for page in PAGES if (ROOT / page.file).is_file()]
     return st.navigation(pages)
 
 
 def page_link(path: str, label: str, icon: str | None = None, query_params: dict[str, str] | None = None) -> None:
-    """`st.page_link` to the app page `path` (e.g. "pages/live.py"); a page run on its own (AppTest of
+    """`st.page_link` to the app page `path` (e.g. "app_pages/live.py"); a page run on its own (AppTest of
     one file, no navigation) names the page in the sidebar instead."""
     if getattr(_run, "active", False) and (ROOT / path).is_file():
         st.page_link(str(ROOT / path), label=label, icon=icon, query_params=query_params)
         return
-    title = next((title for file, title, _ in PAGES if file == path), path)
+    title = next((page.title for page in PAGES if page.file == path), path)
     st.markdown(f"{label}: open **{title}** in the sidebar.")
 
 
@@ -60,12 +68,3 @@ def app_run() -> Iterator[None]:
         yield
     finally:
         _run.active = False
-
-
-def hand_over() -> None:
-    """Rerun through `app.py` when Streamlit ran this page without it (see the module docstring)."""
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    if getattr(_run, "active", False) or main is None or Path(main).resolve() != APP:
-        return  # under app.py, or a page run on its own (AppTest.from_file of the page)
-    navigation()
-    st.rerun()

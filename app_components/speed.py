@@ -1,15 +1,11 @@
-"""The Speed page's parts: read a speed benchmark result (`benchmarks/bench_speed.py`, shipped under
-`assets/speed/`), and turn it into tables and Plotly figures. Nothing here measures anything.
-
-A result file is the JSON that `python benchmarks/run_all.py --quick --only speed --out F.json` writes:
-`speed_rows` (one row per kind, model, batch, threads and form), the four headline keys, `targets`, the
-machine, and `details.speed.models[<model>].split` (where the time goes).
+"""The Speed page's drawing: a speed benchmark result (`benchmarks/bench_speed.py`, shipped under
+`assets/speed/`) read with an error on the page when it cannot be, its caption, and its Plotly figures.
+Nothing here measures or computes: the tables and bounds come from `prunelab.speed.report`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +14,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components.shell import ROOT
 from prunelab.speed.forms import FORM_LABELS
 
-SPEED_DIR_ENV = "PRUNELAB_SPEED_DIR"
-HEADLINES = {  # key -> (label, target, what it is)
-    "static_speedup_over_macs_b1": ("Static, batch 1: speedup / MACs ratio", 0.8,
-                                    "compact network in its fastest form, dense network in the same form"),
-    "static_speedup_over_macs_b64": ("Static, batch 64: speedup / MACs ratio", 0.85,
-                                     "compact network in its fastest form, dense network in the same form"),
-    "dynamic_speedup_over_macs_b1": ("Dynamic, batch 1: speedup / MACs ratio", 0.6,
-                                     "sparse executor against the BN-folded dense network"),
-    "dynamic_speedup_b64": ("Dynamic, batch 64: speedup", 1.2,
-                            "batched executor against the BN-folded dense network in channels-last"),
-}
 EXECUTOR_LABELS = {"sparse_executor": "sparse executor (one image at a time)",
                    "batched_executor": "batched executor (union of the batch's channels)"}
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-MODEL_LABELS = {"resnet56": "ResNet-56", "vgg16": "VGG-16", "resnet20": "ResNet-20", "vgg11": "VGG-11"}
-
-
-def speed_dir() -> Path:
-    """Folder of the result files: `PRUNELAB_SPEED_DIR`, else `assets/speed` of the repository."""
-    return Path(os.environ.get(SPEED_DIR_ENV) or ROOT / "assets" / "speed")
-
-
-def result_files() -> list[Path]:
-    folder = speed_dir()
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -66,33 +39,9 @@ def load(path: Path) -> dict[str, Any] | None:
     return result
 
 
-def rows(result: dict[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(result["speed_rows"])
-    frame["form_label"] = frame["form"].map(FORM_LABELS).fillna(frame["form"])
-    return frame
-
-
-def oversubscribed(frame: pd.DataFrame) -> float | None:
-    """Median ratio of the dense network's 2-thread to its 1-thread time over the cells measured both ways
-    (above 1: two threads were slower than one, the cores were busy with other work), or None."""
-    dense = frame.drop_duplicates(["model", "batch", "threads", "form"])
-    one = dense[dense["threads"] == 1].set_index(["model", "batch", "form"])["dense_ms"]
-    two = dense[dense["threads"] == 2].set_index(["model", "batch", "form"])["dense_ms"]
-    both = two.index.intersection(one.index)
-    return float((two[both] / one[both]).median()) if len(both) else None
-
-
-def split_of(result: dict[str, Any], model: str) -> dict[str, Any] | None:
-    return result.get("details", {}).get("speed", {}).get("models", {}).get(model, {}).get("split")
-
-
-def model_facts(result: dict[str, Any], model: str) -> dict[str, Any]:
-    facts = result.get("details", {}).get("speed", {}).get("models", {}).get(model, {})
-    return {k: v for k, v in facts.items() if k not in ("split", "cells")}
-
-
 # --- text ------------------------------------------------------------------------------------------------
 def machine_caption(result: dict[str, Any]) -> str:
+    """The caption under the result's picker: where and when it was measured, and how to read its figures."""
     machine, git = result.get("machine", {}), result.get("git", {})
     load = result.get("details", {}).get("speed", {})
     cpu = f"CPU, {machine.get('cpu_count')} cores ({machine.get('processor') or 'x86_64'})"
@@ -102,27 +51,6 @@ def machine_caption(result: dict[str, Any]) -> str:
             f"Load average before / after: {load.get('load_average_before')} / {load.get('load_average_after')} "
             "(a shared machine: other jobs were running, so single figures are noisy; every ratio is the median of "
             "per-round ratios taken side by side). One thread reads thread CPU time, two threads wall time.")
-
-
-def headline_frame(result: dict[str, Any]) -> pd.DataFrame:
-    by_model = result.get("details", {}).get("speed", {}).get("headline_by_model", {})
-    records = []
-    for key, (label, target, what) in HEADLINES.items():
-        value = result.get(key)
-        record = {"figure": label, "measured (worse model)": value, "target": target,
-                  "state": "n/a" if value is None else ("met" if value >= target else
-                                                        f"missed by {1 - value / target:.0%}"),
-                  "what": what}
-        part = key.split("_b")[-1]
-        kind = "static" if key.startswith("static") else "dynamic"
-        for model, entry in by_model.items():
-            cell = entry.get(f"{kind}_b{part}")
-            if cell:
-                field = "speedup" if key == "dynamic_speedup_b64" else "speedup_over_macs"
-                form = cell.get("form") or cell.get("dense_form")
-                record[MODEL_LABELS.get(model, model)] = f"{cell[field]:.2f} ({FORM_LABELS.get(form, form)})"
-        records.append(record)
-    return pd.DataFrame(records)
 
 
 # --- figures ----------------------------------------------------------------------------------------------
@@ -176,26 +104,6 @@ def layer_figure(split: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def time_budget_frame(split: dict[str, Any]) -> pd.DataFrame:
-    """Per batch and network: whole forward, the convolutions alone, the rest, and the MACs."""
-    records = []
-    for key, label in (("layers_b1", "batch 1"), ("layers_b64", "batch 64")):
-        for net, values in split.get(key, {}).get("networks", {}).items():
-            records.append({"batch": label, "network": net, "whole forward ms": values["whole_ms"],
-                            "convolutions ms": values["conv_ms"], "everything else ms": values["other_ms"],
-                            "MACs": values["macs"]})
-    frame = pd.DataFrame(records)
-    if frame.empty:
-        return frame
-    for batch in frame["batch"].unique():
-        part = frame["batch"] == batch
-        dense = frame[part & (frame["network"] == "dense")].iloc[0]
-        frame.loc[part, "MACs ratio"] = dense["MACs"] / frame.loc[part, "MACs"]
-        frame.loc[part, "conv speedup"] = dense["convolutions ms"] / frame.loc[part, "convolutions ms"]
-        frame.loc[part, "speedup"] = dense["whole forward ms"] / frame.loc[part, "whole forward ms"]
-    return frame
-
-
 def op_split_figure(split: dict[str, Any]) -> go.Figure:
     """Share of each network's time by kind of op (torch.profiler), batch 1 and batch 64."""
     bars: dict[str, dict[str, float]] = {}
@@ -225,13 +133,3 @@ def union_figure(split: dict[str, Any]) -> go.Figure:
     fig.update_layout(height=360, xaxis_title="gated layer (forward order)",
                       yaxis={"title": "fraction of the layer's channels", "range": [0, 1.05]}, margin={"t": 20})
     return fig
-
-
-def amdahl(split: dict[str, Any], macs_ratio: float) -> dict[str, float] | None:
-    """Fixed cost at batch 1 and the speedup Amdahl's law allows with it (dense and one-channel ms)."""
-    fixed = split.get("fixed_cost_b1_ms")
-    if not fixed:
-        return None
-    dense, floor = fixed["dense"], fixed["one_channel"]
-    return {"dense_ms": dense, "fixed_ms": floor, "fixed_share": floor / dense,
-            "amdahl_speedup": dense / (floor + (dense - floor) / macs_ratio)}

@@ -18,7 +18,7 @@ import plotly.express as px
 import streamlit as st
 
 from app_components import common
-from app_components.images import class_name, show_images
+from app_components.images import show_images
 from prunelab import analysis, results
 from prunelab.run_format import MODEL_FILE, RunStoreError
 
@@ -43,30 +43,13 @@ def _probe_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarr
     return analysis.umap_embedding(per_layer[probe.layer_names.index(layer)])
 
 
-def point_table(indices: np.ndarray, per_image: pd.DataFrame | None, names: list[str],
-                labels: np.ndarray) -> pd.DataFrame:
-    """One row per point: test-image index, class, prediction, loss and MACs (NaN where unknown)."""
-    frame = pd.DataFrame({"index": np.asarray(indices, dtype=np.int64)})
-    if per_image is not None and not per_image.empty:
-        known = per_image.set_index("index")[["label", "pred", "loss", "macs"]]
-        frame = frame.join(known, on="index")
-    for column in ("label", "pred", "loss", "macs"):
-        if column not in frame:
-            frame[column] = np.nan
-    frame["label"] = frame["label"].fillna(pd.Series(np.asarray(labels), index=frame.index))
-    frame["class"] = [class_name(names, label) for label in frame["label"].astype(int)]
-    frame["prediction"] = [class_name(names, p) if pd.notna(p) else "?" for p in frame["pred"]]
-    frame["MACs"] = frame["macs"]
-    return frame
-
-
 def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names: list[str]) -> None:
     """Layer and colour pickers, the two UMAPs side by side and the images of the selected points."""
     cols = st.columns(2)
     layer = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
     colour = cols[1].radio("Colour by", list(COLOUR_BY), horizontal=True, key="sim_colour")
     embed, indices, labels = _source(run, probe, per_image, None if layer == ALL_LAYERS else layer)
-    points = point_table(indices, per_image, names, labels)
+    points = analysis.point_table(indices, per_image, names, labels)
     colour_column = COLOUR_BY[colour]
     if colour_column != "class" and points[colour_column].isna().all():
         st.info(f"This run has no per-image {colour_column} (per_image.parquet) for these images; coloured by class.")

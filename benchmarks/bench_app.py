@@ -44,7 +44,7 @@ def app_pages() -> list[str]:
     """Page files the app registers (`PAGES` of app_components/shell.py), in navigation order."""
     from app_components.shell import PAGES
 
-    return [path for path, _, _ in PAGES]
+    return [page.file for page in PAGES]
 
 
 @contextlib.contextmanager

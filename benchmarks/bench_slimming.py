@@ -25,6 +25,7 @@ from prunelab.engine import load_model
 from prunelab.flops import count_macs, count_params
 from prunelab.methods.slimming.method import load_dense_model
 from prunelab.models import build_model, spec_of
+from prunelab.speed.report import amdahl_bound
 from prunelab.store import RunDir
 
 RUN_ID = "bench-slimming"
@@ -103,7 +104,7 @@ def overhead_diagnostics(dense: nn.Module, compact: nn.Module, flops_ratio: floa
         times = common.interleaved(contenders, rounds=sizes["rounds"] * sizes["b1_calls"], warmup=5)
     dense_ms, compact_ms, fixed_ms = (1000.0 * common.summarize(times[k])["median"]
                                       for k in ("dense", "compact", "minimal"))
-    amdahl = dense_ms / (fixed_ms + (dense_ms - fixed_ms) / flops_ratio)
+    amdahl = amdahl_bound(dense_ms, fixed_ms, flops_ratio)
     folded = latency_speedup(_bn_folded(dense), _bn_folded(compact), 1,
                              sizes["b1_calls"], sizes["rounds"], shape)
     return {"fixed_overhead_ms_b1": fixed_ms, "dense_ms_b1": dense_ms, "compact_ms_b1": compact_ms,

@@ -5,7 +5,8 @@ nothing imports Streamlit, so the pages stay thin and every number they show is 
 
 - Spearman's rank correlation `rho = pearson(rank(x), rank(y))` (average ranks for ties).
 - The similarity gap `||T^l - R^l||_F` between gate-similarity and feature-similarity matrices.
-- UMAP embeddings (umap-learn) of gate vectors or pooled features, with cosine distance as in T and R.
+- UMAP embeddings (umap-learn) of gate vectors or pooled features, with cosine distance as in T and R, and
+  the table of their points (`point_table`: each test image's class, prediction, loss and MACs).
 - |gamma| histograms on shared bin edges, so runs with different lambdas compare bin for bin.
 - Ablation, sweep and CSV-export tables built from `prunelab.results.runs_table`.
 """
@@ -255,6 +256,30 @@ def _enable_numba_cache() -> None:
                     continue
 
 
+def class_name(names: Sequence[str], label: object) -> str:
+    """The name of class `label` in `names`, or the label itself when `names` does not have it."""
+    return names[int(label)] if 0 <= int(label) < len(names) else str(label)
+
+
+def point_table(indices: np.ndarray, per_image: pd.DataFrame | None, names: Sequence[str],
+                labels: np.ndarray) -> pd.DataFrame:
+    """One row per point of a sub-network map (test image `indices`, with their `labels`): index, label, pred,
+    loss and macs from `per_image` (NaN where it has no row for the image, or there is none), `class`,
+    `prediction` ("?" when unknown) and `MACs` for the hover text."""
+    frame = pd.DataFrame({"index": np.asarray(indices, dtype=np.int64)})
+    if per_image is not None and not per_image.empty:
+        known = per_image.set_index("index")[["label", "pred", "loss", "macs"]]
+        frame = frame.join(known, on="index")
+    for column in ("label", "pred", "loss", "macs"):
+        if column not in frame:
+            frame[column] = np.nan
+    frame["label"] = frame["label"].fillna(pd.Series(np.asarray(labels), index=frame.index))
+    frame["class"] = [class_name(names, label) for label in frame["label"].astype(int)]
+    frame["prediction"] = [class_name(names, p) if pd.notna(p) else "?" for p in frame["pred"]]
+    frame["MACs"] = frame["macs"]
+    return frame
+
+
 # ------------------------------------------------------------------------------------------------
 # gamma histograms (Network Slimming)
 
@@ -292,13 +317,19 @@ def threshold_at_epoch(thresholds: np.ndarray | None, row: int) -> float | None:
     return float(thresholds[row])
 
 
+def near_zero_share(values: np.ndarray) -> float:
+    """The share of `values` (|gamma| of prunable BNs) below NEAR_ZERO_GAMMA; NaN when there are none."""
+    values = np.asarray(values)
+    return float(np.mean(values < NEAR_ZERO_GAMMA)) if values.size else float("nan")
+
+
 def near_zero_shares(histories: Mapping[str, Any], epoch: int) -> dict[str, float]:
     """Per run (label 'λ=...'), the share of all prunable |gamma| below NEAR_ZERO_GAMMA at `epoch`."""
     shares = {}
     for path, hist in histories.items():
         values = layer_gammas(hist.gammas, hist.layer_names, epoch_row(hist.epochs, epoch))
         label = f"λ={hist.sparsity_lambda:g} ({Path(str(path)).name})"
-        shares[label] = float(np.mean(values < NEAR_ZERO_GAMMA)) if values.size else float("nan")
+        shares[label] = near_zero_share(values)
     return shares
 
 

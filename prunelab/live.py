@@ -1,6 +1,6 @@
 """What the live view of one run and the home page's overview show, computed from the run's files.
 
-Streamlit-free: the pages (`pages/live.py`, `pages/home.py`) read a run directory through
+Streamlit-free: the pages (`app_pages/live.py`, `app_pages/home.py`) read a run directory through
 `prunelab.results`, pass the frames here and draw what comes back. Everything accepts a run that is
 still being written: an empty metrics frame, a missing artefact or a phase that has not started yet
 gives an empty result, never an exception.
@@ -10,7 +10,9 @@ gives an empty result, never an exception.
   and what happens between two phases (slimming prunes between sparsity training and fine-tuning).
 - `layer_density_curves`: ManiDP's density per gated layer and epoch (`test_density_<layer>` columns).
 - `artefact_listing`: every file of the run, and the artefacts its method writes that are not there yet.
-- `variants` / `strip_run`: the home page's accuracy-against-MACs chart and cheap/costly image strip.
+- `variants` / `strip_run`: the home page's accuracy-against-MACs chart and cheap/costly image strip;
+  `chart_runs` / `user_runs` / `runs_beside` / `other_settings`: which runs that chart draws, and how many
+  of the user's runs it leaves off.
 """
 
 from __future__ import annotations
@@ -234,6 +236,46 @@ def variants(runs: pd.DataFrame) -> pd.DataFrame:
     groups = lessons.variant_groups(analysis.ablation_table(runs))
     groups = groups[groups["test_acc_mean"].notna() & groups["macs_per_image_mean"].notna()]
     return groups.reset_index(drop=True)
+
+
+def runs_beside(shown: pd.DataFrame, beside: pd.DataFrame) -> pd.DataFrame:
+    """The user's finished runs (`beside`, runs-table rows) in the setting of the variants `shown`: the same
+    dataset, model and width (another network would rescale the demo's axes), as `analysis.ablation_table`
+    rows (MACs per image and reduction)."""
+    if beside.empty or shown.empty:
+        return beside.iloc[:0]
+    mine = analysis.ablation_table(beside)
+    keys = ["dataset", "model", "width"]
+    settings = set(shown[keys].itertuples(index=False, name=None))
+    same = [tuple(row) in settings for row in mine[keys].itertuples(index=False, name=None)]
+    return mine[same].reset_index(drop=True)
+
+
+def other_settings(shown: pd.DataFrame, beside: pd.DataFrame) -> int:
+    """How many of the user's finished runs on the dataset of `shown` are left off its chart (another model
+    or width)."""
+    if beside.empty or shown.empty:
+        return 0
+    on_dataset = beside[beside["dataset"].isin(set(shown["dataset"]))]
+    return len(on_dataset) - len(runs_beside(shown, on_dataset))
+
+
+def user_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The user's finished runs with an accuracy and MACs (not the demo)."""
+    if runs.empty:
+        return runs
+    done = runs[~runs["demo"].astype(bool) & (runs["state"] == "done")]
+    return done.dropna(subset=["test_acc", "macs_per_image"])
+
+
+def chart_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(variants to chart, single runs drawn beside them): the demo's variants and the user's finished
+    runs; without a demo, the user's runs as variants and nothing beside."""
+    demo = runs[runs["demo"].astype(bool)] if not runs.empty else runs
+    mine = user_runs(runs)
+    if demo.empty:
+        return variants(mine), mine.iloc[:0]
+    return variants(demo), mine
 
 
 def strip_run(runs: pd.DataFrame, dataset: str | None = None) -> str | None:

@@ -72,6 +72,16 @@ class WhatIf:
         rows = self.per_image[self.per_image["group"] != self.per_image["group_trained"]]
         return rows.sort_values(["macs", "index"], kind="stable")
 
+    @property
+    def became_wrong(self) -> int:
+        """How many test images the run classified right as trained and wrong at this density."""
+        return int((self.per_image["correct_trained"] & ~self.per_image["correct"]).sum())
+
+    @property
+    def became_right(self) -> int:
+        """How many test images the run classified wrong as trained and right at this density."""
+        return int((~self.per_image["correct_trained"] & self.per_image["correct"]).sum())
+
     def crossed(self, before: str, after: str) -> pd.DataFrame:
         """Images that were in group `before` as trained and are in group `after` here."""
         rows = self.per_image[(self.per_image["group_trained"] == before) & (self.per_image["group"] == after)]

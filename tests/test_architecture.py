@@ -1,5 +1,6 @@
 """Import structure: no cycle among prunelab modules, prunelab never imports streamlit, the app never
-imports the CLI, `pages/` holds only the pages `app.py` registers.
+imports the CLI, `app_pages/` holds only the pages `app.py` registers (at the URLs they always had), no
+`pages/` folder for Streamlit to run a page from by itself, and no page or component reruns for a hand-over.
 
 Read from the source with `ast` (module-level and function-level imports; only `if TYPE_CHECKING:`
 blocks are exempt), so a lazy import inside a function counts."""
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-APP_FILES = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "app_components").glob("*.py"))]
+APP_FILES = [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py")),
+             *sorted((REPO / "app_components").glob("*.py"))]
 
 
 def module_name(path: Path) -> str:
@@ -110,18 +112,99 @@ def test_app_never_imports_the_cli() -> None:
     assert not offenders
 
 
-def registered_pages() -> set[str]:
-    """The page files listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation)."""
+def registered_pages() -> dict[str, str]:
+    """The pages listed in `app_components/shell.py`'s PAGES (what app.py gives st.navigation): file -> URL
+    path, read from each `AppPage(file, title, icon, url_path)` entry."""
     tree = ast.parse((REPO / "app_components" / "shell.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
-            return {entry.elts[0].value for entry in node.value.elts}  # type: ignore[attr-defined]
+            assert isinstance(node.value, ast.List)
+            entries = [entry for entry in node.value.elts if isinstance(entry, ast.Call)]
+            assert len(entries) == len(node.value.elts), "every PAGES entry is an AppPage(...)"
+            return {ast.literal_eval(entry.args[0]): ast.literal_eval(entry.args[3]) for entry in entries}
     raise AssertionError("no PAGES in app_components/shell.py")
 
 
 def test_pages_folder_holds_only_registered_pages() -> None:
-    files = {f"pages/{path.name}" for path in (REPO / "pages").glob("*.py")}
-    assert files and files <= registered_pages(), files - registered_pages()
+    files = {f"app_pages/{path.name}" for path in (REPO / "app_pages").glob("*.py")}
+    assert files and files <= set(registered_pages()), files - set(registered_pages())
+
+
+# the URL path of every page since the app has had one (bookmarks and shared links use them)
+BOOKMARKED = {"home", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed"}
+
+
+def test_page_urls_stay_those_of_the_bookmarks() -> None:
+    urls = registered_pages()
+    assert set(urls.values()) == BOOKMARKED, urls
+
+
+def test_no_pages_folder_for_streamlit_to_discover() -> None:
+    """Streamlit runs a file of a `pages/` folder next to app.py by itself (legacy multipage discovery), without
+    app.py's navigation; the page files live in `app_pages/`, so there is no such folder holding page files."""
+    assert not sorted((REPO / "pages").glob("*.py"))  # no such folder, or none holding a page file
+    assert all(file.startswith("app_pages/") for file in registered_pages())
+
+
+def _calls(scope: ast.AST, name: str) -> bool:
+    """Whether `scope` calls a function or method called `name` (`st.rerun()`, `shell.navigation()`, ...)."""
+    return any(isinstance(node, ast.Call) and name in (getattr(node.func, "attr", None), getattr(node.func, "id", None))
+               for node in ast.walk(scope))
+
+
+def _reads_main_module(scope: ast.AST) -> bool:
+    """Whether `scope` looks up the `__main__` module (which script Streamlit ran), other than `if __name__ ==
+    "__main__":`."""
+    guards = {id(side) for node in ast.walk(scope) if isinstance(node, ast.Compare)
+              for side in [node.left, *node.comparators]}
+    return any(isinstance(node, ast.Constant) and node.value == "__main__" and id(node) not in guards
+               for node in ast.walk(scope))
+
+
+def hand_over_reruns(source: str) -> list[str]:
+    """The scopes (module body or function) of `source` that rerun for a hand-over, or ask for one: a function
+    named `hand_over`, a scope calling one, or an `st.rerun()` in a scope that also registers pages
+    (`navigation()`) or asks which script is `__main__`."""
+    tree = ast.parse(source)
+    module_body = ast.Module(body=[node for node in tree.body if not isinstance(node, ast.FunctionDef | ast.ClassDef)],
+                             type_ignores=[])
+    scopes = [("<module>", module_body), *((node.name, node) for node in ast.walk(tree)
+                                          if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))]
+    return [name for name, scope in scopes
+            if name == "hand_over" or _calls(scope, "hand_over")
+            or (_calls(scope, "rerun") and (_calls(scope, "navigation") or _reads_main_module(scope)))]
+
+
+def test_no_page_or_component_reruns_for_a_hand_over() -> None:
+    offenders = {str(path.relative_to(REPO)): hand_over_reruns(path.read_text(encoding="utf-8")) for path in APP_FILES}
+    assert not {path: scopes for path, scopes in offenders.items() if scopes}
+    navigation_calls = {str(path.relative_to(REPO)) for path in APP_FILES
+                        if _calls(ast.parse(path.read_text(encoding="utf-8")), "navigation")}
+    assert navigation_calls == {"app.py", "app_components/shell.py"}  # the app registers its pages in one place
+
+
+def test_the_hand_over_check_finds_the_old_hand_over() -> None:
+    old = """
+import sys
+import streamlit as st
+
+def hand_over() -> None:
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main is None:
+        return
+    navigation()
+    st.rerun()
+
+def title(text):
+    hand_over()
+    st.title(text)
+"""
+    assert hand_over_reruns(old) == ["hand_over", "title"]
+    renamed = old.replace("hand_over", "reenter")
+    assert hand_over_reruns(renamed) == ["reenter"]
+    assert hand_over_reruns("import streamlit as st\nst.navigation([])\nst.rerun()\n") == ["<module>"]
+    legit = "def refresh():\n    st.session_state['x'] = 1\n    st.rerun()\n\nif __name__ == '__main__':\n    pass\n"
+    assert hand_over_reruns(legit) == []
 
 
 def test_nothing_references_pagesmanager() -> None:

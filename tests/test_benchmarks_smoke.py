@@ -34,13 +34,13 @@ def test_pairwise_ratio_is_per_round() -> None:
 def test_targets_follow_the_issue() -> None:
     result = {"slimming_epoch_time_ratio": 1.05, "manidp_epoch_time_ratio": 1.6, "slim_flops_ratio": 4.0,
               "slim_cpu_speedup_b1": 2.0, "manidp_flops_ratio": 4.0, "manidp_executor_speedup_b1": 2.0,
-              "page_render_s": {"pages/a.py": 0.5, "pages/b.py": 2.5}}
+              "page_render_s": {"app_pages/a.py": 0.5, "app_pages/b.py": 2.5}}
     targets = run_all.evaluate_targets(result)
     met = {name: check["met"] for name, check in targets.items()}
     assert met == {"slimming_epoch_time_ratio <= 1.1": True, "manidp_epoch_time_ratio <= 1.5": False,
                    "slim_cpu_speedup_b1 >= 0.7 x slim_flops_ratio": False,
                    "manidp_executor_speedup_b1 >= 0.5 x manidp_flops_ratio": True,
-                   "page_render_s[pages/a.py] < 2": True, "page_render_s[pages/b.py] < 2": False}
+                   "page_render_s[app_pages/a.py] < 2": True, "page_render_s[app_pages/b.py] < 2": False}
     assert targets["slim_cpu_speedup_b1 >= 0.7 x slim_flops_ratio"]["target"] == pytest.approx(2.8)
 
 
@@ -99,5 +99,5 @@ def test_the_app_benchmark_renders_the_pages_the_app_registers() -> None:
     from app_components.shell import PAGES, ROOT
 
     pages = bench_app.app_pages()
-    assert pages == [path for path, _, _ in PAGES]
+    assert pages == [page.file for page in PAGES]
     assert all((ROOT / page).is_file() for page in pages)

@@ -28,14 +28,14 @@ CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArro
 TABLE = "[data-testid='stDataFrame']"
 # page file -> (url path, what must be visible, the method its fixture runs need)
 PAGES = {
-    "pages/home.py": ("", CHARTS, None),
-    "pages/runs.py": ("runs", TABLE, None),
-    "pages/live.py": ("live?run=fx-baseline", CHARTS, None),  # a finished run: no polling to wait out
-    "pages/slimming.py": ("slimming", CHARTS, "slimming"),
-    "pages/per_image.py": ("per_image", CHARTS, "manidp"),
-    "pages/similarity.py": ("similarity", CHARTS, "manidp"),
-    "pages/ablations.py": ("ablations", CHARTS, None),
-    "pages/speed.py": ("speed", CHARTS, None),
+    "app_pages/home.py": ("", CHARTS, None),
+    "app_pages/runs.py": ("runs", TABLE, None),
+    "app_pages/live.py": ("live?run=fx-baseline", CHARTS, None),  # a finished run: no polling to wait out
+    "app_pages/slimming.py": ("slimming", CHARTS, "slimming"),
+    "app_pages/per_image.py": ("per_image", CHARTS, "manidp"),
+    "app_pages/similarity.py": ("similarity", CHARTS, "manidp"),
+    "app_pages/ablations.py": ("ablations", CHARTS, None),
+    "app_pages/speed.py": ("speed", CHARTS, None),
 }
 
 pytestmark = [
@@ -94,12 +94,13 @@ def test_every_page_renders_in_chromium(app_url: str, tmp_path: Path) -> None:
             opened.append(f"{file} {seconds:.1f}s")
         browser.close()
     print("opened:", ", ".join(opened), "| screenshots in", tmp_path)
-    assert opened and opened[0].startswith("pages/home.py")
+    assert opened and opened[0].startswith("app_pages/home.py")
 
 
 def test_a_page_url_as_a_fresh_servers_first_request_gets_the_apps_navigation(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    """Streamlit's legacy `pages/` discovery must not take over when the first request is a deep link."""
+    """A deep link as a fresh server's first request runs app.py, so the page has the app's navigation (a page
+    file Streamlit ran by itself, as its legacy discovery of a `pages/` folder would, would not)."""
     from playwright.sync_api import sync_playwright
 
     with _serve_app(tmp_path_factory.getbasetemp()) as url, sync_playwright() as playwright:

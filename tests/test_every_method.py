@@ -38,7 +38,7 @@ from prunelab.store import RunStore
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "pages").glob("*.py"))
+PAGES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "app_pages").glob("*.py"))
 TINY = {"train_size": 120, "test_size": 40, "batch_size": 30, "model": "resnet20", "width": 0.25}
 
 

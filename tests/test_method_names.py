@@ -1,7 +1,7 @@
 """A method is named only in its own package: outside `prunelab/methods/`, no product file (the core, the
 app, its components and pages, the scripts) quotes a method's name; code that means a method imports its
-package's `NAME` or reads its facts. The one exception is the data table of suite presets, which names a
-suite after the method it sweeps."""
+package's `NAME` or reads its facts. The exceptions: the data table of suite presets, which names a suite
+after the method it sweeps, and the Slimming page's URL path, which bookmarks keep."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from prunelab.config import METHOD_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT = [REPO / "app.py", *(REPO / "prunelab").rglob("*.py"), *(REPO / "app_components").rglob("*.py"),
-           *(REPO / "pages").rglob("*.py"), *(REPO / "scripts").rglob("*.py")]
+           *(REPO / "app_pages").rglob("*.py"), *(REPO / "scripts").rglob("*.py")]
 METHODS_DIR = REPO / "prunelab" / "methods"
-# the suite presets' one data table: `suite slimming` is a suite named after the method it composes
+# the suite presets' one data table (`suite slimming` is a suite named after the method it composes), and the
+# Slimming page's entry in the shell (its URL path `/slimming` names the page, kept for bookmarks)
 EXCEPTIONS = {("prunelab/suites.py",
                'SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suite, "ablation": '
-               'ablation_suite}')}
+               'ablation_suite}'),
+              ("app_components/shell.py",
+               'AppPage("app_pages/slimming.py", "Slimming", ":material/content_cut:", "slimming"),')}
 
 
 def quoted_names(names: tuple[str, ...]) -> re.Pattern[str]:

@@ -16,7 +16,7 @@ from tests.pages.page_helpers import trace_values as values
 
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params",
          "epochs_total", "parent_run", "method", "suite", "dataset"]  # columns the page shows
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "ablations.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "ablations.py")
 TIMEOUT = 60
 
 

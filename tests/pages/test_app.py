@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-ANALYSIS_PAGES = ["pages/slimming.py", "pages/per_image.py", "pages/similarity.py", "pages/ablations.py"]
-PAGES = ["pages/home.py", "pages/runs.py", "pages/live.py"] + [page for page in ANALYSIS_PAGES
-                                                                if (ROOT / page).is_file()]
+ANALYSIS_PAGES = [f"app_pages/{name}.py" for name in ("slimming", "per_image", "similarity", "ablations")]
+PAGES = ["app_pages/home.py", "app_pages/runs.py", "app_pages/live.py"] + [page for page in ANALYSIS_PAGES
+                                                                          if (ROOT / page).is_file()]
 TIMEOUT = 120
 
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.broken_runs import GOOD, make_broken_runs
 from tests.pages.page_helpers import frame_with
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 ROOT = PAGES.parent
 TIMEOUT = 60
 

@@ -29,7 +29,7 @@ def downloads(at: AppTest) -> dict[str, str]:
 
 def test_slimming_page_exports_onnx_with_both_latencies(runs_env: Path) -> None:
     run = fixture_run(runs_env, "fx-slim-l1e-3", "model.pt")
-    at = AppTest.from_file(str(ROOT / "pages" / "slimming.py"), default_timeout=EXPORT_TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "slimming.py"), default_timeout=EXPORT_TIMEOUT).run()
     at.selectbox(key="slim_run").set_value(str(run)).run()
     assert "Download the ONNX file" not in downloads(at)  # nothing exported until asked
     at.button(key="slim_onnx").click().run()
@@ -44,7 +44,7 @@ def test_slimming_page_exports_onnx_with_both_latencies(runs_env: Path) -> None:
 
 
 def test_run_detail_offers_onnx_and_tensorboard_downloads(runs_env: Path) -> None:
-    at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "runs.py"), default_timeout=60).run()
     names = at.dataframe[0].value["name"].tolist()
     for name, onnx in (("fx-manidp-full", True), ("fx-running", False)):
         at.session_state["runs_table"] = {"selection": {"rows": [names.index(name)], "columns": [], "cells": []}}
@@ -84,7 +84,7 @@ def test_suite_form_on_ray_refuses_an_unreachable_cluster(empty_runs_env: Path) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "runs.py"), default_timeout=60).run()
     assert at.radio(key="suite_backend").options == ["This app (one run at a time)", "Ray (each run a Ray task)"]
     at.radio(key="suite_backend").set_value("ray")
     at.text_input(key="suite_ray_address").set_value(f"127.0.0.1:{port}")

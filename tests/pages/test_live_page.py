@@ -17,7 +17,7 @@ from prunelab.store import RunStore
 from tests.pages.page_helpers import fixture_run, plotly_figures
 from tests.pages.page_helpers import trace_values as values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "live.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "live.py")
 TIMEOUT = 60
 
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES
 from tests.pages.page_helpers import fixture_run
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 TIMEOUT = 90
 
 

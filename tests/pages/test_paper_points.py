@@ -19,7 +19,7 @@ from tests.pages.fixture_runs import fixture_config
 from tests.pages.page_helpers import plotly_figures
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE, APP = str(ROOT / "pages" / "ablations.py"), str(ROOT / "app.py")
+PAGE, APP = str(ROOT / "app_pages" / "ablations.py"), str(ROOT / "app.py")
 TIMEOUT = 60
 
 

@@ -15,7 +15,7 @@ from tests.pages.page_helpers import fixture_run, frame_with, metric, url_param
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "per_image.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "per_image.py")
 TIMEOUT = 60
 RUN = "fx-manidp-full"
 

@@ -25,7 +25,7 @@ from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "runs.py")
+PAGE = str(ROOT / "app_pages" / "runs.py")
 TIMEOUT = 60
 
 
@@ -243,7 +243,7 @@ def test_first_visit_lists_the_demo_and_points_to_the_pages(fixture_runs_dir: Pa
     table = at.dataframe[0].value
     assert sorted(table["name"]) == ["fx-baseline", "fx-slim-l0"] and table["demo"].all()
     note = " ".join(str(s.value) for s in at.success)
-    assert "demo" in note and ("Slimming" in note or not (ROOT / "pages" / "slimming.py").exists())
+    assert "demo" in note and ("Slimming" in note or not (ROOT / "app_pages" / "slimming.py").exists())
     at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     at.button(key="delete_runs").click().run()

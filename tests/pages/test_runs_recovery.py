@@ -15,7 +15,7 @@ from prunelab.store import RunStore
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "runs.py")
+PAGE = str(ROOT / "app_pages" / "runs.py")
 
 
 def render() -> AppTest:

@@ -17,7 +17,7 @@ from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_dat
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "similarity.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "similarity.py")
 # A fresh installation's first UMAP imports and compiles umap-learn's numba kernels (~60 s on 2 busy
 # cores, once: they are cached on disk afterwards); later renders take well under a second.
 TIMEOUT = 240

@@ -16,7 +16,7 @@ from prunelab.methods.slimming.reprune import what_if
 from tests.pages.page_helpers import fixture_run, metric, plotly_figures, url_param
 from tests.pages.page_helpers import trace_values as values
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "slimming.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "slimming.py")
 TIMEOUT = 60
 RUN = "fx-slim-l1e-3"
 DEMO_RUNS = Path(__file__).resolve().parents[2] / "assets" / "demo_runs"

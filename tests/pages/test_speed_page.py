@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_components.speed import HEADLINES, SPEED_DIR_ENV
+from prunelab.speed.report import HEADLINES, SPEED_DIR_ENV
 from tests.pages.page_helpers import plotly_figures
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "speed.py")
+PAGE = str(ROOT / "app_pages" / "speed.py")
 SHIPPED = ROOT / "assets" / "speed" / "cpu.json"
 TIMEOUT = 60
 
@@ -76,6 +76,6 @@ def test_says_how_to_measure_when_there_is_no_result(tmp_path: Path, monkeypatch
 
 def test_opens_from_the_app_navigation(shipped: dict) -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("pages/speed.py").run()
+    at.switch_page("app_pages/speed.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value.startswith("Speed")

@@ -186,6 +186,33 @@ def test_epoch_row_threshold_at_epoch_and_near_zero_shares() -> None:
     assert analysis.near_zero_shares({"/runs/x": history}, epoch=0) == {next(iter(shares)): 0.0}
 
 
+def test_near_zero_share() -> None:
+    assert analysis.near_zero_share(np.array([0.01, 0.049, 0.05, 0.3])) == pytest.approx(0.5)  # 0.05 is not below
+    assert analysis.near_zero_share(np.array([0.2, 0.7])) == 0.0
+    assert np.isnan(analysis.near_zero_share(np.array([])))
+
+
+def test_point_table_joins_each_point_to_its_image() -> None:
+    names = ["cat", "dog"]
+    per_image = pd.DataFrame({"index": [7, 3, 9], "label": [1, 0, 1], "pred": [1, 1, 0],
+                              "loss": [0.1, 2.0, 1.5], "macs": [4e6, 6e6, 5e6]})
+    indices, labels = np.array([3, 9, 5]), np.array([0, 1, 2])  # image 5 has no per-image row; class 2 no name
+    table = analysis.point_table(indices, per_image, names, labels)
+    rows = {int(i): r for i, r in zip(per_image["index"], per_image.to_dict("records"), strict=True)}
+    for point, (index, label) in enumerate(zip(indices, labels, strict=True)):
+        row = table.iloc[point]
+        known = rows.get(int(index))
+        assert row["index"] == index and row["label"] == label
+        assert row["class"] == (names[label] if label < len(names) else str(label))
+        if known is None:
+            assert row["prediction"] == "?" and np.isnan(row["loss"]) and np.isnan(row["MACs"])
+        else:
+            assert row["prediction"] == names[known["pred"]]
+            assert row["loss"] == known["loss"] and row["MACs"] == row["macs"] == known["macs"]
+    alone = analysis.point_table(indices, None, names, labels)  # no per-image table: the labels alone
+    assert alone["class"].tolist() == ["cat", "dog", "2"] and (alone["prediction"] == "?").all()
+
+
 def test_channels_frame_and_before_after() -> None:
     layers = [{"name": "a", "channels_before": 8, "channels_after": 3, "guard_fired": False},
               {"name": "b", "channels_before": 4, "channels_after": 1, "guard_fired": True}]

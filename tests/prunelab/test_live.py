@@ -1,5 +1,6 @@
 """prunelab.live: curves in training order, phase spans (done and planned), boundaries, per-layer densities,
-artefact listings of runs still being written, the home page's variants and strip run; demo folders."""
+artefact listings of runs still being written, the home page's variants, strip run and which of the user's runs
+its chart draws; demo folders."""
 
 from __future__ import annotations
 
@@ -125,6 +126,32 @@ def test_variants_and_the_strip_run() -> None:
     assert live.strip_run(runs) == "/runs/dp-both-s0"  # both terms on, lowest seed
     assert live.strip_run(runs, dataset="cifar10") is None
     assert live.strip_run(runs.assign(demo=False)) is None  # the strip shows a demo run
+
+
+def test_which_runs_the_home_chart_draws() -> None:
+    demo = [_row("base-s0", "baseline", 0, 0.80, 10e6), _row("base-s1", "baseline", 1, 0.78, 10e6)]
+    mine = [_row("same", "baseline", 0, 0.75, 10e6, demo=False),  # the demo's setting: drawn beside it
+            _row("vgg", "baseline", 0, 0.70, 20e6, demo=False, model="vgg11"),  # another model: left off
+            _row("wide", "baseline", 0, 0.74, 40e6, demo=False, width=1.0),  # another width: left off
+            _row("cifar", "baseline", 0, 0.60, 10e6, demo=False, dataset="cifar10"),  # another dataset
+            _row("training", "baseline", 0, 0.50, 10e6, demo=False, state="running"),  # not finished
+            _row("no-acc", "baseline", 0, float("nan"), 10e6, demo=False)]  # no accuracy to draw
+    runs = pd.DataFrame(demo + mine)
+    assert live.user_runs(runs)["name"].tolist() == ["same", "vgg", "wide", "cifar"]
+    variants, beside = live.chart_runs(runs)
+    assert variants["label"].tolist() == ["baseline · 6 epochs"] and variants["seeds"].tolist() == [2]
+    assert beside["name"].tolist() == ["same", "vgg", "wide", "cifar"]
+    assert live.runs_beside(variants, beside)["name"].tolist() == ["same"]
+    assert live.runs_beside(variants, beside)["macs_per_image"].tolist() == [10e6]
+    assert live.other_settings(variants, beside) == 2  # vgg and wide; the CIFAR-10 run is on another chart
+    assert live.other_settings(variants, beside.iloc[:0]) == 0 and live.runs_beside(variants.iloc[:0], beside).empty
+
+    alone, nothing = live.chart_runs(pd.DataFrame(mine))  # no demo: the user's runs are the variants
+    assert sorted(alone["dataset"] + "/" + alone["model"]) == ["cifar10/resnet20", "shapes/resnet20",
+                                                                "shapes/resnet20", "shapes/vgg11"]
+    assert nothing.empty
+    empty, none = live.chart_runs(runs.iloc[:0])
+    assert empty.empty and none.empty
 
 
 def test_every_assets_runs_folder_is_a_demo(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,7 +166,7 @@ def test_the_app_starts_a_suite_on_ray_and_cancels_it(ray_instance: Any, tmp_pat
     monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
     monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
     monkeypatch.chdir(REPO)
-    at = AppTest.from_file(str(REPO / "pages" / "runs.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "runs.py"), default_timeout=120).run()
     at.radio(key="suite_backend").set_value("ray")
     at.selectbox(key="suite_name").set_value("sweep")
     at.selectbox(key="suite_param").set_value("sparsity_lambda")

@@ -18,7 +18,7 @@ from prunelab.methods.manidp.gates import get_thresholds, records, set_threshold
 from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
 from prunelab.store import RunDir, RunStore
 from prunelab.subnet_space import embedding
-from prunelab.whatif import GROUPS, compute, cost_groups, what_if
+from prunelab.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
 from tests.helpers import tiny_config, write_folder_dataset
 
 
@@ -115,6 +115,18 @@ def test_cost_groups_and_moves_against_a_loop() -> None:
         share = (below + (equal + 1) / 2) / len(macs)  # average rank / n
         assert group == ("cheap" if share <= 0.5 else "costly")
     assert all(groups[macs == v][0] == g for v, g in zip(macs, groups, strict=True))  # ties share a group
+
+
+def test_images_that_become_wrong_or_right() -> None:
+    correct_trained = [True, True, False, False, True, False]
+    correct = [True, False, True, False, False, True]
+    frame = pd.DataFrame({"correct_trained": correct_trained, "correct": correct})
+    result = WhatIf(density=0.5, thresholds=[], layer_names=[], density_measured=0.5, test_acc=0.5, macs_dense=1,
+                    macs={}, trained={}, per_image=frame, moves=pd.DataFrame(),
+                    calibration=Calibration([], 1, [], [], "training"))
+    pairs = list(zip(correct_trained, correct, strict=True))
+    assert result.became_wrong == pairs.count((True, False)) == 2
+    assert result.became_right == pairs.count((False, True)) == 2
 
 
 @pytest.mark.slow

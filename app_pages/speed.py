@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_components import common, speed
 from prunelab import analysis
+from prunelab.speed import report
 
 common.title("Speed: from MACs to milliseconds")
 common.explain(
@@ -17,9 +18,9 @@ common.explain(
     r"\frac{T_{\text{dense}}}{T_{\text{fixed}} + (T_{\text{dense}} - T_{\text{fixed}}) / r_{\text{MACs}}}",
 )
 
-files = speed.result_files()
+files = report.result_files()
 if not files:
-    st.info(f"No speed benchmark result in `{speed.speed_dir()}`. Measure one with "
+    st.info(f"No speed benchmark result in `{report.speed_dir()}`. Measure one with "
             "`python benchmarks/run_all.py --quick --only speed --out assets/speed/cpu.json`.")
     st.stop()
 path = st.selectbox("Result", files, format_func=lambda p: p.name, key="speed_file")
@@ -27,10 +28,10 @@ result = speed.load(path)
 if result is None:
     st.stop()
 st.caption(speed.machine_caption(result))
-frame = speed.rows(result)
+frame = report.speed_rows(result)
 
 st.subheader("The four headline figures")
-st.dataframe(speed.headline_frame(result), hide_index=True, key="speed_headlines")
+st.dataframe(report.headline_frame(result), hide_index=True, key="speed_headlines")
 st.caption("Speedup ÷ MACs ratio is the share of the MACs reduction that turns into time (1.0 = all of it). "
            "Each figure is for one thread; the table shows both models, the headline the worse of the two.")
 
@@ -40,8 +41,8 @@ kind = left.radio("Pruning", ["static", "dynamic"], horizontal=True, key="speed_
                   format_func=lambda k: {"static": "static: Network Slimming's compact network",
                                          "dynamic": "dynamic: ManiDP's sparse executor"}[k])
 models = list(dict.fromkeys(frame["model"]))
-model = right.selectbox("Network", models, key="speed_model", format_func=lambda m: speed.MODEL_LABELS.get(m, m))
-facts = speed.model_facts(result, model)
+model = right.selectbox("Network", models, key="speed_model", format_func=lambda m: report.MODEL_LABELS.get(m, m))
+facts = report.model_facts(result, model)
 if kind == "static":
     pruned = facts.get("pruning", {})  # the interior-only scope: each ResNet block's bn_a, every BN of a VGG
     share = analysis.prune_denominator_text({"channels_removed": pruned.get("channels_removed"),
@@ -58,7 +59,7 @@ else:
                f"{speed.EXECUTOR_LABELS['batched_executor']} above. The MACs ratio is the mean over the timed "
                "images of each image's own sub-network; a batch computes the union of its images' channels.")
 st.plotly_chart(speed.speedup_figure(frame, kind, model), key="speed_chart")
-slowdown = speed.oversubscribed(frame)
+slowdown = report.oversubscribed(frame)
 if slowdown is not None and slowdown > 1.0:
     st.warning(f"With 2 threads the dense network took {slowdown:.1f}× its 1-thread time (median over the cells "
                "measured both ways): the machine's cores were busy with other jobs, and a second thread that waits "
@@ -67,12 +68,12 @@ if slowdown is not None and slowdown > 1.0:
 shown = frame[(frame["kind"] == kind) & (frame["model"] == model)]
 st.dataframe(shown.drop(columns=["kind", "model", "form"]), hide_index=True, key="speed_rows")
 
-split = speed.split_of(result, model)
+split = report.split_of(result, model)
 st.subheader("Where the gap comes from")
 if not split:
     st.info("This result has no split (the benchmark ran without it).")
     st.stop()
-bound = speed.amdahl(split, facts.get("static_macs_ratio", 1.0))
+bound = report.amdahl(split, facts.get("static_macs_ratio", 1.0))
 if bound:
     cols = st.columns(3)
     cols[0].metric("Dense, batch 1 (BN folded)", f"{bound['dense_ms']:.2f} ms")
@@ -82,7 +83,7 @@ if bound:
                 f"{bound['fixed_share']:.0%} of the dense network's time: op launches, activations, pooling and "
                 f"Python, paid once per layer whatever its width. With that floor a MACs ratio of "
                 f"{facts.get('static_macs_ratio', 1.0):.2f} can give at most {bound['amdahl_speedup']:.2f}×.")
-budget = speed.time_budget_frame(split)
+budget = report.time_budget_frame(split)
 st.markdown("**Convolutions against everything else.** Each convolution timed alone, summed, next to the whole "
             "forward pass: the convolutions' own speedup is what MACs can buy; the rest does not shrink.")
 st.dataframe(budget, hide_index=True, key="speed_budget")

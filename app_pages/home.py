@@ -3,11 +3,12 @@
 import streamlit as st
 
 from app_components import common, overview, paper_points
+from prunelab import live
 
 common.title("PruneLab: channel pruning you can watch")
 overview.links()
 runs = common.runs_frame()
-variants, beside = overview.chart_runs(runs)
+variants, beside = live.chart_runs(runs)
 if variants.empty:
     overview.method_sentences()
     overview.no_demo_message()
@@ -19,7 +20,7 @@ with chart:
     st.plotly_chart(overview.accuracy_macs_figure(variants, beside, dataset, points), key="home_chart")
     if points:
         st.caption(paper_points.caption(len(points)))
-    if left_off := overview.other_settings(variants[variants["dataset"] == dataset], beside):
+    if left_off := live.other_settings(variants[variants["dataset"] == dataset], beside):
         st.caption(f"{left_off} of your finished runs on this dataset use another model or width than the demo "
                    "and are left off this chart; the **Ablations** page charts each setting in its own panel.")
 with side:
