@@ -157,15 +157,12 @@ def keep_accuracy_curve(run_dir: str | Path, densities: Sequence[float]) -> list
     return points
 
 
-MATCHED_FIGURES = ("matched_reduction", "acc_at_matched")
-
-
 def with_matched_accuracy(table: pd.DataFrame, setting: Sequence[str] = ()) -> pd.DataFrame:
     """`table` (an ablation table) with `matched_reduction` and `acc_at_matched` on every ManiDP run with a
     stored what-if curve: its accuracy at one common MACs reduction per form and `setting` (columns that a
-    comparison never mixes, such as the dataset; the median of those runs' own reductions), interpolated
-    along its curve; NaN elsewhere and outside a curve. The paper's ablation compares the variants at matched
-    FLOPs; this is that comparison for runs whose own reductions differ."""
+    comparison never mixes, such as the dataset; `matched_reduction`), interpolated along its curve; NaN
+    elsewhere and outside a curve. The paper's ablation compares the variants at matched FLOPs; this is that
+    comparison for runs whose own reductions differ."""
     from prunelab.analysis import form_label
 
     out = table.copy()
@@ -178,12 +175,26 @@ def with_matched_accuracy(table: pd.DataFrame, setting: Sequence[str] = ()) -> p
     keys = [key for key in setting if key in manidp]
     forms = manidp.apply(lambda row: form_label(row) or "", axis=1)
     for _, group in manidp.groupby([*(manidp[key].astype(str) for key in keys), forms], sort=False):
-        reduction = float(group["macs_reduction"].median())
-        for index, row in group.iterrows():
-            at = accuracy_at(accuracy_curve(row["path"]), reduction)
+        curves = {index: accuracy_curve(row["path"]) for index, row in group.iterrows()}
+        reduction = matched_reduction(group["macs_reduction"], [c for c in curves.values() if not c.empty])
+        for index, curve in curves.items():
+            at = accuracy_at(curve, reduction)
             if at is not None:
                 out.loc[index, ["matched_reduction", "acc_at_matched"]] = [reduction, at]
     return out
+
+
+def matched_reduction(own: pd.Series, curves: Sequence[pd.DataFrame]) -> float:
+    """The MACs reduction a group of runs is compared at: the median of their own reductions, moved into the
+    range every curve covers when they share one (a variant whose gates cut a fixed share whatever the target
+    density spans a narrow range); the median when they share none (the runs outside it then have no
+    figure)."""
+    reduction = float(own.median())
+    if not curves:
+        return reduction
+    low = max(float(c["macs_reduction"].min()) for c in curves)
+    high = min(float(c["macs_reduction"].max()) for c in curves)
+    return float(np.clip(reduction, low, high)) if low <= high else reduction
 
 
 def matched_accuracy(table: pd.DataFrame, reduction: float) -> pd.DataFrame:

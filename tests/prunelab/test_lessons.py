@@ -303,3 +303,17 @@ def test_a_demo_of_both_and_neither_alone_is_judged_on_the_net_effect() -> None:
     # seed-paired differences 0.053 and 0.013: mean 0.033, se 0.020: within noise
     assert harder.verdict == "within seed noise" and "difference 0.033 ± 0.028 (n = 2)" in harder.measured
     assert "rises with both terms" in harder.paper_figure
+
+
+def test_the_matched_reduction_moves_into_the_range_every_curve_covers() -> None:
+    """A variant whose gates cut 79% of the MACs at every target density (CIFAR-10's reference form without
+    terms) has no point at the median of the own reductions; the comparison moves to the range both cover."""
+    from prunelab.manidp_evidence import matched_reduction
+
+    narrow = pd.DataFrame({"macs_reduction": [0.79, 0.80, 0.90], "test_acc": [0.82, 0.81, 0.14]})
+    wide = pd.DataFrame({"macs_reduction": [0.18, 0.41, 0.86], "test_acc": [0.46, 0.82, 0.12]})
+    own = pd.Series([0.41, 0.41, 0.79, 0.79])
+    assert matched_reduction(own, [narrow, wide]) == pytest.approx(0.79)
+    assert matched_reduction(own, [wide]) == pytest.approx(0.60)  # inside the one curve: the median
+    apart = pd.DataFrame({"macs_reduction": [0.1, 0.2], "test_acc": [0.8, 0.7]})
+    assert matched_reduction(own, [narrow, apart]) == pytest.approx(0.60)  # no shared range: the median
