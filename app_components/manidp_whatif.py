@@ -1,4 +1,5 @@
-"""ManiDP what-if on a page: a target-density slider over `prunelab.whatif` (the computation is the core's).
+"""ManiDP what-if on a page: a target-density slider over `prunelab.methods.manidp.whatif` (the computation
+is the core's).
 
 A density whose what-if is stored (`prunelab.views`: shipped with a demo run, or computed on request
 before) is drawn at once; any other is computed only when asked, with a progress bar, and stored next to
@@ -18,7 +19,7 @@ from prunelab import results
 from prunelab.run_format import MODEL_FILE, RunStoreError
 
 if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section is first shown
-    from prunelab.whatif import WhatIf
+    from prunelab.methods.manidp.whatif import WhatIf
 
 GALLERY = 8  # images per moved-group gallery
 
@@ -71,7 +72,7 @@ def show(run: Path, names: list[str]) -> None:
         return
     from prunelab import views
     from prunelab.data import DatasetError
-    from prunelab.whatif import target_density
+    from prunelab.methods.manidp.whatif import target_density
 
     own = target_density(run) or 0.7
     stored = views.whatif_densities(run)

@@ -5,7 +5,8 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab import analysis, lesson_runs, lessons, manidp_evidence
+from prunelab import analysis, lesson_runs, lessons
+from prunelab.methods.manidp import evidence
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.run_format import PER_IMAGE_FILE
 
@@ -75,13 +76,13 @@ st.caption("Relative MACs (an image's MACs over the run's mean) by fifths of the
            "parent model's own loss on each: a difficulty measured before the gates existed, so not caused by "
            "the allocation it explains. This run beside its control, the same run without the complexity term.")
 setting = common.setting_runs(run)
-control = manidp_evidence.control_of(setting, run)
+control = evidence.control_of(setting, run)
 run_config = common.cached_config(run)
 term_on = bool(run_config is not None and getattr(run_config.method, "complexity", False))
 compared = {f"this run ({'with' if term_on else 'without'} the complexity term)": run}
 if control is not None:
     compared[f"control ({'without' if term_on else 'with'} the term)"] = control
-quintiles = manidp_evidence.quintile_table(compared)
+quintiles = evidence.quintile_table(compared)
 if quintiles.empty:
     st.info("This run's per-image table has no `parent_loss` column: it did not start from a parent run, or "
             "it finished before PruneLab stored the parent's loss.")

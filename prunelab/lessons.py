@@ -374,8 +374,8 @@ MANIDP_TERM_CLAIMS = [
 
 def with_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
     """`table` with each ManiDP run's accuracy at its form's matched MACs reduction, within each setting
-    (`prunelab.manidp_evidence.with_matched_accuracy`); reads the runs' stored what-if curves."""
-    from prunelab.manidp_evidence import with_matched_accuracy as add
+    (`prunelab.methods.manidp.evidence.with_matched_accuracy`); reads the runs' stored what-if curves."""
+    from prunelab.methods.manidp.evidence import with_matched_accuracy as add
 
     return table if "acc_at_matched" in table else add(table, SETTING_KEYS)
 

@@ -1,14 +1,14 @@
 """Views of a finished ManiDP run computed ahead of time, so its pages draw them at once.
 
 Two views need the run's gated model (model.pt) and take tens of seconds each on a CPU: the what-if at
-another target density (`prunelab.whatif`: several calibration passes and a test pass) and the UMAP of
-every test image's gate vectors and features (`prunelab.subnet_space`). `precompute(run)` computes both
+another target density (`prunelab.methods.manidp.whatif`: several calibration passes and a test pass) and the UMAP of
+every test image's gate vectors and features (`prunelab.methods.manidp.subnet_space`). `precompute(run)` computes both
 and writes them as two small files into the run directory (names in `prunelab.run_format`):
 
 - `whatif_curve.parquet`: per density of a grid (`DENSITY_GRID` and the run's own), every test image's
   prediction, loss (float16 where it fits: the page shows 2-3 decimals) and MACs; the thresholds, calibration passes and
   measured density ride in the file's metadata. The figures the page shows are rebuilt from it with
-  `prunelab.whatif.assemble`, so they are the ones `what_if` gives (tested).
+  `prunelab.methods.manidp.whatif.assemble`, so they are the ones `what_if` gives (tested).
 - `subnet_umap.npz`: every UMAP the Similarity page offers (gate vectors and features; all layers and each
   layer), quantised to 8 bits per axis (a point moves by at most 1/510 of the axis range: under a pixel
   on the page).
@@ -82,7 +82,7 @@ def _digest(file: str, mtime_ns: int, size: int) -> str:
 
 def cache_dir(run_dir: str | Path) -> Path:
     """Where a view of a read-only (demo) run computed on request goes: the derived-file cache."""
-    from prunelab.subnet_space import derived_dir
+    from prunelab.methods.manidp.subnet_space import derived_dir
 
     return derived_dir(run_dir)
 
@@ -177,9 +177,9 @@ def whatif_densities(run_dir: str | Path) -> list[float]:
 
 
 def load_whatif(run_dir: str | Path, density: float) -> Any:
-    """The stored `prunelab.whatif.WhatIf` at `density` (4 decimals), or None when it is not stored."""
+    """The stored `prunelab.methods.manidp.whatif.WhatIf` at `density` (4 decimals), or None when it is not stored."""
     from prunelab.artefact_checks import read_artefact
-    from prunelab.whatif import DENSITY_DECIMALS, Calibration, assemble
+    from prunelab.methods.manidp.whatif import DENSITY_DECIMALS, Calibration, assemble
 
     read = _read_curve(run_dir)
     if read is None:
@@ -202,8 +202,8 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
                    report: Report | None = None) -> Path:
     """Compute the what-if at each of `densities` not stored yet and write the curve (with what was stored)
     to `out_dir` (default: the run directory); returns the file."""
-    from prunelab.gated_run import gated_run
-    from prunelab.whatif import DENSITY_DECIMALS, compute
+    from prunelab.methods.manidp.gated_run import gated_run
+    from prunelab.methods.manidp.whatif import DENSITY_DECIMALS, compute
 
     path = Path(run_dir)
     digest = model_digest(path)
@@ -312,7 +312,7 @@ def compute_umaps(run_dir: str | Path, layers: Sequence[str | None] | None = Non
     """The UMAPs of both kinds at `layers` (layer names, None for all layers concatenated; default: every
     one the Similarity page offers), added to what `out_dir` (default: the run directory) holds for the
     run's current model and written as one file there; returns the file."""
-    from prunelab.subnet_space import embedding, subnet_vectors
+    from prunelab.methods.manidp.subnet_space import embedding, subnet_vectors
 
     path = Path(run_dir)
     digest = model_digest(path)
@@ -401,7 +401,7 @@ def compute_prune(run_dir: str | Path, ratios: Iterable[float] = PRUNE_RATIOS, r
 
 def grid_of(run_dir: str | Path, densities: Sequence[float] = DENSITY_GRID) -> list[float]:
     """`densities` and the run's own target density."""
-    from prunelab.whatif import target_density
+    from prunelab.methods.manidp.whatif import target_density
 
     own = target_density(run_dir)
     return sorted({*(float(d) for d in densities), *([own] if own is not None else [])})

@@ -1,4 +1,4 @@
-"""Add ManiDP's evidence figures (prunelab.manidp_evidence) to the summary.json of finished runs that lack them.
+"""Add ManiDP's evidence figures (prunelab.methods.manidp.evidence) to the summary.json of finished runs that lack them.
 
 Runs that finished before ManiDP's finalize wrote `macs_cv`, `complexity_quintile_gap` (needs `parent_loss` in
 per_image.parquet) and `similarity_rank_correlation` get them from their own files; nothing else changes:
@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.manidp_evidence import backfill  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.manidp.evidence import backfill  # noqa: E402
 from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
 from prunelab.store import RunDir, RunInfo, RunStore  # noqa: E402
 

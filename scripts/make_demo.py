@@ -97,14 +97,14 @@ def write_pack(runs: Path) -> Path:
 
 
 def keep_curves(runs: Path) -> list[Path]:
-    """The what-if curve's accuracy points (`prunelab.manidp_evidence.keep_accuracy_curve` at the page's density
+    """The what-if curve's accuracy points (`prunelab.methods.manidp.evidence.keep_accuracy_curve` at the page's density
     grid and the run's own) in the summary.json of every finished ManiDP run under `runs` whose model.pt
     `strip` deletes and whose summary lacks them: the matched-MACs ablation then has every seed, not only the
     one whose model ships. The per-image curve file goes with the model it belongs to. Returns the runs done.
     Dataset paths are read from the repository root, as the demo makers do."""
     import contextlib
 
-    from prunelab.manidp_evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
+    from prunelab.methods.manidp.evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
     from prunelab.store import RunDir
     from prunelab.views import grid_of
 

@@ -87,7 +87,7 @@ def test_what_if_shows_the_cores_figures_at_each_density(manidp_run: Path, tmp_p
     """A density not stored is computed only when asked (a button), stored next to the run, and then shows the
     figures `what_if` gives."""
     from prunelab import views
-    from prunelab.whatif import what_if
+    from prunelab.methods.manidp.whatif import what_if
 
     runs = tmp_path / "runs"
     shutil.copytree(manidp_run, runs / RUN, ignore=shutil.ignore_patterns("whatif_curve.parquet"))

@@ -226,7 +226,7 @@ def test_the_ablation_is_judged_at_matched_macs_along_each_runs_curve(monkeypatc
     """The paper's ablation table compares the variants at matched FLOPs. Runs whose own MACs reductions differ
     are read at their form's median reduction along their what-if curves: in the reference form below the
     similarity-only runs look better by their own accuracy (fewer MACs removed) and are worse at matched MACs."""
-    from prunelab import manidp_evidence
+    from prunelab.methods.manidp import evidence
     from prunelab.methods.manidp.config import MANIDP_DEPARTURES
 
     every_departure = [d.name for d in MANIDP_DEPARTURES]
@@ -248,7 +248,7 @@ def test_the_ablation_is_judged_at_matched_macs_along_each_runs_curve(monkeypatc
                              "name": path, "form": form, "departures": departures, "complexity": False,
                              "similarity": similarity, "macs_reduction": own,
                              "test_acc": top - slope * own + shift[seed]})
-    monkeypatch.setattr(manidp_evidence, "accuracy_curve", lambda path: curves[str(path)])
+    monkeypatch.setattr(evidence, "accuracy_curve", lambda path: curves[str(path)])
     table = lessons.with_matched_accuracy(pd.DataFrame(rows))
     assert table.loc[table["form"] == "prunelab", "matched_reduction"].tolist() == pytest.approx([0.5] * 6)
     assert table.loc[table["form"] == "reference", "matched_reduction"].tolist() == pytest.approx([0.45] * 6)
@@ -263,9 +263,9 @@ def test_the_ablation_is_judged_at_matched_macs_along_each_runs_curve(monkeypatc
 
 
 def test_runs_without_a_curve_get_no_matched_figure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prunelab import manidp_evidence
+    from prunelab.methods.manidp import evidence
 
-    monkeypatch.setattr(manidp_evidence, "accuracy_curve",
+    monkeypatch.setattr(evidence, "accuracy_curve",
                         lambda path: pd.DataFrame(columns=["density", "test_acc", "macs_reduction"]))
     table = lessons.with_matched_accuracy(pd.DataFrame(
         _rows("manidp", "both", {"macs_reduction": [0.4, 0.5], "test_acc": [0.7, 0.7]}, path="p", complexity=True,

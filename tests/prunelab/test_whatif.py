@@ -13,12 +13,12 @@ import torch
 
 from prunelab import views
 from prunelab.engine import run_training
-from prunelab.gated_run import GatedModelMissing, gated_run
+from prunelab.methods.manidp.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
+from prunelab.methods.manidp.subnet_space import embedding
+from prunelab.methods.manidp.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
 from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
 from prunelab.store import RunDir, RunStore
-from prunelab.subnet_space import embedding
-from prunelab.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
 from tests.helpers import tiny_config, write_folder_dataset
 
 
@@ -175,7 +175,7 @@ def test_bad_input(run: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_vectors_of_every_test_image_match_the_probe_and_the_per_image_table(run: Path, tmp_path: Path) -> None:
-    from prunelab.subnet_space import VECTORS_FILE, derived_dir, subnet_vectors
+    from prunelab.methods.manidp.subnet_space import VECTORS_FILE, derived_dir, subnet_vectors
 
     vectors = subnet_vectors(run, cache_dir=tmp_path)
     trained = pd.read_parquet(run / "per_image.parquet")
@@ -199,8 +199,8 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
     """Reference: a plain forward pass of the saved model over the first test images."""
     import prunelab
     from prunelab.data import load_dataset, normalize
+    from prunelab.methods.manidp.subnet_space import subnet_vectors
     from prunelab.store import RunDir
-    from prunelab.subnet_space import subnet_vectors
 
     vectors = subnet_vectors(run, cache_dir=tmp_path)
     model = prunelab.load_model(run)
@@ -214,7 +214,7 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from prunelab import analysis
-    from prunelab.subnet_space import derived_dir, embedding, subnet_vectors
+    from prunelab.methods.manidp.subnet_space import derived_dir, embedding, subnet_vectors
 
     count = len(subnet_vectors(run, cache_dir=tmp_path).indices)
     calls = []
@@ -242,7 +242,7 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
     from prunelab.config import RunConfig
     from prunelab.data import load_dataset
     from prunelab.data.test_pack import write_test_pack
-    from prunelab.subnet_space import subnet_vectors
+    from prunelab.methods.manidp.subnet_space import subnet_vectors
 
     data = tmp_path / "data"
     write_folder_dataset(data, classes=("a", "b", "c"), per_class=10)
@@ -276,7 +276,7 @@ def test_a_precomputed_run_gives_back_the_what_if_and_the_umaps(run: Path, tmp_p
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
     reports: list[tuple[float, str]] = []
-    from prunelab.subnet_space import subnet_vectors
+    from prunelab.methods.manidp.subnet_space import subnet_vectors
 
     first = subnet_vectors(run).layer_names[0]
     written = views.precompute(run, densities=(0.4,), layers=[None, first],
@@ -344,7 +344,7 @@ def test_a_run_shipped_without_its_model_keeps_its_curves_accuracy(run: Path, tm
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A demo ships one gated model per variant: the other seeds keep their curve's accuracy points in
     summary.json, and the matched-MACs ablation reads the same curve from them once the model is gone."""
-    from prunelab.manidp_evidence import accuracy_curve, keep_accuracy_curve
+    from prunelab.methods.manidp.evidence import accuracy_curve, keep_accuracy_curve
 
     monkeypatch.setenv("PRUNELAB_CACHE_DIR", str(tmp_path / "cache"))
     copy = tmp_path / "runs" / run.name

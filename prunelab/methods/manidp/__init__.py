@@ -6,6 +6,10 @@
 - `unit_trace.py`: where a re-implementation first departs from the masked model;
 - `report.py`: the per-image table, the probe set's T and R, the summary figures (pure functions);
 - `method.py`: the plug-in `ManiDP`: losses, thresholds, checks, artefacts;
+- `gated_run.py`: `gated_run`, a finished run's gated model with the run's own trainer and method object;
+- `whatif.py`: `what_if`, the thresholds recalibrated at another target density and every test image evaluated;
+- `subnet_space.py`: every test image's gate vectors and pooled features, and their UMAP;
+- `evidence.py`: the paper's claims tested on a run's files (complexity fifths, rho(R, T), matched MACs);
 - `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """
 

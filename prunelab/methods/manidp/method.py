@@ -548,7 +548,7 @@ class ManiDP(PruningMethod):
             model.to(context.device)
         figures = summary_figures(per_image, self.plan, latency, context.data.test_difficulty)
         figures.update(gate_dynamism(test.extras["masks"].numpy(), per_image["macs"]))
-        if "parent_loss" in table:  # the paper's test of the complexity term (prunelab.manidp_evidence)
+        if "parent_loss" in table:  # the paper's test of the complexity term (prunelab.methods.manidp.evidence)
             figures["complexity_quintile_gap"] = quintile_gap(table["macs"].to_numpy(), table["parent_loss"].to_numpy())
         figures.update(probe_gap)
         context.artefacts.write_json(MANIDP_FILE, {

@@ -13,7 +13,7 @@ Pure functions over what the plug-in measured (`method.py` writes their results 
   gates' own MACs), density, batch-1 latencies, and the Spearman correlations rho(MACs, loss) and
   rho(MACs, difficulty): do harder images get larger sub-networks?
 - `quintile_gap` and `similarity_rank_correlation`: the papers' own kind of test of the two terms (hard images
-  get larger sub-networks; similar images similar sub-networks), see prunelab.manidp_evidence;
+  get larger sub-networks; similar images similar sub-networks), see prunelab.methods.manidp.evidence;
 - `spread` and `time_per_image`: which test images are checked and timed, and how.
 """
 
@@ -34,7 +34,7 @@ from prunelab.methods.manidp.gates import (
 )
 from prunelab.methods.manidp.macs import MacsPlan
 
-QUINTILES = 5  # bins of external difficulty for the complexity figure (prunelab.manidp_evidence)
+QUINTILES = 5  # bins of external difficulty for the complexity figure (prunelab.methods.manidp.evidence)
 
 if TYPE_CHECKING:
     from prunelab.methods.base import EvalResult

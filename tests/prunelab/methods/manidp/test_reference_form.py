@@ -299,7 +299,7 @@ def test_rank_correlation_of_t_and_r_over_pairs() -> None:
 
 
 def test_accuracy_at_a_matched_reduction_interpolates_along_the_curve() -> None:
-    from prunelab.manidp_evidence import accuracy_at
+    from prunelab.methods.manidp.evidence import accuracy_at
 
     curve = pd.DataFrame({"macs_reduction": [0.5, 0.1, 0.3], "test_acc": [0.6, 0.8, 0.7]})
     assert accuracy_at(curve, 0.4) == pytest.approx(0.65)

@@ -27,11 +27,11 @@ import torch
 
 from prunelab import analysis
 from prunelab.data.base import default_cache_dir
-from prunelab.gated_run import gated_run, model_key
+from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import records, set_recording
 from prunelab.run_format import atomic_write_npz
 
-log = logging.getLogger("prunelab.subnet_space")
+log = logging.getLogger("prunelab.methods.manidp.subnet_space")
 
 VECTORS_FILE = "test_vectors.npz"
 KINDS = ("gates", "features")

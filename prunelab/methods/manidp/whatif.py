@@ -34,8 +34,8 @@ from scipy.stats import rankdata
 
 from prunelab.artefact_checks import read_artefact
 from prunelab.artefacts import ArtefactError
-from prunelab.gated_run import gated_run, model_key
 from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import set_thresholds
 from prunelab.run_format import PER_IMAGE_FILE, RunStoreError
 
@@ -110,7 +110,7 @@ def what_if(run_dir: str | Path, density: float) -> WhatIf:
     """The run's gated model recalibrated at target density `density` in (0, 1], on its test images.
 
     Raises ValueError for a density outside (0, 1] or a run that is not ManiDP,
-    `prunelab.gated_run.GatedModelMissing` when model.pt is missing, RunStoreError when
+    `prunelab.methods.manidp.gated_run.GatedModelMissing` when model.pt is missing, RunStoreError when
     per_image.parquet is missing, ArtefactError when it is corrupt, DatasetError when the run's
     dataset cannot be loaded.
     """

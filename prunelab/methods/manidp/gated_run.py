@@ -1,11 +1,11 @@
 """A finished ManiDP run's gated model, ready to be re-evaluated with the method's own code.
 
 `gated_run(path)` loads `model.pt` (gates and their thresholds xi^l) on the CPU and builds the run's
-`Trainer` and `ManiDP` method object around it without training anything, so the what-if
-(`prunelab.whatif`) and the sub-network space (`prunelab.subnet_space`) call the very functions the run
-used: `ManiDP.calibrate` (the quantile rule on the run's calibration sample of training images) and the
-run context's `evaluate` with `ManiDP.eval_extras` (per-image loss, prediction and MACs from the masks:
-the evaluation `finalize` wrote per_image.parquet from). Nothing is written to the run directory.
+`Trainer` and `ManiDP` method object around it without training anything, so the what-if (`whatif.py`)
+and the sub-network space (`subnet_space.py`) call the very functions the run used: `ManiDP.calibrate`
+(the quantile rule on the run's calibration sample of training images) and the run context's `evaluate`
+with `ManiDP.eval_extras` (per-image loss, prediction and MACs from the masks: the evaluation `finalize`
+wrote per_image.parquet from). Nothing is written to the run directory.
 
 When the run's training images are not on this machine (a demo trained on a dataset outside the
 repository ships only its test images, `prunelab.data.test_pack`), the test images stand in for the

@@ -79,7 +79,7 @@ def backfill(path: str | Path) -> dict[str, float]:
 
 def _dynamism_from_model(path: Path) -> dict[str, float]:
     """macs_cv and decision_disagreement from the run's gated model.pt, every test image evaluated again."""
-    from prunelab.gated_run import gated_run
+    from prunelab.methods.manidp.gated_run import gated_run
     from prunelab.methods.manidp.report import gate_dynamism
 
     run = gated_run(path)
