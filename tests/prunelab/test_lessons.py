@@ -308,7 +308,7 @@ def test_a_demo_of_both_and_neither_alone_is_judged_on_the_net_effect() -> None:
 def test_the_matched_reduction_moves_into_the_range_every_curve_covers() -> None:
     """A variant whose gates cut 79% of the MACs at every target density (CIFAR-10's reference form without
     terms) has no point at the median of the own reductions; the comparison moves to the range both cover."""
-    from prunelab.manidp_evidence import matched_reduction
+    from prunelab.methods.manidp.evidence import matched_reduction
 
     narrow = pd.DataFrame({"macs_reduction": [0.79, 0.80, 0.90], "test_acc": [0.82, 0.81, 0.14]})
     wide = pd.DataFrame({"macs_reduction": [0.18, 0.41, 0.86], "test_acc": [0.46, 0.82, 0.12]})
