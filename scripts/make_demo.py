@@ -96,11 +96,16 @@ def write_pack(runs: Path) -> Path:
     return write_test_pack(runs, configs[0].data, load_dataset(configs[0].data))
 
 
-def keep_curves(runs: Path) -> list[Path]:
-    """The what-if curve's accuracy points (`prunelab.methods.manidp.evidence.keep_accuracy_curve` at the page's density
-    grid and the run's own) in the summary.json of every finished ManiDP run under `runs` whose model.pt
-    `strip` deletes and whose summary lacks them: the matched-MACs ablation then has every seed, not only the
-    one whose model ships. The per-image curve file goes with the model it belongs to. Returns the runs done.
+# the target densities whose accuracy a seed without its model keeps: the span the matched-MACs comparisons of the
+# demos fall in (20-65% fewer MACs), at the page's 0.1 steps; fewer than the page's grid, each costs calibration
+KEPT_DENSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def keep_curves(runs: Path, densities: tuple[float, ...] = KEPT_DENSITIES) -> list[Path]:
+    """The what-if curve's accuracy points (`prunelab.methods.manidp.evidence.keep_accuracy_curve` at `densities`
+    and the run's own) in the summary.json of every finished ManiDP run under `runs` whose model.pt `strip`
+    deletes and whose summary lacks them: the matched-MACs ablation then has every seed, not only the one
+    whose model ships. The per-image curve file goes with the model it belongs to. Returns the runs done.
     Dataset paths are read from the repository root, as the demo makers do."""
     import contextlib
 
@@ -116,7 +121,7 @@ def keep_curves(runs: Path) -> list[Path]:
         if RunDir(run).read_summary().get(WHATIF_ACCURACY_KEY):
             continue
         with contextlib.chdir(ROOT):
-            points = keep_accuracy_curve(run.resolve(), grid_of(run))
+            points = keep_accuracy_curve(run.resolve(), grid_of(run, densities))
         (run / WHATIF_CURVE_FILE).unlink(missing_ok=True)
         done.append(run)
         print(f"  {run.name}: what-if accuracy at {len(points)} densities kept in its summary", flush=True)
