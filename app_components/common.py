@@ -18,7 +18,7 @@ import streamlit as st
 
 from prunelab import results
 from prunelab.config import METHOD_FACTS
-from prunelab.store import default_runs_dir
+from prunelab.runs.store import default_runs_dir
 
 MAC_LABEL = "MACs (multiply-accumulates)"
 METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from app_components import common, shell
 from prunelab import analysis, live, results
 from prunelab.config import METHOD_FACTS
-from prunelab.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
 
 POLL_S = 2.0
 LOG_LINES = 30

@@ -16,7 +16,7 @@ import streamlit as st
 from app_components import common
 from app_components.images import show_images
 from prunelab import results
-from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section is first shown
     from prunelab.methods.manidp.whatif import WhatIf

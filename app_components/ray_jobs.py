@@ -15,8 +15,8 @@ from typing import Any
 import streamlit as st
 
 from prunelab.ray_backend import RayBackendError, RaySuiteRunner, connect
+from prunelab.runs.store import default_runs_dir
 from prunelab.scheduling import JobInfo
-from prunelab.store import default_runs_dir
 
 BACKEND_LABELS = {"local": "This app (one run at a time)", "ray": "Ray (each run a Ray task)"}
 

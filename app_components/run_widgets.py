@@ -34,10 +34,10 @@ from prunelab.config import (
 )
 from prunelab.jobs import RESUMABLE_STATES, JobError
 from prunelab.preflight import NotRunnable, check_runnable, check_suite_runnable
-from prunelab.progress import accuracy_text
-from prunelab.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.runs.progress import accuracy_text
+from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.runs.store import default_runs_dir, describe_os_error
 from prunelab.scheduling import JobInfo, Scheduler
-from prunelab.store import default_runs_dir, describe_os_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {

@@ -20,7 +20,7 @@ import streamlit as st
 from app_components import common
 from app_components.images import show_images
 from prunelab import analysis, results
-from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 ALL_LAYERS = "all layers (concatenated)"
 COLOUR_BY = {"class": "class", common.MAC_LABEL: "MACs", "loss": "loss"}

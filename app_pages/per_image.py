@@ -8,7 +8,7 @@ from app_components.images import show_images
 from prunelab import analysis, lesson_runs, lessons
 from prunelab.methods.manidp import evidence
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import PER_IMAGE_FILE
+from prunelab.runs.run_format import PER_IMAGE_FILE
 
 common.title("Per-image MACs")
 common.explain(

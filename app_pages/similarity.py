@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from app_components import common, method_card, subnet_map
 from prunelab import analysis, lesson_runs, lessons
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import PROBE_FILE
+from prunelab.runs.run_format import PROBE_FILE
 
 common.title("Similarity alignment")
 common.explain(

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 from app_components import common, method_card, run_exports
 from prunelab import analysis, lesson_runs, lessons, results
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
+from prunelab.runs.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
 

@@ -38,7 +38,7 @@ from prunelab.methods.manidp.gates import (
 from prunelab.methods.manidp.macs import active_counts, build_plan, slice_for_image
 from prunelab.methods.manidp.method import threshold_at_rank
 from prunelab.models import build_model, model_spec, spec_of
-from prunelab.store import RunDir
+from prunelab.runs.store import RunDir
 
 RUN_ID = "bench-manidp"
 TEST_SIZE = 10_000  # per-image records of the run (the app benchmark renders a run of this size)

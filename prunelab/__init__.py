@@ -11,7 +11,7 @@ __all__ = ["RunConfig", "RunStore", "__version__", "load_model"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that `import prunelab.store` does not pull in torch-heavy modules it does not need.
+    # Lazy so that `import prunelab.runs.store` does not pull in torch-heavy modules it does not need.
     if name == "load_model":
         from prunelab.engine import load_model
 
@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return RunConfig
     if name == "RunStore":
-        from prunelab.store import RunStore
+        from prunelab.runs.store import RunStore
 
         return RunStore
     raise AttributeError(f"module 'prunelab' has no attribute {name!r}")

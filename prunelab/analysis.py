@@ -25,7 +25,7 @@ import pandas as pd
 from prunelab.config import METHOD_FACTS, METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
 from prunelab.methods.manidp.config import MANIDP_VARIANTS as MANIDP_VARIANTS
 from prunelab.methods.slimming.config import prune_ratio_phrase as prune_ratio_phrase
-from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
+from prunelab.runs.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
 
 # ------------------------------------------------------------------------------------------------
 # rank correlation

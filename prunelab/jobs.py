@@ -6,7 +6,7 @@ imports streamlit and is meant to live once per process (the app keeps it in `st
 and polls `jobs()`; the CLI waits on it).
 
 `JobManager` is one `prunelab.scheduling.Scheduler` (the Ray runner is the other); it changes a run's state
-only through `prunelab.run_life`. Ownership and recovery (`prunelab.ownership`, `prunelab.run_life`):
+only through `prunelab.runs.run_life`. Ownership and recovery (`prunelab.runs.ownership`, `prunelab.runs.run_life`):
 whoever trains a run holds its `owner.lock` (claimed atomically; a second claimant gets
 `JobError`/`RunBusyError` naming the owner) and refreshes it every `HEARTBEAT_S` seconds. A queued/running
 run whose lock is stale (dead pid on this host, or no heartbeat for `STALE_AFTER_S`) shows as `interrupted`
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig
-from prunelab.ownership import (
+from prunelab.runs.ownership import (
     HEARTBEAT_S,
     STALE_AFTER_S,
     OwnerLock,
@@ -40,10 +40,10 @@ from prunelab.ownership import (
     register_token,
     release_token,
 )
-from prunelab.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
-from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
-from prunelab.run_life import (
+from prunelab.runs.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
+from prunelab.runs.run_life import (
     RESUMABLE_STATES,  # noqa: F401 - what the Runs page offers to resume
     Heartbeat,
     JobError,
@@ -54,8 +54,8 @@ from prunelab.run_life import (
     recover_interrupted,
     requeue_for_resume,
 )
+from prunelab.runs.store import RunDir, RunStore
 from prunelab.scheduling import JobInfo
-from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
     from prunelab.suites import Suite

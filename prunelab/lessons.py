@@ -37,7 +37,7 @@ from prunelab.config import dataset_short_name
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
+from prunelab.runs.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
 VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]

@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from prunelab import analysis, lessons
-from prunelab.artefact_checks import REQUIRED_ARTEFACTS
 from prunelab.config import METHOD_FACTS
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.ownership import effective_state
-from prunelab.run_format import ACTIVE_STATES, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.runs.ownership import effective_state
+from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.runs.store import RunDir
 
 log = logging.getLogger("prunelab.live")
 

@@ -6,7 +6,7 @@ and GPU share (`num_cpus` / `num_gpus`, fractional GPUs allowed). A ManiDP run t
 suite's `pretrain` gets the parent task's ObjectRef as an argument, so Ray itself starts it only after the
 parent has finished: there is no scheduler here, only Ray's.
 
-Ownership (`prunelab.ownership`). Every change of a run's state goes through `prunelab.run_life`, as the
+Ownership (`prunelab.runs.ownership`). Every change of a run's state goes through `prunelab.runs.run_life`, as the
 local scheduler's does (this module never imports `prunelab.jobs`). The driver holds the owner lock of
 every queued run and keeps it fresh, so a queued run shows `queued` in every view. The task (`train_run`)
 takes the lock over with the driver's token (`handoff_from`), writes the node it runs on into status.json
@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab import ownership
-from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
-from prunelab.run_format import (
+from prunelab.runs import ownership
+from prunelab.runs.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
+from prunelab.runs.run_format import (
     ACTIVE_STATES,
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -59,7 +59,7 @@ from prunelab.run_format import (
     RunStoreError,
     atomic_write,
 )
-from prunelab.run_life import (
+from prunelab.runs.run_life import (
     JobError,
     claim_lock,
     claim_run,
@@ -70,8 +70,8 @@ from prunelab.run_life import (
     record_unstarted_end,
     take_over,
 )
+from prunelab.runs.store import RunDir, RunStore
 from prunelab.scheduling import JobInfo
-from prunelab.store import RunDir, RunStore
 
 if TYPE_CHECKING:
     from prunelab.config import RunConfig
@@ -336,7 +336,7 @@ def unpack_run(data: bytes, path: Path) -> list[str]:
 
 def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threading.Event) -> dict[str, Any]:
     from prunelab.engine import cpu_threads, run_training
-    from prunelab.progress import Progress
+    from prunelab.runs.progress import Progress
 
     config = run.read_config()
     progress = Progress(run.run_id)

@@ -1,7 +1,7 @@
 """Read run directories for the app's pages: tables, metrics and method artefacts.
 
 Every loader is Streamlit-free and tells missing from corrupt: a missing file gives ``None`` (or an
-empty frame), a file that breaks its schema (``prunelab.artefacts``, ``prunelab.artefact_checks``)
+empty frame), a file that breaks its schema (``prunelab.runs.artefacts``, ``prunelab.runs.artefact_checks``)
 raises ``ArtefactError`` naming the file and the problem, so a page can say exactly that instead of
 showing a traceback or a wrong "not written yet". The runs table lists broken runs as ``broken``
 with the reason. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.artefact_checks import read_artefact
-from prunelab.artefacts import ArtefactError
 from prunelab.config import METHOD_FACTS, METHOD_FIELDS, RunConfig, dataset_short_name
-from prunelab.ownership import effective_state, owner_alive
-from prunelab.run_format import (
+from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.ownership import effective_state, owner_alive
+from prunelab.runs.run_format import (
     CONFIG_FILE,
     GAMMA_HISTORY_FILE,
     MANIDP_FILE,
@@ -34,7 +34,7 @@ from prunelab.run_format import (
     SUMMARY_FILE,
     RunStoreError,
 )
-from prunelab.store import BrokenRun, RunDir, RunStore, default_runs_dir
+from prunelab.runs.store import BrokenRun, RunDir, RunStore, default_runs_dir
 
 __all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error; the label of a dataset
 

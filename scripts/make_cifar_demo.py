@@ -63,7 +63,7 @@ from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
-from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
+from prunelab.runs.store import BrokenRun, RunInfo, RunStore  # noqa: E402
 from prunelab.suites import (  # noqa: E402
     check_manidp_lr_scale,
     finetune_base,

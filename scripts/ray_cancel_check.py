@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from prunelab.config import RunConfig  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.ray_backend import RaySuiteRunner, import_ray  # noqa: E402
-from prunelab.store import RunDir  # noqa: E402
+from prunelab.runs.store import RunDir  # noqa: E402
 from prunelab.suites import Suite, SuiteRun  # noqa: E402
 
 

@@ -224,17 +224,17 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 
 def test_the_schedulers_meet_only_in_the_run_life_module() -> None:
-    """The local pool and the Ray runner share `prunelab.run_life` (which imports neither), not each other."""
+    """The local pool and the Ray runner share `prunelab.runs.run_life` (which imports neither), not each other."""
     graph = import_graph()
     schedulers = ("prunelab.jobs", "prunelab.ray_backend")
     for scheduler in schedulers:
-        assert "prunelab.run_life" in graph[scheduler], scheduler
+        assert "prunelab.runs.run_life" in graph[scheduler], scheduler
         others = set(schedulers) - {scheduler}
         assert not others & reachable(graph, scheduler), f"{scheduler} imports {others & reachable(graph, scheduler)}"
-    assert not set(schedulers) & reachable(graph, "prunelab.run_life")
+    assert not set(schedulers) & reachable(graph, "prunelab.runs.run_life")
 
 
-STATUS_WRITERS = {"prunelab/run_life.py", "prunelab/store.py"}  # the run-life module and the store it uses
+STATUS_WRITERS = {"prunelab/runs/run_life.py", "prunelab/runs/store.py"}  # the run-life module and the store it uses
 PRODUCT_FILES = [*APP_FILES, *(REPO / "prunelab").rglob("*.py"), *(REPO / "scripts").glob("*.py"),
                  *(REPO / "benchmarks").glob("*.py")]
 
@@ -259,4 +259,4 @@ def test_status_json_is_written_only_through_the_run_life_module() -> None:
     offenders = {f"{path.relative_to(REPO)}:{line}" for path in PRODUCT_FILES
                  if str(path.relative_to(REPO)) not in STATUS_WRITERS for line in status_writes(path)}
     assert not offenders, sorted(offenders)
-    assert status_writes(REPO / "prunelab" / "run_life.py")  # the check sees the writes where they are
+    assert status_writes(REPO / "prunelab" / "runs" / "run_life.py")  # the check sees the writes where they are

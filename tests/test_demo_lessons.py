@@ -15,7 +15,7 @@ import pytest
 
 from prunelab import analysis, lessons
 from prunelab.results import DEMO_RUNS_DIR, runs_table
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 
 DEMO = Path(DEMO_RUNS_DIR)
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs")
@@ -65,7 +65,7 @@ def test_similarity_term_lowers_t_minus_r_across_seeds(table: pd.DataFrame) -> N
 def test_feature_similarity_is_signed_only_where_the_run_keeps_the_sign() -> None:
     """R from post-ReLU features (departure post_relu_similarity_features) is never negative; the reference
     form's R of conv_b's signed output goes negative (not in a diverged run whose features died)."""
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     probes = sorted(DEMO.glob("*/probe.npz"))
     assert probes

@@ -16,8 +16,6 @@ from streamlit.testing.v1 import AppTest
 import prunelab
 from app_components import run_widgets
 from prunelab import analysis, results, suites
-from prunelab.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
-from prunelab.artefacts import JSON_SCHEMAS
 from prunelab.cli.args import config_from_args, method_flags
 from prunelab.cli.main import build_parser
 from prunelab.config import (
@@ -33,8 +31,10 @@ from prunelab.data import load_dataset
 from prunelab.engine import run_training
 from prunelab.methods import METHODS
 from prunelab.methods.slimming.reprune import _accuracy
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunStore
+from prunelab.runs.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
+from prunelab.runs.artefacts import JSON_SCHEMAS
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunStore
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

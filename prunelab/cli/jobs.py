@@ -30,8 +30,8 @@ from prunelab.cli.ray_suite import add_backend_arguments, check_backend_argument
 from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.preflight import check_dataset_available, check_suite_runnable
-from prunelab.progress import accuracy_text
-from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
+from prunelab.runs.progress import accuracy_text
+from prunelab.runs.run_format import CONFIG_FILE, SUMMARY_FILE
 from prunelab.suites import SLIMMING_LAMBDAS, format_values
 
 POLL_S = 0.5
@@ -237,8 +237,8 @@ def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
 
 
 def _read_summary(path: Path | None) -> dict[str, Any] | None:
-    from prunelab.run_format import RunStoreError
-    from prunelab.store import RunDir
+    from prunelab.runs.run_format import RunStoreError
+    from prunelab.runs.store import RunDir
 
     if path is None or not (path / SUMMARY_FILE).exists():
         return None

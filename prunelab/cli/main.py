@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback
-        from prunelab.store import describe_os_error
+        from prunelab.runs.store import describe_os_error
 
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1

@@ -13,9 +13,9 @@ from prunelab.preflight import check_runnable
 def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.data import DatasetError
     from prunelab.engine import run_training
-    from prunelab.progress import Cancelled, Progress
-    from prunelab.run_life import claim_run
-    from prunelab.store import RunStore
+    from prunelab.runs.progress import Cancelled, Progress
+    from prunelab.runs.run_life import claim_run
+    from prunelab.runs.store import RunStore
 
     config = config_from_args(args.method, args)
     check_runnable(config)  # before the run directory exists and before any image is loaded

@@ -33,8 +33,8 @@ from prunelab.config import METHOD_FACTS
 from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
 from prunelab.latency import measure_latency_ms
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 TOLERANCE = 1e-3  # largest |onnxruntime - PyTorch| logit difference accepted, times max(1, max |logits|)
 CHECK_IMAGES = 64

@@ -19,7 +19,7 @@ from prunelab.config import RunConfig
 from prunelab.data import DatasetError
 from prunelab.engine import run_training
 from prunelab.methods import METHODS
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 
 DATA = {"dataset": "shapes", "train_size": 300, "test_size": 200}
 TRAIN = {"batch_size": 64, "eval_batch_size": 200, "lr": 0.05}

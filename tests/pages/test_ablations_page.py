@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_components.charts import METHOD_COLOURS
 from prunelab import analysis, lessons, results
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
 from tests.pages.page_helpers import trace_values as values
 

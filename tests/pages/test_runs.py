@@ -22,7 +22,7 @@ from prunelab.config import (
 )
 from prunelab.jobs import JobManager
 from prunelab.methods.slimming.config import SlimmingConfig
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "runs.py")

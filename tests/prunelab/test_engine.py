@@ -6,8 +6,8 @@ import torch
 import prunelab
 from prunelab.data import load_dataset
 from prunelab.engine import Trainer, run_training
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunStore
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunStore
 from tests.helpers import tiny_config
 
 

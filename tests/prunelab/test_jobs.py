@@ -18,7 +18,7 @@ import torch
 from prunelab.config import RunConfig
 from prunelab.jobs import JobManager, list_jobs, orphan_reason, recover_interrupted
 from prunelab.methods.baseline import Baseline
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
 
 TIMEOUT = 120.0
 

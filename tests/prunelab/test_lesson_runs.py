@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from prunelab import lesson_runs, results
-from prunelab.run_format import MODEL_FILE
+from prunelab.runs.run_format import MODEL_FILE
 
 SETTING = {"dataset": "shapes", "model": "resnet20", "width": 0.5, "epochs_total": 6, "state": "done"}
 

@@ -10,8 +10,8 @@ import pytest
 
 from prunelab import live, results
 from prunelab.config import RunConfig
-from prunelab.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
-from prunelab.store import RunStore
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
+from prunelab.runs.store import RunStore
 
 
 def metrics(*rows: tuple[str, int, int, float]) -> pd.DataFrame:

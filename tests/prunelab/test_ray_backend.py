@@ -17,10 +17,10 @@ import pytest
 
 import prunelab
 from prunelab.config import RunConfig
-from prunelab.ownership import read_lock
 from prunelab.ray_backend import RaySuiteRunner
-from prunelab.run_format import CHECKPOINT_FILE
-from prunelab.store import RunStore
+from prunelab.runs.ownership import read_lock
+from prunelab.runs.run_format import CHECKPOINT_FILE
+from prunelab.runs.store import RunStore
 from prunelab.suites import Suite, SuiteRun
 from tests.helpers import run_cli, tiny_config
 

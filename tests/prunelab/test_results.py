@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from prunelab import results
-from prunelab.artefacts import ArtefactError
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
 from prunelab.engine import run_training
-from prunelab.run_format import RunStoreError
-from prunelab.store import RunStore
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run_format import RunStoreError
+from prunelab.runs.store import RunStore
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from prunelab.methods.manidp.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
 from prunelab.methods.manidp.subnet_space import embedding
 from prunelab.methods.manidp.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
-from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import UMAP_FILE, WHATIF_CURVE_FILE
+from prunelab.runs.store import RunDir, RunStore
 from tests.helpers import tiny_config, write_folder_dataset
 
 
@@ -200,7 +200,7 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
     import prunelab
     from prunelab.data import load_dataset, normalize
     from prunelab.methods.manidp.subnet_space import subnet_vectors
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     vectors = subnet_vectors(run, cache_dir=tmp_path)
     model = prunelab.load_model(run)

@@ -38,8 +38,8 @@ from prunelab.methods.manidp.report import (
     similarity_rank_correlation,
 )
 from prunelab.results import load_per_image, load_probe
-from prunelab.run_format import MODEL_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 EVIDENCE_COLUMNS = ["complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 

@@ -11,7 +11,7 @@ concatenated (`prunelab.analysis.concat_layers`).
 Both are derived files, never written into the run directory (a demo run is read-only): they live in
 `<cache dir>/derived/<run id>-<key>/` (cache dir: `$PRUNELAB_CACHE_DIR` or `~/.cache/prunelab`), where
 the key hashes the run's path and model.pt's modification time and size, so a changed model gets new
-files. Every file is written atomically (`prunelab.run_format.atomic_write_npz`); one that cannot be
+files. Every file is written atomically (`prunelab.runs.run_format.atomic_write_npz`); one that cannot be
 read is computed again.
 """
 
@@ -29,7 +29,7 @@ from prunelab import analysis
 from prunelab.data.base import default_cache_dir
 from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import records, set_recording
-from prunelab.run_format import atomic_write_npz
+from prunelab.runs.run_format import atomic_write_npz
 
 log = logging.getLogger("prunelab.methods.manidp.subnet_space")
 

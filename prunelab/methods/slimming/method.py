@@ -48,7 +48,7 @@ from prunelab.methods.slimming.pruning import (
     verify_compact,
 )
 from prunelab.models import build_model, spec_of
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
     EXPORT_FILE,
     GAMMA_HISTORY_FILE,
@@ -58,7 +58,7 @@ from prunelab.run_format import (
     atomic_write,
     atomic_write_npz,
 )
-from prunelab.store import RunDir
+from prunelab.runs.store import RunDir
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 VERIFY_IMAGES = 256

@@ -33,8 +33,8 @@ from prunelab.methods.slimming.pruning import (
     select_units,
 )
 from prunelab.models import build_model, spec_of
-from prunelab.run_format import DENSE_MODEL_FILE
-from prunelab.store import RunDir
+from prunelab.runs.run_format import DENSE_MODEL_FILE
+from prunelab.runs.store import RunDir
 
 
 class _WhatIfContext:

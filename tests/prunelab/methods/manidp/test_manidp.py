@@ -28,7 +28,7 @@ from prunelab.methods.manidp.method import (
 )
 from prunelab.methods.manidp.report import balanced_probe
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
 

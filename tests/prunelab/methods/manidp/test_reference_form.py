@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.artefacts import read_config_file
 from prunelab.config import RunConfig
 from prunelab.engine import Trainer, run_training
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES, ManiDPConfig
@@ -32,7 +31,8 @@ from prunelab.methods.manidp.macs import build_plan
 from prunelab.methods.manidp.method import ManiDP, channel_mean_threshold, reference_remain_rate
 from prunelab.methods.manidp.report import gate_dynamism
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.artefacts import read_config_file
+from prunelab.runs.store import RunDir, RunStore
 from tests.helpers import run_cli, tiny_config
 
 PRUNELAB = GateStyle(small_init=True, post_relu_features=True, gates_only_similarity=True)

@@ -13,7 +13,7 @@ from prunelab.engine import run_training
 from prunelab.methods.random.method import counts_from_pruning, random_keep_masks, uniform_counts
 from prunelab.methods.slimming.pruning import compact_model, find_channel_groups, masked_model, select_units
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 from tests.helpers import tiny_config
 
 TINY = {"train_size": 120, "test_size": 40, "batch_size": 30, "model": "resnet20", "width": 0.25}

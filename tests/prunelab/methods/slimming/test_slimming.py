@@ -25,8 +25,8 @@ from prunelab.methods.slimming import run_channel_counts
 from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
 from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_if
 from prunelab.models import ResNet, spec_of
-from prunelab.run_format import EXPORT_FILE
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import EXPORT_FILE
+from prunelab.runs.store import RunDir, RunStore
 from tests.helpers import tiny_config
 
 LAMBDA = 1e-3

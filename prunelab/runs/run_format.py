@@ -1,6 +1,6 @@
 """The run-directory format: file names, run states and the one atomic writer.
 
-The bottom of the store: `prunelab.store`, `prunelab.artefacts`, `prunelab.artefact_checks`, the engine,
+The bottom of the store: `prunelab.runs.store`, `prunelab.runs.artefacts`, `prunelab.runs.artefact_checks`, the engine,
 the methods and the listings take every artefact name and state from here (docs/architecture.md, "Run
 directory"). Imports nothing from prunelab.
 """
