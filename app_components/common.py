@@ -360,7 +360,7 @@ def start_umap_warm_up() -> Any:
 
 @st.cache_resource(show_spinner=False)
 def _job_manager(runs_dir: str) -> Any:
-    from prunelab.jobs import JobManager
+    from prunelab.scheduling.jobs import JobManager
 
     return JobManager(runs_dir, max_concurrent=1)
 

@@ -46,7 +46,7 @@ DEMO_FOLDER_GLOB = "*_runs"  # every assets/<name>_runs folder holding runs is a
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
 DEMO_DIR_ENV = "PRUNELAB_DEMO_DIR"  # another folder of `<name>_runs` demo folders (e.g. a copy of assets/)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
-# suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
+# suite (its epochs from prunelab.scheduling.suites) on the default shapes set with resnet20 at half width (~10 M MACs
 # per image, like vgg11 at quarter width, but 69 k instead of 579 k parameters), over DEMO_SEEDS seeds.
 DEMO_MODEL = "resnet20"
 DEMO_WIDTH = 0.5

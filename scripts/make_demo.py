@@ -34,7 +34,7 @@ from precompute_views import precompute_views  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
-from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
+from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
 # no page reads these: checkpoints (optimizer state), final models (slimming's what-if slider reads

@@ -226,7 +226,7 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_schedulers_meet_only_in_the_run_life_module() -> None:
     """The local pool and the Ray runner share `prunelab.runs.run_life` (which imports neither), not each other."""
     graph = import_graph()
-    schedulers = ("prunelab.jobs", "prunelab.ray_backend")
+    schedulers = ("prunelab.scheduling.jobs", "prunelab.scheduling.ray_backend")
     for scheduler in schedulers:
         assert "prunelab.runs.run_life" in graph[scheduler], scheduler
         others = set(schedulers) - {scheduler}

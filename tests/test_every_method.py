@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import prunelab
 from app_components import run_widgets
-from prunelab import analysis, results, suites
+from prunelab import analysis, results
 from prunelab.cli.args import config_from_args, method_flags
 from prunelab.cli.main import build_parser
 from prunelab.config import (
@@ -35,6 +35,7 @@ from prunelab.runs.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_a
 from prunelab.runs.artefacts import JSON_SCHEMAS
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.store import RunStore
+from prunelab.scheduling import suites
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import ACTIVE_STATES
 
 if TYPE_CHECKING:
-    from prunelab.scheduling import Scheduler
+    from prunelab.scheduling.protocol import Scheduler
 
 STEPS = 1000  # bar resolution: a run's fraction in thousandths
 

@@ -32,7 +32,7 @@ from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import CONFIG_FILE, SUMMARY_FILE
-from prunelab.suites import SLIMMING_LAMBDAS, format_values
+from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
@@ -94,7 +94,7 @@ def add_job_commands(sub: Any) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from prunelab.jobs import JobError, JobManager
+    from prunelab.scheduling.jobs import JobError, JobManager
 
     given = Path(args.run)
     root = given.parent if given.is_dir() and (given / CONFIG_FILE).is_file() else runs_root(args)
@@ -137,7 +137,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def build_suite_from_args(args: argparse.Namespace) -> Any:
     """The Suite named on the command line, validated; raises UsageError with one line."""
-    from prunelab.suites import SUITES, build_suite, parse_values, sweep
+    from prunelab.scheduling.suites import SUITES, build_suite, parse_values, sweep
 
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
     base = config_from_args(BASELINE, common)  # data, model and training flags, validated
@@ -179,7 +179,7 @@ def run_weight(config: RunConfig) -> float:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from prunelab.jobs import JobManager
+    from prunelab.scheduling.jobs import JobManager
 
     check_backend_arguments(args)
     suite = build_suite_from_args(args)
@@ -257,7 +257,7 @@ JOBS_COLUMNS = ("run", "suite", "method", "state", "where", "phase", "epoch", "p
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from prunelab.jobs import list_jobs
+    from prunelab.scheduling.jobs import list_jobs
 
     if args.recent < 0:
         raise UsageError(f"--recent must be 0 or more, got {args.recent}")

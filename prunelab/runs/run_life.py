@@ -1,8 +1,8 @@
 """A run's life: every change of a run's state, in one place, below every scheduler.
 
 The run store creates a run `queued` (`RunStore.create`); from then on its status.json changes only here,
-whoever schedules it (`prunelab.jobs.JobManager`, `prunelab.ray_backend.RaySuiteRunner`, `prunelab run`)
-and whoever trains it (`prunelab.engine.run_training`):
+whoever schedules it (`prunelab.scheduling.jobs.JobManager`, `prunelab.scheduling.ray_backend.RaySuiteRunner`,
+`prunelab run`) and whoever trains it (`prunelab.engine.run_training`):
 
 - claim: `claim_lock` takes the run's owner lock (`prunelab.runs.ownership`) and clears the temp files a killed
   owner left; `record_queued` names the owner in status.json; `claim_run` owns a run for a block (a run

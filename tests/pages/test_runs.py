@@ -20,9 +20,9 @@ from prunelab.config import (
     TrainConfig,
     field_bounds,
 )
-from prunelab.jobs import JobManager
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.runs.store import RunStore
+from prunelab.scheduling.jobs import JobManager
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "runs.py")

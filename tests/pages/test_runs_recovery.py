@@ -9,9 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 import app_components.common
 from prunelab.engine import run_training
-from prunelab.jobs import JobManager
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.store import RunStore
+from prunelab.scheduling.jobs import JobManager
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]

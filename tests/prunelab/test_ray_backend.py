@@ -17,11 +17,11 @@ import pytest
 
 import prunelab
 from prunelab.config import RunConfig
-from prunelab.ray_backend import RaySuiteRunner
 from prunelab.runs.ownership import read_lock
 from prunelab.runs.run_format import CHECKPOINT_FILE
 from prunelab.runs.store import RunStore
-from prunelab.suites import Suite, SuiteRun
+from prunelab.scheduling.ray_backend import RaySuiteRunner
+from prunelab.scheduling.suites import Suite, SuiteRun
 from tests.helpers import run_cli, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,7 +200,7 @@ def test_a_cancel_while_the_task_starts_is_a_request_not_an_exception(tmp_path: 
     test's main thread, as Ray runs a task on its worker's."""
     import _thread
 
-    from prunelab import ray_backend
+    from prunelab.scheduling import ray_backend
 
     real_node_fields = ray_backend.node_fields
 

@@ -7,7 +7,7 @@ suite's `pretrain` gets the parent task's ObjectRef as an argument, so Ray itsel
 parent has finished: there is no scheduler here, only Ray's.
 
 Ownership (`prunelab.runs.ownership`). Every change of a run's state goes through `prunelab.runs.run_life`, as the
-local scheduler's does (this module never imports `prunelab.jobs`). The driver holds the owner lock of
+local scheduler's does (this module never imports `prunelab.scheduling.jobs`). The driver holds the owner lock of
 every queued run and keeps it fresh, so a queued run shows `queued` in every view. The task (`train_run`)
 takes the lock over with the driver's token (`handoff_from`), writes the node it runs on into status.json
 and trains through `prunelab.engine.run_training` exactly as a local run: same files, same checkpoints, so
@@ -71,13 +71,13 @@ from prunelab.runs.run_life import (
     take_over,
 )
 from prunelab.runs.store import RunDir, RunStore
-from prunelab.scheduling import JobInfo
+from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
     from prunelab.config import RunConfig
-    from prunelab.suites import Suite, SuiteRun
+    from prunelab.scheduling.suites import Suite, SuiteRun
 
-log = logging.getLogger("prunelab.ray_backend")
+log = logging.getLogger("prunelab.scheduling.ray_backend")
 
 BACKEND = "ray"
 CONNECT_TIMEOUT_S = 5.0  # how long the reachability check of --address waits
@@ -399,7 +399,7 @@ class _RayRun:
 
 
 class RaySuiteRunner:
-    """Runs suites as Ray tasks (the driver side): a `prunelab.scheduling.Scheduler`, as the `JobManager`
+    """Runs suites as Ray tasks (the driver side): a `prunelab.scheduling.protocol.Scheduler`, as the `JobManager`
     is. Needs a Ray connection (`ray_session`) while runs are active."""
 
     def __init__(self, runs_dir: str | Path | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
@@ -425,7 +425,7 @@ class RaySuiteRunner:
     def submit(self, config: RunConfig, num_cpus: float | None = None, num_gpus: float | None = None) -> str:
         """Create one run (queued) and submit its Ray task, with `num_cpus` CPUs and `num_gpus` GPUs (default:
         the runner's); returns its run id."""
-        from prunelab.suites import SuiteRun
+        from prunelab.scheduling.suites import SuiteRun
 
         return self._submit_runs((SuiteRun("run", config),), num_cpus, num_gpus)[0]
 

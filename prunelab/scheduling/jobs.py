@@ -5,7 +5,7 @@ threads (default one at a time: a 2-core CPU gains nothing from two). It is thre
 imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
 and polls `jobs()`; the CLI waits on it).
 
-`JobManager` is one `prunelab.scheduling.Scheduler` (the Ray runner is the other); it changes a run's state
+`JobManager` is one `prunelab.scheduling.protocol.Scheduler` (the Ray runner is the other); it changes a run's state
 only through `prunelab.runs.run_life`. Ownership and recovery (`prunelab.runs.ownership`, `prunelab.runs.run_life`):
 whoever trains a run holds its `owner.lock` (claimed atomically; a second claimant gets
 `JobError`/`RunBusyError` naming the owner) and refreshes it every `HEARTBEAT_S` seconds. A queued/running
@@ -55,12 +55,12 @@ from prunelab.runs.run_life import (
     requeue_for_resume,
 )
 from prunelab.runs.store import RunDir, RunStore
-from prunelab.scheduling import JobInfo
+from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
-    from prunelab.suites import Suite
+    from prunelab.scheduling.suites import Suite
 
-log = logging.getLogger("prunelab.jobs")
+log = logging.getLogger("prunelab.scheduling.jobs")
 
 
 # ---------------------------------------------------------------------------------------------

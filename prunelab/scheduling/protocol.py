@@ -1,7 +1,7 @@
 """What every scheduler offers: the `Scheduler` protocol and the `JobInfo` snapshot it reports.
 
-Two schedulers implement it: `prunelab.jobs.JobManager` (worker threads of this process) and
-`prunelab.ray_backend.RaySuiteRunner` (one Ray task per run). Neither imports the other; both change a
+Two schedulers implement it: `prunelab.scheduling.jobs.JobManager` (worker threads of this process) and
+`prunelab.scheduling.ray_backend.RaySuiteRunner` (one Ray task per run). Neither imports the other; both change a
 run's state only through `prunelab.runs.run_life`. The CLI watches a suite and the app lists, cancels and shuts
 down jobs through this protocol alone, whichever scheduler holds them.
 """
@@ -16,7 +16,7 @@ from prunelab.runs.run_life import JobError
 
 if TYPE_CHECKING:
     from prunelab.config import RunConfig
-    from prunelab.suites import Suite
+    from prunelab.scheduling.suites import Suite
 
 __all__ = ["JobError", "JobInfo", "Scheduler"]
 
