@@ -13,7 +13,7 @@ __all__ = ["RunConfig", "RunStore", "__version__", "load_model"]
 def __getattr__(name: str) -> Any:
     # Lazy so that `import prunelab.runs.store` does not pull in torch-heavy modules it does not need.
     if name == "load_model":
-        from prunelab.engine import load_model
+        from prunelab.training.engine import load_model
 
         return load_model
     if name == "RunConfig":

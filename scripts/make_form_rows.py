@@ -122,7 +122,7 @@ def _train(job: tuple[str, str]) -> tuple[str, str]:
     """Train the queued run `run_id` in `root` (a worker process); returns (run id, final state)."""
     import torch
 
-    from prunelab.engine import run_training
+    from prunelab.training.engine import run_training
 
     root, run_id = job
     torch.set_num_threads(1)

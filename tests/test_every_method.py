@@ -28,7 +28,6 @@ from prunelab.config import (
     field_bounds,
 )
 from prunelab.data import load_dataset
-from prunelab.engine import run_training
 from prunelab.methods import METHODS
 from prunelab.methods.slimming.reprune import _accuracy
 from prunelab.runs.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
@@ -36,6 +35,7 @@ from prunelab.runs.artefacts import JSON_SCHEMAS
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.store import RunStore
 from prunelab.scheduling import suites
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,10 +29,10 @@ from prunelab.cli.display import ProgressBar, format_table, watch_suite
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
 from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
-from prunelab.preflight import check_dataset_available, check_suite_runnable
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import CONFIG_FILE, SUMMARY_FILE
 from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
+from prunelab.training.preflight import check_dataset_available, check_suite_runnable
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"

@@ -16,7 +16,7 @@ from prunelab.cli.export import add_export_commands
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.run import cmd_run
-from prunelab.preflight import NotRunnable
+from prunelab.training.preflight import NotRunnable
 
 
 def build_parser() -> argparse.ArgumentParser:

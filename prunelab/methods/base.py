@@ -101,7 +101,7 @@ class ArtefactWriter:
 @dataclass(frozen=True)
 class RunContext:
     """What a method may use of the run it trains in; the engine builds it (tests build a real one with
-    `prunelab.engine.Trainer(config, run).context`)."""
+    `prunelab.training.engine.Trainer(config, run).context`)."""
 
     config: RunConfig  # the whole run (a method's own settings are also its `config`)
     data: ImageDataset

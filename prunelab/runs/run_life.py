@@ -2,7 +2,7 @@
 
 The run store creates a run `queued` (`RunStore.create`); from then on its status.json changes only here,
 whoever schedules it (`prunelab.scheduling.jobs.JobManager`, `prunelab.scheduling.ray_backend.RaySuiteRunner`,
-`prunelab run`) and whoever trains it (`prunelab.engine.run_training`):
+`prunelab run`) and whoever trains it (`prunelab.training.engine.run_training`):
 
 - claim: `claim_lock` takes the run's owner lock (`prunelab.runs.ownership`) and clears the temp files a killed
   owner left; `record_queued` names the owner in status.json; `claim_run` owns a run for a block (a run

@@ -1,6 +1,6 @@
 """Background training jobs: a FIFO queue, bounded worker threads, cancel, recovery and resume.
 
-`JobManager(runs_dir)` runs `prunelab.engine.run_training` for each submitted `RunConfig` in worker
+`JobManager(runs_dir)` runs `prunelab.training.engine.run_training` for each submitted `RunConfig` in worker
 threads (default one at a time: a 2-core CPU gains nothing from two). It is thread-safe, never
 imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
 and polls `jobs()`; the CLI waits on it).
@@ -358,7 +358,7 @@ class JobManager:
         return state, status.get("error")
 
     def _execute(self, job: _Job) -> None:
-        from prunelab.engine import run_training
+        from prunelab.training.engine import run_training
 
         job.progress.log("resuming" if job.resume else "starting")
         try:

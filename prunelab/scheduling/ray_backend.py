@@ -10,7 +10,7 @@ Ownership (`prunelab.runs.ownership`). Every change of a run's state goes throug
 local scheduler's does (this module never imports `prunelab.scheduling.jobs`). The driver holds the owner lock of
 every queued run and keeps it fresh, so a queued run shows `queued` in every view. The task (`train_run`)
 takes the lock over with the driver's token (`handoff_from`), writes the node it runs on into status.json
-and trains through `prunelab.engine.run_training` exactly as a local run: same files, same checkpoints, so
+and trains through `prunelab.training.engine.run_training` exactly as a local run: same files, same checkpoints, so
 `list`, `jobs`, the pages and `resume` work on it unchanged. While it trains, its heartbeat also writes the
 live progress (fraction, batch, ETA) into status.json, which is what `jobs` and the app's Jobs panel show.
 
@@ -335,8 +335,8 @@ def unpack_run(data: bytes, path: Path) -> list[str]:
 
 
 def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threading.Event) -> dict[str, Any]:
-    from prunelab.engine import cpu_threads, run_training
     from prunelab.runs.progress import Progress
+    from prunelab.training.engine import cpu_threads, run_training
 
     config = run.read_config()
     progress = Progress(run.run_id)

@@ -347,7 +347,7 @@ def test_shutdown_cancels_queued_and_running(tmp_path: Path, monkeypatch: pytest
 def test_runs_trained_side_by_side_in_one_process_are_reproducible(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads start the same config at once: seeding and initialisation must not interleave."""
-    import prunelab.engine as engine
+    import prunelab.training.engine as engine
 
     started = threading.Barrier(2)
     real_build = engine.build_model

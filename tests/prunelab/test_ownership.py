@@ -14,13 +14,13 @@ import pytest
 
 import prunelab
 from prunelab import results
-from prunelab.engine import run_training
 from prunelab.runs import ownership
 from prunelab.runs.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.run_format import RunStoreError
 from prunelab.runs.store import RunDir, RunStore
 from prunelab.scheduling.jobs import JobError, JobManager, list_jobs
+from prunelab.training.engine import run_training
 from tests.helpers import HOLD_SCRIPT, child_env, held_cli, run_cli, tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]

@@ -16,7 +16,6 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import prunelab.data.shapes
-from prunelab import resources
 from prunelab.cli import main
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
@@ -32,6 +31,7 @@ from prunelab.methods.baseline.config import BaselineConfig
 from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.scheduling import suites
+from prunelab.training import resources
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

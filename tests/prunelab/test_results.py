@@ -18,10 +18,10 @@ import torch
 from prunelab import results
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
-from prunelab.engine import run_training
 from prunelab.runs.artefacts import ArtefactError
 from prunelab.runs.run_format import RunStoreError
 from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 
 
 @pytest.fixture(scope="module")

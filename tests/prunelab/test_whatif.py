@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from prunelab import views
-from prunelab.engine import run_training
 from prunelab.methods.manidp.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
 from prunelab.methods.manidp.subnet_space import embedding
 from prunelab.methods.manidp.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
 from prunelab.runs.run_format import UMAP_FILE, WHATIF_CURVE_FILE
 from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config, write_folder_dataset
 
 

@@ -42,7 +42,7 @@ class GatedRun:
     """model (gated, eval mode, CPU), trainer and method of one finished ManiDP run."""
 
     def __init__(self, path: Path) -> None:
-        from prunelab.engine import Trainer, load_model
+        from prunelab.training.engine import Trainer, load_model
 
         run = RunDir(path)
         config = run.read_config()

@@ -28,8 +28,6 @@ from torch import nn
 
 from prunelab.analysis import prune_denominator_text
 from prunelab.config import RunConfig
-from prunelab.flops import count_macs, count_params
-from prunelab.latency import measure_latency_ms
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.methods.slimming.pruning import (
@@ -59,6 +57,8 @@ from prunelab.runs.run_format import (
     atomic_write_npz,
 )
 from prunelab.runs.store import RunDir
+from prunelab.training.flops import count_macs, count_params
+from prunelab.training.latency import measure_latency_ms
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 VERIFY_IMAGES = 256

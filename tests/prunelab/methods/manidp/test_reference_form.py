@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from prunelab.config import RunConfig
-from prunelab.engine import Trainer, run_training
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES, ManiDPConfig
 from prunelab.methods.manidp.gates import (
     REFERENCE_CLAMP_MAX,
@@ -33,6 +32,7 @@ from prunelab.methods.manidp.report import gate_dynamism
 from prunelab.models import build_model, model_spec
 from prunelab.runs.artefacts import read_config_file
 from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import run_cli, tiny_config
 
 PRUNELAB = GateStyle(small_init=True, post_relu_features=True, gates_only_similarity=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunelab.engine import run_training
 from prunelab.methods.random.method import counts_from_pruning, random_keep_masks, uniform_counts
 from prunelab.methods.slimming.pruning import compact_model, find_channel_groups, masked_model, select_units
 from prunelab.models import build_model, model_spec
 from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config
 
 TINY = {"train_size": 120, "test_size": 40, "batch_size": 30, "model": "resnet20", "width": 0.25}

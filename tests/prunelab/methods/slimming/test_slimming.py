@@ -18,7 +18,6 @@ import torch
 import prunelab
 from prunelab.analysis import prune_denominator_text
 from prunelab.data import load_dataset
-from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS, Phase
 from prunelab.methods.slimming import method as slimming
 from prunelab.methods.slimming import run_channel_counts
@@ -27,6 +26,7 @@ from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_
 from prunelab.models import ResNet, spec_of
 from prunelab.runs.run_format import EXPORT_FILE
 from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 LAMBDA = 1e-3
