@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
 from prunelab.export.onnx import latency_comparison, onnx_bytes

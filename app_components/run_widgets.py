@@ -16,7 +16,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app_components import common, live_view, ray_jobs, run_exports
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import (
     DATASET_NAMES,
     METHOD_CONFIGS,

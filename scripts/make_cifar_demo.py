@@ -59,10 +59,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 from precompute_views import precompute_views  # noqa: E402
 
+from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
-from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.runs.store import BrokenRun, RunInfo, RunStore  # noqa: E402
 from prunelab.scheduling.suites import (  # noqa: E402
     check_manidp_lr_scale,

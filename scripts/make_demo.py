@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from precompute_views import precompute_views  # noqa: E402
 
+from prunelab.analysis.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
-from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
 from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
@@ -104,9 +104,9 @@ def keep_curves(runs: Path) -> list[Path]:
     Dataset paths are read from the repository root, as the demo makers do."""
     import contextlib
 
+    from prunelab.analysis.views import grid_of
     from prunelab.methods.manidp.evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
     from prunelab.runs.store import RunDir
-    from prunelab.views import grid_of
 
     done = []
     for model in sorted(runs.rglob(MODEL_FILE)):

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prunelab import analysis
+from prunelab.analysis import tables
+from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
 from prunelab.data.test_pack import TEST_PACK_FILE
-from prunelab.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
 from prunelab.runs.store import RunStore
 
 DEMO = CIFAR_DEMO_RUNS_DIR
@@ -37,7 +37,7 @@ def test_assets_stay_within_their_budget() -> None:
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return analysis.ablation_table(runs_table([DEMO]))
+    return tables.ablation_table(runs_table([DEMO]))
 
 
 def _baseline_acc(table: pd.DataFrame, budget: int) -> float:

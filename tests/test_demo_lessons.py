@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import analysis, lessons
-from prunelab.results import DEMO_RUNS_DIR, runs_table
+from prunelab.analysis import lessons, tables
+from prunelab.analysis.results import DEMO_RUNS_DIR, runs_table
 from prunelab.runs.store import RunStore
 
 DEMO = Path(DEMO_RUNS_DIR)
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs"
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return analysis.ablation_table(runs_table([DEMO]))
+    return tables.ablation_table(runs_table([DEMO]))
 
 
 def _by_lambda(table: pd.DataFrame, figure: str) -> dict[float, np.ndarray]:

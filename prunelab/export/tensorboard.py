@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.export.common import ExportError, check_writable_folder
 from prunelab.methods.manidp.config import NAME as MANIDP

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab.analysis.references import CIFAR10_CLASSES, PUBLISHED
 from prunelab.config import RunConfig
-from prunelab.references import CIFAR10_CLASSES, PUBLISHED
 from prunelab.runs.store import RunStore
 from prunelab.training.engine import run_training
 from tests.helpers import write_folder_dataset

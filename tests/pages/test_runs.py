@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import app_components.common
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
     DataConfig,

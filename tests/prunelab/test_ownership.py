@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import prunelab
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.runs import ownership
 from prunelab.runs.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
 from prunelab.runs.progress import Cancelled, Progress

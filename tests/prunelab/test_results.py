@@ -1,4 +1,4 @@
-"""prunelab.results: run roots, the runs table (broken runs listed), and loaders that give None for a
+"""prunelab.analysis.results: run roots, the runs table (broken runs listed), and loaders that give None for a
 missing file and raise ArtefactError naming a corrupt one."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
 from prunelab.runs.artefacts import ArtefactError
@@ -198,7 +198,7 @@ def test_a_missing_dataset_gives_none(tmp_path: Path) -> None:
 
 
 def test_results_does_not_import_streamlit() -> None:
-    code = "import sys, prunelab.results; assert 'streamlit' not in sys.modules"
+    code = "import sys, prunelab.analysis.results; assert 'streamlit' not in sys.modules"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 

@@ -196,7 +196,7 @@ def _compare(run: Any, density: float, calibration: Calibration, result: dict[st
 def assemble(path: Path, density: float, calibration: Calibration, layer_names: list[str],
              result: dict[str, np.ndarray], density_measured: float, macs_dense: int, trained: pd.DataFrame) -> WhatIf:
     """The WhatIf of per-image `result` (loss, pred, label, macs per test image) at `density` against the run
-    as trained (`trained`: its per_image.parquet); also what a precomputed curve (`prunelab.views`) is read
+    as trained (`trained`: its per_image.parquet); also what a precomputed curve (`prunelab.analysis.views`) is read
     back with."""
     count = len(result["loss"])
     if len(trained) != count or not np.array_equal(trained["index"].to_numpy(), np.arange(count)):

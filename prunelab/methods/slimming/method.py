@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunelab.analysis import prune_denominator_text
+from prunelab.analysis.tables import prune_denominator_text
 from prunelab.config import RunConfig
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.slimming.config import SlimmingConfig

@@ -237,7 +237,7 @@ def test_reference_thresholds_open_for_the_first_epoch_then_follow_the_epoch_cos
 
 
 def test_the_method_card_shows_the_formulas_each_form_computes() -> None:
-    from prunelab.method_card import method_card
+    from prunelab.analysis.method_card import method_card
 
     reference = method_card(ManiDPConfig(form="reference"))
     assert reference.departures == [] and "reference form" in reference.title

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import prunelab
-from prunelab.analysis import prune_denominator_text
+from prunelab.analysis.tables import prune_denominator_text
 from prunelab.data import load_dataset
 from prunelab.methods import METHODS, Phase
 from prunelab.methods.slimming import method as slimming
@@ -218,10 +218,10 @@ def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
 
 @pytest.mark.slow
 def test_precomputed_re_pruning_is_what_the_what_if_gives(slim_run: tuple, tmp_path: Path) -> None:
-    """prunelab.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
+    """prunelab.analysis.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
     import shutil
 
-    from prunelab import views
+    from prunelab.analysis import views
 
     _config, run, _summary = slim_run
     copy = tmp_path / run.path.name

@@ -1,6 +1,6 @@
 """Which runs show each paper's lesson: what the analysis pages open on.
 
-Chosen from the runs table (`prunelab.results.runs_table`) by config, never by run name, so renamed or
+Chosen from the runs table (`prunelab.analysis.results.runs_table`) by config, never by run name, so renamed or
 regenerated demos keep their defaults:
 
 - `manidp_run`: the full method (complexity and similarity terms on) at its lowest seed, a run with its

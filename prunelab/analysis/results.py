@@ -38,7 +38,7 @@ from prunelab.runs.store import BrokenRun, RunDir, RunStore, default_runs_dir
 
 __all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error; the label of a dataset
 
-log = logging.getLogger("prunelab.results")
+log = logging.getLogger("prunelab.analysis.results")
 
 DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 CIFAR_DEMO_RUNS_DIR = DEMO_RUNS_DIR.parent / "cifar10_runs"  # made by scripts/make_cifar_demo.py

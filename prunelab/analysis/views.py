@@ -54,7 +54,7 @@ from prunelab.runs.run_format import (
     atomic_write_npz,
 )
 
-log = logging.getLogger("prunelab.views")
+log = logging.getLogger("prunelab.analysis.views")
 
 DENSITY_GRID = tuple(round(0.1 * step, 2) for step in range(2, 11))  # 0.2 ... 1.0, and the run's own density
 PRUNE_RATIOS = tuple(round(0.05 * step, 2) for step in range(20))  # 0 ... 0.95: the Slimming page's slider
