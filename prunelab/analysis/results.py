@@ -40,7 +40,7 @@ __all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error
 
 log = logging.getLogger("prunelab.analysis.results")
 
-DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+DEMO_RUNS_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_runs"  # <repo>/prunelab/analysis/results.py
 CIFAR_DEMO_RUNS_DIR = DEMO_RUNS_DIR.parent / "cifar10_runs"  # made by scripts/make_cifar_demo.py
 DEMO_FOLDER_GLOB = "*_runs"  # every assets/<name>_runs folder holding runs is a demo (demo_runs first)
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)

@@ -134,7 +134,7 @@ def runtime_env() -> dict[str, Any]:
     """What every task on a cluster needs to import this very PruneLab (the package shipped by Ray to
     every node) and see the driver's PruneLab settings. A local instance started here needs none: its
     workers inherit this process's environment and working directory."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # prunelab/, this module's package's parent
     env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     return {"py_modules": [str(package)], "env_vars": env}
 

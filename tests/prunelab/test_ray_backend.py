@@ -49,6 +49,14 @@ def _status(path: Path) -> dict[str, Any]:
     return json.loads((path / "status.json").read_text())
 
 
+def test_a_cluster_is_shipped_the_whole_prunelab_package() -> None:
+    """The runtime env names the `prunelab/` folder itself (not the subpackage this module lives in), so every
+    node imports the driver's PruneLab; no Ray is started."""
+    from prunelab.scheduling.ray_backend import runtime_env
+
+    assert runtime_env()["py_modules"] == [str(Path(prunelab.__file__).resolve().parent)]
+
+
 @pytest.mark.slow
 def test_a_two_run_sweep_runs_on_ray_into_the_run_store(ray_instance: Any, tmp_path: Path) -> None:
     runs = tmp_path / "runs"

@@ -53,6 +53,13 @@ def make_run(root: Path, run_id: str, method: dict, summary: dict | None = None,
     return run.path
 
 
+def test_the_demo_folders_are_the_repositorys_assets() -> None:
+    """The demo runs are found under <repo>/assets/, wherever results.py sits in the package."""
+    repo = Path(__file__).resolve().parents[2]
+    assert repo / "assets" / "demo_runs" == results.DEMO_RUNS_DIR
+    assert repo / "assets" / "cifar10_runs" == results.CIFAR_DEMO_RUNS_DIR
+
+
 def test_run_roots_user_dir_then_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     user, demo = tmp_path / "runs", tmp_path / "demo"
     demo.mkdir()
