@@ -1,6 +1,10 @@
-"""PruneLab core: data, models, pruning methods, MACs, training engine, jobs, run store and CLI.
+"""PruneLab core, one folder per concern (docs/architecture.md, "Layout").
 
-This package never imports streamlit; the app's pages read what it writes to run directories.
+`config` (the validated `RunConfig`, used by every layer) sits at the top beside the folders: `runs` (a run
+on disk: files, checks, ownership, state changes), `training` (the engine and its measures), `scheduling`
+(the local and Ray schedulers, suites), `analysis` (what pages and reports read), `methods`, `models`,
+`data`, `speed`, `export` and `cli`. This package never imports streamlit; the app's pages read what it
+writes to run directories.
 """
 
 from typing import Any
