@@ -2,7 +2,7 @@
 
 `METHOD_COLOURS` (each method's facts' colour) is the only method → colour mapping of the app (the
 Overview's sentences, its chart, the Ablations charts and the papers' stars all read it). `accuracy_figure`
-draws variants (mean ± std over seeds, `prunelab.lessons.variant_groups`) one trace each, so every point has
+draws variants (mean ± std over seeds, `prunelab.analysis.lessons.variant_groups`) one trace each, so every point has
 its own legend entry under its method's group; within a method each variant gets its own marker symbol, and
 the methods are drawn with shrinking markers (in their facts' order),
 so two variants at the same place both stay visible.
@@ -58,7 +58,7 @@ def accuracy_figure(groups: pd.DataFrame, x: str, points: Sequence[Any] = (),
                     mine: pd.DataFrame | None = None) -> go.Figure:
     """Accuracy against `x` ("macs_per_image" or "macs_reduction") for every variant of `groups` (columns
     `method`, `label`, `seeds`, `<figure>_mean` / `_std`): one trace and legend entry per variant, grouped
-    by method. `mine`: single runs (`analysis.ablation_table` rows) drawn as open markers, one entry each;
+    by method. `mine`: single runs (`tables.ablation_table` rows) drawn as open markers, one entry each;
     `points`: the papers' results as stars (`app_components.paper_points`, against MACs reduction only)."""
     from app_components import paper_points
 

@@ -1,6 +1,6 @@
 """Shared Streamlit helpers: run pickers, cached loaders, concept boxes and the job manager.
 
-The loaders of `prunelab.results` are wrapped in `st.cache_data` with the run's newest file mtime in
+The loaders of `prunelab.analysis.results` are wrapped in `st.cache_data` with the run's newest file mtime in
 the key, so a page re-reads a run only when it changed on disk (e.g. a run still training). A corrupt
 file is reported on the page (`st.error` naming the file and the problem) and read as None;
 `report_missing` then tells a file not written yet from one missing in a finished run.
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
-from prunelab.store import default_runs_dir
+from prunelab.runs.store import default_runs_dir
 
 MAC_LABEL = "MACs (multiply-accumulates)"
 METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each
@@ -38,11 +38,11 @@ IN_THIS_SETTING = "in this run's setting (its dataset, model, width and epochs i
 
 
 def setting_runs(run: Path) -> pd.DataFrame:
-    """The finished runs (`analysis.ablation_table`) in `run`'s setting: those a page showing `run` judges the
+    """The finished runs (`tables.ablation_table`) in `run`'s setting: those a page showing `run` judges the
     papers' claims on (`lessons.in_setting_of`), never another dataset's or budget's."""
-    from prunelab import analysis, lessons
+    from prunelab.analysis import lessons, tables
 
-    return lessons.in_setting_of(analysis.ablation_table(runs_frame()), run)
+    return lessons.in_setting_of(tables.ablation_table(runs_frame()), run)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -93,7 +93,7 @@ def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
     """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none.
 
     It opens on `default` (a function of the runs table giving a run's path, e.g. one of
-    `prunelab.lesson_runs`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
+    `prunelab.analysis.lesson_runs`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
     and writes the chosen run's id back there, so the URL of the page opens it on the same run."""
     runs = _matching_runs(methods, states)
     if runs.empty:
@@ -308,9 +308,9 @@ VERDICT_ICONS = {"holds": "✅", "does not hold": "❌", "within seed noise": "�
 
 
 def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
-    """The papers' claims next to the selected runs' figures (`prunelab.lessons.Claim`), with a verdict: a
+    """The papers' claims next to the selected runs' figures (`prunelab.analysis.lessons.Claim`), with a verdict: a
     compact table (claim, paper, measured, verdict) a reader scans, every claim in full on demand."""
-    from prunelab import lessons
+    from prunelab.analysis import lessons
 
     if not found:
         if empty:
@@ -353,14 +353,14 @@ def selected_custom(event: Any, position: int = 0) -> list[Any]:
 def start_umap_warm_up() -> Any:
     """Compile umap-learn's numba kernels in the background, once per server, so the Similarity page's
     first UMAP does not wait ~30-60 s for them (the thread never touches Streamlit)."""
-    from prunelab import analysis
+    from prunelab.analysis import tables
 
-    return analysis.warm_up_umap_in_background()
+    return tables.warm_up_umap_in_background()
 
 
 @st.cache_resource(show_spinner=False)
 def _job_manager(runs_dir: str) -> Any:
-    from prunelab.jobs import JobManager
+    from prunelab.scheduling.jobs import JobManager
 
     return JobManager(runs_dir, max_concurrent=1)
 

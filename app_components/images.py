@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_components import common
-from prunelab.analysis import class_name
+from prunelab.analysis.tables import class_name
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
 

@@ -1,7 +1,7 @@
 """The live view of one run (app_pages/live.py): a run picker, then a fragment that re-reads the run's files
 every POLL_S seconds while it trains and stops polling once it has ended.
 
-What is drawn is computed by `prunelab.live` from the cached loaders of `app_components.common` (keyed
+What is drawn is computed by `prunelab.analysis.live` from the cached loaders of `app_components.common` (keyed
 by the run's newest file mtime, so a poll re-reads only what changed). Nothing here touches the
 trainer: a run started from the form, from a terminal or by another app process is watched alike,
 through its files.
@@ -19,9 +19,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, shell
-from prunelab import analysis, live, results
+from prunelab.analysis import live, results, tables
 from prunelab.config import METHOD_FACTS
-from prunelab.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
 
 POLL_S = 2.0
 LOG_LINES = 30
@@ -192,9 +192,9 @@ def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
         st.info("gamma_history.npz has no epoch yet.")
         return
     epoch, values, threshold = latest
-    initial = analysis.layer_gammas(history.gammas, history.layer_names, 0)
+    initial = tables.layer_gammas(history.gammas, history.layer_names, 0)
     st.plotly_chart(gamma_figure(initial, values, epoch, threshold, history.sparsity_lambda), key="live_gamma")
-    share = analysis.near_zero_share(values)
+    share = tables.near_zero_share(values)
     st.caption(f"After sparsity epoch {epoch}: {share:.1%} of the {values.size} scales lie below "
                f"{NEAR_ZERO_GAMMA}. The L1 term (λ = {history.sparsity_lambda:g}) pulls them toward "
                "zero; the dotted line is the global threshold the prune ratio would cut at now."
@@ -204,11 +204,11 @@ def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
 def gamma_figure(initial: np.ndarray, values: np.ndarray, epoch: int, threshold: float | None,
                  sparsity_lambda: float) -> go.Figure:
     """Histogram of |γ| at the latest epoch over the one at initialisation, with the global threshold."""
-    edges = analysis.gamma_bin_edges([initial, values])
+    edges = tables.gamma_bin_edges([initial, values])
     fig = go.Figure()
     for label, data, colour in (("at initialisation", initial, "rgba(128, 128, 128, 0.45)"),
                                 (f"after sparsity epoch {epoch}", values, TRAIN_COLOUR)):
-        hist = analysis.gamma_histogram(data, edges)
+        hist = tables.gamma_histogram(data, edges)
         fig.add_bar(x=hist["center"], y=hist["count"], width=float(edges[1] - edges[0]), name=label,
                     marker_color=colour)
     if threshold is not None:

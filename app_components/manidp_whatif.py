@@ -1,7 +1,7 @@
 """ManiDP what-if on a page: a target-density slider over `prunelab.methods.manidp.whatif` (the computation
 is the core's).
 
-A density whose what-if is stored (`prunelab.views`: shipped with a demo run, or computed on request
+A density whose what-if is stored (`prunelab.analysis.views`: shipped with a demo run, or computed on request
 before) is drawn at once; any other is computed only when asked, with a progress bar, and stored next to
 the run (a demo run's in the derived-file cache) so it is computed once."""
 
@@ -15,8 +15,8 @@ import streamlit as st
 
 from app_components import common
 from app_components.images import show_images
-from prunelab import results
-from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.analysis import results
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section is first shown
     from prunelab.methods.manidp.whatif import WhatIf
@@ -29,7 +29,7 @@ FINE_GRID = tuple(round(0.05 * step, 2) for step in range(1, 21))  # what a run 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _stored(path: str, stored: tuple[float, ...], density: float) -> WhatIf | None:
-    from prunelab.views import load_whatif
+    from prunelab.analysis.views import load_whatif
 
     return load_whatif(path, density)
 
@@ -43,7 +43,7 @@ def _densities(run: Path, stored: list[float]) -> list[float]:
 
 def _compute(run: Path, density: float) -> None:
     """Compute the what-if at `density` with a progress bar, store it, and draw the page again."""
-    from prunelab import views
+    from prunelab.analysis import views
 
     bar = st.progress(0.0, text="Starting…")
     out = views.cache_dir(run) if results.is_demo(run) else None  # a demo run stays read-only
@@ -70,7 +70,7 @@ def show(run: Path, names: list[str]) -> None:
         st.info(f"The what-if needs the run's gated model ({MODEL_FILE}), written when a run finishes.{demo} "
                 "Train a ManiDP run (Runs page) to try it.")
         return
-    from prunelab import views
+    from prunelab.analysis import views
     from prunelab.data import DatasetError
     from prunelab.methods.manidp.whatif import target_density
 

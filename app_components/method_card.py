@@ -1,4 +1,4 @@
-"""The method card of the selected runs (`prunelab.method_card`): form, formulas as each run computed them,
+"""The method card of the selected runs (`prunelab.analysis.method_card`): form, formulas as each run computed them,
 and each departure from the authors' code with its reason and where its effect is measured."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_components import common
-from prunelab.method_card import MethodCard, method_card
+from prunelab.analysis.method_card import MethodCard, method_card
 
 
 def card_of(run: str | Path) -> MethodCard | None:

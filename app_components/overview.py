@@ -17,7 +17,7 @@ import streamlit as st
 
 from app_components import charts, common, shell
 from app_components.images import image_grid
-from prunelab import analysis, live
+from prunelab.analysis import live, tables
 from prunelab.config import METHOD_FACTS, dataset_short_name
 
 METHOD_SENTENCES = {name: facts.overview for name, facts in METHOD_FACTS.items() if facts.overview}
@@ -42,7 +42,8 @@ def method_sentences() -> None:
 def accuracy_macs_figure(variants: pd.DataFrame, beside: pd.DataFrame, dataset: str,
                          points: Sequence[Any] = ()) -> go.Figure:
     """Demo variants (mean ± std over seeds) on `dataset`, one named point each, and the user's finished runs
-    in the demo's setting (`prunelab.live.runs_beside`) as open markers (`app_components.charts.accuracy_figure`).
+    in the demo's setting (`prunelab.analysis.live.runs_beside`) as open markers
+    (`app_components.charts.accuracy_figure`).
 
     With `points` (the papers' CIFAR-10 results, `app_components.paper_points.published`) the x axis is
     the MACs reduction, the papers' unit, and the points are drawn as labelled stars."""
@@ -67,12 +68,12 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     per_image = common.cached_per_image(path)
     if per_image is None or per_image.empty:
         return
-    cheapest, costliest = analysis.rank_by_macs(per_image, STRIP_COUNT)
+    cheapest, costliest = tables.rank_by_macs(per_image, STRIP_COUNT)
     names = common.cached_class_names(path) or []
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))
-        captions = [f"{analysis.class_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M"
+        captions = [f"{tables.class_name(names, r['label'])} · {r['macs'] / 1e6:.2f}\u00a0M"
                     for _, r in rows.iterrows()]
         if images is None:
             st.caption("The test images of this run's dataset are not available: " + ", ".join(captions))

@@ -1,6 +1,6 @@
 """The papers' published CIFAR-10 results as labelled markers on an accuracy-against-MACs-reduction chart.
 
-`published(runs)` gives `prunelab.references.PUBLISHED` when every run shown is on CIFAR-10 (`cifar10`,
+`published(runs)` gives `prunelab.analysis.references.PUBLISHED` when every run shown is on CIFAR-10 (`cifar10`,
 or a folder dataset with CIFAR-10's class names, read from the run's dataset or its shipped test
 images), else nothing; `add_paper_points(fig, points)` draws them as stars, one trace per method, each
 star labelled with its model and each method with its training budget. The chart's axes must be MACs
@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app_components import charts, common
-from prunelab import references
+from prunelab.analysis import references
 from prunelab.config import METHOD_FACTS
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
@@ -66,7 +66,7 @@ def text_position(point: references.PublishedResult, points: Sequence[references
 
 def accuracy_chart(groups: pd.DataFrame, x: str, points: Sequence[references.PublishedResult]) -> go.Figure:
     """Accuracy against `x` ("macs_per_image" or "macs_reduction") per variant, mean ± std over seeds
-    (`prunelab.lessons.variant_groups`, `app_components.charts.accuracy_figure`); against MACs reduction
+    (`prunelab.analysis.lessons.variant_groups`, `app_components.charts.accuracy_figure`); against MACs reduction
     `points` are added."""
     reduction = x == "macs_reduction"
     fig = charts.accuracy_figure(groups, x, points if reduction else ())

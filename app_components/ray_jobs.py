@@ -1,9 +1,9 @@
 """Suites on Ray from the app: the suite form's backend choice and the process-wide Ray runner.
 
-A suite started on Ray is handed to one `prunelab.ray_backend.RaySuiteRunner` per runs folder, created on
+A suite started on Ray is handed to one `prunelab.scheduling.ray_backend.RaySuiteRunner` per runs folder, created on
 first use and held for the life of the server by `st.cache_resource` (like the job manager,
 `common.get_job_manager`); the Ray connection it needs is made once (`ray_backend.connect`: a local
-instance, or the cluster at the address given). Both are `prunelab.scheduling.Scheduler`s: the Jobs panel
+instance, or the cluster at the address given). Both are `prunelab.scheduling.protocol.Scheduler`s: the Jobs panel
 lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import streamlit as st
 
-from prunelab.ray_backend import RayBackendError, RaySuiteRunner, connect
-from prunelab.scheduling import JobInfo
-from prunelab.store import default_runs_dir
+from prunelab.runs.store import default_runs_dir
+from prunelab.scheduling.protocol import JobInfo
+from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, connect
 
 BACKEND_LABELS = {"local": "This app (one run at a time)", "ray": "Ray (each run a Ray task)"}
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import streamlit as st
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
 from prunelab.export.onnx import latency_comparison, onnx_bytes
 from prunelab.export.tensorboard import bundle_zip
-from prunelab.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 
 @functools.lru_cache(maxsize=8)

@@ -16,7 +16,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app_components import common, live_view, ray_jobs, run_exports
-from prunelab import results, suites
+from prunelab.analysis import results
 from prunelab.config import (
     DATASET_NAMES,
     METHOD_CONFIGS,
@@ -32,12 +32,13 @@ from prunelab.config import (
     describe_validation_error,
     field_bounds,
 )
-from prunelab.jobs import RESUMABLE_STATES, JobError
-from prunelab.preflight import NotRunnable, check_runnable, check_suite_runnable
-from prunelab.progress import accuracy_text
-from prunelab.run_format import ACTIVE_STATES, RunStoreError
-from prunelab.scheduling import JobInfo, Scheduler
-from prunelab.store import default_runs_dir, describe_os_error
+from prunelab.runs.progress import accuracy_text
+from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.runs.store import default_runs_dir, describe_os_error
+from prunelab.scheduling import suites
+from prunelab.scheduling.jobs import RESUMABLE_STATES, JobError
+from prunelab.scheduling.protocol import JobInfo, Scheduler
+from prunelab.training.preflight import NotRunnable, check_runnable, check_suite_runnable
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_PAGES = {

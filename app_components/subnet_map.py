@@ -1,7 +1,7 @@
 """Sub-network space on a page: UMAPs of gate vectors and of features, one point per test image.
 
 With the run's gated model (model.pt) every test image is a point: its UMAPs are read from the views
-stored with the run (`prunelab.views`, shipped with a demo run), or computed when asked, with a progress
+stored with the run (`prunelab.analysis.views`, shipped with a demo run), or computed when asked, with a progress
 bar, and stored next to the run (a demo run's in the derived-file cache). Until then, and for a run
 without its model, the probe images of probe.npz are shown. Hovering a point shows the image's label,
 prediction, loss and MACs; clicking (or box-selecting) points shows the images themselves.
@@ -19,8 +19,8 @@ import streamlit as st
 
 from app_components import common
 from app_components.images import show_images
-from prunelab import analysis, results
-from prunelab.run_format import MODEL_FILE, RunStoreError
+from prunelab.analysis import results, tables
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 ALL_LAYERS = "all layers (concatenated)"
 COLOUR_BY = {"class": "class", common.MAC_LABEL: "MACs", "loss": "loss"}
@@ -29,7 +29,7 @@ SELECTED_SHOWN = 24  # images shown for a box or lasso selection
 
 
 def _all_images_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
-    from prunelab.views import load_umap
+    from prunelab.analysis.views import load_umap
 
     return load_umap(path, kind, None if layer == ALL_LAYERS else layer)
 
@@ -39,8 +39,8 @@ def _probe_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarr
     probe = results.load_probe(path)
     per_layer = probe.gates if kind == "gates" else probe.features
     if layer == ALL_LAYERS:
-        return analysis.umap_embedding(analysis.concat_layers(per_layer))
-    return analysis.umap_embedding(per_layer[probe.layer_names.index(layer)])
+        return tables.umap_embedding(tables.concat_layers(per_layer))
+    return tables.umap_embedding(per_layer[probe.layer_names.index(layer)])
 
 
 def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names: list[str]) -> None:
@@ -49,7 +49,7 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     layer = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
     colour = cols[1].radio("Colour by", list(COLOUR_BY), horizontal=True, key="sim_colour")
     embed, indices, labels = _source(run, probe, per_image, None if layer == ALL_LAYERS else layer)
-    points = analysis.point_table(indices, per_image, names, labels)
+    points = tables.point_table(indices, per_image, names, labels)
     colour_column = COLOUR_BY[colour]
     if colour_column != "class" and points[colour_column].isna().all():
         st.info(f"This run has no per-image {colour_column} (per_image.parquet) for these images; coloured by class.")
@@ -60,7 +60,7 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     for col, (kind, title) in zip(cols, KINDS, strict=True):
         xy = embed(str(run), mtime, kind, layer)
         if xy is None:
-            col.info(f"UMAP needs at least {analysis.UMAP_MIN_POINTS} images.")
+            col.info(f"UMAP needs at least {tables.UMAP_MIN_POINTS} images.")
             continue
         chosen += _scatter(col, points.assign(x=xy[:, 0], y=xy[:, 1]), colour_column, title, f"sim_umap_{kind}")
     _selected(run, points, chosen, names)
@@ -70,7 +70,7 @@ def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None,
             layer: str | None) -> tuple[Any, np.ndarray, np.ndarray]:
     """(embedding function, test-image indices, labels): every test image when the run's gated model can be
     evaluated, else the probe images (the page says why)."""
-    from prunelab import views
+    from prunelab.analysis import views
 
     reason = None
     if not (Path(run) / MODEL_FILE).is_file():
@@ -100,7 +100,7 @@ def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None,
 
 def _compute(run: Path, layer: str | None) -> None:
     """Compute the run's UMAPs at `layer` with a progress bar, store them, and draw the page again."""
-    from prunelab import views
+    from prunelab.analysis import views
 
     bar = st.progress(0.0, text="Starting…")
     out = views.cache_dir(run) if results.is_demo(run) else None  # a demo run stays read-only

@@ -5,7 +5,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import charts, common, method_card, paper_points
-from prunelab import analysis, lessons
+from prunelab.analysis import lessons, tables
 from prunelab.config import SWEEP_PARAMS
 
 ALL_SUITES = "all finished runs"
@@ -48,7 +48,7 @@ common.explain(
     r"\text{MACs reduction} = 1 - \frac{\mathrm{MACs}_{\text{pruned}}}{\mathrm{MACs}_{\text{unpruned}}}",
 )
 
-table = analysis.ablation_table(common.runs_frame())
+table = tables.ablation_table(common.runs_frame())
 if table.empty:
     st.info("No finished runs yet. Start a baseline, slimming and ManiDP runs (or the `demo` / `ablation` "
             "suite) on the **Runs** page; they appear here when done.")
@@ -115,20 +115,20 @@ elif published:
 
 with st.expander("Every run"):
     common.table(table.drop(columns=["path", "run_id"]), COLUMNS, key="abl_table", column_order=SHOWN)
-st.download_button("Download this table as CSV", analysis.to_csv_bytes(table),
+st.download_button("Download this table as CSV", tables.to_csv_bytes(table),
                    file_name="prunelab_ablations.csv", mime="text/csv", key="abl_csv")
 
 st.subheader("Sweep curve for one parameter")
 runs = common.runs_frame()
 shown = runs[runs["path"].isin(table["path"])]
-params = analysis.sweepable_params(shown)
+params = tables.sweepable_params(shown)
 if not params:
     st.info("A sweep needs finished runs of one method that differ in one parameter, e.g. "
             "`python -m prunelab suite sweep --param lambda --values 0,1e-4,1e-3` (or the slimming suite).")
     st.stop()
 param = st.selectbox("Parameter", params, key="abl_param")
-sweep = analysis.sweep_table(shown, param)
-means = analysis.sweep_means(sweep)
+sweep = tables.sweep_table(shown, param)
+means = tables.sweep_means(sweep)
 colour = charts.method_colour(SWEEP_PARAMS[param].method)  # the swept method's one colour
 labels = [f"{v:g}" for v in means["value"]]  # categorical axis: sweeps often include 0 and span decades
 fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_components import common, overview, paper_points
-from prunelab import live
+from prunelab.analysis import live
 
 common.title("PruneLab: channel pruning you can watch")
 overview.links()

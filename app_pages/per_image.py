@@ -5,10 +5,10 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab import analysis, lesson_runs, lessons
+from prunelab.analysis import lesson_runs, lessons, tables
 from prunelab.methods.manidp import evidence
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import PER_IMAGE_FILE
+from prunelab.runs.run_format import PER_IMAGE_FILE
 
 common.title("Per-image MACs")
 common.explain(
@@ -36,7 +36,7 @@ if per_image.empty:
 names = common.cached_class_names(run)
 
 summary = common.cached_summary(run) or {}
-rho = analysis.complexity_correlations(per_image)
+rho = tables.complexity_correlations(per_image)
 
 cols = st.columns(4)
 gate_macs = float(per_image["gate_macs"].iloc[0]) if "gate_macs" in per_image else 0.0
@@ -57,7 +57,7 @@ axes = {"CE loss": "loss"}
 if "difficulty" in rho:
     axes["difficulty (known to the dataset)"] = "difficulty"
 axis = st.radio("Complexity measure", list(axes), horizontal=True, key="pi_axis")
-shown = per_image.assign(cls=[analysis.class_name(names, i) for i in per_image["label"]])
+shown = per_image.assign(cls=[tables.class_name(names, i) for i in per_image["label"]])
 fig = px.scatter(shown, x=axes[axis], y="macs", color="cls", custom_data=["index"], opacity=0.7,
                  hover_data={axes[axis]: ":.3f", "macs": ":.4s"},  # not plotly's SI default: 495.7877μ
                  labels={"macs": f"{common.MAC_LABEL} per image", "cls": "class", "loss": "CE loss"},
@@ -116,11 +116,11 @@ row = one.iloc[0]
 left, right = st.columns([1, 3])
 with left:
     show_images(str(run), one, names, "pi_one", per_row=1)
-    st.markdown(f"label **{analysis.class_name(names, row['label'])}**, prediction "
-                f"**{analysis.class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
+    st.markdown(f"label **{tables.class_name(names, row['label'])}**, prediction "
+                f"**{tables.class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
                 f"{row['macs'] / 1e6:.3f} M MACs")
 with right:
-    fig = px.bar(analysis.layer_densities(row), x="layer", y="density", range_y=[0, 1])
+    fig = px.bar(tables.layer_densities(row), x="layer", y="density", range_y=[0, 1])
     st.plotly_chart(fig.update_layout(yaxis_title="fraction of channels kept", height=300, margin={"t": 10}),
                     key="pi_density")
 
@@ -129,8 +129,8 @@ cols = st.columns(2)
 count = cols[0].slider("Images per row", 4, 16, 8, key="pi_count")  # beyond 16 no caption fits its image
 labels = sorted(int(i) for i in per_image["label"].unique())
 choice = cols[1].selectbox("Class", [None, *labels], key="pi_class",
-                           format_func=lambda i: "all classes" if i is None else analysis.class_name(names, i))
-cheapest, costliest = analysis.rank_by_macs(per_image, count, choice)
+                           format_func=lambda i: "all classes" if i is None else tables.class_name(names, i))
+cheapest, costliest = tables.rank_by_macs(per_image, count, choice)
 st.markdown(f"**Cheapest {len(cheapest)}**")
 show_images(str(run), cheapest, names, "pi_cheap", per_row=count)
 st.markdown(f"**Most expensive {len(costliest)}**")

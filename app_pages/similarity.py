@@ -9,9 +9,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab import analysis, lesson_runs, lessons
+from prunelab.analysis import lesson_runs, lessons, tables
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import PROBE_FILE
+from prunelab.runs.run_format import PROBE_FILE
 
 common.title("Similarity alignment")
 common.explain(
@@ -56,11 +56,11 @@ st.subheader("T, R and T − R at one layer")
 layer = st.selectbox("Layer (opens on the one whose feature similarity varies most)", probe.layer_names,
                      index=lesson_runs.heatmap_layer(probe.R), key="sim_layer")
 position = probe.layer_names.index(layer)
-t, labels = analysis.order_by_class(probe.T[position], probe.labels)
-r, _ = analysis.order_by_class(probe.R[position], probe.labels)
+t, labels = tables.order_by_class(probe.T[position], probe.labels)
+r, _ = tables.order_by_class(probe.R[position], probe.labels)
 st.plotly_chart(heatmaps(t, r), key="sim_heatmaps")
 st.metric(f"Frobenius distance ‖T − R‖ at {layer} ({len(labels)} probe images)",
-          f"{analysis.frobenius_gap(t, r):.3f}")
+          f"{tables.frobenius_gap(t, r):.3f}")
 
 st.subheader("‖T − R‖ per layer: with and without the similarity term")
 runs_table = common.runs_frame()
@@ -73,11 +73,11 @@ gaps = {}
 for path in paths:
     other = common.cached_probe(path)
     if other is not None:
-        setting = analysis.variant_label(runs.loc[str(path)]) if str(path) in runs.index else "ManiDP"
-        gaps[f"{Path(path).name} ({setting})"] = analysis.similarity_gaps(other.layer_names, other.T, other.R)
+        setting = tables.variant_label(runs.loc[str(path)]) if str(path) in runs.index else "ManiDP"
+        gaps[f"{Path(path).name} ({setting})"] = tables.similarity_gaps(other.layer_names, other.T, other.R)
 scaled = st.toggle("Divide by the probe size P (compare runs with different probe sets)", key="sim_scaled")
 value = "gap_per_pair" if scaled else "gap"
-fig = px.bar(analysis.gap_comparison(gaps), x="layer", y=value, color="run", barmode="group",
+fig = px.bar(tables.gap_comparison(gaps), x="layer", y=value, color="run", barmode="group",
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
 

@@ -8,9 +8,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab import analysis, lesson_runs, lessons, results
+from prunelab.analysis import lesson_runs, lessons, results, tables
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
+from prunelab.runs.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
 
@@ -28,7 +28,7 @@ common.explain(
 
 @st.cache_data(show_spinner="Re-pruning the dense model…", max_entries=128)
 def what_if(path: str, mtime: float, ratio: float) -> dict[str, Any]:
-    from prunelab.views import prune_what_if  # stored with a demo run, else computed
+    from prunelab.analysis.views import prune_what_if  # stored with a demo run, else computed
 
     return prune_what_if(path, ratio)
 
@@ -64,11 +64,11 @@ if summary is None or summary.get("acc_before_prune") is None:
                           "show the epochs trained so far.")
 else:
     config = common.cached_config(run)
-    stages = analysis.pipeline_stages(summary, config.method.finetune_epochs if config is not None else None)
+    stages = tables.pipeline_stages(summary, config.method.finetune_epochs if config is not None else None)
     for number, (col, (label, acc)) in enumerate(zip(st.columns(len(stages)), stages, strict=True)):
         delta = None if number == 0 else f"{acc - summary['acc_before_prune']:+.1%}"
         col.metric(label, f"{acc:.1%}", delta)
-    costs = analysis.before_after(summary)
+    costs = tables.before_after(summary)
     for col, (_, cost) in zip(st.columns(2), costs.head(2).iterrows(), strict=False):
         label = f"{common.MAC_LABEL} per image" if cost["quantity"].startswith("MACs") else "Parameters"
         value = f"{cost['after'] / 1e6:.3f} M" if label != "Parameters" else f"{int(cost['after']):,}"
@@ -94,30 +94,30 @@ else:
     names = next(iter(histories.values())).layer_names
     layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
     layer = None if layer == "all prunable layers" else layer
-    edges = analysis.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
+    edges = tables.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
     titles = [f"λ = {h.sparsity_lambda:g}<br>{getattr(common.cached_config(p), 'name', Path(p).name)}"
               for p, h in histories.items()]  # the run's name, not its time-stamped folder: titles fit
     fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
     fig.update_annotations(font_size=12)  # the subplot titles: two short lines, each within its panel
     for col, hist in enumerate(histories.values(), start=1):
-        row = analysis.epoch_row(hist.epochs, epoch)
-        values = analysis.layer_gammas(hist.gammas, hist.layer_names, row, layer)
-        bins = analysis.gamma_histogram(values, edges)
+        row = tables.epoch_row(hist.epochs, epoch)
+        values = tables.layer_gammas(hist.gammas, hist.layer_names, row, layer)
+        bins = tables.gamma_histogram(values, edges)
         fig.add_trace(go.Bar(x=bins["center"], y=bins["count"], width=edges[1] - edges[0], showlegend=False,
                              marker_color="#2e86ab"), row=1, col=col)
-        threshold = analysis.threshold_at_epoch(hist.thresholds, row)
+        threshold = tables.threshold_at_epoch(hist.thresholds, row)
         if threshold is not None:  # the threshold the run's rule gives for this epoch's gammas
             fig.add_vline(x=threshold, line_dash="dash", line_color="#e4572e", row=1, col=col,
                           annotation_text=f"threshold at epoch {int(hist.epochs[row])}",
                           annotation_position="top right")
     fig.update_xaxes(title_text="|γ|").update_yaxes(title_text="channels", col=1)
     st.plotly_chart(fig.update_layout(height=380, margin={"t": 70}), key="slim_hist")
-    shares = analysis.near_zero_shares(histories, epoch)
+    shares = tables.near_zero_shares(histories, epoch)
     cols = st.columns(len(shares))
     for col, (name, share) in zip(cols, shares.items(), strict=True):
-        col.metric(f"|γ| < {analysis.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
+        col.metric(f"|γ| < {tables.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
     st.caption(f"The dashed line is the global threshold the run's rule (prune ratio, per-layer guard) gives for "
-               f"the γ of the epoch shown; the share of |γ| below {analysis.NEAR_ZERO_GAMMA} is for that epoch too. "
+               f"the γ of the epoch shown; the share of |γ| below {tables.NEAR_ZERO_GAMMA} is for that epoch too. "
                "The histogram counts each BN's own |γ|; the threshold applies to a channel's score, which for "
                "channels coupled by residual adds is the mean |γ| over their BNs.")
 
@@ -135,8 +135,8 @@ else:
     counts = channel_counts(str(run), results.run_mtime(run))
     if counts is not None:
         st.markdown(f"Prune ratio {counts['prune_ratio']:.0%}: the global threshold removed "
-                    f"{analysis.prune_denominator_text(counts)}.")
-    st.plotly_chart(channel_bars(analysis.channels_frame(pruning["layers"]), "after"), key="slim_channels")
+                    f"{tables.prune_denominator_text(counts)}.")
+    st.plotly_chart(channel_bars(tables.channels_frame(pruning["layers"]), "after"), key="slim_channels")
     if pruning.get("guard_fired_layers"):
         st.warning("The global threshold would have removed every channel of "
                    f"{', '.join(pruning['guard_fired_layers'])}; the per-layer guard kept "
@@ -163,6 +163,6 @@ else:
         cols[2].metric("Parameters", f"{result['params']:,}",
                        f"{result['params'] / result['params_dense'] - 1:+.1%}", delta_color="inverse")
         cols[3].metric("Test accuracy, no fine-tuning", f"{result['acc']:.1%}")
-        st.caption(f"At {ratio:.0%} the threshold removes {analysis.prune_denominator_text(result)}.")
-        st.plotly_chart(channel_bars(analysis.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
+        st.caption(f"At {ratio:.0%} the threshold removes {tables.prune_denominator_text(result)}.")
+        st.plotly_chart(channel_bars(tables.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
                         key="slim_whatif")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_components import common, speed
-from prunelab import analysis
+from prunelab.analysis import tables
 from prunelab.speed import report
 
 common.title("Speed: from MACs to milliseconds")
@@ -45,7 +45,7 @@ model = right.selectbox("Network", models, key="speed_model", format_func=lambda
 facts = report.model_facts(result, model)
 if kind == "static":
     pruned = facts.get("pruning", {})  # the interior-only scope: each ResNet block's bn_a, every BN of a VGG
-    share = analysis.prune_denominator_text({"channels_removed": pruned.get("channels_removed"),
+    share = tables.prune_denominator_text({"channels_removed": pruned.get("channels_removed"),
                                              "channels_prunable": pruned.get("channels_total")})
     scope = ", each block's interior BN only" if model.startswith("resnet") else ""
     st.caption(f"Compact network of a global threshold at prune ratio "

@@ -3,7 +3,7 @@
 Contenders, each training the same architecture from the same seed on the same images, one epoch
 per round, interleaved (rotated order) after a warm-up round:
 
-- `prunelab_amp_cl`: `prunelab.engine.Trainer.train_one_epoch` of a plain (baseline) run with
+- `prunelab_amp_cl`: `prunelab.training.engine.Trainer.train_one_epoch` of a plain (baseline) run with
   bf16 autocast and channels_last; uint8 images on the GPU, crops and flips as batch tensor ops;
 - `prunelab_fp32`: the same Trainer with `amp=False, channels_last=False` (separates the loader's
   gain from the mixed-precision gain);
@@ -34,8 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from prunelab.data import ImageDataset
-from prunelab.engine import Trainer, seed_everything
 from prunelab.models import build_model, model_spec
+from prunelab.training.engine import Trainer, seed_everything
 
 PAD = 4  # reflect padding of the random crop, as prunelab.data.BatchLoader
 

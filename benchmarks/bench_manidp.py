@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from prunelab.data import BatchLoader
-from prunelab.engine import load_model
 from prunelab.methods.manidp.executor import SparseExecutor, max_abs_diff
 from prunelab.methods.manidp.gates import (
     get_thresholds,
@@ -38,7 +37,8 @@ from prunelab.methods.manidp.gates import (
 from prunelab.methods.manidp.macs import active_counts, build_plan, slice_for_image
 from prunelab.methods.manidp.method import threshold_at_rank
 from prunelab.models import build_model, model_spec, spec_of
-from prunelab.store import RunDir
+from prunelab.runs.store import RunDir
+from prunelab.training.engine import load_model
 
 RUN_ID = "bench-manidp"
 TEST_SIZE = 10_000  # per-image records of the run (the app benchmark renders a run of this size)

@@ -29,12 +29,12 @@ import torch_pruning as tp
 from torch import nn
 
 from prunelab.config import RunConfig
-from prunelab.engine import Trainer, seed_everything
-from prunelab.flops import count_macs, count_params
 from prunelab.methods import Phase
 from prunelab.methods.slimming.method import finetune_lr, load_dense_model
 from prunelab.methods.slimming.pruning import channel_scores, compact_model, find_prunable_units, select_channels
 from prunelab.models import ResNet
+from prunelab.training.engine import Trainer, seed_everything
+from prunelab.training.flops import count_macs, count_params
 
 # name -> normalizer of Torch-Pruning's BNScaleImportance ("mean" is its default)
 TP_VARIANTS = {"torch_pruning": "mean", "torch_pruning_raw_gamma": None}

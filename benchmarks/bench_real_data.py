@@ -21,7 +21,7 @@ from typing import Any
 import common
 import torch
 
-from prunelab.engine import resolve_device
+from prunelab.training.engine import resolve_device
 
 PRESETS = {  # device type -> sizes and epochs
     "cuda": {"train_size": None, "test_size": None, "epochs": 20, "finetune_epochs": 10, "manidp_epochs": 10,

@@ -21,12 +21,12 @@ import common
 import torch
 from torch import nn
 
-from prunelab.engine import load_model
-from prunelab.flops import count_macs, count_params
 from prunelab.methods.slimming.method import load_dense_model
 from prunelab.models import build_model, spec_of
+from prunelab.runs.store import RunDir
 from prunelab.speed.report import amdahl_bound
-from prunelab.store import RunDir
+from prunelab.training.engine import load_model
+from prunelab.training.flops import count_macs, count_params
 
 RUN_ID = "bench-slimming"
 BASELINE_ID = "bench-baseline"

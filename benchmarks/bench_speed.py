@@ -41,7 +41,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.data import normalize
-from prunelab.flops import count_macs
 from prunelab.methods.manidp.executor import SparseExecutor
 from prunelab.methods.manidp.gates import records, set_recording
 from prunelab.methods.manidp.macs import active_counts, build_plan
@@ -49,6 +48,7 @@ from prunelab.methods.slimming.pruning import verify_compact
 from prunelab.speed.batched_executor import BatchedSparseExecutor
 from prunelab.speed.forms import FORMS, available_forms, build_form
 from prunelab.speed.workloads import calibrated_gated_network, random_network, slimmed_pair
+from prunelab.training.flops import count_macs
 
 QUICK_FORMS = ("eager", "bn_folded", "bn_folded_cl", "frozen_cl", "onnxruntime", "onnxruntime_aligned")
 TWO_THREAD_FORMS = ("bn_folded_cl", "onnxruntime_aligned")  # the batched executor's reference, the served form

@@ -22,8 +22,8 @@ from torch import nn
 
 from prunelab.data import ImageDataset, generate_shapes
 from prunelab.data.dataset import SHAPES_DEFAULT_TEST, SHAPES_DEFAULT_TRAIN
-from prunelab.engine import Trainer, seed_everything
 from prunelab.methods import Phase
+from prunelab.training.engine import Trainer, seed_everything
 
 METHODS: dict[str, dict[str, Any]] = {
     "plain": {"name": "baseline"},

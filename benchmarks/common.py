@@ -30,8 +30,8 @@ import torch  # noqa: E402
 
 from prunelab.config import DataConfig, RunConfig  # noqa: E402
 from prunelab.data import ImageDataset, load_dataset  # noqa: E402
-from prunelab.engine import Trainer, run_training  # noqa: E402
-from prunelab.store import RunDir, RunStore  # noqa: E402
+from prunelab.runs.store import RunDir, RunStore  # noqa: E402
+from prunelab.training.engine import Trainer, run_training  # noqa: E402
 
 DEFAULT_DATASET = "shapes"
 

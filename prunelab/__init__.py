@@ -1,6 +1,10 @@
-"""PruneLab core: data, models, pruning methods, MACs, training engine, jobs, run store and CLI.
+"""PruneLab core, one folder per concern (docs/architecture.md, "Layout").
 
-This package never imports streamlit; the app's pages read what it writes to run directories.
+`config` (the validated `RunConfig`, used by every layer) sits at the top beside the folders: `runs` (a run
+on disk: files, checks, ownership, state changes), `training` (the engine and its measures), `scheduling`
+(the local and Ray schedulers, suites), `analysis` (what pages and reports read), `methods`, `models`,
+`data`, `speed`, `export` and `cli`. This package never imports streamlit; the app's pages read what it
+writes to run directories.
 """
 
 from typing import Any
@@ -11,9 +15,9 @@ __all__ = ["RunConfig", "RunStore", "__version__", "load_model"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that `import prunelab.store` does not pull in torch-heavy modules it does not need.
+    # Lazy so that `import prunelab.runs.store` does not pull in torch-heavy modules it does not need.
     if name == "load_model":
-        from prunelab.engine import load_model
+        from prunelab.training.engine import load_model
 
         return load_model
     if name == "RunConfig":
@@ -21,7 +25,7 @@ def __getattr__(name: str) -> Any:
 
         return RunConfig
     if name == "RunStore":
-        from prunelab.store import RunStore
+        from prunelab.runs.store import RunStore
 
         return RunStore
     raise AttributeError(f"module 'prunelab' has no attribute {name!r}")

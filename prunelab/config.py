@@ -32,7 +32,7 @@ DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnis
 DEFAULT_MODEL = "vgg11"
 DEFAULT_WIDTH = 0.25  # CPU demo: vgg11 at quarter width (~10 M MACs) trains a 10k-image epoch in seconds
 # Upper limits. Images are held in memory as uint8 3x32x32 (3 KiB each): 2 M training images (more
-# than ImageNet-1k's 1.28 M) are 6 GiB before any copy; prunelab.resources checks the rest against
+# than ImageNet-1k's 1.28 M) are 6 GiB before any copy; prunelab.training.resources checks the rest against
 # the machine's free memory before anything is loaded.
 MAX_TRAIN_IMAGES = 2_000_000
 MAX_TEST_IMAGES = 1_000_000

@@ -62,8 +62,8 @@ class Walk:
 
 def demo_visits() -> list[tuple[str, str]]:
     """(label, URL path) of every page on each demo: pages that show one run open on the demo's lesson run
-    (`?run=<id>`, see prunelab.lesson_runs); the others once per demo too (they pick the dataset inside)."""
-    from prunelab import lesson_runs, results
+    (`?run=<id>`, see prunelab.analysis.lesson_runs); the others once per demo too (they pick the dataset inside)."""
+    from prunelab.analysis import lesson_runs, results
 
     visits = []
     for folder in results.demo_run_dirs():

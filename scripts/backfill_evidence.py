@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.manidp.evidence import backfill  # noqa: E402
-from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
-from prunelab.store import RunDir, RunInfo, RunStore  # noqa: E402
+from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
+from prunelab.runs.store import RunDir, RunInfo, RunStore  # noqa: E402
 
 
 def parent_test_loss(parent: RunDir, run: RunInfo) -> tuple[list[float], float]:

@@ -1,6 +1,6 @@
 """Print the papers' claims next to what a runs folder shows, as Markdown (mean ± std over seeds).
 
-The same figures as the Ablations, Slimming, Per-image and Similarity pages (`prunelab.lessons`), for
+The same figures as the Ablations, Slimming, Per-image and Similarity pages (`prunelab.analysis.lessons`), for
 a README, a report or a closing note:
 
     python scripts/lessons_report.py assets/demo_runs
@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab import analysis, lessons  # noqa: E402
-from prunelab.results import runs_table  # noqa: E402
+from prunelab.analysis import lessons, tables  # noqa: E402
+from prunelab.analysis.results import runs_table  # noqa: E402
 
 FIGURES = [("test_acc", "test accuracy", ".3f"), ("macs_per_image", "MMACs / image", ".2f"),
            ("acc_after_prune", "acc. right after pruning", ".3f"),
@@ -37,7 +37,7 @@ def cell(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
 
 
 def report(root: Path) -> str:
-    table = lessons.with_matched_accuracy(analysis.ablation_table(runs_table([root])))
+    table = lessons.with_matched_accuracy(tables.ablation_table(runs_table([root])))
     groups = lessons.variant_groups(table)
     shown = [f for f in FIGURES if groups[f"{f[0]}_mean"].notna().any()]
     lines = ["| variant | epochs in all | seeds | " + " | ".join(label for _, label, _ in shown) + " |",

@@ -9,7 +9,7 @@ The script builds `data/cifar10-demo` (ignored by git): `train` links to the rel
 `test` holds a balanced subset of its test set (the first PER_CLASS files of every class, by name),
 the images the app shows. It then runs PruneLab's own demo suite on `folder:data/cifar10-demo`
 (baseline; slimming at each lambda; `pretrain` and the four-row ManiDP ablation, at equal budgets, over
-seeds; see prunelab/suites.py) into a work folder (`data/cifar10-demo-runs`, committed between sessions,
+seeds; see prunelab/scheduling/suites.py) into a work folder (`data/cifar10-demo-runs`, committed between sessions,
 see below). When every run is done it ships them: copied to assets/cifar10_runs, the files no page reads
 removed (the shapes demo's rule, scripts/make_demo.py: of the final models only the gated model.pt of
 each seed-0 ManiDP run ships; every seed's would break the size budget), and the test split written as
@@ -59,12 +59,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from make_demo import run_suite, strip, suite_command, write_pack  # noqa: E402
 from precompute_views import precompute_views  # noqa: E402
 
+from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
 from prunelab.config import METHOD_PARAMS, RunConfig  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
-from prunelab.results import CIFAR_DEMO_RUNS_DIR  # noqa: E402
-from prunelab.store import BrokenRun, RunInfo, RunStore  # noqa: E402
-from prunelab.suites import (  # noqa: E402
+from prunelab.runs.store import BrokenRun, RunInfo, RunStore  # noqa: E402
+from prunelab.scheduling.suites import (  # noqa: E402
     check_manidp_lr_scale,
     finetune_base,
     format_values,
@@ -83,7 +83,7 @@ PER_CLASS = 200  # 10 classes x 200 = 2,000 test images shipped
 TARGET_DENSITY = 0.7
 LAMBDA_PRIME = 0.01
 # Network Slimming's lambdas and prune ratio at the 16-epoch budget (seed 0, assets/README.md). The shapes
-# demo's lambdas (prunelab.suites.SLIMMING_LAMBDAS: 0, 4e-3, 8e-3) are too strong for 8 sparsity epochs on
+# demo's lambdas (prunelab.scheduling.suites.SLIMMING_LAMBDAS: 0, 4e-3, 8e-3) are too strong for 8 sparsity epochs on
 # CIFAR-10: at 4e-3 the network ends sparsity training at 76.75% (82.6% without the L1 term) and, pruned
 # losslessly at ratio 0.5, fine-tunes only to 82.0%. At 1e-3 it ends at 81.3%; pruning costs more but
 # fine-tuning recovers it: 84.35% / 84.80% / 83.85% at prune ratio 0.3 / 0.4 / 0.5 (30% / 39% / 47% fewer

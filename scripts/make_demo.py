@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from precompute_views import precompute_views  # noqa: E402
 
+from prunelab.analysis.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
-from prunelab.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
-from prunelab.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
-from prunelab.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
+from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
+from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
 # no page reads these: checkpoints (optimizer state), final models (slimming's what-if slider reads
@@ -87,7 +87,7 @@ def write_pack(runs: Path) -> Path:
     PNG release is not shipped)."""
     from prunelab.data import load_dataset
     from prunelab.data.test_pack import write_test_pack
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     configs = [RunDir(path).read_config() for path in sorted(runs.iterdir()) if (path / "config.json").is_file()]
     data = {config.data.model_dump_json(exclude={"train_size", "augment"}) for config in configs}
@@ -109,9 +109,9 @@ def keep_curves(runs: Path, densities: tuple[float, ...] = KEPT_DENSITIES) -> li
     Dataset paths are read from the repository root, as the demo makers do."""
     import contextlib
 
+    from prunelab.analysis.views import grid_of
     from prunelab.methods.manidp.evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
-    from prunelab.store import RunDir
-    from prunelab.views import grid_of
+    from prunelab.runs.store import RunDir
 
     done = []
     for model in sorted(runs.rglob(MODEL_FILE)):
@@ -129,8 +129,8 @@ def keep_curves(runs: Path, densities: tuple[float, ...] = KEPT_DENSITIES) -> li
 
 
 def _finished_manidp(run: Path) -> bool:
-    from prunelab.run_format import RunStoreError
-    from prunelab.store import RunDir
+    from prunelab.runs.run_format import RunStoreError
+    from prunelab.runs.store import RunDir
 
     try:
         return RunDir(run).read_config().method.name == MANIDP and RunDir(run).read_status().get("state") == "done"
@@ -140,8 +140,8 @@ def _finished_manidp(run: Path) -> bool:
 
 def _what_if_model(path: Path) -> bool:
     """True for the model.pt of a seed-0 ManiDP run (the what-if and the sub-network map read it)."""
-    from prunelab.run_format import MODEL_FILE, RunStoreError
-    from prunelab.store import RunDir
+    from prunelab.runs.run_format import MODEL_FILE, RunStoreError
+    from prunelab.runs.store import RunDir
 
     if path.name != MODEL_FILE:
         return False

@@ -43,8 +43,8 @@ from prunelab.methods.manidp.config import MANIDP_DEPARTURES, MANIDP_VARIANTS  #
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.methods.slimming.config import SLIMMING_DEPARTURES  # noqa: E402
-from prunelab.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
-from prunelab.store import RunDir, RunStore  # noqa: E402
+from prunelab.runs.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
+from prunelab.runs.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
 
 ROW_LABELS = {label.replace(" only", ""): key for key, label in MANIDP_VARIANTS.items()}  # both, neither, ...
@@ -122,7 +122,7 @@ def _train(job: tuple[str, str]) -> tuple[str, str]:
     """Train the queued run `run_id` in `root` (a worker process); returns (run id, final state)."""
     import torch
 
-    from prunelab.engine import run_training
+    from prunelab.training.engine import run_training
 
     root, run_id = job
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 """Precompute what the demo pages show at once, for every finished ManiDP run with a model and every slimming
 run in a runs folder.
 
-For each such run, `prunelab.views.precompute` writes two small files into the run directory: the ManiDP
+For each such run, `prunelab.analysis.views.precompute` writes two small files into the run directory: the ManiDP
 what-if over a grid of target densities (`whatif_curve.parquet`) and the UMAPs of the sub-network map
 (`subnet_umap.npz`), so neither the Per-image nor the Similarity page waits for them; for each slimming
 run, its re-pruning at every ratio of the Slimming page's slider (`whatif_prune.json.gz`). The demo makers
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.views import DENSITY_GRID, precompute_folder  # noqa: E402
+from prunelab.analysis.views import DENSITY_GRID, precompute_folder  # noqa: E402
 
 
 def densities(text: str) -> list[float]:

@@ -1,7 +1,7 @@
 """Cancel Ray runs at chosen moments after they are submitted, then check that each worker still trains.
 
 `ray.cancel` interrupts a task on whatever line it is on, and early in a task that is `import torch`
-(`prunelab.ray_backend.cancel_as_flag`). For each delay D this starts a 20-epoch shapes run on a local Ray
+(`prunelab.scheduling.ray_backend.cancel_as_flag`). For each delay D this starts a 20-epoch shapes run on a local Ray
 instance, cancels it D seconds after submitting it, and waits for it to settle. It then checks that
 `--after` more 1-epoch runs finish `done` on the same workers. It prints one line per run and exits 1 if a
 cancelled run does not end `cancelled` within `--timeout` seconds, or if a later run does not end `done`:
@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.config import RunConfig  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
-from prunelab.ray_backend import RaySuiteRunner, import_ray  # noqa: E402
-from prunelab.store import RunDir  # noqa: E402
-from prunelab.suites import Suite, SuiteRun  # noqa: E402
+from prunelab.runs.store import RunDir  # noqa: E402
+from prunelab.scheduling.ray_backend import RaySuiteRunner, import_ray  # noqa: E402
+from prunelab.scheduling.suites import Suite, SuiteRun  # noqa: E402
 
 
 def shapes_run(epochs: int) -> Suite:

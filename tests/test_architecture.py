@@ -224,17 +224,17 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 
 def test_the_schedulers_meet_only_in_the_run_life_module() -> None:
-    """The local pool and the Ray runner share `prunelab.run_life` (which imports neither), not each other."""
+    """The local pool and the Ray runner share `prunelab.runs.run_life` (which imports neither), not each other."""
     graph = import_graph()
-    schedulers = ("prunelab.jobs", "prunelab.ray_backend")
+    schedulers = ("prunelab.scheduling.jobs", "prunelab.scheduling.ray_backend")
     for scheduler in schedulers:
-        assert "prunelab.run_life" in graph[scheduler], scheduler
+        assert "prunelab.runs.run_life" in graph[scheduler], scheduler
         others = set(schedulers) - {scheduler}
         assert not others & reachable(graph, scheduler), f"{scheduler} imports {others & reachable(graph, scheduler)}"
-    assert not set(schedulers) & reachable(graph, "prunelab.run_life")
+    assert not set(schedulers) & reachable(graph, "prunelab.runs.run_life")
 
 
-STATUS_WRITERS = {"prunelab/run_life.py", "prunelab/store.py"}  # the run-life module and the store it uses
+STATUS_WRITERS = {"prunelab/runs/run_life.py", "prunelab/runs/store.py"}  # the run-life module and the store it uses
 PRODUCT_FILES = [*APP_FILES, *(REPO / "prunelab").rglob("*.py"), *(REPO / "scripts").glob("*.py"),
                  *(REPO / "benchmarks").glob("*.py")]
 
@@ -259,4 +259,43 @@ def test_status_json_is_written_only_through_the_run_life_module() -> None:
     offenders = {f"{path.relative_to(REPO)}:{line}" for path in PRODUCT_FILES
                  if str(path.relative_to(REPO)) not in STATUS_WRITERS for line in status_writes(path)}
     assert not offenders, sorted(offenders)
-    assert status_writes(REPO / "prunelab" / "run_life.py")  # the check sees the writes where they are
+    assert status_writes(REPO / "prunelab" / "runs" / "run_life.py")  # the check sees the writes where they are
+
+
+# the core's top level: config (every layer uses it), the package's entry points, and one folder per concern
+# (docs/architecture.md, "Layout"); a new module goes into the subpackage of its concern, not beside them
+TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "config.py"}
+SUBPACKAGES = {"analysis", "cli", "data", "export", "methods", "models", "runs", "scheduling", "speed", "training"}
+
+
+def top_level(package: Path) -> tuple[set[str], set[str]]:
+    """The modules (file names) and the folders holding Python files (packages, namespace ones included)
+    directly in `package`."""
+    modules = {path.name for path in package.glob("*.py")}
+    folders = {path.name for path in package.iterdir()
+               if path.is_dir() and path.name != "__pycache__" and any(path.rglob("*.py"))}
+    return modules, folders
+
+
+def test_the_core_top_level_holds_only_config_and_the_subpackages() -> None:
+    modules, folders = top_level(REPO / "prunelab")
+    assert modules == TOP_LEVEL_MODULES, f"move {sorted(modules - TOP_LEVEL_MODULES)} into a subpackage"
+    assert folders == SUBPACKAGES, sorted(folders ^ SUBPACKAGES)
+    assert all((REPO / "prunelab" / name / "__init__.py").is_file() for name in SUBPACKAGES)  # no namespace package
+
+
+def test_every_package_of_the_core_says_what_it_holds() -> None:
+    undocumented = [str(path.relative_to(REPO)) for path in sorted((REPO / "prunelab").rglob("__init__.py"))
+                    if len(ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "") < 40]
+    assert not undocumented, undocumented
+
+
+def test_the_layout_check_sees_a_flat_module_come_back(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "__init__.py").write_text('"""Runs."""\n', encoding="utf-8")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
+    (tmp_path / "store.py").write_text("", encoding="utf-8")
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "thing.py").write_text("", encoding="utf-8")
+    assert top_level(tmp_path) == ({"store.py"}, {"runs", "loose"})

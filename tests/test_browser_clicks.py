@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from prunelab import results
+from prunelab.analysis import results
 from tests.test_browser import CHROMIUM, PAGE_TIMEOUT_MS, _serve_app, launch, wait_until_idle
 
 pytestmark = [

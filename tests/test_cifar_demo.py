@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prunelab import analysis
+from prunelab.analysis import tables
+from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
 from prunelab.data.test_pack import TEST_PACK_FILE
-from prunelab.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 
 DEMO = CIFAR_DEMO_RUNS_DIR
 ASSETS = DEMO.parent
@@ -37,7 +37,7 @@ def test_assets_stay_within_their_budget() -> None:
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return analysis.ablation_table(runs_table([DEMO]))
+    return tables.ablation_table(runs_table([DEMO]))
 
 
 def _baseline_acc(table: pd.DataFrame, budget: int) -> float:
@@ -90,7 +90,7 @@ def test_cifar_slimming_what_if_runs_without_the_photographs_on_disk(tmp_path: P
     from prunelab.config import RunConfig
     from prunelab.data import DatasetError, load_dataset
     from prunelab.methods.slimming.reprune import what_if
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     run = next(path for path in sorted(DEMO.iterdir()) if path.name.endswith("slim-l1e-3-s0"))
     config: RunConfig = RunDir(run).read_config()

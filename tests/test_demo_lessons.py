@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import analysis, lessons
-from prunelab.results import DEMO_RUNS_DIR, runs_table
-from prunelab.store import RunStore
+from prunelab.analysis import lessons, tables
+from prunelab.analysis.results import DEMO_RUNS_DIR, runs_table
+from prunelab.runs.store import RunStore
 
 DEMO = Path(DEMO_RUNS_DIR)
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs")
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs"
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return analysis.ablation_table(runs_table([DEMO]))
+    return tables.ablation_table(runs_table([DEMO]))
 
 
 def _by_lambda(table: pd.DataFrame, figure: str) -> dict[float, np.ndarray]:
@@ -65,7 +65,7 @@ def test_similarity_term_lowers_t_minus_r_across_seeds(table: pd.DataFrame) -> N
 def test_feature_similarity_is_signed_only_where_the_run_keeps_the_sign() -> None:
     """R from post-ReLU features (departure post_relu_similarity_features) is never negative; the reference
     form's R of conv_b's signed output goes negative (not in a diverged run whose features died)."""
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     probes = sorted(DEMO.glob("*/probe.npz"))
     assert probes

@@ -15,9 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import prunelab
 from app_components import run_widgets
-from prunelab import analysis, results, suites
-from prunelab.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
-from prunelab.artefacts import JSON_SCHEMAS
+from prunelab.analysis import results, tables
 from prunelab.cli.args import config_from_args, method_flags
 from prunelab.cli.main import build_parser
 from prunelab.config import (
@@ -30,11 +28,14 @@ from prunelab.config import (
     field_bounds,
 )
 from prunelab.data import load_dataset
-from prunelab.engine import run_training
 from prunelab.methods import METHODS
 from prunelab.methods.slimming.reprune import _accuracy
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunStore
+from prunelab.runs.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
+from prunelab.runs.artefacts import JSON_SCHEMAS
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunStore
+from prunelab.scheduling import suites
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_every_field_has_facts_and_the_run_form_shows_the_marked_ones(method: st
         assert facts.method == method and facts.flag.startswith("--")
     shown = run_widgets.METHOD_FIELDS[method]
     assert set(shown) == {name for name, facts in params.items() if facts.form}
-    assert set(shown) <= set(analysis.ABLATION_EXTRAS)  # the settings the ablation table carries
+    assert set(shown) <= set(tables.ABLATION_EXTRAS)  # the settings the ablation table carries
     for name in shown:  # a form widget needs a default to start from
         assert METHOD_CONFIGS[method].model_fields[name].default is not None
 
@@ -146,9 +147,9 @@ def test_every_alias_resolves_and_analysis_charts_the_same_parameters() -> None:
                           "name": f"{param}{i}", "run_id": f"{param}{i}", "suite": None,
                           **{p: (i + 1.0 if p == param else None) for p in SWEEP_PARAMS}}
                          for param, facts in SWEEP_PARAMS.items() for i in range(2)])
-    assert analysis.sweepable_params(runs) == list(SWEEP_PARAMS)
+    assert tables.sweepable_params(runs) == list(SWEEP_PARAMS)
     for param in SWEEP_PARAMS:
-        assert analysis.sweep_table(runs, param)["value"].tolist() == [1.0, 2.0]
+        assert tables.sweep_table(runs, param)["value"].tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 from tests.helpers import tiny_config, write_folder_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))

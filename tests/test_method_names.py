@@ -16,7 +16,7 @@ PRODUCT = [REPO / "app.py", *(REPO / "prunelab").rglob("*.py"), *(REPO / "app_co
 METHODS_DIR = REPO / "prunelab" / "methods"
 # the suite presets' one data table (`suite slimming` is a suite named after the method it composes), and the
 # Slimming page's entry in the shell (its URL path `/slimming` names the page, kept for bookmarks)
-EXCEPTIONS = {("prunelab/suites.py",
+EXCEPTIONS = {("prunelab/scheduling/suites.py",
                'SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suite, "ablation": '
                'ablation_suite}'),
               ("app_components/shell.py",

@@ -156,7 +156,7 @@ def config_from_args(method: str, args: argparse.Namespace) -> RunConfig:
 
 
 def runs_root(args: argparse.Namespace) -> Path:
-    from prunelab.store import default_runs_dir
+    from prunelab.runs.store import default_runs_dir
 
     return Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
 

@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
-from prunelab.progress import accuracy_text
-from prunelab.run_format import ACTIVE_STATES
+from prunelab.runs.progress import accuracy_text
+from prunelab.runs.run_format import ACTIVE_STATES
 
 if TYPE_CHECKING:
-    from prunelab.scheduling import Scheduler
+    from prunelab.scheduling.protocol import Scheduler
 
 STEPS = 1000  # bar resolution: a run's fraction in thousandths
 
 
 class ProgressBar:
-    """A tqdm bar on stderr fed by Progress listeners (snapshots of prunelab.progress.Progress)."""
+    """A tqdm bar on stderr fed by Progress listeners (snapshots of prunelab.runs.progress.Progress)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         stream = stream or sys.stderr

@@ -29,10 +29,10 @@ from prunelab.cli.display import ProgressBar, format_table, watch_suite
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
 from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
-from prunelab.preflight import check_dataset_available, check_suite_runnable
-from prunelab.progress import accuracy_text
-from prunelab.run_format import CONFIG_FILE, SUMMARY_FILE
-from prunelab.suites import SLIMMING_LAMBDAS, format_values
+from prunelab.runs.progress import accuracy_text
+from prunelab.runs.run_format import CONFIG_FILE, SUMMARY_FILE
+from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
+from prunelab.training.preflight import check_dataset_available, check_suite_runnable
 
 POLL_S = 0.5
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
@@ -94,7 +94,7 @@ def add_job_commands(sub: Any) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from prunelab.jobs import JobError, JobManager
+    from prunelab.scheduling.jobs import JobError, JobManager
 
     given = Path(args.run)
     root = given.parent if given.is_dir() and (given / CONFIG_FILE).is_file() else runs_root(args)
@@ -137,7 +137,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def build_suite_from_args(args: argparse.Namespace) -> Any:
     """The Suite named on the command line, validated; raises UsageError with one line."""
-    from prunelab.suites import SUITES, build_suite, parse_values, sweep
+    from prunelab.scheduling.suites import SUITES, build_suite, parse_values, sweep
 
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
     base = config_from_args(BASELINE, common)  # data, model and training flags, validated
@@ -179,7 +179,7 @@ def run_weight(config: RunConfig) -> float:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from prunelab.jobs import JobManager
+    from prunelab.scheduling.jobs import JobManager
 
     check_backend_arguments(args)
     suite = build_suite_from_args(args)
@@ -237,8 +237,8 @@ def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
 
 
 def _read_summary(path: Path | None) -> dict[str, Any] | None:
-    from prunelab.run_format import RunStoreError
-    from prunelab.store import RunDir
+    from prunelab.runs.run_format import RunStoreError
+    from prunelab.runs.store import RunDir
 
     if path is None or not (path / SUMMARY_FILE).exists():
         return None
@@ -257,7 +257,7 @@ JOBS_COLUMNS = ("run", "suite", "method", "state", "where", "phase", "epoch", "p
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from prunelab.jobs import list_jobs
+    from prunelab.scheduling.jobs import list_jobs
 
     if args.recent < 0:
         raise UsageError(f"--recent must be 0 or more, got {args.recent}")

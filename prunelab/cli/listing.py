@@ -13,7 +13,7 @@ LIST_COLUMNS = ("run", "method", "dataset", "model", "state", "progress", "test_
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every run as a table row; a run with a missing or corrupt file is listed `broken` with the reason."""
-    from prunelab.store import RunStore
+    from prunelab.runs.store import RunStore
 
     rows = [list_row(entry) for entry in RunStore(runs_root(args)).scan(check_artefacts=True)]
     if not rows:
@@ -24,9 +24,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def list_row(entry: Any) -> dict[str, str]:
-    """One `list` row from a RunInfo or a BrokenRun (prunelab.store.RunStore.scan); a run whose owner is
-    gone shows as `interrupted` (prunelab.ownership.effective_state)."""
-    from prunelab.ownership import effective_state
+    """One `list` row from a RunInfo or a BrokenRun (prunelab.runs.store.RunStore.scan); a run whose owner is
+    gone shows as `interrupted` (prunelab.runs.ownership.effective_state)."""
+    from prunelab.runs.ownership import effective_state
 
     config = entry.config
     row = {"run": entry.run_id, "method": config.method.name if config else "",

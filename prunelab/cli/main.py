@@ -16,7 +16,7 @@ from prunelab.cli.export import add_export_commands
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.run import cmd_run
-from prunelab.preflight import NotRunnable
+from prunelab.training.preflight import NotRunnable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback
-        from prunelab.store import describe_os_error
+        from prunelab.runs.store import describe_os_error
 
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1

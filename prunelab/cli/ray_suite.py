@@ -49,7 +49,7 @@ def check_backend_arguments(args: argparse.Namespace) -> None:
     if args.max_concurrent != 1:
         raise UsageError("--max-concurrent applies to the local backend; on Ray, --num-cpus and --num-gpus "
                          "decide how many runs share the cluster")
-    from prunelab.ray_backend import RayBackendError, check_resources
+    from prunelab.scheduling.ray_backend import RayBackendError, check_resources
 
     try:
         check_resources(args.num_cpus, args.num_gpus)
@@ -63,7 +63,7 @@ def run_suite_on_ray(args: argparse.Namespace, suite: Any, weights_of: Any) -> t
     """Connect to Ray, submit every run of `suite` as a task and show progress until all have ended.
 
     Returns the final jobs and the runs folder, or None when cancelled with Ctrl-C."""
-    from prunelab.ray_backend import RayBackendError, RaySuiteRunner, ray_session
+    from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, ray_session
 
     with contextlib.ExitStack() as stack:
         try:

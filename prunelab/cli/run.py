@@ -7,15 +7,15 @@ import sys
 
 from prunelab.cli.args import config_from_args, runs_root
 from prunelab.cli.display import ProgressBar
-from prunelab.preflight import check_runnable
+from prunelab.training.preflight import check_runnable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.data import DatasetError
-    from prunelab.engine import run_training
-    from prunelab.progress import Cancelled, Progress
-    from prunelab.run_life import claim_run
-    from prunelab.store import RunStore
+    from prunelab.runs.progress import Cancelled, Progress
+    from prunelab.runs.run_life import claim_run
+    from prunelab.runs.store import RunStore
+    from prunelab.training.engine import run_training
 
     config = config_from_args(args.method, args)
     check_runnable(config)  # before the run directory exists and before any image is loaded

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab.run_format import atomic_write_npz
+from prunelab.runs.run_format import atomic_write_npz
 
 logger = logging.getLogger("prunelab.data")
 

@@ -141,7 +141,7 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
 
 
 def _load_uncached(cfg: DataConfig, cache: Path, scan: dict | None = None) -> ImageDataset:
-    from prunelab.resources import ResourceError, check_dataset_fits
+    from prunelab.training.resources import ResourceError, check_dataset_fits
 
     images = (len(scan["train"]), len(scan["test"])) if scan is not None else None
     try:  # before anything is generated, decoded or read

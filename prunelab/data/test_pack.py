@@ -27,7 +27,7 @@ import torch
 
 from prunelab.config import DataConfig
 from prunelab.data.base import DatasetError, ImageDataset, load_npz
-from prunelab.run_format import TEST_PACK_FILE, atomic_write_npz
+from prunelab.runs.run_format import TEST_PACK_FILE, atomic_write_npz
 
 __all__ = ["TEST_PACK_FILE", "dataset_or_pack", "load_test_pack", "write_test_pack"]
 _KEYS = {"dataset", "test_size", "data_seed", "test_images", "test_labels", "class_names", "mean", "std", "hflip"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from prunelab.config import RunConfig
-from prunelab.run_format import CONFIG_FILE, RunStoreError
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import CONFIG_FILE, RunStoreError
+from prunelab.runs.store import RunDir, RunStore
 
 log = logging.getLogger("prunelab.export")
 

@@ -10,7 +10,7 @@ What is exported is what `prunelab.load_model(run)` rebuilds from `model.pt`:
 `export_onnx(run, out)` writes a single file (weights inside, batch dimension dynamic) through a temporary
 file in the same folder, runs it with onnxruntime on test images of the run's dataset and keeps it only if
 its outputs match PyTorch's within `TOLERANCE`; `latency_comparison` times onnxruntime and PyTorch on the
-CPU with `prunelab.latency.measure_latency_ms`.
+CPU with `prunelab.training.latency.measure_latency_ms`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from torch import nn
 
 from prunelab.config import METHOD_FACTS
 from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
-from prunelab.latency import measure_latency_ms
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.store import RunDir
+from prunelab.training.latency import measure_latency_ms
 
 TOLERANCE = 1e-3  # largest |onnxruntime - PyTorch| logit difference accepted, times max(1, max |logits|)
 CHECK_IMAGES = 64
@@ -71,7 +71,7 @@ class OnnxExport:
 def load_inference_model(run: RunDir) -> nn.Module:
     """`prunelab.load_model(run)` on the CPU in eval mode, with ManiDP's per-forward records switched off
     (they keep tensors for the losses and the artefacts; an exported graph has no use for them)."""
-    from prunelab.engine import load_model
+    from prunelab.training.engine import load_model
 
     try:
         model = load_model(run, map_location="cpu").float().eval()

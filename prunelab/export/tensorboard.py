@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.export.common import ExportError, check_writable_folder
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import METRICS_FILE, SUMMARY_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import METRICS_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 # metrics.jsonl key -> (figure, split) of the run-wide tags
 HEADLINE = {"train_acc": ("accuracy", "train"), "test_acc": ("accuracy", "test"),

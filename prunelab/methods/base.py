@@ -30,7 +30,7 @@ from torch import nn
 
 from prunelab.config import METHOD_CONFIGS, METHOD_FACTS, MethodFacts, RunConfig
 from prunelab.methods.catalog import load_plugins
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     atomic_write_json,
     atomic_write_npz,
     atomic_write_parquet,
@@ -78,7 +78,7 @@ class Phase:
 
 @dataclass(frozen=True)
 class ArtefactWriter:
-    """The method artefacts of one run directory, each file written atomically (prunelab.run_format)."""
+    """The method artefacts of one run directory, each file written atomically (prunelab.runs.run_format)."""
 
     run_dir: Path
 
@@ -101,7 +101,7 @@ class ArtefactWriter:
 @dataclass(frozen=True)
 class RunContext:
     """What a method may use of the run it trains in; the engine builds it (tests build a real one with
-    `prunelab.engine.Trainer(config, run).context`)."""
+    `prunelab.training.engine.Trainer(config, run).context`)."""
 
     config: RunConfig  # the whole run (a method's own settings are also its `config`)
     data: ImageDataset

@@ -1,7 +1,7 @@
 """What every method package declares without importing torch: the base of its config class and its facts.
 
 A method package (`prunelab/methods/<name>/`) has a `config.py` that imports only this module, pydantic
-and `prunelab.run_format`, and defines its config class (a `Strict` or `MethodWithForm` subclass with
+and `prunelab.runs.run_format`, and defines its config class (a `Strict` or `MethodWithForm` subclass with
 `name: Literal["<name>"]` and `facts: ClassVar[MethodFacts]`) as `METHOD_CONFIG`. `prunelab.methods.catalog`
 collects them into the `RunConfig` union; the listings and the CLI read them without importing torch.
 """
@@ -28,8 +28,8 @@ class MethodFacts:
 
     label: str  # display name, e.g. "Network Slimming"
     short: str  # in suite and run names, e.g. "slim": sweep-slim-prune_ratio, slim-r0.5
-    # files a finished run writes besides summary.json (prunelab.run_format names), each read and checked
-    # by its reader in prunelab.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
+    # files a finished run writes besides summary.json (prunelab.runs.run_format names), each read and checked
+    # by its reader in prunelab.runs.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
     artefacts: tuple[str, ...] = ()
     # the authors' code this method's reference form follows (cited on the method card)
     reference_code: tuple[str, ...] = ()

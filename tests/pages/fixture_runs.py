@@ -1,6 +1,6 @@
 """Real, tiny runs for the page tests and the browser test (shared by both through one folder).
 
-`ensure_fixture_runs(root)` trains each run through `prunelab.engine.run_training` on a small
+`ensure_fixture_runs(root)` trains each run through `prunelab.training.engine.run_training` on a small
 `shapes` set (300 train / 200 test images, resnet20 at width 0.25, 1-3 epochs) and adds the cases a
 page must survive: a corrupt run directory, a run still `running` with partial metrics and a failed
 run. Methods that are not registered yet are skipped. A `.complete` marker makes the call idempotent.
@@ -17,9 +17,9 @@ from typing import Any
 
 from prunelab.config import RunConfig
 from prunelab.data import DatasetError
-from prunelab.engine import run_training
 from prunelab.methods import METHODS
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 
 DATA = {"dataset": "shapes", "train_size": 300, "test_size": 200}
 TRAIN = {"batch_size": 64, "eval_batch_size": 200, "lr": 0.05}

@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_components.charts import METHOD_COLOURS
-from prunelab import analysis, lessons, results
-from prunelab.store import RunStore
+from prunelab.analysis import lessons, results, tables
+from prunelab.runs.store import RunStore
 from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
 from tests.pages.page_helpers import trace_values as values
 
@@ -63,7 +63,7 @@ def test_claims_are_a_table_to_scan_with_the_details_on_demand(runs_env: Path) -
     """Issue 31: a compact table (claim, paper, measured, verdict), the full text in an expander; the claims
     against the baseline set the measured MACs reduction beside the paper's FLOPs reduction."""
     at = render()
-    table = analysis.ablation_table(results.runs_table([runs_env]))
+    table = tables.ablation_table(results.runs_table([runs_env]))
     found = lessons.claims(table)
     assert found  # the fixture runs speak to slimming's, ManiDP's and a budget claim
     shown = next(t.value for t in at.table if list(t.value.columns) == ["claim", "paper", "measured", "verdict"])

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_components import charts, paper_points
-from prunelab import results
+from prunelab.analysis import results
 from tests.pages.page_helpers import plotly_figures
 from tests.pages.page_helpers import trace_values as values
 
@@ -40,7 +40,7 @@ def test_first_visit_charts_the_demo(empty_runs_dir: Path, data_cache_dir: Path,
     assert "mine" not in groups  # no runs of one's own yet
     demo = results.runs_table(results.run_roots())
     demo = demo[demo["dataset"] == demo["dataset"].iloc[0]]  # the first demo's dataset is charted first
-    from prunelab.analysis import form_label
+    from prunelab.analysis.tables import form_label
 
     demo = demo.assign(form_label=[form_label(row) for _, row in demo.iterrows()])  # a form is its own variant
     variants = demo.groupby(["method", "form_label", "sparsity_lambda", "complexity", "similarity",

@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.config import RunConfig
-from prunelab.run_format import GAMMA_HISTORY_FILE, MANIDP_FILE, PRUNING_FILE
-from prunelab.store import RunStore
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, MANIDP_FILE, PRUNING_FILE
+from prunelab.runs.store import RunStore
 from tests.pages.page_helpers import fixture_run, plotly_figures
 from tests.pages.page_helpers import trace_values as values
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from prunelab.analysis.references import CIFAR10_CLASSES, PUBLISHED
 from prunelab.config import RunConfig
-from prunelab.engine import run_training
-from prunelab.references import CIFAR10_CLASSES, PUBLISHED
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 from tests.helpers import write_folder_dataset
 from tests.pages.fixture_runs import fixture_config
 from tests.pages.page_helpers import plotly_figures

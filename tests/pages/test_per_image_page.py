@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
-from prunelab.results import class_names
+from prunelab.analysis.results import class_names
 from tests.pages.page_helpers import fixture_run, frame_with, metric, url_param
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values
@@ -86,7 +86,7 @@ def test_what_if_shows_the_cores_figures_at_each_density(manidp_run: Path, tmp_p
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A density not stored is computed only when asked (a button), stored next to the run, and then shows the
     figures `what_if` gives."""
-    from prunelab import views
+    from prunelab.analysis import views
     from prunelab.methods.manidp.whatif import what_if
 
     runs = tmp_path / "runs"

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import app_components.common
-from prunelab import resources, results
+from prunelab.analysis import results
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
     DataConfig,
@@ -20,9 +20,10 @@ from prunelab.config import (
     TrainConfig,
     field_bounds,
 )
-from prunelab.jobs import JobManager
 from prunelab.methods.slimming.config import SlimmingConfig
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
+from prunelab.scheduling.jobs import JobManager
+from prunelab.training import resources
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "runs.py")

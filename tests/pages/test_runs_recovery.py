@@ -8,10 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import app_components.common
-from prunelab.engine import run_training
-from prunelab.jobs import JobManager
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunStore
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunStore
+from prunelab.scheduling.jobs import JobManager
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]

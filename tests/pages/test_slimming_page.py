@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from prunelab import results
-from prunelab.analysis import prune_denominator_text
+from prunelab.analysis import results
+from prunelab.analysis.tables import prune_denominator_text
 from prunelab.methods.slimming.reprune import what_if
 from tests.pages.page_helpers import fixture_run, metric, plotly_figures, url_param
 from tests.pages.page_helpers import trace_values as values

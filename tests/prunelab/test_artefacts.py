@@ -1,4 +1,4 @@
-"""Run files are checked on read: schemas (prunelab.artefacts, prunelab.artefact_checks), broken runs in
+"""Run files are checked on read: schemas (prunelab.runs.artefacts, prunelab.runs.artefact_checks), broken runs in
 the listing, and `python -m prunelab list` / `jobs` beside malformed runs (exit 0, good runs listed)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab.artefact_checks import read_artefact, read_npz_artefact, read_per_image, run_problems
-from prunelab.artefacts import ArtefactError, read_artefact_json, validate_json
 from prunelab.cli import main
-from prunelab.store import BrokenRun, RunDir, RunStore
+from prunelab.runs.artefact_checks import read_artefact, read_npz_artefact, read_per_image, run_problems
+from prunelab.runs.artefacts import ArtefactError, read_artefact_json, validate_json
+from prunelab.runs.store import BrokenRun, RunDir, RunStore
 from tests.broken_runs import DEMO, GOOD, demo_run, make_broken_runs
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 
 import prunelab
 from prunelab.methods import METHODS
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
 from tests.helpers import HOLD_SCRIPT, held_cli, run_cli, tiny_config
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50"]

@@ -5,9 +5,9 @@ import torch
 
 import prunelab
 from prunelab.data import load_dataset
-from prunelab.engine import Trainer, run_training
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunStore
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 

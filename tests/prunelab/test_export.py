@@ -21,7 +21,7 @@ from tensorboard.plugins.projector import projector_config_pb2
 import prunelab
 from prunelab.data import load_dataset, normalize
 from prunelab.export.onnx import MANIDP_NOTE
-from prunelab.store import RunDir
+from prunelab.runs.store import RunDir
 from tests.helpers import run_cli
 from tests.pages.fixture_runs import ensure_fixture_runs
 

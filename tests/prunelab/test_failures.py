@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from prunelab import ownership
 from prunelab.config import RunConfig
 from prunelab.data import DatasetError, load_dataset
-from prunelab.engine import run_training
-from prunelab.jobs import JobManager
 from prunelab.methods.baseline import Baseline
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStore
+from prunelab.runs import ownership
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.jobs import JobManager
+from prunelab.training.engine import run_training
 from tests.helpers import run_cli, tiny_config
 
 TINY = ["--train-size", "100", "--test-size", "50", "--width", "0.25", "--batch-size", "50", "--threads", "1"]

@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from prunelab.flops import count_macs, count_params
 from prunelab.models import build_model, model_spec
+from prunelab.training.flops import count_macs, count_params
 
 
 def test_one_conv_hand_computed() -> None:

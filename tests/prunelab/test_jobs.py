@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from prunelab.config import RunConfig
-from prunelab.jobs import JobManager, list_jobs, orphan_reason, recover_interrupted
 from prunelab.methods.baseline import Baseline
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.jobs import JobManager, list_jobs, orphan_reason, recover_interrupted
 
 TIMEOUT = 120.0
 
@@ -301,7 +301,7 @@ def test_resume_after_cancel_continues_to_the_same_result(
 
 
 def test_resume_refuses_done_and_live_runs(manager: JobManager) -> None:
-    from prunelab.jobs import JobError
+    from prunelab.scheduling.jobs import JobError
 
     done = manager.submit(tiny("done", epochs=1))
     assert manager.wait(done, timeout=TIMEOUT)
@@ -338,7 +338,7 @@ def test_shutdown_cancels_queued_and_running(tmp_path: Path, monkeypatch: pytest
     assert manager.store.open(running).state == "cancelled"
     assert manager.store.open(queued).state == "cancelled"
     assert not any(worker.is_alive() for worker in manager._workers)
-    from prunelab.jobs import JobError
+    from prunelab.scheduling.jobs import JobError
 
     with pytest.raises(JobError, match="shut down"):
         manager.submit(tiny("late"))
@@ -347,7 +347,7 @@ def test_shutdown_cancels_queued_and_running(tmp_path: Path, monkeypatch: pytest
 def test_runs_trained_side_by_side_in_one_process_are_reproducible(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads start the same config at once: seeding and initialisation must not interleave."""
-    import prunelab.engine as engine
+    import prunelab.training.engine as engine
 
     started = threading.Barrier(2)
     real_build = engine.build_model

@@ -1,4 +1,4 @@
-"""What the analysis pages open on (`prunelab.lesson_runs`): chosen by config, on synthetic tables and the
+"""What the analysis pages open on (`prunelab.analysis.lesson_runs`): chosen by config, on synthetic tables and the
 shipped demos."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import lesson_runs, results
-from prunelab.run_format import MODEL_FILE
+from prunelab.analysis import lesson_runs, results
+from prunelab.runs.run_format import MODEL_FILE
 
 SETTING = {"dataset": "shapes", "model": "resnet20", "width": 0.5, "epochs_total": 6, "state": "done"}
 
@@ -112,7 +112,7 @@ def test_the_shipped_demos_open_on_their_lessons(demo: Path) -> None:
 def test_the_slimming_page_opens_on_a_finished_run_of_the_largest_lambda() -> None:
     import pandas as pd
 
-    from prunelab.lesson_runs import slimming_run
+    from prunelab.analysis.lesson_runs import slimming_run
 
     runs = pd.DataFrame([
         {"path": "/r/running", "method": "slimming", "state": "running", "seed": 0, "sparsity_lambda": 1e-2},

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import lessons
+from prunelab.analysis import lessons
 
 
 def _rows(method: str, variant: str, values: dict[str, list[float]], **fixed: object) -> list[dict]:

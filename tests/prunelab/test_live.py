@@ -1,4 +1,4 @@
-"""prunelab.live: curves in training order, phase spans (done and planned), boundaries, per-layer densities,
+"""prunelab.analysis.live: curves in training order, phase spans (done and planned), boundaries, per-layer densities,
 artefact listings of runs still being written, the home page's variants, strip run and which of the user's runs
 its chart draws; demo folders."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import live, results
+from prunelab.analysis import live, results
 from prunelab.config import RunConfig
-from prunelab.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
-from prunelab.store import RunStore
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
+from prunelab.runs.store import RunStore
 
 
 def metrics(*rows: tuple[str, int, int, float]) -> pd.DataFrame:

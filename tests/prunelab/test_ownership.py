@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 import prunelab
-from prunelab import ownership, results
-from prunelab.engine import run_training
-from prunelab.jobs import JobError, JobManager, list_jobs
-from prunelab.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
-from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import RunStoreError
-from prunelab.store import RunDir, RunStore
+from prunelab.analysis import results
+from prunelab.runs import ownership
+from prunelab.runs.ownership import LOCK_FILE, RunBusyError, acquire, effective_state
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.run_format import RunStoreError
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.jobs import JobError, JobManager, list_jobs
+from prunelab.training.engine import run_training
 from tests.helpers import HOLD_SCRIPT, child_env, held_cli, run_cli, tiny_config
 
 REPO = Path(prunelab.__file__).resolve().parents[1]

@@ -17,11 +17,11 @@ import pytest
 
 import prunelab
 from prunelab.config import RunConfig
-from prunelab.ownership import read_lock
-from prunelab.ray_backend import RaySuiteRunner
-from prunelab.run_format import CHECKPOINT_FILE
-from prunelab.store import RunStore
-from prunelab.suites import Suite, SuiteRun
+from prunelab.runs.ownership import read_lock
+from prunelab.runs.run_format import CHECKPOINT_FILE
+from prunelab.runs.store import RunStore
+from prunelab.scheduling.ray_backend import RaySuiteRunner
+from prunelab.scheduling.suites import Suite, SuiteRun
 from tests.helpers import run_cli, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +47,14 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _status(path: Path) -> dict[str, Any]:
     return json.loads((path / "status.json").read_text())
+
+
+def test_a_cluster_is_shipped_the_whole_prunelab_package() -> None:
+    """The runtime env names the `prunelab/` folder itself (not the subpackage this module lives in), so every
+    node imports the driver's PruneLab; no Ray is started."""
+    from prunelab.scheduling.ray_backend import runtime_env
+
+    assert runtime_env()["py_modules"] == [str(Path(prunelab.__file__).resolve().parent)]
 
 
 @pytest.mark.slow
@@ -200,7 +208,7 @@ def test_a_cancel_while_the_task_starts_is_a_request_not_an_exception(tmp_path: 
     test's main thread, as Ray runs a task on its worker's."""
     import _thread
 
-    from prunelab import ray_backend
+    from prunelab.scheduling import ray_backend
 
     real_node_fields = ray_backend.node_fields
 

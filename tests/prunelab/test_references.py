@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prunelab.references import CIFAR10_CLASSES, PUBLISHED, for_datasets, is_cifar10
+from prunelab.analysis.references import CIFAR10_CLASSES, PUBLISHED, for_datasets, is_cifar10
 
 
 def find(method: str, model: str) -> list:

@@ -16,7 +16,6 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import prunelab.data.shapes
-from prunelab import resources, suites
 from prunelab.cli import main
 from prunelab.config import (
     MAX_TRAIN_IMAGES,
@@ -31,6 +30,8 @@ from prunelab.data import DatasetError, clear_memory_cache, load_dataset
 from prunelab.methods.baseline.config import BaselineConfig
 from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.slimming.config import SlimmingConfig
+from prunelab.scheduling import suites
+from prunelab.training import resources
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

@@ -1,4 +1,4 @@
-"""prunelab.results: run roots, the runs table (broken runs listed), and loaders that give None for a
+"""prunelab.analysis.results: run roots, the runs table (broken runs listed), and loaders that give None for a
 missing file and raise ArtefactError naming a corrupt one."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab import results
-from prunelab.artefacts import ArtefactError
+from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
-from prunelab.engine import run_training
-from prunelab.run_format import RunStoreError
-from prunelab.store import RunStore
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run_format import RunStoreError
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,13 @@ def make_run(root: Path, run_id: str, method: dict, summary: dict | None = None,
         run.write_summary({"method": method["name"], "dataset": "shapes", "model": "vgg11", "test_acc": 0.5,
                            "params": 1, "macs_per_image": 1, "wall_time_s": 1.0, **summary})
     return run.path
+
+
+def test_the_demo_folders_are_the_repositorys_assets() -> None:
+    """The demo runs are found under <repo>/assets/, wherever results.py sits in the package."""
+    repo = Path(__file__).resolve().parents[2]
+    assert repo / "assets" / "demo_runs" == results.DEMO_RUNS_DIR
+    assert repo / "assets" / "cifar10_runs" == results.CIFAR_DEMO_RUNS_DIR
 
 
 def test_run_roots_user_dir_then_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +205,7 @@ def test_a_missing_dataset_gives_none(tmp_path: Path) -> None:
 
 
 def test_results_does_not_import_streamlit() -> None:
-    code = "import sys, prunelab.results; assert 'streamlit' not in sys.modules"
+    code = "import sys, prunelab.analysis.results; assert 'streamlit' not in sys.modules"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 

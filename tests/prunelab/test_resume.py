@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from prunelab.config import METHOD_CONFIGS, RunConfig
-from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.progress import Cancelled, Progress
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # every test trains, stops and resumes real runs

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from prunelab import run_life
-from prunelab.jobs import JobManager
-from prunelab.ownership import new_token, read_lock
-from prunelab.progress import Progress
-from prunelab.ray_backend import RaySuiteRunner
-from prunelab.scheduling import Scheduler
-from prunelab.store import RunDir, RunStore
+from prunelab.runs import run_life
+from prunelab.runs.ownership import new_token, read_lock
+from prunelab.runs.progress import Progress
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.jobs import JobManager
+from prunelab.scheduling.protocol import Scheduler
+from prunelab.scheduling.ray_backend import RaySuiteRunner
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray  # the Ray scheduler's side of the protocol (no Ray instance is started)

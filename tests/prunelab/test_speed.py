@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from prunelab.flops import count_macs
 from prunelab.methods.manidp.gates import records, set_recording
 from prunelab.methods.slimming.pruning import verify_compact
 from prunelab.models import spec_of
@@ -21,6 +20,7 @@ from prunelab.speed.batched_executor import BatchedSparseExecutor, padded_union
 from prunelab.speed.bn_folding import fold_bn
 from prunelab.speed.forms import available_forms, build_form, max_abs_diff, onnxruntime_available
 from prunelab.speed.workloads import calibrated_gated_network, random_network, slimmed_pair
+from prunelab.training.flops import count_macs
 
 WIDTH = 0.25  # tiny networks: the tests check functions, not speed
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from prunelab.config import RunConfig
-from prunelab.run_format import RunStoreError, atomic_write_json
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import RunStoreError, atomic_write_json
+from prunelab.runs.store import RunDir, RunStore
 
 
 def test_create_writes_config_and_queued_status(tmp_path: Path) -> None:

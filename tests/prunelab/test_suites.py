@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prunelab.config import SWEEP_PARAMS, RunConfig
-from prunelab.jobs import JobManager
-from prunelab.suites import (
+from prunelab.scheduling.jobs import JobManager
+from prunelab.scheduling.suites import (
     DEMO_EPOCHS,
     DEMO_FINETUNE_EPOCHS,
     MANIDP_LR_SCALE,

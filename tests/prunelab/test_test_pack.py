@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from prunelab import results
+from prunelab.analysis import results
 from prunelab.config import DataConfig
 from prunelab.data import DatasetError, clear_memory_cache, load_dataset
 from prunelab.data.test_pack import TEST_PACK_FILE, load_test_pack, write_test_pack

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab import views
-from prunelab.engine import run_training
+from prunelab.analysis import views
 from prunelab.methods.manidp.gated_run import GatedModelMissing, gated_run
 from prunelab.methods.manidp.gates import get_thresholds, records, set_thresholds
 from prunelab.methods.manidp.subnet_space import embedding
 from prunelab.methods.manidp.whatif import GROUPS, Calibration, WhatIf, compute, cost_groups, what_if
-from prunelab.run_format import UMAP_FILE, WHATIF_CURVE_FILE
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import UMAP_FILE, WHATIF_CURVE_FILE
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config, write_folder_dataset
 
 
@@ -200,7 +200,7 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
     import prunelab
     from prunelab.data import load_dataset, normalize
     from prunelab.methods.manidp.subnet_space import subnet_vectors
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     vectors = subnet_vectors(run, cache_dir=tmp_path)
     model = prunelab.load_model(run)
@@ -213,18 +213,18 @@ def test_vectors_are_the_gates_saliencies(run: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_embedding_of_every_test_image_is_cached(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from prunelab import analysis
+    from prunelab.analysis import tables
     from prunelab.methods.manidp.subnet_space import derived_dir, embedding, subnet_vectors
 
     count = len(subnet_vectors(run, cache_dir=tmp_path).indices)
     calls = []
-    real = analysis.umap_embedding
+    real = tables.umap_embedding
 
     def counted(vectors: np.ndarray, **kwargs: object) -> np.ndarray | None:
         calls.append(vectors.shape)
         return real(vectors, **kwargs)
 
-    monkeypatch.setattr(analysis, "umap_embedding", counted)
+    monkeypatch.setattr(tables, "umap_embedding", counted)
     names = subnet_vectors(run, cache_dir=tmp_path).layer_names
     layer = names[-1]
     first = embedding(run, "gates", layer, cache_dir=tmp_path)
@@ -268,7 +268,7 @@ def test_without_its_training_images_the_shipped_test_images_calibrate(tmp_path:
 
 
 # ----------------------------------------------------------------------------------------------
-# precomputed views (prunelab.views): what the files give back is what the computations give
+# precomputed views (prunelab.analysis.views): what the files give back is what the computations give
 
 
 @pytest.mark.slow

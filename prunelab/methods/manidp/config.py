@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.spec import FORM_DESCRIPTION, Departure, Form, MethodFacts, MethodWithForm, field_facts
-from prunelab.run_format import MANIDP_FILE, PER_IMAGE_FILE, PROBE_FILE
+from prunelab.runs.run_format import MANIDP_FILE, PER_IMAGE_FILE, PROBE_FILE
 
 MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
                    (False, True): "similarity only", (True, True): "both"}

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.analysis.results import load_per_image, load_probe
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.report import (
     macs_cv,
@@ -37,9 +38,8 @@ from prunelab.methods.manidp.report import (
     relative_macs_by_quintile,
     similarity_rank_correlation,
 )
-from prunelab.results import load_per_image, load_probe
-from prunelab.run_format import MODEL_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 EVIDENCE_COLUMNS = ["complexity_quintile_gap", "similarity_rank_correlation", "macs_cv", "decision_disagreement"]
 
@@ -127,9 +127,9 @@ WHATIF_ACCURACY_KEY = "whatif_accuracy"
 
 def accuracy_curve(run_dir: str | Path) -> pd.DataFrame:
     """The run's what-if curve as accuracy against MACs reduction per target density: from its stored curve
-    (`prunelab.views.whatif_accuracy`), else from the points its summary.json keeps (`keep_accuracy_curve`);
+    (`prunelab.analysis.views.whatif_accuracy`), else from the points its summary.json keeps (`keep_accuracy_curve`);
     empty when it has neither."""
-    from prunelab.views import whatif_accuracy
+    from prunelab.analysis.views import whatif_accuracy
 
     curve = whatif_accuracy(run_dir)
     if not curve.empty:
@@ -146,7 +146,7 @@ def keep_accuracy_curve(run_dir: str | Path, densities: Sequence[float]) -> list
     `whatif_accuracy`), computing what is not stored yet, and return them. A demo ships one gated model per
     variant; the seeds whose model is not shipped keep these points, so the matched-MACs ablation has every
     seed (a few hundred bytes instead of the ~150 kB per-image curve, which belongs to a model)."""
-    from prunelab.views import compute_whatif, whatif_accuracy
+    from prunelab.analysis.views import compute_whatif, whatif_accuracy
 
     compute_whatif(run_dir, densities)
     points = whatif_accuracy(run_dir).to_dict("records")
@@ -163,7 +163,7 @@ def with_matched_accuracy(table: pd.DataFrame, setting: Sequence[str] = ()) -> p
     comparison never mixes, such as the dataset; `matched_reduction`), interpolated along its curve; NaN
     elsewhere and outside a curve. The paper's ablation compares the variants at matched FLOPs; this is that
     comparison for runs whose own reductions differ."""
-    from prunelab.analysis import form_label
+    from prunelab.analysis.tables import form_label
 
     out = table.copy()
     out["matched_reduction"], out["acc_at_matched"] = np.nan, np.nan

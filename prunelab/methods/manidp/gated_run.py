@@ -26,8 +26,8 @@ from typing import Any
 from prunelab.data.test_pack import dataset_or_pack
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.gates import get_thresholds, set_thresholds
-from prunelab.run_format import MODEL_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.run_format import MODEL_FILE, RunStoreError
+from prunelab.runs.store import RunDir
 
 
 class GatedModelMissing(RunStoreError):
@@ -42,7 +42,7 @@ class GatedRun:
     """model (gated, eval mode, CPU), trainer and method of one finished ManiDP run."""
 
     def __init__(self, path: Path) -> None:
-        from prunelab.engine import Trainer, load_model
+        from prunelab.training.engine import Trainer, load_model
 
         run = RunDir(path)
         config = run.read_config()

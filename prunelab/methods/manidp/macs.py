@@ -16,7 +16,7 @@ reads the unit's channels (its `consumers`) has them as active inputs; every oth
 Verification (`verify_macs`): for an image, `slice_for_image` builds a plain static network with
 `build_model(spec)` and replaces every gated unit's conv and BN by their active channels (the image's
 saliencies folded into the BN affine parameters) and its consumers' inputs likewise, and
-`prunelab.flops.count_macs` (FlopCounterMode) counts it; the two numbers must agree exactly. A unit
+`prunelab.training.flops.count_macs` (FlopCounterMode) counts it; the two numbers must agree exactly. A unit
 added into a full-width residual stream (a ResNet block's conv_b) scatters its active channels back
 with `ChannelScatter` (no MACs).
 """
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunelab.flops import count_macs
 from prunelab.methods.manidp.gates import gated_units, records, set_recording
 from prunelab.models import build_model, channel_units, spec_of
+from prunelab.training.flops import count_macs
 
 FULL = -1  # source marker: the layer's channels are never gated (full width)
 

@@ -96,7 +96,7 @@ from prunelab.methods.manidp.report import (
 )
 from prunelab.methods.manidp.unit_trace import VerificationError, describe_divergence
 from prunelab.models import build_model, spec_of
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     MANIDP_FILE,
     MODEL_FILE,
     PER_IMAGE_FILE,
@@ -243,7 +243,7 @@ class ManiDP(PruningMethod):
         """The parent run's RunDir: a run id in the same runs folder, or a run directory."""
         from pathlib import Path
 
-        from prunelab.store import RunDir
+        from prunelab.runs.store import RunDir
 
         sibling = self.context.artefacts.run_dir.parent / source
         return RunDir(sibling if sibling.is_dir() else Path(source))

@@ -6,12 +6,12 @@ CPU) in one test pass: per gated layer l, the saliencies pi^l(x) [N, C_l] (what 
 sub-network) and the pooled features p(F^l(x)) [N, C_l] the layer passes on, plus each image's MACs
 from its masks (equal to per_image.parquet's: the same model and thresholds). `embedding(run, kind,
 layer)` is the UMAP (cosine metric, fixed random_state) of those vectors, one layer or all layers
-concatenated (`prunelab.analysis.concat_layers`).
+concatenated (`prunelab.analysis.tables.concat_layers`).
 
 Both are derived files, never written into the run directory (a demo run is read-only): they live in
 `<cache dir>/derived/<run id>-<key>/` (cache dir: `$PRUNELAB_CACHE_DIR` or `~/.cache/prunelab`), where
 the key hashes the run's path and model.pt's modification time and size, so a changed model gets new
-files. Every file is written atomically (`prunelab.run_format.atomic_write_npz`); one that cannot be
+files. Every file is written atomically (`prunelab.runs.run_format.atomic_write_npz`); one that cannot be
 read is computed again.
 """
 
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab import analysis
+from prunelab.analysis import tables
 from prunelab.data.base import default_cache_dir
 from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import records, set_recording
-from prunelab.run_format import atomic_write_npz
+from prunelab.runs.run_format import atomic_write_npz
 
 log = logging.getLogger("prunelab.methods.manidp.subnet_space")
 
@@ -134,7 +134,7 @@ def embedding(run_dir: str | Path, kind: str = "gates", layer: str | None = ALL_
     vectors = subnet_vectors(run_dir, cache_dir)
     per_layer = vectors.vectors(kind)
     if layer is ALL_LAYERS:
-        data, tag = analysis.concat_layers(per_layer), "all"
+        data, tag = tables.concat_layers(per_layer), "all"
     else:
         if layer not in vectors.layer_names:
             raise ValueError(f"{layer!r} is not a gated layer of this run ({', '.join(vectors.layer_names)})")
@@ -149,7 +149,7 @@ def embedding(run_dir: str | Path, kind: str = "gates", layer: str | None = ALL_
                 return points
         except (OSError, ValueError, KeyError) as error:
             log.warning("derived file %s cannot be read (%s); computing it again", file, error)
-    points = analysis.umap_embedding(data)
+    points = tables.umap_embedding(data)
     if points is not None:
         try:
             atomic_write_npz(file, {"embedding": points})

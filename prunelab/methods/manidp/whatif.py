@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from prunelab.artefact_checks import read_artefact
-from prunelab.artefacts import ArtefactError
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import set_thresholds
-from prunelab.run_format import PER_IMAGE_FILE, RunStoreError
+from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run_format import PER_IMAGE_FILE, RunStoreError
 
 GROUPS = ("cheap", "costly")
 DENSITY_DECIMALS = 4  # densities are cached to this many decimals
@@ -196,7 +196,7 @@ def _compare(run: Any, density: float, calibration: Calibration, result: dict[st
 def assemble(path: Path, density: float, calibration: Calibration, layer_names: list[str],
              result: dict[str, np.ndarray], density_measured: float, macs_dense: int, trained: pd.DataFrame) -> WhatIf:
     """The WhatIf of per-image `result` (loss, pred, label, macs per test image) at `density` against the run
-    as trained (`trained`: its per_image.parquet); also what a precomputed curve (`prunelab.views`) is read
+    as trained (`trained`: its per_image.parquet); also what a precomputed curve (`prunelab.analysis.views`) is read
     back with."""
     count = len(result["loss"])
     if len(trained) != count or not np.array_equal(trained["index"].to_numpy(), np.arange(count)):
@@ -229,7 +229,7 @@ def assemble(path: Path, density: float, calibration: Calibration, layer_names: 
 
 def target_density(run_dir: str | Path) -> float | None:
     """The run's own target density (config.json), or None when it cannot be read."""
-    from prunelab.store import RunDir
+    from prunelab.runs.store import RunDir
 
     try:
         method = RunDir(run_dir).read_config().method

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, field_facts
-from prunelab.run_format import PRUNING_FILE
+from prunelab.runs.run_format import PRUNING_FILE
 
 
 def _ratio(row: Mapping[str, Any]) -> str:

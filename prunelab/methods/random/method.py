@@ -18,8 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunelab.artefact_checks import read_artefact
-from prunelab.flops import count_macs, count_params
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.random.config import RandomConfig
 from prunelab.methods.slimming.method import load_dense_model
@@ -34,8 +32,10 @@ from prunelab.methods.slimming.pruning import (
     select_units,
     verify_compact,
 )
-from prunelab.run_format import PRUNING_FILE
-from prunelab.store import RunDir
+from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.run_format import PRUNING_FILE
+from prunelab.runs.store import RunDir
+from prunelab.training.flops import count_macs, count_params
 
 VERIFY_IMAGES = 256
 

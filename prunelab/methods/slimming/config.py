@@ -16,7 +16,7 @@ from prunelab.methods.spec import (
     MethodWithForm,
     field_facts,
 )
-from prunelab.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
+from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
 
 
 def _num(value: Any) -> float:

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prunelab.artefact_checks import read_artefact
-from prunelab.artefacts import ArtefactError
 from prunelab.methods.slimming.pruning import channel_counts, find_channel_groups, select_units
 from prunelab.models import build_model, model_spec
-from prunelab.run_format import PRUNING_FILE, SUMMARY_FILE
-from prunelab.store import RunDir
+from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run_format import PRUNING_FILE, SUMMARY_FILE
+from prunelab.runs.store import RunDir
 
 KEYS = ("channels_prunable", "channels_all", "channels_removed")
 

@@ -26,10 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunelab.analysis import prune_denominator_text
+from prunelab.analysis.tables import prune_denominator_text
 from prunelab.config import RunConfig
-from prunelab.flops import count_macs, count_params
-from prunelab.latency import measure_latency_ms
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.methods.slimming.pruning import (
@@ -48,7 +46,7 @@ from prunelab.methods.slimming.pruning import (
     verify_compact,
 )
 from prunelab.models import build_model, spec_of
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
     EXPORT_FILE,
     GAMMA_HISTORY_FILE,
@@ -58,7 +56,9 @@ from prunelab.run_format import (
     atomic_write,
     atomic_write_npz,
 )
-from prunelab.store import RunDir
+from prunelab.runs.store import RunDir
+from prunelab.training.flops import count_macs, count_params
+from prunelab.training.latency import measure_latency_ms
 
 SMALL_GAMMA = 1e-2  # |gamma| below this counts as "near zero" in the logged fraction
 VERIFY_IMAGES = 256

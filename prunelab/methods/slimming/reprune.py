@@ -21,7 +21,6 @@ from torch import nn
 from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset
 from prunelab.data.test_pack import dataset_or_pack
-from prunelab.flops import count_macs, count_params
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.methods.slimming.pruning import (
     channel_counts,
@@ -33,8 +32,9 @@ from prunelab.methods.slimming.pruning import (
     select_units,
 )
 from prunelab.models import build_model, spec_of
-from prunelab.run_format import DENSE_MODEL_FILE
-from prunelab.store import RunDir
+from prunelab.runs.run_format import DENSE_MODEL_FILE
+from prunelab.runs.store import RunDir
+from prunelab.training.flops import count_macs, count_params
 
 
 class _WhatIfContext:

@@ -35,8 +35,9 @@ def test_a_config_class_outside_the_catalog_cannot_register() -> None:
 
 
 def test_configs_listings_and_the_cli_import_no_torch() -> None:
-    code = ("import sys, prunelab.config, prunelab.cli.main, prunelab.results, prunelab.suites, prunelab.lessons, "
-            "prunelab.methods, prunelab.methods.catalog; assert 'torch' not in sys.modules, 'torch imported'; "
+    code = ("import sys, prunelab.config, prunelab.cli.main, prunelab.analysis.results, prunelab.scheduling.suites, "
+            "prunelab.analysis.lessons, prunelab.methods, prunelab.methods.catalog; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
             "print(prunelab.config.METHOD_NAMES)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.flops import count_macs
 from prunelab.methods.manidp.gates import gates_of, install_gates, records, set_thresholds
 from prunelab.methods.manidp.macs import FULL, active_counts, build_plan, slice_for_image, verify_macs
 from prunelab.models import ConvUnit, build_model, model_spec
+from prunelab.training.flops import count_macs
 
 
 def gated_with_half_masks(name: str, images: torch.Tensor) -> torch.nn.Module:

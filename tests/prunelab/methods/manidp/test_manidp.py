@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import prunelab
-from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS
 from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.manidp.gates import COSINE_EPS, get_thresholds, install_gates, named_gates, records
@@ -28,7 +27,8 @@ from prunelab.methods.manidp.method import (
 )
 from prunelab.methods.manidp.report import balanced_probe
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 

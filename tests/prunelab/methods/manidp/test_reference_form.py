@@ -16,9 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.artefacts import read_config_file
 from prunelab.config import RunConfig
-from prunelab.engine import Trainer, run_training
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES, ManiDPConfig
 from prunelab.methods.manidp.gates import (
     REFERENCE_CLAMP_MAX,
@@ -32,7 +30,9 @@ from prunelab.methods.manidp.macs import build_plan
 from prunelab.methods.manidp.method import ManiDP, channel_mean_threshold, reference_remain_rate
 from prunelab.methods.manidp.report import gate_dynamism
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.artefacts import read_config_file
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import run_cli, tiny_config
 
 PRUNELAB = GateStyle(small_init=True, post_relu_features=True, gates_only_similarity=True)
@@ -237,7 +237,7 @@ def test_reference_thresholds_open_for_the_first_epoch_then_follow_the_epoch_cos
 
 
 def test_the_method_card_shows_the_formulas_each_form_computes() -> None:
-    from prunelab.method_card import method_card
+    from prunelab.analysis.method_card import method_card
 
     reference = method_card(ManiDPConfig(form="reference"))
     assert reference.departures == [] and "reference form" in reference.title

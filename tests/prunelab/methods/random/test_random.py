@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunelab.engine import run_training
 from prunelab.methods.random.method import counts_from_pruning, random_keep_masks, uniform_counts
 from prunelab.methods.slimming.pruning import compact_model, find_channel_groups, masked_model, select_units
 from prunelab.models import build_model, model_spec
-from prunelab.store import RunStore
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import run_training
 from tests.helpers import tiny_config
 
 TINY = {"train_size": 120, "test_size": 40, "batch_size": 30, "model": "resnet20", "width": 0.25}
@@ -90,13 +90,13 @@ def test_a_run_keeps_the_slimming_runs_counts_and_starts_from_its_dense_model(
 
 def test_its_runs_have_their_own_label_colour_and_settings() -> None:
     from app_components import charts
-    from prunelab import analysis, results
+    from prunelab.analysis import results, tables
     from prunelab.config import METHOD_FACTS
 
     row = {"method": "random", "init_from": "slim-run", "uniform_ratio": 0.5, "form": None, "departures": None}
-    assert analysis.variant_label(row) == "random channels: counts of slim-run"
+    assert tables.variant_label(row) == "random channels: counts of slim-run"
     assert results.method_settings(row) == "random channels, counts of slim-run"
-    assert analysis.variant_label({**row, "init_from": None}) == "random channels: 50% of each layer"
+    assert tables.variant_label({**row, "init_from": None}) == "random channels: 50% of each layer"
     colours = {name: charts.method_colour(name) for name in METHOD_FACTS}
     assert colours["random"] == METHOD_FACTS["random"].colour and len(set(colours.values())) == len(colours)
     assert charts.method_name("random") == "Random channels"

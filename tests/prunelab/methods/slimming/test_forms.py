@@ -14,16 +14,16 @@ import torch
 from torch import nn
 
 import prunelab
-from prunelab.artefacts import read_config_file
 from prunelab.cli.args import config_from_args
 from prunelab.cli.main import build_parser
 from prunelab.config import RunConfig
-from prunelab.engine import Trainer, run_training
 from prunelab.methods import Phase
 from prunelab.methods.slimming import method as slimming
 from prunelab.methods.slimming.config import SLIMMING_DEPARTURES, SlimmingConfig
 from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
-from prunelab.store import RunStore
+from prunelab.runs.artefacts import read_config_file
+from prunelab.runs.store import RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 LAMBDA = 1e-3

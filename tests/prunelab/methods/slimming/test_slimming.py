@@ -16,17 +16,17 @@ import pytest
 import torch
 
 import prunelab
-from prunelab.analysis import prune_denominator_text
+from prunelab.analysis.tables import prune_denominator_text
 from prunelab.data import load_dataset
-from prunelab.engine import Trainer, run_training
 from prunelab.methods import METHODS, Phase
 from prunelab.methods.slimming import method as slimming
 from prunelab.methods.slimming import run_channel_counts
 from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
 from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_if
 from prunelab.models import ResNet, spec_of
-from prunelab.run_format import EXPORT_FILE
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.run_format import EXPORT_FILE
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
 
 LAMBDA = 1e-3
@@ -218,10 +218,10 @@ def test_what_if_more_pruning_costs_fewer_macs(slim_run: tuple) -> None:
 
 @pytest.mark.slow
 def test_precomputed_re_pruning_is_what_the_what_if_gives(slim_run: tuple, tmp_path: Path) -> None:
-    """prunelab.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
+    """prunelab.analysis.views stores the re-pruning at every slider ratio; a changed dense model voids it."""
     import shutil
 
-    from prunelab import views
+    from prunelab.analysis import views
 
     _config, run, _summary = slim_run
     copy = tmp_path / run.path.name

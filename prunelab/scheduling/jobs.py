@@ -1,12 +1,12 @@
 """Background training jobs: a FIFO queue, bounded worker threads, cancel, recovery and resume.
 
-`JobManager(runs_dir)` runs `prunelab.engine.run_training` for each submitted `RunConfig` in worker
+`JobManager(runs_dir)` runs `prunelab.training.engine.run_training` for each submitted `RunConfig` in worker
 threads (default one at a time: a 2-core CPU gains nothing from two). It is thread-safe, never
 imports streamlit and is meant to live once per process (the app keeps it in `st.cache_resource`
 and polls `jobs()`; the CLI waits on it).
 
-`JobManager` is one `prunelab.scheduling.Scheduler` (the Ray runner is the other); it changes a run's state
-only through `prunelab.run_life`. Ownership and recovery (`prunelab.ownership`, `prunelab.run_life`):
+`JobManager` is one `prunelab.scheduling.protocol.Scheduler` (the Ray runner is the other); it changes a run's state
+only through `prunelab.runs.run_life`. Ownership and recovery (`prunelab.runs.ownership`, `prunelab.runs.run_life`):
 whoever trains a run holds its `owner.lock` (claimed atomically; a second claimant gets
 `JobError`/`RunBusyError` naming the owner) and refreshes it every `HEARTBEAT_S` seconds. A queued/running
 run whose lock is stale (dead pid on this host, or no heartbeat for `STALE_AFTER_S`) shows as `interrupted`
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig
-from prunelab.ownership import (
+from prunelab.runs.ownership import (
     HEARTBEAT_S,
     STALE_AFTER_S,
     OwnerLock,
@@ -40,10 +40,10 @@ from prunelab.ownership import (
     register_token,
     release_token,
 )
-from prunelab.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
-from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
-from prunelab.run_life import (
+from prunelab.runs.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
+from prunelab.runs.run_life import (
     RESUMABLE_STATES,  # noqa: F401 - what the Runs page offers to resume
     Heartbeat,
     JobError,
@@ -54,13 +54,13 @@ from prunelab.run_life import (
     recover_interrupted,
     requeue_for_resume,
 )
-from prunelab.scheduling import JobInfo
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
-    from prunelab.suites import Suite
+    from prunelab.scheduling.suites import Suite
 
-log = logging.getLogger("prunelab.jobs")
+log = logging.getLogger("prunelab.scheduling.jobs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ class JobManager:
         return state, status.get("error")
 
     def _execute(self, job: _Job) -> None:
-        from prunelab.engine import run_training
+        from prunelab.training.engine import run_training
 
         job.progress.log("resuming" if job.resume else "starting")
         try:

@@ -1,6 +1,6 @@
 """Which runs show each paper's lesson: what the analysis pages open on.
 
-Chosen from the runs table (`prunelab.results.runs_table`) by config, never by run name, so renamed or
+Chosen from the runs table (`prunelab.analysis.results.runs_table`) by config, never by run name, so renamed or
 regenerated demos keep their defaults:
 
 - `manidp_run`: the full method (complexity and similarity terms on) at its lowest seed, a run with its
@@ -29,7 +29,7 @@ import pandas as pd
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.config import ManiDPConfig
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import MODEL_FILE
+from prunelab.runs.run_format import MODEL_FILE
 
 DEFAULT_FORM = "prunelab"  # a run whose config names no form
 PREFERRED_FORM = str(ManiDPConfig.model_fields["form"].default)  # what a new run is: the lesson's first choice

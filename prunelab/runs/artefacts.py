@@ -4,7 +4,7 @@ One place for what the writers write (docs/architecture.md): `config.json` is `R
 `status.json`, `summary.json`, `pruning.json`, `manidp.json` and each `metrics.jsonl` row have a
 pydantic model here. The models allow extra fields (newer writers add some), but a known field of
 the wrong type or range, or a missing required one, is an error. Array artefacts (npz, parquet) are
-checked in `prunelab.artefact_checks`.
+checked in `prunelab.runs.artefact_checks`.
 
 A file that cannot be used raises `ArtefactError` (a `RunStoreError`), which names the file and
 says whether it is *missing* or *corrupt* (and what is wrong with it).
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prunelab.config import METHOD_CONFIGS, RunConfig
-from prunelab.run_format import MANIDP_FILE, PRUNING_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.run_format import MANIDP_FILE, PRUNING_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE, RunStoreError
 
 MAX_SHOWN = 40  # characters of a bad value quoted in an error message
 

@@ -23,17 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunelab import run_life
 from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
-from prunelab.flops import count_macs, count_params
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
-from prunelab.progress import Cancelled, Progress
-from prunelab.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs import run_life
+from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
+from prunelab.runs.store import RunDir
+from prunelab.training.flops import count_macs, count_params
 
-log = logging.getLogger("prunelab.engine")
+log = logging.getLogger("prunelab.training.engine")
 
 
 

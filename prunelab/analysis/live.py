@@ -1,7 +1,7 @@
 """What the live view of one run and the home page's overview show, computed from the run's files.
 
 Streamlit-free: the pages (`app_pages/live.py`, `app_pages/home.py`) read a run directory through
-`prunelab.results`, pass the frames here and draw what comes back. Everything accepts a run that is
+`prunelab.analysis.results`, pass the frames here and draw what comes back. Everything accepts a run that is
 still being written: an empty metrics frame, a missing artefact or a phase that has not started yet
 gives an empty result, never an exception.
 
@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab import analysis, lessons
-from prunelab.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.analysis import lessons, tables
 from prunelab.config import METHOD_FACTS
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.ownership import effective_state
-from prunelab.run_format import ACTIVE_STATES, RunStoreError
-from prunelab.store import RunDir
+from prunelab.runs.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.runs.ownership import effective_state
+from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
+from prunelab.runs.store import RunDir
 
-log = logging.getLogger("prunelab.live")
+log = logging.getLogger("prunelab.analysis.live")
 
 PHASE_LABELS = {"train": "training"} | {phase: label for facts in METHOD_FACTS.values()
                                          for phase, label in facts.phase_labels}
@@ -174,7 +174,7 @@ def final_layer_densities(per_image: pd.DataFrame | None) -> pd.DataFrame:
     """Mean density per gated layer over the test images of a finished ManiDP run: columns layer, density."""
     if per_image is None or per_image.empty:
         return pd.DataFrame(columns=["layer", "density"])
-    columns = analysis.density_columns(per_image)
+    columns = tables.density_columns(per_image)
     return pd.DataFrame({"layer": [c[len("density_"):] for c in columns],
                          "density": [float(per_image[c].mean()) for c in columns]})
 
@@ -185,8 +185,8 @@ def latest_gammas(history: Any) -> tuple[int, np.ndarray, float | None] | None:
     if history is None or not len(history.epochs):
         return None
     row = len(history.epochs) - 1
-    values = analysis.layer_gammas(history.gammas, history.layer_names, row)
-    return int(history.epochs[row]), values, analysis.threshold_at_epoch(history.thresholds, row)
+    values = tables.layer_gammas(history.gammas, history.layer_names, row)
+    return int(history.epochs[row]), values, tables.threshold_at_epoch(history.thresholds, row)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -233,18 +233,18 @@ def variants(runs: pd.DataFrame) -> pd.DataFrame:
     """The finished runs among `runs` as variants (runs that differ only in their seed) with mean ± std of
     accuracy and MACs, one row per variant and dataset (`lessons.variant_groups`); `label` names the
     variant with its budget, e.g. 'slimming λ=0.004, prune 50% · 6 epochs'."""
-    groups = lessons.variant_groups(analysis.ablation_table(runs))
+    groups = lessons.variant_groups(tables.ablation_table(runs))
     groups = groups[groups["test_acc_mean"].notna() & groups["macs_per_image_mean"].notna()]
     return groups.reset_index(drop=True)
 
 
 def runs_beside(shown: pd.DataFrame, beside: pd.DataFrame) -> pd.DataFrame:
     """The user's finished runs (`beside`, runs-table rows) in the setting of the variants `shown`: the same
-    dataset, model and width (another network would rescale the demo's axes), as `analysis.ablation_table`
+    dataset, model and width (another network would rescale the demo's axes), as `tables.ablation_table`
     rows (MACs per image and reduction)."""
     if beside.empty or shown.empty:
         return beside.iloc[:0]
-    mine = analysis.ablation_table(beside)
+    mine = tables.ablation_table(beside)
     keys = ["dataset", "model", "width"]
     settings = set(shown[keys].itertuples(index=False, name=None))
     same = [tuple(row) in settings for row in mine[keys].itertuples(index=False, name=None)]

@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunelab import references
+from prunelab.analysis import references
 from prunelab.config import dataset_short_name
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import NEAR_ZERO_GAMMA_KEY
+from prunelab.runs.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
 VARIANT_KEYS = ["method", "variant", "dataset", "model", "width", "epochs_total"]
@@ -210,7 +210,7 @@ def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]
 
 
 def in_setting_of(table: pd.DataFrame, run: str | Path) -> pd.DataFrame:
-    """The rows of `table` (`prunelab.analysis.ablation_table`) in the setting (SETTING_KEYS) of the run at
+    """The rows of `table` (`prunelab.analysis.tables.ablation_table`) in the setting (SETTING_KEYS) of the run at
     `run`: the runs whose claims a page showing that run judges; no rows when the run is not in `table`."""
     keys = [key for key in SETTING_KEYS if key in table]
     if table.empty or "path" not in table:
@@ -402,8 +402,8 @@ def _paired_verdict(difference: Stat, greater: bool) -> str:
 
 
 def method_forms(table: pd.DataFrame, method: str) -> list[str]:
-    """The forms (`prunelab.analysis.form_label`) of `method`'s runs in `table`, in order of appearance."""
-    from prunelab.analysis import form_label
+    """The forms (`prunelab.analysis.tables.form_label`) of `method`'s runs in `table`, in order of appearance."""
+    from prunelab.analysis.tables import form_label
 
     if "method" not in table:
         return []
@@ -417,7 +417,7 @@ def manidp_forms(table: pd.DataFrame) -> list[str]:
 
 
 def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
-    from prunelab.analysis import form_label
+    from prunelab.analysis.tables import form_label
 
     keep = [row["method"] != method or (form_label(row) or "") == form for _, row in table.iterrows()]
     return table[keep].reset_index(drop=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunelab.run_format import ACTIVE_STATES, LOCK_FILE
+from prunelab.runs.run_format import ACTIVE_STATES, LOCK_FILE
 
 HEARTBEAT_S = 2.0  # how often an owner refreshes its lock
 STALE_AFTER_S = 12.0  # a lock not refreshed for this long (six heartbeats) has no owner

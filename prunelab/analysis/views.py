@@ -3,7 +3,7 @@
 Two views need the run's gated model (model.pt) and take tens of seconds each on a CPU: the what-if at
 another target density (`prunelab.methods.manidp.whatif`: several calibration passes and a test pass) and the UMAP of
 every test image's gate vectors and features (`prunelab.methods.manidp.subnet_space`). `precompute(run)` computes both
-and writes them as two small files into the run directory (names in `prunelab.run_format`):
+and writes them as two small files into the run directory (names in `prunelab.runs.run_format`):
 
 - `whatif_curve.parquet`: per density of a grid (`DENSITY_GRID` and the run's own), every test image's
   prediction, loss (float16 where it fits: the page shows 2-3 decimals) and MACs; the thresholds, calibration passes and
@@ -41,7 +41,7 @@ import pandas as pd
 
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
     MODEL_FILE,
     PER_IMAGE_FILE,
@@ -54,7 +54,7 @@ from prunelab.run_format import (
     atomic_write_npz,
 )
 
-log = logging.getLogger("prunelab.views")
+log = logging.getLogger("prunelab.analysis.views")
 
 DENSITY_GRID = tuple(round(0.1 * step, 2) for step in range(2, 11))  # 0.2 ... 1.0, and the run's own density
 PRUNE_RATIOS = tuple(round(0.05 * step, 2) for step in range(20))  # 0 ... 0.95: the Slimming page's slider
@@ -151,7 +151,7 @@ def _read_curve_file(file: str, mtime_ns: int, size: int) -> tuple[pd.DataFrame,
 def whatif_accuracy(run_dir: str | Path) -> pd.DataFrame:
     """Per stored target density of the run's what-if curve: test accuracy and MACs reduction (1 - mean MACs /
     dense MACs), read straight from the curve (columns density, test_acc, macs_reduction; empty without one)."""
-    from prunelab.artefact_checks import read_artefact
+    from prunelab.runs.artefact_checks import read_artefact
 
     columns = ["density", "test_acc", "macs_reduction"]
     read = _read_curve(run_dir)
@@ -178,8 +178,8 @@ def whatif_densities(run_dir: str | Path) -> list[float]:
 
 def load_whatif(run_dir: str | Path, density: float) -> Any:
     """The stored `prunelab.methods.manidp.whatif.WhatIf` at `density` (4 decimals), or None when it is not stored."""
-    from prunelab.artefact_checks import read_artefact
     from prunelab.methods.manidp.whatif import DENSITY_DECIMALS, Calibration, assemble
+    from prunelab.runs.artefact_checks import read_artefact
 
     read = _read_curve(run_dir)
     if read is None:
@@ -425,7 +425,7 @@ def precompute_folder(runs_dir: str | Path, densities: Sequence[float] = DENSITY
                       report: Callable[[Path, float, str], None] | None = None) -> list[Path]:
     """`precompute` for every finished ManiDP run with a model and slimming run in `runs_dir`; returns the files
     written."""
-    from prunelab.store import RunStore
+    from prunelab.runs.store import RunStore
 
     written: list[Path] = []
     for entry in sorted(RunStore(runs_dir).iter_runs(), key=lambda info: info.run_id):

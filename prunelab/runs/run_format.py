@@ -1,6 +1,6 @@
 """The run-directory format: file names, run states and the one atomic writer.
 
-The bottom of the store: `prunelab.store`, `prunelab.artefacts`, `prunelab.artefact_checks`, the engine,
+The bottom of the store: `prunelab.runs.store`, `prunelab.runs.artefacts`, `prunelab.runs.artefact_checks`, the engine,
 the methods and the listings take every artefact name and state from here (docs/architecture.md, "Run
 directory"). Imports nothing from prunelab.
 """
@@ -35,7 +35,7 @@ EXPORT_FILE = "compact_model.pt2"
 PER_IMAGE_FILE = "per_image.parquet"
 PROBE_FILE = "probe.npz"
 MANIDP_FILE = "manidp.json"
-# views precomputed from a finished ManiDP run's model.pt (prunelab/views.py): what its pages show at once
+# views precomputed from a finished ManiDP run's model.pt (prunelab/analysis/views.py): what its pages show at once
 WHATIF_CURVE_FILE = "whatif_curve.parquet"
 UMAP_FILE = "subnet_umap.npz"
 # ... and from a slimming run's dense_model.pt: its re-pruning at each prune ratio of the page's slider

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig, sanitize_name
-from prunelab.run_format import (
+from prunelab.runs.run_format import (
     ACTIVE_STATES,
     CONFIG_FILE,
     LOCK_FILE,
@@ -35,7 +35,7 @@ from prunelab.run_format import (
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("prunelab.store")
+log = logging.getLogger("prunelab.runs.store")
 
 DEFAULT_RUNS_DIR = "runs"
 RUN_FILES = (CONFIG_FILE, STATUS_FILE)  # a directory holding either is a run (maybe a broken one)
@@ -91,13 +91,13 @@ class RunDir:
 
     def read_config(self) -> RunConfig:
         """config.json as a RunConfig; ArtefactError (a RunStoreError) when missing or invalid."""
-        from prunelab.artefacts import read_config_file
+        from prunelab.runs.artefacts import read_config_file
 
         return read_config_file(self.file(CONFIG_FILE))
 
     # status
     def read_status(self) -> dict[str, Any]:
-        """status.json, checked against its schema (prunelab.artefacts.StatusFile)."""
+        """status.json, checked against its schema (prunelab.runs.artefacts.StatusFile)."""
         return self._read_json_file(STATUS_FILE)
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
@@ -158,7 +158,7 @@ class RunDir:
             text = self.file(METRICS_FILE).read_text(encoding="utf-8")
         except FileNotFoundError:
             return rows
-        from prunelab.artefacts import metrics_row_problem
+        from prunelab.runs.artefacts import metrics_row_problem
 
         for number, line in enumerate(text.splitlines(), start=1):
             try:
@@ -183,7 +183,7 @@ class RunDir:
         atomic_write_json(self.file(SUMMARY_FILE), summary)
 
     def read_summary(self) -> dict[str, Any]:
-        """summary.json, checked against its schema (prunelab.artefacts.SummaryFile)."""
+        """summary.json, checked against its schema (prunelab.runs.artefacts.SummaryFile)."""
         return self._read_json_file(SUMMARY_FILE)
 
     def write_json(self, name: str, obj: Any) -> None:
@@ -249,8 +249,8 @@ class RunDir:
         return removed
 
     def _read_json_file(self, name: str) -> Any:
-        """Parsed JSON of `name`, checked against its schema when it has one (prunelab.artefacts)."""
-        from prunelab.artefacts import JSON_SCHEMAS, read_json_file, validate_json
+        """Parsed JSON of `name`, checked against its schema when it has one (prunelab.runs.artefacts)."""
+        from prunelab.runs.artefacts import JSON_SCHEMAS, read_json_file, validate_json
 
         path = self.file(name)
         raw = read_json_file(path)
@@ -339,7 +339,7 @@ class RunStore:
     def scan(self, check_artefacts: bool = False) -> Iterator[RunInfo | BrokenRun]:
         """Every run directory, newest first: a RunInfo, or a BrokenRun when config.json or status.json
         cannot be used. A RunInfo's `problems` names a corrupt summary.json and, with `check_artefacts`,
-        every missing or corrupt method artefact (prunelab.artefact_checks.run_problems)."""
+        every missing or corrupt method artefact (prunelab.runs.artefact_checks.run_problems)."""
         if not self.root.is_dir():
             return
         for path in self._run_paths():
@@ -362,7 +362,7 @@ class RunStore:
                 except RunStoreError as error:
                     problems.append(getattr(error, "short", str(error)))
             if check_artefacts:
-                from prunelab.artefact_checks import run_problems
+                from prunelab.runs.artefact_checks import run_problems
 
                 found = run_problems(path, config.method.name, str(status["state"]))
                 problems += [problem for problem in found if problem not in problems]
@@ -401,7 +401,7 @@ class RunStore:
         """
         import shutil
 
-        from prunelab import ownership
+        from prunelab.runs import ownership
 
         name = str(run_id)
         link = self.root / name if sanitize_name(name) == name else Path(name)

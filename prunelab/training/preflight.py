@@ -1,5 +1,5 @@
 """Checks before a run directory is created, shared by the CLI and the app's forms: the dataset folder
-exists and the run fits in the memory this machine has (prunelab.resources)."""
+exists and the run fits in the memory this machine has (prunelab.training.resources)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ class NotRunnable(ValueError):
 
 def check_runnable(config: RunConfig) -> None:
     """Checks before a run directory is created: the dataset folder exists and the run fits in memory
-    (prunelab.resources); raises NotRunnable with one line."""
+    (prunelab.training.resources); raises NotRunnable with one line."""
     from prunelab.data import DatasetError
-    from prunelab.resources import check_run_fits
+    from prunelab.training.resources import check_run_fits
 
     check_dataset_available(config)
     try:

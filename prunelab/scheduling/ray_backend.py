@@ -6,11 +6,11 @@ and GPU share (`num_cpus` / `num_gpus`, fractional GPUs allowed). A ManiDP run t
 suite's `pretrain` gets the parent task's ObjectRef as an argument, so Ray itself starts it only after the
 parent has finished: there is no scheduler here, only Ray's.
 
-Ownership (`prunelab.ownership`). Every change of a run's state goes through `prunelab.run_life`, as the
-local scheduler's does (this module never imports `prunelab.jobs`). The driver holds the owner lock of
+Ownership (`prunelab.runs.ownership`). Every change of a run's state goes through `prunelab.runs.run_life`, as the
+local scheduler's does (this module never imports `prunelab.scheduling.jobs`). The driver holds the owner lock of
 every queued run and keeps it fresh, so a queued run shows `queued` in every view. The task (`train_run`)
 takes the lock over with the driver's token (`handoff_from`), writes the node it runs on into status.json
-and trains through `prunelab.engine.run_training` exactly as a local run: same files, same checkpoints, so
+and trains through `prunelab.training.engine.run_training` exactly as a local run: same files, same checkpoints, so
 `list`, `jobs`, the pages and `resume` work on it unchanged. While it trains, its heartbeat also writes the
 live progress (fraction, batch, ETA) into status.json, which is what `jobs` and the app's Jobs panel show.
 
@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab import ownership
-from prunelab.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
-from prunelab.run_format import (
+from prunelab.runs import ownership
+from prunelab.runs.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
+from prunelab.runs.run_format import (
     ACTIVE_STATES,
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -59,7 +59,7 @@ from prunelab.run_format import (
     RunStoreError,
     atomic_write,
 )
-from prunelab.run_life import (
+from prunelab.runs.run_life import (
     JobError,
     claim_lock,
     claim_run,
@@ -70,14 +70,14 @@ from prunelab.run_life import (
     record_unstarted_end,
     take_over,
 )
-from prunelab.scheduling import JobInfo
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
     from prunelab.config import RunConfig
-    from prunelab.suites import Suite, SuiteRun
+    from prunelab.scheduling.suites import Suite, SuiteRun
 
-log = logging.getLogger("prunelab.ray_backend")
+log = logging.getLogger("prunelab.scheduling.ray_backend")
 
 BACKEND = "ray"
 CONNECT_TIMEOUT_S = 5.0  # how long the reachability check of --address waits
@@ -134,7 +134,7 @@ def runtime_env() -> dict[str, Any]:
     """What every task on a cluster needs to import this very PruneLab (the package shipped by Ray to
     every node) and see the driver's PruneLab settings. A local instance started here needs none: its
     workers inherit this process's environment and working directory."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # prunelab/, this module's package's parent
     env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     return {"py_modules": [str(package)], "env_vars": env}
 
@@ -335,8 +335,8 @@ def unpack_run(data: bytes, path: Path) -> list[str]:
 
 
 def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threading.Event) -> dict[str, Any]:
-    from prunelab.engine import cpu_threads, run_training
-    from prunelab.progress import Progress
+    from prunelab.runs.progress import Progress
+    from prunelab.training.engine import cpu_threads, run_training
 
     config = run.read_config()
     progress = Progress(run.run_id)
@@ -399,7 +399,7 @@ class _RayRun:
 
 
 class RaySuiteRunner:
-    """Runs suites as Ray tasks (the driver side): a `prunelab.scheduling.Scheduler`, as the `JobManager`
+    """Runs suites as Ray tasks (the driver side): a `prunelab.scheduling.protocol.Scheduler`, as the `JobManager`
     is. Needs a Ray connection (`ray_session`) while runs are active."""
 
     def __init__(self, runs_dir: str | Path | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
@@ -425,7 +425,7 @@ class RaySuiteRunner:
     def submit(self, config: RunConfig, num_cpus: float | None = None, num_gpus: float | None = None) -> str:
         """Create one run (queued) and submit its Ray task, with `num_cpus` CPUs and `num_gpus` GPUs (default:
         the runner's); returns its run id."""
-        from prunelab.suites import SuiteRun
+        from prunelab.scheduling.suites import SuiteRun
 
         return self._submit_runs((SuiteRun("run", config),), num_cpus, num_gpus)[0]
 

@@ -1,10 +1,10 @@
 """A run's life: every change of a run's state, in one place, below every scheduler.
 
 The run store creates a run `queued` (`RunStore.create`); from then on its status.json changes only here,
-whoever schedules it (`prunelab.jobs.JobManager`, `prunelab.ray_backend.RaySuiteRunner`, `prunelab run`)
-and whoever trains it (`prunelab.engine.run_training`):
+whoever schedules it (`prunelab.scheduling.jobs.JobManager`, `prunelab.scheduling.ray_backend.RaySuiteRunner`,
+`prunelab run`) and whoever trains it (`prunelab.training.engine.run_training`):
 
-- claim: `claim_lock` takes the run's owner lock (`prunelab.ownership`) and clears the temp files a killed
+- claim: `claim_lock` takes the run's owner lock (`prunelab.runs.ownership`) and clears the temp files a killed
   owner left; `record_queued` names the owner in status.json; `claim_run` owns a run for a block (a run
   trained outside a scheduler's queue, or a Ray task that takes its run over from the driver);
   `requeue_for_resume` queues a stopped run again, from its checkpoint or from scratch;
@@ -16,7 +16,7 @@ and whoever trains it (`prunelab.engine.run_training`):
 - interruption: `mark_interrupted`, `recover_interrupted` (every orphaned run of a runs folder),
   `take_over` (a moment's claim of a run whose owner is gone, to settle it).
 
-Who owns a run is `prunelab.ownership`'s question (the lock file); where its files live, `prunelab.store`'s.
+Who owns a run is `prunelab.runs.ownership`'s question (the lock file); where its files live, `prunelab.runs.store`'s.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunelab import ownership
-from prunelab.ownership import (
+from prunelab.runs import ownership
+from prunelab.runs.ownership import (
     HEARTBEAT_S,
     STALE_AFTER_S,
     OwnerLock,
@@ -41,11 +41,11 @@ from prunelab.ownership import (
     register_token,
     release_token,
 )
-from prunelab.progress import Progress
-from prunelab.run_format import ACTIVE_STATES, CHECKPOINT_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
-from prunelab.store import RunDir, RunStore
+from prunelab.runs.progress import Progress
+from prunelab.runs.run_format import ACTIVE_STATES, CHECKPOINT_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
+from prunelab.runs.store import RunDir, RunStore
 
-log = logging.getLogger("prunelab.run_life")
+log = logging.getLogger("prunelab.runs.run_life")
 
 RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
 # the live figures of a running run that its owner's heartbeat copies into status.json, so a fresh

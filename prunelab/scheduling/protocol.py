@@ -1,8 +1,8 @@
 """What every scheduler offers: the `Scheduler` protocol and the `JobInfo` snapshot it reports.
 
-Two schedulers implement it: `prunelab.jobs.JobManager` (worker threads of this process) and
-`prunelab.ray_backend.RaySuiteRunner` (one Ray task per run). Neither imports the other; both change a
-run's state only through `prunelab.run_life`. The CLI watches a suite and the app lists, cancels and shuts
+Two schedulers implement it: `prunelab.scheduling.jobs.JobManager` (worker threads of this process) and
+`prunelab.scheduling.ray_backend.RaySuiteRunner` (one Ray task per run). Neither imports the other; both change a
+run's state only through `prunelab.runs.run_life`. The CLI watches a suite and the app lists, cancels and shuts
 down jobs through this protocol alone, whichever scheduler holds them.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from prunelab.run_life import JobError
+from prunelab.runs.run_life import JobError
 
 if TYPE_CHECKING:
     from prunelab.config import RunConfig
-    from prunelab.suites import Suite
+    from prunelab.scheduling.suites import Suite
 
 __all__ = ["JobError", "JobInfo", "Scheduler"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from prunelab.artefacts import ArtefactError, read_artefact_json
 from prunelab.config import METHOD_FACTS
-from prunelab.run_format import (
+from prunelab.runs.artefacts import ArtefactError, read_artefact_json
+from prunelab.runs.run_format import (
     ACTIVE_STATES,
     GAMMA_HISTORY_FILE,
     PROBE_FILE,
@@ -156,7 +156,7 @@ def read_per_image(path: Path) -> Any:
 REQUIRED_ARTEFACTS: dict[str, tuple[str, ...]] = {name: facts.artefacts for name, facts in METHOD_FACTS.items()}
 CHECKED_ARTEFACTS: tuple[str, ...] = tuple(dict.fromkeys(
     [SUMMARY_FILE, *(name for artefacts in REQUIRED_ARTEFACTS.values() for name in artefacts)]))
-# an artefact's reader by its suffix: JSON checked against its schema (prunelab.artefacts.JSON_SCHEMAS),
+# an artefact's reader by its suffix: JSON checked against its schema (prunelab.runs.artefacts.JSON_SCHEMAS),
 # npz by its NPZ_CHECKS entry, parquet by per_image.parquet's column checks
 ARTEFACT_READERS: dict[str, Callable[[Path], Any]] = {
     ".json": read_artefact_json, ".npz": read_npz_artefact, ".parquet": read_per_image,

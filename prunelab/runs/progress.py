@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from prunelab.run_format import ACTIVE_STATES
+from prunelab.runs.run_format import ACTIVE_STATES
 
 
 def accuracy_text(metrics: dict[str, Any], digits: int = 3) -> str:

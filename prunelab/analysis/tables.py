@@ -1,6 +1,6 @@
 """Pure computations behind the analysis pages (Slimming, Per-image MACs, Similarity, Ablations).
 
-Everything here takes arrays and frames read by `prunelab.results` and returns arrays and frames;
+Everything here takes arrays and frames read by `prunelab.analysis.results` and returns arrays and frames;
 nothing imports Streamlit, so the pages stay thin and every number they show is unit-tested.
 
 - Spearman's rank correlation `rho = pearson(rank(x), rank(y))` (average ranks for ties).
@@ -8,7 +8,7 @@ nothing imports Streamlit, so the pages stay thin and every number they show is 
 - UMAP embeddings (umap-learn) of gate vectors or pooled features, with cosine distance as in T and R, and
   the table of their points (`point_table`: each test image's class, prediction, loss and MACs).
 - |gamma| histograms on shared bin edges, so runs with different lambdas compare bin for bin.
-- Ablation, sweep and CSV-export tables built from `prunelab.results.runs_table`.
+- Ablation, sweep and CSV-export tables built from `prunelab.analysis.results.runs_table`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 from prunelab.config import METHOD_FACTS, METHOD_NAMES, METHOD_PARAMS, SWEEP_PARAMS
 from prunelab.methods.manidp.config import MANIDP_VARIANTS as MANIDP_VARIANTS
 from prunelab.methods.slimming.config import prune_ratio_phrase as prune_ratio_phrase
-from prunelab.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
+from prunelab.runs.run_format import NEAR_ZERO_GAMMA, NEAR_ZERO_GAMMA_KEY
 
 # ------------------------------------------------------------------------------------------------
 # rank correlation
@@ -400,7 +400,7 @@ def before_after(summary: Mapping[str, Any]) -> pd.DataFrame:
 ABLATION_COLUMNS = ["run_id", "name", "suite", "method", "variant", "dataset", "model", "width", "seed", "test_acc",
                     "macs_per_image", "macs_reference", "macs_reduction", "params", "epochs", "epochs_total",
                     "parent_run", "path"]
-# carried along for the variant groups and the papers' claims (prunelab.lessons): every method's settings
+# carried along for the variant groups and the papers' claims (prunelab.analysis.lessons): every method's settings
 # that its run form shows (prunelab.config.ParamFacts.form; a field two methods share, as `form`, once), then
 # summary figures
 ABLATION_EXTRAS = [*dict.fromkeys(p.name for params in METHOD_PARAMS.values() for p in params.values() if p.form),

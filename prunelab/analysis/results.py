@@ -1,7 +1,7 @@
 """Read run directories for the app's pages: tables, metrics and method artefacts.
 
 Every loader is Streamlit-free and tells missing from corrupt: a missing file gives ``None`` (or an
-empty frame), a file that breaks its schema (``prunelab.artefacts``, ``prunelab.artefact_checks``)
+empty frame), a file that breaks its schema (``prunelab.runs.artefacts``, ``prunelab.runs.artefact_checks``)
 raises ``ArtefactError`` naming the file and the problem, so a page can say exactly that instead of
 showing a traceback or a wrong "not written yet". The runs table lists broken runs as ``broken``
 with the reason. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.artefact_checks import read_artefact
-from prunelab.artefacts import ArtefactError
 from prunelab.config import METHOD_FACTS, METHOD_FIELDS, RunConfig, dataset_short_name
-from prunelab.ownership import effective_state, owner_alive
-from prunelab.run_format import (
+from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.ownership import effective_state, owner_alive
+from prunelab.runs.run_format import (
     CONFIG_FILE,
     GAMMA_HISTORY_FILE,
     MANIDP_FILE,
@@ -34,19 +34,19 @@ from prunelab.run_format import (
     SUMMARY_FILE,
     RunStoreError,
 )
-from prunelab.store import BrokenRun, RunDir, RunStore, default_runs_dir
+from prunelab.runs.store import BrokenRun, RunDir, RunStore, default_runs_dir
 
 __all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error; the label of a dataset
 
-log = logging.getLogger("prunelab.results")
+log = logging.getLogger("prunelab.analysis.results")
 
-DEMO_RUNS_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+DEMO_RUNS_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_runs"  # <repo>/prunelab/analysis/results.py
 CIFAR_DEMO_RUNS_DIR = DEMO_RUNS_DIR.parent / "cifar10_runs"  # made by scripts/make_cifar_demo.py
 DEMO_FOLDER_GLOB = "*_runs"  # every assets/<name>_runs folder holding runs is a demo (demo_runs first)
 NO_DEMO_ENV = "PRUNELAB_NO_DEMO"  # set to 1 to hide the bundled demo runs (tests)
 DEMO_DIR_ENV = "PRUNELAB_DEMO_DIR"  # another folder of `<name>_runs` demo folders (e.g. a copy of assets/)
 # How the bundled demo is made (scripts/make_demo.py) and what "Run the demo live" trains: the `demo`
-# suite (its epochs from prunelab.suites) on the default shapes set with resnet20 at half width (~10 M MACs
+# suite (its epochs from prunelab.scheduling.suites) on the default shapes set with resnet20 at half width (~10 M MACs
 # per image, like vgg11 at quarter width, but 69 k instead of 579 k parameters), over DEMO_SEEDS seeds.
 DEMO_MODEL = "resnet20"
 DEMO_WIDTH = 0.5
