@@ -26,7 +26,11 @@ common.explain(
 
 
 def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
-    """T, R (one colour scale, -1..1) and T - R side by side; rows and columns are probe images by class."""
+    """T, R (one colour scale over both, spanning their values: a run whose similarities all lie in 0.65-0.98
+    still shows its structure) and T - R side by side; rows and columns are probe images by class."""
+    low, high = float(min(t.min(), r.min())), float(max(t.max(), r.max()))
+    if high - low < 1e-6:
+        low, high = low - 0.5, high + 0.5
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.1,
                         subplot_titles=["T: gate similarity", "R: feature similarity", "T − R"])
     panels = ((t, "coloraxis"), (r, "coloraxis"), (t - r, "coloraxis2"))
@@ -39,7 +43,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
         fig.update_yaxes(scaleanchor=f"x{col}", showticklabels=False, col=col)
     return fig.update_layout(
         height=380, margin={"t": 40, "b": 10},
-        coloraxis={"colorscale": "RdBu_r", "cmin": -1, "cmax": 1, "colorbar": {"x": 0.645, "thickness": 12}},
+        coloraxis={"colorscale": "RdBu_r", "cmin": low, "cmax": high, "colorbar": {"x": 0.645, "thickness": 12}},
         coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
 
 

@@ -102,7 +102,8 @@ def test_the_shipped_demos_open_on_their_lessons(demo: Path) -> None:
     probe = results.load_probe(run)
     layer = lesson_runs.heatmap_layer(probe.R)
     off = ~np.eye(len(probe.R[layer]), dtype=bool)
-    assert probe.R[layer][off].min() < 0.5 < probe.R[layer][off].max()  # not one colour
+    # not one colour: the page's shared T/R scale spans the values, and R's spread over it is visible
+    assert probe.R[layer][off].max() - probe.R[layer][off].min() > 0.2
     slim = table[table["method"] == "slimming"]
     chosen = table.set_index("path").loc[lesson_runs.slimming_comparison(table, slim["path"].iloc[0])]
     assert sorted(chosen["sparsity_lambda"]) == sorted(slim["sparsity_lambda"].unique())
