@@ -13,6 +13,10 @@ table has 10,000 records). Each page the app registers (app_components/shell.py)
 `app_start_s`: from launching `python -m streamlit run app.py` (headless, free port) until
 `/_stcore/health` answers 200.
 
+In headless Chromium (Playwright, /usr/bin/chromium) on the shipped demos: seconds from the first request to
+a fresh server until the Overview's first chart is drawn, and every page's first chart on the warm server
+(median of 3), against the targets of issue 32 (3 s and 1 s): `--browser-only` measures just these.
+
     python benchmarks/bench_app.py --quick --out /tmp/app.json
 """
 
@@ -120,6 +124,57 @@ def app_start_once(runs_dir: Path) -> float:
         return time.perf_counter() - start
 
 
+CHART = "[data-testid='stPlotlyChart'] .main-svg"  # a drawn Plotly chart
+TARGETS_S = {"overview_first_chart": 3.0, "page_first_chart_warm": 1.0}  # issue 32, part 6
+
+
+def _first_chart_s(page: Any, url: str, timeout_ms: float) -> float | None:
+    """Seconds from requesting `url` until its first Plotly chart is drawn; None when the page draws none
+    within `timeout_ms` (a page whose first view is a table or a message)."""
+    start = time.perf_counter()
+    page.goto(url)
+    try:
+        page.locator(CHART).first.wait_for(state="visible", timeout=timeout_ms)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: no chart on this page's first view
+        return None
+    return time.perf_counter() - start
+
+
+def browser_benchmark(repeats: int = 3, timeout_ms: float = 30_000) -> dict[str, Any]:
+    """The shipped demos in headless Chromium on a fresh `streamlit run app.py`: seconds from the first
+    request to the Overview's first chart (a cold server), then, for every page, from its request to its first
+    chart on the warm server (median of `repeats`), against TARGETS_S. An empty runs folder beside the demos."""
+    from app_browser import launch, wait_until_idle
+    from playwright.sync_api import sync_playwright
+
+    from app_components.shell import PAGES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs, logs = Path(tmp) / "runs", Path(tmp)
+        runs.mkdir()
+        env = {"PRUNELAB_RUNS_DIR": str(runs), "PRUNELAB_CACHE_DIR": str(Path(tmp) / "cache")}
+        with serve_app(logs, env, timeout_s=START_TIMEOUT_S) as url, sync_playwright() as playwright:
+            browser = launch(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            overview = _first_chart_s(page, url, timeout_ms)
+            wait_until_idle(page)
+            warm: dict[str, dict[str, Any]] = {}
+            for entry in PAGES:
+                seconds = []
+                for _ in range(repeats):
+                    seconds.append(_first_chart_s(page, f"{url}/{entry.url_path}", timeout_ms))
+                    wait_until_idle(page)
+                drawn = [s for s in seconds if s is not None]
+                warm[entry.url_path] = {"median": common.summarize(drawn)["median"] if drawn else None,
+                                        "runs": seconds}
+                common.log(f"browser {entry.url_path}: first chart warm {warm[entry.url_path]['median']} s")
+            browser.close()
+    common.log(f"browser overview: first chart {overview} s from the first request")
+    return {"browser_overview_first_chart_s": overview,
+            "browser_page_first_chart_warm_s": {name: r["median"] for name, r in warm.items()},
+            "browser_detail": warm, "browser_targets_s": TARGETS_S}
+
+
 def app_benchmark(dataset: str, full: bool, work: common.WorkDir, seed: int = 0) -> dict[str, Any]:
     sizes = SIZES[full]
     manidp = bench_manidp.ensure_manidp_run(work, dataset, full, seed)
@@ -152,12 +207,19 @@ def app_benchmark(dataset: str, full: bool, work: common.WorkDir, seed: int = 0)
 
 def main() -> None:
     parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--browser-only", action="store_true",
+                        help="only the shipped demos in headless Chromium (no bench runs, no AppTest)")
     args = parser.parse_args()
     common.apply_threads(args.threads, args.clock)
-    with common.WorkDir(args.work) as work:
-        result = app_benchmark(args.dataset, args.full, work, args.seed)
+    result: dict[str, Any] = {}
+    if not args.browser_only:
+        with common.WorkDir(args.work) as work:
+            result = app_benchmark(args.dataset, args.full, work, args.seed)
+    result.update(browser_benchmark())
     result["provenance"] = common.provenance()
-    print({k: v for k, v in result.items() if k in ("page_render_s", "app_start_s")})
+    print({k: v for k, v in result.items()
+           if k in ("page_render_s", "app_start_s", "browser_overview_first_chart_s",
+                    "browser_page_first_chart_warm_s")})
     if args.out:
         common.write_json(args.out, result)
 
