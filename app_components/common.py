@@ -368,3 +368,17 @@ def _job_manager(runs_dir: str) -> Any:
 def get_job_manager() -> Any:
     """The process-wide JobManager of the runs dir (one worker: a 2-core CPU gains nothing from two)."""
     return _job_manager(str(default_runs_dir().resolve()))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _matched(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+    from prunelab.analysis import lessons
+
+    return lessons.with_matched_accuracy(table)
+
+
+def cached_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """`lessons.with_matched_accuracy(table)` (every ManiDP run's accuracy at its form's matched MACs
+    reduction, read from the runs' what-if curves), cached by the table and each run's newest file mtime."""
+    paths = [str(path) for path in table["path"]] if "path" in table else []
+    return _matched(table, tuple((path, results.run_mtime(path)) for path in paths))

@@ -61,7 +61,7 @@ suite = st.selectbox("Runs", [ALL_SUITES, *suites], key="abl_suite",
 if suite != ALL_SUITES:
     table = table[table["suite"] == suite].reset_index(drop=True)
 
-table = lessons.with_matched_accuracy(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
+table = common.cached_matched_accuracy(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
