@@ -5,7 +5,8 @@ with both terms within 3 points at >= 40% fewer MACs per image; the per-image re
 photographs, which ship with the runs. Every figure is a mean over the demo's seeds at equal training
 budgets (runs compared only with the baseline of the same number of epochs in all). These read the
 precomputed runs only (no training), and are skipped until scripts/make_cifar_demo.py has shipped them.
-Whatever ships, `assets/` stays within its 40 MB budget.
+Whatever ships, `assets/` stays within its 60 MB budget (ASSETS_BUDGET: issue 30 raised it from 40 MB for
+the demos of both forms).
 """
 
 from __future__ import annotations

@@ -197,22 +197,6 @@ def matched_reduction(own: pd.Series, curves: Sequence[pd.DataFrame]) -> float:
     return float(np.clip(reduction, low, high)) if low <= high else reduction
 
 
-def matched_accuracy(table: pd.DataFrame, reduction: float) -> pd.DataFrame:
-    """Accuracy at MACs reduction `reduction` of every ManiDP run in `table` (an ablation table) with a stored
-    what-if curve: variant, seed, its own reduction and accuracy, and the accuracy at `reduction` (NaN outside
-    its curve)."""
-    rows = []
-    for _, row in table[table["method"] == MANIDP].iterrows():
-        curve = accuracy_curve(row["path"])
-        if curve.empty:
-            continue
-        at = accuracy_at(curve, reduction)
-        rows.append({"variant": row["variant"], "seed": row.get("seed"), "macs_reduction": row["macs_reduction"],
-                     "test_acc": row["test_acc"], "matched_reduction": reduction,
-                     "acc_at_matched": float("nan") if at is None else at})
-    return pd.DataFrame(rows)
-
-
 def accuracy_at(curve: pd.DataFrame, reduction: float) -> float | None:
     """Accuracy at MACs reduction `reduction`, interpolated linearly along `curve` (columns macs_reduction,
     test_acc); None outside the curve's range."""
