@@ -1,16 +1,17 @@
-"""Shared Streamlit helpers: run pickers, cached loaders, concept boxes and the job manager.
+"""Shared Streamlit helpers: run pickers, reading a run, concept boxes and the job manager.
 
-The loaders of `prunelab.analysis.results` are wrapped in `st.cache_data` with the run's newest file mtime in
-the key, so a page re-reads a run only when it changed on disk (e.g. a run still training). A corrupt
-file is reported on the page (`st.error` naming the file and the problem) and read as None;
-`report_missing` then tells a file not written yet from one missing in a finished run.
+A page reads a run's files with `read(path, ARTEFACT)`: `prunelab.runs.run.Run.read` wrapped in
+`st.cache_data` keyed by the file's version, so a page re-reads a file only when it changed on disk (e.g.
+a run still training). A corrupt file is reported on the page (`st.error` naming the file and the
+problem) and read as None; `report_missing` then tells a file not written yet from one missing in a
+finished run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,13 @@ import streamlit as st
 
 from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
+from prunelab.runs.artefact_checks import artefact_for
+from prunelab.runs.artefacts import CONFIG, SUMMARY
+from prunelab.runs.reading import Artefact, ArtefactError
+from prunelab.runs.run import Run
 from prunelab.runs.store import default_runs_dir
+
+T = TypeVar("T")
 
 MAC_LABEL = "MACs (multiply-accumulates)"
 METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each
@@ -171,74 +178,56 @@ def pick_runs(label: str, methods: Sequence[str] | None = None, key: str = "runs
 
 
 # ----------------------------------------------------------------------------------------------
-# cached loaders: (kind, path, mtime) -> the loader's result
-
-_LOADERS = {
-    "summary": results.load_summary, "config": results.load_config, "metrics": results.load_metrics,
-    "gamma_history": results.load_gamma_history, "pruning": results.load_pruning,
-    "per_image": results.load_per_image, "manidp_info": results.load_manidp_info, "probe": results.load_probe,
-    "class_names": results.class_names,
-}
+# reading a run: `prunelab.runs.run.Run`, cached per artefact file version
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _load(kind: str, path: str, mtime: float) -> Any:
-    return _LOADERS[kind](path)
+@st.cache_data(show_spinner=False, max_entries=512)
+def _read(path: str, file: str, version: tuple[int, int] | None) -> Any:
+    artefact = artefact_for(file)
+    if artefact is None:
+        raise ValueError(f"no reader for {file!r}")
+    return Run(path).read(artefact)
 
 
-def _cached(kind: str, path: str | Path) -> Any:
+def read(path: str | Path, artefact: Artefact[T]) -> T | None:
+    """`Run(path).read(artefact)`, cached by the file's version: None when the file does not exist (or its
+    artefact's empty value), and None with an error on the page naming the file when it is corrupt."""
     try:
-        return _load(kind, str(path), results.run_mtime(path))
-    except results.ArtefactError as error:
+        return _read(str(path), artefact.file, Run(path).version(artefact))
+    except ArtefactError as error:
         st.error(f"Run `{Path(path).name}`: {error.short}. Delete the run on the **Runs** page or run it again.")
         return None
 
 
 def report_missing(path: str | Path, file: str, note: str) -> None:
-    """Say why a loader gave None for `file`: nothing more when it exists (it is corrupt and `_cached`
-    showed the error), an error when a finished run lacks it, else `note` (not written yet)."""
+    """Say why `read` gave None for `file`: nothing more when it exists (it is corrupt and `read` showed
+    the error), an error when a finished run lacks it, else `note` (not written yet)."""
     if (Path(path) / file).exists():
         return
-    if results.run_state(path) == "done":
+    if Run(path).state == "done":
         st.error(f"Run `{Path(path).name}` has finished but `{file}` is missing. {note}")
     else:
         st.info(note)
 
 
-def cached_summary(path: str | Path) -> dict[str, Any] | None:
-    return _cached("summary", path)
+def config_of(path: str | Path) -> Any:
+    """The run's RunConfig (None when missing or corrupt: `read` says)."""
+    return read(path, CONFIG)
 
 
-def cached_config(path: str | Path) -> Any:
-    return _cached("config", path)
+def summary_of(path: str | Path) -> dict[str, Any] | None:
+    """The run's summary.json (None before it finished)."""
+    return read(path, SUMMARY)
 
 
-def cached_metrics(path: str | Path) -> pd.DataFrame:
-    return _cached("metrics", path)
+@st.cache_data(show_spinner=False, max_entries=64)
+def _class_names(path: str, version: tuple[int, int] | None) -> list[str]:
+    return results.class_names(path)
 
 
-def cached_gamma_history(path: str | Path) -> results.GammaHistory | None:
-    return _cached("gamma_history", path)
-
-
-def cached_pruning(path: str | Path) -> dict[str, Any] | None:
-    return _cached("pruning", path)
-
-
-def cached_per_image(path: str | Path) -> pd.DataFrame | None:
-    return _cached("per_image", path)
-
-
-def cached_manidp_info(path: str | Path) -> dict[str, Any] | None:
-    return _cached("manidp_info", path)
-
-
-def cached_probe(path: str | Path) -> results.Probe | None:
-    return _cached("probe", path)
-
-
-def cached_class_names(path: str | Path) -> list[str]:
-    return _cached("class_names", path)
+def class_names_of(path: str | Path) -> list[str]:
+    """The class names of the run's dataset (`results.class_names`), cached by its config's version."""
+    return _class_names(str(path), Run(path).version(CONFIG))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -248,7 +237,7 @@ def _test_images(path: str, mtime: float, indices: tuple[int, ...]) -> np.ndarra
 
 def cached_test_images(path: str | Path, indices_tuple: tuple[int, ...]) -> np.ndarray | None:
     """uint8 [n, 32, 32, 3] test images of the run's dataset (None when the dataset is unavailable)."""
-    return _test_images(str(path), results.run_mtime(path), tuple(int(i) for i in indices_tuple))
+    return _test_images(str(path), Run(path).newest_version(), tuple(int(i) for i in indices_tuple))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,4 +370,4 @@ def cached_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
     """`lessons.with_matched_accuracy(table)` (every ManiDP run's accuracy at its form's matched MACs
     reduction, read from the runs' what-if curves), cached by the table and each run's newest file mtime."""
     paths = [str(path) for path in table["path"]] if "path" in table else []
-    return _matched(table, tuple((path, results.run_mtime(path)) for path in paths))
+    return _matched(table, tuple((path, Run(path).newest_version()) for path in paths))

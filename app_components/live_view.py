@@ -21,6 +21,9 @@ from plotly.subplots import make_subplots
 from app_components import common, shell
 from prunelab.analysis import live, results, tables
 from prunelab.config import METHOD_FACTS
+from prunelab.methods.manidp.artefacts import PER_IMAGE
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
+from prunelab.runs.artefacts import METRICS
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
 
 POLL_S = 2.0
@@ -92,8 +95,8 @@ def _live_body(path: str, drawn_state: str) -> None:
     state, status = live.run_status(path)
     if live.is_active(state) != live.is_active(drawn_state):
         st.rerun()  # the run ended (or was resumed): redraw the whole page, which stops (or starts) polling
-    config = common.cached_config(path)
-    curves = live.epoch_curves(common.cached_metrics(path))
+    config = common.config_of(path)
+    curves = live.epoch_curves(common.read(path, METRICS))
     spans = live.phase_spans(curves, live.planned_phases(config))
     _header(path, state, status, curves, spans)
     if curves.empty:
@@ -103,7 +106,7 @@ def _live_body(path: str, drawn_state: str) -> None:
             common.report_missing(path, METRICS_FILE, f"This run has no metrics.jsonl ({state}).")
     else:
         with st.container(key="live_curves"):
-            st.plotly_chart(curves_figure(curves, spans, common.cached_pruning(path)), key="live_curves_chart")
+            st.plotly_chart(curves_figure(curves, spans, common.read(path, PRUNING)), key="live_curves_chart")
     method = config.method.name if config is not None else None
     panel = PANELS.get(METHOD_FACTS[method].live_panel) if method in METHOD_FACTS else None
     if panel is not None:
@@ -182,7 +185,7 @@ def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],
 
 def _slimming_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
     st.subheader("|γ| of the prunable BatchNorm scales")
-    history = common.cached_gamma_history(path)
+    history = common.read(path, GAMMA_HISTORY)
     if history is None:
         common.report_missing(path, GAMMA_HISTORY_FILE, "Slimming writes gamma_history.npz when training starts "
                               "and after every sparsity epoch.")
@@ -228,7 +231,7 @@ def _manidp_panel(path: str, curves: pd.DataFrame, config: Any) -> None:
             latest = layers[layers["step"] == step]
             title = f"test density per gated layer, epoch {int(latest['epoch'].iloc[0])}"
         else:
-            latest = live.final_layer_densities(common.cached_per_image(path))
+            latest = live.final_layer_densities(common.read(path, PER_IMAGE))
             title = "test density per gated layer, final model"
         if latest.empty:
             common.report_missing(path, PER_IMAGE_FILE, "Density per layer appears after the first epoch (runs "

@@ -13,7 +13,7 @@ from prunelab.analysis.method_card import MethodCard, method_card
 
 
 def card_of(run: str | Path) -> MethodCard | None:
-    config = common.cached_config(run)
+    config = common.config_of(run)
     return None if config is None else method_card(config.method)
 
 

@@ -19,6 +19,7 @@ from app_components import charts, common, shell
 from app_components.images import image_grid
 from prunelab.analysis import live, tables
 from prunelab.config import METHOD_FACTS, dataset_short_name
+from prunelab.methods.manidp.artefacts import PER_IMAGE
 
 METHOD_SENTENCES = {name: facts.overview for name, facts in METHOD_FACTS.items() if facts.overview}
 STRIP_COUNT = 6
@@ -65,11 +66,11 @@ def image_strip(runs: pd.DataFrame, dataset: str | None) -> None:
     if path is None:
         st.caption("A finished ManiDP demo run shows its cheapest and costliest images here.")
         return
-    per_image = common.cached_per_image(path)
+    per_image = common.read(path, PER_IMAGE)
     if per_image is None or per_image.empty:
         return
     cheapest, costliest = tables.rank_by_macs(per_image, STRIP_COUNT)
-    names = common.cached_class_names(path) or []
+    names = common.class_names_of(path) or []
     for title, rows in (("Cheapest images", cheapest), ("Costliest images", costliest)):
         st.markdown(f"**{title}** for ManiDP (MACs per image)")
         images = common.cached_test_images(path, tuple(int(i) for i in rows["index"]))

@@ -32,7 +32,7 @@ def published(runs: pd.DataFrame) -> list[references.PublishedResult]:
     names: dict[str, list[str]] = {}
     for dataset, group in runs.groupby("dataset"):
         if str(dataset).startswith("folder:") and not references.is_cifar10(str(dataset)) and "path" in group:
-            names[str(dataset)] = common.cached_class_names(group["path"].iloc[0]) or []
+            names[str(dataset)] = common.class_names_of(group["path"].iloc[0]) or []
     return references.for_datasets(runs["dataset"], names)
 
 

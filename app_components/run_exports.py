@@ -18,6 +18,7 @@ from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
 from prunelab.export.onnx import latency_comparison, onnx_bytes
 from prunelab.export.tensorboard import bundle_zip
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.runs.store import RunDir
 
@@ -34,12 +35,12 @@ def _tensorboard_zip(path: str, mtime: float) -> bytes:
 
 def onnx_file(path: str | Path) -> bytes:
     """The run's checked ONNX file (cached per run and modification time)."""
-    return _onnx(str(path), results.run_mtime(path))[0]
+    return _onnx(str(path), Run(path).newest_version())[0]
 
 
 def tensorboard_bundle(path: str | Path) -> bytes:
     """The run's TensorBoard export as a zip (cached per run and modification time)."""
-    return _tensorboard_zip(str(path), results.run_mtime(path))
+    return _tensorboard_zip(str(path), Run(path).newest_version())
 
 
 def can_export_onnx(path: Path) -> bool:
@@ -50,7 +51,7 @@ def why_no_onnx(path: Path) -> str:
     """Why `path` cannot be exported to ONNX, in a sentence that is true of it: a finished bundled demo run
     ships without its final model.pt (left out to keep the repository small), a finished run of one's own
     has lost it, an unfinished one has not written it yet."""
-    if results.run_state(path) != "done":
+    if Run(path).state != "done":
         return "The ONNX export needs a finished run (model.pt and summary.json); this one has not finished."
     if (path / MODEL_FILE).is_file():
         return "The ONNX export needs the run's summary.json, which this finished run lacks."
@@ -67,7 +68,7 @@ def run_detail(path: Path) -> None:
         status = RunDir(path).read_status()
     except RunStoreError:
         status = {"state": "broken"}
-    config = results.load_config(path)
+    config = Run(path).config
     method = config.method.name if config is not None else "?"
     with st.container(border=True):
         where = f" · trained on Ray, node `{status.get('node')}`" if status.get("backend") == "ray" else ""
@@ -115,7 +116,7 @@ def onnx_panel(path: Path, summary: dict[str, Any] | None) -> None:
                    "test images, then times both on this machine's CPU (batch 1 and 64).")
         return
     try:
-        result = _onnx_with_latency(str(path), results.run_mtime(path))
+        result = _onnx_with_latency(str(path), Run(path).newest_version())
     except ExportError as error:
         st.error(f"Cannot export this run: {error}")
         return

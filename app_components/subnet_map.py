@@ -20,6 +20,8 @@ import streamlit as st
 from app_components import common
 from app_components.images import show_images
 from prunelab.analysis import results, tables
+from prunelab.methods.manidp.artefacts import PROBE, Probe
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 ALL_LAYERS = "all layers (concatenated)"
@@ -36,14 +38,14 @@ def _all_images_embedding(path: str, mtime: float, kind: str, layer: str) -> np.
 
 @st.cache_data(show_spinner="Computing UMAP…", max_entries=64)
 def _probe_embedding(path: str, mtime: float, kind: str, layer: str) -> np.ndarray | None:
-    probe = results.load_probe(path)
+    probe = Run(path).read(PROBE)
     per_layer = probe.gates if kind == "gates" else probe.features
     if layer == ALL_LAYERS:
         return tables.umap_embedding(tables.concat_layers(per_layer))
     return tables.umap_embedding(per_layer[probe.layer_names.index(layer)])
 
 
-def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names: list[str]) -> None:
+def show(run: Path, probe: Probe, per_image: pd.DataFrame | None, names: list[str]) -> None:
     """Layer and colour pickers, the two UMAPs side by side and the images of the selected points."""
     cols = st.columns(2)
     layer = cols[0].selectbox("UMAP layer", [ALL_LAYERS, *probe.layer_names], key="sim_umap_layer")
@@ -54,7 +56,7 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     if colour_column != "class" and points[colour_column].isna().all():
         st.info(f"This run has no per-image {colour_column} (per_image.parquet) for these images; coloured by class.")
         colour_column = "class"
-    mtime = results.run_mtime(run)
+    mtime = Run(run).newest_version()
     chosen: list[int] = []
     cols = st.columns(2)
     for col, (kind, title) in zip(cols, KINDS, strict=True):
@@ -66,7 +68,7 @@ def show(run: Path, probe: results.Probe, per_image: pd.DataFrame | None, names:
     _selected(run, points, chosen, names)
 
 
-def _source(run: Path, probe: results.Probe, per_image: pd.DataFrame | None,
+def _source(run: Path, probe: Probe, per_image: pd.DataFrame | None,
             layer: str | None) -> tuple[Any, np.ndarray, np.ndarray]:
     """(embedding function, test-image indices, labels): every test image when the run's gated model can be
     evaluated, else the probe images (the page says why)."""

@@ -7,6 +7,7 @@ from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
 from prunelab.analysis import lesson_runs, lessons, tables
 from prunelab.methods.manidp import evidence
+from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PER_IMAGE_FILE
 
@@ -25,7 +26,7 @@ run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=less
 if run is None:
     st.stop()
 method_card.show(run)
-per_image = common.cached_per_image(run)
+per_image = common.read(run, PER_IMAGE)
 if per_image is None:
     common.report_missing(run, PER_IMAGE_FILE, "ManiDP writes the per-image table (per_image.parquet) "
                           "when training ends.")
@@ -33,9 +34,9 @@ if per_image is None:
 if per_image.empty:
     st.info("This run's per-image table (per_image.parquet) has no rows.")
     st.stop()
-names = common.cached_class_names(run)
+names = common.class_names_of(run)
 
-summary = common.cached_summary(run) or {}
+summary = common.summary_of(run) or {}
 rho = tables.complexity_correlations(per_image)
 
 cols = st.columns(4)
@@ -77,7 +78,7 @@ st.caption("Relative MACs (an image's MACs over the run's mean) by fifths of the
            "the allocation it explains. This run beside its control, the same run without the complexity term.")
 setting = common.setting_runs(run)
 control = evidence.control_of(setting, run)
-run_config = common.cached_config(run)
+run_config = common.config_of(run)
 term_on = bool(run_config is not None and getattr(run_config.method, "complexity", False))
 compared = {f"this run ({'with' if term_on else 'without'} the complexity term)": run}
 if control is not None:

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
 from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PROBE_FILE
 
@@ -51,7 +52,7 @@ run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=les
 if run is None:
     st.stop()
 method_card.show(run)
-probe = common.cached_probe(run)
+probe = common.read(run, PROBE)
 if probe is None:
     common.report_missing(run, PROBE_FILE, "ManiDP writes the probe set (probe.npz) when training ends.")
     st.stop()
@@ -75,7 +76,7 @@ paths = common.pick_runs("Runs to compare (to start with, the chosen run and its
                          param="compare", follow=run) or [run]
 gaps = {}
 for path in paths:
-    other = common.cached_probe(path)
+    other = common.read(path, PROBE)
     if other is not None:
         setting = tables.variant_label(runs.loc[str(path)]) if str(path) in runs.index else "ManiDP"
         gaps[f"{Path(path).name} ({setting})"] = tables.similarity_gaps(other.layer_names, other.T, other.R)
@@ -85,7 +86,7 @@ fig = px.bar(tables.gap_comparison(gaps), x="layer", y=value, color="run", barmo
              labels={"gap": "‖T − R‖_F", "gap_per_pair": "‖T − R‖_F / P", "run": "run"})
 st.plotly_chart(fig.update_layout(height=380, legend={"orientation": "h", "y": -0.3}), key="sim_gaps")
 
-summary = common.cached_summary(run) or {}
+summary = common.summary_of(run) or {}
 figures = [("similarity_rank_correlation", "ρ(R, T) over held-out test pairs", ".3f",
             "Spearman's rank correlation of feature similarity R and gate similarity T over the probe's test "
             "image pairs, mean over layers: the paper's claim, similar images get similar sub-networks."),
@@ -102,4 +103,4 @@ common.show_claims(lessons.manidp_claims(setting, figure="similarity_rank_correl
                          "are needed for this comparison.")
 
 st.subheader("Sub-network space: UMAP of gate vectors and of features")
-subnet_map.show(run, probe, common.cached_per_image(run), common.cached_class_names(run))
+subnet_map.show(run, probe, common.read(run, PER_IMAGE), common.class_names_of(run))

@@ -8,8 +8,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab.analysis import lesson_runs, lessons, results, tables
+from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
 from prunelab.methods.slimming.config import NAME as SLIMMING
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
 WITH_DATA = ("done", "running", "interrupted", "cancelled")  # runs that may hold gamma histories
@@ -55,7 +57,7 @@ run = common.pick_run("Run to inspect", methods=[SLIMMING], key="slim_run", stat
 if run is None:
     st.stop()
 method_card.show(run)
-summary, pruning = common.cached_summary(run), common.cached_pruning(run)
+summary, pruning = common.summary_of(run), common.read(run, PRUNING)
 
 st.subheader("Accuracy through the pipeline")
 if summary is None or summary.get("acc_before_prune") is None:
@@ -63,7 +65,7 @@ if summary is None or summary.get("acc_before_prune") is None:
                           "pruning appear once it is pruned and fine-tuned. The γ histograms below already "
                           "show the epochs trained so far.")
 else:
-    config = common.cached_config(run)
+    config = common.config_of(run)
     stages = tables.pipeline_stages(summary, config.method.finetune_epochs if config is not None else None)
     for number, (col, (label, acc)) in enumerate(zip(st.columns(len(stages)), stages, strict=True)):
         delta = None if number == 0 else f"{acc - summary['acc_before_prune']:+.1%}"
@@ -84,7 +86,7 @@ paths = common.pick_runs("Runs to compare (one seed of each λ in the inspected 
                          methods=[SLIMMING], key="slim_compare", states=WITH_DATA, dataset=common.dataset_of(run),
                          default=lesson_runs.slimming_comparison(common.runs_frame(), run), param="compare",
                          follow=run) or [run]
-histories = {p: h for p in paths if (h := common.cached_gamma_history(p)) is not None}
+histories = {p: h for p in paths if (h := common.read(p, GAMMA_HISTORY)) is not None}
 if not histories:
     common.report_missing(run, GAMMA_HISTORY_FILE, "No γ history yet: it is written after each "
                           "sparsity-training epoch (gamma_history.npz).")
@@ -95,7 +97,7 @@ else:
     layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
     layer = None if layer == "all prunable layers" else layer
     edges = tables.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
-    titles = [f"λ = {h.sparsity_lambda:g}<br>{getattr(common.cached_config(p), 'name', Path(p).name)}"
+    titles = [f"λ = {h.sparsity_lambda:g}<br>{getattr(common.config_of(p), 'name', Path(p).name)}"
               for p, h in histories.items()]  # the run's name, not its time-stamped folder: titles fit
     fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
     fig.update_annotations(font_size=12)  # the subplot titles: two short lines, each within its panel
@@ -132,7 +134,7 @@ if pruning is None:
     common.report_missing(run, PRUNING_FILE, "pruning.json is written when sparsity training ends and "
                           "the network is pruned.")
 else:
-    counts = channel_counts(str(run), results.run_mtime(run))
+    counts = channel_counts(str(run), Run(run).newest_version())
     if counts is not None:
         st.markdown(f"Prune ratio {counts['prune_ratio']:.0%}: the global threshold removed "
                     f"{tables.prune_denominator_text(counts)}.")
@@ -147,12 +149,12 @@ if not (Path(run) / DENSE_MODEL_FILE).is_file():
     st.info("The what-if slider needs the dense model saved after sparsity training (dense_model.pt).")
 else:
     default = float((pruning or {}).get("prune_ratio", 0.5))
-    counts = channel_counts(str(run), results.run_mtime(run)) if pruning is not None else None
+    counts = channel_counts(str(run), Run(run).newest_version()) if pruning is not None else None
     prunable = f"the {counts['channels_prunable']:,} prunable channels" if counts else "the prunable channels"
     ratio = st.slider(f"Prune ratio (fraction of {prunable} removed)", 0.0, 0.95,
                       round(default * 20) / 20, 0.05, key="slim_ratio")
     try:
-        result = what_if(str(run), results.run_mtime(run), float(ratio))
+        result = what_if(str(run), Run(run).newest_version(), float(ratio))
     except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
         st.warning(f"Cannot re-prune this run: {error}")
     else:

@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.manidp.evidence import backfill  # noqa: E402
+from prunelab.runs.artefacts import SUMMARY  # noqa: E402
+from prunelab.runs.run import Run  # noqa: E402
 from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
 from prunelab.runs.store import RunDir, RunInfo, RunStore  # noqa: E402
 
@@ -74,7 +76,7 @@ def add_parent_loss(run: RunInfo, parents: Path) -> str | None:
     table["parent_loss"] = pd.Series(losses, dtype="float32").to_numpy()[table["index"].to_numpy()]
     atomic_write_parquet(target.file(PER_IMAGE_FILE), table)
     shipped = run.path.parent / parent_id
-    original = RunDir(shipped).read_summary().get("test_acc") if (shipped / "summary.json").is_file() else None
+    original = Run(shipped).require(SUMMARY).get("test_acc") if (shipped / "summary.json").is_file() else None
     summary = target.read_summary()
     summary["parent_loss_source"] = (f"retrained parent {parent_id} (its test accuracy {accuracy:.4f}; the original "
                                      f"parent's {original if original is None else f'{original:.4f}'})")

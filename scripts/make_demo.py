@@ -33,6 +33,8 @@ from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.analysis.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.runs.artefacts import CONFIG, SUMMARY  # noqa: E402
+from prunelab.runs.run import Run  # noqa: E402
 from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
 from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
@@ -87,9 +89,8 @@ def write_pack(runs: Path) -> Path:
     PNG release is not shipped)."""
     from prunelab.data import load_dataset
     from prunelab.data.test_pack import write_test_pack
-    from prunelab.runs.store import RunDir
 
-    configs = [RunDir(path).read_config() for path in sorted(runs.iterdir()) if (path / "config.json").is_file()]
+    configs = [Run(path).require(CONFIG) for path in sorted(runs.iterdir()) if (path / "config.json").is_file()]
     data = {config.data.model_dump_json(exclude={"train_size", "augment"}) for config in configs}
     if len(data) != 1:
         raise SystemExit(f"the runs in {runs} do not share one test split: {sorted(data)}")
@@ -111,14 +112,13 @@ def keep_curves(runs: Path, densities: tuple[float, ...] = KEPT_DENSITIES) -> li
 
     from prunelab.analysis.views import grid_of
     from prunelab.methods.manidp.evidence import WHATIF_ACCURACY_KEY, keep_accuracy_curve
-    from prunelab.runs.store import RunDir
 
     done = []
     for model in sorted(runs.rglob(MODEL_FILE)):
         run = model.parent
         if _what_if_model(model) or not _finished_manidp(run) or not (run / PER_IMAGE_FILE).is_file():
             continue
-        if RunDir(run).read_summary().get(WHATIF_ACCURACY_KEY):
+        if Run(run).require(SUMMARY).get(WHATIF_ACCURACY_KEY):
             continue
         with contextlib.chdir(ROOT):
             points = keep_accuracy_curve(run.resolve(), grid_of(run, densities))
@@ -130,10 +130,9 @@ def keep_curves(runs: Path, densities: tuple[float, ...] = KEPT_DENSITIES) -> li
 
 def _finished_manidp(run: Path) -> bool:
     from prunelab.runs.run_format import RunStoreError
-    from prunelab.runs.store import RunDir
 
     try:
-        return RunDir(run).read_config().method.name == MANIDP and RunDir(run).read_status().get("state") == "done"
+        return Run(run).require(CONFIG).method.name == MANIDP and Run(run).state == "done"
     except RunStoreError:
         return False
 
@@ -141,12 +140,11 @@ def _finished_manidp(run: Path) -> bool:
 def _what_if_model(path: Path) -> bool:
     """True for the model.pt of a seed-0 ManiDP run (the what-if and the sub-network map read it)."""
     from prunelab.runs.run_format import MODEL_FILE, RunStoreError
-    from prunelab.runs.store import RunDir
 
     if path.name != MODEL_FILE:
         return False
     try:
-        config = RunDir(path.parent).read_config()
+        config = Run(path.parent).require(CONFIG)
     except RunStoreError:
         return False
     return config.method.name == MANIDP and config.train.seed == 0

@@ -43,6 +43,8 @@ from prunelab.methods.manidp.config import MANIDP_DEPARTURES, MANIDP_VARIANTS  #
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.methods.slimming.config import SLIMMING_DEPARTURES  # noqa: E402
+from prunelab.runs.artefacts import CONFIG, SUMMARY  # noqa: E402
+from prunelab.runs.run import Run  # noqa: E402
 from prunelab.runs.run_format import CHECKPOINT_FILE, RunStoreError  # noqa: E402
 from prunelab.runs.store import RunDir, RunStore  # noqa: E402
 from scripts.make_demo import strip  # noqa: E402
@@ -199,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parents = sorted({parent for _, _, parent in planned if parent is not None})
     for parent in parents:
         if not (args.work / parent).is_dir():
-            store.create(RunDir(args.runs / parent).read_config(), parent)
+            store.create(Run(args.runs / parent).require(CONFIG), parent)
     print(f"retraining {len(parents)} parent runs in {args.work}", flush=True)
     train_all(args.work, parents, args.max_concurrent)
     for parent in parents:
-        shipped = RunDir(args.runs / parent).read_summary()["test_acc"]
-        again = RunDir(args.work / parent).read_summary()["test_acc"]
+        shipped = Run(args.runs / parent).require(SUMMARY)["test_acc"]
+        again = Run(args.work / parent).require(SUMMARY)["test_acc"]
         print(f"  {parent}: shipped test acc {shipped:.4f}, retrained {again:.4f}", flush=True)
     for run_id, config, _ in planned:
         if not (args.work / run_id).is_dir():

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 
 from prunelab.analysis import tables
-from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR, load_per_image, runs_table
+from prunelab.analysis.results import CIFAR_DEMO_RUNS_DIR, runs_table
 from prunelab.data.test_pack import TEST_PACK_FILE
+from prunelab.methods.manidp.artefacts import PER_IMAGE
+from prunelab.runs.run import Run
 from prunelab.runs.store import RunStore
 
 DEMO = CIFAR_DEMO_RUNS_DIR
@@ -76,7 +78,7 @@ def test_cifar_manidp_stays_within_three_points_at_40_percent_fewer_macs(table: 
     assert not both.empty
     assert float(both["macs_reduction"].mean()) >= MANIDP_MACS_CUT
     assert float(both["test_acc"].mean()) >= _baseline_acc(table, int(both["epochs_total"].max())) - MANIDP_GAP
-    rows = [load_per_image(path) for path in both["path"]]
+    rows = [Run(path).read(PER_IMAGE) for path in both["path"]]
     assert all(frame is not None and len(frame) >= MIN_PER_IMAGE_ROWS for frame in rows)
 
 

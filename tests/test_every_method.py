@@ -30,9 +30,9 @@ from prunelab.config import (
 from prunelab.data import load_dataset
 from prunelab.methods import METHODS
 from prunelab.methods.slimming.reprune import _accuracy
-from prunelab.runs.artefact_checks import NPZ_CHECKS, REQUIRED_ARTEFACTS, read_artefact, run_problems
-from prunelab.runs.artefacts import JSON_SCHEMAS
+from prunelab.runs.artefact_checks import artefact_for, required_artefacts, run_problems
 from prunelab.runs.progress import Cancelled, Progress
+from prunelab.runs.run import Run
 from prunelab.runs.store import RunStore
 from prunelab.scheduling import suites
 from prunelab.training.engine import run_training
@@ -98,12 +98,15 @@ def test_every_flag_reaches_its_field(method: str) -> None:
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_artefact_of_a_method_has_a_checking_reader(method: str) -> None:
+    """Each file a method declares is found by its name, and a finished run must have it; a JSON file has a
+    schema, an array file a check that also runs on its headers (the listings)."""
     artefacts = METHOD_FACTS[method].artefacts
-    assert REQUIRED_ARTEFACTS[method] == artefacts
-    for name in artefacts:
-        suffix = Path(name).suffix
-        assert (suffix == ".json" and name in JSON_SCHEMAS) or (suffix == ".npz" and name in NPZ_CHECKS) \
-            or suffix == ".parquet", name
+    assert required_artefacts(method) == tuple(artefact.file for artefact in artefacts)
+    for artefact in artefacts:
+        assert artefact_for(artefact.file) is artefact
+        suffix = Path(artefact.file).suffix
+        assert (suffix == ".json" and artefact.schema is not None) or \
+            (suffix in (".npz", ".parquet") and artefact.probe is not None), artefact.file
 
 
 def sweep_values(param: str) -> list[float]:
@@ -188,8 +191,8 @@ def test_method_trains_resumes_loads_and_renders(method: str, tmp_path: Path,
     assert len(run.read_metrics()) == 1  # the first epoch's row; the second epoch was cut short
     summary = run_training(config, run, resume=True)
     assert run.state == "done" and len(run.read_metrics()) == 2
-    for name in METHODS[method].facts.artefacts:  # written, and read back through its checking reader
-        assert read_artefact(run.path / name) is not None
+    for artefact in METHODS[method].facts.artefacts:  # written, and read back through its checking reader
+        assert Run(run.path).require(artefact) is not None
     assert run_problems(run.path, method, "done") == []
 
     model = prunelab.load_model(run.path)

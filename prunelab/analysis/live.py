@@ -31,10 +31,10 @@ import pandas as pd
 from prunelab.analysis import lessons, tables
 from prunelab.config import METHOD_FACTS
 from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.runs.artefact_checks import REQUIRED_ARTEFACTS
+from prunelab.runs.artefact_checks import required_artefacts
 from prunelab.runs.ownership import effective_state
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
-from prunelab.runs.store import RunDir
 
 log = logging.getLogger("prunelab.analysis.live")
 
@@ -54,8 +54,10 @@ def run_status(path: str | Path) -> tuple[str, dict[str, Any]]:
     """(state to show, status.json): `interrupted` for an active run whose owner is gone; ("broken", {})
     when status.json cannot be read."""
     try:
-        status = RunDir(path).read_status()
+        status = Run(path).status
     except RunStoreError:
+        return "broken", {}
+    if status is None:
         return "broken", {}
     return effective_state(path, status), status
 
@@ -181,7 +183,7 @@ def final_layer_densities(per_image: pd.DataFrame | None) -> pd.DataFrame:
 
 def latest_gammas(history: Any) -> tuple[int, np.ndarray, float | None] | None:
     """(epoch, every prunable |gamma| of the latest recorded epoch, that epoch's global threshold) of a
-    `results.GammaHistory`, or None without one."""
+    `prunelab.methods.slimming.artefacts.GammaHistory`, or None without one."""
     if history is None or not len(history.epochs):
         return None
     row = len(history.epochs) - 1
@@ -196,7 +198,7 @@ def latest_gammas(history: Any) -> tuple[int, np.ndarray, float | None] | None:
 def log_tail(path: str | Path, lines: int = 30) -> list[str]:
     """The last `lines` lines of the run's log.txt ([] before it is written)."""
     try:
-        return RunDir(path).read_log_tail(lines)
+        return Run(path).log_tail(lines)
     except (OSError, UnicodeDecodeError):
         return []
 
@@ -219,7 +221,7 @@ def artefact_listing(path: str | Path, method: str | None, state: str) -> pd.Dat
                      "modified": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stat.st_mtime)), "note": ""})
     present = {row["file"] for row in rows}
     note = "missing" if state == "done" else ("not written yet" if is_active(state) else f"not written ({state})")
-    for name in ("summary.json", *REQUIRED_ARTEFACTS.get(method or "", ())):
+    for name in ("summary.json", *required_artefacts(method or "")):
         if name not in present:
             rows.append({"file": name, "bytes": None, "modified": None, "note": note})
     return pd.DataFrame(rows, columns=["file", "bytes", "modified", "note"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,16 @@ import numpy as np
 import pandas as pd
 
 from prunelab.config import METHOD_FACTS, METHOD_FIELDS, RunConfig, dataset_short_name
-from prunelab.runs.artefact_checks import read_artefact
-from prunelab.runs.artefacts import ArtefactError
 from prunelab.runs.ownership import effective_state, owner_alive
+from prunelab.runs.reading import ArtefactError
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import (
     CONFIG_FILE,
-    GAMMA_HISTORY_FILE,
-    MANIDP_FILE,
-    PER_IMAGE_FILE,
-    PROBE_FILE,
-    PRUNING_FILE,
     STATUS_FILE,
     SUMMARY_FILE,
     RunStoreError,
 )
-from prunelab.runs.store import BrokenRun, RunDir, RunStore, default_runs_dir
+from prunelab.runs.store import BrokenRun, RunStore, default_runs_dir
 
 __all__ = ["ArtefactError", "dataset_short_name"]  # re-exported: a loader error; the label of a dataset
 
@@ -250,97 +244,7 @@ def run_label(row: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# one run's files
-
-
-def load_summary(path: str | Path) -> dict[str, Any] | None:
-    """summary.json, or None when the run has not finished; ArtefactError when it is corrupt."""
-    return _load_optional(Path(path) / SUMMARY_FILE)
-
-
-def run_state(path: str | Path) -> str:
-    """The run's state from status.json, or "broken" when status.json is missing or corrupt."""
-    return RunDir(path).state
-
-
-def load_config(path: str | Path) -> RunConfig | None:
-    """The run's validated RunConfig (config.json), or None (with a warning) when missing or invalid."""
-    try:
-        return RunDir(path).read_config()
-    except RunStoreError as error:
-        log.warning("cannot read the config of %s: %s", path, error)
-        return None
-
-
-def load_metrics(path: str | Path) -> pd.DataFrame:
-    """metrics.jsonl as a frame, one row per epoch and phase (torn lines skipped; empty if none)."""
-    try:
-        return pd.DataFrame(RunDir(path).read_metrics())
-    except OSError as error:
-        log.warning("cannot read the metrics of %s: %s", path, error)
-        return pd.DataFrame()
-
-
-def load_pruning(path: str | Path) -> dict[str, Any] | None:
-    """pruning.json (slimming): threshold, per-layer channels and kept masks, verification."""
-    return _load_optional(Path(path) / PRUNING_FILE)
-
-
-def load_manidp_info(path: str | Path) -> dict[str, Any] | None:
-    """manidp.json: gated layers, channels, thresholds, MACs verification."""
-    return _load_optional(Path(path) / MANIDP_FILE)
-
-
-def load_per_image(path: str | Path) -> pd.DataFrame | None:
-    """per_image.parquet (ManiDP): one row per test image with its MACs, loss and densities."""
-    return _load_optional(Path(path) / PER_IMAGE_FILE)
-
-
-@dataclass
-class GammaHistory:
-    """|gamma| of every prunable BN layer after each sparsity epoch (index 0 = at initialisation)."""
-
-    epochs: np.ndarray  # int [E+1]
-    layer_names: list[str]
-    gammas: list[np.ndarray]  # per layer float32 [E+1, C_i]
-    sparsity_lambda: float
-    thresholds: np.ndarray | None = None  # float [E+1]: the global threshold of each row's gammas
-
-
-def load_gamma_history(path: str | Path) -> GammaHistory | None:
-    """gamma_history.npz (slimming) as a GammaHistory, or None."""
-    arrays = _load_optional(Path(path) / GAMMA_HISTORY_FILE)
-    if arrays is None:
-        return None
-    names = [str(name) for name in arrays["layer_names"]]
-    gammas = [np.asarray(arrays[f"layer_{i}"], dtype=np.float32) for i in range(len(names))]
-    thresholds = np.asarray(arrays["thresholds"], dtype=float) if "thresholds" in arrays else None
-    return GammaHistory(np.asarray(arrays["epochs"]).astype(int), names, gammas, float(arrays["sparsity_lambda"]),
-                        thresholds)
-
-
-@dataclass
-class Probe:
-    """Gates, pooled features and their cosine-similarity matrices on a class-balanced probe set."""
-
-    indices: np.ndarray  # int [P], test-set positions, sorted by class
-    labels: np.ndarray  # int [P]
-    layer_names: list[str]
-    gates: list[np.ndarray]  # per layer [P, C_i] (pi)
-    features: list[np.ndarray]  # per layer [P, C_i] (pooled, before masking)
-    T: list[np.ndarray]  # per layer [P, P] gate cosine similarity
-    R: list[np.ndarray]  # per layer [P, P] feature cosine similarity
-
-
-def load_probe(path: str | Path) -> Probe | None:
-    """probe.npz (ManiDP) as a Probe, or None."""
-    arrays = _load_optional(Path(path) / PROBE_FILE)
-    if arrays is None:
-        return None
-    names = [str(name) for name in arrays["layer_names"]]
-    per_layer = {key: [arrays[f"{key}_{i}"] for i in range(len(names))] for key in ("gates", "features", "T", "R")}
-    indices, labels = np.asarray(arrays["indices"]).astype(int), np.asarray(arrays["labels"]).astype(int)
-    return Probe(indices, labels, names, per_layer["gates"], per_layer["features"], per_layer["T"], per_layer["R"])
+# a run's dataset: the images and class names its pages show
 
 
 def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
@@ -363,16 +267,18 @@ def load_test_images(path: str | Path, indices: Any) -> np.ndarray | None:
 
 def class_names(path: str | Path) -> list[str]:
     """Class names of the run's dataset; falls back to '0', '1', ... from the labels it saved."""
-    config = load_config(path)
+    config = _config(path)
     if config is not None and config.data.dataset == "shapes":
-        from prunelab.data import SHAPES_CLASS_NAMES
+        from prunelab.data.shapes_names import CLASS_NAMES
 
-        return list(SHAPES_CLASS_NAMES)
+        return list(CLASS_NAMES)
     dataset = run_dataset(path) if config is not None else None
     if dataset is not None:
         return list(dataset.class_names)
+    from prunelab.methods.manidp.artefacts import PER_IMAGE
+
     try:
-        per_image = load_per_image(path)
+        per_image = Run(path).read(PER_IMAGE)
     except ArtefactError as error:
         log.warning("%s", error)
         per_image = None
@@ -386,7 +292,7 @@ def run_dataset(path: str | Path) -> Any:
     A test-image pack beside the run that holds its test split comes first (`prunelab.data.test_pack`: a
     shipped demo, whose training data, such as CIFAR-10's PNG release, is not on this machine, and which
     then needs no decoding or generating); otherwise the dataset is rebuilt from the run's DataConfig."""
-    config = load_config(path)
+    config = _config(path)
     if config is None:
         return None
     from prunelab.data import DatasetError, load_dataset
@@ -406,12 +312,10 @@ def run_dataset(path: str | Path) -> Any:
         return None
 
 
-def _load_optional(file: Path) -> Any:
-    """The checked artefact, or None when it does not exist; ArtefactError when it is corrupt."""
+def _config(path: str | Path) -> RunConfig | None:
+    """The run's config, or None (with a warning) when it is missing or invalid."""
     try:
-        return read_artefact(file)
-    except ArtefactError as error:
-        if error.missing:
-            return None
-        log.warning("%s", error)
-        raise
+        return Run(path).config
+    except RunStoreError as error:
+        log.warning("cannot read the config of %s: %s", path, error)
+        return None

@@ -39,8 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
     MODEL_FILE,
@@ -151,14 +153,12 @@ def _read_curve_file(file: str, mtime_ns: int, size: int) -> tuple[pd.DataFrame,
 def whatif_accuracy(run_dir: str | Path) -> pd.DataFrame:
     """Per stored target density of the run's what-if curve: test accuracy and MACs reduction (1 - mean MACs /
     dense MACs), read straight from the curve (columns density, test_acc, macs_reduction; empty without one)."""
-    from prunelab.runs.artefact_checks import read_artefact
-
     columns = ["density", "test_acc", "macs_reduction"]
     read = _read_curve(run_dir)
     if read is None:
         return pd.DataFrame(columns=columns)
     frame, meta = read
-    labels = read_artefact(Path(run_dir) / PER_IMAGE_FILE)["label"].to_numpy(np.int64)
+    labels = Run(run_dir).require(PER_IMAGE)["label"].to_numpy(np.int64)
     rows = []
     for key in meta["densities"]:
         part = frame[frame["density"] == np.float32(float(key))]
@@ -179,7 +179,6 @@ def whatif_densities(run_dir: str | Path) -> list[float]:
 def load_whatif(run_dir: str | Path, density: float) -> Any:
     """The stored `prunelab.methods.manidp.whatif.WhatIf` at `density` (4 decimals), or None when it is not stored."""
     from prunelab.methods.manidp.whatif import DENSITY_DECIMALS, Calibration, assemble
-    from prunelab.runs.artefact_checks import read_artefact
 
     read = _read_curve(run_dir)
     if read is None:
@@ -190,7 +189,7 @@ def load_whatif(run_dir: str | Path, density: float) -> Any:
         return None
     info = meta["densities"][key]
     rows = frame[frame["density"] == np.float32(float(key))]
-    trained = read_artefact(Path(run_dir) / PER_IMAGE_FILE)
+    trained = Run(run_dir).require(PER_IMAGE)
     result = {"loss": rows["loss"].to_numpy(), "pred": rows["pred"].to_numpy(), "macs": rows["macs"].to_numpy(),
               "label": trained["label"].to_numpy()}
     calibration = Calibration(info["thresholds"], int(info["passes"]), info["kept"], info["nonzero"], info["images"])

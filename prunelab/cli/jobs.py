@@ -30,7 +30,7 @@ from prunelab.cli.ray_suite import add_backend_arguments, check_backend_argument
 from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.runs.progress import accuracy_text
-from prunelab.runs.run_format import CONFIG_FILE, SUMMARY_FILE
+from prunelab.runs.run_format import CONFIG_FILE
 from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
 from prunelab.training.preflight import check_dataset_available, check_suite_runnable
 
@@ -237,13 +237,13 @@ def suite_rows(jobs: list[Any]) -> list[dict[str, str]]:
 
 
 def _read_summary(path: Path | None) -> dict[str, Any] | None:
+    from prunelab.runs.run import Run
     from prunelab.runs.run_format import RunStoreError
-    from prunelab.runs.store import RunDir
 
-    if path is None or not (path / SUMMARY_FILE).exists():
+    if path is None:
         return None
     try:
-        return RunDir(path).read_summary()
+        return Run(path).summary
     except RunStoreError:
         return None
 

@@ -27,24 +27,15 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from prunelab.data.shapes_names import CLASS_NAMES as SHAPE_NAMES
+
 SHAPES_VERSION = 2
 CHUNK = 250
 IMAGE_SIZE = 32
 SUPERSAMPLE = 2
 MAX_STROKES = 7
 
-CLASS_NAMES = [
-    "circle",
-    "square",
-    "triangle",
-    "cross",
-    "ring",
-    "star",
-    "diamond",
-    "bar",
-    "crescent",
-    "heart",
-]
+CLASS_NAMES = list(SHAPE_NAMES)
 
 _SPLIT_CODES = {"train": 1, "test": 2}
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 
 from prunelab.config import RunConfig
+from prunelab.runs.artefacts import CONFIG
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import CONFIG_FILE, RunStoreError
 from prunelab.runs.store import RunDir, RunStore
 
@@ -37,7 +39,7 @@ def open_finished_run(run: RunDir, needs: tuple[str, ...]) -> RunConfig:
     """The run's config, after checking the files in `needs` exist (a run that has not finished lacks
     them); ExportError naming the first missing file and the run's state."""
     try:
-        config = run.read_config()
+        config = Run(run.path).require(CONFIG)
     except RunStoreError as error:
         raise ExportError(f"run {run.run_id}: {getattr(error, 'short', error)}") from None
     for name in needs:

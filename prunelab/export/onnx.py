@@ -32,6 +32,8 @@ from torch import nn
 from prunelab.config import METHOD_FACTS
 from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
 from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.runs.artefacts import SUMMARY
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.runs.store import RunDir
 from prunelab.training.latency import measure_latency_ms
@@ -116,7 +118,7 @@ def export_onnx(run: RunDir, out: str | Path, check_images: int = CHECK_IMAGES) 
         raise ExportError(f"cannot write {out}: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    summary = run.read_summary()
+    summary = Run(run.path).require(SUMMARY)
     method = config.method.name
     macs = summary.get("macs_per_image")
     if method == MANIDP and summary.get("macs_dense") is not None:

@@ -41,9 +41,14 @@ import torch
 from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.export.common import ExportError, check_writable_folder
+from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
 from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY
 from prunelab.methods.slimming.config import NAME as SLIMMING
-from prunelab.runs.run_format import METRICS_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.artefacts import CONFIG, METRICS, SUMMARY
+from prunelab.runs.reading import Artefact, ArtefactError
+from prunelab.runs.run import Run
+from prunelab.runs.run_format import METRICS_FILE
 from prunelab.runs.store import RunDir
 
 # metrics.jsonl key -> (figure, split) of the run-wide tags
@@ -74,7 +79,9 @@ class TensorBoardRun:
 
 
 def _metrics(run: RunDir) -> list[dict[str, Any]]:
-    rows = run.read_metrics() if run.file(METRICS_FILE).is_file() else []
+    rows = _artefact(run, METRICS).to_dict("records")
+    rows = [{key: value for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
+            for row in rows]  # a column another row has: NaN in this one
     if not rows:
         raise ExportError(f"run {run.run_id} has no {METRICS_FILE} rows yet (state {run.state}): "
                           "nothing to export before its first epoch ends")
@@ -83,10 +90,9 @@ def _metrics(run: RunDir) -> list[dict[str, Any]]:
 
 def check_exportable(run: RunDir) -> RunConfig:
     """The run's config once it is known to have what an export needs; ExportError naming the problem."""
-    try:
-        config = run.read_config()
-    except RunStoreError as error:
-        raise ExportError(f"run {run.run_id}: {getattr(error, 'short', error)}") from None
+    config = _artefact(run, CONFIG)
+    if config is None:
+        raise ExportError(f"run {run.run_id}: {CONFIG.file} is missing")
     _metrics(run)
     return config
 
@@ -117,12 +123,7 @@ def flat_hparams(config: RunConfig) -> dict[str, Any]:
 
 def final_figures(run: RunDir) -> dict[str, float]:
     """summary.json's numeric figures as `final/<name>` (empty before the run has finished)."""
-    if not run.file(SUMMARY_FILE).is_file():
-        return {}
-    try:
-        summary = run.read_summary()
-    except RunStoreError as error:
-        raise ExportError(f"run {run.run_id}: {getattr(error, 'short', error)}") from None
+    summary = _artefact(run, SUMMARY) or {}
     return {f"final/{key}": number for key, value in summary.items() if (number := _number(value)) is not None}
 
 
@@ -193,7 +194,7 @@ def _scalars(writer: Any, rows: list[dict[str, Any]], record: TensorBoardRun) ->
 
 
 def _gamma_histograms(writer: Any, run: RunDir, record: TensorBoardRun) -> None:
-    history = _artefact(run, results.load_gamma_history)
+    history = _artefact(run, GAMMA_HISTORY)
     if history is None:
         return
     for row, epoch in enumerate(history.epochs.tolist()):
@@ -208,11 +209,11 @@ def _gamma_histograms(writer: Any, run: RunDir, record: TensorBoardRun) -> None:
 
 
 def _manidp(writer: Any, run: RunDir, record: TensorBoardRun, step: int) -> None:
-    per_image = _artefact(run, results.load_per_image)
+    per_image = _artefact(run, PER_IMAGE)
     if per_image is not None and len(per_image):
         writer.add_histogram("manidp/macs_per_image", per_image["macs"].to_numpy(dtype=np.float64), step)
         record.histogram_tags.append("manidp/macs_per_image")
-    probe = _artefact(run, results.load_probe)
+    probe = _artefact(run, PROBE)
     if probe is None or not len(probe.indices):
         return
     gates = np.concatenate([np.asarray(g, dtype=np.float32) for g in probe.gates], axis=1)
@@ -246,10 +247,11 @@ def _is_missing(value: Any) -> bool:
         return True
 
 
-def _artefact(run: RunDir, loader: Any) -> Any:
+def _artefact(run: RunDir, artefact: Artefact[Any]) -> Any:
+    """The run's artefact through `Run` (None when missing); ExportError naming the file when corrupt."""
     try:
-        return loader(run.path)
-    except results.ArtefactError as error:
+        return Run(run.path).read(artefact)
+    except ArtefactError as error:
         raise ExportError(f"run {run.run_id}: {error.short}") from None
 
 

@@ -1,7 +1,8 @@
 """What every method package declares without importing torch: the base of its config class and its facts.
 
-A method package (`prunelab/methods/<name>/`) has a `config.py` that imports only this module, pydantic
-and `prunelab.runs.run_format`, and defines its config class (a `Strict` or `MethodWithForm` subclass with
+A method package (`prunelab/methods/<name>/`) has a `config.py` that imports only this module, pydantic,
+`prunelab.runs.run_format` and the package's own `artefacts.py` (its run files, read with
+`prunelab.runs.reading`), and defines its config class (a `Strict` or `MethodWithForm` subclass with
 `name: Literal["<name>"]` and `facts: ClassVar[MethodFacts]`) as `METHOD_CONFIG`. `prunelab.methods.catalog`
 collects them into the `RunConfig` union; the listings and the CLI read them without importing torch.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+
+from prunelab.runs.reading import Artefact
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
@@ -28,9 +31,9 @@ class MethodFacts:
 
     label: str  # display name, e.g. "Network Slimming"
     short: str  # in suite and run names, e.g. "slim": sweep-slim-prune_ratio, slim-r0.5
-    # files a finished run writes besides summary.json (prunelab.runs.run_format names), each read and checked
-    # by its reader in prunelab.runs.artefact_checks.ARTEFACT_READERS; a `done` run without one is broken
-    artefacts: tuple[str, ...] = ()
+    # the files a finished run writes besides the core's (prunelab.runs.reading.Artefact, declared in the
+    # package's `artefacts` module): how each is read and checked; a `done` run without one is broken
+    artefacts: tuple[Artefact[Any], ...] = ()
     # the authors' code this method's reference form follows (cited on the method card)
     reference_code: tuple[str, ...] = ()
     # every way the PruneLab form differs from that code: a named, optional config field each

@@ -1,72 +1,45 @@
-"""Schemas of the JSON files of a run directory, checked on every read.
+"""The core's run files: schemas of status.json, summary.json, each metrics.jsonl row and config.json, and
+their `Artefact`s (`STATUS`, `SUMMARY`, `METRICS`, `CONFIG`), checked on every read.
 
-One place for what the writers write (docs/architecture.md): `config.json` is `RunConfig`;
-`status.json`, `summary.json`, `pruning.json`, `manidp.json` and each `metrics.jsonl` row have a
-pydantic model here. The models allow extra fields (newer writers add some), but a known field of
-the wrong type or range, or a missing required one, is an error. Array artefacts (npz, parquet) are
-checked in `prunelab.runs.artefact_checks`.
-
-A file that cannot be used raises `ArtefactError` (a `RunStoreError`), which names the file and
-says whether it is *missing* or *corrupt* (and what is wrong with it).
+One place for what the engine writes (docs/architecture.md); each method's own files (slimming's
+`pruning.json`, ManiDP's `probe.npz`, ...) are declared in its package (`prunelab.methods.<name>.artefacts`)
+and listed in its facts. The models allow extra fields (newer writers add some), but a known field of the
+wrong type or range, or a missing required one, is an error: `ArtefactError` (a `RunStoreError`), which
+names the file and says whether it is *missing* or *corrupt* (and what is wrong with it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from prunelab.config import METHOD_CONFIGS, RunConfig
-from prunelab.runs.run_format import MANIDP_FILE, PRUNING_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE, RunStoreError
+from prunelab.runs.reading import (
+    Artefact,
+    ArtefactError,
+    Fraction,
+    Schema,
+    describe_errors,
+    json_artefact,
+    read_json_file,
+    shown,
+)
+from prunelab.runs.run_format import CONFIG_FILE, METRICS_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE
 
-MAX_SHOWN = 40  # characters of a bad value quoted in an error message
+__all__ = ["Artefact", "ArtefactError"]
 
-
-class ArtefactError(RunStoreError):
-    """A run file is missing or corrupt; `short` is '<file>: <problem>' for tables."""
-
-    def __init__(self, path: Path, problem: str | None = None) -> None:
-        self.path = Path(path)
-        self.missing = problem is None
-        self.problem = "is missing" if problem is None else f"is corrupt: {problem}"
-        super().__init__(f"{self.path} {self.problem}")
-
-    @property
-    def short(self) -> str:
-        return f"{self.path.name} {self.problem}"
-
-
-def describe_errors(error: ValidationError) -> str:
-    """'field.path: message (got value)' for each problem, joined by '; '."""
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        got = "" if item["type"] == "missing" else f" (got {_shown(item.get('input'))})"
-        parts.append(f"{where}: {item['msg']}{got}" if where else f"{item['msg']}{got}")
-    return "; ".join(parts)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
-
-
-class _Schema(BaseModel):
-    """Strict types (no '0.5' for a float), extra fields kept: forward-compatible, never silently wrong."""
-
-    model_config = ConfigDict(strict=True, extra="allow")
-
-
-Fraction = Field(ge=0.0, le=1.0)
+log = logging.getLogger("prunelab.runs.artefacts")
 
 
 # ------------------------------------------------------------------------------------------------
 # status.json and metrics.jsonl
 
 
-class StatusFile(_Schema):
+class StatusFile(Schema):
     """status.json: the run's state and live progress (merged by `RunDir.write_status`)."""
 
     state: str
@@ -97,7 +70,7 @@ class StatusFile(_Schema):
         return value
 
 
-class MetricsRow(_Schema):
+class MetricsRow(Schema):
     """One metrics.jsonl line: a phase's epoch and its figures (the engine always writes phase and epoch)."""
 
     phase: str | None = None
@@ -110,7 +83,7 @@ class MetricsRow(_Schema):
 # summary.json
 
 
-class WhatIfPoint(_Schema):
+class WhatIfPoint(Schema):
     """One point of a ManiDP run's what-if curve: at a target density, test accuracy and MACs reduction."""
 
     density: float = Field(gt=0.0, le=1.0)
@@ -118,7 +91,7 @@ class WhatIfPoint(_Schema):
     macs_reduction: float = Field(ge=-1.0, le=1.0)
 
 
-class SummaryFile(_Schema):
+class SummaryFile(Schema):
     """summary.json: final figures; the first seven are always written (engine), the rest by the method."""
 
     method: str
@@ -168,106 +141,7 @@ class SummaryFile(_Schema):
 
 
 # ------------------------------------------------------------------------------------------------
-# pruning.json (slimming)
-
-
-class PruningLayer(_Schema):
-    name: str
-    channels_before: int = Field(ge=1)
-    channels_after: int = Field(ge=0)
-    kept_mask: list[Literal[0, 1]]
-    guard_fired: bool = False
-
-    @model_validator(mode="after")
-    def _mask_matches_counts(self) -> PruningLayer:
-        if len(self.kept_mask) != self.channels_before:
-            raise ValueError(f"layer {self.name!r}: kept_mask has {len(self.kept_mask)} entries for "
-                             f"{self.channels_before} channels")
-        if sum(self.kept_mask) != self.channels_after:
-            raise ValueError(f"layer {self.name!r}: kept_mask keeps {sum(self.kept_mask)} channels, "
-                             f"channels_after says {self.channels_after}")
-        return self
-
-
-class Verification(_Schema):
-    max_abs_diff: float
-    passed: bool
-
-
-class PruningFile(_Schema):
-    """pruning.json: the global threshold, per-layer kept masks and the compact-model verification."""
-
-    threshold: float
-    prune_ratio: float = Field(ge=0.0, lt=1.0)
-    min_channels: int = Field(ge=1)
-    guard_fired_layers: list[str]
-    layers: list[PruningLayer] = Field(min_length=1)
-    verification: Verification
-
-
-# ------------------------------------------------------------------------------------------------
-# manidp.json
-
-
-class ManiDPFile(_Schema):
-    """manidp.json: gated layers with their channels and thresholds, MACs and their verification."""
-
-    layers: list[str] = Field(min_length=1)
-    channels: list[int]
-    thresholds: list[float]
-    macs_dense: float = Field(ge=0.0)
-    gate_macs: float = Field(ge=0.0)
-    macs_verification: Verification
-
-    @model_validator(mode="after")
-    def _one_entry_per_layer(self) -> ManiDPFile:
-        for name in ("channels", "thresholds"):
-            if len(getattr(self, name)) != len(self.layers):
-                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {len(self.layers)} layers")
-        return self
-
-
-JSON_SCHEMAS: dict[str, type[BaseModel]] = {
-    STATUS_FILE: StatusFile, SUMMARY_FILE: SummaryFile, PRUNING_FILE: PruningFile,
-    MANIDP_FILE: ManiDPFile,
-}
-
-
-# ------------------------------------------------------------------------------------------------
 # reading
-
-
-def read_json_file(path: Path) -> Any:
-    """Parsed JSON of `path`; ArtefactError when it is missing, unreadable or not JSON."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArtefactError(path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ArtefactError(path, f"cannot be read ({error})") from None
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise ArtefactError(path, f"not valid JSON ({error})") from None
-
-
-def validate_json(path: Path, raw: Any) -> dict[str, Any]:
-    """`raw` checked against the schema of `path`'s file name; returns it unchanged (a dict)."""
-    path = Path(path)
-    schema = JSON_SCHEMAS.get(path.name)
-    if not isinstance(raw, dict):
-        raise ArtefactError(path, f"expected a JSON object, got {type(raw).__name__} {_shown(raw)}")
-    if schema is not None:
-        try:
-            schema.model_validate(raw)
-        except ValidationError as error:
-            raise ArtefactError(path, describe_errors(error)) from None
-    return raw
-
-
-def read_artefact_json(path: Path) -> dict[str, Any]:
-    """Read and validate one JSON artefact (status, summary, pruning, manidp)."""
-    return validate_json(path, read_json_file(path))
 
 
 def _method_fields(name: Any) -> dict[str, Any]:
@@ -280,7 +154,7 @@ def read_config_file(path: Path) -> RunConfig:
     """config.json as a validated RunConfig (its extra "run_id" dropped)."""
     raw = read_json_file(path)
     if not isinstance(raw, dict):
-        raise ArtefactError(path, f"expected a JSON object, got {type(raw).__name__} {_shown(raw)}")
+        raise ArtefactError(path, f"expected a JSON object, got {type(raw).__name__} {shown(raw)}")
     raw = {key: value for key, value in raw.items() if key != "run_id"}
     method = raw.get("method")
     if isinstance(method, dict) and "form" not in method and "form" in _method_fields(method.get("name")):
@@ -300,3 +174,44 @@ def metrics_row_problem(row: Any) -> str | None:
     except ValidationError as error:
         return describe_errors(error)
     return None
+
+
+def read_metrics_file(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl's rows; a torn line (a crash mid-write) or a line that is not a metrics row is skipped
+    with a warning. ArtefactError when the file is missing or unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactError(path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ArtefactError(path, f"cannot be read ({error})") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            log.warning("skipping a torn line %d in %s", number, path)
+            continue
+        problem = metrics_row_problem(row)
+        if problem is not None:
+            log.warning("skipping line %d of %s: %s", number, path, problem)
+            continue
+        rows.append(row)
+    return rows
+
+
+def _metrics_frame(rows: list[dict[str, Any]], run: Any = None) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# the core's artefacts: every run has them (a method's own are in its package)
+
+CONFIG: Artefact[RunConfig] = Artefact(CONFIG_FILE, read_config_file)
+STATUS: Artefact[dict[str, Any]] = json_artefact(STATUS_FILE, StatusFile)
+SUMMARY: Artefact[dict[str, Any]] = json_artefact(SUMMARY_FILE, SummaryFile)
+# one row per phase and epoch as a DataFrame (empty before the first epoch)
+METRICS: Artefact[Any] = Artefact(METRICS_FILE, read_metrics_file, _metrics_frame, absent=lambda: _metrics_frame([]))
+CORE_ARTEFACTS: tuple[Artefact[Any], ...] = (CONFIG, STATUS, SUMMARY, METRICS)

@@ -153,25 +153,15 @@ class RunDir:
             os.fsync(handle.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        rows = []
-        try:
-            text = self.file(METRICS_FILE).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return rows
-        from prunelab.runs.artefacts import metrics_row_problem
+        """metrics.jsonl's rows (`prunelab.runs.artefacts.read_metrics_file`); [] before the first."""
+        from prunelab.runs.artefacts import ArtefactError, read_metrics_file
 
-        for number, line in enumerate(text.splitlines(), start=1):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                log.warning("skipping a torn line %d in %s", number, self.file(METRICS_FILE))
-                continue
-            problem = metrics_row_problem(row)
-            if problem is not None:
-                log.warning("skipping line %d of %s: %s", number, self.file(METRICS_FILE), problem)
-                continue
-            rows.append(row)
-        return rows
+        try:
+            return read_metrics_file(self.file(METRICS_FILE))
+        except ArtefactError as error:
+            if error.missing:
+                return []
+            raise
 
     def truncate_metrics(self, keep: Any) -> None:
         """Rewrite metrics.jsonl keeping the rows for which `keep(row)` is true (used on resume)."""
@@ -198,10 +188,10 @@ class RunDir:
             handle.write(f"[{stamp}] {message}\n")
 
     def read_log_tail(self, lines: int = 20) -> list[str]:
-        try:
-            return self.file(LOG_FILE).read_text(encoding="utf-8").splitlines()[-lines:]
-        except FileNotFoundError:
-            return []
+        """`Run.log_tail` (the owner of a run reads its log as any reader does)."""
+        from prunelab.runs.run import Run
+
+        return Run(self.path).log_tail(lines)
 
     # checkpoints
     def save_torch(self, name: str, obj: dict[str, Any]) -> None:
@@ -249,12 +239,12 @@ class RunDir:
         return removed
 
     def _read_json_file(self, name: str) -> Any:
-        """Parsed JSON of `name`, checked against its schema when it has one (prunelab.runs.artefacts)."""
-        from prunelab.runs.artefacts import JSON_SCHEMAS, read_json_file, validate_json
+        """Parsed JSON of `name`, checked against its schema when it is a known artefact."""
+        from prunelab.runs.artefact_checks import validate_json
+        from prunelab.runs.reading import read_json_file
 
         path = self.file(name)
-        raw = read_json_file(path)
-        return validate_json(path, raw) if name in JSON_SCHEMAS else raw
+        return validate_json(path, read_json_file(path))
 
 
 @dataclass

@@ -32,6 +32,12 @@ def finished(root: Path) -> dict[str, dict]:
     return {info.run_id: info.summary for info in runs if info.state == "done" and info.summary}
 
 
+def slimming_lambdas(root: Path) -> set[float]:
+    """The λ of every finished slimming run in `root` (its config: the one stored copy)."""
+    return {info.config.method.sparsity_lambda for info in RunStore(root).iter_runs()
+            if info.state == "done" and info.config.method.name == "slimming"}
+
+
 def test_table_scatter_and_download(runs_env: Path) -> None:
     at = render()
     done = finished(runs_env)
@@ -97,14 +103,14 @@ def test_a_figure_a_variant_lacks_shows_a_dash_not_none(runs_env: Path) -> None:
 def test_the_papers_claims_are_stated_next_to_the_runs_figures(runs_env: Path) -> None:
     at = render()
     text = " ".join(m.value for m in at.markdown)
-    lambdas = {s.get("sparsity_lambda") for s in finished(runs_env).values() if s["method"] == "slimming"}
+    lambdas = slimming_lambdas(runs_env)
     if len(lambdas) >= 2:
         assert "γ piles up at zero as λ grows" in text and "Paper: Network Slimming" in text
     assert "Measured here:" in text
 
 
 def test_sweep_curve_over_slimming_lambda(runs_env: Path) -> None:
-    lambdas = {s["sparsity_lambda"] for s in finished(runs_env).values() if s["method"] == "slimming"}
+    lambdas = slimming_lambdas(runs_env)
     if len(lambdas) < 2:
         pytest.skip("the fixture has fewer than two slimming runs")
     at = render()

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from prunelab.analysis import results, tables
+from prunelab.analysis import tables
+from prunelab.methods.slimming.artefacts import GammaHistory
 
 # ------------------------------------------------------------------------------------------------
 # Spearman
@@ -178,7 +179,7 @@ def test_epoch_row_threshold_at_epoch_and_near_zero_shares() -> None:
     assert tables.epoch_row([0, 1], 10) == 1
     assert tables.threshold_at_epoch(np.array([0.0, 0.2, 0.3]), 1) == pytest.approx(0.2)
     assert tables.threshold_at_epoch(None, 1) is None  # runs written before thresholds were recorded
-    history = results.GammaHistory(np.array([0, 1]), ["a", "b"],
+    history = GammaHistory(np.array([0, 1]), ["a", "b"],
                                    [np.array([[0.5, 0.5], [0.01, 0.5]]), np.array([[0.5, 0.5], [0.04, 0.06]])],
                                    1e-3, np.array([0.0, 0.05]))
     shares = tables.near_zero_shares({"/runs/x": history}, epoch=1)

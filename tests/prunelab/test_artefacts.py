@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from prunelab.cli import main
-from prunelab.runs.artefact_checks import read_artefact, read_npz_artefact, read_per_image, run_problems
-from prunelab.runs.artefacts import ArtefactError, read_artefact_json, validate_json
+from prunelab.runs.artefact_checks import read_artefact, read_artefact_json, run_problems, validate_json
+from prunelab.runs.reading import ArtefactError
 from prunelab.runs.store import BrokenRun, RunDir, RunStore
 from tests.broken_runs import DEMO, GOOD, demo_run, make_broken_runs
 
@@ -91,13 +91,13 @@ def test_npz_keys_dtypes_and_shapes_are_checked(tmp_path: Path) -> None:
     for key, (value, message) in cases.items():
         np.savez(tmp_path / "probe.npz", **{**probe, key: value})
         with pytest.raises(ArtefactError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            read_npz_artefact(tmp_path / "probe.npz")
+            read_artefact(tmp_path / "probe.npz")
     np.savez(tmp_path / "gamma_history.npz", epochs=np.arange(3), layer_names=np.array(["a"]),
-             sparsity_lambda=np.float64(0), layer_0=np.zeros((2, 4), np.float32))
+             layer_0=np.zeros((2, 4), np.float32))
     with pytest.raises(ArtefactError, match=r"'layer_0' should have shape \(3, 'any'\)"):
         read_artefact(tmp_path / "gamma_history.npz")
     with pytest.raises(ArtefactError, match="is missing") as caught:
-        read_artefact(tmp_path / "absent.npz")
+        read_artefact(tmp_path / "absent" / "probe.npz")
     assert caught.value.missing
 
 
@@ -105,7 +105,7 @@ def test_per_image_columns_and_dtypes_are_checked(tmp_path: Path) -> None:
     frame = pd.read_parquet(demo_run("manidp") / "per_image.parquet")
     file = tmp_path / "per_image.parquet"
     frame.assign(difficulty=pd.array([None] * len(frame), dtype="Float32")).to_parquet(file)
-    assert read_per_image(file)["difficulty"].isna().all()  # unknown difficulty is allowed
+    assert read_artefact(file)["difficulty"].isna().all()  # unknown difficulty is allowed
     density_column = [c for c in frame if c.startswith("density_")][-1]
     for changed, message in [(frame.drop(columns="macs"), r"column\(s\) macs missing"),
                              (frame.assign(loss=frame["loss"].astype(str)), "column 'loss' should hold float"),
@@ -114,7 +114,7 @@ def test_per_image_columns_and_dtypes_are_checked(tmp_path: Path) -> None:
                              (frame.assign(**{density_column: 2.0}), "outside \\[0, 1\\]")]:
         changed.to_parquet(file)
         with pytest.raises(ArtefactError, match=message):
-            read_per_image(file)
+            read_artefact(file)
 
 
 def test_metrics_rows_that_are_not_objects_or_have_wrong_types_are_skipped(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from prunelab.analysis import lesson_runs, results
+from prunelab.methods.manidp.artefacts import PROBE
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import MODEL_FILE
 
 SETTING = {"dataset": "shapes", "model": "resnet20", "width": 0.5, "epochs_total": 6, "state": "done"}
@@ -99,7 +101,7 @@ def test_the_shipped_demos_open_on_their_lessons(demo: Path) -> None:
     assert row["complexity"] and row["similarity"] and row["seed"] == 0 and (Path(run) / MODEL_FILE).is_file()
     pair = table.set_index("path").loc[lesson_runs.similarity_comparison(table, run)]
     assert list(pair["similarity"]) == [True, False] and pair["seed"].nunique() == 1 and run in pair.index
-    probe = results.load_probe(run)
+    probe = Run(run).read(PROBE)
     layer = lesson_runs.heatmap_layer(probe.R)
     off = ~np.eye(len(probe.R[layer]), dtype=bool)
     # not one colour: the page's shared T/R scale spans the values, and R's spread over it is visible

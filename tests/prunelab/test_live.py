@@ -10,6 +10,7 @@ import pytest
 
 from prunelab.analysis import live, results
 from prunelab.config import RunConfig
+from prunelab.methods.slimming.artefacts import GammaHistory
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
 from prunelab.runs.store import RunStore
 
@@ -74,7 +75,7 @@ def test_layer_density_curves_from_manidp_columns() -> None:
 
 
 def test_latest_gammas_is_the_last_recorded_epoch() -> None:
-    history = results.GammaHistory(np.arange(3), ["bn1", "bn2"],
+    history = GammaHistory(np.arange(3), ["bn1", "bn2"],
                                    [np.array([[1.0, 2.0], [0.5, 1.0], [0.1, 0.2]], dtype=np.float32),
                                     np.array([[3.0], [2.0], [0.3]], dtype=np.float32)],
                                    1e-3, np.array([0.9, 0.6, 0.15]))

@@ -1,10 +1,7 @@
-"""prunelab.analysis.results: run roots, the runs table (broken runs listed), and loaders that give None for a
-missing file and raise ArtefactError naming a corrupt one."""
+"""prunelab.analysis.results: run roots, the runs table (broken runs listed), a run's test images and class names."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import subprocess
 import sys
@@ -18,7 +15,7 @@ import torch
 from prunelab.analysis import results
 from prunelab.config import RunConfig
 from prunelab.data import SHAPES_CLASS_NAMES, load_dataset
-from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import RunStoreError
 from prunelab.runs.store import RunStore
 from prunelab.training.engine import run_training
@@ -113,78 +110,20 @@ def test_runs_table_rows_columns_and_demo_flag(tmp_path: Path, monkeypatch: pyte
     assert empty.empty and list(empty.columns) == results.BASE_COLUMNS + results.HYPER_COLUMNS
 
 
-def test_run_mtime_and_signature_follow_file_changes(tmp_path: Path) -> None:
+def test_roots_signature_follows_file_changes(tmp_path: Path) -> None:
     path = make_run(tmp_path, "r", {"name": "baseline"})
-    before, signature = results.run_mtime(path), results.roots_signature([tmp_path])
+    before, signature = Run(path).newest_version(), results.roots_signature([tmp_path])
     os.utime(path / "status.json", (before + 10, before + 10))
-    assert results.run_mtime(path) == pytest.approx(before + 10)
+    assert Run(path).newest_version() == pytest.approx(before + 10)
     assert results.roots_signature([tmp_path]) != signature
-    assert results.run_mtime(tmp_path / "missing") == 0.0
-
-
-def test_artefact_loaders_read_the_documented_formats(tmp_path: Path) -> None:
-    path = make_run(tmp_path, "r", {"name": "slimming"}, {"test_acc": 0.5})
-    gammas = [np.random.default_rng(i).random((3, 4 + i)).astype(np.float32) for i in range(2)]
-    np.savez(path / "gamma_history.npz", epochs=np.arange(3), layer_names=np.array(["a", "b"]),
-             sparsity_lambda=np.float64(1e-4), layer_0=gammas[0], layer_1=gammas[1])
-    history = results.load_gamma_history(path)
-    assert history is not None and history.layer_names == ["a", "b"] and history.sparsity_lambda == 1e-4
-    assert history.epochs.tolist() == [0, 1, 2]
-    assert all(np.array_equal(g, h) for g, h in zip(gammas, history.gammas, strict=True))
-
-    gates, feats = np.random.default_rng(0).random((6, 5)), np.random.default_rng(1).random((6, 5))
-    cos = np.corrcoef(gates)
-    np.savez(path / "probe.npz", indices=np.arange(6), labels=np.array([0, 0, 1, 1, 2, 2]),
-             layer_names=np.array(["l0"]), gates_0=gates, features_0=feats, T_0=cos, R_0=cos.T)
-    probe = results.load_probe(path)
-    assert probe is not None and probe.layer_names == ["l0"] and probe.labels.tolist() == [0, 0, 1, 1, 2, 2]
-    assert np.array_equal(probe.gates[0], gates) and np.array_equal(probe.R[0], cos.T)
-
-    frame = pd.DataFrame({"index": [0, 1], "label": [3, 4], "macs": [10, 20], "density_l0": [0.5, 1.0]})
-    frame = frame.assign(pred=[3, 1], loss=np.float32([0.1, 2.0]), correct=[True, False],
-                         difficulty=np.float32([0.2, 0.9]), gate_macs=[1, 1])
-    frame.to_parquet(path / "per_image.parquet")
-    pd.testing.assert_frame_equal(results.load_per_image(path), frame)
-    pruning = {"threshold": 0.1, "prune_ratio": 0.5, "min_channels": 1, "guard_fired_layers": [],
-               "layers": [{"name": "a", "channels_before": 2, "channels_after": 1, "kept_mask": [1, 0]}],
-               "verification": {"max_abs_diff": 0.0, "passed": True}}
-    (path / "pruning.json").write_text(json.dumps(pruning))
-    manidp = {"layers": ["l0"], "channels": [5], "thresholds": [0.1], "macs_dense": 7, "gate_macs": 1,
-              "macs_verification": {"max_abs_diff": 0, "passed": True}}
-    (path / "manidp.json").write_text(json.dumps(manidp))
-    assert results.load_pruning(path) == pruning and results.load_manidp_info(path)["macs_dense"] == 7
-    assert results.load_summary(path)["test_acc"] == 0.5
-    assert results.load_config(path).method.name == "slimming"
-
-
-def test_missing_files_give_none_and_corrupt_ones_an_error_naming_them(tmp_path: Path,
-                                                                         caplog: pytest.LogCaptureFixture) -> None:
-    path = make_run(tmp_path, "r", {"name": "manidp"})
-    assert results.load_summary(path) is None and results.load_probe(path) is None
-    assert results.load_per_image(path) is None and results.load_gamma_history(path) is None
-    assert results.load_metrics(path).empty
-    loaders = {"summary.json": results.load_summary, "pruning.json": results.load_pruning,
-               "manidp.json": results.load_manidp_info, "per_image.parquet": results.load_per_image,
-               "probe.npz": results.load_probe, "gamma_history.npz": results.load_gamma_history}
-    for name, loader in loaders.items():
-        (path / name).write_bytes(b"\x00garbage")
-        with caplog.at_level(logging.WARNING), pytest.raises(ArtefactError, match=f"{name} is corrupt"):
-            loader(path)
-    assert len(caplog.records) >= 6
-    (path / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n[]\n{"epoch": 2, "te')  # torn last line
-    assert results.load_metrics(path)["epoch"].tolist() == [1]
-    np.savez(path / "probe.npz", indices=np.arange(2))  # readable but incomplete
-    with pytest.raises(ArtefactError, match="'labels' is missing"):
-        results.load_probe(path)
-    (path / "config.json").write_text("[]")
-    assert results.load_config(path) is None and results.load_test_images(path, [0]) is None
+    assert Run(tmp_path / "missing").newest_version() == 0.0
 
 
 @pytest.mark.slow
 def test_metrics_and_test_images_of_a_real_run(trained_run: Path, cache_env: None) -> None:
-    metrics = results.load_metrics(trained_run)
+    metrics = Run(trained_run).metrics
     assert metrics[["phase", "epoch"]].values.tolist() == [["train", 1]] and 0 <= metrics["test_acc"][0] <= 1
-    config = results.load_config(trained_run)
+    config = Run(trained_run).config
     dataset = load_dataset(config.data)
     images = results.load_test_images(trained_run, [3, 0, 39])
     assert images.dtype == np.uint8 and images.shape == (3, 32, 32, 3)
@@ -193,7 +132,7 @@ def test_metrics_and_test_images_of_a_real_run(trained_run: Path, cache_env: Non
     assert results.load_test_images(trained_run, [40]) is None  # out of range: None, not IndexError
     assert results.class_names(trained_run) == list(SHAPES_CLASS_NAMES)
     row = results.runs_table([trained_run.parent]).iloc[0]
-    summary = results.load_summary(trained_run)
+    summary = Run(trained_run).summary
     assert row["test_acc"] == summary["test_acc"] and row["macs_per_image"] == summary["macs_per_image"]
 
 

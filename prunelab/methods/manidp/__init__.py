@@ -10,6 +10,7 @@
 - `whatif.py`: `what_if`, the thresholds recalibrated at another target density and every test image evaluated;
 - `subnet_space.py`: every test image's gate vectors and pooled features, and their UMAP;
 - `evidence.py`: the paper's claims tested on a run's files (complexity fifths, rho(R, T), matched MACs);
+- `artefacts.py`: how its files are read and checked (`PER_IMAGE`, `PROBE`, `MANIDP_INFO`; no torch);
 - `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """
 

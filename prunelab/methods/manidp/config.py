@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from prunelab.methods.manidp.artefacts import MANIDP_INFO, PER_IMAGE, PROBE
 from prunelab.methods.spec import FORM_DESCRIPTION, Departure, Form, MethodFacts, MethodWithForm, field_facts
-from prunelab.runs.run_format import MANIDP_FILE, PER_IMAGE_FILE, PROBE_FILE
 
 MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
                    (False, True): "similarity only", (True, True): "both"}
@@ -93,7 +93,7 @@ class ManiDPConfig(MethodWithForm):
     """ManiDP (Tang et al., 2021): per-image gates with complexity and similarity alignment."""
 
     facts: ClassVar[MethodFacts] = MethodFacts(label="ManiDP", short="manidp",
-                                               artefacts=(PER_IMAGE_FILE, PROBE_FILE, MANIDP_FILE),
+                                               artefacts=(PER_IMAGE, PROBE, MANIDP_INFO),
                                                reference_code=MANIDP_REFERENCE_CODE,
                                                departures=MANIDP_DEPARTURES, order=2,
                                                colour="#f18f01", symbols=("diamond", "x", "cross", "star-diamond",

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.analysis.results import load_per_image, load_probe
+from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.report import (
     macs_cv,
@@ -38,6 +38,8 @@ from prunelab.methods.manidp.report import (
     relative_macs_by_quintile,
     similarity_rank_correlation,
 )
+from prunelab.runs.artefacts import SUMMARY
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 from prunelab.runs.store import RunDir
 
@@ -48,13 +50,13 @@ def run_evidence(path: str | Path, summary: dict[str, Any] | None = None) -> dic
     """EVIDENCE_COLUMNS of one finished ManiDP run from its files (None where a file or column is missing)."""
     summary = summary or {}
     out: dict[str, float | None] = dict.fromkeys(EVIDENCE_COLUMNS)
-    table = load_per_image(path)
+    table = Run(path).read(PER_IMAGE)
     if table is not None:
         macs = table["macs"].to_numpy(dtype=np.float64)
         out["macs_cv"] = macs_cv(macs)
         if "parent_loss" in table:
             out["complexity_quintile_gap"] = quintile_gap(macs, table["parent_loss"].to_numpy())
-    probe = load_probe(path)
+    probe = Run(path).read(PROBE)
     if probe is not None:
         out["similarity_rank_correlation"] = similarity_rank_correlation(probe.T, probe.R)
     for key in ("macs_cv", "decision_disagreement"):
@@ -113,7 +115,7 @@ def quintile_table(runs: dict[str, str | Path]) -> pd.DataFrame:
     columns = run labels."""
     columns = {}
     for label, path in runs.items():
-        table = load_per_image(path)
+        table = Run(path).read(PER_IMAGE)
         if table is None or "parent_loss" not in table:
             continue
         columns[label] = relative_macs_by_quintile(table["macs"].to_numpy(), table["parent_loss"].to_numpy())
@@ -135,7 +137,7 @@ def accuracy_curve(run_dir: str | Path) -> pd.DataFrame:
     if not curve.empty:
         return curve
     try:
-        points = RunDir(run_dir).read_summary().get(WHATIF_ACCURACY_KEY) or []
+        points = (Run(run_dir).read(SUMMARY) or {}).get(WHATIF_ACCURACY_KEY) or []
     except RunStoreError:
         points = []
     return pd.DataFrame(points, columns=list(curve.columns))

@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.manidp.gated_run import gated_run, model_key
 from prunelab.methods.manidp.gates import set_thresholds
-from prunelab.runs.artefact_checks import read_artefact
 from prunelab.runs.artefacts import ArtefactError
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import PER_IMAGE_FILE, RunStoreError
 
 GROUPS = ("cheap", "costly")
@@ -135,7 +136,7 @@ def compute(run_dir: str | Path, density: float, on_pass: Callable[[int, int], N
     """`what_if` without its cache, reporting each calibration pass to `on_pass(passes, most)` (a progress
     bar's steps: the test pass follows the last)."""
     path = Path(run_dir)
-    trained = read_artefact(path / PER_IMAGE_FILE)
+    trained = Run(path).require(PER_IMAGE)
     run = gated_run(path)
     with run.lock:
         try:

@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from prunelab.methods.slimming.artefacts import PRUNING
 from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, field_facts
-from prunelab.runs.run_format import PRUNING_FILE
 
 
 def _ratio(row: Mapping[str, Any]) -> str:
@@ -33,7 +33,7 @@ class RandomConfig(Strict):
     """Random channels at a slimming run's per-layer counts (or a uniform ratio), then fine-tuning."""
 
     facts: ClassVar[MethodFacts] = MethodFacts(
-        label="Random channels", short="rand", artefacts=(PRUNING_FILE,), order=3, colour="#7b2d8b",
+        label="Random channels", short="rand", artefacts=(PRUNING,), order=3, colour="#7b2d8b",
         symbols=("star", "star-open", "star-square", "star-triangle-up"), marker_size=9,
         help=("a random-channels run (`python -m prunelab run random --init-from SLIMMING_RUN`: that run's "
               "per-layer counts, channels drawn at random)"),

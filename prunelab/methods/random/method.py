@@ -20,6 +20,7 @@ from torch import nn
 
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.random.config import RandomConfig
+from prunelab.methods.slimming.artefacts import PRUNING
 from prunelab.methods.slimming.method import load_dense_model
 from prunelab.methods.slimming.pruning import (
     ChannelSelection,
@@ -32,7 +33,8 @@ from prunelab.methods.slimming.pruning import (
     select_units,
     verify_compact,
 )
-from prunelab.runs.artefact_checks import read_artefact
+from prunelab.runs.artefacts import CONFIG
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import PRUNING_FILE
 from prunelab.runs.store import RunDir
 from prunelab.training.flops import count_macs, count_params
@@ -101,7 +103,7 @@ class RandomChannels(PruningMethod):
 
     def _parent_record(self) -> dict[str, Any]:
         parent = self._parent_dir()
-        record = read_artefact(parent.file(PRUNING_FILE))
+        record = Run(parent.path).read(PRUNING)
         if not isinstance(record, dict):
             raise ValueError(f"init_from {parent.run_id}: no pruning.json (a finished slimming run is needed)")
         return record
@@ -119,7 +121,7 @@ class RandomChannels(PruningMethod):
                                  "the same model, width and number of classes are needed")
             model.load_state_dict(theirs)
             self.parent = {"parent_run": parent.run_id,
-                           "parent_epochs_total": int(parent.read_config().train.epochs)}
+                           "parent_epochs_total": int(Run(parent.path).require(CONFIG).train.epochs)}
         return model
 
     def lineage(self) -> dict[str, Any]:

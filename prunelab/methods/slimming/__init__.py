@@ -3,7 +3,8 @@
 - `pruning.py`: which BN channels may go (coupled groups), the L1 subgradient, one global threshold
   with the per-layer guard, masked and physically compact networks (pure functions);
 - `method.py`: the plug-in `Slimming` (sparsity training, pruning between the phases, fine-tuning)
-  and its artefacts (`gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`);
+  and the files it writes (`gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`);
+- `artefacts.py`: how its files are read and checked (`GAMMA_HISTORY`, `PRUNING`; no torch);
 - `reprune.py`: `what_if`, which re-prunes a finished run's dense model at another ratio;
 - `counts.py`: `run_channel_counts`, what a run's prune ratio is a fraction of (prunable and all channels);
 - `config.py`: `SlimmingConfig` and its facts (no torch).
@@ -15,7 +16,7 @@ import importlib
 from typing import Any
 
 _WHERE = {"run_channel_counts": "counts", "Slimming": "method", "finetune_lr": "method",
-          "load_dense_model": "method", "read_gamma_history": "method", "what_if": "reprune"}
+          "load_dense_model": "method", "what_if": "reprune"}
 __all__ = sorted(_WHERE)
 
 

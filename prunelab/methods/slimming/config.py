@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
 from prunelab.methods.spec import (
     FORM_DESCRIPTION,
     MAX_EPOCHS,
@@ -16,7 +17,6 @@ from prunelab.methods.spec import (
     MethodWithForm,
     field_facts,
 )
-from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
 
 
 def _num(value: Any) -> float:
@@ -79,7 +79,7 @@ class SlimmingConfig(MethodWithForm):
     """Network Slimming (Liu et al., 2017): L1 on BN gammas, global threshold, fine-tune."""
 
     facts: ClassVar[MethodFacts] = MethodFacts(label="Network Slimming", short="slim",
-                                               artefacts=(GAMMA_HISTORY_FILE, PRUNING_FILE),
+                                               artefacts=(GAMMA_HISTORY, PRUNING),
                                                reference_code=SLIMMING_REFERENCE_CODE,
                                                departures=SLIMMING_DEPARTURES, order=1,
                                                colour="#2e86ab", symbols=("circle", "triangle-up", "triangle-down",

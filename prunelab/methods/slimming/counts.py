@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prunelab.methods.slimming.artefacts import PRUNING
 from prunelab.methods.slimming.pruning import channel_counts, find_channel_groups, select_units
 from prunelab.models import build_model, model_spec
-from prunelab.runs.artefact_checks import read_artefact
-from prunelab.runs.artefacts import ArtefactError
-from prunelab.runs.run_format import PRUNING_FILE, SUMMARY_FILE
-from prunelab.runs.store import RunDir
+from prunelab.runs.artefacts import CONFIG, SUMMARY
+from prunelab.runs.reading import Artefact, ArtefactError
+from prunelab.runs.run import Run
 
 KEYS = ("channels_prunable", "channels_all", "channels_removed")
 
@@ -31,10 +31,10 @@ def network_channel_counts(name: str, width: float, prune_residual: bool) -> dic
     return channel_counts(groups, select_units(groups, prune_residual))
 
 
-def _checked(path: Path) -> dict[str, Any] | None:
+def _checked(run: Run, artefact: Artefact[dict[str, Any]]) -> dict[str, Any] | None:
     """A JSON artefact, or None when it is missing or corrupt (the pages name such a file themselves)."""
     try:
-        return read_artefact(path) if path.is_file() else None
+        return run.read(artefact)
     except ArtefactError:
         return None
 
@@ -44,9 +44,9 @@ def run_channel_counts(run_dir: str | Path, summary: Mapping[str, Any] | None = 
     """{channels_prunable, channels_all, channels_removed, prune_ratio} of a pruned slimming run, or None
     before it is pruned. `summary` / `pruning` are the run's files when the caller has read them already; a
     corrupt file counts as missing."""
-    run = RunDir(Path(run_dir))
-    pruning = pruning if pruning is not None else _checked(run.file(PRUNING_FILE))
-    summary = summary if summary is not None else _checked(run.file(SUMMARY_FILE))
+    run = Run(run_dir)
+    pruning = pruning if pruning is not None else _checked(run, PRUNING)
+    summary = summary if summary is not None else _checked(run, SUMMARY)
     sources = [source for source in (pruning, summary) if source]
     if not sources:
         return None
@@ -60,7 +60,7 @@ def run_channel_counts(run_dir: str | Path, summary: Mapping[str, Any] | None = 
     if counts["channels_removed"] is None and layers:
         counts["channels_removed"] = sum(int(row["channels_before"]) - int(row["channels_after"]) for row in layers)
     if counts["channels_all"] is None:
-        config = run.read_config()
+        config = run.require(CONFIG)
         scope = bool(getattr(config.method, "prune_residual", False))
         counts["channels_all"] = network_channel_counts(config.model.name, config.model.width, scope)["channels_all"]
     return counts

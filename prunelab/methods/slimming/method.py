@@ -67,33 +67,22 @@ LATENCY_REPEATS = {1: 30, 64: 8}  # batch size -> timed repeats (median reported
 
 # --- gamma history file ------------------------------------------------------------------------
 def write_gamma_history(path: Path, layer_names: list[str], history: list[torch.Tensor],
-                        sparsity_lambda: float, thresholds: list[float] | None = None) -> None:
-    """Atomically write gamma_history.npz.
+                        thresholds: list[float] | None = None) -> None:
+    """Atomically write gamma_history.npz (read as `artefacts.GAMMA_HISTORY`; its lambda is the config's).
 
-    Keys: epochs [E+1], layer_names [L], sparsity_lambda, layer_<i> float32 [E+1, C_i] (|gamma|) and
+    Keys: epochs [E+1], layer_names [L], layer_<i> float32 [E+1, C_i] (|gamma|) and
     thresholds float64 [E+1]: the global threshold the run's rule (prune ratio, per-layer guard) would
     have applied to the gammas of that epoch.
     """
     epochs = history[0].shape[0] if history else 0
     arrays: dict[str, np.ndarray] = {
         "epochs": np.arange(epochs, dtype=np.int64), "layer_names": np.array(layer_names, dtype=np.str_),
-        "sparsity_lambda": np.array(sparsity_lambda, dtype=np.float64),
     }
     if thresholds is not None:
         arrays["thresholds"] = np.asarray(thresholds, dtype=np.float64)
     for i, values in enumerate(history):
         arrays[f"layer_{i}"] = values.numpy().astype(np.float32)
     atomic_write_npz(path, arrays)
-
-
-def read_gamma_history(run_dir: str | Path) -> dict[str, Any]:
-    """gamma_history.npz as {"epochs", "layer_names", "sparsity_lambda", "layers": [array [E+1, C_i]]}."""
-    with np.load(Path(run_dir) / GAMMA_HISTORY_FILE, allow_pickle=False) as data:
-        names = [str(n) for n in data["layer_names"]]
-        return {"epochs": data["epochs"].copy(), "layer_names": names,
-                "sparsity_lambda": float(data["sparsity_lambda"]),
-                "thresholds": data["thresholds"].copy() if "thresholds" in data else None,
-                "layers": [data[f"layer_{i}"].copy() for i in range(len(names))]}
 
 
 def finetune_lr(config: RunConfig) -> float:
@@ -181,7 +170,7 @@ class Slimming(PruningMethod):
     def _write_history(self) -> None:
         if self.history:
             write_gamma_history(self.context.artefacts.file(GAMMA_HISTORY_FILE), self._bn_names, self.history,
-                                self.config.sparsity_lambda, self.thresholds or None)
+                                self.thresholds or None)
 
     # training hooks -------------------------------------------------------------------------
     def on_epoch_start(self, phase: Phase, epoch: int, model: nn.Module) -> None:
@@ -280,7 +269,6 @@ class Slimming(PruningMethod):
             "channels_total": record["channels_total"], "channels_prunable": record.get("channels_prunable"),
             "channels_all": record.get("channels_all"), "prune_scope": record.get("prune_scope"),
             "guard_fired_layers": record["guard_fired_layers"],
-            "sparsity_lambda": self.config.sparsity_lambda,
             # the lesson of the paper's Figure 4, after sparsity training: how many |gamma| sit near zero
             NEAR_ZERO_GAMMA_KEY: float((torch.cat([h[-1] for h in self.history]) < NEAR_ZERO_GAMMA)
                                            .float().mean()) if self.history else None,

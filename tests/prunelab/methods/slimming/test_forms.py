@@ -19,9 +19,11 @@ from prunelab.cli.main import build_parser
 from prunelab.config import RunConfig
 from prunelab.methods import Phase
 from prunelab.methods.slimming import method as slimming
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY
 from prunelab.methods.slimming.config import SLIMMING_DEPARTURES, SlimmingConfig
-from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
+from prunelab.methods.slimming.method import load_dense_model
 from prunelab.runs.artefacts import read_config_file
+from prunelab.runs.run import Run
 from prunelab.runs.store import RunStore
 from prunelab.training.engine import Trainer, run_training
 from tests.helpers import tiny_config
@@ -118,8 +120,8 @@ def test_the_l1_subgradient_reaches_every_bn_in_the_reference_form_only(tmp_path
         bn = model.get_submodule(name)
         torch.testing.assert_close(bn.weight.grad, LAMBDA * torch.sign(bn.weight.detach()))
     # the global threshold ranks the same BNs: the gamma history and the scores cover them
-    history = read_gamma_history(trainer.run_dir.path)
-    assert sorted(history["layer_names"]) == sorted(expected)
+    history = Run(trainer.run_dir.path).read(GAMMA_HISTORY)
+    assert sorted(history.layer_names) == sorted(expected)
 
 
 @pytest.mark.parametrize(("form", "decay"), [("reference", 1e-4), ("prunelab", 0.0)])

@@ -21,9 +21,11 @@ from prunelab.data import load_dataset
 from prunelab.methods import METHODS, Phase
 from prunelab.methods.slimming import method as slimming
 from prunelab.methods.slimming import run_channel_counts
-from prunelab.methods.slimming.method import load_dense_model, read_gamma_history
+from prunelab.methods.slimming.artefacts import GAMMA_HISTORY
+from prunelab.methods.slimming.method import load_dense_model
 from prunelab.methods.slimming.reprune import _accuracy, _what_if_context, what_if
 from prunelab.models import ResNet, spec_of
+from prunelab.runs.run import Run
 from prunelab.runs.run_format import EXPORT_FILE
 from prunelab.runs.store import RunDir, RunStore
 from prunelab.training.engine import Trainer, run_training
@@ -64,12 +66,14 @@ def test_phases_keep_a_zero_epoch_finetune_so_that_pruning_still_happens(tmp_pat
 @pytest.mark.slow
 def test_gamma_history_file(slim_run: tuple) -> None:
     _, run, _ = slim_run
-    history = read_gamma_history(run.path)
-    assert history["epochs"].tolist() == [0, 1, 2]
-    assert history["layer_names"] == [f"blocks.{i}.bn_a" for i in range(9)]  # residual stream not pruned
-    assert history["sparsity_lambda"] == pytest.approx(LAMBDA)
+    history = Run(run.path).read(GAMMA_HISTORY)
+    assert history.epochs.tolist() == [0, 1, 2]
+    assert history.layer_names == [f"blocks.{i}.bn_a" for i in range(9)]  # residual stream not pruned
+    assert history.sparsity_lambda == pytest.approx(LAMBDA)  # from the config: the file stores no copy
+    assert "sparsity_lambda" not in np.load(run.file("gamma_history.npz")).files
+    assert "sparsity_lambda" not in run.read_summary()
     dense = load_dense_model(run.path)
-    for name, values in zip(history["layer_names"], history["layers"], strict=True):
+    for name, values in zip(history.layer_names, history.gammas, strict=True):
         assert values.dtype == np.float32 and values.shape == (3, dense.get_submodule(name).num_features)
         assert np.allclose(values[0], 0.5)  # bn_init of the reference code
         gamma = dense.get_submodule(name).weight.detach().abs().numpy()
@@ -79,18 +83,18 @@ def test_gamma_history_file(slim_run: tuple) -> None:
 @pytest.mark.slow
 def test_each_epoch_records_the_threshold_its_gammas_would_get(slim_run: tuple) -> None:
     _, run, summary = slim_run
-    history = read_gamma_history(run.path)
+    history = Run(run.path).read(GAMMA_HISTORY)
     record = json.loads(run.file("pruning.json").read_text())
-    assert history["thresholds"].shape == (3,)
+    assert history.thresholds.shape == (3,)
     for row in range(3):  # the run's own rule on that epoch's gammas: round(0.5 * N) at or below it
-        scores = np.concatenate([values[row] for values in history["layers"]])
+        scores = np.concatenate([values[row] for values in history.gammas])
         removed = round(0.5 * scores.size)
-        assert np.sort(scores)[removed - 1] == pytest.approx(history["thresholds"][row], rel=1e-6)
-    assert history["thresholds"][-1] == pytest.approx(record["threshold"])  # the one the run pruned at
-    last = np.concatenate([values[-1] for values in history["layers"]])
+        assert np.sort(scores)[removed - 1] == pytest.approx(history.thresholds[row], rel=1e-6)
+    assert history.thresholds[-1] == pytest.approx(record["threshold"])  # the one the run pruned at
+    last = np.concatenate([values[-1] for values in history.gammas])
     assert summary["gamma_frac_below_0.05"] == pytest.approx(float(np.mean(last < 0.05)))
     rows = [r for r in run.read_metrics() if r["phase"] == "sparsity"]
-    assert [r["global_threshold"] for r in rows] == pytest.approx(history["thresholds"][1:].tolist())
+    assert [r["global_threshold"] for r in rows] == pytest.approx(history.thresholds[1:].tolist())
 
 
 def test_prunelab_form_gives_the_prunable_bn_scales_no_weight_decay_while_sparsity_trains(tmp_path: Path) -> None:
@@ -110,11 +114,11 @@ def test_prunelab_form_gives_the_prunable_bn_scales_no_weight_decay_while_sparsi
 @pytest.mark.slow
 def test_l1_penalty_logged_per_sparsity_epoch(slim_run: tuple) -> None:
     _, run, _ = slim_run
-    history = read_gamma_history(run.path)
+    history = Run(run.path).read(GAMMA_HISTORY)
     rows = [r for r in run.read_metrics() if r["phase"] == "sparsity"]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
-        gammas = np.concatenate([values[row["epoch"]] for values in history["layers"]])
+        gammas = np.concatenate([values[row["epoch"]] for values in history.gammas])
         assert row["l1_penalty"] == pytest.approx(LAMBDA * gammas.sum(), rel=1e-5)
         assert row["gamma_mean_abs"] == pytest.approx(gammas.mean(), rel=1e-5)
         assert 0.0 <= row["gamma_frac_below_1e-2"] <= 1.0
@@ -248,4 +252,4 @@ def test_resume_after_the_run_keeps_the_pruning_state(slim_run: tuple) -> None:
     resumed = run_training(config, run, resume=True)  # checkpoint is the last finetune epoch: finalize only
     for key in ("acc_before_prune", "acc_after_prune", "macs_after", "params_after", "test_acc"):
         assert resumed[key] == summary[key], key
-    assert read_gamma_history(run.path)["epochs"].tolist() == [0, 1, 2]
+    assert Run(run.path).read(GAMMA_HISTORY).epochs.tolist() == [0, 1, 2]
