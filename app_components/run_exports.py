@@ -64,11 +64,15 @@ def why_no_onnx(path: Path) -> str:
 
 def run_detail(path: Path) -> None:
     """The selected run: where it ran, and its exports for download."""
+    run = Run(path)
     try:
-        status = RunDir(path).read_status()
+        status = run.status or {"state": "broken"}
     except RunStoreError:
         status = {"state": "broken"}
-    config = Run(path).config
+    try:
+        config = run.config
+    except RunStoreError:
+        config = None
     method = config.method.name if config is not None else "?"
     with st.container(border=True):
         where = f" · trained on Ray, node `{status.get('node')}`" if status.get("backend") == "ray" else ""
