@@ -371,14 +371,15 @@ def get_job_manager() -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _matched(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+def _run_figures(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
     from prunelab.analysis import lessons
 
-    return lessons.with_matched_accuracy(table)
+    return lessons.with_run_figures(table)
 
 
-def cached_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
-    """`lessons.with_matched_accuracy(table)` (every ManiDP run's accuracy at its form's matched MACs
-    reduction, read from the runs' what-if curves), cached by the table and each run's newest file mtime."""
+def cached_run_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """`lessons.with_run_figures(table)` (the figures the methods' claims read from their runs' files, such as
+    every ManiDP run's accuracy at its form's matched MACs reduction, from the runs' what-if curves), cached by the
+    table and each run's newest file mtime."""
     paths = [str(path) for path in table["path"]] if "path" in table else []
-    return _matched(table, tuple((path, results.run_mtime(path)) for path in paths))
+    return _run_figures(table, tuple((path, results.run_mtime(path)) for path in paths))

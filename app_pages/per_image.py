@@ -5,8 +5,9 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.analysis import lesson_runs, tables
 from prunelab.methods.manidp import evidence
+from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PER_IMAGE_FILE
 
@@ -100,7 +101,7 @@ if summary.get("macs_cv") is not None:
 if summary.get("decision_disagreement") is not None:
     dynamism[1].metric("Gate decisions off their channel's majority", f"{summary['decision_disagreement']:.1%}",
                        help="0% means one static sub-network for every image: the gates do not route at all.")
-common.show_claims(lessons.manidp_claims(setting, figure="complexity_quintile_gap"),
+common.show_claims(manidp_claims(setting, figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "whose per-image tables hold the parent's loss (`parent_loss`), are needed for this "
                          "comparison.")

@@ -9,7 +9,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.analysis import lesson_runs, tables
+from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PROBE_FILE
 
@@ -96,8 +97,8 @@ for column, (key, label, fmt, help_text) in zip(st.columns(3), figures, strict=T
     if summary.get(key) is not None:
         column.metric(label, f"{summary[key]:{fmt}}", help=help_text)
 setting = common.setting_runs(run)
-common.show_claims(lessons.manidp_claims(setting, figure="similarity_rank_correlation")
-                   + lessons.manidp_claims(setting, figure="similarity_gap_mean"),
+common.show_claims(manidp_claims(setting, figure="similarity_rank_correlation")
+                   + manidp_claims(setting, figure="similarity_gap_mean"),
                    empty=f"Finished ManiDP runs with and without the similarity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

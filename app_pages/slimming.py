@@ -8,7 +8,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab.analysis import lesson_runs, lessons, results, tables
+from prunelab.analysis import lesson_runs, results, tables
+from prunelab.methods.slimming.claims import claims as slimming_claims
 from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.runs.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
 
@@ -123,7 +124,7 @@ else:
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)
-common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
+common.show_claims(slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
                    empty=f"Finished slimming runs at two or more λ, {common.IN_THIS_SETTING}, are needed for this "
                          "comparison.")
 

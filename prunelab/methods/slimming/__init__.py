@@ -6,6 +6,7 @@
   and its artefacts (`gamma_history.npz`, `pruning.json`, `dense_model.pt`, `compact_model.pt2`);
 - `reprune.py`: `what_if`, which re-prunes a finished run's dense model at another ratio;
 - `counts.py`: `run_channel_counts`, what a run's prune ratio is a fraction of (prunable and all channels);
+- `claims.py`: the paper's claims (Figure 4) judged over seeds on an ablation table;
 - `config.py`: `SlimmingConfig` and its facts (no torch).
 
 The names below load on first use, so that reading the config imports no torch.

@@ -14,6 +14,7 @@ from prunelab.methods.spec import (
     Form,
     MethodFacts,
     MethodWithForm,
+    deferred,
     field_facts,
 )
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
@@ -95,6 +96,8 @@ class SlimmingConfig(MethodWithForm):
                                                              ("finetune", "fine-tune")),
                                                boundary_labels=((("sparsity", "finetune"), "prune"),),
                                                settings=settings, variant=variant,
+                                               claims=deferred("prunelab.methods.slimming.claims", "setting_claims"),
+                                               budget_reference="VGG-19",
                                                safeguards=(
         "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
         "remove every channel of a layer, and its pruned model then fails to run",))
