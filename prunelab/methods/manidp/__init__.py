@@ -12,6 +12,7 @@
 - `evidence.py`: the paper's claims tested on a run's files (complexity fifths, rho(R, T), matched MACs), and
   their table per variant;
 - `claims.py`: the paper's claims judged over seeds on an ablation table (each term against its control);
+- `formulas.py`: the method card's formulas, as a run's config selects them;
 - `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """
 

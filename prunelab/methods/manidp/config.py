@@ -108,7 +108,9 @@ class ManiDPConfig(MethodWithForm):
                                                variant=variant, parent_field="init_from",
                                                claims=deferred(CLAIMS_MODULE, "setting_claims"),
                                                run_figures=deferred(CLAIMS_MODULE, "with_matched_accuracy"),
-                                               budget_reference="ResNet-56", safeguards=(
+                                               budget_reference="ResNet-56",
+                                               formulas=deferred("prunelab.methods.manidp.formulas", "formulas"),
+                                               safeguards=(
         "every image keeps its most salient channel in every gated layer: the reference zeroes a layer whose "
         "channels all fall below the threshold, which no sliced sub-network or sparse executor can run",))
 

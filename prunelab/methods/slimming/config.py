@@ -98,6 +98,7 @@ class SlimmingConfig(MethodWithForm):
                                                settings=settings, variant=variant,
                                                claims=deferred("prunelab.methods.slimming.claims", "setting_claims"),
                                                budget_reference="VGG-19",
+                                               formulas=deferred("prunelab.methods.slimming.formulas", "formulas"),
                                                safeguards=(
         "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
         "remove every channel of a layer, and its pruned model then fails to run",))

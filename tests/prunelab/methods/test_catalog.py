@@ -51,11 +51,11 @@ def test_configs_listings_and_the_cli_import_no_torch() -> None:
 
 
 def test_the_facts_lesson_functions_live_in_their_method_package() -> None:
-    """Each method's claims and run figures (`MethodFacts`) are functions of its own package's modules,
+    """Each method's claims, run figures and formulas (`MethodFacts`) are functions of its own package's modules,
     imported on first call (`deferred`): reading the facts imports neither pandas nor the core's analysis."""
     found = {}
     for name, facts in METHOD_FACTS.items():
-        for field in ("claims", "run_figures"):
+        for field in ("claims", "run_figures", "formulas"):
             function = getattr(facts, field)
             if function is None:
                 continue
@@ -63,7 +63,8 @@ def test_the_facts_lesson_functions_live_in_their_method_package() -> None:
             target = getattr(importlib.import_module(function.__module__), function.__name__)
             assert callable(target) and target is not function
             found.setdefault(field, []).append(name)
-    assert found == {"claims": ["slimming", "manidp"], "run_figures": ["manidp"]}
+    assert found == {"claims": ["slimming", "manidp"], "run_figures": ["manidp"],
+                     "formulas": ["slimming", "manidp"]}
     python_says("import sys, prunelab.config; loaded = set(sys.modules); "
                 "assert not {'pandas', 'prunelab.analysis.lessons', 'prunelab.analysis.method_card'} & loaded")
 
