@@ -92,8 +92,8 @@ def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
              param: str | None = None) -> Path | None:
     """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none.
 
-    It opens on `default` (a function of the runs table giving a run's path, e.g. one of
-    `prunelab.analysis.lesson_runs`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
+    It opens on `default` (a function of the runs table giving a run's path, e.g. a method's
+    `lesson_runs.opening_run`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
     and writes the chosen run's id back there, so the URL of the page opens it on the same run."""
     runs = _matching_runs(methods, states)
     if runs.empty:

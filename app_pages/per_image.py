@@ -5,8 +5,8 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab.analysis import lesson_runs, tables
-from prunelab.methods.manidp import evidence
+from prunelab.analysis import tables
+from prunelab.methods.manidp import evidence, lesson_runs
 from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PER_IMAGE_FILE
@@ -22,7 +22,7 @@ common.explain(
     r"\mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,|\mathrm{in}(x)|\, |\mathrm{out}(x)|",
 )
 
-run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=lesson_runs.opening_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)

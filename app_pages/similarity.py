@@ -9,7 +9,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab.analysis import lesson_runs, tables
+from prunelab.analysis import tables
+from prunelab.methods.manidp import lesson_runs
 from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PROBE_FILE
@@ -48,7 +49,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
         coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
 
 
-run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.opening_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)

@@ -13,6 +13,7 @@
   their table per variant;
 - `claims.py`: the paper's claims judged over seeds on an ablation table (each term against its control);
 - `formulas.py`: the method card's formulas, as a run's config selects them;
+- `lesson_runs.py`: which runs the Per-image and Similarity pages open on and compare (by config);
 - `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """
 
