@@ -99,8 +99,8 @@ def pick_run(label: str, methods: Sequence[str] | None = None, key: str = "run",
              param: str | None = None) -> Path | None:
     """A selectbox over matching runs (demo runs marked); None, with a helpful message, when none.
 
-    It opens on `default` (a function of the runs table giving a run's path, e.g. one of
-    `prunelab.analysis.lesson_runs`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
+    It opens on `default` (a function of the runs table giving a run's path, e.g. a method's
+    `lesson_runs.opening_run`; the first run when None), or on the run named in the URL's `?<param>=<run id>`,
     and writes the chosen run's id back there, so the URL of the page opens it on the same run."""
     runs = _matching_runs(methods, states)
     if runs.empty:
@@ -360,14 +360,15 @@ def get_job_manager() -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _matched(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+def _run_figures(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
     from prunelab.analysis import lessons
 
-    return lessons.with_matched_accuracy(table)
+    return lessons.with_run_figures(table)
 
 
-def cached_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
-    """`lessons.with_matched_accuracy(table)` (every ManiDP run's accuracy at its form's matched MACs
-    reduction, read from the runs' what-if curves), cached by the table and each run's newest file mtime."""
+def cached_run_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """`lessons.with_run_figures(table)` (the figures the methods' claims read from their runs' files, such as
+    every ManiDP run's accuracy at its form's matched MACs reduction, from the runs' what-if curves), cached by the
+    table and each run's newest file mtime."""
     paths = [str(path) for path in table["path"]] if "path" in table else []
-    return _matched(table, tuple((path, Run(path).newest_version()) for path in paths))
+    return _run_figures(table, tuple((path, Run(path).newest_version()) for path in paths))

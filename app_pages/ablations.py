@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 from app_components import charts, common, method_card, paper_points
 from prunelab.analysis import lessons, tables
 from prunelab.config import SWEEP_PARAMS
+from prunelab.methods.manidp.evidence import evidence_table
 
 ALL_SUITES = "all finished runs"
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params", "macs_reference",
@@ -61,12 +62,12 @@ suite = st.selectbox("Runs", [ALL_SUITES, *suites], key="abl_suite",
 if suite != ALL_SUITES:
     table = table[table["suite"] == suite].reset_index(drop=True)
 
-table = common.cached_matched_accuracy(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
+table = common.cached_run_figures(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
 
-evidence = lessons.manidp_evidence_table(lessons.variant_groups(table))
+evidence = evidence_table(lessons.variant_groups(table))
 if not evidence.empty:
     st.subheader("ManiDP by the paper's own tests, per form")
     st.caption("Do the gates route images differently at all (per-image MACs CV; share of gate decisions off "

@@ -5,9 +5,10 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab.analysis import lesson_runs, lessons, tables
-from prunelab.methods.manidp import evidence
+from prunelab.analysis import tables
+from prunelab.methods.manidp import evidence, lesson_runs
 from prunelab.methods.manidp.artefacts import PER_IMAGE
+from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PER_IMAGE_FILE
 
@@ -22,7 +23,7 @@ common.explain(
     r"\mathrm{MACs}(x) = \sum_{\mathrm{conv}} k_h k_w H_{out} W_{out}\,|\mathrm{in}(x)|\, |\mathrm{out}(x)|",
 )
 
-run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="pi_run", default=lesson_runs.opening_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)
@@ -101,7 +102,7 @@ if summary.get("macs_cv") is not None:
 if summary.get("decision_disagreement") is not None:
     dynamism[1].metric("Gate decisions off their channel's majority", f"{summary['decision_disagreement']:.1%}",
                        help="0% means one static sub-network for every image: the gates do not route at all.")
-common.show_claims(lessons.manidp_claims(setting, figure="complexity_quintile_gap"),
+common.show_claims(manidp_claims(setting, figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "whose per-image tables hold the parent's loss (`parent_loss`), are needed for this "
                          "comparison.")

@@ -9,8 +9,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.analysis import tables
+from prunelab.methods.manidp import lesson_runs
 from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
+from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.run_format import PROBE_FILE
 
@@ -48,7 +50,7 @@ def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
         coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
 
 
-run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.manidp_run, param="run")
+run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.opening_run, param="run")
 if run is None:
     st.stop()
 method_card.show(run)
@@ -97,8 +99,8 @@ for column, (key, label, fmt, help_text) in zip(st.columns(3), figures, strict=T
     if summary.get(key) is not None:
         column.metric(label, f"{summary[key]:{fmt}}", help=help_text)
 setting = common.setting_runs(run)
-common.show_claims(lessons.manidp_claims(setting, figure="similarity_rank_correlation")
-                   + lessons.manidp_claims(setting, figure="similarity_gap_mean"),
+common.show_claims(manidp_claims(setting, figure="similarity_rank_correlation")
+                   + manidp_claims(setting, figure="similarity_gap_mean"),
                    empty=f"Finished ManiDP runs with and without the similarity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

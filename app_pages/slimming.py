@@ -8,8 +8,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab.analysis import lesson_runs, lessons, tables
+from prunelab.analysis import tables
+from prunelab.methods.slimming import lesson_runs
 from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
+from prunelab.methods.slimming.claims import claims as slimming_claims
 from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.runs.run import Run
 from prunelab.runs.run_format import DENSE_MODEL_FILE, GAMMA_HISTORY_FILE, PRUNING_FILE, SUMMARY_FILE
@@ -53,7 +55,7 @@ def channel_bars(channels: Any, after_name: str) -> go.Figure:
 
 
 run = common.pick_run("Run to inspect", methods=[SLIMMING], key="slim_run", states=WITH_DATA, param="run",
-                      default=lesson_runs.slimming_run)
+                      default=lesson_runs.opening_run)
 if run is None:
     st.stop()
 method_card.show(run)
@@ -84,7 +86,7 @@ run_exports.onnx_panel(Path(run), summary)
 st.subheader("|γ| distribution per epoch")
 paths = common.pick_runs("Runs to compare (one seed of each λ in the inspected run's setting, to start with)",
                          methods=[SLIMMING], key="slim_compare", states=WITH_DATA, dataset=common.dataset_of(run),
-                         default=lesson_runs.slimming_comparison(common.runs_frame(), run), param="compare",
+                         default=lesson_runs.lambda_comparison(common.runs_frame(), run), param="compare",
                          follow=run) or [run]
 histories = {p: h for p in paths if (h := common.read(p, GAMMA_HISTORY)) is not None}
 if not histories:
@@ -125,7 +127,7 @@ else:
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)
-common.show_claims(lessons.slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
+common.show_claims(slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
                    empty=f"Finished slimming runs at two or more λ, {common.IN_THIS_SETTING}, are needed for this "
                          "comparison.")
 

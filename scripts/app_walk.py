@@ -62,14 +62,16 @@ class Walk:
 
 def demo_visits() -> list[tuple[str, str]]:
     """(label, URL path) of every page on each demo: pages that show one run open on the demo's lesson run
-    (`?run=<id>`, see prunelab.analysis.lesson_runs); the others once per demo too (they pick the dataset inside)."""
-    from prunelab.analysis import lesson_runs, results
+    (`?run=<id>`, see prunelab.methods.manidp.lesson_runs); the others once per demo too (they pick the dataset
+    inside)."""
+    from prunelab.analysis import results
+    from prunelab.methods.manidp import lesson_runs
 
     visits = []
     for folder in results.demo_run_dirs():
         table = results.runs_table([folder])
         demo = folder.name.removesuffix("_runs")
-        runs = {MANIDP: lesson_runs.manidp_run(table), SLIMMING: None, None: None}
+        runs = {MANIDP: lesson_runs.opening_run(table), SLIMMING: None, None: None}
         slim = table[(table["method"] == SLIMMING) & (table["state"] == "done")]
         runs[SLIMMING] = str(slim["path"].iloc[0]) if len(slim) else None
         runs[None] = runs[MANIDP] or runs[SLIMMING]

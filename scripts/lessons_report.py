@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from prunelab.analysis import lessons, tables  # noqa: E402
 from prunelab.analysis.results import runs_table  # noqa: E402
+from prunelab.methods.manidp.evidence import evidence_table  # noqa: E402
 
 FIGURES = [("test_acc", "test accuracy", ".3f"), ("macs_per_image", "MMACs / image", ".2f"),
            ("acc_after_prune", "acc. right after pruning", ".3f"),
@@ -37,7 +38,7 @@ def cell(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
 
 
 def report(root: Path) -> str:
-    table = lessons.with_matched_accuracy(tables.ablation_table(runs_table([root])))
+    table = lessons.with_run_figures(tables.ablation_table(runs_table([root])))
     groups = lessons.variant_groups(table)
     shown = [f for f in FIGURES if groups[f"{f[0]}_mean"].notna().any()]
     lines = ["| variant | epochs in all | seeds | " + " | ".join(label for _, label, _ in shown) + " |",
@@ -46,7 +47,7 @@ def report(root: Path) -> str:
         cells = [cell(row[f"{key}_mean"], row[f"{key}_std"], fmt, 1e6 if key == "macs_per_image" else 1.0)
                  for key, _, fmt in shown]
         lines.append(f"| {row['variant']} | {int(row['epochs_total'])} | {row['seeds']} | " + " | ".join(cells) + " |")
-    evidence = lessons.manidp_evidence_table(groups)
+    evidence = evidence_table(groups)
     if not evidence.empty:
         lines += ["", "ManiDP by the paper's own tests, per form (mean ± std over seeds):", "",
                   "| " + " | ".join(evidence.columns) + " |", "|---" * len(evidence.columns) + "|"]

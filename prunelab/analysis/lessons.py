@@ -20,12 +20,17 @@ A claim that does not hold at this scale is a finding, and is reported as such.
 Claims are judged within one *setting* at a time (SETTING_KEYS: dataset, model, width and training budget):
 runs of two settings, say the shapes and the CIFAR-10 demo, are never pooled. When the runs span several
 settings, each claim names its setting.
+
+Each method's own claims live in its package (`prunelab/methods/<name>/claims.py`, the method's
+`MethodFacts.claims`), built from the pieces here (`Stat`, `shared_seeds`, `verdict_of`, `paired_difference`,
+`per_form`, `by_setting`); `claims` loops over the methods. The budget claims set every method with a
+published result (`MethodFacts.budget_reference`) against the baseline trained for as many epochs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,10 +38,8 @@ import numpy as np
 import pandas as pd
 
 from prunelab.analysis import references
-from prunelab.config import dataset_short_name
+from prunelab.config import METHOD_FACTS, dataset_short_name
 from prunelab.methods.baseline.config import NAME as BASELINE
-from prunelab.methods.manidp.config import NAME as MANIDP
-from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.runs.run_format import NEAR_ZERO_GAMMA_KEY
 
 NOISE_Z = 2.0  # how many standard errors apart two means must be to count as different
@@ -143,7 +146,8 @@ class Claim:
     measured_figure: str = ""
 
 
-def _figure(table: pd.DataFrame, mask: pd.Series, figure: str) -> Stat:
+def figure_stat(table: pd.DataFrame, mask: pd.Series, figure: str) -> Stat:
+    """Stat of `figure` over the rows of `table` that `mask` selects (no runs when the table lacks the figure)."""
     if figure not in table:
         return Stat(float("nan"), float("nan"), 0)
     return stat(table.loc[mask, figure])
@@ -166,7 +170,7 @@ def shared_seeds(table: pd.DataFrame, masks: Sequence[pd.Series]) -> tuple[list[
     return narrowed, f" (compared on seed{'s' if len(common) > 1 else ''} {named}, the seeds they share)"
 
 
-def _verdict(better: Stat, worse: Stat, holds_if_greater: bool) -> str:
+def verdict_of(better: Stat, worse: Stat, holds_if_greater: bool) -> str:
     """Verdict for the claim 'better > worse' (or '<' when holds_if_greater is False)."""
     if better.n == 0 or worse.n == 0:
         return "not enough runs"
@@ -190,7 +194,7 @@ def setting_label(setting: dict[str, object]) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
+def by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
     """`judge`'s claims within each setting of `table`; when several settings hold pruned runs, each claim
     names its setting, even if only one of them yields claims (a setting of baselines alone, such as the
     demo's shorter `pretrain` runs, adds no names)."""
@@ -225,159 +229,19 @@ def in_setting_of(table: pd.DataFrame, run: str | Path) -> pd.DataFrame:
     return table[same]
 
 
-def slimming_claims(table: pd.DataFrame) -> list[Claim]:
-    """Figure 4 of Liu et al. (2017), judged within each setting (`_slimming_claims`)."""
-    return _by_setting(table, _slimming_claims)
-
-
-def manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
-    """Tang et al. (2021), judged within each setting (`_manidp_claims`)."""
-    return _by_setting(table, lambda part: _manidp_claims(part, figure))
-
-
 def budget_claims(table: pd.DataFrame) -> list[Claim]:
     """Each pruned variant against the equal-budget baseline, within each setting (`_budget_claims`)."""
-    return _by_setting(table, _budget_claims)
+    return by_setting(table, _budget_claims)
 
 
-def _slimming_claims(table: pd.DataFrame) -> list[Claim]:
-    """Figure 4 of Liu et al. (2017), within each form of slimming (`_per_form`)."""
-    return _per_form(table, SLIMMING, _slimming_form_claims)
-
-
-def _slimming_form_claims(table: pd.DataFrame) -> list[Claim]:
-    """Figure 4 of Liu et al. (2017): |γ| piles up at zero as λ grows, so pruning barely hurts."""
-    slim = table[table["method"] == SLIMMING] if "method" in table else table.iloc[0:0]
-    if slim.empty or "sparsity_lambda" not in slim:
-        return []
-    lambdas = sorted(float(v) for v in slim["sparsity_lambda"].dropna().unique())
-    if len(lambdas) < 2:
-        return []
-    low, high = lambdas[0], lambdas[-1]
-    masks, note = shared_seeds(slim, [slim["sparsity_lambda"] == lam for lam in lambdas])
-    at = dict(zip(lambdas, masks, strict=True))
-    shares = {lam: _figure(slim, at[lam], NEAR_ZERO_GAMMA_KEY) for lam in lambdas}
-    share_text = "; ".join(f"λ = {lam:g}: {shares[lam].text('.1f', percent=True)}" for lam in lambdas)
-    steps = f"λ = {' → '.join(f'{lam:g}' for lam in lambdas)}"
-    claims = [Claim("γ piles up at zero as λ grows",
-                    "Network Slimming (Liu et al., 2017, Fig. 4): with λ = 0 the |γ| distribution is flat; "
-                    "as λ grows it piles up near zero.",
-                    f"share of |γ| below 0.05 after sparsity training: {share_text}{note}",
-                    _verdict(shares[high], shares[low], holds_if_greater=True),
-                    "share of |γ| ≈ 0 grows with λ",
-                    f"|γ| < 0.05: {_path(shares[lam] for lam in lambdas)} ({steps})")]
-    after = {lam: _figure(slim, at[lam], "acc_after_prune") for lam in (low, high)}
-    if after[low].n and after[high].n:
-        claims.append(_pruning_claim(slim, at, low, high, after, note))
-    return claims
-
-
-def _pruning_claim(slim: pd.DataFrame, at: dict[float, pd.Series], low: float, high: float,
-                   after: dict[float, Stat], note: str) -> Claim:
-    """The paper's 'pruning barely hurts at a strong λ': the drop from the sparsity-trained network to the pruned
-    one (seed by seed where the runs record both) is smaller at the largest λ than at the smallest. The
-    accuracy before pruning is shown too: a λ whose sparsity training itself fails loses nothing by pruning."""
-    before = {lam: _figure(slim, at[lam], "acc_before_prune") for lam in (low, high)}
-    if before[low].n and before[high].n:
-        drop = {lam: stat((slim.loc[at[lam], "acc_before_prune"] - slim.loc[at[lam], "acc_after_prune"]).dropna())
-                for lam in (low, high)}
-        verdict = _verdict(drop[low], drop[high], holds_if_greater=True)
-        measured = "; ".join(f"λ = {lam:g}: {before[lam].text('.1f', percent=True)} before pruning, "
-                             f"{after[lam].text('.1f', percent=True)} right after (a drop of "
-                             f"{drop[lam].text('.1f', percent=True)})" for lam in (low, high))
-        if beyond_noise(before[high], before[low]) and before[high].mean < before[low].mean:
-            measured += (f". The sparsity-trained network itself is lower at λ = {high:g} "
-                         f"({before[high].mean:.1%} against {before[low].mean:.1%}): the smaller drop starts from a "
-                         "lower point")
-    else:  # runs that predate acc_before_prune: accuracy right after pruning alone
-        verdict = _verdict(after[high], after[low], holds_if_greater=True)
-        measured = (f"accuracy right after pruning: λ = {low:g}: {after[low].text('.1f', percent=True)}; "
-                    f"λ = {high:g}: {after[high].text('.1f', percent=True)}")
-    return Claim("with a strong λ, pruning barely hurts before fine-tuning",
-                 "Network Slimming: the channels below the global threshold carry little, so accuracy right "
-                 "after pruning stays close to the sparsity-trained network's.",
-                 measured + note, verdict, "accuracy right after pruning stays high",
-                 f"right after pruning: {_path([after[low], after[high]])} (λ = {low:g} → {high:g})")
-
-
-def _manidp_rows(table: pd.DataFrame, complexity: bool, similarity: bool) -> pd.Series:
-    if not {"method", "complexity", "similarity"} <= set(table.columns):
-        return pd.Series(False, index=table.index)
-    flags = table["complexity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
-    sims = table["similarity"].map(lambda v: bool(v) if isinstance(v, bool | np.bool_) else False)
-    return (table["method"] == MANIDP) & (flags == complexity) & (sims == similarity)
-
-
-MANIDP_VARIANT_NAMES = {(False, False): "neither", (True, False): "complexity only",
-                        (False, True): "similarity only", (True, True): "both"}
-SIMILARITY_PAIRS = [((False, True), (False, False)), ((True, True), (True, False))]
-COMPLEXITY_PAIRS = [((True, False), (False, False)), ((True, True), (False, True))]
-BOTH_PAIRS = [((True, True), (False, False))]  # the paper's full method against neither term: the net effect
-
-
-@dataclass(frozen=True)
-class TermClaim:
-    """One claim about a ManiDP term, judged on `figure`: the variant with the term against the same variant
-    without it (`pairs`), seed by seed when `paired`."""
-
-    figure: str
-    lesson: str
-    paper: str
-    label: str  # the figure as the measured text names it
-    fmt: str
-    greater: bool  # the claim holds if the term raises the figure
-    pairs: list[tuple[tuple[bool, bool], tuple[bool, bool]]]
-    paired: bool = False
-
-
-MATCHED_LABEL = ("test accuracy at a matched MACs reduction (the median of the form's ManiDP runs, along each "
-                 "run's what-if curve; seed-paired difference with the term minus without)")
-MATCHED_PAPER = ("ManiDP (Tang et al., 2021), ablation table: at similar FLOPs, each term adds accuracy, and both "
-                 "terms together give the best.")
-MANIDP_TERM_CLAIMS = [
-    TermClaim("similarity_rank_correlation",
-              "the similarity term gives images with similar features similar sub-networks",
-              "ManiDP (Tang et al., 2021): the similarity term keeps the manifold structure of the features in "
-              "the sub-networks: image pairs with similar features get similar gates.",
-              "Spearman ρ(R, T) over held-out test pairs", ".3f", True, SIMILARITY_PAIRS),
-    TermClaim("similarity_gap_mean",
-              "the similarity term lowers its own objective ‖T − R‖ (a check that the term trains, not the "
-              "paper's claim)",
-              "ManiDP: the term minimises ‖T − R‖²/N², so training with it lowers ‖T − R‖ almost by construction.",
-              "mean ‖T − R‖_F over layers (the term's objective)", ".2f", False, SIMILARITY_PAIRS),
-    TermClaim("complexity_quintile_gap",
-              "the complexity term gives harder images larger sub-networks",
-              "ManiDP: images with a loss above C are not pushed to be sparse; its visualisation shows the costliest "
-              "sub-networks on cluttered, ambiguous images and the cheapest on clean ones.",
-              "relative MACs, hardest minus easiest fifth of the test images by the parent model's loss "
-              "(seed-paired difference with the term minus without)", ".3f", True, COMPLEXITY_PAIRS, paired=True),
-    TermClaim("acc_at_matched", "the similarity term adds accuracy at matched MACs", MATCHED_PAPER, MATCHED_LABEL,
-              ".3f", True, SIMILARITY_PAIRS, paired=True),
-    TermClaim("acc_at_matched", "the complexity term adds accuracy at matched MACs", MATCHED_PAPER, MATCHED_LABEL,
-              ".3f", True, COMPLEXITY_PAIRS, paired=True),
-    # both terms at once against neither (a demo that ships only these two rows still answers the paper)
-    TermClaim("acc_at_matched", "the two terms together add accuracy at matched MACs", MATCHED_PAPER,
-              MATCHED_LABEL.replace("with the term minus without", "both minus neither"), ".3f", True, BOTH_PAIRS,
-              paired=True),
-    TermClaim("similarity_rank_correlation",
-              "with both terms, images with similar features get more similar sub-networks",
-              "ManiDP (Tang et al., 2021): the similarity term keeps the manifold structure of the features in "
-              "the sub-networks: image pairs with similar features get similar gates.",
-              "Spearman ρ(R, T) over held-out test pairs", ".3f", True, BOTH_PAIRS),
-    TermClaim("complexity_quintile_gap", "with both terms, harder images get larger sub-networks",
-              "ManiDP: images with a loss above C are not pushed to be sparse; its visualisation shows the costliest "
-              "sub-networks on cluttered, ambiguous images and the cheapest on clean ones.",
-              "relative MACs, hardest minus easiest fifth of the test images by the parent model's loss "
-              "(seed-paired difference both minus neither)", ".3f", True, BOTH_PAIRS, paired=True),
-]
-
-
-def with_matched_accuracy(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` with each ManiDP run's accuracy at its form's matched MACs reduction, within each setting
-    (`prunelab.methods.manidp.evidence.with_matched_accuracy`); reads the runs' stored what-if curves."""
-    from prunelab.methods.manidp.evidence import with_matched_accuracy as add
-
-    return table if "acc_at_matched" in table else add(table, SETTING_KEYS)
+def with_run_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (an ablation table) with the figures each method's claims read from its runs' files beyond
+    summary.json, within each setting (`MethodFacts.run_figures`: ManiDP's accuracy at a matched MACs reduction,
+    from the runs' stored what-if curves)."""
+    for facts in METHOD_FACTS.values():
+        if facts.run_figures is not None:
+            table = facts.run_figures(table, SETTING_KEYS)
+    return table
 
 
 def paired_difference(table: pd.DataFrame, mine: pd.Series, theirs: pd.Series, figure: str) -> Stat:
@@ -389,7 +253,7 @@ def paired_difference(table: pd.DataFrame, mine: pd.Series, theirs: pd.Series, f
     return stat((a - b).dropna())
 
 
-def _paired_verdict(difference: Stat, greater: bool) -> str:
+def paired_verdict(difference: Stat, greater: bool) -> str:
     """'holds' when the mean seed-paired difference is beyond NOISE_Z standard errors in the claimed direction."""
     if difference.n == 0:
         return "not enough runs"
@@ -411,11 +275,6 @@ def method_forms(table: pd.DataFrame, method: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def manidp_forms(table: pd.DataFrame) -> list[str]:
-    """The forms of the ManiDP runs in `table` (`method_forms`)."""
-    return method_forms(table, MANIDP)
-
-
 def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
     from prunelab.analysis.tables import form_label
 
@@ -423,7 +282,7 @@ def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
-def _per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
+def per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
     """`judge`'s claims within each form of `method` (a claim names its form when the runs hold several)."""
     forms = method_forms(table, method) or [""]
     claims = []
@@ -434,67 +293,26 @@ def _per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], 
     return claims
 
 
-def _manidp_claims(table: pd.DataFrame, figure: str | None = None) -> list[Claim]:
-    """Tang et al. (2021), each term against its control (the same variant with that term switched off),
-    within each form of ManiDP (`_per_form`). `figure` keeps only the claims judged on that figure."""
-    return _per_form(table, MANIDP, lambda part: _manidp_form_claims(part, figure))
-
-
-def _manidp_form_claims(table: pd.DataFrame, figure: str | None) -> list[Claim]:
-    rows = {(c, s): _manidp_rows(table, c, s) for c in (False, True) for s in (False, True)}
-    if not any(mask.any() for mask in rows.values()):
-        return []
-    if figure in (None, "acc_at_matched"):
-        table = with_matched_accuracy(table)
-    names = MANIDP_VARIANT_NAMES
-    claims = []
-    for term in MANIDP_TERM_CLAIMS:
-        if figure is not None and term.figure != figure:
-            continue
-        for with_term, without in term.pairs:
-            (mine, theirs), note = shared_seeds(table, [rows[with_term], rows[without]])
-            ours, control = _figure(table, mine, term.figure), _figure(table, theirs, term.figure)
-            if not (ours.n and control.n):
-                continue
-            label = term.label
-            if term.figure == "acc_at_matched":
-                label += f", at {float(table.loc[mine | theirs, 'matched_reduction'].median()):.1%} fewer MACs"
-            measured = f"{label}: {names[with_term]} {ours.text(term.fmt)}; {names[without]} " \
-                       f"{control.text(term.fmt)}"
-            if term.paired:
-                difference = paired_difference(table, mine, theirs, term.figure)
-                measured += f"; difference {difference.text(term.fmt)}"
-                verdict = _paired_verdict(difference, term.greater)
-            else:
-                verdict = _verdict(ours, control, holds_if_greater=term.greater)
-            claims.append(Claim(f"{term.lesson} ({names[with_term]} vs {names[without]})", term.paper,
-                                measured + note, verdict,
-                                f"{term.label.split(' (')[0]} {'rises' if term.greater else 'falls'} with "
-                                f"{'both terms' if term.pairs is BOTH_PAIRS else 'the term'}",
-                                f"{ours.mean:{term.fmt}} with, {control.mean:{term.fmt}} without"))
-    return claims
-
-
 def _budget_claims(table: pd.DataFrame) -> list[Claim]:
     """Each pruned variant against the baseline with the same total training budget."""
     if "epochs_total" not in table or "method" not in table:
         return []
     claims = []
     baselines = table[table["method"] == BASELINE]
-    pruned = table[table["method"].isin([SLIMMING, MANIDP])]
+    pruned = table[table["method"].isin(list(BUDGET_REFERENCES))]
     for (method, variant, budget), group in pruned.groupby(["method", "variant", "epochs_total"], dropna=True):
         peers = baselines[baselines["epochs_total"] == budget]
         if peers.empty:
             continue
         rows = table.index.to_series()
         (ours, control), note = shared_seeds(table, [rows.isin(group.index), rows.isin(peers.index)])
-        mine, theirs = _figure(table, ours, "test_acc"), _figure(table, control, "test_acc")
-        reduction = _figure(table, ours, "macs_reduction")
+        mine, theirs = figure_stat(table, ours, "test_acc"), figure_stat(table, control, "test_acc")
+        reduction = figure_stat(table, ours, "macs_reduction")
         spread = f" ± {reduction.std:.1%}" if reduction.n >= 2 else ""
         fewer = f" at {reduction.mean:.1%}{spread} fewer MACs" if reduction.n else ""
         result = BUDGET_REFERENCES[method]
         change = result.top1 - result.baseline_top1
-        paper = (f"{'Network Slimming' if method == SLIMMING else 'ManiDP'}: {result.model} on CIFAR-10, "
+        paper = (f"{METHOD_FACTS[method].label}: {result.model} on CIFAR-10, "
                  f"{result.setting}, {'gains' if change >= 0 else 'loses'} {abs(change):.2f} points "
                  f"({result.top1:.2f}% vs {result.baseline_top1:.2f}% unpruned) at −{result.flops_reduction:.1%} "
                  f"FLOPs after {result.budget}.")
@@ -510,16 +328,11 @@ def _budget_claims(table: pd.DataFrame) -> list[Claim]:
     return claims
 
 
-# the paper's result each method's budget claim sets the runs against
+# the paper's result each method's budget claim sets the runs against (`MethodFacts.budget_reference`)
 BUDGET_REFERENCES = {
-    SLIMMING: next(r for r in references.PUBLISHED if r.method == SLIMMING and r.model == "VGG-19"),
-    MANIDP: next(r for r in references.PUBLISHED if r.method == MANIDP and r.model == "ResNet-56"),
+    name: next(r for r in references.PUBLISHED if r.method == name and r.model == facts.budget_reference)
+    for name, facts in METHOD_FACTS.items() if facts.budget_reference is not None
 }
-
-
-def _path(stats: Iterable[Stat]) -> str:
-    """'0% → 34% → 73%': the means of `stats` as percentages, in order."""
-    return " → ".join(f"{s.mean:.0%}" if s.n else "?" for s in stats)
 
 
 def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
@@ -533,35 +346,6 @@ def _budget_verdict(pruned: Stat, baseline: Stat) -> str:
     return "does not hold: below the baseline" if pruned.mean < baseline.mean else "holds: above the baseline"
 
 
-# (figure, column title, format, shown as a percentage)
-EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MACs reduction", ".1f", True),
-                  ("macs_cv", "MACs CV", ".3f", False),
-                  ("decision_disagreement", "decisions off majority", ".1f", True),
-                  ("complexity_quintile_gap", "hardest − easiest fifth", ".3f", False),
-                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False),
-                  ("matched_reduction", "matched MACs reduction", ".1f", True),
-                  ("acc_at_matched", "accuracy at matched MACs", ".1f", True)]
-
-
-def manidp_evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
-    """The ManiDP variants of `variant_groups(...)` with the paper's tests and gate dynamism as 'mean ± std'
-    texts, one row per variant (its form in the variant's name)."""
-    rows = groups[groups["method"] == MANIDP] if "method" in groups else groups.iloc[0:0]
-    out = []
-    for _, row in rows.iterrows():
-        entry = {"variant": row["variant"], "epochs in all": row["epochs_total"], "seeds": row["seeds"]}
-        for key, label, fmt, percent in EVIDENCE_SHOWN:
-            mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
-            scale, unit = (100.0, "%") if percent else (1.0, "")
-            if mean is None or pd.isna(mean):
-                entry[label] = ""
-                continue
-            text = f"{mean * scale:{fmt}}{unit}"
-            entry[label] = text if pd.isna(std) else f"{text} ± {std * scale:{fmt}}{unit}"
-        out.append(entry)
-    return pd.DataFrame(out)
-
-
 CLAIM_COLUMNS = ["claim", "paper", "measured", "verdict"]
 
 
@@ -573,8 +357,10 @@ def claims_table(found: Sequence[Claim]) -> pd.DataFrame:
 
 
 def claims(table: pd.DataFrame) -> list[Claim]:
-    """Every claim the runs in `table` (an ablation table: finished runs) can speak to."""
+    """Every claim the runs in `table` (an ablation table: finished runs) can speak to: each method's own
+    (`MethodFacts.claims`, in the methods' order), then the budget claims, within each setting."""
     if table.empty:
         return []
-    return _by_setting(table, lambda part: [*_slimming_claims(part), *_manidp_claims(part), *_budget_claims(part)])
+    judges = [facts.claims for facts in METHOD_FACTS.values() if facts.claims is not None]
+    return by_setting(table, lambda part: [*(c for judge in judges for c in judge(part)), *_budget_claims(part)])
 

@@ -5,17 +5,27 @@ A method package (`prunelab/methods/<name>/`) has a `config.py` that imports onl
 `prunelab.runs.reading`), and defines its config class (a `Strict` or `MethodWithForm` subclass with
 `name: Literal["<name>"]` and `facts: ClassVar[MethodFacts]`) as `METHOD_CONFIG`. `prunelab.methods.catalog`
 collects them into the `RunConfig` union; the listings and the CLI read them without importing torch.
+The facts' lesson functions (the paper's claims, the method card's formulas) live in the package's own
+analysis modules, which import pandas or the core's analysis: the facts hold them `deferred`, imported on
+first call, as the catalog imports each package's `method.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
 from prunelab.runs.reading import Artefact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from prunelab.analysis.lessons import Claim
+    from prunelab.analysis.method_card import Formula
 
 MAX_EPOCHS = 1000
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
@@ -60,7 +70,28 @@ class MethodFacts:
     variant: Callable[[Mapping[str, Any], str], str] | None = None
     # the run it starts from is a required parent (a run id in the same runs folder): its config field
     parent_field: str | None = None
+    # -- the paper's lessons (prunelab.analysis.lessons, prunelab.analysis.method_card), each `deferred`
+    # its paper's claims judged on the runs of one setting (an ablation table's rows): `lessons.claims` loops over them
+    claims: Callable[[pd.DataFrame], list[Claim]] | None = None
+    # an ablation table with the figures its claims read from its runs' files beyond summary.json, within each
+    # setting (those columns), unchanged where it has them already (ManiDP: accuracy at a matched MACs reduction)
+    run_figures: Callable[[pd.DataFrame, Sequence[str]], pd.DataFrame] | None = None
+    # the model of its paper's published CIFAR-10 result (prunelab.analysis.references.PUBLISHED) that its
+    # runs are set against at the baseline's budget (`lessons.budget_claims`); None: no budget claim
+    budget_reference: str | None = None
+    # the method card's formulas from a run's method config, chosen by the fields the training code branches on
+    formulas: Callable[[Any], list[Formula]] | None = None
 
+
+def deferred(module: str, name: str) -> Callable[..., Any]:
+    """The function `name` of `module`, imported on its first call: a fact that lives in a module `config.py` may
+    not import (one that imports pandas or the core's analysis, or imports `config.py` itself: a cycle)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__module__, call.__name__, call.__qualname__ = module, name, name  # where it lives, for a reader and tests
+    return call
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from prunelab.analysis import lesson_runs
 from prunelab.analysis.results import class_names
+from prunelab.methods.manidp import lesson_runs
 from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
 from tests.pages.page_helpers import plotly_figures as figures
 from tests.pages.page_helpers import trace_values as values

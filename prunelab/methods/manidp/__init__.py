@@ -9,7 +9,11 @@
 - `gated_run.py`: `gated_run`, a finished run's gated model with the run's own trainer and method object;
 - `whatif.py`: `what_if`, the thresholds recalibrated at another target density and every test image evaluated;
 - `subnet_space.py`: every test image's gate vectors and pooled features, and their UMAP;
-- `evidence.py`: the paper's claims tested on a run's files (complexity fifths, rho(R, T), matched MACs);
+- `evidence.py`: the paper's claims tested on a run's files (complexity fifths, rho(R, T), matched MACs), and
+  their table per variant;
+- `claims.py`: the paper's claims judged over seeds on an ablation table (each term against its control);
+- `formulas.py`: the method card's formulas, as a run's config selects them;
+- `lesson_runs.py`: which runs the Per-image and Similarity pages open on and compare (by config);
 - `artefacts.py`: how its files are read and checked (`PER_IMAGE`, `PROBE`, `MANIDP_INFO`; no torch);
 - `config.py`: `ManiDPConfig`, its departures and facts (no torch).
 """

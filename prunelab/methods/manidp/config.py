@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.manidp.artefacts import MANIDP_INFO, PER_IMAGE, PROBE
-from prunelab.methods.spec import FORM_DESCRIPTION, Departure, Form, MethodFacts, MethodWithForm, field_facts
+from prunelab.methods.spec import FORM_DESCRIPTION, Departure, Form, MethodFacts, MethodWithForm, deferred, field_facts
 
 MANIDP_VARIANTS = {(False, False): "neither", (True, False): "complexity only",
                    (False, True): "similarity only", (True, True): "both"}
@@ -31,6 +31,7 @@ def variant(row: Mapping[str, Any], suffix: str) -> str:
     return f"ManiDP{suffix}: {MANIDP_VARIANTS[key]}"
 
 
+CLAIMS_MODULE = "prunelab.methods.manidp.claims"  # the paper's claims (pandas: imported on first use)
 MANIDP_REFERENCE_CODE = (
     "huawei-noah/Efficient-Computing Pruning/ManiDP/models/resnet_cifar.py (MaskBlock, MaskedBasicblock)",
     "huawei-noah/Efficient-Computing Pruning/ManiDP/main.py (train, cal_similarity_loss, adjust_remain_rate, "
@@ -104,7 +105,12 @@ class ManiDPConfig(MethodWithForm):
         "easy images run a smaller sub-network than hard ones."),
                                                model_kind="dense ManiDP network with its gates",
                                                model_note=ONNX_NOTE, live_panel="gates", settings=settings,
-                                               variant=variant, parent_field="init_from", safeguards=(
+                                               variant=variant, parent_field="init_from",
+                                               claims=deferred(CLAIMS_MODULE, "setting_claims"),
+                                               run_figures=deferred(CLAIMS_MODULE, "with_matched_accuracy"),
+                                               budget_reference="ResNet-56",
+                                               formulas=deferred("prunelab.methods.manidp.formulas", "formulas"),
+                                               safeguards=(
         "every image keeps its most salient channel in every gated layer: the reference zeroes a layer whose "
         "channels all fall below the threshold, which no sliced sub-network or sparse executor can run",))
 

@@ -18,7 +18,8 @@ sub-networks, and (b) accuracy at matched FLOPs in their ablation table. The fig
   (accuracy against MACs reduction at other target densities) where the run has one.
 
 ManiDP's finalize writes these figures into summary.json; `backfill(path)` adds them to a
-run that finished before it did, from the run's files (`scripts/backfill_evidence.py`).
+run that finished before it did, from the run's files (`scripts/backfill_evidence.py`). `evidence_table` shows
+them per variant, mean ± std over seeds.
 """
 
 from __future__ import annotations
@@ -207,3 +208,33 @@ def accuracy_at(curve: pd.DataFrame, reduction: float) -> float | None:
     if x.size == 0 or reduction < x[0] - 1e-9 or reduction > x[-1] + 1e-9:
         return None
     return float(np.interp(reduction, x, y))
+
+
+# (figure, column title, format, shown as a percentage)
+EVIDENCE_SHOWN = [("test_acc", "accuracy", ".1f", True), ("macs_reduction", "MACs reduction", ".1f", True),
+                  ("macs_cv", "MACs CV", ".3f", False),
+                  ("decision_disagreement", "decisions off majority", ".1f", True),
+                  ("complexity_quintile_gap", "hardest − easiest fifth", ".3f", False),
+                  ("similarity_rank_correlation", "ρ(R, T)", ".3f", False),
+                  ("matched_reduction", "matched MACs reduction", ".1f", True),
+                  ("acc_at_matched", "accuracy at matched MACs", ".1f", True)]
+
+
+def evidence_table(groups: pd.DataFrame) -> pd.DataFrame:
+    """The ManiDP variants of `prunelab.analysis.lessons.variant_groups(...)` with the paper's tests and gate
+    dynamism as 'mean ± std' texts, one row per variant (its form in the variant's name): the Ablations page's and
+    the lessons report's "ManiDP by the paper's own tests"."""
+    rows = groups[groups["method"] == MANIDP] if "method" in groups else groups.iloc[0:0]
+    out = []
+    for _, row in rows.iterrows():
+        entry = {"variant": row["variant"], "epochs in all": row["epochs_total"], "seeds": row["seeds"]}
+        for key, label, fmt, percent in EVIDENCE_SHOWN:
+            mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+            scale, unit = (100.0, "%") if percent else (1.0, "")
+            if mean is None or pd.isna(mean):
+                entry[label] = ""
+                continue
+            text = f"{mean * scale:{fmt}}{unit}"
+            entry[label] = text if pd.isna(std) else f"{text} ± {std * scale:{fmt}}{unit}"
+        out.append(entry)
+    return pd.DataFrame(out)

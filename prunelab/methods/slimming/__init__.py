@@ -7,6 +7,9 @@
 - `artefacts.py`: how its files are read and checked (`GAMMA_HISTORY`, `PRUNING`; no torch);
 - `reprune.py`: `what_if`, which re-prunes a finished run's dense model at another ratio;
 - `counts.py`: `run_channel_counts`, what a run's prune ratio is a fraction of (prunable and all channels);
+- `claims.py`: the paper's claims (Figure 4) judged over seeds on an ablation table;
+- `formulas.py`: the method card's formulas, as a run's config selects them;
+- `lesson_runs.py`: which runs the Slimming page opens on and compares (by config);
 - `config.py`: `SlimmingConfig` and its facts (no torch).
 
 The names below load on first use, so that reading the config imports no torch.

@@ -15,6 +15,7 @@ from prunelab.methods.spec import (
     Form,
     MethodFacts,
     MethodWithForm,
+    deferred,
     field_facts,
 )
 
@@ -95,6 +96,9 @@ class SlimmingConfig(MethodWithForm):
                                                              ("finetune", "fine-tune")),
                                                boundary_labels=((("sparsity", "finetune"), "prune"),),
                                                settings=settings, variant=variant,
+                                               claims=deferred("prunelab.methods.slimming.claims", "setting_claims"),
+                                               budget_reference="VGG-19",
+                                               formulas=deferred("prunelab.methods.slimming.formulas", "formulas"),
                                                safeguards=(
         "every layer keeps at least `min_channels` channels (default 1): the reference's global threshold can "
         "remove every channel of a layer, and its pruned model then fails to run",))
