@@ -22,7 +22,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Session fixtures that train real runs: a test that asks for one is in the slow tier (the fixture runs
-# of tests/pages/ take half a minute to build on 2 cores; a quick-tier test must not pay for them).
+# of tests/app_pages/ take half a minute to build on 2 cores; a quick-tier test must not pay for them).
 TRAINED_FIXTURES = {"fixture_runs_dir"}
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from app_browser import CHROMIUM, PAGE_TIMEOUT_MS, launch, serve_app, wait_until_idle  # noqa: E402
 
 from prunelab.methods import METHODS  # noqa: E402
-from tests.pages.fixture_runs import ensure_fixture_runs  # noqa: E402
+from tests.app_pages.fixture_runs import ensure_fixture_runs  # noqa: E402
 
 CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
 TABLE = "[data-testid='stDataFrame']"

@@ -13,7 +13,7 @@ from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.claims import with_matched_accuracy
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES
 from prunelab.methods.manidp.evidence import evidence_table, matched_reduction
-from tests.prunelab.lesson_tables import variant_rows as _rows
+from tests.prunelab.analysis.lesson_tables import variant_rows as _rows
 
 
 def test_manidp_claims_compare_each_term_with_its_control() -> None:

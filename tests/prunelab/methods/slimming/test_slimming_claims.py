@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from prunelab.methods.slimming.claims import claims as slimming_claims
-from tests.prunelab.lesson_tables import variant_rows as _rows
+from tests.prunelab.analysis.lesson_tables import variant_rows as _rows
 
 
 def test_slimming_claims_hold_fail_or_are_within_noise() -> None:

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_components import run_exports
 from prunelab.export.onnx import MANIDP_NOTE
-from tests.pages.page_helpers import fixture_run
+from tests.app_pages.page_helpers import fixture_run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT_TIMEOUT = 300  # a torch.onnx export and two latency measurements on a busy 2-core machine

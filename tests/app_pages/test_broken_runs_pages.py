@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app_pages.page_helpers import frame_with
 from tests.broken_runs import GOOD, make_broken_runs
-from tests.pages.page_helpers import frame_with
 
 PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 ROOT = PAGES.parent

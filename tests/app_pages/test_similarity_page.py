@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from prunelab.analysis.results import class_names
 from prunelab.methods.manidp import lesson_runs
-from tests.pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
-from tests.pages.page_helpers import plotly_figures as figures
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
+from tests.app_pages.page_helpers import plotly_figures as figures
+from tests.app_pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "similarity.py")
 # A fresh installation's first UMAP imports and compiles umap-learn's numba kernels (~60 s on 2 busy

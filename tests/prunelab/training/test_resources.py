@@ -33,7 +33,7 @@ from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.scheduling import suites
 from prunelab.training import resources
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 METHODS = {"baseline": BaselineConfig, "slimming": SlimmingConfig, "manidp": ManiDPConfig}
 GiB = 2**30

@@ -14,9 +14,9 @@ from prunelab.analysis.references import CIFAR10_CLASSES, PUBLISHED
 from prunelab.config import RunConfig
 from prunelab.runs.store import RunStore
 from prunelab.training.engine import run_training
+from tests.app_pages.fixture_runs import fixture_config
+from tests.app_pages.page_helpers import plotly_figures
 from tests.helpers import write_folder_dataset
-from tests.pages.fixture_runs import fixture_config
-from tests.pages.page_helpers import plotly_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE, APP = str(ROOT / "app_pages" / "ablations.py"), str(ROOT / "app.py")

@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from prunelab.config import RunConfig
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, MANIDP_FILE, PRUNING_FILE
 from prunelab.runs.store import RunStore
-from tests.pages.page_helpers import fixture_run, plotly_figures
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import fixture_run, plotly_figures
+from tests.app_pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "live.py")
 TIMEOUT = 60

@@ -52,7 +52,7 @@ def make_run(root: Path, run_id: str, method: dict, summary: dict | None = None,
 
 def test_the_demo_folders_are_the_repositorys_assets() -> None:
     """The demo runs are found under <repo>/assets/, wherever results.py sits in the package."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     assert repo / "assets" / "demo_runs" == results.DEMO_RUNS_DIR
     assert repo / "assets" / "cifar10_runs" == results.CIFAR_DEMO_RUNS_DIR
 
@@ -145,7 +145,7 @@ def test_a_missing_dataset_gives_none(tmp_path: Path) -> None:
 
 def test_results_does_not_import_streamlit() -> None:
     code = "import sys, prunelab.analysis.results; assert 'streamlit' not in sys.modules"
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 

@@ -11,9 +11,9 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from prunelab.analysis.results import class_names
-from tests.pages.page_helpers import fixture_run, frame_with, metric, url_param
-from tests.pages.page_helpers import plotly_figures as figures
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import fixture_run, frame_with, metric, url_param
+from tests.app_pages.page_helpers import plotly_figures as figures
+from tests.app_pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "per_image.py")
 TIMEOUT = 60

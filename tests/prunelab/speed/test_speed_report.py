@@ -15,7 +15,7 @@ import pytest
 
 from prunelab.speed import report
 
-SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "speed" / "cpu.json"
+SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "speed" / "cpu.json"
 
 
 @pytest.fixture(scope="module")

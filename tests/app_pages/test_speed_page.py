@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.speed.report import HEADLINES, SPEED_DIR_ENV
-from tests.pages.page_helpers import plotly_figures
+from tests.app_pages.page_helpers import plotly_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "speed.py")

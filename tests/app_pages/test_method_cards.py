@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from prunelab.methods.manidp.config import MANIDP_DEPARTURES
-from tests.pages.page_helpers import fixture_run
+from tests.app_pages.page_helpers import fixture_run
 
 PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 TIMEOUT = 90

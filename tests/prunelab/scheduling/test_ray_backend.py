@@ -24,7 +24,7 @@ from prunelab.scheduling.ray_backend import RaySuiteRunner
 from prunelab.scheduling.suites import Suite, SuiteRun
 from tests.helpers import run_cli, tiny_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.ray  # tests that start a local Ray instance (ray_instance) are slow too
 
 TINY = ["--train-size", "200", "--test-size", "100", "--width", "0.125", "--batch-size", "50", "--lr", "0.05"]

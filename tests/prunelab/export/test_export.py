@@ -22,8 +22,8 @@ import prunelab
 from prunelab.data import load_dataset, normalize
 from prunelab.export.onnx import MANIDP_NOTE
 from prunelab.runs.store import RunDir
+from tests.app_pages.fixture_runs import ensure_fixture_runs
 from tests.helpers import run_cli
-from tests.pages.fixture_runs import ensure_fixture_runs
 
 pytestmark = pytest.mark.slow  # every test reads the trained fixture runs
 

@@ -14,7 +14,7 @@ import pytest
 from prunelab.analysis import lessons
 from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.slimming.claims import claims as slimming_claims
-from tests.prunelab.lesson_tables import variant_rows as _rows
+from tests.prunelab.analysis.lesson_tables import variant_rows as _rows
 
 
 def test_stat_and_the_noise_bound_against_hand_computations() -> None:

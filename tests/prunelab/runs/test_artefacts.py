@@ -20,7 +20,7 @@ from prunelab.runs.reading import ArtefactError
 from prunelab.runs.store import BrokenRun, RunDir, RunStore
 from tests.broken_runs import DEMO, GOOD, demo_run, make_broken_runs
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

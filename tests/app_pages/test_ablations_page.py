@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 from app_components.charts import METHOD_COLOURS
 from prunelab.analysis import lessons, results, tables
 from prunelab.runs.store import RunStore
-from tests.pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
+from tests.app_pages.page_helpers import trace_values as values
 
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params",
          "epochs_total", "parent_run", "method", "suite", "dataset"]  # columns the page shows

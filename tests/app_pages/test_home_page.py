@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_components import charts, paper_points
 from prunelab.analysis import results
-from tests.pages.page_helpers import plotly_figures
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import plotly_figures
+from tests.app_pages.page_helpers import trace_values as values
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")

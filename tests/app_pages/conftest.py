@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # app.py imports `app_components` and `prunelab` from the repository root
 
-from tests.pages.fixture_runs import ensure_fixture_runs  # noqa: E402
+from tests.app_pages.fixture_runs import ensure_fixture_runs  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from prunelab.analysis import results
 from prunelab.analysis.tables import prune_denominator_text
 from prunelab.methods.slimming.reprune import what_if
-from tests.pages.page_helpers import fixture_run, metric, plotly_figures, url_param
-from tests.pages.page_helpers import trace_values as values
+from tests.app_pages.page_helpers import fixture_run, metric, plotly_figures, url_param
+from tests.app_pages.page_helpers import trace_values as values
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "slimming.py")
 TIMEOUT = 60
