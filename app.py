@@ -8,9 +8,13 @@ analysis page whose file is missing is left out of the navigation so the app sti
 
 import streamlit as st
 
-from app_components import common, shell
+from app_components.preload import preload_chart_library
 
 st.set_page_config(page_title="PruneLab", page_icon=":material/content_cut:", layout="wide")
+preload_chart_library()  # first, so the browser compiles the chart code while the server works
+
+from app_components import common, shell  # noqa: E402 - after the preload: these imports take ~0.4 s
+
 navigation = shell.navigation()
 st.sidebar.caption("PruneLab: train small CNNs, prune their channels statically (Network Slimming) or per "
                    "image (ManiDP), and see what each method keeps and what it costs in MACs.")
