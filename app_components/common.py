@@ -9,7 +9,9 @@ finished run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,7 +51,7 @@ def setting_runs(run: Path) -> pd.DataFrame:
     papers' claims on (`lessons.in_setting_of`), never another dataset's or budget's."""
     from prunelab.analysis import lessons, tables
 
-    return lessons.in_setting_of(tables.ablation_table(runs_frame()), run)
+    return lessons.in_setting_of(computed(tables.ablation_table, runs_frame()), run)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -359,7 +361,26 @@ def get_job_manager() -> Any:
     return _job_manager(str(default_runs_dir().resolve()))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+def frame_key(frame: pd.DataFrame) -> str:
+    """A digest of a frame's columns and values (list cells included, which pandas' own hashing refuses): how
+    the caches below tell one table from another."""
+    text = frame.to_json(orient="split", default_handler=str, date_format="iso")
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs={pd.DataFrame: frame_key})
+def _computed(name: str, table: pd.DataFrame, options: tuple[tuple[str, Any], ...]) -> Any:
+    module, function = name.split(":")
+    return getattr(importlib.import_module(module), function)(table, **dict(options))
+
+
+def computed(function: Callable[..., T], table: pd.DataFrame, **options: Any) -> T:
+    """`function(table, **options)` for a pure function of a table that a page calls on every rerun (the claims,
+    the variant groups), cached by the function, the table's content and the options."""
+    return _computed(f"{function.__module__}:{function.__qualname__}", table, tuple(sorted(options.items())))
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs={pd.DataFrame: frame_key})
 def _run_figures(table: pd.DataFrame, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
     from prunelab.analysis import lessons
 

@@ -49,7 +49,7 @@ common.explain(
     r"\text{MACs reduction} = 1 - \frac{\mathrm{MACs}_{\text{pruned}}}{\mathrm{MACs}_{\text{unpruned}}}",
 )
 
-table = tables.ablation_table(common.runs_frame())
+table = common.computed(tables.ablation_table, common.runs_frame())
 if table.empty:
     st.info("No finished runs yet. Start a baseline, slimming and ManiDP runs (or the `demo` / `ablation` "
             "suite) on the **Runs** page; they appear here when done.")
@@ -64,10 +64,11 @@ if suite != ALL_SUITES:
 
 table = common.cached_run_figures(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
 st.subheader("What the papers claim, and what these runs show")
-common.show_claims(lessons.claims(table), empty="These runs do not compare the variants a claim needs "
+common.show_claims(common.computed(lessons.claims, table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
 
-evidence = evidence_table(lessons.variant_groups(table))
+groups = common.computed(lessons.variant_groups, table)
+evidence = evidence_table(groups)
 if not evidence.empty:
     st.subheader("ManiDP by the paper's own tests, per form")
     st.caption("Do the gates route images differently at all (per-image MACs CV; share of gate decisions off "
@@ -84,7 +85,6 @@ st.caption("Runs that differ only in their seed form one variant; each figure is
            "over its seeds. `epochs in all` counts every epoch that shaped the final weights, a parent run's "
            "included, so rows with the same number compare like with like. ManiDP's MACs are those of each "
            "image's sub-network; the gates' own cost is in `MACs with gates`.")
-groups = lessons.variant_groups(table)
 common.table(groups, GROUP_COLUMNS, key="abl_groups", column_order=GROUP_SHOWN)
 figure = st.selectbox("Figure", [f for f in ERROR_BAR_FIGURES if groups[f"{f}_mean"].notna().any()],
                       format_func=lambda f: lessons.FIGURE_LABELS[f], key="abl_figure")

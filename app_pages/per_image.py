@@ -102,7 +102,7 @@ if summary.get("macs_cv") is not None:
 if summary.get("decision_disagreement") is not None:
     dynamism[1].metric("Gate decisions off their channel's majority", f"{summary['decision_disagreement']:.1%}",
                        help="0% means one static sub-network for every image: the gates do not route at all.")
-common.show_claims(manidp_claims(setting, figure="complexity_quintile_gap"),
+common.show_claims(common.computed(manidp_claims, setting, figure="complexity_quintile_gap"),
                    empty=f"Finished ManiDP runs with and without the complexity term, {common.IN_THIS_SETTING}, "
                          "whose per-image tables hold the parent's loss (`parent_loss`), are needed for this "
                          "comparison.")

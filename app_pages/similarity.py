@@ -99,8 +99,8 @@ for column, (key, label, fmt, help_text) in zip(st.columns(3), figures, strict=T
     if summary.get(key) is not None:
         column.metric(label, f"{summary[key]:{fmt}}", help=help_text)
 setting = common.setting_runs(run)
-common.show_claims(manidp_claims(setting, figure="similarity_rank_correlation")
-                   + manidp_claims(setting, figure="similarity_gap_mean"),
+common.show_claims(common.computed(manidp_claims, setting, figure="similarity_rank_correlation")
+                   + common.computed(manidp_claims, setting, figure="similarity_gap_mean"),
                    empty=f"Finished ManiDP runs with and without the similarity term, {common.IN_THIS_SETTING}, "
                          "are needed for this comparison.")
 

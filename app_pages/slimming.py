@@ -127,7 +127,7 @@ else:
 
 st.subheader("What the paper claims, and what the slimming runs show")
 slim_runs = common.setting_runs(run)
-common.show_claims(slimming_claims(slim_runs[slim_runs["method"] == SLIMMING]),
+common.show_claims(common.computed(slimming_claims, slim_runs[slim_runs["method"] == SLIMMING]),
                    empty=f"Finished slimming runs at two or more λ, {common.IN_THIS_SETTING}, are needed for this "
                          "comparison.")
 
