@@ -63,11 +63,27 @@ if suite != ALL_SUITES:
     table = table[table["suite"] == suite].reset_index(drop=True)
 
 table = common.cached_run_figures(table)  # each ManiDP run's accuracy at its form's matched MACs reduction
+groups = common.computed(lessons.variant_groups, table)
+
+published = paper_points.published(table)
+x_axis = st.radio("x axis", list(X_AXES), index=1 if published else 0, horizontal=True, key="abl_x",
+                  help="The papers' CIFAR-10 results are drawn against MACs reduction." if published else None)
+settings = groups[["model", "width"]].drop_duplicates()  # another network gets its own panel, its own axes
+for number, (model, width) in enumerate(settings.itertuples(index=False, name=None)):
+    part = groups[(groups["model"] == model) & (groups["width"] == width)]
+    fig = paper_points.accuracy_chart(part, X_AXES[x_axis], published)
+    if len(settings) > 1:
+        fig.update_layout(title=f"{model} at width {width:g}: {fig.layout.title.text}")
+    st.plotly_chart(fig, key="abl_scatter" if number == 0 else f"abl_scatter_{model}_{width:g}")
+if published and X_AXES[x_axis] == "macs_reduction":
+    st.caption(paper_points.caption(len(published)))
+elif published:
+    st.caption("Choose MACs reduction as the x axis to see the papers' published CIFAR-10 results.")
+
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(common.computed(lessons.claims, table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
 
-groups = common.computed(lessons.variant_groups, table)
 evidence = evidence_table(groups)
 if not evidence.empty:
     st.subheader("ManiDP by the paper's own tests, per form")
@@ -98,21 +114,6 @@ if figure:
     fig.update_layout(height=400, yaxis_title=lessons.FIGURE_LABELS[figure], margin={"t": 30},
                       title=f"{lessons.FIGURE_LABELS[figure]}: mean ± std over seeds")
     st.plotly_chart(fig, key="abl_errorbars")
-
-published = paper_points.published(table)
-x_axis = st.radio("x axis", list(X_AXES), index=1 if published else 0, horizontal=True, key="abl_x",
-                  help="The papers' CIFAR-10 results are drawn against MACs reduction." if published else None)
-settings = groups[["model", "width"]].drop_duplicates()  # another network gets its own panel, its own axes
-for number, (model, width) in enumerate(settings.itertuples(index=False, name=None)):
-    part = groups[(groups["model"] == model) & (groups["width"] == width)]
-    fig = paper_points.accuracy_chart(part, X_AXES[x_axis], published)
-    if len(settings) > 1:
-        fig.update_layout(title=f"{model} at width {width:g}: {fig.layout.title.text}")
-    st.plotly_chart(fig, key="abl_scatter" if number == 0 else f"abl_scatter_{model}_{width:g}")
-if published and X_AXES[x_axis] == "macs_reduction":
-    st.caption(paper_points.caption(len(published)))
-elif published:
-    st.caption("Choose MACs reduction as the x axis to see the papers' published CIFAR-10 results.")
 
 with st.expander("Every run"):
     common.table(table.drop(columns=["path", "run_id"]), COLUMNS, key="abl_table", column_order=SHOWN)
