@@ -177,9 +177,19 @@ def runs_table(roots: list[Path]) -> pd.DataFrame:
     is well); a run whose config.json or status.json is unusable has state ``broken``. Newest runs
     first within each root; user runs before demo runs.
     """
-    rows = [_run_row(entry) for root in roots for entry in RunStore(root).scan(check_artefacts=True)]
+    rows = [_safe_row(entry) for root in roots for entry in RunStore(root).scan(check_artefacts=True)]
     extras = [c for c in SUMMARY_EXTRAS if any(c in row for row in rows)]
     return pd.DataFrame(rows, columns=BASE_COLUMNS + HYPER_COLUMNS + extras)
+
+
+def _safe_row(info: Any) -> dict[str, Any]:
+    """`_run_row`, or the run as broken with the reason when its files make the row fail: one run never fails
+    the table of the others."""
+    try:
+        return _run_row(info)
+    except Exception as error:  # noqa: BLE001 - a value no check foresaw: this run is broken, the table is not
+        log.warning("run %s cannot be listed: %s", info.path, error)
+        return _broken_row(BrokenRun(info.run_id, info.path, [f"cannot be listed ({type(error).__name__}: {error})"]))
 
 
 def _run_row(info: Any) -> dict[str, Any]:

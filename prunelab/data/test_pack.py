@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 from prunelab.config import DataConfig
-from prunelab.data.base import DatasetError, ImageDataset, load_npz
+from prunelab.data.base import DatasetError, ImageDataset
+from prunelab.runs.reading import ArtefactError, read_npz_file
 from prunelab.runs.run_format import TEST_PACK_FILE, atomic_write_npz
 
 __all__ = ["TEST_PACK_FILE", "dataset_or_pack", "load_test_pack", "write_test_pack"]
@@ -112,8 +114,13 @@ def dataset_or_pack(folder: str | Path, data: DataConfig) -> tuple[ImageDataset,
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray] | None:
-    """The pack's arrays, read once per version of the file (a page asks for images many times)."""
-    return load_npz(Path(path))
+    """The pack's arrays, read once per version of the file (a page asks for images many times); None when it
+    cannot be read (a bounded, checked read: `prunelab.runs.reading.read_npz_file`; the log says why)."""
+    try:
+        return read_npz_file(Path(path))
+    except ArtefactError as error:
+        logging.getLogger("prunelab.data.test_pack").warning("%s", error)
+        return None
 
 
 def _describe(split: tuple[str, int, int]) -> str:

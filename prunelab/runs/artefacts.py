@@ -10,12 +10,11 @@ names the file and says whether it is *missing* or *corrupt* (and what is wrong 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from prunelab.config import METHOD_CONFIGS, RunConfig
 from prunelab.runs.reading import (
@@ -25,7 +24,9 @@ from prunelab.runs.reading import (
     Schema,
     describe_errors,
     json_artefact,
+    parse_json,
     read_json_file,
+    read_run_bytes,
     shown,
 )
 from prunelab.runs.run_format import CONFIG_FILE, METRICS_FILE, RUN_STATES, STATUS_FILE, SUMMARY_FILE
@@ -41,6 +42,9 @@ log = logging.getLogger("prunelab.runs.artefacts")
 
 class StatusFile(Schema):
     """status.json: the run's state and live progress (merged by `RunDir.write_status`)."""
+
+    # live figures may be NaN (an epoch of a diverging run, a group with no image): shown as they are
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=True)
 
     state: str
     phase: str | None = None
@@ -102,7 +106,7 @@ class SummaryFile(Schema):
     macs_per_image: float = Field(ge=0.0)
     wall_time_s: float = Field(ge=0.0)
     width: float | None = None
-    test_loss: float | None = None
+    test_loss: float | None = Field(None, allow_inf_nan=True)  # a diverged run's loss is NaN: a finding
     epochs: int | None = Field(None, ge=0)
     # slimming
     acc_before_prune: float | None = Field(None, ge=0.0, le=1.0)
@@ -177,20 +181,18 @@ def metrics_row_problem(row: Any) -> str | None:
 
 
 def read_metrics_file(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl's rows; a torn line (a crash mid-write) or a line that is not a metrics row is skipped
-    with a warning. ArtefactError when the file is missing or unreadable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArtefactError(path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ArtefactError(path, f"cannot be read ({error})") from None
+    """metrics.jsonl's rows (a bounded read, decoded leniently); a torn line (a crash mid-write), a line that is
+    not JSON, nests too deep or is not a metrics row is skipped with a warning. ArtefactError when the file is
+    missing or cannot be read at all."""
+    text = read_run_bytes(path).decode("utf-8", errors="replace")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         try:
-            row = json.loads(line)
-        except ValueError:
-            log.warning("skipping a torn line %d in %s", number, path)
+            row = parse_json(path, line)
+        except ArtefactError as error:
+            torn = "not valid JSON" in error.problem  # a crash mid-write leaves a torn last line
+            log.warning("skipping %s line %d in %s%s", "a torn" if torn else "a broken", number, path,
+                        "" if torn else f": {error.problem}")
             continue
         problem = metrics_row_problem(row)
         if problem is not None:

@@ -105,18 +105,26 @@ class LockInfo:
 
 def read_lock(run_path: str | Path) -> LockInfo | None:
     """The run's lock, or None when it has none (a lock that cannot be parsed has unknown owner fields)."""
+    from prunelab.runs.reading import ArtefactError, open_run_file, parse_json
+
     path = Path(run_path) / LOCK_FILE
+    raw = b""
     try:
-        with open(path, "rb") as handle:
+        with open_run_file(path, limit=0) as handle:
             stat = os.fstat(handle.fileno())
             raw = handle.read(4096)
-    except FileNotFoundError:
-        return None
+    except ArtefactError as error:
+        if error.missing:
+            return None
+        try:  # not a regular file: a lock nobody can parse, its owner unknown
+            stat = os.lstat(path)
+        except OSError:
+            return None
     try:
-        fields: dict[str, Any] = json.loads(raw)
+        fields: dict[str, Any] = parse_json(path, raw.decode("utf-8", errors="replace"))
         if not isinstance(fields, dict):
             raise ValueError("not an object")
-    except ValueError:
+    except (ValueError, ArtefactError):
         fields = {}
     pid = fields.get("pid")
     return LockInfo(pid=int(pid) if isinstance(pid, int) else None, host=fields.get("host"),

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from prunelab.runs.artefacts import CONFIG, METRICS, STATUS, SUMMARY
-from prunelab.runs.reading import Artefact, ArtefactError
+from prunelab.runs.reading import Artefact, ArtefactError, read_text_tail
 from prunelab.runs.run_format import LOG_FILE
 
 T = TypeVar("T")
@@ -137,11 +137,12 @@ class Run:
         return self.read(METRICS)
 
     def log_tail(self, lines: int = 20) -> list[str]:
-        """The last `lines` lines of log.txt ([] before it is written)."""
+        """The last `lines` lines of log.txt ([] before it is written; a log that is not a regular file of the run
+        gives one line saying so), read from its end and decoded leniently."""
         try:
-            return self.file(LOG_FILE).read_text(encoding="utf-8").splitlines()[-lines:]
-        except FileNotFoundError:
-            return []
+            return read_text_tail(self.file(LOG_FILE)).splitlines()[-lines:]
+        except ArtefactError as error:
+            return [f"({error.short})"]
 
     @property
     def state(self) -> str:

@@ -64,8 +64,11 @@ def _first_line(error: BaseException) -> str:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """A run's JSON file, read bounded and checked (`prunelab.runs.reading.read_json_file`): ArtefactError,
+    a RunStoreError, when it is missing or cannot be used."""
+    from prunelab.runs.reading import read_json_file
+
+    return read_json_file(path)
 
 
 @dataclass
@@ -105,7 +108,9 @@ class RunDir:
         with self._lock:
             try:
                 status = read_json(self.file(STATUS_FILE))
-            except (OSError, ValueError):
+            except RunStoreError:
+                status = {}
+            if not isinstance(status, dict):
                 status = {}
             status.update(fields)
             status["updated_at"] = time.time()
@@ -123,6 +128,8 @@ class RunDir:
         try:
             with self._lock:
                 status = read_json(self.file(STATUS_FILE))
+                if not isinstance(status, dict):
+                    raise ValueError("status.json is not a JSON object")
                 status.update(fields, updated_at=time.time())
                 data = json.dumps(status, indent=2, default=json_default).encode()
                 with open(self.file(STATUS_FILE), "r+b") as handle:
@@ -131,7 +138,7 @@ class RunDir:
                     handle.flush()
                     os.fsync(handle.fileno())
             return True
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RunStoreError) as error:
             log.warning("could not write the status of %s at all: %s", self.run_id, error)
             return False
 
@@ -201,14 +208,18 @@ class RunDir:
     def load_torch(self, name: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         import torch  # on first use: listing and reading runs needs no torch
 
+        from prunelab.runs.reading import ArtefactError, open_run_file
+
         path = self.file(name)
-        if not path.exists():
-            raise RunStoreError(f"{path} does not exist")
         try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unpickling problem is a corrupt file
-            raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint "
-                                f"({_first_line(error)})") from None
+            with open_run_file(path) as handle:
+                try:
+                    return torch.load(handle, map_location=map_location, weights_only=True)
+                except Exception as error:  # noqa: BLE001 - any unpickling problem is a corrupt file
+                    raise RunStoreError(f"{path} is corrupt or not a PruneLab checkpoint "
+                                        f"({_first_line(error)})") from None
+        except ArtefactError as error:
+            raise RunStoreError(f"{path} does not exist" if error.missing else str(error)) from None
 
     # restarts and leftovers
     def remove_temp_files(self) -> list[str]:
@@ -333,30 +344,39 @@ class RunStore:
         if not self.root.is_dir():
             return
         for path in self._run_paths():
-            run = RunDir(path)
-            if not any(run.file(name).is_file() for name in RUN_FILES):
-                log.warning("skipping %s: not a run directory (no config.json or status.json)", path)
-                continue
-            config, problems = None, []
             try:
-                config = run.read_config()
-                status = run.read_status()
+                entry = self._scan_one(path, check_artefacts)
+            except Exception as error:  # noqa: BLE001 - one unreadable run never fails the listing of the others
+                log.warning("run directory %s cannot be read: %s", path, error)
+                entry = BrokenRun(path.name, path, [f"cannot be read ({type(error).__name__}: {error})"])
+            if entry is not None:
+                yield entry
+
+    def _scan_one(self, path: Path, check_artefacts: bool) -> RunInfo | BrokenRun | None:
+        """`scan`'s entry for one directory (None: not a run directory)."""
+        run = RunDir(path)
+        if not any(run.file(name).is_file() for name in RUN_FILES):
+            log.warning("skipping %s: not a run directory (no config.json or status.json)", path)
+            return None
+        config, problems = None, []
+        try:
+            config = run.read_config()
+            status = run.read_status()
+        except RunStoreError as error:
+            problems.append(getattr(error, "short", str(error)))
+            return BrokenRun(path.name, path, problems, config)
+        summary = None
+        if run.file(SUMMARY_FILE).exists():
+            try:
+                summary = run.read_summary()
             except RunStoreError as error:
                 problems.append(getattr(error, "short", str(error)))
-                yield BrokenRun(path.name, path, problems, config)
-                continue
-            summary = None
-            if run.file(SUMMARY_FILE).exists():
-                try:
-                    summary = run.read_summary()
-                except RunStoreError as error:
-                    problems.append(getattr(error, "short", str(error)))
-            if check_artefacts:
-                from prunelab.runs.artefact_checks import run_problems
+        if check_artefacts:
+            from prunelab.runs.artefact_checks import run_problems
 
-                found = run_problems(path, config.method.name, str(status["state"]))
-                problems += [problem for problem in found if problem not in problems]
-            yield RunInfo(path.name, path, config, status, summary, problems)
+            found = run_problems(path, config.method.name, str(status["state"]))
+            problems += [problem for problem in found if problem not in problems]
+        return RunInfo(path.name, path, config, status, summary, problems)
 
     def _run_paths(self) -> list[Path]:
         def mtime(path: Path) -> float:

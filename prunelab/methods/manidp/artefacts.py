@@ -25,6 +25,7 @@ from prunelab.runs.reading import (
     Schema,
     Verification,
     check_array,
+    check_values,
     json_artefact,
     npz_artefact,
     parquet_artefact,
@@ -74,16 +75,25 @@ class Probe:
 
 
 def check_probe(path: Path, arrays: Arrays) -> None:
-    """indices, labels int [P]; layer_names str [L]; gates_/features_<i> [P, C_i]; T_/R_<i> [P, P]."""
+    """indices, labels int [P] (P >= 1, indices >= 0, labels >= 0); layer_names str [L] (L >= 1);
+    gates_/features_<i> [P, C_i] finite, gates >= 0; T_/R_<i> [P, P] finite cosines in [-1, 1]."""
     indices = check_array(path, arrays, "indices", INTEGER, 1)
     size = len(indices)
-    check_array(path, arrays, "labels", INTEGER, 1, (size,))
+    if size < 1:
+        raise ArtefactError(path, "array 'indices' is empty (no probe image)")
+    check_values(path, "indices", indices, low=0)
+    check_values(path, "labels", check_array(path, arrays, "labels", INTEGER, 1, (size,)), low=0)
     names = check_array(path, arrays, "layer_names", TEXT, 1)
+    if len(names) < 1:
+        raise ArtefactError(path, "array 'layer_names' is empty (no gated layer)")
     for i in range(len(names)):
         gates = check_array(path, arrays, f"gates_{i}", FLOAT, 2, (size, None))
-        check_array(path, arrays, f"features_{i}", FLOAT, 2, (size, gates.shape[1]))
+        check_values(path, f"gates_{i}", gates, low=0.0)  # a saliency after ReLU: >= 0, not bounded above
+        check_values(path, f"features_{i}", check_array(path, arrays, f"features_{i}", FLOAT, 2,
+                                                         (size, gates.shape[1])))
         for key in ("T", "R"):
-            check_array(path, arrays, f"{key}_{i}", FLOAT, 2, (size, size))
+            check_values(path, f"{key}_{i}", check_array(path, arrays, f"{key}_{i}", FLOAT, 2, (size, size)),
+                         low=-1.0001, high=1.0001)
 
 
 def _probe(arrays: dict[str, np.ndarray], run: Any = None) -> Probe:
@@ -105,8 +115,9 @@ DENSITY_PREFIX = "density_"
 
 
 def check_per_image(path: Path, frame: Any) -> None:
-    """The documented columns with their dtypes, at least one density_<layer> column, densities in [0, 1]."""
-    import pandas as pd
+    """The documented columns with their dtypes, at least one density_<layer> column; and in the rows: every
+    index and label present and >= 0 (indices unique), predictions >= 0, MACs finite and >= 0, losses finite
+    (or the whole column missing), difficulty finite where known, densities in [0, 1]."""
     from pandas.api import types
 
     is_role = {INTEGER: types.is_integer_dtype, FLOAT: lambda d: types.is_float_dtype(d) or
@@ -116,19 +127,42 @@ def check_per_image(path: Path, frame: Any) -> None:
         raise ArtefactError(path, f"column(s) {', '.join(missing)} missing")
     for name, role in PER_IMAGE_COLUMNS.items():
         column = frame[name]
-        all_null = name == "difficulty" and bool(column.isna().all())  # unknown difficulty: nulls
+        all_null = name in OPTIONAL_COLUMNS and bool(column.isna().all())  # unknown for every image: nulls
         if not all_null and not is_role[role](column.dtype):
             raise ArtefactError(path, f"column {name!r} should hold {role} values, has dtype {column.dtype}")
     densities = [c for c in frame.columns if str(c).startswith(DENSITY_PREFIX)]
     if not densities:
         raise ArtefactError(path, f"no {DENSITY_PREFIX}<layer> column")
     for name in densities:
-        column = frame[name]
-        if not types.is_float_dtype(column.dtype):
-            raise ArtefactError(path, f"column {name!r} should hold float values, has dtype {column.dtype}")
-        values = pd.to_numeric(column).to_numpy(dtype=float, na_value=np.nan)
-        if len(values) and not ((values >= 0) & (values <= 1)).all():
-            raise ArtefactError(path, f"column {name!r} has values outside [0, 1]")
+        if not types.is_float_dtype(frame[name].dtype):
+            raise ArtefactError(path, f"column {name!r} should hold float values, has dtype {frame[name].dtype}")
+    if frame.empty:
+        return
+    for name, low, high in [("index", 0, None), ("label", 0, None), ("pred", 0, None), ("macs", 0, None),
+                            ("gate_macs", 0, None), *((name, 0.0, 1.0) for name in densities)]:
+        _check_column(path, frame, name, low, high)
+    for name in OPTIONAL_COLUMNS:
+        if not frame[name].isna().all():
+            _check_column(path, frame, name, None, None, allow_missing=name == "difficulty")
+    if frame["index"].duplicated().any():
+        raise ArtefactError(path, "column 'index' names an image twice")
+
+
+OPTIONAL_COLUMNS = ("loss", "difficulty")  # a column that may be missing for every image (all null)
+
+
+def _check_column(path: Path, frame: Any, name: str, low: float | None, high: float | None,
+                  allow_missing: bool = False) -> None:
+    column = frame[name]
+    if column.isna().any() and not allow_missing:
+        raise ArtefactError(path, f"column {name!r} is missing for {int(column.isna().sum())} image(s)")
+    data = column.dropna().to_numpy(dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise ArtefactError(path, f"column {name!r} holds NaN or infinite values")
+    if low is not None and len(data) and data.min() < low:
+        raise ArtefactError(path, f"column {name!r} holds {data.min():g}, below {low:g}")
+    if high is not None and len(data) and data.max() > high:
+        raise ArtefactError(path, f"column {name!r} holds {data.max():g}, above {high:g}")
 
 
 PER_IMAGE: Artefact[Any] = parquet_artefact(PER_IMAGE_FILE, check_per_image)

@@ -25,8 +25,10 @@ from prunelab.runs.reading import (
     Schema,
     Verification,
     check_array,
+    check_values,
     json_artefact,
     npz_artefact,
+    values,
 )
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, PRUNING_FILE
 
@@ -82,13 +84,24 @@ class GammaHistory:
 
 
 def check_gamma_history(path: Path, arrays: Arrays) -> None:
-    """epochs int [E+1], layer_names str [L], layer_<i> float [E+1, C_i], optional thresholds float [E+1]."""
+    """epochs int [E+1] (0, 1, ... E; at least the initial row), layer_names str [L] (at least one),
+    layer_<i> float [E+1, C_i] with C_i >= 1 and every |gamma| finite and >= 0, optional thresholds float [E+1]
+    (finite). Values are checked when the arrays are read, shapes also from their headers."""
     epochs = check_array(path, arrays, "epochs", INTEGER, 1)
     names = check_array(path, arrays, "layer_names", TEXT, 1)
+    if len(epochs) < 1:
+        raise ArtefactError(path, "array 'epochs' is empty (the history starts with the initial gammas)")
+    if len(names) < 1:
+        raise ArtefactError(path, "array 'layer_names' is empty (no layer to show)")
+    if values(epochs) is not None and not np.array_equal(values(epochs), np.arange(len(epochs))):
+        raise ArtefactError(path, f"array 'epochs' should count 0, 1, ..., {len(epochs) - 1}")
     for i in range(len(names)):
-        check_array(path, arrays, f"layer_{i}", FLOAT, 2, (len(epochs), None))
+        layer = check_array(path, arrays, f"layer_{i}", FLOAT, 2, (len(epochs), None))
+        if layer.shape[1] < 1:
+            raise ArtefactError(path, f"array 'layer_{i}' has no channel")
+        check_values(path, f"layer_{i}", layer, low=0.0)
     if "thresholds" in arrays:
-        check_array(path, arrays, "thresholds", FLOAT, 1, (len(epochs),))
+        check_values(path, "thresholds", check_array(path, arrays, "thresholds", FLOAT, 1, (len(epochs),)))
 
 
 def _gamma_history(arrays: dict[str, np.ndarray], run: Any) -> GammaHistory:
