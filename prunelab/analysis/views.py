@@ -42,6 +42,14 @@ import pandas as pd
 from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
+from prunelab.runs.reading import (
+    ArtefactError,
+    gunzip_bounded,
+    open_run_file,
+    parse_json,
+    read_npz_file,
+    read_run_bytes,
+)
 from prunelab.runs.run import Run
 from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
@@ -142,7 +150,8 @@ def _read_curve(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]] | No
 @functools.lru_cache(maxsize=16)
 def _read_curve_file(file: str, mtime_ns: int, size: int) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     try:
-        frame = pd.read_parquet(file)
+        with open_run_file(Path(file)) as handle:
+            frame = pd.read_parquet(handle)
         meta = dict(frame.attrs.get("prunelab") or {})
     except Exception as error:  # noqa: BLE001 - an unreadable file is computed again
         log.warning("%s cannot be read (%s); it is ignored", file, error)
@@ -292,10 +301,9 @@ def load_umap(run_dir: str | Path, kind: str, layer: str | None = ALL_LAYERS) ->
 @functools.lru_cache(maxsize=16)
 def _read_umaps(file: str, mtime_ns: int, size: int) -> dict[str, np.ndarray] | None:
     try:
-        with np.load(file, allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError) as error:
-        log.warning("%s cannot be read (%s); it is ignored", file, error)
+        return read_npz_file(Path(file))
+    except ArtefactError as error:
+        log.warning("%s; it is ignored", error)
         return None
 
 
@@ -356,8 +364,8 @@ def _read_prune_curve(run_dir: str | Path) -> dict[str, Any] | None:
 @functools.lru_cache(maxsize=32)
 def _read_prune_file(file: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
     try:
-        return json.loads(gzip.decompress(Path(file).read_bytes()))
-    except (OSError, ValueError) as error:
+        return parse_json(Path(file), gunzip_bounded(Path(file), read_run_bytes(Path(file))))
+    except (OSError, ValueError, ArtefactError) as error:
         log.warning("%s cannot be read (%s); it is ignored", file, error)
         return None
 

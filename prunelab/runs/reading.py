@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,19 @@ def read_text_tail(path: Path, max_bytes_read: int = 64 * 1024) -> str:
             return ""
         raise
     return data.decode("utf-8", errors="replace")
+
+
+def gunzip_bounded(path: Path, data: bytes, limit: int = MAX_BYTES[".json"]) -> bytes:
+    """gzip-compressed `data` (of the file `path`) decompressed to at most `limit` bytes: a small file that
+    would expand without bound (a compression bomb) is corrupt, not read."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise ArtefactError(path, f"not gzip data ({error})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ArtefactError(path, f"expands to more than the {_size(limit)} such a file may hold")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
