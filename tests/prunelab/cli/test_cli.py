@@ -85,7 +85,7 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
      ["--pretrain-epochs must be between 1 and E + F - 1 = 2", "got 3"]),
     (["suite", "slimming", "--pretrain-epochs", "1"], ["--pretrain-epochs sets the ManiDP runs' parent",
                                                        "suite slimming has none"]),
-    (["suite", "demo", "--manidp-lr-scale", "0"], ["--manidp-lr-scale must be in (0, 4]", "got 0"]),
+    (["suite", "demo", "--manidp-lr-scale", "0"], ["--manidp-lr-scale must be above 0 and at most 4", "got 0"]),
     (["suite", "slimming", "--manidp-lr-scale", "1"], ["--manidp-lr-scale sets the ManiDP runs' learning rate",
                                                        "suite slimming has none"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
