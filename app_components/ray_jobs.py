@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from prunelab.runs.store import default_runs_dir
+from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS
 from prunelab.scheduling.protocol import JobInfo
 from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, connect
 
@@ -48,10 +49,13 @@ def backend_input() -> dict[str, Any]:
                                 help="The head node's address that `ray start --head` prints. Empty: start a "
                                 "local Ray instance on this machine. Every node must see the runs folder at the "
                                 "same path (a shared filesystem).")
-    cpus = right.number_input("CPUs per run (Ray only)", value=1.0, min_value=0.25, max_value=1024.0, step=1.0,
-                              key="suite_ray_cpus")
-    gpus = right.number_input("GPUs per run (Ray only)", value=0.0, min_value=0.0, max_value=64.0, step=0.5,
-                              key="suite_ray_gpus", help="Fractions share a GPU: 0.5 runs two runs per GPU.")
+    cpus = right.number_input("CPUs per run (Ray only)", value=1.0, min_value=0.25,
+                              max_value=float(RAY_NUM_CPUS.high), step=1.0, key="suite_ray_cpus",
+                              help=f"{RAY_NUM_CPUS.what}: {RAY_NUM_CPUS.allowed()} ({RAY_NUM_CPUS.reason}).")
+    gpus = right.number_input("GPUs per run (Ray only)", value=0.0, min_value=float(RAY_NUM_GPUS.low or 0.0),
+                              max_value=float(RAY_NUM_GPUS.high), step=0.5, key="suite_ray_gpus",
+                              help=f"Fractions share a GPU: 0.5 runs two runs per GPU; {RAY_NUM_GPUS.allowed()} "
+                              f"({RAY_NUM_GPUS.reason}).")
     return {"backend": backend, "address": address.strip() or None, "num_cpus": float(cpus),
             "num_gpus": float(gpus)}
 

@@ -37,6 +37,7 @@ from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
 from prunelab.runs.store import default_runs_dir, describe_os_error
 from prunelab.scheduling import suites
 from prunelab.scheduling.jobs import RESUMABLE_STATES, JobError
+from prunelab.scheduling.limits import SUITE_RUNS, SWEEP_VALUES
 from prunelab.scheduling.protocol import JobInfo, Scheduler
 from prunelab.training.preflight import NotRunnable, check_runnable, check_suite_runnable
 
@@ -188,7 +189,9 @@ def suite_form() -> None:
         epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs",
                                    max_value=field_bounds(TrainConfig, "epochs")[1])
         param = right.selectbox("Sweep parameter (sweep only)", list(SWEEP_PARAMS), key="suite_param")
-        values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values")
+        values = right.text_input("Sweep values (sweep only)", "0, 1e-4, 1e-3", key="suite_values",
+                                  help=f"Comma-separated, {SWEEP_VALUES.allowed()} values ({SWEEP_VALUES.reason}); "
+                                  f"a suite holds {SUITE_RUNS.allowed()} runs.")
         backend = ray_jobs.backend_input()
         submitted = st.form_submit_button("Start suite")
     live = st.button("Run the demo live", key="demo_live",

@@ -3,7 +3,9 @@
 `RunConfig` composes `DataConfig`, `ModelConfig`, `TrainConfig` and a method config chosen by its
 `name` (a pydantic discriminated union), so a bad value is reported with the field and the range.
 Every number is bounded (the description says why) and must be finite (no inf or nan); the CLI,
-the app's forms (`field_bounds`) and the suites all take their limits from here.
+the app's forms (`field_bounds`) and the suites all take their limits from here, and the limits of the
+counts that are no run setting (runs at once, seeds, sweep values, runs per suite) are
+`prunelab.scheduling.limits`'s, which lists both for README.md.
 
 Each method's config class lives in its package (`prunelab/methods/<name>/config.py`, torch-free) with
 its facts: labels, CLI flags, form fields, sweep parameters, artefacts and what the app shows of it;
@@ -77,9 +79,11 @@ class TrainConfig(_Strict):
     epochs: int = Field(20, ge=1, le=MAX_EPOCHS, title="Epochs", description=(
         "training epochs (for slimming: sparsity-training epochs); at most 1000, far past convergence"))
     lr: float = Field(0.1, gt=0.0, le=10.0, title="Learning rate", description="learning rate; above 10 SGD diverges")
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description=(
+        "SGD momentum; below 1 (at 1 past gradients never fade and SGD does not settle)"))
     nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0.0, le=0.1)
+    weight_decay: float = Field(5e-4, ge=0.0, le=0.1, description=(
+        "L2 weight decay; at most 0.1 (above it the decay outweighs the loss and drives the weights to 0)"))
     batch_size: int = Field(128, ge=1, le=4096, title="Batch size", description=(
         "training batch size; at most 4096 (activations grow with it; larger batches need lr retuning)"))
     schedule: Literal["cosine", "step", "constant"] = "cosine"
@@ -213,14 +217,21 @@ class RunConfig(_Strict):
         return cleaned
 
 
+def field_constraints(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The numeric constraints of the field `name` of `model`: {'ge' | 'gt' | 'le' | 'lt': value}
+    (`prunelab.scheduling.limits` turns them into the limits README.md lists)."""
+    rules: dict[str, Any] = {}
+    for rule in model.model_fields[name].metadata:
+        rules.update({key: getattr(rule, key) for key in ("ge", "gt", "le", "lt")
+                      if getattr(rule, key, None) is not None})
+    return rules
+
+
 def field_bounds(model: type[BaseModel], name: str) -> tuple[Any, Any]:
     """(lowest, highest) value the field `name` of `model` accepts, from its ge/le constraints (None if
     open or exclusive): the app's number inputs take their limits from here."""
-    low = high = None
-    for rule in model.model_fields[name].metadata:
-        low = getattr(rule, "ge", low)
-        high = getattr(rule, "le", high)
-    return low, high
+    rules = field_constraints(model, name)
+    return rules.get("ge"), rules.get("le")
 
 
 BOUND_ERRORS = ("less_than", "less_than_equal", "greater_than", "greater_than_equal")

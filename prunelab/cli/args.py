@@ -13,10 +13,24 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from prunelab.config import METHOD_CONFIGS, METHOD_NAMES, METHOD_PARAMS, RunConfig, describe_validation_error
+from prunelab.scheduling.limits import Limit, format_number
 
 
 class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
+
+
+def within(limit: Limit, value: Any) -> Any:
+    """`value` when it lies within `limit` (prunelab.scheduling.limits); else UsageError: one line naming the
+    flag, the allowed range and the reason, before anything is made."""
+    if not limit.contains(value):
+        raise UsageError(limit.refusal(value))
+    return value
+
+
+def at_most(limit: Limit) -> str:
+    """'at most 64': a flag's help names its limit."""
+    return f"at most {format_number(limit.high)}"
 
 
 class OneLineParser(argparse.ArgumentParser):

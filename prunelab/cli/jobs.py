@@ -21,9 +21,11 @@ from prunelab.cli.args import (
     add_method_arguments,
     add_runs_dir,
     add_training_arguments,
+    at_most,
     config_from_args,
     method_settings_from_args,
     runs_root,
+    within,
 )
 from prunelab.cli.display import ProgressBar, format_table, watch_suite
 from prunelab.cli.ray_suite import add_backend_arguments, check_backend_arguments, run_suite_on_ray
@@ -31,6 +33,7 @@ from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import CONFIG_FILE
+from prunelab.scheduling.limits import JOBS_RECENT, MAX_CONCURRENT, SEEDS, SUITE_RUNS, SWEEP_VALUES
 from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
 from prunelab.training.preflight import check_dataset_available, check_suite_runnable
 
@@ -71,21 +74,24 @@ def add_job_commands(sub: Any) -> None:
                        help="the ManiDP runs' lr over the baseline's --lr (default 0.5, the paper's for fine-tuning "
                             "a converged model; a short --pretrain-epochs parent may train better at 1.0)")
     suite.add_argument("--seeds", type=int, default=1,
-                       help="N runs per variant with train seeds 0..N-1 (default 1: the --seed given)")
+                       help=f"N runs per variant with train seeds 0..N-1 (default 1: the --seed given; "
+                            f"{at_most(SEEDS)}; a suite has {at_most(SUITE_RUNS)} runs)")
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
     suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
-    suite.add_argument("--values", help="sweep: comma-separated values, e.g. 0,1e-4,1e-3")
+    suite.add_argument("--values", help=f"sweep: comma-separated values, e.g. 0,1e-4,1e-3 ({at_most(SWEEP_VALUES)})")
     suite.add_argument("--lambdas", help="demo and slimming: the slimming runs' L1 weights, comma-separated "
                                          f"(default {format_values(SLIMMING_LAMBDAS)}), "
-                                         "e.g. 0,1e-3,4e-3")
-    suite.add_argument("--max-concurrent", type=int, default=1, help="runs trained at once (default 1)")
+                                         f"e.g. 0,1e-3,4e-3 ({at_most(SWEEP_VALUES)})")
+    suite.add_argument("--max-concurrent", type=int, default=1,
+                       help=f"runs trained at once (default 1, {at_most(MAX_CONCURRENT)}: threads of this process)")
     add_method_arguments(suite, skip=SUITE_SET_FIELDS)  # e.g. --target-density: every ManiDP run of the suite
     add_backend_arguments(suite)
     suite.set_defaults(func=cmd_suite)
 
     jobs = sub.add_parser("jobs", help="table of queued, running and recent runs with their progress")
     add_runs_dir(jobs, RUNS_DIR_HELP)
-    jobs.add_argument("--recent", type=int, default=10, help="finished runs to show (default 10)")
+    jobs.add_argument("--recent", type=int, default=10,
+                      help=f"finished runs to show (default 10, {at_most(JOBS_RECENT)})")
     jobs.set_defaults(func=cmd_jobs)
 
 
@@ -139,13 +145,13 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
     """The Suite named on the command line, validated; raises UsageError with one line."""
     from prunelab.scheduling.suites import SUITES, build_suite, parse_values, sweep
 
+    within(MAX_CONCURRENT, args.max_concurrent)  # the counts first: refused before anything is read or made
+    within(SEEDS, args.seeds)
     common = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in COMMON_FLAGS})
     base = config_from_args(BASELINE, common)  # data, model and training flags, validated
     settings = {method: {field: value for field, (_, value) in fields.items()}
                 for method, fields in method_settings_from_args(args, skip=SUITE_SET_FIELDS).items()}
     check_dataset_available(base)
-    if args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     try:
         if args.suite == "sweep":
             if not args.param or not args.values:
@@ -259,8 +265,7 @@ JOBS_COLUMNS = ("run", "suite", "method", "state", "where", "phase", "epoch", "p
 def cmd_jobs(args: argparse.Namespace) -> int:
     from prunelab.scheduling.jobs import list_jobs
 
-    if args.recent < 0:
-        raise UsageError(f"--recent must be 0 or more, got {args.recent}")
+    within(JOBS_RECENT, args.recent)
     root = runs_root(args)
     jobs = list_jobs(root, recent=args.recent)
     if not jobs:

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prunelab.cli.args import UsageError, runs_root
+from prunelab.cli.args import UsageError, at_most, runs_root
 from prunelab.cli.display import watch_suite
+from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS
 
 BACKENDS = ("local", "ray")
 POLL_S = 0.5
@@ -27,9 +28,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local (default: threads of this process) or ray (each run a Ray task)")
     group.add_argument("--address", help="ray: the cluster to join, HOST:PORT of its head node (or auto); "
                                          "default: start a local Ray instance on this machine")
-    group.add_argument("--num-cpus", type=float, default=1.0, help="ray: CPUs of each run's task (default 1)")
+    group.add_argument("--num-cpus", type=float, default=1.0,
+                       help=f"ray: CPUs of each run's task (default 1, {at_most(RAY_NUM_CPUS)})")
     group.add_argument("--num-gpus", type=float, default=0.0,
-                       help="ray: GPUs of each run's task, fractions allowed (e.g. 0.5: two runs share a GPU)")
+                       help="ray: GPUs of each run's task, fractions allowed (e.g. 0.5: two runs share a GPU; "
+                            f"{at_most(RAY_NUM_GPUS)})")
     group.add_argument("--copy-back", action="store_true",
                        help="ray, without a shared filesystem: each run trains in a folder of its node and the "
                             "finished run is copied back into the runs folder here (no live progress)")

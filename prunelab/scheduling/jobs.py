@@ -55,6 +55,7 @@ from prunelab.runs.run_life import (
     requeue_for_resume,
 )
 from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.limits import JOBS_RECENT, MAX_CONCURRENT
 from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ class _Job:
 
 
 class JobManager:
-    """Runs training jobs in background threads: FIFO queue, at most `max_concurrent` at a time.
+    """Runs training jobs in background threads: FIFO queue, at most `max_concurrent` at a time (a thread
+    each, within `prunelab.scheduling.limits.MAX_CONCURRENT`: ValueError naming it otherwise).
 
     `submit` returns the run id at once; `cancel` drops a queued job or stops a running one at the
     next batch boundary (state `cancelled`, checkpoints kept); a job that raises ends `failed` and the
@@ -104,8 +106,7 @@ class JobManager:
     def __init__(self, runs_dir: str | Path | None = None, max_concurrent: int = 1, *, recover: bool = True,
                  heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S,
                  autostart: bool = True) -> None:
-        if max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        MAX_CONCURRENT.check(max_concurrent, "max_concurrent")  # before anything is made: a thread each
         self.store = RunStore(runs_dir)
         self.runs_dir = self.store.root
         self.max_concurrent = max_concurrent
@@ -414,8 +415,9 @@ def list_jobs(runs_dir: str | Path | None = None, recent: int = 10,
     """Jobs as seen on disk: every queued/running run plus the `recent` most recent finished ones.
 
     A queued/running run whose owner is gone is shown `interrupted` (nothing is written), and always
-    listed, right after the active ones, whatever `recent` is.
+    listed, right after the active ones, whatever `recent` is (within JOBS_RECENT: ValueError otherwise).
     """
+    JOBS_RECENT.check(recent, "recent")
     active: list[JobInfo] = []
     orphaned: list[JobInfo] = []
     finished: list[JobInfo] = []

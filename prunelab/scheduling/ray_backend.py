@@ -71,6 +71,7 @@ from prunelab.runs.run_life import (
     take_over,
 )
 from prunelab.runs.store import RunDir, RunStore
+from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS
 from prunelab.scheduling.protocol import JobInfo
 
 if TYPE_CHECKING:
@@ -121,11 +122,11 @@ def check_address(address: str) -> None:
 
 
 def check_resources(num_cpus: float, num_gpus: float) -> None:
-    if not 0 < num_cpus <= 1024:
-        raise RayBackendError(f"--num-cpus must be above 0 and at most 1024 (a run's CPU share), got {num_cpus:g}")
-    if not 0 <= num_gpus <= 64:
-        raise RayBackendError(f"--num-gpus must be between 0 and 64 (a run's GPU share, fractions allowed), "
-                              f"got {num_gpus:g}")
+    """Each run's CPU and GPU share within `prunelab.scheduling.limits` (RAY_NUM_CPUS, RAY_NUM_GPUS) and Ray's
+    rule for GPUs; RayBackendError (one line naming the limit) otherwise."""
+    for limit, value in ((RAY_NUM_CPUS, num_cpus), (RAY_NUM_GPUS, num_gpus)):
+        if not limit.contains(value):
+            raise RayBackendError(limit.refusal(value))
     if num_gpus > 1 and num_gpus != int(num_gpus):
         raise RayBackendError(f"--num-gpus above 1 must be a whole number (Ray's rule), got {num_gpus:g}")
 

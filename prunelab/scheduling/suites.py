@@ -16,6 +16,10 @@ compared run is shaped by E + F epochs in all (`summary.json`'s `epochs_total`):
 Seeds. `seeds=N` repeats every run with train seeds 0..N-1 (same data); run keys then end in `-s<seed>`
 and each seed's ManiDP runs start from that seed's `pretrain`.
 
+Limits (`prunelab.scheduling.limits`, ValueError naming the limit and its range): seeds (`SEEDS`), sweep
+values and lambdas (`SWEEP_VALUES`), E + F (`SUITE_EPOCHS`: within the epochs a run may train) and the runs of
+a suite (`SUITE_RUNS`: `Suite` itself refuses more).
+
 Registered suites (`SUITES`):
 - `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS (or the `lambdas` given: the CLI's `--lambdas`);
   the ManiDP ablation (neither term, complexity only, similarity only, both) from `pretrain`.
@@ -49,17 +53,17 @@ from prunelab.config import (
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
+from prunelab.scheduling.limits import MANIDP_LR_SCALE as LR_SCALE_LIMIT
+from prunelab.scheduling.limits import SEEDS, SUITE_EPOCHS, SUITE_RUNS, SWEEP_VALUES
 
 DEMO_EPOCHS = 3
 DEMO_FINETUNE_EPOCHS = 3
-MAX_SEEDS = 10  # seeds per variant a suite accepts (each seed repeats every run)
 SLIMMING_LAMBDAS = (0.0, 4e-3, 8e-3)  # demo length (3 sparsity epochs, no BN decay): |gamma| < 0.05 for 0% / 30% / 71%
 # ManiDP runs that start from the suite's baseline fine-tune it: the reference schedule uses lr 0.05 with
 # Nesterov momentum from a pretrained model, half the from-scratch lr 0.1 (at the full lr 0.1 the gated
 # runs diverged to NaN on shapes after one epoch). A short parent is far from converged and may want more:
 # `manidp_lr_scale` (the CLI's --manidp-lr-scale) sets it per suite; the CIFAR-10 demo uses 1.0
 MANIDP_LR_SCALE = 0.5
-MAX_MANIDP_LR_SCALE = 4.0  # --manidp-lr-scale's upper limit (the lr itself is validated by TrainConfig too)
 # (label, complexity term, similarity term): the ManiDP paper's ablation rows
 MANIDP_ABLATION = (("neither", False, False), ("complexity", True, False),
                    ("similarity", False, True), ("both", True, True))
@@ -86,9 +90,16 @@ class SuiteRun:
 
 @dataclass(frozen=True)
 class Suite:
+    """A suite's runs, at most SUITE_RUNS.high of them (ValueError naming the limit): whoever builds one,
+    no scheduler is handed more."""
+
     name: str
     suite_id: str
     runs: tuple[SuiteRun, ...]
+
+    def __post_init__(self) -> None:
+        if not SUITE_RUNS.contains(len(self.runs)):
+            raise ValueError(f"suite {self.name}: {SUITE_RUNS.refusal(len(self.runs))}")
 
     def run_keys(self) -> list[str]:
         return [run.key for run in self.runs]
@@ -150,11 +161,15 @@ class Budget:
 
 def suite_budget(epochs: int | None, finetune_epochs: int | None, pretrain_epochs: int | None = None) -> Budget:
     """Budget(E, F, P). Defaults DEMO_EPOCHS / DEMO_FINETUNE_EPOCHS; with only E given, F = E / 2 (at
-    least 1); P = E unless given, between 1 and E + F - 1 (a ManiDP run needs a parent and an epoch)."""
+    least 1); F >= 0 and E + F within SUITE_EPOCHS (the baseline trains E + F); P = E unless given, between 1
+    and E + F - 1 (a ManiDP run needs a parent and an epoch)."""
     if epochs is None:
         epochs, finetune = DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS if finetune_epochs is None else finetune_epochs
     else:
         finetune = max(1, round(epochs / 2)) if finetune_epochs is None else finetune_epochs
+    if finetune < 0:
+        raise ValueError(f"--finetune-epochs must be at least 0, got {finetune}")
+    SUITE_EPOCHS.check(epochs + finetune)
     pretrain = epochs if pretrain_epochs is None else pretrain_epochs
     if not 1 <= pretrain < epochs + finetune:
         raise ValueError(f"--pretrain-epochs must be between 1 and E + F - 1 = {epochs + finetune - 1} "
@@ -164,8 +179,7 @@ def suite_budget(epochs: int | None, finetune_epochs: int | None, pretrain_epoch
 
 def _seeds(seeds: int) -> list[int | None]:
     """[None] for one seed (the base config's seed, keys without suffix), else 0..N-1."""
-    if not 1 <= seeds <= MAX_SEEDS:
-        raise ValueError(f"seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
+    SEEDS.check(seeds)
     return [None] if seeds == 1 else list(range(seeds))
 
 
@@ -220,6 +234,7 @@ def slimming_lambdas(values: Sequence[float] | None) -> tuple[float, ...]:
     lambdas = tuple(float(value) for value in values)
     if not lambdas:
         raise ValueError("--lambdas is empty; give a comma-separated list like 0,1e-3,4e-3")
+    SWEEP_VALUES.check(len(lambdas), "the number of lambdas (--lambdas)")
     if any(value < 0 for value in lambdas):
         raise ValueError(f"--lambdas: every lambda must be >= 0, got {format_values(lambdas, ', ')}")
     if len({format_value(value) for value in lambdas}) < len(lambdas):  # two runs would share a name
@@ -260,7 +275,7 @@ def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
 
 def _check_manidp_phase(pretrain_epochs: int | None, lr_scale: float | None, manidp: bool, suite: str) -> None:
     """Refuse --pretrain-epochs and --manidp-lr-scale for a suite without ManiDP runs, and a scale outside
-    (0, MAX_MANIDP_LR_SCALE]."""
+    the limit LR_SCALE_LIMIT."""
     if pretrain_epochs is not None and not manidp:
         raise ValueError(f"--pretrain-epochs sets the ManiDP runs' parent, and {suite} has none")
     if lr_scale is None:
@@ -271,10 +286,8 @@ def _check_manidp_phase(pretrain_epochs: int | None, lr_scale: float | None, man
 
 
 def check_manidp_lr_scale(lr_scale: float) -> float:
-    """`lr_scale` when it lies in (0, MAX_MANIDP_LR_SCALE]; else ValueError naming the range."""
-    if not (math.isfinite(lr_scale) and 0 < lr_scale <= MAX_MANIDP_LR_SCALE):
-        raise ValueError(f"--manidp-lr-scale must be in (0, {MAX_MANIDP_LR_SCALE:g}], got {lr_scale:g}")
-    return lr_scale
+    """`lr_scale` when it lies within LR_SCALE_LIMIT (above 0, at most 4); else ValueError naming the range."""
+    return float(LR_SCALE_LIMIT.check(lr_scale))
 
 
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
@@ -385,6 +398,7 @@ def sweep(method: str | None, param: str, values: Sequence[float], base_config: 
                          f"{method} sweeps: {allowed}")
     if not values:
         raise ValueError("a sweep needs at least one value")
+    SWEEP_VALUES.check(len(values), "the number of sweep values (--values)")
     if not all(math.isfinite(float(value)) for value in values):
         raise ValueError(f"sweep values must be finite numbers, got {list(values)}")
     if len(set(values)) != len(values):

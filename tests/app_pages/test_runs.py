@@ -23,6 +23,7 @@ from prunelab.config import (
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.runs.store import RunStore
 from prunelab.scheduling.jobs import JobManager
+from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS, SWEEP_VALUES
 from prunelab.training import resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,6 +265,18 @@ def test_form_limits_come_from_the_config(empty_runs_env: Path, recorder: Record
     at.radio(key="form_method").set_value("slimming").run()
     assert at.number_input(key="form_slimming_finetune_epochs").max == field_bounds(SlimmingConfig,
                                                                                     "finetune_epochs")[1]
+
+
+def test_suite_form_caps_its_counts_at_the_limits(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    for key, limit in (("suite_ray_cpus", RAY_NUM_CPUS), ("suite_ray_gpus", RAY_NUM_GPUS)):
+        assert at.number_input(key=key).max == limit.high, key
+    assert f"{SWEEP_VALUES.allowed()} values" in at.text_input(key="suite_values").help
+    at.selectbox(key="suite_name").set_value("sweep")
+    at.text_input(key="suite_values").set_value(", ".join(f"{i}e-6" for i in range(3000)))
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    assert "the number of sweep values (--values) must be between 1 and 100" in errors(at)
+    assert "got 3,000" in errors(at) and recorder.suites == []
 
 
 def test_form_refuses_a_run_that_does_not_fit_in_memory(empty_runs_env: Path, recorder: RecordingManager,

@@ -136,7 +136,9 @@ class ManiDPConfig(MethodWithForm):
                              json_schema_extra=field_facts(form=True))
     similarity: bool = Field(True, title="Similarity alignment", description="similarity alignment term",
                              json_schema_extra=field_facts(form=True))
-    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0, title="Gate learning-rate scale")
+    gate_lr_scale: float = Field(1.0, gt=0.0, le=100.0, title="Gate learning-rate scale", description=(
+        "the gates' learning rate over the backbone's; at most 100 (at 10 the saliencies already grew without "
+        "bound, then NaN)"))
     probe_size: int = Field(64, ge=4, le=1024, title="Probe images",
                             description="test images saved for the similarity pages")
     init_from: str | None = Field(None, title="Parent run", description=(

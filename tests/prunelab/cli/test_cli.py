@@ -85,10 +85,20 @@ def test_list_and_jobs_show_the_finished_run(finished_run: tuple[Path, int, str]
      ["--pretrain-epochs must be between 1 and E + F - 1 = 2", "got 3"]),
     (["suite", "slimming", "--pretrain-epochs", "1"], ["--pretrain-epochs sets the ManiDP runs' parent",
                                                        "suite slimming has none"]),
-    (["suite", "demo", "--manidp-lr-scale", "0"], ["--manidp-lr-scale must be in (0, 4]", "got 0"]),
+    (["suite", "demo", "--manidp-lr-scale", "0"], ["--manidp-lr-scale must be above 0 and at most 4", "got 0"]),
     (["suite", "slimming", "--manidp-lr-scale", "1"], ["--manidp-lr-scale sets the ManiDP runs' learning rate",
                                                        "suite slimming has none"]),
     (["resume", "no-such-run"], ["not a PruneLab run directory"]),
+    (["suite", "demo", "--max-concurrent", "100000"], ["--max-concurrent must be between 1 and 64 (",
+                                                       "threads", "got 100,000"]),
+    (["suite", "demo", "--seeds", "11"], ["--seeds must be between 1 and 10 (", "got 11"]),
+    (["suite", "demo", "--lambdas", ",".join(f"{i}e-5" for i in range(101))],
+     ["the number of lambdas (--lambdas) must be between 1 and 100 (", "got 101"]),
+    (["suite", "sweep", "--param", "lambda", "--values", ",".join(f"{i}e-5" for i in range(60)), "--seeds", "10"],
+     ["suite sweep-slim-sparsity_lambda: runs in a suite must be between 1 and 500 (", "got 600"]),
+    (["suite", "demo", "--epochs", "900", "--finetune-epochs", "200"],
+     ["--epochs + --finetune-epochs must be between 2 and 1,000 (", "got 1,100"]),
+    (["jobs", "--recent", "100000"], ["--recent must be between 0 and 10,000 (", "got 100,000"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expected: list[str]) -> None:
     code, out, err = run_cli(*argv, "--runs-dir", str(tmp_path / "runs"))
@@ -100,6 +110,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, argv: list[str], expect
         assert text in lines[0]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was created
 
+
+
+def test_a_sweep_of_3000_values_or_100000_threads_exits_2_naming_the_limit_and_makes_nothing(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    values = ",".join(f"{i}e-6" for i in range(3000))
+    code, out, err = run_cli("suite", "sweep", "--param", "lambda", "--values", values, *TINY, "--runs-dir", str(runs))
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: the number of sweep values (--values) must be between 1 and 100 (")
+    assert err.strip().endswith("got 3,000")
+    code, out, err = run_cli("suite", "sweep", "--param", "lambda", "--values", "0,1e-3", "--max-concurrent",
+                             "100000", *TINY, "--runs-dir", str(runs))
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --max-concurrent must be between 1 and 64 (") and "got 100,000" in err
+    assert not runs.exists()  # no run directory, not even the runs folder
 
 
 def test_suite_method_flags_set_every_run_of_their_method(tmp_path: Path) -> None:

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from prunelab.config import SWEEP_PARAMS, RunConfig
+from prunelab.config import MAX_EPOCHS, SWEEP_PARAMS, RunConfig
 from prunelab.scheduling.jobs import JobManager
+from prunelab.scheduling.limits import SEEDS, SUITE_RUNS, SWEEP_VALUES
 from prunelab.scheduling.suites import (
     DEMO_EPOCHS,
     DEMO_FINETUNE_EPOCHS,
     MANIDP_LR_SCALE,
     SLIMMING_LAMBDAS,
     SUITES,
+    Suite,
     build_suite,
     demo_suite,
     format_value,
@@ -128,7 +130,7 @@ def test_manidp_lr_scale_sets_the_manidp_runs_lr_only() -> None:
                 assert run.config.train.lr == pytest.approx(base_lr * expected if manidp else base_lr)
                 assert run.config.train.nesterov == (manidp or BASE.train.nesterov)
     for bad in (0.0, -1.0, float("nan"), 4.5):
-        with pytest.raises(ValueError, match=r"--manidp-lr-scale must be in \(0, 4\]"):
+        with pytest.raises(ValueError, match="--manidp-lr-scale must be above 0 and at most 4"):
             build_suite("ablation", BASE, manidp_lr_scale=bad)
     with pytest.raises(ValueError, match="--manidp-lr-scale sets the ManiDP runs' learning rate, and suite slimming"):
         build_suite("slimming", BASE, manidp_lr_scale=1.0)
@@ -228,3 +230,27 @@ def test_method_settings_the_suite_sets_itself_or_cannot_use_are_refused() -> No
         sweep("manidp", "target_density", [0.5, 0.7], method_settings={"manidp": {"target_density": 0.6}})
     with pytest.raises(ValueError, match=r"--target-density set manidp runs, and suite slimming has none"):
         build_suite("slimming", method_settings={"manidp": {"target_density": 0.6}})
+
+
+def test_suite_builders_refuse_counts_beyond_their_limits() -> None:
+    too_many = [i * 1e-5 for i in range(SWEEP_VALUES.high + 1)]
+    with pytest.raises(ValueError, match=r"^the number of sweep values \(--values\) must be between 1 and 100 "
+                                         r"\(.*\), got 101$"):
+        sweep(None, "lambda", too_many, BASE)
+    with pytest.raises(ValueError, match=r"^the number of lambdas \(--lambdas\) must be between 1 and 100"):
+        build_suite("demo", BASE, lambdas=too_many)
+    with pytest.raises(ValueError, match="--seeds must be between 1 and 10"):
+        sweep(None, "lambda", [0.0], BASE, seeds=SEEDS.high + 1)
+    # within each count's limit, but 10 seeds x (49 values + baseline) = 500 runs is the most a suite holds
+    assert len(sweep(None, "lambda", too_many[:49], BASE, seeds=10, baseline=True).runs) == SUITE_RUNS.high
+    with pytest.raises(ValueError, match=r"^suite sweep-slim-sparsity_lambda: runs in a suite must be between 1 and "
+                                         r"500 \(.*\), got 510$"):
+        sweep(None, "lambda", too_many[:50], BASE, seeds=10, baseline=True)
+    with pytest.raises(ValueError, match="runs in a suite must be between 1 and 500"):
+        Suite("handmade", "handmade-1", ())  # whoever builds a suite: no scheduler is handed an empty or huge one
+    with pytest.raises(ValueError, match=r"^--epochs \+ --finetune-epochs must be between 2 and 1,000 .*got 1,001$"):
+        build_suite("demo", BASE, epochs=MAX_EPOCHS, finetune_epochs=1)
+    with pytest.raises(ValueError, match="--finetune-epochs must be at least 0, got -1"):
+        build_suite("slimming", BASE, epochs=3, finetune_epochs=-1)
+    with pytest.raises(ValueError, match="--manidp-lr-scale must be above 0 and at most 4"):
+        build_suite("demo", BASE, manidp_lr_scale=4.5)
