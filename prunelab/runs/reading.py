@@ -138,11 +138,16 @@ def open_run_file(path: Path, limit: int | None = None) -> Iterator[BinaryIO]:
         raise ArtefactError(path) from None
     except OSError as error:
         raise ArtefactError(path, f"cannot be read ({error.strerror or error})") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            raise ArtefactError(path, f"is {kind}, not a regular file")
+    except OSError as error:
+        os.close(fd)
+        raise ArtefactError(path, f"cannot be read ({error.strerror or error})") from None
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a folder with its own error
+        os.close(fd)
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        raise ArtefactError(path, f"is {kind}, not a regular file")
+    with os.fdopen(fd, "rb") as handle:
         if os.path.dirname(os.path.realpath(path)) != os.path.realpath(path.parent):
             raise ArtefactError(path, "is a link to a file outside its run directory")
         if limit and info.st_size > limit:
