@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_components import common
 from prunelab.runs.store import default_runs_dir
 from prunelab.scheduling.protocol import JobInfo
 from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, connect
@@ -81,7 +82,7 @@ def submit_suite(choice: dict[str, Any], suite: Any, local_submit: Any) -> list[
         with st.spinner("Connecting to Ray…"):
             return runner(choice["address"]).submit_suite(suite, choice["num_cpus"], choice["num_gpus"])
     except RayBackendError as error:
-        st.error(f"Cannot start on Ray: {error}")
+        st.error(f"Cannot start on Ray: {common.md_text(error)}")
         return None
 
 
@@ -90,4 +91,4 @@ def where(job: JobInfo) -> str:
     if job.progress.get("backend") != "ray":
         return ""
     node = job.progress.get("node")
-    return f" · Ray on {node}" if node else " · Ray"
+    return f" · Ray on {common.md_text(node)}" if node else " · Ray"

@@ -91,7 +91,7 @@ def test_suite_form_on_ray_refuses_an_unreachable_cluster(empty_runs_env: Path) 
     at.selectbox(key="suite_name").set_value("sweep")
     at.text_input(key="suite_values").set_value("0")
     at.button(key="FormSubmitter:suite_form-Start suite").click().run()
-    errors = " | ".join(str(e.value) for e in at.error)
+    errors = re.sub(r"\\(.)", r"\1", " | ".join(str(e.value) for e in at.error))  # as shown: markdown escapes undone
     assert f"Cannot start on Ray: cannot reach a Ray cluster at 127.0.0.1:{port}" in errors
     assert not any(empty_runs_env.iterdir())
 

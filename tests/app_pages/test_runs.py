@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from prunelab.config import (
 from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.runs.store import RunStore
 from prunelab.scheduling.jobs import JobManager
+from prunelab.scheduling.protocol import JobInfo
 from prunelab.training import resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,3 +280,26 @@ def test_form_refuses_a_run_that_does_not_fit_in_memory(empty_runs_env: Path, re
     at.text_input(key="suite_values").set_value("0, inf")
     at.button(key="FormSubmitter:suite_form-Start suite").click().run()
     assert "not a finite number" in errors(at) and recorder.suites == []
+
+
+def shown(markdown: str) -> str:
+    """What markdown with backslash escapes shows: each escaped character as itself."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def test_a_job_name_error_and_node_from_run_files_show_as_text(empty_runs_env: Path, recorder: RecordingManager,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run's name is its folder's (anything but a slash), its error and node its status.json's: the
+    Jobs panel shows their characters, never bold, a link, an image, HTML, colour or LaTeX made of them."""
+    name = "**bold** [link](x) ![i](y) <b>html</b> $x$ :red[z]"
+    job = JobInfo(run_id="r1", state="failed", name=name, method="baseline", error="\x1b]0;pwned\x07 *it*",
+                  progress={"fraction": 1.0, "phase": "_train_", "backend": "ray", "node": "n*1*"})
+    monkeypatch.setattr(recorder, "jobs", lambda: [job])
+    at = render()
+    row = next(str(m.value) for m in at.markdown if "html" in str(m.value))
+    assert row.startswith(r"**\*\*bold\*\* \[link\]\(x\) \!\[i\]\(y\) \<b\>html\<\/b\> \$x\$ \:red\[z\]**")
+    assert shown(row).startswith(f"**{name}**") and row.endswith(r"baseline · failed · Ray on n\*1\*")
+    failed = errors(at)
+    assert failed.endswith(r"failed: \\x1b\]0\;pwned\\x07 \*it\*") and "\x1b" not in failed
+    assert shown(failed).endswith(r"failed: \x1b]0;pwned\x07 *it*")  # the escape code shown, not acted on
+
