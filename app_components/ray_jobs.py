@@ -3,8 +3,12 @@
 A suite started on Ray is handed to one `prunelab.scheduling.ray_backend.RaySuiteRunner` per runs folder, created on
 first use and held for the life of the server by `st.cache_resource` (like the job manager,
 `common.get_job_manager`); the Ray connection it needs is made once (`ray_backend.connect`: a local
-instance, or the cluster at the address given). Both are `prunelab.scheduling.protocol.Scheduler`s: the Jobs panel
-lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
+instance, or the cluster at the address given). Both are `prunelab.scheduling.protocol.Scheduler`s: the Jobs
+panel lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
+
+The address field is shown only when the server's operator allowed joining a cluster
+(`PRUNELAB_ALLOW_RAY_ADDRESS=1`, `ray_backend.address_allowed`): the server connects where it is told and
+unpickles what Ray sends back, so a page's user does not pick the cluster on the operator's behalf.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import streamlit as st
 from app_components import common
 from prunelab.runs.store import default_runs_dir
 from prunelab.scheduling.protocol import JobInfo
-from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, connect
+from prunelab.scheduling.ray_backend import ALLOW_ADDRESS_ENV, RayBackendError, RaySuiteRunner, address_allowed, connect
 
 BACKEND_LABELS = {"local": "This app (one run at a time)", "ray": "Ray (each run a Ray task)"}
 
@@ -45,10 +49,16 @@ def backend_input() -> dict[str, Any]:
     left, middle, right = st.columns([2, 3, 2])
     backend = left.radio("Backend", list(BACKEND_LABELS), format_func=BACKEND_LABELS.__getitem__,
                          key="suite_backend")
-    address = middle.text_input("Ray cluster (Ray only)", key="suite_ray_address", placeholder="HOST:PORT",
-                                help="The head node's address that `ray start --head` prints. Empty: start a "
-                                "local Ray instance on this machine. Every node must see the runs folder at the "
-                                "same path (a shared filesystem).")
+    if address_allowed():
+        address = middle.text_input("Ray cluster (Ray only)", key="suite_ray_address", placeholder="HOST:PORT",
+                                    help="The head node's address that `ray start --head` prints (HOST:PORT or "
+                                    "ray://HOST:PORT). Empty: start a local Ray instance on this machine. Every node "
+                                    "must see the runs folder at the same path (a shared filesystem).")
+    else:
+        address = ""
+        middle.caption(f"Ray runs on a local instance started on this machine. Joining a Ray cluster by its address "
+                       f"is off on this server; its operator turns it on by starting the app with "
+                       f"`{ALLOW_ADDRESS_ENV}=1`.")
     cpus = right.number_input("CPUs per run (Ray only)", value=1.0, min_value=0.25, max_value=1024.0, step=1.0,
                               key="suite_ray_cpus")
     gpus = right.number_input("GPUs per run (Ray only)", value=0.0, min_value=0.0, max_value=64.0, step=0.5,

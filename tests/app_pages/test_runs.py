@@ -303,3 +303,32 @@ def test_a_job_name_error_and_node_from_run_files_show_as_text(empty_runs_env: P
     assert failed.endswith(r"failed: \\x1b\]0\;pwned\\x07 \*it\*") and "\x1b" not in failed
     assert shown(failed).endswith(r"failed: \x1b]0;pwned\x07 *it*")  # the escape code shown, not acted on
 
+
+ALLOW = "PRUNELAB_ALLOW_RAY_ADDRESS"
+
+
+def test_the_ray_address_field_is_off_unless_the_operator_allows_it(empty_runs_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW, raising=False)
+    at = render()
+    assert "suite_ray_address" not in {field.key for field in at.text_input}
+    assert any(f"`{ALLOW}=1`" in str(caption.value) for caption in at.caption)
+    monkeypatch.setenv(ALLOW, "1")
+    at = render()
+    assert at.text_input(key="suite_ray_address").placeholder == "HOST:PORT"
+
+
+@pytest.mark.parametrize("address", ["head node:6379", "10.0.0.5:6379\x1b[2J", "head-node", "ray://head:99999",
+                                     "http://head:6379"])
+def test_an_invalid_ray_address_is_refused_with_the_format(empty_runs_env: Path, recorder: RecordingManager,
+                                                           monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    monkeypatch.setenv(ALLOW, "1")
+    at = render()
+    at.radio(key="suite_backend").set_value("ray")
+    at.text_input(key="suite_ray_address").set_value(address)
+    at.selectbox(key="suite_name").set_value("sweep")
+    at.text_input(key="suite_values").set_value("0")
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    assert shown(errors(at)) == (f"Cannot start on Ray: Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, "
+                                 "the head node's address that `ray start --head` prints), ray://HOST:PORT or auto")
+    assert recorder.suites == [] and not any(empty_runs_env.iterdir())

@@ -264,7 +264,7 @@ def test_an_unreachable_ray_address_is_bad_input(tmp_path: Path) -> None:
     (["--address", "10.0.0.1:6379"], "--address apply only with --backend ray"),
     (["--backend", "ray", "--num-gpus", "1.5"], "--num-gpus above 1 must be a whole number"),
     (["--backend", "ray", "--num-cpus", "0"], "--num-cpus must be above 0"),
-    (["--backend", "ray", "--address", "head-node"], "--address 'head-node' is not HOST:PORT"),
+    (["--backend", "ray", "--address", "head-node"], "Ray address 'head-node' is not HOST:PORT"),
     (["--backend", "ray", "--device", "cuda"], "--device cuda on Ray needs a GPU share per run"),
 ])
 def test_bad_backend_flags_are_refused_in_one_line(flags: list[str], expected: str, tmp_path: Path) -> None:
