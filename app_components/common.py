@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from prunelab.runs.artefact_checks import artefact_for
 from prunelab.runs.artefacts import CONFIG, SUMMARY
 from prunelab.runs.reading import Artefact, ArtefactError
 from prunelab.runs.run import Run
+from prunelab.runs.safe_text import printable
 from prunelab.runs.store import default_runs_dir
 
 T = TypeVar("T")
@@ -197,7 +199,8 @@ def read(path: str | Path, artefact: Artefact[T]) -> T | None:
     try:
         return _read(str(path), artefact.file, Run(path).version(artefact))
     except ArtefactError as error:
-        st.error(f"Run `{Path(path).name}`: {error.short}. Delete the run on the **Runs** page or run it again.")
+        st.error(f"Run {md_code(Path(path).name)}: {md_text(error.short)}. Delete the run on the **Runs** page or "
+                 "run it again.")
         return None
 
 
@@ -207,7 +210,7 @@ def report_missing(path: str | Path, file: str, note: str) -> None:
     if (Path(path) / file).exists():
         return
     if Run(path).state == "done":
-        st.error(f"Run `{Path(path).name}` has finished but `{file}` is missing. {note}")
+        st.error(f"Run {md_code(Path(path).name)} has finished but `{file}` is missing. {note}")
     else:
         st.info(note)
 
@@ -244,6 +247,26 @@ def cached_test_images(path: str | Path, indices_tuple: tuple[int, ...]) -> np.n
 
 # ----------------------------------------------------------------------------------------------
 # presentation and jobs
+
+
+_MARKUP = re.compile(r"[!-/:-@\[-`{-~]")  # ASCII punctuation: markdown may read any of it, and escapes all of it
+
+
+def md_text(value: object) -> str:
+    """A string from a run's files (its name, an error, a node) as markdown that shows exactly its characters, for
+    `st.markdown`, `st.error`, `st.caption` and the other elements that render markdown: every ASCII punctuation
+    character backslash-escaped (no emphasis, link, image, HTML, `:colour[...]` or `$...$` can start), control
+    characters as visible escapes (`prunelab.runs.safe_text.printable`)."""
+    return _MARKUP.sub(r"\\\g<0>", printable(value))
+
+
+def md_code(value: object) -> str:
+    """A string from a run's files as inline code (a run's folder name): fenced by more backticks than any run
+    of them inside it, so nothing closes the span early; control characters as visible escapes."""
+    text = printable(value)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def title(text: str) -> None:

@@ -42,8 +42,8 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], key: str, 
 def caption(row: pd.Series, names: Sequence[str]) -> str:
     """'#12 cat→dog · loss 1.23 · 4.567 M' (a figure the row lacks is left out; an unknown prediction is '?'; a
     zero-width space after the arrow lets a narrow caption wrap there)."""
-    label = class_name(names, row["label"])
-    pred = class_name(names, row["pred"]) if pd.notna(row.get("pred")) else "?"
+    label = common.md_text(class_name(names, row["label"]))  # a folder dataset's class is its folder's name
+    pred = common.md_text(class_name(names, row["pred"])) if pd.notna(row.get("pred")) else "?"
     text = f"#{int(row['index'])} {label}→{BREAK}{pred}"
     text += f" · loss {row['loss']:.2f}" if pd.notna(row.get("loss")) else ""
     return text + (f" · {row['macs'] / 1e6:.3f}\u00a0M" if pd.notna(row.get("macs")) else "")  # no break before M

@@ -25,6 +25,7 @@ from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
 from prunelab.runs.artefacts import METRICS
 from prunelab.runs.run_format import GAMMA_HISTORY_FILE, METRICS_FILE, NEAR_ZERO_GAMMA, PER_IMAGE_FILE
+from prunelab.runs.safe_text import printable
 
 POLL_S = 2.0
 LOG_LINES = 30
@@ -122,10 +123,11 @@ def _header(path: str, state: str, status: dict[str, Any], curves: pd.DataFrame,
     st.progress(min(1.0, max(0.0, fraction)),
                 text=f"**{state}**{polling} · {live.progress_text(curves, spans)}")
     if status.get("error"):
-        st.error(f"The run failed: {status['error']}")
+        st.error(f"The run failed: {common.md_text(status['error'])}")
     elif state == "interrupted":
-        st.warning(f"This run stopped without finishing ({status.get('message') or 'its owner is gone'}). "
-                   f"Resume it on the **Runs** page or with `python -m prunelab resume {Path(path).name}`.")
+        why = common.md_text(status.get("message") or "its owner is gone")
+        st.warning(f"This run stopped without finishing ({why}). Resume it on the **Runs** page or with "
+                   f"{common.md_code(f'python -m prunelab resume {Path(path).name}')}.")
 
 
 def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],
@@ -293,7 +295,7 @@ def _details(path: str, config: Any, method: str | None, state: str) -> None:
                 st.caption(f"Not written yet: {names}. A run writes its summary and most of its method's "
                            "artefacts when training ends.")
     with log_tab:
-        lines = live.log_tail(path, LOG_LINES)
+        lines = [printable(line) for line in live.log_tail(path, LOG_LINES)]  # shown as text, escapes visible
         st.code("\n".join(lines) if lines else "(log.txt is empty or not written yet)", language=None)
     with config_tab:
         if config is None:

@@ -94,13 +94,13 @@ def show(run: Path, names: list[str]) -> None:
                 _compute(run, float(density))
             return
     except RunStoreError as error:  # model.pt or per_image.parquet missing (GatedModelMissing is one)
-        st.info(f"Cannot recalibrate this run: {error}")
+        st.info(f"Cannot recalibrate this run: {common.md_text(error)}")
         return
     except DatasetError as error:
-        st.warning(f"The run's dataset cannot be loaded, so its images cannot be evaluated: {error}")
+        st.warning(f"The run's dataset cannot be loaded, so its images cannot be evaluated: {common.md_text(error)}")
         return
     except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
-        st.warning(f"Cannot recalibrate this run: {error}")
+        st.warning(f"Cannot recalibrate this run: {common.md_text(error)}")
         return
     if result.calibration.images == "test":
         st.info("This run's training images are not on this machine (only its test images are shipped), so the "

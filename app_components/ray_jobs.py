@@ -3,8 +3,12 @@
 A suite started on Ray is handed to one `prunelab.scheduling.ray_backend.RaySuiteRunner` per runs folder, created on
 first use and held for the life of the server by `st.cache_resource` (like the job manager,
 `common.get_job_manager`); the Ray connection it needs is made once (`ray_backend.connect`: a local
-instance, or the cluster at the address given). Both are `prunelab.scheduling.protocol.Scheduler`s: the Jobs panel
-lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
+instance, or the cluster at the address given). Both are `prunelab.scheduling.protocol.Scheduler`s: the Jobs
+panel lists the jobs of each (`run_widgets.schedulers`) and cancels a job through the scheduler that holds it.
+
+The address field is shown only when the server's operator allowed joining a cluster
+(`PRUNELAB_ALLOW_RAY_ADDRESS=1`, `ray_backend.address_allowed`): the server connects where it is told and
+unpickles what Ray sends back, so a page's user does not pick the cluster on the operator's behalf.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import Any
 
 import streamlit as st
 
+from app_components import common
 from prunelab.runs.store import default_runs_dir
 from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS
 from prunelab.scheduling.protocol import JobInfo
-from prunelab.scheduling.ray_backend import RayBackendError, RaySuiteRunner, connect
+from prunelab.scheduling.ray_backend import ALLOW_ADDRESS_ENV, RayBackendError, RaySuiteRunner, address_allowed, connect
 
 BACKEND_LABELS = {"local": "This app (one run at a time)", "ray": "Ray (each run a Ray task)"}
 
@@ -45,10 +50,16 @@ def backend_input() -> dict[str, Any]:
     left, middle, right = st.columns([2, 3, 2])
     backend = left.radio("Backend", list(BACKEND_LABELS), format_func=BACKEND_LABELS.__getitem__,
                          key="suite_backend")
-    address = middle.text_input("Ray cluster (Ray only)", key="suite_ray_address", placeholder="HOST:PORT",
-                                help="The head node's address that `ray start --head` prints. Empty: start a "
-                                "local Ray instance on this machine. Every node must see the runs folder at the "
-                                "same path (a shared filesystem).")
+    if address_allowed():
+        address = middle.text_input("Ray cluster (Ray only)", key="suite_ray_address", placeholder="HOST:PORT",
+                                    help="The head node's address that `ray start --head` prints (HOST:PORT or "
+                                    "ray://HOST:PORT). Empty: start a local Ray instance on this machine. Every node "
+                                    "must see the runs folder at the same path (a shared filesystem).")
+    else:
+        address = ""
+        middle.caption(f"Ray runs on a local instance started on this machine. Joining a Ray cluster by its address "
+                       f"is off on this server; its operator turns it on by starting the app with "
+                       f"`{ALLOW_ADDRESS_ENV}=1`.")
     cpus = right.number_input("CPUs per run (Ray only)", value=1.0, min_value=0.25,
                               max_value=float(RAY_NUM_CPUS.high), step=1.0, key="suite_ray_cpus",
                               help=f"{RAY_NUM_CPUS.what}: {RAY_NUM_CPUS.allowed()} ({RAY_NUM_CPUS.reason}).")
@@ -85,7 +96,7 @@ def submit_suite(choice: dict[str, Any], suite: Any, local_submit: Any) -> list[
         with st.spinner("Connecting to Ray…"):
             return runner(choice["address"]).submit_suite(suite, choice["num_cpus"], choice["num_gpus"])
     except RayBackendError as error:
-        st.error(f"Cannot start on Ray: {error}")
+        st.error(f"Cannot start on Ray: {common.md_text(error)}")
         return None
 
 
@@ -94,4 +105,4 @@ def where(job: JobInfo) -> str:
     if job.progress.get("backend") != "ray":
         return ""
     node = job.progress.get("node")
-    return f" · Ray on {node}" if node else " · Ray"
+    return f" · Ray on {common.md_text(node)}" if node else " · Ray"

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_components import common
 from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
@@ -75,8 +76,10 @@ def run_detail(path: Path) -> None:
         config = None
     method = config.method.name if config is not None else "?"
     with st.container(border=True):
-        where = f" · trained on Ray, node `{status.get('node')}`" if status.get("backend") == "ray" else ""
-        st.markdown(f"**Run `{path.name}`** · {method} · {status.get('state', 'unknown')}{where}")
+        ray = status.get("backend") == "ray"
+        where = f" · trained on Ray, node {common.md_code(status.get('node'))}" if ray else ""
+        state = common.md_text(status.get("state", "unknown"))
+        st.markdown(f"**Run {common.md_code(path.name)}** · {method} · {state}{where}")
         if config is None:
             st.caption("No exports: this run's config.json cannot be read.")
             return
@@ -122,7 +125,7 @@ def onnx_panel(path: Path, summary: dict[str, Any] | None) -> None:
     try:
         result = _onnx_with_latency(str(path), Run(path).newest_version())
     except ExportError as error:
-        st.error(f"Cannot export this run: {error}")
+        st.error(f"Cannot export this run: {common.md_text(error)}")
         return
     record, latency = result["record"], result["latency"]
     for col, batch in zip(st.columns(2), (1, 64), strict=True):

@@ -237,7 +237,7 @@ def _write_error(error: OSError) -> str:
 
 def _job_text(snap: dict[str, Any]) -> str:
     """'sparsity epoch 2/5 · 43% · ETA 12 s · test acc 0.712' from a progress snapshot."""
-    phase = snap.get("phase") or snap.get("state")
+    phase = common.md_text(snap.get("phase") or snap.get("state"))  # a Ray run's comes from its status.json
     parts = [f"{phase} epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)}",
              f"{100 * float(snap.get('fraction') or 0.0):.0f}%"]
     if snap.get("eta_s"):
@@ -262,12 +262,13 @@ def _scheduled_jobs() -> list[tuple[Scheduler, JobInfo]]:
 
 def _job_row(scheduler: Scheduler, job: JobInfo) -> None:
     name, bar, action = st.columns([3, 6, 1], vertical_alignment="center")
-    name.markdown(f"**{job.name or job.run_id}**  \n{job.method} · {job.state}{ray_jobs.where(job)}")
+    label = common.md_text(job.name or job.run_id)  # a resumed run's name is its folder's: anything but a slash
+    name.markdown(f"**{label}**  \n{job.method} · {job.state}{ray_jobs.where(job)}")
     bar.progress(min(1.0, float(job.progress.get("fraction") or 0.0)), text=_job_text(job.progress))
     if job.state in ACTIVE_STATES:  # cancelled by the scheduler that runs it
         action.button("Cancel", key=f"cancel_{job.run_id}", on_click=scheduler.cancel, args=(job.run_id,))
     if job.state == "failed":
-        st.error(f"{job.name or job.run_id} failed: {job.error}")
+        st.error(f"{label} failed: {common.md_text(job.error)}")
 
 
 def jobs_panel() -> None:
@@ -353,7 +354,7 @@ def _resume(paths: list[str], from_scratch: bool) -> None:
         try:
             common.get_job_manager().resume(path, from_scratch=from_scratch)
         except JobError as error:
-            st.error(str(error))
+            st.error(common.md_text(error))
         except OSError as error:
             st.error(_write_error(error))
 
@@ -371,7 +372,7 @@ def _confirm_delete(paths: list[str]) -> None:
         st.warning(f"{len(demo)} demo run(s) are read-only and will be kept.")
     if doomed:
         st.markdown("These run directories will be removed from disk:\n" +
-                    "\n".join(f"- `{path}`" for path in doomed))
+                    "\n".join(f"- {common.md_code(path)}" for path in doomed))
     confirm, cancel = st.columns(2)
     if doomed and confirm.button("Delete for good", type="primary", key="delete_confirm"):
         errors = []
@@ -382,7 +383,7 @@ def _confirm_delete(paths: list[str]) -> None:
                 errors.append(str(error))
         _clear_pending()
         if errors:
-            st.error("\n\n".join(errors))
+            st.error("\n\n".join(common.md_text(error) for error in errors))
         else:
             st.rerun()
     if cancel.button("Cancel", key="delete_cancel"):

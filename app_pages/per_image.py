@@ -118,8 +118,8 @@ row = one.iloc[0]
 left, right = st.columns([1, 3])
 with left:
     show_images(str(run), one, names, "pi_one", per_row=1)
-    st.markdown(f"label **{tables.class_name(names, row['label'])}**, prediction "
-                f"**{tables.class_name(names, row['pred'])}**, loss {row['loss']:.3f}, "
+    st.markdown(f"label **{common.md_text(tables.class_name(names, row['label']))}**, prediction "
+                f"**{common.md_text(tables.class_name(names, row['pred']))}**, loss {row['loss']:.3f}, "
                 f"{row['macs'] / 1e6:.3f} M MACs")
 with right:
     fig = px.bar(tables.layer_densities(row), x="layer", y="density", range_y=[0, 1])

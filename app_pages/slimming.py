@@ -158,7 +158,7 @@ else:
     try:
         result = what_if(str(run), Run(run).newest_version(), float(ratio))
     except Exception as error:  # noqa: BLE001 - a broken or foreign run: say why instead of a traceback
-        st.warning(f"Cannot re-prune this run: {error}")
+        st.warning(f"Cannot re-prune this run: {common.md_text(error)}")
     else:
         cols = st.columns(4)
         cols[0].metric("Threshold |γ|", f"{result['threshold']:.4f}")

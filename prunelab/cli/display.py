@@ -1,7 +1,8 @@
 """Terminal output of the commands: the training progress bar, the suite display, plain tables.
 
 Progress goes to stderr through tqdm, only when stderr is a terminal (a log file gets no redrawn lines);
-results go to stdout.
+results go to stdout. Every string from a run directory (its name, its config's, its status.json's) passes
+through `prunelab.runs.safe_text.printable` on its way to the terminal: a table cell, a suite line, an error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import ACTIVE_STATES
+from prunelab.runs.safe_text import printable
 
 if TYPE_CHECKING:
     from prunelab.scheduling.protocol import Scheduler
@@ -33,9 +35,9 @@ class ProgressBar:
     def __call__(self, snap: dict[str, Any]) -> None:
         metrics = snap.get("metrics") or {}
         acc = f" {accuracy_text(metrics)}" if "test_acc" in metrics else ""
-        self._bar.set_description_str(
+        self._bar.set_description_str(printable(
             f"{snap.get('phase') or ''} epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
-            f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}{acc}", refresh=False)
+            f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}{acc}"), refresh=False)
         done = min(STEPS, max(0, int(STEPS * float(snap.get("fraction") or 0.0))))
         self._bar.update(done - self._bar.n)
 
@@ -44,8 +46,8 @@ class ProgressBar:
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Plain fixed-width table for the terminal."""
-    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
+    """Plain fixed-width table for the terminal, every cell `printable`."""
+    cells = [[printable(row.get(col, "")) for col in columns] for row in rows]
     widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
     lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
@@ -74,6 +76,7 @@ class SuiteDisplay:
         self._draw_bar(jobs, weights)
 
     def _line(self, text: str) -> None:
+        text = printable(text)
         if self._tty:
             self._bar.write(text, file=self.stream)  # above the bar, which tqdm redraws
         else:
@@ -95,7 +98,7 @@ class SuiteDisplay:
             now = (f" | {running[0].name or running[0].run_id} {snap.get('phase') or ''} "
                    f"epoch {snap.get('epoch', 0)}/{snap.get('epochs_total', 0)} "
                    f"batch {snap.get('batch', 0)}/{snap.get('batches', 0)}")
-        self._bar.set_description_str(f"{ended}/{len(jobs)} ended{now}", refresh=False)
+        self._bar.set_description_str(printable(f"{ended}/{len(jobs)} ended{now}"), refresh=False)
         self._bar.update(min(STEPS, max(0, int(STEPS * fraction))) - self._bar.n)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from prunelab.cli.args import UsageError, add_runs_dir, runs_root
+from prunelab.runs.safe_text import printable
 
 RUNS_DIR_HELP = "runs root (default ./runs or $PRUNELAB_RUNS_DIR)"
 
@@ -48,7 +49,7 @@ def cmd_export_tensorboard(args: argparse.Namespace) -> int:
         if record.embedding_points:
             extras.append(f"gate embedding of {record.embedding_points} test images"
                           + (" with sprites" if record.sprite else " (no sprites: the dataset is not here)"))
-        print(f"{record.run_id}: {', '.join(extras)} -> {record.log_dir}")
+        print(printable(f"{record.run_id}: {', '.join(extras)} -> {record.log_dir}"))
     print(f"open with: tensorboard --logdir {args.out}")
     return 0
 
@@ -63,16 +64,16 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     except ExportError as error:
         raise UsageError(str(error)) from None
     macs = f", {record.macs_per_image / 1e6:.2f} M MACs per image" if record.macs_per_image is not None else ""
-    print(f"{record.run_id}: {record.kind}, {record.params / 1e3:.1f} k params{macs}, opset {record.opset}, "
-          f"{record.bytes / 1e3:.0f} kB")
+    print(printable(f"{record.run_id}: {record.kind}, {record.params / 1e3:.1f} k params{macs}, "
+                    f"opset {record.opset}, {record.bytes / 1e3:.0f} kB"))
     print(f"onnxruntime vs PyTorch: max |diff| {record.max_abs_diff:.2e} on {record.checked_on} "
           f"(tolerance {record.tolerance:g})")
     if record.note:
-        print(f"note: {record.note}")
+        print(f"note: {printable(record.note)}")
     if args.latency:
         figures = latency_comparison(run, record.path)
         print("CPU latency, ms per batch ({:.0f} threads): ".format(figures["threads"]) + "; ".join(
             f"batch {b}: PyTorch {figures[f'pytorch_ms_b{b}']:.2f}, onnxruntime {figures[f'onnxruntime_ms_b{b}']:.2f}"
             for b in (1, 64)))
-    print(record.path)
+    print(printable(record.path))
     return 0

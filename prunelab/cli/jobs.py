@@ -33,6 +33,7 @@ from prunelab.config import SWEEP_PARAMS, RunConfig
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import CONFIG_FILE
+from prunelab.runs.safe_text import printable
 from prunelab.scheduling.limits import JOBS_RECENT, MAX_CONCURRENT, SEEDS, SUITE_RUNS, SWEEP_VALUES
 from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
 from prunelab.training.preflight import check_dataset_available, check_suite_runnable
@@ -120,20 +121,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         manager.shutdown(cancel_running=True)
         bar.close()
-        print(f"cancelled; saved so far: {manager.job(run_id).path}", file=sys.stderr)
+        print(printable(f"cancelled; saved so far: {manager.job(run_id).path}"), file=sys.stderr)
         return 130
     bar(manager.progress(run_id))
     bar.close()
     manager.shutdown()
     job = manager.job(run_id)
     if job.state != "done":
-        print(f"error: run {run_id} ended {job.state}: {job.error or ''}".rstrip(": "), file=sys.stderr)
+        print(printable(f"error: run {run_id} ended {job.state}: {job.error or ''}".rstrip(": ")), file=sys.stderr)
         return 130 if job.state == "cancelled" else 1
     summary = _read_summary(job.path)
     if summary:
         print(f"test accuracy {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs per "
               f"image, {summary['params'] / 1e3:.1f} k params")
-    print(job.path)
+    print(printable(job.path))
     return 0
 
 

@@ -16,6 +16,7 @@ from prunelab.cli.export import add_export_commands
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.run import cmd_run
+from prunelab.runs.safe_text import printable
 from prunelab.training.preflight import NotRunnable
 
 
@@ -43,12 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.func(args))
     except (UsageError, NotRunnable) as error:  # bad input, or a run that cannot start here
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)  # it may quote a run's name or files
         return 2
     except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback
         from prunelab.runs.store import describe_os_error
 
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        print(f"error: {printable(describe_os_error(error))}", file=sys.stderr)
         return 1
 
 

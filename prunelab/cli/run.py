@@ -7,6 +7,7 @@ import sys
 
 from prunelab.cli.args import config_from_args, runs_root
 from prunelab.cli.display import ProgressBar
+from prunelab.runs.safe_text import printable
 from prunelab.training.preflight import check_runnable
 
 
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = run_training(config, run, progress)
     except DatasetError as error:
         bar.close()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
         return 2
     except (Cancelled, KeyboardInterrupt):
         bar.close()
@@ -38,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     except Exception as error:  # noqa: BLE001 - reported in one line; traceback is in the run directory
         bar.close()
-        print(f"error: run failed: {type(error).__name__}: {error} (traceback: {run.file('traceback.txt')})",
+        print(printable(f"error: run failed: {type(error).__name__}: {error} (traceback: {run.file('traceback.txt')})"),
               file=sys.stderr)
         return 1
     bar.close()

@@ -5,5 +5,6 @@ prunelab, so a method's torch-free `config.py` may use it); `artefacts` and `art
 file when it is read; `store` creates, lists and reads run directories (`RunStore`, `RunDir`); `ownership`
 keeps one owner per run (`owner.lock`, heartbeat, stale takeover); `progress` is a running run's live
 figures and cancel flag; `run_life` is the one place a run's state changes (status.json), below both
-schedulers. Nothing here trains, schedules or draws anything.
+schedulers; `safe_text` shows a run's strings without their control characters. Nothing here trains, schedules
+or draws anything.
 """

@@ -37,6 +37,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -82,6 +83,13 @@ log = logging.getLogger("prunelab.scheduling.ray_backend")
 
 BACKEND = "ray"
 CONNECT_TIMEOUT_S = 5.0  # how long the reachability check of --address waits
+# "1": the app's suite form may join a Ray cluster at the address its user types (`connect`); off by default
+ALLOW_ADDRESS_ENV = "PRUNELAB_ALLOW_RAY_ADDRESS"
+ADDRESS_OFF = (f"joining a Ray cluster by its address is off on this server; its operator turns it on by starting "
+               f"the app with {ALLOW_ADDRESS_ENV}=1 (leave the address empty for a local Ray instance)")
+# HOST:PORT or ray://HOST:PORT: a host name or IPv4 address, or an IPv6 address in brackets; nothing else
+_ADDRESS = re.compile(r"(?:ray://)?(?P<host>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])"
+                      r":(?P<port>[0-9]{1,5})")
 POLL_S = 0.5
 # environment variables every task sees as the driver does (dataset cache, demo switch, runs folder)
 FORWARDED_ENV = ("PRUNELAB_CACHE_DIR", "PRUNELAB_NO_DEMO", "PRUNELAB_RUNS_DIR")
@@ -103,17 +111,30 @@ def import_ray() -> Any:
     return ray
 
 
+def address_allowed() -> bool:
+    """Whether this server's operator lets the app join a Ray cluster at an address typed into its form
+    (`PRUNELAB_ALLOW_RAY_ADDRESS=1`): the server then connects where it is told and unpickles Ray's results."""
+    return os.environ.get(ALLOW_ADDRESS_ENV, "").strip() == "1"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """(host, port) of a `HOST:PORT` or `ray://HOST:PORT` address (an IPv6 host in brackets); a RayBackendError
+    in one line for anything else (no white space, no control character, a port from 1 to 65535)."""
+    match = _ADDRESS.fullmatch(address)
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise RayBackendError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, the head node's "
+                              "address that `ray start --head` prints), ray://HOST:PORT or auto")
+    return match["host"].strip("[]"), int(match["port"])
+
+
 def check_address(address: str) -> None:
-    """Fail fast, in one line, when nothing listens at a `HOST:PORT` (or `ray://HOST:PORT`) address."""
+    """Fail fast, in one line, when `address` is not `HOST:PORT`, `ray://HOST:PORT` or auto (`parse_address`),
+    or nothing listens there."""
     if address == "auto":
         return
-    target = address.removeprefix("ray://")
-    host, sep, port_text = target.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise RayBackendError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, the head node's "
-                              "address that `ray start --head` prints), ray://HOST:PORT or auto")
+    host, port = parse_address(address)
     try:
-        with socket.create_connection((host, int(port_text)), timeout=CONNECT_TIMEOUT_S):
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
@@ -173,10 +194,13 @@ def connect(address: str | None = None, timeout_s: float = 300.0) -> Any:
     `ray.init` runs in a daemon thread that then lives as long as the process: the processes of a local
     instance (GCS, raylet) are started with a parent-death signal, which Linux sends when the *thread*
     that started them ends, and a Streamlit script thread ends after every rerun. Asking for another
-    cluster than the connected one is a RayBackendError."""
-    ray = import_ray()
+    cluster than the connected one is a RayBackendError, and so is any address (ADDRESS_OFF) unless the operator
+    allowed joining one (`address_allowed`): the app hands over what its user typed."""
     if address:
+        if not address_allowed():
+            raise RayBackendError(ADDRESS_OFF)
         check_address(address)
+    ray = import_ray()
     wanted = address or "local"
     with _HOST_LOCK:
         if ray.is_initialized():

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+
+def as_shown(markdown: str) -> str:
+    """What a markdown body shows of a run's strings, which pages escape (`app_components.common.md_text`): each
+    backslash-escaped character as itself."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def metric(at: AppTest, label: str) -> str:

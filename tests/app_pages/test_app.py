@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,10 @@ def test_page_explains_what_is_missing_with_no_runs(empty_runs_env: Path, page: 
     assert any("Start" in text for text in messages), messages  # which run to start, and where
     assert not at.get("plotly_chart"), page
     print(f"{page}: rendered in {seconds:.2f} s with no runs")
+
+
+def test_the_browser_gets_short_errors_only() -> None:
+    """An uncaught error shows its type and a generic message; the traceback, which names the server's paths,
+    goes to the server's log (`--client.showErrorDetails=full` turns details on for debugging)."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["client"]["showErrorDetails"] == "type"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app_pages.page_helpers import frame_with
+from tests.app_pages.page_helpers import as_shown, frame_with
 from tests.broken_runs import GOOD, make_broken_runs
 
 PAGES = Path(__file__).resolve().parents[2] / "app_pages"
@@ -36,7 +36,8 @@ def render(page: str, **selected: Path) -> AppTest:
 
 
 def texts(elements: object) -> str:
-    return " | ".join(str(element.value) for element in elements)
+    """What the elements show (a file's problem is escaped markdown: `common.md_text`)."""
+    return as_shown(" | ".join(str(element.value) for element in elements))
 
 
 def test_runs_page_lists_broken_runs_with_their_problem(broken_env: dict) -> None:

@@ -134,3 +134,21 @@ def test_every_fixture_run_opens_without_an_exception(runs_env: Path) -> None:
         assert not at.exception, (path.name, [e.value for e in at.exception])
         if path.name == "fx-failed":
             assert "The run failed" in messages(at)
+
+
+def test_a_run_folder_error_and_log_with_markup_and_escape_codes_show_as_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever writes the runs folder writes a run's folder name, its status.json error and its log: the page
+    shows their characters (escaped markdown, escape codes as visible text), never markup or a raw ESC."""
+    runs = tmp_path / "runs"
+    run = RunStore(runs).create(RunConfig(), "plain")
+    run.write_status(state="failed", error="**boom** [click](x) <img src=x> \x1b]0;pwned\x07")
+    (run.path / "log.txt").write_text("epoch 1 \x1b[2J\x1b[31mred\u202e\n", encoding="utf-8")
+    hostile = run.path.rename(runs / "a`b` **c** [d](e)")
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
+    at = render(hostile)
+    failed = " | ".join(str(e.value) for e in at.error)
+    assert failed == r"The run failed: \*\*boom\*\* \[click\]\(x\) \<img src\=x\> \\x1b\]0\;pwned\\x07"
+    log = at.code[0].value
+    assert log == "epoch 1 \\x1b[2J\\x1b[31mred\\u202e" and "\x1b" not in log

@@ -24,7 +24,9 @@ from prunelab.methods.slimming.config import SlimmingConfig
 from prunelab.runs.store import RunStore
 from prunelab.scheduling.jobs import JobManager
 from prunelab.scheduling.limits import RAY_NUM_CPUS, RAY_NUM_GPUS, SWEEP_VALUES
+from prunelab.scheduling.protocol import JobInfo
 from prunelab.training import resources
+from tests.app_pages.page_helpers import as_shown
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "runs.py")
@@ -291,3 +293,64 @@ def test_form_refuses_a_run_that_does_not_fit_in_memory(empty_runs_env: Path, re
     at.text_input(key="suite_values").set_value("0, inf")
     at.button(key="FormSubmitter:suite_form-Start suite").click().run()
     assert "not a finite number" in errors(at) and recorder.suites == []
+
+
+def test_a_job_name_error_and_node_from_run_files_show_as_text(empty_runs_env: Path, recorder: RecordingManager,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run's name is its folder's (anything but a slash), its error and node its status.json's: the
+    Jobs panel shows their characters, never bold, a link, an image, HTML, colour or LaTeX made of them."""
+    name = "**bold** [link](x) ![i](y) <b>html</b> $x$ :red[z]"
+    job = JobInfo(run_id="r1", state="failed", name=name, method="baseline", error="\x1b]0;pwned\x07 *it*",
+                  progress={"fraction": 1.0, "phase": "_train_", "backend": "ray", "node": "n*1*"})
+    monkeypatch.setattr(recorder, "jobs", lambda: [job])
+    at = render()
+    row = next(str(m.value) for m in at.markdown if "html" in str(m.value))
+    assert row.startswith(r"**\*\*bold\*\* \[link\]\(x\) \!\[i\]\(y\) \<b\>html\<\/b\> \$x\$ \:red\[z\]**")
+    assert as_shown(row).startswith(f"**{name}**") and row.endswith(r"baseline · failed · Ray on n\*1\*")
+    failed = errors(at)
+    assert failed.endswith(r"failed: \\x1b\]0\;pwned\\x07 \*it\*") and "\x1b" not in failed
+    assert as_shown(failed).endswith(r"failed: \x1b]0;pwned\x07 *it*")  # the escape code shown, not acted on
+
+
+
+def test_a_selected_run_folder_named_with_markup_shows_its_name_as_code(empty_runs_env: Path) -> None:
+    """The detail view of one selected run names its folder in a code span no backtick of the name closes."""
+    run = RunStore(empty_runs_env).create(RunConfig(), "plain")
+    run.write_status(state="failed", backend="ray", node="node **1** <b>")
+    run.path.rename(empty_runs_env / "a`b` **c** [d](e) <i>x")
+    at = render()
+    at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    detail = next(str(m.value) for m in at.markdown if str(m.value).startswith("**Run "))
+    assert detail == ("**Run ``a`b` **c** [d](e) <i>x``** · baseline · failed · trained on Ray, node "
+                      "`node **1** <b>`")
+
+ALLOW = "PRUNELAB_ALLOW_RAY_ADDRESS"
+
+
+def test_the_ray_address_field_is_off_unless_the_operator_allows_it(empty_runs_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW, raising=False)
+    at = render()
+    assert "suite_ray_address" not in {field.key for field in at.text_input}
+    assert any(f"`{ALLOW}=1`" in str(caption.value) for caption in at.caption)
+    monkeypatch.setenv(ALLOW, "1")
+    at = render()
+    assert at.text_input(key="suite_ray_address").placeholder == "HOST:PORT"
+
+
+@pytest.mark.parametrize("address", ["head node:6379", "10.0.0.5:6379\x1b[2J", "head-node", "ray://head:99999",
+                                     "http://head:6379"])
+def test_an_invalid_ray_address_is_refused_with_the_format(empty_runs_env: Path, recorder: RecordingManager,
+                                                           monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    monkeypatch.setenv(ALLOW, "1")
+    at = render()
+    at.radio(key="suite_backend").set_value("ray")
+    at.text_input(key="suite_ray_address").set_value(address)
+    at.selectbox(key="suite_name").set_value("sweep")
+    at.text_input(key="suite_values").set_value("0")
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    assert as_shown(errors(at)) == (f"Cannot start on Ray: Ray address {address!r} is not HOST:PORT (e.g. "
+                                    "10.0.0.5:6379, the head node's address that `ray start --head` prints), "
+                                    "ray://HOST:PORT or auto")
+    assert recorder.suites == [] and not any(empty_runs_env.iterdir())

@@ -266,7 +266,7 @@ def test_an_unreachable_ray_address_is_bad_input(tmp_path: Path) -> None:
     (["--backend", "ray", "--num-cpus", "0"], "--num-cpus must be above 0"),
     (["--backend", "ray", "--num-cpus", "5000"], "--num-cpus must be above 0 and at most 1,024 ("),
     (["--backend", "ray", "--num-gpus", "100"], "--num-gpus must be between 0 and 64 ("),
-    (["--backend", "ray", "--address", "head-node"], "--address 'head-node' is not HOST:PORT"),
+    (["--backend", "ray", "--address", "head-node"], "Ray address 'head-node' is not HOST:PORT"),
     (["--backend", "ray", "--device", "cuda"], "--device cuda on Ray needs a GPU share per run"),
 ])
 def test_bad_backend_flags_are_refused_in_one_line(flags: list[str], expected: str, tmp_path: Path) -> None:
