@@ -371,17 +371,23 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     """Run one training job and keep status.json truthful whatever happens.
 
     Ends `done`, `cancelled` (at a batch boundary; checkpoints kept) or `failed` (message in status,
-    traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording.
+    traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording. A run
+    whose directory was deleted while it trained (its owner's heartbeat cancels it, or a write finds the
+    folder gone) raises `RunDeleted` with one line, and nothing is written: the directory is not made again.
     """
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)
         run_life.record_done(run)
-    except Cancelled:
-        run_life.record_end(run, "cancelled", "cancelled by request")
-        progress.update(state="cancelled")
-        raise
     except BaseException as error:
+        deleted = run_life.stopped_by_deletion(run)
+        if deleted is not None:  # nothing can be recorded, and nothing may bring the directory back
+            progress.update(state="failed", error=str(deleted))
+            raise deleted from None
+        if isinstance(error, Cancelled):
+            run_life.record_end(run, "cancelled", "cancelled by request")
+            progress.update(state="cancelled")
+            raise
         text = f"{type(error).__name__}: {error}"  # an OSError names errno, reason and file
         run_life.record_end(run, "failed", text, error=text, trace=traceback.format_exc(), line=f"failed: {text}")
         progress.update(state="failed", error=text)
