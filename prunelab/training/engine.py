@@ -28,6 +28,7 @@ from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.runs import run_life
+from prunelab.runs.model_file import load_model_file, with_record
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
 from prunelab.runs.store import RunDir
@@ -356,10 +357,10 @@ class Trainer:
             summary["departures"] = list(method_config.departures)
         summary.update(self.method.finalize(model, test))
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
-        self.run_dir.save_torch(MODEL_FILE, {
+        self.run_dir.save_torch(MODEL_FILE, with_record({  # the file names this run (prunelab.runs.model_file)
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "method": self.config.method.name, "method_state": self.method.state_dict(),
-        })
+        }, self.run_dir.path, self.config))
         self.run_dir.write_summary(summary)
         self.log(f"done: test acc {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs/image, "
                  f"{summary['wall_time_s']:.1f}s")
@@ -397,9 +398,10 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
 
 
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:
-    """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode."""
+    """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode; a model.pt that
+    names another run or architecture is refused (`prunelab.runs.model_file.ModelFileMismatch`)."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    state = run.load_torch(MODEL_FILE, map_location=map_location)
+    state = load_model_file(run, MODEL_FILE, map_location=map_location)
     model = build_model(state["model_spec"])
     model = get_method(state["method"]).restore_model(model, state["method_state"])
     model.load_state_dict(state["model_state"])
