@@ -142,6 +142,29 @@ def test_an_export_of_a_run_with_a_corrupt_summary_writes_nothing(runs: Path, tm
     assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == before
 
 
+def test_a_tensorboard_export_that_fails_while_swapping_puts_the_old_one_back(runs: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The earlier export of a run is moved aside before the new one moves in: when that second rename fails
+    (a full or read-only disk), the earlier one is put back and the command says why in one line."""
+    fixture(runs, "fx-baseline")
+    board = tmp_path / "tb"
+    assert run_cli("export", "tensorboard", "fx-baseline", "--out", str(board), "--runs-dir", str(runs))[0] == 0
+    before = {p: p.read_bytes() for p in board.rglob("*") if p.is_file()}
+    real_rename = Path.rename
+
+    def refuse_moving_in(self: Path, target: Path) -> Path:
+        if self.parent.name.startswith(".prunelab-export-") and Path(target).parent == board:
+            raise OSError(28, "No space left on device", str(target))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refuse_moving_in)
+    code, out, err = run_cli("export", "tensorboard", "fx-baseline", "--out", str(board), "--runs-dir", str(runs))
+    monkeypatch.undo()
+    (line,) = err.strip().splitlines()
+    assert code == 2 and out == "" and line == f"error: cannot write {board / 'fx-baseline'}: No space left on device"
+    assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == before  # no staging folder left either
+
+
 def test_a_model_copied_from_another_run_is_not_exported(runs: Path, tmp_path: Path) -> None:
     """model.pt names the run it was written for: another run's is refused, naming both, before anything is
     written."""
