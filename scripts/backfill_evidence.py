@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
 from prunelab.methods.manidp.evidence import backfill  # noqa: E402
 from prunelab.runs.artefacts import SUMMARY  # noqa: E402
+from prunelab.runs.model_file import load_model_file  # noqa: E402
 from prunelab.runs.run import Run  # noqa: E402
 from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, atomic_write_parquet  # noqa: E402
 from prunelab.runs.store import RunDir, RunInfo, RunStore  # noqa: E402
@@ -44,7 +45,7 @@ def parent_test_loss(parent: RunDir, run: RunInfo) -> tuple[list[float], float]:
     from prunelab.models import build_model
 
     data, _ = dataset_or_pack(run.path.parent, run.config.data)
-    state = parent.load_torch(MODEL_FILE, map_location="cpu")
+    state = load_model_file(parent, MODEL_FILE)
     model = build_model(state["model_spec"]).eval()
     model.load_state_dict(backbone_state(state["model_state"]))
     loader = BatchLoader(data.test_images, data.test_labels, 500, mean=data.mean, std=data.std, shuffle=False,

@@ -97,6 +97,15 @@ def cache_dir(run_dir: str | Path) -> Path:
     return derived_dir(run_dir)
 
 
+def _view_file(run_dir: Path, out_dir: str | Path | None, name: str) -> Path:
+    """Where a computed view goes: `out_dir` (a cache folder, created here) or the run directory itself
+    (never created: a run deleted meanwhile is not brought back)."""
+    if out_dir is None:
+        return run_dir / name
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return Path(out_dir) / name
+
+
 def _places(run_dir: str | Path, name: str) -> list[Path]:
     places = [Path(run_dir) / name]
     with contextlib.suppress(OSError, RunStoreError):  # no model.pt: nothing can be cached for it either
@@ -222,7 +231,7 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
     todo = [d for d in dict.fromkeys(wanted) if f"{d:g}" not in meta["densities"]]
     most_passes = len(gated_run(path).saved_thresholds) + 2  # calibration passes at most, and the test pass
     clock = _Clock(len(todo) * most_passes, report)
-    file = Path(out_dir if out_dir is not None else path) / WHATIF_CURVE_FILE
+    file = _view_file(path, out_dir, WHATIF_CURVE_FILE)
     for done, density in enumerate(todo):
         def on_pass(passes: int, most: int, done: int = done, density: float = density) -> None:
             clock.step(done * most_passes + passes, f"density {density:g}: calibration pass {passes}")
@@ -323,7 +332,7 @@ def compute_umaps(run_dir: str | Path, layers: Sequence[str | None] | None = Non
 
     path = Path(run_dir)
     digest = model_digest(path)
-    file = Path(out_dir if out_dir is not None else path) / UMAP_FILE
+    file = _view_file(path, out_dir, UMAP_FILE)
     clock = _Clock(1, report)
     clock.step(0, "gate vectors and features of every test image")
     names = subnet_vectors(path).layer_names

@@ -14,6 +14,7 @@ from prunelab.training.preflight import check_runnable
 def cmd_run(args: argparse.Namespace) -> int:
     from prunelab.data import DatasetError
     from prunelab.runs.progress import Cancelled, Progress
+    from prunelab.runs.run_format import RunDeleted
     from prunelab.runs.run_life import claim_run
     from prunelab.runs.store import RunStore
     from prunelab.training.engine import run_training
@@ -33,6 +34,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar.close()
         print(f"error: {printable(error)}", file=sys.stderr)
         return 2
+    except RunDeleted as error:  # nothing of the run is left to point at
+        bar.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except (Cancelled, KeyboardInterrupt):
         bar.close()
         print(f"cancelled; saved so far: {run.path}", file=sys.stderr)

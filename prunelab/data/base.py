@@ -87,6 +87,7 @@ def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Write an uncompressed ``.npz`` atomically (temp file + rename); failures only log a warning."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the cache folder, made on first use
         atomic_write_npz(path, arrays)
     except OSError as exc:
         logger.warning("could not write dataset cache %s: %s", path, exc)

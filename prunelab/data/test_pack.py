@@ -45,6 +45,7 @@ def write_test_pack(folder: str | Path, data: DataConfig, dataset: ImageDataset)
     returns the path."""
     path = Path(folder) / TEST_PACK_FILE
     name, test_size, data_seed = _split(data)
+    path.parent.mkdir(parents=True, exist_ok=True)  # the demo's runs folder (atomic_write makes no folder)
     atomic_write_npz(path, {
         "dataset": np.array(name),
         "test_size": np.array(test_size, dtype=np.int64),

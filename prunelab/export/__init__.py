@@ -5,9 +5,10 @@
 - `prunelab.export.tensorboard`: a run's metrics, |gamma| histograms, hyperparameters with final figures
   and ManiDP gate embeddings as TensorBoard event files (and a zip bundle of them).
 
-Both read a run directory only through the store's checked readers and write their output atomically:
-bad input raises `ExportError` (one line) before anything is written, and an existing output is replaced
-only by a complete new one.
+Both read a run directory only through the store's checked readers, and read and check everything they need
+(a model file must belong to the run: `prunelab.runs.model_file`) before they write; their output is written
+beside its target and renamed into place: bad input raises `ExportError` (one line) before anything is
+written, and an existing output is replaced only by a complete new one (a failed export leaves it as it was).
 """
 
 from prunelab.export.common import ExportError, open_finished_run, resolve_run

@@ -1,4 +1,5 @@
-"""What every export shares: finding a run, checking it has what an export needs, test images."""
+"""What every export shares: finding a run, checking it has what an export needs (every file it reads is
+read and checked before anything is written), test images, one-line errors."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from prunelab.config import RunConfig
 from prunelab.runs.artefacts import CONFIG
+from prunelab.runs.reading import Artefact, ArtefactError
 from prunelab.runs.run import Run
 from prunelab.runs.run_format import CONFIG_FILE, RunStoreError
 from prunelab.runs.store import RunDir, RunStore
 
 log = logging.getLogger("prunelab.export")
+T = TypeVar("T")
 
 
 class ExportError(Exception):
@@ -49,6 +53,24 @@ def open_finished_run(run: RunDir, needs: tuple[str, ...]) -> RunConfig:
                 raise ExportError(f"run {run.run_id} is done but has no {name}, which this export needs")
             raise ExportError(f"run {run.run_id} has no {name} (state {state}): this export needs a finished run")
     return config
+
+
+def run_artefact(run: RunDir, artefact: Artefact[T]) -> T | None:
+    """The run's artefact through `Run` (None when missing); ExportError naming the file when corrupt."""
+    try:
+        return Run(run.path).read(artefact)
+    except ArtefactError as error:
+        raise ExportError(f"run {run.run_id}: {error.short}") from None
+
+
+def failed(what: str, error: BaseException) -> ExportError:
+    """An unexpected error while making an export, as the one-line ExportError the CLI prints."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text if len(text) <= 300 else text[:297] + "..."
+    if isinstance(error, OSError):
+        where = getattr(error, "filename", None)
+        return ExportError(f"cannot write {where or what}: {error.strerror or text}")
+    return ExportError(f"{what} failed ({type(error).__name__}: {text}); nothing was written")
 
 
 def check_writable_folder(folder: Path, what: str) -> None:

@@ -7,10 +7,11 @@ What is exported is what `prunelab.load_model(run)` rebuilds from `model.pt`:
   every channel of every gated layer and multiplies the pruned ones by zero (the masks), so its cost is
   the dense MACs plus the gates', whatever the per-image sub-networks are (`MANIDP_NOTE`).
 
-`export_onnx(run, out)` writes a single file (weights inside, batch dimension dynamic) through a temporary
-file in the same folder, runs it with onnxruntime on test images of the run's dataset and keeps it only if
-its outputs match PyTorch's within `TOLERANCE`; `latency_comparison` times onnxruntime and PyTorch on the
-CPU with `prunelab.training.latency.measure_latency_ms`.
+`export_onnx(run, out)` first checks what it reads (config.json, summary.json, model.pt, which must belong
+to this run: `prunelab.runs.model_file`), then writes a single file (weights inside, batch dimension dynamic)
+through a temporary file in the same folder, runs it with onnxruntime on test images of the run's dataset and
+keeps it only if its outputs match PyTorch's within `TOLERANCE`; `latency_comparison` times onnxruntime and
+PyTorch on the CPU with `prunelab.training.latency.measure_latency_ms`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ import torch
 from torch import nn
 
 from prunelab.config import METHOD_FACTS
-from prunelab.export.common import ExportError, check_writable_folder, open_finished_run, sample_test_images
+from prunelab.export.common import (
+    ExportError,
+    check_writable_folder,
+    failed,
+    open_finished_run,
+    run_artefact,
+    sample_test_images,
+)
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.artefacts import SUMMARY
-from prunelab.runs.run import Run
 from prunelab.runs.run_format import MODEL_FILE, SUMMARY_FILE, RunStoreError
 from prunelab.runs.store import RunDir
 from prunelab.training.latency import measure_latency_ms
@@ -77,8 +84,10 @@ def load_inference_model(run: RunDir) -> nn.Module:
 
     try:
         model = load_model(run, map_location="cpu").float().eval()
-    except RunStoreError as error:
+    except RunStoreError as error:  # missing, corrupt, or another run's (prunelab.runs.model_file)
         raise ExportError(f"run {run.run_id}: {getattr(error, 'short', error)}") from None
+    except Exception as error:  # noqa: BLE001 - e.g. weights that do not fit the network they name
+        raise failed(f"run {run.run_id}: loading {MODEL_FILE}", error) from None
     for module in model.modules():  # gates of any gated method carry a `recording` switch
         if hasattr(module, "recording"):
             module.recording = False
@@ -89,13 +98,21 @@ def load_inference_model(run: RunDir) -> nn.Module:
 def export_onnx(run: RunDir, out: str | Path, check_images: int = CHECK_IMAGES) -> OnnxExport:
     """Export `run`'s final model to `out` (.onnx), check it with onnxruntime; ExportError on bad input.
 
-    `out` is written only once the file is complete and matches PyTorch within TOLERANCE."""
+    Everything the export reads (config.json, model.pt and whether it belongs to this run, summary.json) is
+    checked before anything is written; `out` is then written through a temp file in its folder, renamed
+    into place only once it is complete and matches PyTorch within TOLERANCE. A failed export leaves an
+    existing `out` as it was."""
     out = Path(out)
     config = open_finished_run(run, (MODEL_FILE, SUMMARY_FILE))
+    summary = run_artefact(run, SUMMARY) or {}
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder; give a file name such as {out / (run.run_id + '.onnx')}")
-    check_writable_folder(out.parent if str(out.parent) else Path("."), "the ONNX file in")
     model = load_inference_model(run)
+    method = config.method.name
+    macs = summary.get("macs_per_image")
+    if method == MANIDP and summary.get("macs_dense") is not None:
+        macs = float(summary["macs_dense"]) + float(summary.get("gate_macs_per_image") or 0.0)
+    check_writable_folder(out.parent if str(out.parent) else Path("."), "the ONNX file in")
     images, _, checked_on = sample_test_images(config, check_images)
     started = time.time()
     try:
@@ -114,15 +131,14 @@ def export_onnx(run: RunDir, out: str | Path, check_images: int = CHECK_IMAGES) 
                               f"(more than {tolerance:g}); nothing was written")
         os.chmod(tmp, 0o644)  # an ordinary file, not mkstemp's owner-only one
         os.replace(tmp, out)
+    except ExportError:
+        raise
     except OSError as error:
         raise ExportError(f"cannot write {out}: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 - the exporter or onnxruntime refused the model: one line
+        raise failed(f"run {run.run_id}: the ONNX export", error) from None
     finally:
         tmp.unlink(missing_ok=True)
-    summary = Run(run.path).require(SUMMARY)
-    method = config.method.name
-    macs = summary.get("macs_per_image")
-    if method == MANIDP and summary.get("macs_dense") is not None:
-        macs = float(summary["macs_dense"]) + float(summary.get("gate_macs_per_image") or 0.0)
     return OnnxExport(
         path=out, run_id=run.run_id, method=method, kind=KINDS.get(method, f"{method} network"),
         note=NOTES.get(method), bytes=out.stat().st_size,

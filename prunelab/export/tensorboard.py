@@ -25,6 +25,7 @@ once complete: an earlier export of the same run in `out` is replaced whole, nev
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import shutil
@@ -40,14 +41,12 @@ import torch
 
 from prunelab.analysis import results
 from prunelab.config import RunConfig
-from prunelab.export.common import ExportError, check_writable_folder
+from prunelab.export.common import ExportError, check_writable_folder, failed, run_artefact
 from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.artefacts import GAMMA_HISTORY
 from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.runs.artefacts import CONFIG, METRICS, SUMMARY
-from prunelab.runs.reading import Artefact, ArtefactError
-from prunelab.runs.run import Run
 from prunelab.runs.run_format import METRICS_FILE
 from prunelab.runs.store import RunDir
 
@@ -58,6 +57,7 @@ ROW_KEYS = ("phase", "epoch", "phase_index", "time")  # what a row says about it
 HPARAMS_SUFFIX = ".prunelab-hparams"  # event file of the experiment description in `out`
 EMBEDDING_TAG = "gates"
 METADATA_HEADER = ["index", "class", "label", "macs", "correct", "loss", "difficulty"]
+METHOD_FILES = {SLIMMING: (GAMMA_HISTORY,), MANIDP: (PER_IMAGE, PROBE)}  # what each method's extras read
 
 
 @dataclass
@@ -79,7 +79,7 @@ class TensorBoardRun:
 
 
 def _metrics(run: RunDir) -> list[dict[str, Any]]:
-    rows = _artefact(run, METRICS).to_dict("records")
+    rows = run_artefact(run, METRICS).to_dict("records")
     rows = [{key: value for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
             for row in rows]  # a column another row has: NaN in this one
     if not rows:
@@ -89,11 +89,16 @@ def _metrics(run: RunDir) -> list[dict[str, Any]]:
 
 
 def check_exportable(run: RunDir) -> RunConfig:
-    """The run's config once it is known to have what an export needs; ExportError naming the problem."""
-    config = _artefact(run, CONFIG)
+    """The run's config once every file the export reads is known to be usable (config.json, metrics.jsonl
+    with a row, summary.json and the method's files, each read and checked); ExportError naming the first
+    problem. Called for every run before anything is written."""
+    config = run_artefact(run, CONFIG)
     if config is None:
         raise ExportError(f"run {run.run_id}: {CONFIG.file} is missing")
     _metrics(run)
+    run_artefact(run, SUMMARY)
+    for artefact in METHOD_FILES.get(config.method.name, ()):
+        run_artefact(run, artefact)
     return config
 
 
@@ -123,7 +128,7 @@ def flat_hparams(config: RunConfig) -> dict[str, Any]:
 
 def final_figures(run: RunDir) -> dict[str, float]:
     """summary.json's numeric figures as `final/<name>` (empty before the run has finished)."""
-    summary = _artefact(run, SUMMARY) or {}
+    summary = run_artefact(run, SUMMARY) or {}
     return {f"final/{key}": number for key, value in summary.items() if (number := _number(value)) is not None}
 
 
@@ -194,7 +199,7 @@ def _scalars(writer: Any, rows: list[dict[str, Any]], record: TensorBoardRun) ->
 
 
 def _gamma_histograms(writer: Any, run: RunDir, record: TensorBoardRun) -> None:
-    history = _artefact(run, GAMMA_HISTORY)
+    history = run_artefact(run, GAMMA_HISTORY)
     if history is None:
         return
     for row, epoch in enumerate(history.epochs.tolist()):
@@ -209,11 +214,11 @@ def _gamma_histograms(writer: Any, run: RunDir, record: TensorBoardRun) -> None:
 
 
 def _manidp(writer: Any, run: RunDir, record: TensorBoardRun, step: int) -> None:
-    per_image = _artefact(run, PER_IMAGE)
+    per_image = run_artefact(run, PER_IMAGE)
     if per_image is not None and len(per_image):
         writer.add_histogram("manidp/macs_per_image", per_image["macs"].to_numpy(dtype=np.float64), step)
         record.histogram_tags.append("manidp/macs_per_image")
-    probe = _artefact(run, PROBE)
+    probe = run_artefact(run, PROBE)
     if probe is None or not len(probe.indices):
         return
     gates = np.concatenate([np.asarray(g, dtype=np.float32) for g in probe.gates], axis=1)
@@ -247,14 +252,6 @@ def _is_missing(value: Any) -> bool:
         return True
 
 
-def _artefact(run: RunDir, artefact: Artefact[Any]) -> Any:
-    """The run's artefact through `Run` (None when missing); ExportError naming the file when corrupt."""
-    try:
-        return Run(run.path).read(artefact)
-    except ArtefactError as error:
-        raise ExportError(f"run {run.run_id}: {error.short}") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # exporting runs into a folder
 
@@ -283,7 +280,8 @@ def export_tensorboard(runs: list[RunDir], out: str | Path) -> list[TensorBoardR
     """Write every run into `out/<run_id>/` and the HParams experiment into `out/`; returns the records.
 
     Each run is checked before anything is written (ExportError names the first problem); the export is
-    built in a staging folder inside `out` and moved into place only when complete."""
+    built in a staging folder inside `out` and moved into place only when complete, each run's folder by a
+    rename; a failure on the way puts back what was there (a failed export leaves `out` as it was)."""
     out = Path(out)
     if not runs:
         raise ExportError("no run given")
@@ -295,35 +293,53 @@ def export_tensorboard(runs: list[RunDir], out: str | Path) -> list[TensorBoardR
         check_exportable(run)
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file; give a folder for the event files")
+    created = not out.exists()
     check_writable_folder(out, "the TensorBoard folder")
     staging = out / f".prunelab-export-{uuid.uuid4().hex[:8]}"
     try:
         records = [write_run(run, staging / run.run_id) for run in runs]
         write_experiment(staging, records)
         _move_into_place(staging, out, records)
-    except OSError as error:
-        raise ExportError(f"cannot write {getattr(error, 'filename', None) or out}: "
-                          f"{error.strerror or error}") from None
-    finally:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:  # made for this export: gone again (only if nothing else was put there meanwhile)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        if isinstance(error, ExportError) or not isinstance(error, Exception):
+            raise
+        raise failed("the TensorBoard export", error) from None
+    shutil.rmtree(staging, ignore_errors=True)
     for record in records:
         record.log_dir = out / record.run_id
     return records
 
 
 def _move_into_place(staging: Path, out: Path, records: list[TensorBoardRun]) -> None:
-    """Swap each finished run folder and the experiment file into `out` (an earlier export is replaced)."""
+    """Swap each finished run folder and the experiment file into `out` (an earlier export is replaced);
+    when a rename fails, every one done so far is undone and the error raised."""
     retired = staging / ".replaced"
     retired.mkdir()
-    for record in records:
-        target = out / record.run_id
-        if target.exists():
-            target.rename(retired / record.run_id)
-        (staging / record.run_id).rename(target)
-    for old in out.glob(f"*{HPARAMS_SUFFIX}"):
-        old.rename(retired / old.name)
-    for new in staging.glob(f"*{HPARAMS_SUFFIX}"):
-        new.rename(out / new.name)
+    done: list[tuple[Path, Path]] = []
+
+    def move(source: Path, target: Path) -> None:
+        source.rename(target)
+        done.append((source, target))
+
+    try:
+        for record in records:
+            target = out / record.run_id
+            if target.exists():
+                move(target, retired / record.run_id)
+            move(staging / record.run_id, target)
+        for old in out.glob(f"*{HPARAMS_SUFFIX}"):
+            move(old, retired / old.name)
+        for new in staging.glob(f"*{HPARAMS_SUFFIX}"):
+            move(new, out / new.name)
+    except BaseException:
+        for source, target in reversed(done):
+            with contextlib.suppress(OSError):
+                target.rename(source)
+        raise
 
 
 def bundle_zip(run: RunDir) -> bytes:

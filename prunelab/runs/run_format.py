@@ -59,12 +59,25 @@ class RunStoreError(Exception):
     """A run directory is missing, broken or not a run."""
 
 
+class RunDeleted(RunStoreError, FileNotFoundError):
+    """The run directory was deleted while its owner still wrote into it: nothing more is written (a write
+    never recreates a run directory). A `FileNotFoundError` too, so best-effort writers that give up on an
+    `OSError` give up on it."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(f"run directory {path} was deleted while it trained; stopping")
+        self.path = Path(path)
+
+
 # --- the atomic writer ---------------------------------------------------------------------------
 def atomic_write(path: Path, write: Callable[[BinaryIO], None] | bytes) -> None:
     """Write `path` through a temp file in the same folder (fsync, then rename): a reader sees the old
-    file or the new one, never half of one. `write` is the bytes, or a function writing to a binary file."""
+    file or the new one, never half of one. `write` is the bytes, or a function writing to a binary file.
+
+    The folder must exist (FileNotFoundError otherwise): a write into a run directory deleted meanwhile
+    must not bring it back half-made, so callers that write into a new folder (a cache, an export target)
+    create it themselves."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

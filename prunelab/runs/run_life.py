@@ -14,7 +14,11 @@ whoever schedules it (`prunelab.scheduling.jobs.JobManager`, `prunelab.schedulin
   traceback and log, best effort), `record_unstarted_end` (a run that never reached the trainer);
   `record_copied_back` (a run trained in another folder, unpacked into the store);
 - interruption: `mark_interrupted`, `recover_interrupted` (every orphaned run of a runs folder),
-  `take_over` (a moment's claim of a run whose owner is gone, to settle it).
+  `take_over` (a moment's claim of a run whose owner is gone, to settle it);
+- deletion: a run directory deleted while its run trains is not written again (`atomic_write` makes no
+  folder, and the ends above skip a run whose directory is gone); `stopped_by_deletion` gives the
+  `RunDeleted` error (one line: "run directory ... was deleted while it trained; stopping") the trainer
+  stops with.
 
 Who owns a run is `prunelab.runs.ownership`'s question (the lock file); where its files live, `prunelab.runs.store`'s.
 """
@@ -42,7 +46,14 @@ from prunelab.runs.ownership import (
     release_token,
 )
 from prunelab.runs.progress import Progress
-from prunelab.runs.run_format import ACTIVE_STATES, CHECKPOINT_FILE, TRACEBACK_FILE, RunStoreError, atomic_write_bytes
+from prunelab.runs.run_format import (
+    ACTIVE_STATES,
+    CHECKPOINT_FILE,
+    TRACEBACK_FILE,
+    RunDeleted,
+    RunStoreError,
+    atomic_write_bytes,
+)
 from prunelab.runs.store import RunDir, RunStore
 
 log = logging.getLogger("prunelab.runs.run_life")
@@ -158,7 +169,8 @@ def claim_run(run: RunDir, heartbeat_s: float = HEARTBEAT_S,
 
     def beat() -> None:
         if not lock.beat():
-            log.error("lost the owner lock of %s", run.run_id)
+            if stopped_by_deletion(run) is None:  # a deleted run is said so once, by the trainer that stops
+                log.error("lost the owner lock of %s", run.run_id)
             if on_lost is not None:
                 on_lost()
             return
@@ -235,7 +247,11 @@ def record_end(run: RunDir, state: str, message: str, *, error: str | None = Non
                line: str | None = None) -> None:
     """Record that `run` ended `state` without finishing (cancelled, failed), best effort and most important
     first: status.json (rewritten in place when the disk has no room for a new file), `trace` into
-    traceback.txt, then `line` (default `message`) in the log. Never raises OSError."""
+    traceback.txt, then `line` (default `message`) in the log. Never raises OSError; writes nothing into a run
+    directory that was deleted (it is not made again)."""
+    if stopped_by_deletion(run) is not None:
+        log.info("not recording the end of %s: its directory %s was deleted", run.run_id, run.path)
+        return
     fields: dict[str, Any] = {"state": state, "message": message, "finished_at": time.time()}
     if error is not None:
         fields["error"] = error
@@ -259,6 +275,12 @@ def record_copied_back(run: RunDir, node: Any, files: int) -> None:
     """A run trained in a folder of another node has been unpacked into the store (OSError if not written)."""
     run.write_status(copied_back_at=time.time())
     run.log(f"copied back from node {node}: {files} files")
+
+
+def stopped_by_deletion(run: RunDir) -> RunDeleted | None:
+    """The error a run's owner stops with when the run's directory is gone (deleted while it trained);
+    None while it exists."""
+    return None if run.path.is_dir() else RunDeleted(run.path)
 
 
 # ---------------------------------------------------------------------------------------------

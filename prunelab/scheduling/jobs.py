@@ -42,7 +42,7 @@ from prunelab.runs.ownership import (
 )
 from prunelab.runs.ownership import status_orphan_reason as orphan_reason  # noqa: F401 - status-only check
 from prunelab.runs.progress import Cancelled, Progress
-from prunelab.runs.run_format import ACTIVE_STATES, FINAL_STATES, RunStoreError
+from prunelab.runs.run_format import ACTIVE_STATES, FINAL_STATES, RunDeleted, RunStoreError
 from prunelab.runs.run_life import (
     RESUMABLE_STATES,  # noqa: F401 - what the Runs page offers to resume
     Heartbeat,
@@ -53,6 +53,7 @@ from prunelab.runs.run_life import (
     record_unstarted_end,
     recover_interrupted,
     requeue_for_resume,
+    stopped_by_deletion,
 )
 from prunelab.runs.store import RunDir, RunStore
 from prunelab.scheduling.limits import JOBS_RECENT, MAX_CONCURRENT
@@ -366,6 +367,8 @@ class JobManager:
             run_training(job.config, job.run, job.progress, resume=job.resume)
         except Cancelled:
             self._finish(job, "cancelled", None)
+        except RunDeleted as error:  # its directory is gone: the job ends with that one line
+            self._finish(job, "failed", str(error))
         except Exception as error:  # noqa: BLE001 - recorded by run_training; the manager goes on
             self._finish(job, "failed", f"{type(error).__name__}: {error}")
         else:
@@ -395,8 +398,12 @@ class JobManager:
             except OSError as error:
                 log.warning("heartbeat of %s failed: %s", job.run_id, error)
                 continue
-            log.error("run %s was taken over by another process; stopping it here", job.run_id)
-            job.progress.log("another process took this run over: stopping")
+            deleted = stopped_by_deletion(job.run)
+            if deleted is not None:  # its lock went with its directory: stop, writing nothing there
+                job.progress.log(str(deleted))
+            else:
+                log.error("run %s was taken over by another process; stopping it here", job.run_id)
+                job.progress.log("another process took this run over: stopping")
             self.cancel(job.run_id)
 
     def __enter__(self) -> JobManager:

@@ -57,6 +57,7 @@ from prunelab.runs.run_format import (
     CONFIG_FILE,
     FINAL_STATES,
     LOCK_FILE,
+    RunDeleted,
     RunStoreError,
     atomic_write,
 )
@@ -329,6 +330,7 @@ def _train_copy_back(spec: dict[str, Any], parents: tuple[dict[str, Any], ...],
         root = Path(folder)
         for parent in parents:  # a parent's finished run, next to this one: `init_from` finds it by id
             if parent.get("archive"):
+                (root / parent["run_id"]).mkdir()
                 unpack_run(parent["archive"], root / parent["run_id"])
         run = RunStore(root).create(RunConfig.model_validate(spec["config"]), spec["run_id"])
         result = _train(run, None, float(spec["num_cpus"]), cancel)
@@ -347,13 +349,18 @@ def pack_run(path: Path) -> bytes:
 
 
 def unpack_run(data: bytes, path: Path) -> list[str]:
-    """Write the files of a `pack_run` archive into `path`, each atomically; returns their names."""
+    """Write the files of a `pack_run` archive into the existing run directory `path`, each atomically;
+    returns their names. RunDeleted when `path` is gone (deleted while its run trained elsewhere)."""
+    if not path.is_dir():
+        raise RunDeleted(path)
     names = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.infolist():
             name = Path(member.filename)
             if member.is_dir() or name.is_absolute() or ".." in name.parts or name.name == LOCK_FILE:
                 continue
+            if len(name.parts) > 1:  # a folder inside the run
+                (path / name.parent).mkdir(parents=True, exist_ok=True)
             atomic_write(path / name, archive.read(member))
             names.append(name.as_posix())
     return names
@@ -395,6 +402,9 @@ def _train(run: RunDir, handoff_from: str | None, num_cpus: float, cancel: threa
         threading.Thread(target=target, name=f"prunelab-ray-{run.run_id}", daemon=True).start()
         while not finished.wait(POLL_S):
             stop_if_asked()
+    if not run.path.is_dir():  # deleted while it trained: nothing was written back, nothing to read
+        return {"run_id": run.run_id, "state": "failed", "error": str(RunDeleted(run.path)),
+                "node": socket.gethostname()}
     status = run.read_status()
     return {"run_id": run.run_id, "state": status["state"], "error": status.get("error"),
             "node": socket.gethostname()}

@@ -28,6 +28,7 @@ from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.runs import run_life
+from prunelab.runs.model_file import load_model_file, with_record
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
 from prunelab.runs.store import RunDir
@@ -356,10 +357,10 @@ class Trainer:
             summary["departures"] = list(method_config.departures)
         summary.update(self.method.finalize(model, test))
         summary["wall_time_s"] = self._elapsed_before + time.time() - self._started  # every leg
-        self.run_dir.save_torch(MODEL_FILE, {
+        self.run_dir.save_torch(MODEL_FILE, with_record({  # the file names this run (prunelab.runs.model_file)
             "model_spec": spec_of(model, self.config.model.name), "model_state": model.state_dict(),
             "method": self.config.method.name, "method_state": self.method.state_dict(),
-        })
+        }, self.run_dir.path, self.config))
         self.run_dir.write_summary(summary)
         self.log(f"done: test acc {summary['test_acc']:.4f}, {summary['macs_per_image'] / 1e6:.2f} M MACs/image, "
                  f"{summary['wall_time_s']:.1f}s")
@@ -371,17 +372,23 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     """Run one training job and keep status.json truthful whatever happens.
 
     Ends `done`, `cancelled` (at a batch boundary; checkpoints kept) or `failed` (message in status,
-    traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording.
+    traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording. A run
+    whose directory was deleted while it trained (its owner's heartbeat cancels it, or a write finds the
+    folder gone) raises `RunDeleted` with one line, and nothing is written: the directory is not made again.
     """
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)
         run_life.record_done(run)
-    except Cancelled:
-        run_life.record_end(run, "cancelled", "cancelled by request")
-        progress.update(state="cancelled")
-        raise
     except BaseException as error:
+        deleted = run_life.stopped_by_deletion(run)
+        if deleted is not None:  # nothing can be recorded, and nothing may bring the directory back
+            progress.update(state="failed", error=str(deleted))
+            raise deleted from None
+        if isinstance(error, Cancelled):
+            run_life.record_end(run, "cancelled", "cancelled by request")
+            progress.update(state="cancelled")
+            raise
         text = f"{type(error).__name__}: {error}"  # an OSError names errno, reason and file
         run_life.record_end(run, "failed", text, error=text, trace=traceback.format_exc(), line=f"failed: {text}")
         progress.update(state="failed", error=text)
@@ -391,9 +398,10 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
 
 
 def load_model(run_dir: str | RunDir, map_location: str = "cpu") -> nn.Module:
-    """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode."""
+    """Rebuild a run's final model (pruned or gated) from `model.pt` alone, in eval mode; a model.pt that
+    names another run or architecture is refused (`prunelab.runs.model_file.ModelFileMismatch`)."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    state = run.load_torch(MODEL_FILE, map_location=map_location)
+    state = load_model_file(run, MODEL_FILE, map_location=map_location)
     model = build_model(state["model_spec"])
     model = get_method(state["method"]).restore_model(model, state["method_state"])
     model.load_state_dict(state["model_state"])

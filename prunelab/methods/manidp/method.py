@@ -96,6 +96,7 @@ from prunelab.methods.manidp.report import (
 )
 from prunelab.methods.manidp.unit_trace import VerificationError, describe_divergence
 from prunelab.models import build_model, spec_of
+from prunelab.runs.model_file import load_model_file
 from prunelab.runs.run_format import (
     MANIDP_FILE,
     MODEL_FILE,
@@ -251,7 +252,7 @@ class ManiDP(PruningMethod):
     def _load_backbone(self, model: nn.Module, source: str) -> None:
         """Copy a finished run's model.pt weights into the (ungated) backbone; every key must match."""
         parent = self._parent_dir(source)
-        state = parent.load_torch(MODEL_FILE)["model_state"]
+        state = load_model_file(parent, MODEL_FILE)["model_state"]
         self.parent = {"parent_run": parent.run_id, "parent_epochs_total": parent_epochs_total(parent)}
         backbone = backbone_state(state)
         own = model.state_dict()
@@ -567,7 +568,7 @@ class ManiDP(PruningMethod):
     def _parent_test_loss(self) -> np.ndarray:
         """Per test image (dataset order), the cross-entropy of the parent run's model (init_from), ungated."""
         assert self.config.init_from is not None
-        state = self._parent_dir(self.config.init_from).load_torch(MODEL_FILE)
+        state = load_model_file(self._parent_dir(self.config.init_from), MODEL_FILE)
         dense = build_model(state["model_spec"]).to(self.context.device).eval()
         dense.load_state_dict(backbone_state(state["model_state"]))
         losses = []

@@ -76,6 +76,7 @@ def subnet_vectors(run_dir: str | Path, cache_dir: str | Path | None = None) -> 
         arrays[f"gates_{i}"] = vectors.gates[i]
         arrays[f"features_{i}"] = vectors.features[i]
     try:
+        file.parent.mkdir(parents=True, exist_ok=True)  # the derived-file cache, made on first use
         atomic_write_npz(file, arrays, compressed=True)
     except OSError as error:  # a read-only cache only costs the recomputation next time
         log.warning("could not write %s: %s", file, error)
@@ -152,6 +153,7 @@ def embedding(run_dir: str | Path, kind: str = "gates", layer: str | None = ALL_
     points = tables.umap_embedding(data)
     if points is not None:
         try:
+            file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_npz(file, {"embedding": points})
         except OSError as error:
             log.warning("could not write %s: %s", file, error)

@@ -46,6 +46,7 @@ from prunelab.methods.slimming.pruning import (
     verify_compact,
 )
 from prunelab.models import build_model, spec_of
+from prunelab.runs.model_file import load_model_file, with_record
 from prunelab.runs.run_format import (
     DENSE_MODEL_FILE,
     EXPORT_FILE,
@@ -208,9 +209,10 @@ class Slimming(PruningMethod):
         context = self.context
         name = context.config.model.name
         dense = copy.deepcopy(model).cpu().float().eval()
-        context.artefacts.save_torch(DENSE_MODEL_FILE, {"model_spec": spec_of(dense, name),
-                                                        "model_state": dense.state_dict(),
-                                                        "input_shape": list(self._input_shape)})
+        context.artefacts.save_torch(DENSE_MODEL_FILE, with_record({"model_spec": spec_of(dense, name),
+                                                                    "model_state": dense.state_dict(),
+                                                                    "input_shape": list(self._input_shape)},
+                                                                   context.artefacts.run_dir, context.config))
         acc_before = context.evaluate(model).acc
         macs_before, params_before = count_macs(dense, self._input_shape), count_params(dense)
 
@@ -308,7 +310,7 @@ def export_compact(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -
 
 def load_dense_model(run_dir: str | Path) -> nn.Module:
     """The network right after sparsity training (before pruning), from dense_model.pt, in eval mode."""
-    state = RunDir(Path(run_dir)).load_torch(DENSE_MODEL_FILE)
+    state = load_model_file(RunDir(Path(run_dir)), DENSE_MODEL_FILE)
     model = build_model(state["model_spec"])
     model.load_state_dict(state["model_state"])
     return model.eval()

@@ -32,6 +32,7 @@ from prunelab.methods.slimming.pruning import (
     select_units,
 )
 from prunelab.models import build_model, spec_of
+from prunelab.runs.model_file import load_model_file
 from prunelab.runs.run_format import DENSE_MODEL_FILE
 from prunelab.runs.store import RunDir
 from prunelab.training.flops import count_macs, count_params
@@ -45,7 +46,7 @@ class _WhatIfContext:
         self.config: RunConfig = run.read_config()
         if not isinstance(self.config.method, SlimmingConfig):
             raise ValueError(f"{run_dir} is a {self.config.method.name!r} run; what_if needs a slimming run")
-        state = run.load_torch(DENSE_MODEL_FILE)
+        state = load_model_file(run, DENSE_MODEL_FILE)
         self.input_shape = tuple(int(v) for v in state.get("input_shape", (3, 32, 32)))
         self.dense = build_model(state["model_spec"])
         self.dense.load_state_dict(state["model_state"])

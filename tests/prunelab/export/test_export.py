@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from tensorboard.plugins.projector import projector_config_pb2
 import prunelab
 from prunelab.data import load_dataset, normalize
 from prunelab.export.onnx import MANIDP_NOTE
+from prunelab.runs.run_format import RunStoreError
 from prunelab.runs.store import RunDir
 from tests.app_pages.fixture_runs import ensure_fixture_runs
 from tests.helpers import run_cli
@@ -111,6 +113,73 @@ def test_onnx_export_refuses_bad_input_and_keeps_what_exists(runs: Path, tmp_pat
     code, _, err = run_cli("export", "onnx", "fx-baseline", "--out", str(blocked / "m.onnx"), "--runs-dir", str(runs))
     assert code == 2 and err.startswith(f"error: cannot write the ONNX file in {blocked}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.onnx", "not-a-folder"]  # no temp file left
+
+
+def copy_of(runs: Path, name: str, tmp_path: Path) -> Path:
+    """A copy of a fixture run (same folder name and run id) that a test may break."""
+    return Path(shutil.copytree(fixture(runs, name), tmp_path / "runs" / name))
+
+
+def test_an_export_of_a_run_with_a_corrupt_summary_writes_nothing(runs: Path, tmp_path: Path) -> None:
+    """summary.json is read before the output is touched: an existing ONNX file stays byte-identical, an
+    existing TensorBoard folder unchanged, and the command says why in one line."""
+    run = copy_of(runs, "fx-baseline", tmp_path)
+    (run / "summary.json").write_text('{"test_acc": "high"}')
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"an earlier export")
+    code, out, err = run_cli("export", "onnx", str(run), "--out", str(existing))
+    (line,) = err.strip().splitlines()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert line.startswith("error: run fx-baseline: summary.json is corrupt")
+    assert existing.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "runs"]  # no temp file left
+    board = tmp_path / "tb"
+    assert run_cli("export", "tensorboard", "fx-baseline", "--out", str(board), "--runs-dir", str(runs))[0] == 0
+    before = {p: p.read_bytes() for p in board.rglob("*") if p.is_file()}
+    code, out, err = run_cli("export", "tensorboard", str(run), "--out", str(board))
+    (line,) = err.strip().splitlines()
+    assert code == 2 and out == "" and line.startswith("error: run fx-baseline: summary.json is corrupt")
+    assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == before
+
+
+def test_a_tensorboard_export_that_fails_while_swapping_puts_the_old_one_back(runs: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The earlier export of a run is moved aside before the new one moves in: when that second rename fails
+    (a full or read-only disk), the earlier one is put back and the command says why in one line."""
+    fixture(runs, "fx-baseline")
+    board = tmp_path / "tb"
+    assert run_cli("export", "tensorboard", "fx-baseline", "--out", str(board), "--runs-dir", str(runs))[0] == 0
+    before = {p: p.read_bytes() for p in board.rglob("*") if p.is_file()}
+    real_rename = Path.rename
+
+    def refuse_moving_in(self: Path, target: Path) -> Path:
+        if self.parent.name.startswith(".prunelab-export-") and Path(target).parent == board:
+            raise OSError(28, "No space left on device", str(target))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refuse_moving_in)
+    code, out, err = run_cli("export", "tensorboard", "fx-baseline", "--out", str(board), "--runs-dir", str(runs))
+    monkeypatch.undo()
+    (line,) = err.strip().splitlines()
+    assert code == 2 and out == "" and line == f"error: cannot write {board / 'fx-baseline'}: No space left on device"
+    assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == before  # no staging folder left either
+
+
+def test_a_model_copied_from_another_run_is_not_exported(runs: Path, tmp_path: Path) -> None:
+    """model.pt names the run it was written for: another run's is refused, naming both, before anything is
+    written."""
+    run = copy_of(runs, "fx-baseline", tmp_path)
+    shutil.copyfile(fixture(runs, "fx-manidp-full") / "model.pt", run / "model.pt")
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"an earlier export")
+    code, out, err = run_cli("export", "onnx", str(run), "--out", str(existing))
+    (line,) = err.strip().splitlines()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert line.startswith(f"error: run fx-baseline: {run / 'model.pt'} belongs to run fx-manidp-full (manidp "
+                           "vgg11 at width 0.25), not to run fx-baseline (baseline vgg11 at width 0.25)")
+    assert existing.read_bytes() == b"an earlier export"
+    with pytest.raises(RunStoreError, match="belongs to run fx-manidp-full"):
+        prunelab.load_model(run)
 
 
 def accumulator(folder: Path) -> EventAccumulator:

@@ -229,10 +229,27 @@ def test_a_cancel_while_the_task_starts_is_a_request_not_an_exception(tmp_path: 
     assert result["state"] == "cancelled"
     assert signal.getsignal(signal.SIGINT) is handler
     back = tmp_path / "back"
+    back.mkdir()  # unpack_run writes into an existing run directory (it never makes one: see the next test)
     names = ray_backend.unpack_run(result["archive"], back)
     status = _status(back)
     assert status["state"] == "cancelled" and status["epoch"] == 0
     assert "cancel requested through Ray" in (back / "log.txt").read_text() and "summary.json" not in names
+
+
+def test_a_run_copied_back_into_a_deleted_directory_is_not_made_again(tmp_path: Path) -> None:
+    """The driver unpacks a run trained on another node into its run directory; deleted meanwhile, it stays
+    deleted and the driver is told so in one line (no Ray needed)."""
+    from prunelab.runs.run_format import RunDeleted
+    from prunelab.scheduling import ray_backend
+
+    run = RunStore(tmp_path / "runs").create(tiny_config(), "gone")
+    archive = ray_backend.pack_run(run.path)
+    for name in list(run.path.iterdir()):
+        name.unlink()
+    run.path.rmdir()
+    with pytest.raises(RunDeleted, match=f"run directory {run.path} was deleted while it trained; stopping"):
+        ray_backend.unpack_run(archive, run.path)
+    assert not run.path.exists()
 
 
 @pytest.mark.slow

@@ -42,8 +42,9 @@ def resume_config(method: str) -> RunConfig:
 
 
 def is_volatile(key: str) -> bool:
-    """Keys holding wall-clock times or latencies (they differ between any two runs)."""
-    return "latency" in key or key.endswith("time_s") or key in ("time", "elapsed_s")
+    """Keys holding wall-clock times or latencies, or the run's own id (a model file's record of the run it
+    belongs to): they differ between any two runs."""
+    return "latency" in key or key.endswith("time_s") or key in ("time", "elapsed_s", "run_id")
 
 
 def comparable(value: Any) -> Any:
