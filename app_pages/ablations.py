@@ -72,6 +72,8 @@ settings = groups[["model", "width"]].drop_duplicates()  # another network gets 
 for number, (model, width) in enumerate(settings.itertuples(index=False, name=None)):
     part = groups[(groups["model"] == model) & (groups["width"] == width)]
     fig = paper_points.accuracy_chart(part, X_AXES[x_axis], published)
+    # full width: the legend beside the plot (below it, its group titles would run into the axis title)
+    fig.update_layout(height=560, legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"})
     if len(settings) > 1:
         fig.update_layout(title=f"{model} at width {width:g}: {fig.layout.title.text}")
     st.plotly_chart(fig, key="abl_scatter" if number == 0 else f"abl_scatter_{model}_{width:g}")
