@@ -66,7 +66,7 @@ position = probe.layer_names.index(layer)
 t, labels = tables.order_by_class(probe.T[position], probe.labels)
 r, _ = tables.order_by_class(probe.R[position], probe.labels)
 st.plotly_chart(heatmaps(t, r), key="sim_heatmaps")
-st.metric(f"Frobenius distance ‖T − R‖ at {layer} ({len(labels)} probe images)",
+st.metric(f"Frobenius distance ‖T − R‖ at {common.md_text(layer)} ({len(labels)} probe images)",
           f"{tables.frobenius_gap(t, r):.3f}")
 
 st.subheader("‖T − R‖ per layer: with and without the similarity term")

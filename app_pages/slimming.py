@@ -1,5 +1,6 @@
 """Slimming: how the L1 penalty on BatchNorm scales shapes what one global threshold removes."""
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ else:
     layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
     layer = None if layer == "all prunable layers" else layer
     edges = tables.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
-    titles = [f"λ = {h.sparsity_lambda:g}<br>{getattr(common.config_of(p), 'name', Path(p).name)}"
+    titles = [f"λ = {h.sparsity_lambda:g}<br>{html.escape(str(getattr(common.config_of(p), 'name', Path(p).name)))}"
               for p, h in histories.items()]  # the run's name, not its time-stamped folder: titles fit
     fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
     fig.update_annotations(font_size=12)  # the subplot titles: two short lines, each within its panel
@@ -119,7 +120,7 @@ else:
     shares = tables.near_zero_shares(histories, epoch)
     cols = st.columns(len(shares))
     for col, (name, share) in zip(cols, shares.items(), strict=True):
-        col.metric(f"|γ| < {tables.NEAR_ZERO_GAMMA} · {name}", f"{share:.1%}")
+        col.metric(f"|γ| < {tables.NEAR_ZERO_GAMMA} · {common.md_text(name)}", f"{share:.1%}")
     st.caption(f"The dashed line is the global threshold the run's rule (prune ratio, per-layer guard) gives for "
                f"the γ of the epoch shown; the share of |γ| below {tables.NEAR_ZERO_GAMMA} is for that epoch too. "
                "The histogram counts each BN's own |γ|; the threshold applies to a channel's score, which for "
