@@ -9,7 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab.analysis import tables
+from prunelab.analysis import results, tables
 from prunelab.methods.slimming import lesson_runs
 from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
 from prunelab.methods.slimming.claims import claims as slimming_claims
@@ -149,7 +149,9 @@ else:
 
 st.subheader("What if we pruned more, or less?")
 if not (Path(run) / DENSE_MODEL_FILE).is_file():
-    st.info("The what-if slider needs the dense model saved after sparsity training (dense_model.pt).")
+    shipped = " A demo ships it with each variant's seed-0 run only (the size budget of the demos)." \
+        if results.is_demo(run) else ""
+    st.info(f"The what-if slider needs the dense model saved after sparsity training (dense_model.pt).{shipped}")
 else:
     default = float((pruning or {}).get("prune_ratio", 0.5))
     counts = channel_counts(str(run), Run(run).newest_version()) if pruning is not None else None

@@ -33,17 +33,19 @@ from precompute_views import precompute_views  # noqa: E402
 
 from prunelab.analysis.results import DEMO_MODEL, DEMO_SEEDS, DEMO_WIDTH  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.runs.artefacts import CONFIG, SUMMARY  # noqa: E402
 from prunelab.runs.run import Run  # noqa: E402
-from prunelab.runs.run_format import MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
+from prunelab.runs.run_format import DENSE_MODEL_FILE, MODEL_FILE, PER_IMAGE_FILE, WHATIF_CURVE_FILE  # noqa: E402
 from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS  # noqa: E402
 
 OUT = Path("assets") / "demo_runs"
-# no page reads these: checkpoints (optimizer state), final models (slimming's what-if slider reads
-# dense_model.pt), torch.export archives and tracebacks; except the gated model.pt of each seed-0 ManiDP
-# run, which the ManiDP what-if and the sub-network map read (every seed's would break the size budget)
-NOT_SHIPPED = ("checkpoint.pt", "model.pt", "compact_model.pt2", "traceback.txt", "owner.lock")
-SIZE_BUDGET = 28_000_000  # with every form's rows; with the CIFAR-10 demo's 32 MB, assets/ stays under 60 MB
+# no page reads these: checkpoints (optimizer state), final models, torch.export archives and tracebacks;
+# except the models of each variant's seed-0 run that a page re-evaluates: a ManiDP run's gated model.pt (the
+# what-if and the sub-network map) and a slimming run's dense_model.pt (the what-if slider); every seed's
+# would break the size budget, and the other seeds' pages say which file the slider or the what-if needs
+NOT_SHIPPED = ("checkpoint.pt", MODEL_FILE, DENSE_MODEL_FILE, "compact_model.pt2", "traceback.txt", "owner.lock")
+SIZE_BUDGET = 15_000_000  # with every form's rows; with the CIFAR-10 demo's 24 MB, assets/ stays within its 40 MB
 
 
 def suite_command(device: str, max_concurrent: int, seeds: int, threads: int | None, out: Path = OUT,
@@ -137,17 +139,19 @@ def _finished_manidp(run: Path) -> bool:
         return False
 
 
-def _what_if_model(path: Path) -> bool:
-    """True for the model.pt of a seed-0 ManiDP run (the what-if and the sub-network map read it)."""
-    from prunelab.runs.run_format import MODEL_FILE, RunStoreError
+# the model file a page re-evaluates, by method: ManiDP's gated model, slimming's dense model
+WHAT_IF_MODELS = {MANIDP: MODEL_FILE, SLIMMING: DENSE_MODEL_FILE}
 
-    if path.name != MODEL_FILE:
-        return False
+
+def _what_if_model(path: Path) -> bool:
+    """True for the model a page re-evaluates (WHAT_IF_MODELS) of a seed-0 run."""
+    from prunelab.runs.run_format import RunStoreError
+
     try:
         config = Run(path.parent).require(CONFIG)
     except RunStoreError:
         return False
-    return config.method.name == MANIDP and config.train.seed == 0
+    return WHAT_IF_MODELS.get(config.method.name) == path.name and config.train.seed == 0
 
 
 def main(argv: list[str] | None = None) -> int:

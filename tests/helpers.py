@@ -93,3 +93,17 @@ def write_folder_dataset(root: Path, classes=("cat", "dog"), per_class=3, size=(
                 ext = "png" if i % 2 == 0 else "jpg"
                 Image.fromarray(pixels).save(folder / f"img{i}.{ext}")
     (root / "train" / classes[0] / "notes.txt").write_text("not an image")
+
+
+def probe_arrays(run_dir: Path) -> dict[str, Any]:
+    """A run's probe.npz arrays with T_<i> and R_<i> as its reader derives them from the gates and features (the
+    file stores them no longer)."""
+    import numpy as np
+
+    from prunelab.methods.manidp.artefacts import PROBE
+    from prunelab.runs.run import Run
+
+    with np.load(Path(run_dir) / "probe.npz") as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    probe = Run(run_dir).require(PROBE)
+    return {**arrays, **{f"T_{i}": t for i, t in enumerate(probe.T)}, **{f"R_{i}": r for i, r in enumerate(probe.R)}}

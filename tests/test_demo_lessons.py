@@ -16,6 +16,7 @@ import pytest
 from prunelab.analysis import lessons, tables
 from prunelab.analysis.results import DEMO_RUNS_DIR, runs_table
 from prunelab.runs.store import RunStore
+from tests.helpers import probe_arrays
 
 DEMO = Path(DEMO_RUNS_DIR)
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs")
@@ -72,9 +73,8 @@ def test_feature_similarity_is_signed_only_where_the_run_keeps_the_sign() -> Non
     signed = []
     for path in probes:
         post_relu = RunDir(path.parent).read_config().method.post_relu_similarity_features
-        with np.load(path) as probe:
-            names = probe["layer_names"]
-            lowest = min(float(probe[f"R_{i}"].min()) for i in range(len(names)))
+        probe = probe_arrays(path.parent)
+        lowest = min(float(probe[f"R_{i}"].min()) for i in range(len(probe["layer_names"])))
         if post_relu:
             assert lowest >= -1e-6, path.parent.name
         else:

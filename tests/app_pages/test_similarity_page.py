@@ -16,6 +16,7 @@ from prunelab.methods.manidp import lesson_runs
 from tests.app_pages.page_helpers import OTHER_DATASET, fixture_run, runs_on_two_datasets
 from tests.app_pages.page_helpers import plotly_figures as figures
 from tests.app_pages.page_helpers import trace_values as values
+from tests.helpers import probe_arrays
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "similarity.py")
 # A fresh installation's first UMAP imports and compiles umap-learn's numba kernels (~60 s on 2 busy
@@ -36,7 +37,7 @@ def render(run: Path | None = None, full_map: bool = True) -> AppTest:
     return at
 
 
-def reference_gap(probe: np.lib.npyio.NpzFile, layer: int) -> float:
+def reference_gap(probe: dict, layer: int) -> float:
     t, r = probe[f"T_{layer}"].astype(np.float64), probe[f"R_{layer}"].astype(np.float64)
     total = 0.0
     for i in range(len(t)):
@@ -52,7 +53,7 @@ def manidp_run(runs_env: Path) -> Path:
 
 def test_renders_heatmaps_gaps_and_umaps(manidp_run: Path) -> None:
     at = render(manidp_run)
-    probe = np.load(manidp_run / "probe.npz")
+    probe = probe_arrays(manidp_run)
     charts = figures(at)
     assert len(charts) == 4  # T/R/T-R heatmaps, gap bars, UMAP of gates, UMAP of features
     t, r, diff = (values(trace["z"]) for trace in charts[0]["data"])
@@ -107,7 +108,7 @@ def test_clicking_a_point_shows_its_image(manidp_run: Path, monkeypatch: pytest.
 
 def test_layer_select_and_umap_options(manidp_run: Path) -> None:
     at = render(manidp_run)
-    probe = np.load(manidp_run / "probe.npz")
+    probe = probe_arrays(manidp_run)
     names = [str(n) for n in probe["layer_names"]]
     at.selectbox(key="sim_layer").set_value(names[-1]).run()
     assert at.metric[0].value == f"{reference_gap(probe, len(names) - 1):.3f}"
@@ -125,7 +126,7 @@ def test_gap_bars_compare_runs(manidp_run: Path) -> None:
     bars = figures(at)[1]["data"]
     assert len(bars) == 2 and any("neither" in bar["name"] for bar in bars)
     for bar, path in zip(bars, (manidp_run, plain), strict=True):
-        probe = np.load(path / "probe.npz")
+        probe = probe_arrays(path)
         expected = [reference_gap(probe, i) for i in range(len(probe["layer_names"]))]
         assert values(bar["y"]) == pytest.approx(expected, rel=1e-5)
     at.toggle(key="sim_scaled").set_value(True).run()

@@ -74,9 +74,30 @@ class Probe:
     R: list[np.ndarray]  # per layer [P, P] feature cosine similarity
 
 
+# the cosines T and R are derived from the stored gates and features when the probe is read (they made up three
+# quarters of every probe.npz); the same formulas as the training code's, in numpy (gates.cosine_matrix and
+# gates.normalized_cosine_matrix, which import these constants; a test holds the two equal)
+COSINE_EPS = 1e-2  # smoothed_gate_cosine: smoothing of the norm, bounds the gradient of a near-dead gate vector
+NORMALIZE_EPS = 1e-12  # F.normalize's default floor on the norm (the reference's cal_similarity_loss)
+
+
+def cosine_rows(vectors: np.ndarray, smoothing: float | None = None) -> np.ndarray:
+    """[N, N] cosines of the rows of `vectors` [N, C], in float32: v_i.v_j / (sqrt(|v_i|^2 + s^2) sqrt(|v_j|^2 + s^2))
+    with `smoothing` s (departure smoothed_gate_cosine), else v_i.v_j / (max(|v_i|, 1e-12) max(|v_j|, 1e-12))
+    (the reference's G = f f^T of F.normalize'd rows)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    squares = (vectors * vectors).sum(axis=1, keepdims=True)
+    if smoothing is not None:
+        unit = vectors / np.sqrt(squares + np.float32(smoothing * smoothing))
+    else:
+        unit = vectors / np.maximum(np.sqrt(squares), np.float32(NORMALIZE_EPS))
+    return unit @ unit.T
+
+
 def check_probe(path: Path, arrays: Arrays) -> None:
     """indices, labels int [P] (P >= 1, indices >= 0, labels >= 0); layer_names str [L] (L >= 1);
-    gates_/features_<i> [P, C_i] finite, gates >= 0; T_/R_<i> [P, P] finite cosines in [-1, 1]."""
+    gates_/features_<i> [P, C_i] finite, gates >= 0; where a file written before 2026-12-07 stores them,
+    T_/R_<i> [P, P] finite cosines in [-1, 1]."""
     indices = check_array(path, arrays, "indices", INTEGER, 1)
     size = len(indices)
     if size < 1:
@@ -92,15 +113,30 @@ def check_probe(path: Path, arrays: Arrays) -> None:
         check_values(path, f"features_{i}", check_array(path, arrays, f"features_{i}", FLOAT, 2,
                                                          (size, gates.shape[1])))
         for key in ("T", "R"):
-            check_values(path, f"{key}_{i}", check_array(path, arrays, f"{key}_{i}", FLOAT, 2, (size, size)),
-                         low=-1.0001, high=1.0001)
+            if f"{key}_{i}" in arrays:
+                check_values(path, f"{key}_{i}", check_array(path, arrays, f"{key}_{i}", FLOAT, 2, (size, size)),
+                             low=-1.0001, high=1.0001)
 
 
 def _probe(arrays: dict[str, np.ndarray], run: Any = None) -> Probe:
+    """The probe with T (gate cosines, by the cosine the run trained with) and R (feature cosines) derived from
+    its gates and features; an older file's stored T and R are used as they are."""
     names = [str(name) for name in arrays["layer_names"]]
-    per_layer = {key: [arrays[f"{key}_{i}"] for i in range(len(names))] for key in ("gates", "features", "T", "R")}
+    gates = [arrays[f"gates_{i}"] for i in range(len(names))]
+    features = [arrays[f"features_{i}"] for i in range(len(names))]
+    smoothing = COSINE_EPS if _smoothed(run) else None
+    t = [arrays[f"T_{i}"] if f"T_{i}" in arrays else cosine_rows(g, smoothing) for i, g in enumerate(gates)]
+    r = [arrays[f"R_{i}"] if f"R_{i}" in arrays else cosine_rows(f) for i, f in enumerate(features)]
     indices, labels = np.asarray(arrays["indices"]).astype(int), np.asarray(arrays["labels"]).astype(int)
-    return Probe(indices, labels, names, per_layer["gates"], per_layer["features"], per_layer["T"], per_layer["R"])
+    return Probe(indices, labels, names, gates, features, t, r)
+
+
+def _smoothed(run: Any) -> bool:
+    """Whether the run's T used the smoothed cosine (departure smoothed_gate_cosine; False when unknown)."""
+    try:
+        return bool(getattr(run.config.method, "smoothed_gate_cosine", False))
+    except (ArtefactError, AttributeError):
+        return False
 
 
 PROBE: Artefact[Probe] = npz_artefact(PROBE_FILE, check_probe, _probe)

@@ -37,6 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the smoothing of smoothed_gate_cosine and F.normalize's floor: one definition, which the probe's reader
+# (artefacts.cosine_rows) derives T and R with too
+from prunelab.methods.manidp.artefacts import COSINE_EPS, NORMALIZE_EPS
 from prunelab.models import ChannelUnit, NoGate, channel_units
 
 OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open (both forms)
@@ -240,8 +243,6 @@ def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for gate in gates_of(model) for p in gate.parameters()]
 
 
-COSINE_EPS = 1e-2  # smoothed_gate_cosine: smoothing of the norm, bounds the gradient of a near-dead gate vector
-NORMALIZE_EPS = 1e-12  # F.normalize's default floor on the norm (the reference's cal_similarity_loss)
 
 
 def cosine_matrix(vectors: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:

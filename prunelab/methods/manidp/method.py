@@ -89,7 +89,6 @@ from prunelab.methods.manidp.report import (
     per_image_table,
     probe_arrays,
     quintile_gap,
-    similarity_rank_correlation,
     spread,
     summary_figures,
     time_per_image,
@@ -597,9 +596,6 @@ class ManiDP(PruningMethod):
         arrays, figures = probe_arrays(positions, data.test_labels[positions], self.layer_names, records(model),
                                        smoothed=self.config.smoothed_gate_cosine)
         self.context.artefacts.write_npz(PROBE_FILE, arrays, compressed=True)
-        count = len(self.layer_names)
-        figures["similarity_rank_correlation"] = similarity_rank_correlation(
-            [arrays[f"T_{i}"] for i in range(count)], [arrays[f"R_{i}"] for i in range(count)])
         return figures
 
     def _check_executor(self, model: nn.Module, executor: SparseExecutor, images: torch.Tensor,

@@ -76,24 +76,25 @@ def balanced_probe(labels: torch.Tensor, size: int, num_classes: int) -> torch.T
 
 def probe_arrays(positions: torch.Tensor, labels: torch.Tensor, layer_names: list[str],
                  records: list[GateRecord], smoothed: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """(probe.npz's arrays, the gap figures) from the gate records of one forward pass over the probe images;
-    T by the cosine the run trained with (`smoothed`: departure smoothed_gate_cosine)."""
+    """(probe.npz's arrays, the gap figures and rho(R, T)) from the gate records of one forward pass over the probe
+    images; T by the cosine the run trained with (`smoothed`: departure smoothed_gate_cosine). T and R are not
+    stored: the reader derives them from the gates and features (`artefacts.PROBE`)."""
     arrays: dict[str, np.ndarray] = {"indices": positions.numpy().astype(np.int64),
                                      "labels": labels.numpy().astype(np.int64),
                                      "layer_names": np.array(layer_names)}
-    gaps, r_min = [], 1.0
+    gaps, r_min, ts, rs = [], 1.0, [], []
     for i, record in enumerate(records):
         gates, features = record.saliency.float(), record.features.float()
         t = cosine_matrix(gates) if smoothed else normalized_cosine_matrix(gates)
         r = feature_similarity(features)
         arrays[f"gates_{i}"] = gates.cpu().numpy()
         arrays[f"features_{i}"] = features.cpu().numpy()
-        arrays[f"T_{i}"] = t.cpu().numpy()
-        arrays[f"R_{i}"] = r.cpu().numpy()
+        ts.append(t.cpu().numpy())
+        rs.append(r.cpu().numpy())
         gaps.append(float(torch.linalg.matrix_norm(t - r)))
         r_min = min(r_min, float(r.min()))
     return arrays, {"similarity_gap_mean": float(np.mean(gaps)), "probe_r_min": r_min,
-                    "probe_images": len(positions)}
+                    "probe_images": len(positions), "similarity_rank_correlation": similarity_rank_correlation(ts, rs)}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:

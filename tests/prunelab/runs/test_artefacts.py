@@ -19,6 +19,7 @@ from prunelab.runs.artefact_checks import read_artefact, read_artefact_json, run
 from prunelab.runs.reading import ArtefactError
 from prunelab.runs.store import BrokenRun, RunDir, RunStore
 from tests.broken_runs import DEMO, GOOD, demo_run, make_broken_runs
+from tests.helpers import probe_arrays
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -83,7 +84,7 @@ def test_pruning_masks_must_match_their_counts() -> None:
 
 
 def test_npz_keys_dtypes_and_shapes_are_checked(tmp_path: Path) -> None:
-    probe = dict(np.load(demo_run("manidp") / "probe.npz"))
+    probe = probe_arrays(demo_run("manidp"))  # a file that stores T and R, as those written before 2026-12-07
     cases = {"labels": (probe["labels"][:3], "array 'labels' should have shape (64,)"),
              "T_2": (probe["T_2"][:, :5], "array 'T_2' should have shape (64, 64)"),
              "layer_names": (np.arange(3), "'layer_names' should hold text values"),

@@ -17,6 +17,7 @@ from prunelab.methods.manidp.gates import (
     get_thresholds,
     install_gates,
     named_gates,
+    normalized_cosine_matrix,
     records,
     set_thresholds,
     threshold_mask,
@@ -197,3 +198,19 @@ def test_optimising_the_similarity_term_alone_lowers_t_minus_r(name: str) -> Non
         loss.backward()
         optimizer.step()
     assert gap() < 0.6 * before  # measured: vgg11 59.6 -> 22.5, resnet20 90.3 -> 43.4
+
+
+@pytest.mark.parametrize("smoothed", [False, True])
+def test_the_probe_reader_derives_t_and_r_as_the_training_code_computes_them(smoothed: bool) -> None:
+    """artefacts.cosine_rows (numpy, the reader) against cosine_matrix / normalized_cosine_matrix (torch, training),
+    a near-dead and an all-zero row included."""
+    from prunelab.methods.manidp.artefacts import COSINE_EPS as READER_EPS
+    from prunelab.methods.manidp.artefacts import cosine_rows
+
+    vectors = torch.rand(12, 7)
+    vectors[3] = 1e-4
+    vectors[5] = 0.0
+    expected = cosine_matrix(vectors) if smoothed else normalized_cosine_matrix(vectors)
+    derived = cosine_rows(vectors.numpy(), READER_EPS if smoothed else None)
+    assert derived.dtype == np.float32
+    np.testing.assert_allclose(derived, expected.numpy(), rtol=1e-6, atol=1e-6)

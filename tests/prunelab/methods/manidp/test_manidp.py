@@ -29,7 +29,7 @@ from prunelab.methods.manidp.report import balanced_probe
 from prunelab.models import build_model, model_spec
 from prunelab.runs.store import RunDir, RunStore
 from prunelab.training.engine import Trainer, run_training
-from tests.helpers import tiny_config
+from tests.helpers import probe_arrays, tiny_config
 
 
 def test_registered() -> None:
@@ -215,7 +215,8 @@ def test_end_to_end_artefacts(mani_run: tuple) -> None:
     for key in ("gate_macs_per_image", "latency_ms_b1_dense", "latency_ms_b1_sparse", "spearman_macs_loss",
                 "spearman_macs_difficulty"):
         assert key in summary
-    probe = np.load(run.file("probe.npz"))
+    assert not {k for k in np.load(run.file("probe.npz")).files if k[:2] in ("T_", "R_")}  # derived, not stored
+    probe = probe_arrays(run.path)
     assert probe["indices"].shape == (20,) and list(probe["layer_names"]) == layers
     assert np.all(np.diff(probe["labels"]) >= 0)
     gaps = []
