@@ -4,7 +4,7 @@ Every loader is Streamlit-free and tells missing from corrupt: a missing file gi
 empty frame), a file that breaks its schema (``prunelab.runs.artefacts``, ``prunelab.runs.artefact_checks``)
 raises ``ArtefactError`` naming the file and the problem, so a page can say exactly that instead of
 showing a traceback or a wrong "not written yet". The runs table lists broken runs as ``broken``
-with the reason. The pages wrap these loaders in ``st.cache_data`` keyed by ``run_mtime(path)``.
+with the reason. The pages read a run's files through ``prunelab.runs.run.Run``.
 File formats are described in docs/architecture.md.
 """
 
@@ -141,28 +141,9 @@ def roots_signature(roots: list[Path]) -> tuple[tuple[str, float, bool | None], 
         except OSError:
             continue
         for path in entries:
-            signature.append((str(path), _newest_mtime(path, (CONFIG_FILE, STATUS_FILE, SUMMARY_FILE)),
+            signature.append((str(path), Run(path).newest_version((CONFIG_FILE, STATUS_FILE, SUMMARY_FILE)),
                               owner_alive(path)))
     return tuple(signature)
-
-
-def run_mtime(path: str | Path) -> float:
-    """Newest modification time of the files of one run (0.0 when it has none): a cache key."""
-    try:
-        names = [entry.name for entry in os.scandir(path) if entry.is_file()]
-    except OSError:
-        return 0.0
-    return _newest_mtime(Path(path), names)
-
-
-def _newest_mtime(path: Path, names: Any) -> float:
-    newest = 0.0
-    for name in names:
-        try:
-            newest = max(newest, (path / name).stat().st_mtime)
-        except OSError:
-            continue
-    return newest
 
 
 # ----------------------------------------------------------------------------------------------

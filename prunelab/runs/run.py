@@ -19,6 +19,7 @@ import copy
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,17 +71,18 @@ class Run:
             return None
         return stat.st_mtime_ns, stat.st_size
 
-    def newest_version(self) -> float:
-        """The newest modification time of the run's files (0.0 when it has none): a key for a whole run."""
-        newest = 0.0
-        try:
-            entries = list(os.scandir(self.path))
-        except OSError:
-            return newest
-        for entry in entries:
+    def newest_version(self, names: Iterable[str] | None = None) -> float:
+        """The newest modification time of the run's files (of `names` only, when given; 0.0 when none exists): a
+        key for a whole run."""
+        if names is None:
             try:
-                if entry.is_file():
-                    newest = max(newest, entry.stat().st_mtime)
+                names = [entry.name for entry in os.scandir(self.path) if entry.is_file()]
+            except OSError:
+                return 0.0
+        newest = 0.0
+        for name in names:
+            try:
+                newest = max(newest, self.file(name).stat().st_mtime)
             except OSError:
                 continue
         return newest

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig, sanitize_name
+from prunelab.runs.reading import read_json_file
 from prunelab.runs.run_format import (
     ACTIVE_STATES,
     CONFIG_FILE,
@@ -63,14 +64,6 @@ def _first_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def read_json(path: Path) -> Any:
-    """A run's JSON file, read bounded and checked (`prunelab.runs.reading.read_json_file`): ArtefactError,
-    a RunStoreError, when it is missing or cannot be used."""
-    from prunelab.runs.reading import read_json_file
-
-    return read_json_file(path)
-
-
 @dataclass
 class RunDir:
     """A handle on one run directory; every write is atomic."""
@@ -107,7 +100,7 @@ class RunDir:
         """Merge `fields` into status.json (creating it) and stamp `updated_at`."""
         with self._lock:
             try:
-                status = read_json(self.file(STATUS_FILE))
+                status = read_json_file(self.file(STATUS_FILE))
             except RunStoreError:
                 status = {}
             if not isinstance(status, dict):
@@ -127,7 +120,7 @@ class RunDir:
             log.warning("could not write the status of %s atomically: %s", self.run_id, error)
         try:
             with self._lock:
-                status = read_json(self.file(STATUS_FILE))
+                status = read_json_file(self.file(STATUS_FILE))
                 if not isinstance(status, dict):
                     raise ValueError("status.json is not a JSON object")
                 status.update(fields, updated_at=time.time())
