@@ -23,7 +23,6 @@ from prunelab.config import (
     METHOD_FACTS,
     METHOD_NAMES,
     METHOD_PARAMS,
-    MODEL_NAMES,
     SWEEP_PARAMS,
     DataConfig,
     ModelConfig,
@@ -32,6 +31,7 @@ from prunelab.config import (
     describe_validation_error,
     field_bounds,
 )
+from prunelab.models.catalog import MODEL_NAMES, TORCHVISION_NAMES, TORCHVISION_PREFIX, is_torchvision
 from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import ACTIVE_STATES, RunStoreError
 from prunelab.runs.store import default_runs_dir, describe_os_error
@@ -142,6 +142,14 @@ def _build(raw: dict[str, Any]) -> RunConfig | None:
     return config
 
 
+def model_settings(model: str, width: float, cifar_stem: bool, weights: str | None) -> dict[str, Any]:
+    """The form's model section: a torchvision model takes the stem and weights (at its own widths), PruneLab's
+    own the width (a weights file given for one is passed on, so the config names the mistake)."""
+    if is_torchvision(model):
+        return {"name": model, "cifar_stem": cifar_stem, "weights": weights}
+    return {"name": model, "width": width, **({"weights": weights} if weights else {})}
+
+
 def run_form() -> None:
     """Method, dataset, model and training settings -> a validated RunConfig -> the job manager."""
     method = st.radio("Method", METHOD_NAMES, horizontal=True, key="form_method")
@@ -153,9 +161,15 @@ def run_form() -> None:
             train_size = _optional_int_input("Training images", "form_train_size", (DataConfig, "train_size"))
             test_size = _optional_int_input("Test images", "form_test_size", (DataConfig, "test_size"))
         with middle:
-            default_model = MODEL_NAMES.index(ModelConfig().name)
-            model = st.selectbox("Model", MODEL_NAMES, index=default_model, key="form_model")
+            model_names = [*MODEL_NAMES, *(TORCHVISION_PREFIX + name for name in TORCHVISION_NAMES)]
+            model = st.selectbox("Model", model_names, index=model_names.index(ModelConfig().name), key="form_model",
+                                 help=ModelConfig.model_fields["name"].description + "; `python -m prunelab models` "
+                                 "says which torchvision models each method runs on")
             width = _field_input(ModelConfig, "width", "form_width")
+            cifar_stem = st.checkbox("CIFAR stem (torchvision models)", value=True, key="form_cifar_stem",
+                                     help=ModelConfig.model_fields["cifar_stem"].description)
+            weights = st.text_input("Weights file (torchvision models, optional)", key="form_weights",
+                                    help=ModelConfig.model_fields["weights"].description)
             epochs = _field_input(TrainConfig, "epochs", "form_epochs")
             lr = _field_input(TrainConfig, "lr", "form_lr")
             batch_size = _field_input(TrainConfig, "batch_size", "form_batch_size")
@@ -172,7 +186,7 @@ def run_form() -> None:
     config = _build({
         "name": name.strip() or None,
         "data": {"dataset": dataset, "train_size": train_size, "test_size": test_size},
-        "model": {"name": model, "width": width},
+        "model": model_settings(model, width, cifar_stem, weights.strip() or None),
         "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "threads": threads},
         "method": {"name": method, **settings},
     })

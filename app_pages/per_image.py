@@ -6,7 +6,7 @@ import streamlit as st
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
 from prunelab.analysis import tables
-from prunelab.methods.manidp import evidence, lesson_runs
+from prunelab.methods.manidp import evidence, lesson_runs, report
 from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.claims import claims as manidp_claims
 from prunelab.methods.manidp.config import NAME as MANIDP
@@ -50,6 +50,9 @@ if summary.get("macs_dense"):
     cols[1].metric("Dense network", f"{summary['macs_dense'] / 1e6:.3f} M")
     cols[2].metric("MACs reduction", f"{1 - per_image['macs'].mean() / summary['macs_dense']:.1%}")
 cols[3].metric("Spearman ρ (MACs, loss)", f"{rho['loss']:.3f}")
+run_config = common.config_of(run)
+if (reach := report.reach_text(summary, run_config is not None and run_config.model.torchvision)) is not None:
+    st.caption(reach)
 
 fig = px.histogram(per_image, x="macs", nbins=40, labels={"macs": f"{common.MAC_LABEL} per image"})
 st.plotly_chart(fig.update_layout(yaxis_title="images", height=300, margin={"t": 20}), key="pi_hist")

@@ -21,14 +21,14 @@ from operator import or_
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from prunelab.methods.catalog import CONFIGS
 from prunelab.methods.spec import MAX_EPOCHS as MAX_EPOCHS
 from prunelab.methods.spec import MAX_SEED as MAX_SEED
 from prunelab.methods.spec import Departure as Departure
 from prunelab.methods.spec import MethodFacts, Strict
-from prunelab.models.catalog import MODEL_NAMES
+from prunelab.models.catalog import check_model_name, is_torchvision
 
 DATASET_NAMES = ("shapes", "cifar10", "cifar100", "svhn", "mnist", "fashion-mnist")
 DEFAULT_MODEL = "vgg11"
@@ -63,16 +63,40 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: str = Field(DEFAULT_MODEL, description="model architecture")
+    name: str = Field(DEFAULT_MODEL, description=(
+        "model architecture: a PruneLab model or torchvision:NAME (any torchvision classification model)"))
     width: float = Field(DEFAULT_WIDTH, gt=0.0, le=4.0, title="Width multiplier", description=(
-        "width multiplier on every layer; at most 4 (parameters grow with its square: vgg19 at 4 has 320 M)"))
+        "width multiplier on every layer; at most 4 (parameters grow with its square: vgg19 at 4 has 320 M); "
+        "torchvision models are built at their own widths (1.0)"))
+    cifar_stem: bool | None = Field(None, description=(
+        "torchvision models only: true (default) replaces the first convolution by a 3x3 stride-1 one and drops "
+        "the max-pool right after it, as CIFAR practice does for 32x32 images; false keeps the ImageNet stem"))
+    weights: str | None = Field(None, description=(
+        "torchvision models only: a state dict or checkpoint file to start from (loaded weights-only; a "
+        "classifier with another class count is re-initialised); nothing is ever downloaded"))
 
     @field_validator("name")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        if value not in MODEL_NAMES:
-            raise ValueError(f"unknown model {value!r}; allowed: {', '.join(MODEL_NAMES)}")
-        return value
+        return check_model_name(value)
+
+    @model_validator(mode="after")
+    def _torchvision_options(self) -> ModelConfig:
+        if is_torchvision(self.name):
+            if "width" not in self.model_fields_set:
+                self.width = 1.0
+            if self.width != 1.0:
+                raise ValueError(f"{self.name} is built at its own widths: width must be 1.0, got {self.width}")
+            if self.cifar_stem is None:
+                self.cifar_stem = True
+        elif self.cifar_stem is not None or self.weights is not None:
+            raise ValueError("cifar_stem and weights apply to torchvision:NAME models only; "
+                             f"{self.name} is one of PruneLab's own")
+        return self
+
+    @property
+    def torchvision(self) -> bool:
+        return is_torchvision(self.name)
 
 
 class TrainConfig(_Strict):

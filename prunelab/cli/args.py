@@ -44,6 +44,7 @@ class OneLineParser(argparse.ArgumentParser):
 COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "dataset": ("data", "dataset"), "train_size": ("data", "train_size"), "test_size": ("data", "test_size"),
     "data_dir": ("data", "data_dir"), "model": ("model", "name"), "width": ("model", "width"),
+    "cifar_stem": ("model", "cifar_stem"), "weights": ("model", "weights"),
     "epochs": ("train", "epochs"), "lr": ("train", "lr"), "batch_size": ("train", "batch_size"),
     "seed": ("train", "seed"), "device": ("train", "device"), "weight_decay": ("train", "weight_decay"),
     "schedule": ("train", "schedule"), "threads": ("train", "threads"), "channels_last": ("train", "channels_last"),
@@ -72,8 +73,14 @@ def add_data_model_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--train-size", type=int, help="number of training images")
     data.add_argument("--test-size", type=int, help="number of test images")
     data.add_argument("--data-dir", help="where torchvision datasets are stored (default ./data)")
-    data.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, resnet110")
-    data.add_argument("--width", type=float, help="width multiplier (default 0.25)")
+    data.add_argument("--model", help="vgg11 (default), vgg16, vgg19, resnet20, resnet32, resnet56, resnet110, or "
+                                      "torchvision:NAME (`python -m prunelab models` lists them)")
+    data.add_argument("--width", type=float, help="width multiplier (default 0.25; torchvision models: 1.0 only)")
+    data.add_argument("--imagenet-stem", dest="cifar_stem", action="store_const", const=False, default=None,
+                      help="torchvision models: keep the ImageNet stem (default: a 3x3 stride-1 first convolution "
+                           "and no max-pool, for 32x32 images)")
+    data.add_argument("--weights", help="torchvision models: start from this state dict or checkpoint file "
+                                        "(a run's model.pt, or your own); nothing is downloaded")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, epochs_help: str) -> None:

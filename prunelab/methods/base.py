@@ -186,6 +186,12 @@ class PruningMethod:
         """Turn a plain model rebuilt from its spec into the method's model before loading weights."""
         return model
 
+    @classmethod
+    def check_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> str:
+        """Before a run exists: ValueError (one line naming the layer and the reason) when the method cannot
+        run on `model`; else a one-line description of what it will act on."""
+        return "plain training"
+
 
 METHODS: dict[str, type[PruningMethod]] = {}
 

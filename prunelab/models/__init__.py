@@ -15,7 +15,7 @@ _EXPORTS = {
     "model_spec": "registry", "spec_of": "registry", "BasicBlock": "resnet", "ResNet": "resnet",
     "NoGate": "units", "VGG": "vgg", "ConvUnit": "vgg", "ChannelUnit": "units", "Head": "units",
     "Pool": "units", "ResidualBlock": "units", "StaticConv": "units", "Step": "units",
-    "channel_units": "units", "walk": "units",
+    "channel_units": "channel_graph", "step_units": "units", "walk": "units",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,11 +11,14 @@ from typing import Any
 
 from torch import nn
 
-from prunelab.models.catalog import RESNET_DEPTHS, VGG_LAYERS
+from prunelab.models.catalog import RESNET_DEPTHS, TORCHVISION_PREFIX, VGG_LAYERS, check_model_name, is_torchvision
 from prunelab.models.resnet import ResNet, resnet_blocks
+from prunelab.models.torchvision_models import base_spec, build_from_spec, is_torchvision_model, torchvision_spec
 from prunelab.models.vgg import VGG, vgg_layers
 
-ModelSpec = dict[str, Any]  # {"family": "vgg"|"resnet", "name", "num_classes", "layers" | ("stem", "blocks")}
+# {"family": "vgg"|"resnet", "name", "num_classes", "layers" | ("stem", "blocks")}, or
+# {"family": "torchvision", "name", "arch", "num_classes", "cifar_stem", ["shapes"]}
+ModelSpec = dict[str, Any]
 
 MODELS: dict[str, Callable[[int, float], ModelSpec]] = {}
 
@@ -54,8 +57,12 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def model_spec(name: str, num_classes: int, width: float = 1.0) -> ModelSpec:
-    """The spec of a registered model at a width multiplier; raises listing valid names."""
+def model_spec(name: str, num_classes: int, width: float = 1.0, cifar_stem: bool | None = None) -> ModelSpec:
+    """The spec of a registered model at a width multiplier, or of `torchvision:NAME` (its own widths; the
+    CIFAR stem unless `cifar_stem` is False); raises listing valid names."""
+    if is_torchvision(name):
+        check_model_name(name)
+        return base_spec(name[len(TORCHVISION_PREFIX):], num_classes, cifar_stem is not False)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; allowed: {', '.join(list_models())}")
     return MODELS[name](num_classes, width)
@@ -69,11 +76,15 @@ def build_model(spec: ModelSpec) -> nn.Module:
     if family == "resnet":
         blocks = [tuple(int(v) for v in block) for block in spec["blocks"]]
         return ResNet(int(spec["stem"]), blocks, int(spec["num_classes"]))
-    raise ValueError(f"unknown model family {family!r}; allowed: vgg, resnet")
+    if family == "torchvision":
+        return build_from_spec(spec)
+    raise ValueError(f"unknown model family {family!r}; allowed: vgg, resnet, torchvision")
 
 
 def spec_of(model: nn.Module, name: str | None = None) -> ModelSpec:
     """Read the explicit widths back from a (possibly pruned) model."""
+    if is_torchvision_model(model):
+        return torchvision_spec(model)
     if isinstance(model, VGG):
         return {"family": "vgg", "name": name or "vgg", "num_classes": model.classifier.out_features,
                 "layers": model.layer_widths()}

@@ -6,8 +6,9 @@ see the unit's input features and mask its output channels.
 
 Each model describes its forward once, as a list of steps (`model.steps()`: `ChannelUnit`,
 `StaticConv`, `Pool`, `ResidualBlock`, `Head`). `walk(model)` resolves which unit's channels each
-layer reads, and `channel_units(model)` lists the units: gates, per-image MACs, the sliced
-sub-network, the sparse executor and the unit trace all read these instead of naming an architecture.
+layer reads, and `step_units(model)` lists the units (`prunelab.models.channel_graph.channel_units` serves them,
+and a torchvision model's free channel groups): gates, per-image MACs, the sliced sub-network, the sparse executor
+and the unit trace all read these instead of naming an architecture.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class ChannelUnit:
     index: int = -1
     source: int | None = None
     consumers: tuple[str, ...] = ()
+    # (depthwise conv, its BN) pairs carrying the same channels after `bn` (a MobileNet's expanded channels),
+    # masked with the same channels; only for units read from the dependency graph (`channel_graph.free_units`)
+    carriers: tuple[tuple[str, str], ...] = ()
 
     @property
     def slot(self) -> tuple[str, str]:
@@ -170,7 +174,7 @@ def walk(model: nn.Module) -> list[Step]:
     return [links.finish(step) for step in resolved]
 
 
-def channel_units(model: nn.Module) -> list[ChannelUnit]:
+def step_units(model: nn.Module) -> list[ChannelUnit]:
     """Every unit of `walk(model)`, in forward order (`unit.index` is its position here)."""
     units: list[ChannelUnit] = []
     for step in walk(model):

@@ -27,6 +27,7 @@ from prunelab.config import RunConfig
 from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
+from prunelab.models.weights import load_weights
 from prunelab.runs import run_life
 from prunelab.runs.model_file import load_model_file, with_record
 from prunelab.runs.progress import Cancelled, Progress
@@ -144,8 +145,12 @@ class Trainer:
 
     # model ------------------------------------------------------------------------------------
     def build_fresh_model(self) -> nn.Module:
-        spec = model_spec(self.config.model.name, self.dataset.num_classes, self.config.model.width)
-        return self._to_device(build_model(spec))
+        model_config = self.config.model
+        spec = model_spec(model_config.name, self.dataset.num_classes, model_config.width, model_config.cifar_stem)
+        model = build_model(spec)
+        if model_config.weights:
+            self.log(load_weights(model, model_config.weights).line())
+        return self._to_device(model)
 
     def _to_device(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device)

@@ -19,6 +19,7 @@ def check_runnable(config: RunConfig) -> None:
     from prunelab.training.resources import check_run_fits
 
     check_dataset_available(config)
+    check_model_supported(config)
     try:
         check_run_fits(config)
     except (ValueError, DatasetError) as error:  # ResourceError, or a folder that cannot be listed
@@ -42,3 +43,30 @@ def check_dataset_available(config: RunConfig) -> None:
     problem = folder_problem(dataset[len("folder:"):]) if dataset.startswith("folder:") else None
     if problem is not None:
         raise NotRunnable(problem)
+
+
+def check_model_supported(config: RunConfig) -> str:
+    """A torchvision model is built (fresh, on the CPU), its weights file read into it, and the method's own check
+    run on it (`PruningMethod.check_model`: slimming needs a removable BN group, ManiDP a group it can gate);
+    NotRunnable with one line naming the model, the layer and the reason. Returns what the method will act on."""
+    if not config.model.torchvision:
+        return ""
+    from prunelab.methods import get_method
+    from prunelab.models import build_model, model_spec
+    from prunelab.models.channel_graph import probe_shape
+    from prunelab.models.weights import load_weights
+    from prunelab.training.resources import NUM_CLASSES
+
+    name = config.model.name
+    try:
+        model = build_model(model_spec(name, NUM_CLASSES.get(config.data.dataset, 10), 1.0, config.model.cifar_stem))
+    except Exception as error:  # noqa: BLE001 - torchvision's own errors, in one line
+        raise NotRunnable(f"{name}: torchvision cannot build it: {type(error).__name__}: {error}") from None
+    try:
+        if config.model.weights:
+            load_weights(model, config.model.weights)
+        return get_method(config.method.name).check_model(model, probe_shape(model))
+    except (ValueError, NotImplementedError) as error:  # WeightsError, GraphError, a method's refusal
+        raise NotRunnable(f"{name} cannot run {config.method.name}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a layer that fails in the trace, in one line
+        raise NotRunnable(f"{name} cannot run {config.method.name}: {type(error).__name__}: {error}") from None

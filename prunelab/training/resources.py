@@ -81,14 +81,25 @@ def model_bytes(config: RunConfig) -> tuple[int, int]:
     from prunelab.models import build_model, model_spec
 
     classes = NUM_CLASSES.get(config.data.dataset, 10)
-    with torch.device("meta"):
-        model = build_model(model_spec(config.model.name, classes, config.model.width))
-        outputs = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
-                 for m in model.modules() if not list(m.children())]
-        model(torch.empty(1, 3, 32, 32))
-        for hook in hooks:
-            hook.remove()
+    spec = model_spec(config.model.name, classes, config.model.width, config.model.cifar_stem)
+    outputs: list[int] = []
+
+    def measure(device: str) -> torch.nn.Module:
+        outputs.clear()
+        with torch.device(device):
+            model = build_model(spec)
+            hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
+                     for m in model.modules() if not list(m.children())]
+            with torch.no_grad():
+                model.eval()(torch.empty(1, 3, 32, 32))
+            for hook in hooks:
+                hook.remove()
+        return model
+
+    try:
+        model = measure("meta")  # no memory for the weights
+    except (NotImplementedError, RuntimeError):  # an initialiser that reads values (some torchvision models)
+        model = measure("cpu")
     params = sum(p.numel() for p in model.parameters())
     per_image = sum(outputs) * 4  # float32 activations of one image
     batch = max(config.train.batch_size, config.train.eval_batch_size // ACTIVATION_COPIES)

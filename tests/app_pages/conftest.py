@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # app.py imports `app_components` and `prunelab` from the repository root
 
-from tests.app_pages.fixture_runs import ensure_fixture_runs  # noqa: E402
+from tests.app_pages.fixture_runs import ensure_fixture_runs, ensure_torchvision_runs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,18 @@ def fixture_runs_dir(tmp_path_factory: pytest.TempPathFactory, data_cache_dir: P
     names = sorted(p.name for p in root.iterdir())
     print(f"fixture runs ready in {time.perf_counter() - started:.1f} s: {names}")
     return root
+
+
+@pytest.fixture(scope="session")
+def torchvision_runs_dir(tmp_path_factory: pytest.TempPathFactory, data_cache_dir: Path) -> Path:
+    """Tiny runs on torchvision models: slimming on mobilenet_v2, ManiDP on resnet18."""
+    return ensure_torchvision_runs(tmp_path_factory.getbasetemp() / "torchvision-runs")
+
+
+@pytest.fixture
+def torchvision_runs_env(torchvision_runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app reads the torchvision runs (demo hidden)."""
+    return _point_app_at(monkeypatch, torchvision_runs_dir)
 
 
 @pytest.fixture

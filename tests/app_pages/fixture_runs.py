@@ -91,3 +91,27 @@ def _add_corrupt_run(root: Path) -> None:
     (corrupt / "config.json").write_text('{"run_id": "fx-corrupt", "data": {"dataset": ')
     (corrupt / "status.json").write_text('{"state": "done"}')
     (corrupt / "summary.json").write_text("not json")
+
+
+# torchvision models through the same engine (issue 34): slimming on mobilenet_v2, ManiDP on resnet18, 32x32 inputs
+TORCHVISION_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tv-slim-mobilenet_v2": ("torchvision:mobilenet_v2", {"name": "slimming", "sparsity_lambda": 1e-3,
+                                                          "finetune_epochs": 1}),
+    "tv-manidp-resnet18": ("torchvision:resnet18", {"name": "manidp", "probe_size": 20}),
+}
+
+
+def ensure_torchvision_runs(root: Path) -> Path:
+    """One tiny run per torchvision case under `root` (64 train / 40 test images, 1 epoch), once."""
+    if (root / MARKER).exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    store = RunStore(root)
+    for run_id, (model, method) in TORCHVISION_RUNS.items():
+        config = RunConfig.model_validate({
+            "name": run_id, "data": {"dataset": "shapes", "train_size": 64, "test_size": 40},
+            "model": {"name": model}, "train": {**TRAIN, "batch_size": 32, "epochs": 1}, "method": method})
+        run_training(config, store.create(config, run_id))
+    (root / MARKER).write_text(f"built {time.ctime()}\n")
+    return root

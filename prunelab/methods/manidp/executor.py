@@ -30,6 +30,14 @@ from torch import nn
 from prunelab.methods.manidp.gates import ChannelGate
 from prunelab.models import ChannelUnit, Head, Pool, ResidualBlock, StaticConv, walk
 
+EXECUTOR_SCOPE = ("the sparse executor is written for PruneLab's VGG and CIFAR-ResNet (their steps); this network "
+                  "runs masked only")
+
+
+def executor_applies(model: nn.Module) -> bool:
+    """True for a model that describes its steps (PruneLab's own), which the executor compiles."""
+    return getattr(model, "steps", None) is not None
+
 
 @dataclass
 class _Gate:

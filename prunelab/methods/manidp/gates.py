@@ -41,6 +41,7 @@ from torch import nn
 # (artefacts.cosine_rows) derives T and R with too
 from prunelab.methods.manidp.artefacts import COSINE_EPS, NORMALIZE_EPS
 from prunelab.models import ChannelUnit, NoGate, channel_units
+from prunelab.models.torchvision_models import GATE_CONTAINER
 
 OPEN_BIAS = 1.0  # second Linear's bias at initialisation: every channel starts open (both forms)
 REFERENCE_SQUEEZE_RATE = 2  # the reference's --squeeze_rate default
@@ -142,6 +143,9 @@ class ChannelGate(nn.Module):
         self.register_buffer("threshold", torch.zeros(()))  # xi^l, saved with the model's state_dict
         self.record: GateRecord | None = None
         self.recording = True
+        # hooked onto a torchvision model (`attach_hooks`): the producer's input, and the last forward's mask
+        self.pending_input: torch.Tensor | None = None
+        self.last_mask: torch.Tensor | None = None
 
     @property
     def in_channels(self) -> int:
@@ -170,8 +174,27 @@ class ChannelGate(nn.Module):
             gates_only = self.style.gates_only_similarity and torch.is_grad_enabled()
             own = self._from_pooled(pooled.detach()) if gates_only else pi
             self.record = GateRecord(pi, own, pooled_features(outputs, self.style), mask)
+        self.last_mask = mask
         pi_hat = pi * mask.to(pi.dtype)
         return outputs * pi_hat[:, :, None, None].to(outputs.dtype)
+
+    # hooks of a gate on a model without gate slots (`attach_hooks`, a torchvision model)
+    def take_input(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        """Forward pre-hook of the unit's conv: keep its input, which the gate reads."""
+        self.pending_input = args[0]
+
+    def gate_output(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        """Forward hook of the unit's BN: `gate(conv input, BN output)`."""
+        inputs, self.pending_input = self.pending_input, None
+        if inputs is None:
+            raise RuntimeError("a gate's BN ran before its convolution: the unit's layers run out of order")
+        return self(inputs, output)
+
+    def mask_carrier(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        """Forward hook of a depthwise conv's BN carrying the unit's channels: the same channels stay off."""
+        if self.last_mask is None:
+            raise RuntimeError("a depthwise BN after a gate ran before the gate")
+        return output * self.last_mask[:, :, None, None].to(output.dtype)
 
     def macs(self) -> int:
         """MACs of the two Linear layers for one image (pooling is not counted, as in FlopCounterMode)."""
@@ -179,22 +202,45 @@ class ChannelGate(nn.Module):
 
 
 def install_gates(model: nn.Module, style: GateStyle | None = None) -> nn.Module:
-    """Put a fresh `ChannelGate` of `style` (default: the reference's) in every empty gate slot (in place)."""
+    """Put a fresh `ChannelGate` of `style` (default: the reference's) in every empty gate slot (in place).
+
+    A model without gate slots (a torchvision one: its units come from the dependency graph) gets them in a
+    `GATE_CONTAINER` ModuleDict, each gate hooked onto its unit (`attach_hooks`)."""
     for unit in channel_units(model):
         parent, attr = unit.slot
+        hooked = parent == GATE_CONTAINER
+        if hooked and GATE_CONTAINER not in model._modules:
+            model.add_module(GATE_CONTAINER, nn.ModuleDict())
         owner = model.get_submodule(parent)
+        if hooked and attr not in owner._modules:
+            setattr(owner, attr, NoGate())
         if isinstance(getattr(owner, attr), NoGate):
             conv = model.get_submodule(unit.conv)
-            gate = ChannelGate(conv.in_channels, conv.out_channels, style)
-            setattr(owner, attr, gate.to(conv.weight.device))
+            gate = ChannelGate(conv.in_channels, conv.out_channels, style).to(conv.weight.device)
+            setattr(owner, attr, gate)
+            if hooked:
+                attach_hooks(model, unit, gate)
     return model
+
+
+def attach_hooks(model: nn.Module, unit: ChannelUnit, gate: ChannelGate) -> None:
+    """The unit's conv hands its input to the gate, the gate masks its BN's output (`outputs * pi_hat`, before
+    the activation: for ReLU the same as after it, and the saliency folds into the BN exactly), and every
+    depthwise BN carrying the channels is masked with the same channels."""
+    model.get_submodule(unit.conv).register_forward_pre_hook(gate.take_input)
+    model.get_submodule(unit.bn).register_forward_hook(gate.gate_output)
+    for _, bn in unit.carriers:
+        model.get_submodule(bn).register_forward_hook(gate.mask_carrier)
 
 
 def gated_units(model: nn.Module) -> list[tuple[ChannelUnit, ChannelGate]]:
     """(unit, its gate) for every unit whose slot holds a `ChannelGate`, in forward order."""
     found = []
     for unit in channel_units(model):
-        gate = model.get_submodule(unit.name)
+        try:
+            gate = model.get_submodule(unit.name)
+        except AttributeError:  # no gate container yet (an ungated torchvision model)
+            continue
         if isinstance(gate, ChannelGate):
             found.append((unit, gate))
     return found

@@ -45,6 +45,13 @@ class MacsTerm:
     in_width: int  # full input width (used when in_gate == FULL)
     out_gate: int
     out_width: int
+    per_channel: bool = False  # a depthwise conv: MACs = coef * active channels (coef = k_h k_w H_out W_out)
+    groups: int = 1  # a grouped conv (never gated): MACs = coef * in * out / groups
+
+    def dense(self) -> int:
+        if self.per_channel:
+            return self.coef * self.out_width
+        return self.coef * self.in_width * self.out_width // self.groups
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,13 @@ class MacsPlan:
 
     def dense_macs(self) -> int:
         """MACs with every channel active (the backbone without gates)."""
-        return sum(t.coef * t.in_width * t.out_width for t in self.terms)
+        return sum(t.dense() for t in self.terms)
+
+    def reach(self) -> dict[str, int]:
+        """What the gates can switch off: gated channels of all BN channels counted by the plan's layers, and
+        the dense MACs of the layers a gate governs (inputs or outputs) against all dense MACs."""
+        governed = sum(t.dense() for t in self.terms if t.in_gate != FULL or t.out_gate != FULL)
+        return {"gated_channels": sum(self.gate_channels), "macs_in_reach": governed, "macs_dense": self.dense_macs()}
 
     def macs(self, counts: torch.Tensor) -> torch.Tensor:
         """Per-image MACs [N] int64 from active channel counts [N, L] (L = number of gates)."""
@@ -67,7 +80,7 @@ class MacsPlan:
         for t in self.terms:
             active_in = counts[:, t.in_gate] if t.in_gate != FULL else t.in_width
             active_out = counts[:, t.out_gate] if t.out_gate != FULL else t.out_width
-            total += t.coef * active_in * active_out
+            total += t.coef * active_out if t.per_channel else t.coef * active_in * active_out // t.groups
         return total
 
 
@@ -99,10 +112,17 @@ def _output_hw(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tupl
     return sizes
 
 
+def _is_depthwise(conv: nn.Conv2d) -> bool:
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+
+
 def _conv_term(name: str, conv: nn.Conv2d, hw: tuple[int, int], in_gate: int, out_gate: int) -> MacsTerm:
     k_h, k_w = conv.kernel_size
-    coef = k_h * k_w * hw[0] * hw[1] // conv.groups
-    return MacsTerm(name, coef, in_gate, conv.in_channels, out_gate, conv.out_channels)
+    if _is_depthwise(conv):  # each output channel reads its own input channel
+        return MacsTerm(name, k_h * k_w * hw[0] * hw[1], out_gate, conv.in_channels, out_gate, conv.out_channels,
+                        per_channel=True)
+    return MacsTerm(name, k_h * k_w * hw[0] * hw[1], in_gate, conv.in_channels, out_gate, conv.out_channels,
+                    groups=conv.groups)
 
 
 def build_plan(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> MacsPlan:
@@ -113,6 +133,7 @@ def build_plan(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> 
     out_gate, in_gate = {}, {}
     for unit in channel_units(model):
         out_gate[unit.conv] = position.get(unit.index, FULL)
+        out_gate.update(dict.fromkeys((conv for conv, _ in unit.carriers), position.get(unit.index, FULL)))
         in_gate.update(dict.fromkeys(unit.consumers, position.get(unit.index, FULL)))
     slots = tuple(f"{unit.name}." for unit in channel_units(model))  # the gates' own layers are counted apart
     hw = _output_hw(model, input_shape)
@@ -147,14 +168,21 @@ class ChannelScatter(nn.Module):
 
 
 def _slice_conv(conv: nn.Conv2d, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None) -> nn.Conv2d:
-    weight = conv.weight.detach()
+    """The conv on the given output and input channels (a depthwise conv: `out_idx` both, one group each)."""
+    weight, bias = conv.weight.detach(), None if conv.bias is None else conv.bias.detach()
+    depthwise = _is_depthwise(conv)
     if out_idx is not None:
         weight = weight.index_select(0, out_idx)
-    if in_idx is not None:
+        bias = None if bias is None else bias.index_select(0, out_idx)
+    if in_idx is not None and not depthwise:
         weight = weight.index_select(1, in_idx)
-    sliced = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, bias=False).to(weight.device)
+    groups = weight.shape[0] if depthwise else conv.groups
+    sliced = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], conv.kernel_size, stride=conv.stride,
+                       padding=conv.padding, dilation=conv.dilation, groups=groups,
+                       bias=bias is not None).to(weight.device)
     sliced.weight.data.copy_(weight)
+    if bias is not None:
+        sliced.bias.data.copy_(bias)
     return sliced
 
 
@@ -221,6 +249,9 @@ def slice_for_image(model: nn.Module, image: torch.Tensor) -> tuple[nn.Module, t
         conv = model.get_submodule(unit.conv)
         sliced.set_submodule(unit.conv, _slice_conv(conv, idx, in_idx))
         sliced.set_submodule(unit.bn, _slice_bn(model.get_submodule(unit.bn), idx, scale))
+        for carrier, bn in unit.carriers:  # depthwise convs carrying the same channels, their BNs unscaled
+            sliced.set_submodule(carrier, _slice_conv(model.get_submodule(carrier), idx, None))
+            sliced.set_submodule(bn, _slice_bn(model.get_submodule(bn), idx, torch.ones_like(scale)))
         if unit.residual:
             sliced.set_submodule(unit.name, ChannelScatter(idx, conv.out_channels))
         for layer in unit.consumers:

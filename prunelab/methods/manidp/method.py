@@ -67,7 +67,7 @@ from torch import nn
 from prunelab.data import BatchLoader
 from prunelab.methods.base import EvalResult, Phase, PruningMethod, RunContext, register_method
 from prunelab.methods.manidp.config import ManiDPConfig
-from prunelab.methods.manidp.executor import SparseExecutor
+from prunelab.methods.manidp.executor import EXECUTOR_SCOPE, SparseExecutor, executor_applies
 from prunelab.methods.manidp.gates import (
     GateStyle,
     cosine_matrix,
@@ -94,7 +94,9 @@ from prunelab.methods.manidp.report import (
     time_per_image,
 )
 from prunelab.methods.manidp.unit_trace import VerificationError, describe_divergence
-from prunelab.models import build_model, spec_of
+from prunelab.models import build_model, channel_units, spec_of
+from prunelab.models.channel_graph import channel_groups, free_units
+from prunelab.models.torchvision_models import GATE_CONTAINER
 from prunelab.runs.model_file import load_model_file
 from prunelab.runs.run_format import (
     MANIDP_FILE,
@@ -188,7 +190,7 @@ def threshold_at_rank(saliencies: torch.Tensor, eta: float) -> float:
 
 def backbone_state(state: dict[str, Any]) -> dict[str, Any]:
     """A (gated) model's state_dict without its gates' entries: the plain backbone's weights."""
-    return {k: v for k, v in state.items() if ".gate" not in k}
+    return {k: v for k, v in state.items() if ".gate" not in k and not k.startswith(f"{GATE_CONTAINER}.")}
 
 
 def parent_epochs_total(parent: Any) -> int:
@@ -272,6 +274,18 @@ class ManiDP(PruningMethod):
         gates = [p for p in gate_parameters(model) if p.requires_grad]
         return [{"params": backbone},
                 {"params": gates, "weight_decay": 0.0, "lr_scale": self.config.gate_lr_scale}]
+
+    @classmethod
+    def check_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> str:
+        """ValueError when no unit of `model` can carry a gate (every channel group coupled); else how many can."""
+        units = channel_units(model)
+        if getattr(model, "steps", None) is None:
+            skipped = free_units(model, input_shape)[1]
+            if not units:
+                name, reason = next(iter(skipped.items()), ("", "it has no channel group"))
+                raise ValueError(f"no channel group can carry a gate: the first, {name}, because {reason}")
+            return f"{len(units)} channel groups gated, {len(skipped)} coupled groups left ungated"
+        return f"{len(units)} units gated"
 
     @classmethod
     def restore_model(cls, model: nn.Module, method_state: dict[str, Any]) -> nn.Module:
@@ -541,8 +555,12 @@ class ManiDP(PruningMethod):
             if not macs_check["output_passed"]:
                 raise VerificationError(describe_divergence(
                     "the sliced sub-network", cpu_model, sample, "sliced", sliced_tolerance))
-            executor = SparseExecutor(cpu_model)
-            executor_check = self._check_executor(cpu_model, executor, sample, EXECUTOR_TOLERANCE * scale)
+            if executor_applies(cpu_model):
+                executor = SparseExecutor(cpu_model)
+                executor_check = self._check_executor(cpu_model, executor, sample, EXECUTOR_TOLERANCE * scale)
+            else:
+                executor, executor_check = None, {"skipped": EXECUTOR_SCOPE}
+                context.log(f"manidp: {EXECUTOR_SCOPE}")
             latency = self._latencies(cpu_model, executor)
         finally:
             model.to(context.device)
@@ -551,16 +569,20 @@ class ManiDP(PruningMethod):
         if "parent_loss" in table:  # the paper's test of the complexity term (prunelab.methods.manidp.evidence)
             figures["complexity_quintile_gap"] = quintile_gap(table["macs"].to_numpy(), table["parent_loss"].to_numpy())
         figures.update(probe_gap)
+        # what the gates reach: gated channels of every BN channel group (one DependencyGraph walk), governed MACs
+        groups = channel_groups(model, tuple(context.data.image_shape))
+        reach = {**self.plan.reach(), "channels_all": sum(group.channels for group in groups)}
         context.artefacts.write_json(MANIDP_FILE, {
             "layers": self.layer_names, "channels": list(self.plan.gate_channels),
             "thresholds": self.thresholds,
             "eta": self.eta, "complexity_c": self.complexity_c, "macs_dense": self.plan.dense_macs(),
-            "gate_macs": self.plan.gate_macs, "macs_verification": macs_check,
+            "gate_macs": self.plan.gate_macs, "reach": reach, "macs_verification": macs_check,
             "executor_verification": executor_check, "latency_ms_b1": latency,
             "config": self.config.model_dump(mode="json"),
         })
         figures["macs_verification_passed"] = bool(macs_check["passed"])
-        figures["executor_max_abs_diff"] = executor_check["max_abs_diff"]
+        figures["executor_max_abs_diff"] = executor_check.get("max_abs_diff")
+        figures.update({f"gates_{key}": value for key, value in reach.items()})
         return figures
 
     @torch.no_grad()
@@ -610,7 +632,7 @@ class ManiDP(PruningMethod):
         return {"images_checked": int(images.shape[0]), "max_abs_diff": diff, "tolerance": tolerance,
                 "passed": passed}
 
-    def _latencies(self, model: nn.Module, executor: SparseExecutor) -> dict[str, float]:
+    def _latencies(self, model: nn.Module, executor: SparseExecutor | None) -> dict[str, float]:
         """Median batch-1 CPU milliseconds over real test images: dense backbone, masked model, executor."""
         dense = build_model(spec_of(model)).eval()
         dense.load_state_dict(backbone_state(model.state_dict()))
@@ -618,7 +640,8 @@ class ManiDP(PruningMethod):
         images = self._test_images(positions, "cpu")
         set_recording(model, False)
         try:
-            timings = time_per_image({"dense": dense, "masked": model, "sparse": executor}, images)
+            forms = {"dense": dense, "masked": model, **({"sparse": executor} if executor is not None else {})}
+            timings = time_per_image(forms, images)
         finally:
             set_recording(model, True)
         return {**timings, "threads": torch.get_num_threads(), "images": int(images.shape[0])}

@@ -120,7 +120,7 @@ def summary_figures(result: dict[str, np.ndarray], plan: MacsPlan, latency: dict
         "gate_macs_per_image": plan.gate_macs,
         "density_mean": float(np.mean(result["counts"] / np.array(plan.gate_channels))),
         "latency_ms_b1_dense": latency["dense"], "latency_ms_b1_masked": latency["masked"],
-        "latency_ms_b1_sparse": latency["sparse"],
+        "latency_ms_b1_sparse": latency.get("sparse"),
         "spearman_macs_loss": spearman(result["macs"], result["loss"]),
         "spearman_macs_difficulty": (None if difficulty is None
                                      else spearman(result["macs"], difficulty.numpy())),
@@ -206,3 +206,20 @@ def time_per_image(forwards: dict[str, Any], images: torch.Tensor, repeats: int 
                     forward(image)
                     times[name].append((time.perf_counter() - start) * 1000.0)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def reach_text(summary: dict[str, Any], torchvision: bool) -> str | None:
+    """One line on what the gates cannot reach (summary.json's `gates_*` figures; None for a run without them)."""
+    gated, every = summary.get("gates_gated_channels"), summary.get("gates_channels_all")
+    reach, dense = summary.get("gates_macs_in_reach"), summary.get("gates_macs_dense")
+    if not all(isinstance(v, int | float) and v > 0 for v in (gated, every, reach, dense)):
+        return None
+    text = (f"The gates reach {int(gated):,} of the network's {int(every):,} BN channels; the layers they govern "
+            f"hold {reach / dense:.0%} of the dense MACs. The other {int(every - gated):,} channels (stem, "
+            "shortcuts, and groups tied by a residual add, a multiply, a concatenation or a grouped convolution) "
+            f"stay at full width for every image: {1 - reach / dense:.0%} of the MACs are out of the method's reach.")
+    if torchvision:
+        text += (" On a torchvision model each gate scales its group's BN output before the activation (the same "
+                 "as after it for ReLU; exact to fold into the BN for ReLU6 or Hardswish), and the features R "
+                 "compares are those BN outputs (the reference: conv_a after BN+ReLU).")
+    return text

@@ -30,6 +30,7 @@ from prunelab.methods.slimming.pruning import (
     find_channel_groups,
     layer_records,
     masked_model,
+    prunable_summary,
     select_units,
     verify_compact,
 )
@@ -85,6 +86,10 @@ class RandomChannels(PruningMethod):
         super().__init__(config, context)
         self.parent: dict[str, Any] = {}  # {"parent_run", "parent_epochs_total"} with init_from
         self.record: dict[str, Any] | None = None  # pruning.json content once pruned
+
+    @classmethod
+    def check_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> str:
+        return prunable_summary(model, input_shape)
 
     def phases(self) -> list[Phase]:
         train = self.context.config.train

@@ -41,6 +41,7 @@ from prunelab.methods.slimming.pruning import (
     layer_records,
     masked_model,
     prunable_bn_names,
+    prunable_summary,
     select_channels,
     select_units,
     verify_compact,
@@ -112,6 +113,10 @@ class Slimming(PruningMethod):
         self.thresholds: list[float] = []  # per recorded epoch: the global threshold of the run's rule
         self.record: dict[str, Any] | None = None  # pruning.json content once pruned
 
+    @classmethod
+    def check_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> str:
+        return prunable_summary(model, input_shape)
+
     # phases and model ------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Sparsity training, then fine-tuning; a 0-epoch finetune phase still triggers the pruning."""
@@ -124,8 +129,9 @@ class Slimming(PruningMethod):
         return tuple(self.context.data.image_shape)
 
     def prepare_model(self, model: nn.Module, fresh: bool) -> nn.Module:
-        """Fresh model: every BN gamma := bn_init (reference code: 0.5); find the prunable BNs."""
-        if fresh and self.config.bn_init is not None:
+        """Fresh model: every BN gamma := bn_init (reference code: 0.5) unless it starts from a weights file;
+        find the prunable BNs."""
+        if fresh and self.config.bn_init is not None and not self.context.config.model.weights:
             with torch.no_grad():
                 for module in model.modules():
                     if isinstance(module, nn.BatchNorm2d):

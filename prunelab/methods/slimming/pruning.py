@@ -20,92 +20,46 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from prunelab.models import build_model, spec_of
-
-PruneFn = Callable[[nn.Module, Sequence[int]], nn.Module]
-
+from prunelab.models.channel_graph import ChannelGroup, channel_groups
 
 # --- prunable units --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PrunableUnit:
-    """Channels pruned together: the coupled BNs and every structural op that removal touches.
-
-    `ops` holds (module name, Torch-Pruning pruning function) pairs taken from the dependency graph;
-    each function is called as `fn(module, removed_channel_indices)` with the unit's own indexing.
-    """
-
-    name: str  # name of the unit's first BN, e.g. "blocks.0.bn_a"
-    bns: tuple[str, ...]  # every BatchNorm2d sharing these channels (more than one: a residual stream)
-    ops: tuple[tuple[str, PruneFn], ...]
-    channels: int
-
-    @property
-    def residual(self) -> bool:
-        """True when the channels are tied by a residual add (several BNs in one unit)."""
-        return len(self.bns) > 1
-
-
-def _bn_names(model: nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if isinstance(module, nn.BatchNorm2d)]
+# a unit is a channel group of `prunelab.models.channel_graph` (one DependencyGraph walk): its coupled BNs and
+# every (module, pruning fn) that removing one of its channels touches; `unit.residual`: tied to other layers'
+# channels (a residual stream, a multiply, a grouped convolution)
+PrunableUnit = ChannelGroup
 
 
 def find_channel_groups(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> list[PrunableUnit]:
-    """Every group of BN channels that must be removed together, in module order (DependencyGraph).
+    """Every group of BN channels that must be removed together, in module order (`channel_graph.channel_groups`).
 
-    The graph is traced on a CPU copy in eval mode, so the model's BN running statistics are untouched.
-    Raises ValueError for a model without BatchNorm2d and NotImplementedError for channel index
-    mappings (concat/split) that this module does not support.
+    A group whose channels are renumbered on the way (a concatenation, split or flatten: `group.mapped`) or pass
+    a grouped convolution (`group.grouped`) is left out: it keeps its full width. Raises ValueError for a model
+    without BatchNorm2d, or without any group left, naming the first group and why.
     """
-    bn_names = _bn_names(model)
-    if not bn_names:
-        raise ValueError(f"{type(model).__name__} has no BatchNorm2d layers: slimming needs BN scales")
-    work = copy.deepcopy(model).cpu().float().eval()
-    with torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(work, torch.zeros((1, *input_shape)), verbose=False)
-    module_names = {module: name for name, module in work.named_modules()}
-    units: list[PrunableUnit] = []
-    seen: set[str] = set()
-    for bn_name in bn_names:
-        if bn_name in seen:
-            continue
-        bn = work.get_submodule(bn_name)
-        group = graph.get_pruning_group(bn, tp.prune_batchnorm_out_channels, list(range(bn.num_features)))
-        bns, ops = _unit_members(graph, group, module_names)
-        seen.update(bns)
-        units.append(PrunableUnit(bns[0], tuple(bns), tuple(ops), bn.num_features))
-    _check_disjoint(units)
-    return units
+    every = channel_groups(model, input_shape)
+    groups = [group for group in every if group.prunable]
+    if not groups:
+        first = every[0]
+        raise ValueError(f"no BN channel group can be removed: the first, {first.name}, because "
+                         f"{first.mapped or first.grouped}")
+    _check_disjoint(groups)
+    return groups
 
 
-def _unit_members(graph: tp.DependencyGraph, group: Any,
-                  module_names: dict[nn.Module, str]) -> tuple[list[str], list[tuple[str, PruneFn]]]:
-    """(coupled BN names in module order, (module name, pruning fn) pairs) of one DG group."""
-    bns: list[str] = []
-    ops: list[tuple[str, PruneFn]] = []
-    for item in group:
-        module, handler = item.dep.target.module, item.dep.handler
-        if isinstance(module, nn.Parameter):
-            raise NotImplementedError("pruning bare nn.Parameter tensors is not supported")
-        if module not in module_names:  # element-wise ops (add, relu): nothing to slice
-            continue
-        if list(item.idxs) != list(item.root_idxs):
-            raise NotImplementedError(f"channel index mapping at {module_names[module]} (concat/split) "
-                                      "is not supported")
-        name = module_names[module]
-        if isinstance(module, nn.BatchNorm2d):
-            bns.append(name)
-        ops.append((name, handler))
-    order = {name: i for i, name in enumerate(module_names.values())}
-    bns.sort(key=order.__getitem__)
-    return bns, ops
+def prunable_summary(model: nn.Module, input_shape: tuple[int, ...]) -> str:
+    """ValueError when no BN channel group of `model` can be removed; else one line on how many can."""
+    groups = find_channel_groups(model, input_shape)
+    free = sum(group.channels for group in groups if not group.residual)
+    return (f"{len(groups)} BN channel groups ({sum(g.channels for g in groups)} channels, {free} of them tied to no "
+            "other layer) can be pruned")
 
 
 def _check_disjoint(units: Sequence[PrunableUnit]) -> None:
