@@ -85,6 +85,7 @@ def _channel_width(module: nn.Module, role: str) -> int | None:
 def traceable_copy(model: nn.Module) -> nn.Module:
     """A CPU float eval copy of the backbone: without gates (their container dropped) and without hooks."""
     from prunelab.models.torchvision_models import GATE_CONTAINER
+    from prunelab.models.units import NoGate, step_units
 
     work = copy.deepcopy(model).cpu().float().eval()
     if GATE_CONTAINER in work._modules:
@@ -92,6 +93,10 @@ def traceable_copy(model: nn.Module) -> nn.Module:
     for module in work.modules():
         module._forward_hooks.clear()
         module._forward_pre_hooks.clear()
+    if getattr(work, "steps", None) is not None:  # a PruneLab model: its gate slots emptied
+        for unit in step_units(work):
+            parent, attr = unit.slot
+            setattr(work.get_submodule(parent), attr, NoGate())
     return work
 
 
@@ -281,3 +286,34 @@ def channel_units(model: nn.Module) -> list[Any]:
     if getattr(model, "steps", None) is None and is_torchvision_model(model):
         return cached_free_units(model)
     return step_units(model)
+
+
+def conv_bn_pairs(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[tuple[str, str]]:
+    """(conv, BN) of every BatchNorm2d applied straight to a convolution's output, in forward order: in one traced
+    forward pass the BN's input is the very tensor the conv returned. A BN reading anything else (after a pool, a
+    concatenation, an activation: DenseNet's pre-activation BNs) has no pair."""
+    shape = tuple(input_shape or probe_shape(model))
+    work = traceable_copy(model)
+    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(conv output) -> (conv, the tensor, kept alive)
+    pairs: list[tuple[str, str]] = []
+    handles = []
+    for name, module in work.named_modules():
+        if isinstance(module, nn.Conv2d):
+            def conv_hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+                produced[id(out)] = (name, out)
+
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.BatchNorm2d):
+            def bn_hook(mod: nn.Module, args: tuple, name: str = name) -> None:
+                source = produced.get(id(args[0]))
+                if source is not None and source[1] is args[0] and (source[0], name) not in pairs:
+                    pairs.append((source[0], name))
+
+            handles.append(module.register_forward_pre_hook(bn_hook))
+    try:
+        with torch.no_grad():
+            work(torch.zeros((1, *shape)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return pairs

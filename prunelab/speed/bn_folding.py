@@ -6,9 +6,9 @@ running variance v,
     BN(z) = g (z - m) / sqrt(v + eps) + b = (W s) * x + (b - m s),    s = g / sqrt(v + eps),
 
 so the pair becomes one convolution with weight W s (per output channel) and bias b - m s. `fold_bn`
-returns a copy of a PruneLab VGG or ResNet (static, compact or gated) in which every conv/BN pair is one
-biased convolution and the BN slot holds `nn.Identity`; gates, pooling and the classifier are untouched,
-so `spec_of` still reads the widths back. The result is for inference only (eval mode).
+returns a copy of a CNN (PruneLab's static, compact or gated VGG and ResNet; a static torchvision model) in which
+every conv/BN pair is one biased convolution and the BN slot holds `nn.Identity`; gates, pooling and the classifier
+are untouched, so `spec_of` still reads the widths back. The result is for inference only (eval mode).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import copy
 import torch
 from torch import nn
 
-from prunelab.models import VGG, BasicBlock, ConvUnit, ResNet
+from prunelab.models.channel_graph import conv_bn_pairs
+from prunelab.models.torchvision_models import GATE_CONTAINER
 
 
 def folded_weights(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,30 +44,14 @@ def folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-def conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Module, str, str]]:
-    """(owner module, conv attribute, BN attribute) of every conv followed by its BN, in forward order."""
-    pairs: list[tuple[nn.Module, str, str]] = []
-    if isinstance(model, VGG):
-        pairs.extend((unit, "conv", "bn") for unit in model.features if isinstance(unit, ConvUnit))
-    elif isinstance(model, ResNet):
-        pairs.append((model, "conv_stem", "bn_stem"))
-        for block in model.blocks:
-            assert isinstance(block, BasicBlock)
-            pairs.extend([(block, "conv_a", "bn_a"), (block, "conv_b", "bn_b")])
-            if isinstance(block.shortcut, nn.Sequential):
-                pairs.append((block.shortcut, "0", "1"))
-    else:
-        raise TypeError(f"fold_bn does not know {type(model).__name__}")
-    return pairs
-
-
 def fold_bn(model: nn.Module) -> nn.Module:
-    """A copy of `model` (eval mode) with every BatchNorm folded into its convolution."""
+    """A copy of `model` (eval mode) with every BatchNorm folded into its convolution (the pairs come from the
+    model's channel structure, `prunelab.models.channel_graph.conv_bn_pairs`: any PruneLab or torchvision CNN)."""
+    if GATE_CONTAINER in model._modules:
+        raise TypeError("fold_bn: this model's gates are hooked onto its BatchNorm layers; fold its backbone only")
     folded = copy.deepcopy(model).eval()
-    for owner, conv_name, bn_name in conv_bn_pairs(folded):
-        bn = getattr(owner, bn_name)
-        if isinstance(bn, nn.Identity):
-            continue  # already folded
-        setattr(owner, conv_name, folded_conv(getattr(owner, conv_name), bn))
-        setattr(owner, bn_name, nn.Identity())
+    for conv_name, bn_name in conv_bn_pairs(folded):
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        folded.set_submodule(conv_name, folded_conv(conv, bn))
+        folded.set_submodule(bn_name, nn.Identity())
     return folded

@@ -124,6 +124,10 @@ class SlimmingConfig(MethodWithForm):
     min_channels: int = Field(1, ge=1, le=4096, title="Minimum channels per layer", description=(
         "per-layer guard: a layer (or a group of channels coupled by residual adds) keeps at least this many "
         "channels (at most 4096, the widest layer at width 4)"))
+    round_to: int = Field(1, ge=1, le=256, title="Round kept channels to a multiple of", description=(
+        "each group keeps a multiple of this many channels (its highest-|γ| removed channels come back; at most "
+        "256), so the compact widths run fast on SIMD units and tensor cores, as Torch-Pruning's round_to; "
+        "1 (default): the reference's counts"))
     bn_init: float | None = Field(0.5, gt=0.0, le=10.0, title="Initial BN γ",
                                   description="initial gamma (reference code: 0.5)")
     # departures from the authors' code (SLIMMING_DEPARTURES): unset, each takes its form's value

@@ -165,7 +165,7 @@ class Slimming(PruningMethod):
     def _threshold_now(self, model: nn.Module) -> float:
         """The global threshold the run's pruning rule would apply to the current gammas."""
         selection = select_channels(channel_scores(model, self._units), self.config.prune_ratio,
-                                    self.config.min_channels)
+                                    self.config.min_channels, self.config.round_to)
         return float(selection.threshold)
 
     def _bind(self, model: nn.Module) -> None:
@@ -223,7 +223,7 @@ class Slimming(PruningMethod):
         macs_before, params_before = count_macs(dense, self._input_shape), count_params(dense)
 
         selection = select_channels(channel_scores(dense, self._units), self.config.prune_ratio,
-                                    self.config.min_channels)
+                                    self.config.min_channels, self.config.round_to)
         masked = masked_model(dense, self._units, selection.keep)
         compact = compact_model(dense, self._units, selection.keep, name)
         verification = verify_compact(compact, masked, self._verification_images())
@@ -232,9 +232,11 @@ class Slimming(PruningMethod):
         counts = channel_counts(self._groups, self._units, selection)
         self.record = {
             "threshold": selection.threshold, "prune_ratio": self.config.prune_ratio,
-            "min_channels": self.config.min_channels, "prune_residual": self.config.prune_residual,
+            "min_channels": self.config.min_channels, "round_to": self.config.round_to,
+            "prune_residual": self.config.prune_residual,
             # a VGG has no residual groups: every BN is in the scope either way
-            "prune_scope": "every BN" if len(self._units) == len(self._groups) else "block interiors (bn_a)",
+            "prune_scope": ("every BN" if len(self._units) == len(self._groups)
+                            else "block interiors (bn_a): the groups tied to no other layer"),
             "group_score": "mean |gamma| over the group's BNs",
             "tie_rule": "exactly round(prune_ratio * N) lowest scores removed; ties broken by layer order "
                         "then channel index; the per-layer guard then restores channels",

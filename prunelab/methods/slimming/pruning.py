@@ -180,11 +180,31 @@ def apply_min_channels(scores: Sequence[torch.Tensor], keep: Sequence[torch.Tens
     return masks, fired
 
 
+def apply_round_to(scores: Sequence[torch.Tensor], keep: Sequence[torch.Tensor], round_to: int) -> list[torch.Tensor]:
+    """Each group's kept count rounded up to a multiple of `round_to` (at most its width), the extra channels its
+    highest-scoring removed ones (ties: lower index first): Torch-Pruning's `round_to`, widths that run fast."""
+    if round_to < 1:
+        raise ValueError(f"round_to must be >= 1, got {round_to}")
+    masks = []
+    for score, mask in zip(scores, keep, strict=True):
+        kept = int(mask.sum())
+        want = min(score.numel(), -(-kept // round_to) * round_to)
+        mask = mask.clone()
+        if want > kept:
+            order = torch.sort(-score.float(), stable=True).indices
+            add = [int(i) for i in order if not mask[i]][: want - kept]
+            mask[add] = True
+        masks.append(mask)
+    return masks
+
+
 def select_channels(scores: Sequence[torch.Tensor], prune_ratio: float,
-                    min_channels: int = 1) -> ChannelSelection:
-    """Global percentile threshold (`global_keep_masks`) followed by the per-layer guard."""
+                    min_channels: int = 1, round_to: int = 1) -> ChannelSelection:
+    """Global percentile threshold (`global_keep_masks`), the per-layer guard, then `round_to` per group."""
     threshold, keep, k = global_keep_masks(scores, prune_ratio)
     keep, fired = apply_min_channels(scores, keep, min_channels)
+    if round_to > 1:
+        keep = apply_round_to(scores, keep, round_to)
     return ChannelSelection(threshold, keep, k, fired)
 
 

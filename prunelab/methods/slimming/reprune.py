@@ -96,7 +96,7 @@ def what_if(run_dir: str | Path, prune_ratio: float, dataset: ImageDataset | Non
         raise FileNotFoundError(f"{dense_file} does not exist: the run has not finished sparsity training")
     ctx = _what_if_context(str(path), dense_file.stat().st_mtime_ns)
     guard = ctx.config.method.min_channels if min_channels is None else min_channels
-    selection = select_channels(ctx.scores, prune_ratio, guard)
+    selection = select_channels(ctx.scores, prune_ratio, guard, ctx.config.method.round_to)
     compact = compact_model(ctx.dense, ctx.units, selection.keep, ctx.name)
     spec_json = json.dumps(spec_of(compact, ctx.name), sort_keys=True)
     dataset = dataset if dataset is not None else dataset_or_pack(path.parent, ctx.config.data)[0]

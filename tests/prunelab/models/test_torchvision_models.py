@@ -176,6 +176,54 @@ def test_slimming_cuts_a_torchvision_model_and_the_compact_one_computes_the_mask
         torch.testing.assert_close(rebuilt.eval()(images), compact(images))
 
 
+@pytest.mark.parametrize(("name", "width"), [("vgg11", 0.25), ("resnet20", 0.5)])
+def test_prunelabs_own_conv_bn_pairs_from_the_trace_are_those_its_steps_describe(name: str, width: float) -> None:
+    from prunelab.models import ChannelUnit, ResidualBlock, StaticConv, walk
+    from prunelab.models.channel_graph import conv_bn_pairs
+
+    model = build_model(model_spec(name, 10, width))
+    described = set()
+    for step in walk(model):
+        if isinstance(step, ChannelUnit | StaticConv):
+            described.add((step.conv, step.bn))
+        elif isinstance(step, ResidualBlock):
+            described.update((unit.conv, unit.bn) for unit in step.units)
+            if step.shortcut is not None:
+                described.add((step.shortcut.conv, step.shortcut.bn))
+    assert set(conv_bn_pairs(model)) == described
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "densenet121"])
+def test_every_conv_bn_pair_of_a_torchvision_model_folds_into_one_convolution(arch: str) -> None:
+    from prunelab.models.channel_graph import conv_bn_pairs
+    from prunelab.speed.bn_folding import fold_bn
+
+    model = randomise_bn(tv(arch))
+    pairs = conv_bn_pairs(model)
+    bns = [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    pre_activation = [name for name in bns if name.endswith(("norm1", "norm5")) or name.endswith("transition1.norm")
+                      or ".transition" in name]  # DenseNet's BNs read a concatenation or a block output
+    assert sorted(bn for _, bn in pairs) == sorted(set(bns) - set(pre_activation))
+    folded = fold_bn(model)
+    images = torch.randn(2, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(images), model(images), rtol=1e-4, atol=1e-4)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) == len(bns) - len(pairs)
+
+
+def test_round_to_keeps_multiples_and_brings_back_the_highest_scores_first() -> None:
+    scores = [torch.tensor([0.1, 0.9, 0.5, 0.2, 0.8, 0.3, 0.05, 0.7]), torch.tensor([0.6, 0.01, 0.02])]
+    assert [m.int().tolist() for m in select_channels(scores, 0.5, 1, 2).keep] == [[0, 1, 1, 0, 1, 0, 0, 1],
+                                                                                   [1, 0, 1]]
+    assert select_channels(scores, 0.5, 1, 4).keep[1].all()  # a multiple of 4 above 3 channels: all of them
+    model = randomise_bn(tv("mobilenet_v2"))
+    units = select_units(find_channel_groups(model, SHAPE), True)
+    keep = select_channels(channel_scores(model, units), 0.5, 1, 8).keep
+    assert all(int(m.sum()) % 8 == 0 or int(m.sum()) == m.numel() for m in keep)
+    assert verify_compact(compact_model(model, units, keep), masked_model(model, units, keep),
+                          torch.randn(2, *SHAPE))["passed"]
+
+
 # --- ManiDP on torchvision models ---------------------------------------------------------------------
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "regnet_y_400mf"])
 def test_gated_torchvision_models_per_image_macs_match_their_sliced_sub_networks(arch: str) -> None:

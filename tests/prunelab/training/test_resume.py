@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.config import METHOD_CONFIGS, RunConfig
+from prunelab.config import METHOD_CONFIGS, ModelConfig, RunConfig
 from prunelab.methods import METHODS
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.runs.progress import Cancelled, Progress
@@ -175,3 +175,19 @@ def test_wall_time_counts_every_leg(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     second = float(run.load_torch("checkpoint.pt")["elapsed_s"])
     assert second > first_leg
     assert summary["wall_time_s"] > second  # first leg up to its checkpoint + the whole second leg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [MANIDP, "slimming"])
+def test_a_torchvision_run_resumes_to_the_uninterrupted_result(method: str, tmp_path: Path) -> None:
+    """MobileNetV2 (depthwise carriers under ManiDP's gates; a compact network rebuilt from its spec's shapes)."""
+    config = resume_config(method)
+    config.model = ModelConfig(name="torchvision:mobilenet_v2")
+    store = RunStore(tmp_path)
+    want = run_training(config, store.create(config, "reference"))
+    stopped = store.create(config, "stopped")
+    with pytest.raises(Cancelled):
+        run_training(config, stopped, stop_in_second_epoch(batch=3))
+    got = run_training(config, stopped, resume=True)
+    assert comparable(got) == comparable(want)
+    assert_same_run(stopped, store.open(store.root / "reference"))
