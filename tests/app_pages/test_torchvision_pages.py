@@ -9,6 +9,13 @@ import pytest
 from tests.app_pages.test_app import PAGES, assert_clean, open_page
 
 ALL_PAGES = [*PAGES, "app_pages/speed.py"]
+# what each page must show of the two runs (beyond rendering without an exception)
+SHOWS = {
+    "app_pages/slimming.py": ("tv-slim-mobilenet_v2", "Channels kept per layer"),
+    "app_pages/per_image.py": ("tv-manidp-resnet18", "The gates reach"),
+    "app_pages/similarity.py": ("tv-manidp-resnet18", ""),
+    "app_pages/runs.py": ("tv-slim-mobilenet_v2", "tv-manidp-resnet18"),
+}
 
 
 @pytest.mark.slow
@@ -16,5 +23,11 @@ ALL_PAGES = [*PAGES, "app_pages/speed.py"]
 def test_page_renders_torchvision_runs(torchvision_runs_env: Path, page: str) -> None:
     at, seconds = open_page(page)
     assert_clean(at)
-    shown = " ".join(str(e.value) for e in (*at.markdown, *at.caption, *at.info, *at.title, *at.subheader))
-    print(f"{page}: {seconds:.2f} s; {shown[:300]}")
+    shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "info", "title", "subheader",
+                                                                 "selectbox", "dataframe")
+                     for e in at.get(kind))
+    for text in SHOWS.get(page, ()):
+        assert text in shown, (page, text)
+    if page in ("app_pages/slimming.py", "app_pages/per_image.py", "app_pages/similarity.py"):
+        assert at.get("plotly_chart"), page
+    print(f"{page}: {seconds:.2f} s")

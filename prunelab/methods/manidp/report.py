@@ -214,10 +214,11 @@ def reach_text(summary: dict[str, Any], torchvision: bool) -> str | None:
     reach, dense = summary.get("gates_macs_in_reach"), summary.get("gates_macs_dense")
     if not all(isinstance(v, int | float) and v > 0 for v in (gated, every, reach, dense)):
         return None
-    text = (f"The gates reach {int(gated):,} of the network's {int(every):,} BN channels; the layers they govern "
-            f"hold {reach / dense:.0%} of the dense MACs. The other {int(every - gated):,} channels (stem, "
-            "shortcuts, and groups tied by a residual add, a multiply, a concatenation or a grouped convolution) "
-            f"stay at full width for every image: {1 - reach / dense:.0%} of the MACs are out of the method's reach.")
+    text = (f"The gates reach {int(gated):,} of the network's {int(every):,} BN channels; the layers whose inputs or "
+            f"outputs they mask hold {reach / dense:.0%} of the dense MACs. The other {int(every - gated):,} channels "
+            "(stem, shortcuts, and groups tied by a residual add, a multiply, a concatenation or a grouped "
+            "convolution) stay at full width for every image, and the layers no gate touches hold "
+            f"{1 - reach / dense:.0%} of the MACs: out of the method's reach.")
     if torchvision:
         text += (" On a torchvision model each gate scales its group's BN output before the activation (the same "
                  "as after it for ReLU; exact to fold into the BN for ReLU6 or Hardswish), and the features R "
