@@ -2,6 +2,7 @@
 
     python scripts/model_support.py            # all 80 models, one subprocess each (about 20 minutes on 2 cores)
     python scripts/model_support.py resnet18 mobilenet_v2   # some of them, printed only
+    python scripts/model_support.py --update mnasnet0_5     # re-try some, replacing their rows in the table
 
 Each model is built as PruneLab builds `torchvision:NAME` (fresh weights, 10 classes, the CIFAR stem) and tried on
 32x32 inputs, BN scales and statistics randomised so that pruning has something to choose:
@@ -32,6 +33,7 @@ from prunelab.analysis.model_support import (  # noqa: E402
     SUPPORT_FIELDS,
     SUPPORT_FILE,
     readme_with_table,
+    support_rows,
 )
 from prunelab.models.catalog import TORCHVISION_NAMES  # noqa: E402
 
@@ -133,6 +135,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(try_model(argv[1])))
         return 0
+    update = argv[:1] == ["--update"]  # re-try some models and replace their rows in the written table
+    if update:
+        argv = argv[1:]
     names = argv or list(TORCHVISION_NAMES)
     rows = []
     for arch in names:
@@ -141,8 +146,11 @@ def main(argv: list[str]) -> int:
         print(f"{arch:24s} {STATIC_METHOD} {row[STATIC_METHOD]:9s} {GATED_METHOD} {row[GATED_METHOD]:9s} "
               f"gated {row['gated_macs_share'] or '-':5s} {row.get('seconds', '')} s  {row['reason'][:110]}",
               flush=True)
-    if argv:
+    if argv and not update:
         return 0
+    if update:
+        tried = {str(row["model"]): row for row in rows}
+        rows = [tried.get(row["model"], row) for row in support_rows()]
     with open(ROOT / SUPPORT_FILE, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUPPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()

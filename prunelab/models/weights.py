@@ -10,6 +10,8 @@ Accepted layouts: a bare state dict, a PruneLab model file or checkpoint (`model
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,18 @@ from torch import nn
 from prunelab.models.torchvision_models import GATE_CONTAINER, PRUNELAB_BASE
 
 STATE_KEYS = ("model_state", "state_dict", "model")  # where a checkpoint keeps its state dict
+
+
+def state_subset(state: dict[str, Any], keep: Callable[[str], bool],
+                 metadata_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entries of a state dict whose key `keep` accepts, with the source's `_metadata` (the module versions
+    `load_state_dict` passes to `_load_from_state_dict`: torchvision's MNASNet refuses a state without them),
+    or `metadata_from`'s when the source has none."""
+    subset: OrderedDict[str, Any] = OrderedDict((k, v) for k, v in state.items() if keep(k))
+    metadata = getattr(state, "_metadata", None) or getattr(metadata_from, "_metadata", None)
+    if metadata is not None:
+        subset._metadata = metadata  # type: ignore[attr-defined]
+    return subset
 
 
 class WeightsError(ValueError):
@@ -91,7 +105,7 @@ def load_weights(model: nn.Module, path: str | Path) -> WeightsReport:
         raise WeightsError(f"weights file {path}: {len(blocked)} tensors have other shapes than {name} expects "
                            f"(first: {key} is {list(theirs[key].shape)} in the file, {list(own[key].shape)} in the "
                            "model); it was saved for another architecture, stem or a pruned network")
-    matching = {k: v for k, v in theirs.items() if k in own and k not in reshaped}
+    matching = state_subset(theirs, lambda k: k in own and k not in reshaped, metadata_from=own)
     if not any(own[k].is_floating_point() for k in matching):
         raise WeightsError(f"weights file {path}: none of its {len(theirs)} tensors matches a layer of the model "
                            f"(its first keys: {', '.join(list(theirs)[:3])})")

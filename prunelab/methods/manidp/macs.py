@@ -30,6 +30,7 @@ from torch import nn
 
 from prunelab.methods.manidp.gates import gated_units, records, set_recording
 from prunelab.models import build_model, channel_units, spec_of
+from prunelab.models.weights import state_subset
 from prunelab.training.flops import count_macs
 
 FULL = -1  # source marker: the layer's channels are never gated (full width)
@@ -236,7 +237,7 @@ def slice_for_image(model: nn.Module, image: torch.Tensor) -> tuple[nn.Module, t
     units = channel_units(model)
     slots = tuple(f"{unit.name}." for unit in units)
     sliced = build_model(spec_of(model)).to(image.device).eval()
-    sliced.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(slots)})
+    sliced.load_state_dict(state_subset(model.state_dict(), lambda k: not k.startswith(slots)))
     unit_convs = {unit.conv for unit in units}
     for unit in units:
         source = active.get(unit.source) if unit.source is not None else None

@@ -97,6 +97,7 @@ from prunelab.methods.manidp.unit_trace import VerificationError, describe_diver
 from prunelab.models import build_model, channel_units, spec_of
 from prunelab.models.channel_graph import channel_groups, free_units
 from prunelab.models.torchvision_models import GATE_CONTAINER
+from prunelab.models.weights import state_subset
 from prunelab.runs.model_file import load_model_file
 from prunelab.runs.run_format import (
     MANIDP_FILE,
@@ -190,7 +191,7 @@ def threshold_at_rank(saliencies: torch.Tensor, eta: float) -> float:
 
 def backbone_state(state: dict[str, Any]) -> dict[str, Any]:
     """A (gated) model's state_dict without its gates' entries: the plain backbone's weights."""
-    return {k: v for k, v in state.items() if ".gate" not in k and not k.startswith(f"{GATE_CONTAINER}.")}
+    return state_subset(state, lambda k: ".gate" not in k and not k.startswith(f"{GATE_CONTAINER}."))
 
 
 def parent_epochs_total(parent: Any) -> int:

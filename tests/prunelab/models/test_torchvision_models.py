@@ -277,6 +277,15 @@ def test_weights_load_from_a_run_file_with_a_new_head_and_say_what_happened(tmp_
     assert "re-initialised: fc.bias, fc.weight" in report.line()
 
 
+def test_weights_without_module_versions_still_load_into_mnasnet(tmp_path: Path) -> None:
+    """A plain dict has no `_metadata`; MNASNet's loader needs its version, taken from the model itself."""
+    source = randomise_bn(tv("mnasnet0_5"))
+    torch.save(dict(source.state_dict()), tmp_path / "plain.pt")
+    target = tv("mnasnet0_5")
+    assert load_weights(target, tmp_path / "plain.pt").reinitialised == []
+    torch.testing.assert_close(target.state_dict()["layers.1.weight"], source.state_dict()["layers.1.weight"])
+
+
 def test_weights_with_other_shapes_or_no_tensors_get_one_line(tmp_path: Path) -> None:
     model = randomise_bn(tv("mobilenet_v2"))
     units = select_units(find_channel_groups(model, SHAPE), True)
