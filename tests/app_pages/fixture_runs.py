@@ -12,6 +12,7 @@ import contextlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +43,31 @@ def fixture_config(name: str, epochs: int, method: dict[str, Any], **data: Any) 
     })
 
 
-def ensure_fixture_runs(root: Path) -> Path:
-    """Build the fixture runs under `root` once; returns `root`."""
+def build_once(root: Path, build: Callable[[RunStore], None]) -> Path:
+    """Run `build` on a fresh store under `root` unless a finished build (the marker) is there; returns `root`."""
     if (root / MARKER).exists():
         return root
     if root.exists():
         shutil.rmtree(root)
-    store = RunStore(root)
-    for run_id, (epochs, method) in RUNS.items():
-        if method["name"] not in METHODS:
-            continue
-        config = fixture_config(run_id, epochs, method)
-        run_training(config, store.create(config, run_id))
-    _add_failed_run(store)
-    _add_running_run(store)
-    _add_corrupt_run(root)
+    build(RunStore(root))
     (root / MARKER).write_text(f"built {time.ctime()}\n")
     return root
 
+
+def ensure_fixture_runs(root: Path) -> Path:
+    """Build the fixture runs under `root` once; returns `root`."""
+
+    def build(store: RunStore) -> None:
+        for run_id, (epochs, method) in RUNS.items():
+            if method["name"] not in METHODS:
+                continue
+            config = fixture_config(run_id, epochs, method)
+            run_training(config, store.create(config, run_id))
+        _add_failed_run(store)
+        _add_running_run(store)
+        _add_corrupt_run(store.root)
+
+    return build_once(root, build)
 
 def _add_failed_run(store: RunStore) -> None:
     """A real failure: the dataset folder does not exist, so the trainer raises at start."""
@@ -103,15 +111,12 @@ TORCHVISION_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def ensure_torchvision_runs(root: Path) -> Path:
     """One tiny run per torchvision case under `root` (64 train / 40 test images, 1 epoch), once."""
-    if (root / MARKER).exists():
-        return root
-    if root.exists():
-        shutil.rmtree(root)
-    store = RunStore(root)
-    for run_id, (model, method) in TORCHVISION_RUNS.items():
-        config = RunConfig.model_validate({
-            "name": run_id, "data": {"dataset": "shapes", "train_size": 64, "test_size": 40},
-            "model": {"name": model}, "train": {**TRAIN, "batch_size": 32, "epochs": 1}, "method": method})
-        run_training(config, store.create(config, run_id))
-    (root / MARKER).write_text(f"built {time.ctime()}\n")
-    return root
+
+    def build(store: RunStore) -> None:
+        for run_id, (model, method) in TORCHVISION_RUNS.items():
+            config = RunConfig.model_validate({
+                "name": run_id, "data": {"dataset": "shapes", "train_size": 64, "test_size": 40},
+                "model": {"name": model}, "train": {**TRAIN, "batch_size": 32, "epochs": 1}, "method": method})
+            run_training(config, store.create(config, run_id))
+
+    return build_once(root, build)
