@@ -44,7 +44,10 @@ def unit_outputs(model: nn.Module, image: torch.Tensor) -> tuple[UnitOutputs, to
     for block, unit in last.items():
         def hook(_mod: nn.Module, _inputs: Any, output: torch.Tensor, block: str = block,
                  unit: ChannelUnit = unit) -> None:
-            gate = model.get_submodule(unit.name)
+            try:
+                gate = model.get_submodule(unit.name)
+            except AttributeError:  # a sliced torchvision sub-network: no gate container
+                gate = None
             kept = None
             if not unit.residual and isinstance(gate, ChannelGate) and gate.record is not None:
                 kept = torch.nonzero(gate.record.mask[0]).squeeze(1)

@@ -247,6 +247,15 @@ def test_gated_torchvision_models_per_image_macs_match_their_sliced_sub_networks
     assert 0 < plan.reach()["macs_in_reach"] <= plan.dense_macs()
 
 
+def test_the_unit_trace_names_where_a_torchvision_sub_network_would_depart() -> None:
+    from prunelab.methods.manidp.unit_trace import describe_divergence
+
+    model = install_gates(randomise_bn(tv("mobilenet_v2")), GateStyle(small_init=True)).eval()
+    message = describe_divergence("the sliced sub-network", model, torch.randn(2, *SHAPE), "sliced", 1e-4)
+    assert message.startswith("the sliced sub-network differs from the masked model by")
+    assert "no unit's output differs" in message  # they agree: nothing departs
+
+
 def test_a_gated_torchvision_model_survives_a_deep_copy_and_a_rebuild_from_its_spec() -> None:
     import copy
 
