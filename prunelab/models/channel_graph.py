@@ -217,12 +217,10 @@ def execution_order(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
 
 
 def probe_shape(model: nn.Module) -> tuple[int, int, int]:
-    """The input a structural trace uses: the first convolution's channels at 32x32 (a CIFAR stem) or 96x96."""
-    from prunelab.models.torchvision_models import PRUNELAB_BASE
-
+    """The input a structural trace uses: the first convolution's channels at 32x32, the size of every image
+    PruneLab's datasets hold (folders are resized to it)."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    side = 32 if (getattr(model, PRUNELAB_BASE, None) or {}).get("cifar_stem", True) else 96
-    return (first.in_channels if first is not None else 3, side, side)
+    return (first.in_channels if first is not None else 3, 32, 32)
 
 
 def free_units(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> tuple[list[Any], dict[str, str]]:

@@ -51,6 +51,8 @@ def check_model_supported(config: RunConfig) -> str:
     NotRunnable with one line naming the model, the layer and the reason. Returns what the method will act on."""
     if not config.model.torchvision:
         return ""
+    import torch
+
     from prunelab.methods import get_method
     from prunelab.models import build_model, model_spec
     from prunelab.models.channel_graph import probe_shape
@@ -62,10 +64,18 @@ def check_model_supported(config: RunConfig) -> str:
         model = build_model(model_spec(name, NUM_CLASSES.get(config.data.dataset, 10), 1.0, config.model.cifar_stem))
     except Exception as error:  # noqa: BLE001 - torchvision's own errors, in one line
         raise NotRunnable(f"{name}: torchvision cannot build it: {type(error).__name__}: {error}") from None
+    shape = probe_shape(model)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros((1, *shape)))
+    except Exception as error:  # noqa: BLE001 - the model's own refusal (an input size it cannot take), one line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise NotRunnable(f"{name} does not run on {shape[1]}x{shape[2]} images (PruneLab's datasets are 32x32): "
+                          f"{type(error).__name__}: {first}") from None
     try:
         if config.model.weights:
             load_weights(model, config.model.weights)
-        return get_method(config.method.name).check_model(model, probe_shape(model))
+        return get_method(config.method.name).check_model(model, shape)
     except (ValueError, NotImplementedError) as error:  # WeightsError, GraphError, a method's refusal
         raise NotRunnable(f"{name} cannot run {config.method.name}: {error}") from None
     except Exception as error:  # noqa: BLE001 - a layer that fails in the trace, in one line

@@ -142,6 +142,30 @@ def test_valid_form_submits_the_config(empty_runs_env: Path, recorder: Recording
     assert any("recorded-1" in str(s.value) for s in at.success)
 
 
+def test_the_form_submits_a_torchvision_model_with_its_stem_and_weights(empty_runs_env: Path,
+                                                                       recorder: RecordingManager,
+                                                                       tmp_path: Path) -> None:
+    import torch
+
+    from prunelab.models import build_model, model_spec
+
+    weights = tmp_path / "mine.pt"
+    torch.save(build_model(model_spec("torchvision:mobilenet_v2", 10)).state_dict(), weights)
+    at = render()
+    at.selectbox(key="form_model").set_value("torchvision:mobilenet_v2")
+    at.checkbox(key="form_cifar_stem").uncheck()
+    at.text_input(key="form_weights").set_value(str(weights))
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert not at.exception and errors(at) == ""
+    [config] = recorder.configs
+    assert (config.model.name, config.model.width, config.model.cifar_stem) == ("torchvision:mobilenet_v2", 1.0, False)
+    assert config.model.weights == str(weights)
+    at.selectbox(key="form_model").set_value("torchvision:vit_b_16")  # 224x224 only: refused before it starts
+    at.text_input(key="form_weights").set_value("")
+    at.button(key="FormSubmitter:run_form-Start run").click().run()
+    assert "does not run on 32x32 images" in errors(at) and len(recorder.configs) == 1
+
+
 @pytest.mark.parametrize(("form", "picked", "expected"), [
     ("reference", ["detached_complexity_weight"], ["detached_complexity_weight"]),
     ("reference", [], []),

@@ -334,7 +334,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("model", "says"), [("torchvision:NO_SUCH_NET", "allowed after torchvision:: alexnet"),
-                                             ("torchvision:vit_b_16", "no BatchNorm2d layer"),
+                                             ("torchvision:squeezenet1_1", "no BatchNorm2d layer"),
+                                             ("torchvision:vit_b_16", "does not run on 32x32 images"),
                                              ("torchvision:shufflenet_v2_x1_0", "cannot trace ShuffleNetV2")])
 def test_cli_refuses_unknown_and_unprunable_models_with_status_2(model: str, says: str, tmp_path: Path) -> None:
     done = cli("run", "slimming", "--model", model, "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
