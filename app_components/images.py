@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_components import common
+from prunelab.analysis import figures
 from prunelab.analysis.tables import class_name
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
@@ -62,4 +63,4 @@ def show_images(path: str, rows: pd.DataFrame, names: Sequence[str], key: str, p
 
 def upscale(image: np.ndarray) -> np.ndarray:
     """A uint8 [32, 32, 3] test image UPSCALE times larger, each pixel a block (crisp when shown)."""
-    return np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8))
+    return figures.upscale(image, UPSCALE)

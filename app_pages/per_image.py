@@ -54,8 +54,7 @@ run_config = common.config_of(run)
 if (reach := report.reach_text(summary, run_config is not None and run_config.model.torchvision)) is not None:
     st.caption(reach)
 
-fig = px.histogram(per_image, x="macs", nbins=40, labels={"macs": f"{common.MAC_LABEL} per image"})
-st.plotly_chart(fig.update_layout(yaxis_title="images", height=300, margin={"t": 20}), key="pi_hist")
+st.plotly_chart(figures.macs_histogram(per_image["macs"]), key="pi_hist")
 
 st.subheader("MACs against complexity")
 axes = {"CE loss": "loss"}

@@ -150,8 +150,8 @@ def recovery_figure(curves: Mapping[str, pd.DataFrame], prune_step: float | None
         spread = 0.0 if baseline.n < 2 else baseline.std
         fig.add_hrect(y0=baseline.mean - spread, y1=baseline.mean + spread, fillcolor=translucent(BEFORE_COLOUR, 0.4),
                       line_width=0, layer="below")
-        fig.add_hline(y=baseline.mean, line={"color": "#777777", "dash": "dash"}, annotation_text="baseline, same epochs",
-                      annotation_position="bottom right")
+        fig.add_hline(y=baseline.mean, line={"color": "#777777", "dash": "dash"}, annotation_position="bottom right",
+                      annotation_text="baseline, same epochs")
     return fig.update_layout(height=380, margin={"t": 30}, xaxis_title="epoch, all phases",
                              legend={"orientation": "h", "y": -0.25},
                              yaxis={"title": "test accuracy", "tickformat": ".0%", "range": [0, 1.02]})
@@ -205,6 +205,11 @@ def gamma_epochs(history: Any, layer: str | None = None) -> go.Figure:
 # ManiDP
 
 
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """A uint8 [H, W, 3] image `factor` times larger, each pixel a block (crisp when drawn)."""
+    return np.kron(np.asarray(image, np.uint8), np.ones((factor, factor, 1), dtype=np.uint8))
+
+
 def whatif_histogram(result: Any) -> go.Figure:
     """Per-image MACs as trained (grey) against at the what-if's density (`prunelab.methods.manidp.whatif.WhatIf`)."""
     frame = result.per_image
@@ -215,6 +220,13 @@ def whatif_histogram(result: Any) -> go.Figure:
     return fig.update_layout(barmode="overlay", height=300, margin={"t": 30},
                              xaxis_title=f"{MAC_LABEL} per image", yaxis_title="images",
                              legend={"orientation": "h", "y": 1.12})
+
+
+def macs_histogram(macs: Sequence[float] | pd.Series) -> go.Figure:
+    """Per-image MACs of a ManiDP run's test images (per_image.parquet's `macs`)."""
+    fig = go.Figure(go.Histogram(x=list(macs), nbinsx=40, marker_color=KEPT_COLOUR))
+    return fig.update_layout(xaxis_title=f"{MAC_LABEL} per image", yaxis_title="images", height=300,
+                             margin={"t": 20})
 
 
 def density_bars(row: Mapping[str, Any] | pd.Series) -> go.Figure:
@@ -282,7 +294,9 @@ def similarity_heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
 
 def mean_bars(names: Sequence[str], means: Sequence[float], stds: Sequence[float], colours: Sequence[str],
               texts: Sequence[str], title: str, y_title: str) -> go.Figure:
-    """One bar per variant: its mean with ± one standard deviation over seeds as the error bar, a note on each."""
+    """One bar per variant: its mean (a fraction, drawn as a percentage) with ± one standard deviation over seeds as
+    the error bar, a note at the foot of each."""
     fig = go.Figure(go.Bar(x=list(names), y=list(means), marker_color=list(colours), text=list(texts),
+                           textposition="inside", insidetextanchor="start",
                            error_y={"type": "data", "array": [_zero(s) for s in stds]}))
-    return fig.update_layout(height=400, title=title, yaxis_title=y_title, margin={"t": 50})
+    return fig.update_layout(height=400, title=title, yaxis={"title": y_title, "tickformat": ".0%"}, margin={"t": 50})

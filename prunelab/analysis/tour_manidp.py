@@ -135,7 +135,10 @@ def density_knob(table: pd.DataFrame, density: Any) -> StepView:
         return nothing(NO_MANIDP)
     result = views.load_whatif(run, float(density)) if density is not None else None
     if result is None:
-        return nothing("This run has no stored what-if curve: the Per-image page computes one on request.")
+        frame = Run(run).read(PER_IMAGE)
+        return StepView(None if frame is None else figures.macs_histogram(frame["macs"]),
+                        note="This run has no stored what-if curve: its per-image MACs as trained only. The Per-image "
+                             "page computes the what-if at any density on request.", run=run_id(run))
     trained = result.trained
     cheaper, costlier = result.crossed("costly", "cheap"), result.crossed("cheap", "costly")
     mask = same_variant(table, run)
@@ -244,10 +247,15 @@ def ablation(table: pd.DataFrame, form: Any) -> StepView:
         return nothing(NO_MANIDP)
     setting = lessons.with_run_figures(setting_table(table, run, str(form)))
     groups = lessons.variant_groups(setting[setting["method"] == MANIDP])
+    if groups["acc_at_matched_mean"].isna().all():
+        figure = figures.mean_bars(groups["label"], groups["test_acc_mean"], groups["test_acc_std"],
+                                   [figures.method_colour(MANIDP)] * len(groups),
+                                   [f"{r:.1%} fewer MACs" for r in groups["macs_reduction_mean"]],
+                                   "Test accuracy as trained, each at its own MACs (not matched)", "test accuracy")
+        return StepView(figure, note=f"No ManiDP run of the {form} form here has a what-if curve to read its accuracy "
+                                     "at matched MACs from: each variant at its own MACs reduction instead.",
+                        run=run_id(run))
     groups = groups[groups["acc_at_matched_mean"].notna()]
-    if groups.empty:
-        return nothing(f"No ManiDP run of the {form} form here has a what-if curve to read its accuracy at matched "
-                       "MACs from.")
     reduction = float(setting.loc[setting["method"] == MANIDP, "matched_reduction"].median())
     figure = figures.mean_bars(groups["label"], groups["acc_at_matched_mean"], groups["acc_at_matched_std"],
                                [figures.method_colour(MANIDP)] * len(groups),
