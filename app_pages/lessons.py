@@ -13,8 +13,8 @@ st.caption("One question per step, one knob, and the view that answers it, with 
 runs = common.runs_frame()
 names = core.datasets(runs)
 if not names:
-    st.info("The tours read finished runs: the bundled demos, or the runs of your runs folder (start the `demo` "
-            "suite on the **Runs** page).")
+    st.info("The tours read finished runs: the bundled demos, or the runs of your runs folder. Start the `demo` "
+            "suite on the **Runs** page to make them.")
     st.stop()
 at = tours.where(names)
 tours.controls(at, names)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from prunelab.analysis import figures, lessons, results, tables, views
-from prunelab.analysis.lessons import Claim
+from prunelab.analysis.lessons import Claim, Stat
 from prunelab.analysis.tour_base import (
     Knob,
     Step,
@@ -261,9 +261,8 @@ def ablation(table: pd.DataFrame, form: Any) -> StepView:
                                [figures.method_colour(MANIDP)] * len(groups),
                                [f"n = {int(n)}" for n in groups["seeds"]],
                                f"Accuracy at {reduction:.1%} fewer MACs, mean ± std over seeds", "test accuracy")
-    measured = [f"{row['label']}: {row['acc_at_matched_mean']:.1%}"
-                + (f" ± {row['acc_at_matched_std']:.1%}" if pd.notna(row["acc_at_matched_std"]) else "")
-                + f" ({int(row['seeds'])} seed{'s' if row['seeds'] != 1 else ''})" for _, row in groups.iterrows()]
+    measured = [f"{row['label']}: {percent(Stat(row['acc_at_matched_mean'], row['acc_at_matched_std'], row['seeds']))}"
+                for _, row in groups.iterrows()]
     return StepView(figure, measured, claims(setting, figure="acc_at_matched"), run=run_id(run))
 
 

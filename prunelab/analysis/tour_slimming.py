@@ -366,8 +366,8 @@ STEPS = (
          "(before / right after pruning), and the baseline trained for as many epochs in all (band: mean ± std).",
          Knob("Sparsity strength λ", lambdas, largest, lambda_text), fine_tuning, PAGE),
     Step("The controls at equal MACs",
-         "Does the |γ| criterion matter, and do the pruned network's inherited weights? Compare with the same "
-         "per-layer channel counts chosen at random, and with the pruned architecture trained from scratch.",
+         "Would the same per-layer channel counts chosen at random do as well, or the pruned architecture trained "
+         "from scratch? That is: do the |γ| criterion and the inherited weights matter?",
          "Network Slimming: the |γ| criterion keeps the channels that matter. Liu et al., \"Rethinking the Value of "
          "Network Pruning\" (ICLR 2019): for Network Slimming on CIFAR the pruned architecture trained from scratch "
          "typically matches the fine-tuned one: the value lies in the architecture found, less in the weights.",

@@ -60,10 +60,12 @@ def write_handout(roots: Sequence[str | Path], out: str | Path) -> Handout:
     """Write the handout of the finished runs in the folders `roots` to `out` (atomically: an existing file is
     replaced only by a complete new one); ExportError (one line) when a folder is missing or holds no finished run,
     or when `out` cannot be written."""
-    folders = [Path(root) for root in roots]
+    folders, target = [Path(root) for root in roots], Path(out)
     missing = [str(folder) for folder in folders if not folder.is_dir()]
     if missing:
         raise ExportError(f"no runs folder {missing[0]!r}")
+    if not target.parent.is_dir():
+        raise ExportError(f"cannot write {str(target)!r}: its folder does not exist")
     runs = results.runs_table(folders).assign(demo=False)  # the folders given are the ones to read, demo or not
     names = tours.datasets(runs)
     if not names:
@@ -83,7 +85,6 @@ def write_handout(roots: Sequence[str | Path], out: str | Path) -> Handout:
                 if view.figure is not None:
                     figures.append(view.figure)
     page = _page(names, body, figures, folders)
-    target = Path(out)
     try:
         atomic_write_bytes(target, page.encode("utf-8"))
         target.chmod(0o644)  # a handout to copy and share, not a private file
