@@ -345,11 +345,11 @@ def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
                "failure.")
 
 
-def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download as CSV") -> None:
+def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download as CSV", key: str = "") -> None:
     """A CSV download of a table drawn without `st.dataframe`'s own toolbar (a static `st.table`), keyed by its
-    content (no rerun on click)."""
+    content and `key` (what tells apart two equal tables on one page; no rerun on click)."""
     st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv",
-                       key=f"csv_{frame_key(frame)[:16]}", on_click="ignore", icon=":material/download:")
+                       key=f"csv_{key}_{frame_key(frame)[:16]}", on_click="ignore", icon=":material/download:")
 
 
 def verdict_icon(verdict: str) -> str:

@@ -3,6 +3,7 @@ and each departure from the authors' code with its reason and where its effect i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def show(runs: Sequence[str | Path] | str | Path, expanded: bool = False) -> Non
                     departures = pd.DataFrame([{"departure": d.name, "what changes": d.summary, "why": d.reason,
                                                 "effect measured in": d.effect} for d in card.departures])
                     st.table(departures, hide_index=True)
-                    common.csv_download(departures, "prunelab_departures.csv")
+                    card_key = hashlib.sha1(repr(card).encode()).hexdigest()[:12]  # equal departures, other formulas
+                    common.csv_download(departures, "prunelab_departures.csv", key=card_key)
                 else:
                     st.markdown("**No departure**: every choice above is the authors' code's.")
             for safeguard in card.safeguards:

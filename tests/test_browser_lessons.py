@@ -1,6 +1,6 @@
 """The guided tours in headless Chromium: a step's URL opens that step and the browser's back and forward buttons
 walk the steps; a walk through both tours over the shipped demos shows no exception and no step waits more than
-3 s for its chart after the first load (the timings are printed); every chart offers Plotly's PNG download; and the
+3 s for its chart after the first load (the timings are printed); charts offer Plotly's PNG download; and the
 handout (`python -m prunelab report`) renders every chart from a file with the network blocked.
 
 The tours read the bundled demos here (pointed at explicitly: `PRUNELAB_NO_DEMO=0` and an empty runs folder), the
@@ -84,6 +84,10 @@ def test_a_steps_url_opens_that_step_and_back_and_forward_walk_the_steps(demo_ur
         wait_until_idle(page)
         assert "step=5" in page.url and heading(page).startswith("5. ")
         assert page.locator(EXCEPTION).count() == 0
+        page.goto(demo_url, wait_until="domcontentloaded")  # a chart of another page, drawn with Streamlit's defaults
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=PAGE_TIMEOUT_MS)
+        page.hover(".js-plotly-plot")
+        assert page.locator(".js-plotly-plot [data-title^='Download plot as a PNG']").count() >= 1
         browser.close()
 
 
@@ -101,7 +105,7 @@ def test_a_walk_through_both_tours_waits_at_most_3_s_for_each_chart(demo_url: st
         first_load = time.perf_counter() - started
         wait_until_idle(page)
         page.hover(".st-key-tour_chart_slimming_1 .js-plotly-plot")  # Plotly's modebar shows on hover
-        assert page.locator(".st-key-tour_chart_slimming_1 [data-title='Download plot as a png']").count() == 1
+        assert page.locator(".st-key-tour_chart_slimming_1 [data-title^='Download plot as a PNG']").count() == 1
         for key, tour in tours.TOURS.items():
             for number in range(1, len(tour.steps) + 1):
                 if (key, number) == ("slimming", 1):
@@ -148,7 +152,8 @@ def test_the_handout_draws_every_chart_with_the_network_blocked(tmp_path: Path) 
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(out.as_uri())
         charts = page.locator(".chart").count()
-        drawn_js = "[...document.querySelectorAll('.chart')].filter(c => c.querySelector('svg.main-svg g.trace')).length"
+        drawn_js = ("[...document.querySelectorAll('.chart')]"
+                    ".filter(c => c.querySelector('svg.main-svg g.trace')).length")
         page.wait_for_function(f"n => {drawn_js} >= n", arg=charts, timeout=60_000)
         drawn = page.evaluate(drawn_js)  # charts whose Plotly SVG holds a drawn trace
         broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")

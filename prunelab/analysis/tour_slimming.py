@@ -67,6 +67,11 @@ def by_lambda(table: pd.DataFrame) -> dict[float, str]:
     return {float(row_at(table, path)["sparsity_lambda"]): path for path in paths}
 
 
+def run_at(table: pd.DataFrame, lam: Any) -> str | None:
+    """The run of λ = `lam` in the opening run's setting and form (`by_lambda`); None when there is none."""
+    return by_lambda(table).get(float(lam)) if lam is not None else None
+
+
 def lambdas(table: pd.DataFrame) -> list[float]:
     return list(by_lambda(table))
 
@@ -132,14 +137,13 @@ def what_gamma_is(table: pd.DataFrame, epoch: Any) -> StepView:
 
 
 def lambda_over_epochs(table: pd.DataFrame, lam: Any) -> StepView:
-    runs = by_lambda(table)
-    if float(lam) not in runs:
+    path = run_at(table, lam)
+    if path is None:
         return nothing(NO_SLIMMING)
-    path = runs[float(lam)]
     history = Run(path).read(GAMMA_HISTORY)
     if history is None:
         return nothing("This run has no γ history (gamma_history.npz).")
-    measured = [share_line(table, other) for other in runs.values()]
+    measured = [share_line(table, other) for other in by_lambda(table).values()]
     return StepView(figures.gamma_epochs(history), measured,
                     claims_about(claims(setting_table(table, path)), PILE_UP), run=run_id(path))
 
@@ -197,10 +201,9 @@ def global_threshold(table: pd.DataFrame, ratio: Any) -> StepView:
 
 
 def fine_tuning(table: pd.DataFrame, lam: Any) -> StepView:
-    runs = by_lambda(table)
-    if float(lam) not in runs:
+    path = run_at(table, lam)
+    if path is None:
         return nothing(NO_SLIMMING)
-    path = runs[float(lam)]
     mask = same_variant(table, path)
     curves, prune_step = {}, None
     for _, row in table[mask].sort_values("seed").iterrows():
@@ -250,10 +253,9 @@ def controls_of(table: pd.DataFrame, mask: pd.Series) -> dict[str, pd.Series]:
 
 
 def controls(table: pd.DataFrame, lam: Any) -> StepView:
-    runs = by_lambda(table)
-    if float(lam) not in runs:
+    path = run_at(table, lam)
+    if path is None:
         return nothing(NO_SLIMMING)
-    path = runs[float(lam)]
     mask = same_variant(table, path)
     variant = str(row_at(table, path)["variant"])
     found = controls_of(table, mask)
