@@ -152,10 +152,10 @@ def test_the_handout_draws_every_chart_with_the_network_blocked(tmp_path: Path) 
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(out.as_uri())
         charts = page.locator(".chart").count()
-        drawn_js = ("[...document.querySelectorAll('.chart')]"
-                    ".filter(c => c.querySelector('svg.main-svg g.trace')).length")
+        drawn_js = ("[...document.querySelectorAll('.chart')].filter(c => c.querySelector("  # a trace, or a heatmap's
+                    "'svg.main-svg g.trace, svg.main-svg g.hm image')).length")  # image, drawn in Plotly's SVG
         page.wait_for_function(f"n => {drawn_js} >= n", arg=charts, timeout=60_000)
-        drawn = page.evaluate(drawn_js)  # charts whose Plotly SVG holds a drawn trace
+        drawn = page.evaluate(drawn_js)
         broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")
         page.screenshot(path=str(tmp_path / "handout.png"))
         browser.close()
