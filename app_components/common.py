@@ -21,7 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from prunelab.analysis import results
-from prunelab.analysis.figures import MAC_LABEL
+from prunelab.analysis.figures import MAC_LABEL as MAC_LABEL  # the unit's one name, the core's
 from prunelab.config import METHOD_FACTS
 from prunelab.runs.artefact_checks import artefact_for
 from prunelab.runs.artefacts import CONFIG, SUMMARY
@@ -31,8 +31,6 @@ from prunelab.runs.safe_text import printable
 from prunelab.runs.store import default_runs_dir
 
 T = TypeVar("T")
-
-__all__ = ["MAC_LABEL"]  # the app's one name for the unit, the core's (prunelab.analysis.figures)
 
 METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each
 

@@ -11,9 +11,10 @@ from typing import Any
 import streamlit as st
 
 from prunelab.speed import report
-from prunelab.speed.figures import layer_figure, op_split_figure, speedup_figure, union_figure
-
-__all__ = ["layer_figure", "op_split_figure", "speedup_figure", "union_figure"]  # the core's, drawn here
+from prunelab.speed.figures import layer_figure as layer_figure  # the core's figures, drawn by the Speed page
+from prunelab.speed.figures import op_split_figure as op_split_figure
+from prunelab.speed.figures import speedup_figure as speedup_figure
+from prunelab.speed.figures import union_figure as union_figure
 
 EXECUTOR_LABELS = {"sparse_executor": "sparse executor (one image at a time)",
                    "batched_executor": "batched executor (union of the batch's channels)"}
