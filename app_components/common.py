@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from prunelab.analysis import results
+from prunelab.analysis.figures import MAC_LABEL as MAC_LABEL  # the unit's one name, the core's
 from prunelab.config import METHOD_FACTS
 from prunelab.runs.artefact_checks import artefact_for
 from prunelab.runs.artefacts import CONFIG, SUMMARY
@@ -31,7 +32,6 @@ from prunelab.runs.store import default_runs_dir
 
 T = TypeVar("T")
 
-MAC_LABEL = "MACs (multiply-accumulates)"
 METHOD_HELP = {name: facts.help for name, facts in METHOD_FACTS.items()}  # how to make a run of each
 
 
@@ -331,6 +331,7 @@ def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
             st.caption(empty)
         return
     table = lessons.claims_table(found)
+    csv_download(table, "prunelab_claims.csv", "Download these claims as CSV")
     table["verdict"] = [f"{verdict_icon(v)} {v}" for v in table["verdict"]]
     st.table(table, hide_index=True, border="horizontal")  # a static table wraps its text: nothing cut off
     with st.expander("Every claim in full: the paper's words and the measured figures over seeds"):
@@ -340,6 +341,13 @@ def show_claims(found: Sequence[Any], empty: str | None = None) -> None:
     st.caption("Mean ± standard deviation over seeds. A difference counts as real when the means lie more than "
                "two standard errors apart; a claim that does not hold at this small scale is a finding, not a "
                "failure.")
+
+
+def csv_download(frame: pd.DataFrame, file_name: str, label: str = "Download as CSV", key: str = "") -> None:
+    """A CSV download of a table drawn without `st.dataframe`'s own toolbar (a static `st.table`), keyed by its
+    content and `key` (what tells apart two equal tables on one page; no rerun on click)."""
+    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv",
+                       key=f"csv_{key}_{frame_key(frame)[:16]}", on_click="ignore", icon=":material/download:")
 
 
 def verdict_icon(verdict: str) -> str:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_components import common
+from prunelab.analysis import figures
 from prunelab.analysis.tables import class_name
 
 UPSCALE = 4  # 32x32 test images shown at 128x128 (nearest neighbour keeps the pixels crisp)
@@ -57,5 +58,9 @@ def show_images(path: str, rows: pd.DataFrame, names: Sequence[str], key: str, p
         shown = [c for c in ("index", "label", "pred", "loss", "macs") if c in rows]
         st.dataframe(rows[shown], hide_index=True, key=key)
         return
-    big = [np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)) for image in images]
-    image_grid(big, [caption(r, names) for _, r in rows.iterrows()], key, per_row)
+    image_grid([upscale(image) for image in images], [caption(r, names) for _, r in rows.iterrows()], key, per_row)
+
+
+def upscale(image: np.ndarray) -> np.ndarray:
+    """A uint8 [32, 32, 3] test image UPSCALE times larger, each pixel a block (crisp when shown)."""
+    return figures.upscale(image, UPSCALE)

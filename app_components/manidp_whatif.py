@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from app_components import common
 from app_components.images import show_images
-from prunelab.analysis import results
+from prunelab.analysis import figures, results
 from prunelab.runs.run_format import MODEL_FILE, RunStoreError
 
 if TYPE_CHECKING:  # the core's what-if imports torch: loaded when the section is first shown
@@ -50,17 +49,6 @@ def _compute(run: Path, density: float) -> None:
     views.compute_whatif(run, [density], out_dir=out, report=lambda fraction, text: bar.progress(fraction, text=text))
     _stored.clear()
     st.rerun()
-
-
-def _histogram(result: WhatIf) -> go.Figure:
-    frame = result.per_image
-    fig = go.Figure()
-    fig.add_histogram(x=frame["macs_trained"], name="as trained", opacity=0.55, marker_color="#c9c9c9", nbinsx=40)
-    fig.add_histogram(x=frame["macs"], name=f"at density {result.density:.2f}", opacity=0.7,
-                      marker_color="#2e86ab", nbinsx=40)
-    return fig.update_layout(barmode="overlay", height=300, margin={"t": 30},
-                             xaxis_title=f"{common.MAC_LABEL} per image", yaxis_title="images",
-                             legend={"orientation": "h", "y": 1.12})
 
 
 def show(run: Path, names: list[str]) -> None:
@@ -109,7 +97,7 @@ def show(run: Path, names: list[str]) -> None:
                 "run's own rule would, and even at the run's own target the figures differ slightly from the "
                 "run as trained.")
     _figures(result)
-    st.plotly_chart(_histogram(result), key="pi_whatif_hist")
+    st.plotly_chart(figures.whatif_histogram(result), key="pi_whatif_hist")
     _moves(run, result, names)
 
 

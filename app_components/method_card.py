@@ -3,9 +3,11 @@ and each departure from the authors' code with its reason and where its effect i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app_components import common
@@ -33,8 +35,11 @@ def show(runs: Sequence[str | Path] | str | Path, expanded: bool = False) -> Non
             if card.form is not None:
                 if card.departures:
                     st.markdown("**Departures from the authors' code in this run**")
-                    st.table([{"departure": d.name, "what changes": d.summary, "why": d.reason,
-                               "effect measured in": d.effect} for d in card.departures])
+                    departures = pd.DataFrame([{"departure": d.name, "what changes": d.summary, "why": d.reason,
+                                                "effect measured in": d.effect} for d in card.departures])
+                    st.table(departures, hide_index=True)
+                    card_key = hashlib.sha1(repr(card).encode()).hexdigest()[:12]  # equal departures, other formulas
+                    common.csv_download(departures, "prunelab_departures.csv", key=card_key)
                 else:
                     st.markdown("**No departure**: every choice above is the authors' code's.")
             for safeguard in card.safeguards:

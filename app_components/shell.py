@@ -31,6 +31,7 @@ class AppPage(NamedTuple):
 # the first is the home page (served at "/"; its url_path names it in links)
 PAGES = [
     AppPage("app_pages/home.py", "Overview", ":material/home:", "home"),
+    AppPage("app_pages/lessons.py", "Lessons", ":material/school:", "lessons"),
     AppPage("app_pages/runs.py", "Runs", ":material/play_circle:", "runs"),
     AppPage("app_pages/live.py", "Live training", ":material/monitoring:", "live"),
     AppPage("app_pages/slimming.py", "Slimming", ":material/content_cut:", "slimming"),

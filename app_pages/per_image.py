@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_components import common, manidp_whatif, method_card
 from app_components.images import show_images
-from prunelab.analysis import tables
+from prunelab.analysis import figures, tables
 from prunelab.methods.manidp import evidence, lesson_runs, report
 from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.claims import claims as manidp_claims
@@ -54,8 +54,7 @@ run_config = common.config_of(run)
 if (reach := report.reach_text(summary, run_config is not None and run_config.model.torchvision)) is not None:
     st.caption(reach)
 
-fig = px.histogram(per_image, x="macs", nbins=40, labels={"macs": f"{common.MAC_LABEL} per image"})
-st.plotly_chart(fig.update_layout(yaxis_title="images", height=300, margin={"t": 20}), key="pi_hist")
+st.plotly_chart(figures.macs_histogram(per_image["macs"]), key="pi_hist")
 
 st.subheader("MACs against complexity")
 axes = {"CE loss": "loss"}
@@ -125,9 +124,7 @@ with left:
                 f"**{common.md_text(tables.class_name(names, row['pred']))}**, loss {row['loss']:.3f}, "
                 f"{row['macs'] / 1e6:.3f} M MACs")
 with right:
-    fig = px.bar(tables.layer_densities(row), x="layer", y="density", range_y=[0, 1])
-    st.plotly_chart(fig.update_layout(yaxis_title="fraction of channels kept", height=300, margin={"t": 10}),
-                    key="pi_density")
+    st.plotly_chart(figures.density_bars(row), key="pi_density")
 
 st.subheader("Gallery: images ranked by MACs")
 cols = st.columns(2)

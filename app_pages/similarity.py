@@ -2,14 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from app_components import common, method_card, subnet_map
-from prunelab.analysis import tables
+from prunelab.analysis import figures, tables
 from prunelab.methods.manidp import lesson_runs
 from prunelab.methods.manidp.artefacts import PER_IMAGE, PROBE
 from prunelab.methods.manidp.claims import claims as manidp_claims
@@ -28,28 +25,6 @@ common.explain(
 )
 
 
-def heatmaps(t: np.ndarray, r: np.ndarray) -> go.Figure:
-    """T, R (one colour scale over both, spanning their values: a run whose similarities all lie in 0.65-0.98
-    still shows its structure) and T - R side by side; rows and columns are probe images by class."""
-    low, high = float(min(t.min(), r.min())), float(max(t.max(), r.max()))
-    if high - low < 1e-6:
-        low, high = low - 0.5, high + 0.5
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.1,
-                        subplot_titles=["T: gate similarity", "R: feature similarity", "T − R"])
-    panels = ((t, "coloraxis"), (r, "coloraxis"), (t - r, "coloraxis2"))
-    for col, (matrix, axis) in enumerate(panels, start=1):
-        fig.add_trace(go.Heatmap(z=matrix, coloraxis=axis), row=1, col=col)
-    fig.update_xaxes(constrain="domain").update_yaxes(autorange="reversed", constrain="domain")
-    fig.update_yaxes(scaleanchor="x", title_text="probe image (by class)", col=1)
-    fig.update_xaxes(title_text="probe image (by class)", col=2)
-    for col in (2, 3):
-        fig.update_yaxes(scaleanchor=f"x{col}", showticklabels=False, col=col)
-    return fig.update_layout(
-        height=380, margin={"t": 40, "b": 10},
-        coloraxis={"colorscale": "RdBu_r", "cmin": low, "cmax": high, "colorbar": {"x": 0.645, "thickness": 12}},
-        coloraxis2={"colorscale": "PuOr", "cmin": -2, "cmax": 2, "colorbar": {"x": 1.01, "thickness": 12}})
-
-
 run = common.pick_run("ManiDP run", methods=[MANIDP], key="sim_run", default=lesson_runs.opening_run, param="run")
 if run is None:
     st.stop()
@@ -65,7 +40,7 @@ layer = st.selectbox("Layer (opens on the one whose feature similarity varies mo
 position = probe.layer_names.index(layer)
 t, labels = tables.order_by_class(probe.T[position], probe.labels)
 r, _ = tables.order_by_class(probe.R[position], probe.labels)
-st.plotly_chart(heatmaps(t, r), key="sim_heatmaps")
+st.plotly_chart(figures.similarity_heatmaps(t, r), key="sim_heatmaps")
 st.metric(f"Frobenius distance ‖T − R‖ at {common.md_text(layer)} ({len(labels)} probe images)",
           f"{tables.frobenius_gap(t, r):.3f}")
 

@@ -4,12 +4,10 @@ import html
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from app_components import common, method_card, run_exports
-from prunelab.analysis import results, tables
+from prunelab.analysis import figures, results, tables
 from prunelab.methods.slimming import lesson_runs
 from prunelab.methods.slimming.artefacts import GAMMA_HISTORY, PRUNING
 from prunelab.methods.slimming.claims import claims as slimming_claims
@@ -44,15 +42,6 @@ def channel_counts(path: str, mtime: float) -> dict[str, Any] | None:
     from prunelab.methods.slimming.counts import run_channel_counts
 
     return run_channel_counts(path)
-
-
-def channel_bars(channels: Any, after_name: str) -> go.Figure:
-    """Channels per layer before vs after; layers where the per-layer guard fired are marked."""
-    colours = ["#e4572e" if fired else "#2e86ab" for fired in channels["guard_fired"]]
-    fig = go.Figure([go.Bar(name="before", x=channels["layer"], y=channels["before"], marker_color="#c9c9c9"),
-                     go.Bar(name=after_name, x=channels["layer"], y=channels["after"], marker_color=colours,
-                            text=["guard" if f else "" for f in channels["guard_fired"]])])
-    return fig.update_layout(barmode="group", yaxis_title="channels", height=340, margin={"t": 30})
 
 
 run = common.pick_run("Run to inspect", methods=[SLIMMING], key="slim_run", states=WITH_DATA, param="run",
@@ -99,24 +88,10 @@ else:
     names = next(iter(histories.values())).layer_names
     layer = st.selectbox("Layer", ["all prunable layers", *names], key="slim_layer")
     layer = None if layer == "all prunable layers" else layer
-    edges = tables.gamma_bin_edges([g for h in histories.values() for g in h.gammas])
     titles = [f"λ = {h.sparsity_lambda:g}<br>{html.escape(str(getattr(common.config_of(p), 'name', Path(p).name)))}"
               for p, h in histories.items()]  # the run's name, not its time-stamped folder: titles fit
-    fig = make_subplots(rows=1, cols=len(histories), shared_yaxes=True, subplot_titles=titles)
-    fig.update_annotations(font_size=12)  # the subplot titles: two short lines, each within its panel
-    for col, hist in enumerate(histories.values(), start=1):
-        row = tables.epoch_row(hist.epochs, epoch)
-        values = tables.layer_gammas(hist.gammas, hist.layer_names, row, layer)
-        bins = tables.gamma_histogram(values, edges)
-        fig.add_trace(go.Bar(x=bins["center"], y=bins["count"], width=edges[1] - edges[0], showlegend=False,
-                             marker_color="#2e86ab"), row=1, col=col)
-        threshold = tables.threshold_at_epoch(hist.thresholds, row)
-        if threshold is not None:  # the threshold the run's rule gives for this epoch's gammas
-            fig.add_vline(x=threshold, line_dash="dash", line_color="#e4572e", row=1, col=col,
-                          annotation_text=f"threshold at epoch {int(hist.epochs[row])}",
-                          annotation_position="top right")
-    fig.update_xaxes(title_text="|γ|").update_yaxes(title_text="channels", col=1)
-    st.plotly_chart(fig.update_layout(height=380, margin={"t": 70}), key="slim_hist")
+    st.plotly_chart(figures.gamma_panels(dict(zip(titles, histories.values(), strict=True)), epoch, layer),
+                    key="slim_hist")
     shares = tables.near_zero_shares(histories, epoch)
     cols = st.columns(len(shares))
     for col, (name, share) in zip(cols, shares.items(), strict=True):
@@ -141,7 +116,7 @@ else:
     if counts is not None:
         st.markdown(f"Prune ratio {counts['prune_ratio']:.0%}: the global threshold removed "
                     f"{tables.prune_denominator_text(counts)}.")
-    st.plotly_chart(channel_bars(tables.channels_frame(pruning["layers"]), "after"), key="slim_channels")
+    st.plotly_chart(figures.channel_bars(tables.channels_frame(pruning["layers"]), "after"), key="slim_channels")
     if pruning.get("guard_fired_layers"):
         st.warning("The global threshold would have removed every channel of "
                    f"{', '.join(pruning['guard_fired_layers'])}; the per-layer guard kept "
@@ -171,5 +146,5 @@ else:
                        f"{result['params'] / result['params_dense'] - 1:+.1%}", delta_color="inverse")
         cols[3].metric("Test accuracy, no fine-tuning", f"{result['acc']:.1%}")
         st.caption(f"At {ratio:.0%} the threshold removes {tables.prune_denominator_text(result)}.")
-        st.plotly_chart(channel_bars(tables.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
+        st.plotly_chart(figures.channel_bars(tables.channels_frame(result["layers"]), f"kept at {ratio:.0%}"),
                         key="slim_whatif")

@@ -32,7 +32,7 @@ from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 
 CHARTS = ".js-plotly-plot, [data-testid='stVegaLiteChart'], [data-testid='stArrowVegaLiteChart']"
 FIRST_VIEW = f"{CHARTS}, [data-testid='stDataFrame']"  # the Runs page opens on its table
-PAGES = ("", "runs", "live", SLIMMING, "per_image", "similarity", "ablations", "speed")
+PAGES = ("", "lessons", "runs", "live", SLIMMING, "per_image", "similarity", "ablations", "speed")
 RUN_PAGES = {"live": None, SLIMMING: SLIMMING, "per_image": MANIDP, "similarity": MANIDP}
 IDLE_TIMEOUT_S = 120.0  # an interaction still running after this counts as a problem
 SLOW_S = 5.0  # the bar: no page's first chart, no interaction, later than this on a warm server

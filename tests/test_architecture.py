@@ -131,7 +131,7 @@ def test_pages_folder_holds_only_registered_pages() -> None:
 
 
 # the URL path of every page since the app has had one (bookmarks and shared links use them)
-BOOKMARKED = {"home", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed"}
+BOOKMARKED = {"home", "lessons", "runs", "live", "slimming", "per_image", "similarity", "ablations", "speed"}
 
 
 def test_page_urls_stay_those_of_the_bookmarks() -> None:

@@ -29,6 +29,7 @@ TABLE = "[data-testid='stDataFrame']"
 # page file -> (url path, what must be visible, the method its fixture runs need)
 PAGES = {
     "app_pages/home.py": ("", CHARTS, None),
+    "app_pages/lessons.py": ("lessons", CHARTS, None),
     "app_pages/runs.py": ("runs", TABLE, None),
     "app_pages/live.py": ("live?run=fx-baseline", CHARTS, None),  # a finished run: no polling to wait out
     "app_pages/slimming.py": ("slimming", CHARTS, "slimming"),

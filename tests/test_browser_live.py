@@ -92,7 +92,7 @@ def test_a_walk_touches_every_page_on_both_demos(server: tuple[str, Path], tmp_p
 
     walk = walk_app(url, visits, limit=WALK_LIMIT, shots=tmp_path, touch=touch, point_limit=WALK_POINTS)
     print(walk.report())
-    assert set(walk.first_chart) == {label for label, _ in visits} and len(visits) >= 16  # 8 pages, 2 demos
+    assert set(walk.first_chart) == {label for label, _ in visits} and len(visits) >= 18  # 9 pages, 2 demos
     assert sum(1 for _, action, _ in walk.waits if action.startswith("point")) >= 2  # scatters were clicked
     problems = walk.problems + server_problems(next(runs.parent.glob("streamlit-*.log")))
     assert not problems, "\n".join(problems)

@@ -275,7 +275,8 @@ def method_forms(table: pd.DataFrame, method: str) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def _in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
+def in_form(table: pd.DataFrame, method: str, form: str) -> pd.DataFrame:
+    """`table` with `method`'s runs narrowed to those of `form` (a `tables.form_label`); other methods' runs kept."""
     from prunelab.analysis.tables import form_label
 
     keep = [row["method"] != method or (form_label(row) or "") == form for _, row in table.iterrows()]
@@ -287,7 +288,7 @@ def per_form(table: pd.DataFrame, method: str, judge: Callable[[pd.DataFrame], l
     forms = method_forms(table, method) or [""]
     claims = []
     for form in forms:
-        part = _in_form(table, method, form) if len(forms) > 1 else table
+        part = in_form(table, method, form) if len(forms) > 1 else table
         suffix = f" [{form}]" if len(forms) > 1 and form else ""
         claims += [replace(c, lesson=c.lesson + suffix) for c in judge(part)]
     return claims

@@ -1,4 +1,4 @@
-"""Command line: `python -m prunelab run|list|resume|suite|jobs|export|models`.
+"""Command line: `python -m prunelab run|list|resume|suite|jobs|export|models|report`.
 
 Bad input exits with status 2 and one line naming the problem and the allowed values; a failed run
 exits with status 1 and its error; a finished run prints its directory as the last line of stdout.
@@ -16,6 +16,7 @@ from prunelab.cli.export import add_export_commands
 from prunelab.cli.jobs import add_job_commands
 from prunelab.cli.listing import cmd_list
 from prunelab.cli.models import add_models_command
+from prunelab.cli.report import add_report_command
 from prunelab.cli.run import cmd_run
 from prunelab.runs.safe_text import printable
 from prunelab.training.preflight import NotRunnable
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_commands(sub)
     add_export_commands(sub)
     add_models_command(sub)
+    add_report_command(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ goes).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ def result_files() -> list[Path]:
     """The result files (`*.json`) of `speed_dir()`, by name; [] when the folder is missing."""
     folder = speed_dir()
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A result file's JSON (OSError or ValueError when it cannot be read or parsed)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def speed_rows(result: dict[str, Any]) -> pd.DataFrame:

@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 ANALYSIS_PAGES = [f"app_pages/{name}.py" for name in ("slimming", "per_image", "similarity", "ablations")]
-PAGES = ["app_pages/home.py", "app_pages/runs.py", "app_pages/live.py"] + [page for page in ANALYSIS_PAGES
-                                                                          if (ROOT / page).is_file()]
+PAGES = ["app_pages/home.py", "app_pages/lessons.py", "app_pages/runs.py", "app_pages/live.py"] + [
+    page for page in ANALYSIS_PAGES if (ROOT / page).is_file()]
 TIMEOUT = 120
 
 

@@ -26,6 +26,10 @@ from prunelab.analysis.lessons import (
 from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.runs.run_format import NEAR_ZERO_GAMMA_KEY
 
+# the lessons the claims name (the tours pick a claim by its lesson)
+PILE_UP = "γ piles up at zero as λ grows"
+PRUNING_BARELY_HURTS = "with a strong λ, pruning barely hurts before fine-tuning"
+
 
 def claims(table: pd.DataFrame) -> list[Claim]:
     """Figure 4 of Liu et al. (2017), judged within each setting (`setting_claims`)."""
@@ -51,7 +55,7 @@ def form_claims(table: pd.DataFrame) -> list[Claim]:
     shares = {lam: figure_stat(slim, at[lam], NEAR_ZERO_GAMMA_KEY) for lam in lambdas}
     share_text = "; ".join(f"λ = {lam:g}: {shares[lam].text('.1f', percent=True)}" for lam in lambdas)
     steps = f"λ = {' → '.join(f'{lam:g}' for lam in lambdas)}"
-    found = [Claim("γ piles up at zero as λ grows",
+    found = [Claim(PILE_UP,
                    "Network Slimming (Liu et al., 2017, Fig. 4): with λ = 0 the |γ| distribution is flat; "
                    "as λ grows it piles up near zero.",
                    f"share of |γ| below 0.05 after sparsity training: {share_text}{note}",
@@ -85,7 +89,7 @@ def _pruning_claim(slim: pd.DataFrame, at: dict[float, pd.Series], low: float, h
         verdict = verdict_of(after[high], after[low], holds_if_greater=True)
         measured = (f"accuracy right after pruning: λ = {low:g}: {after[low].text('.1f', percent=True)}; "
                     f"λ = {high:g}: {after[high].text('.1f', percent=True)}")
-    return Claim("with a strong λ, pruning barely hurts before fine-tuning",
+    return Claim(PRUNING_BARELY_HURTS,
                  "Network Slimming: the channels below the global threshold carry little, so accuracy right "
                  "after pruning stays close to the sparsity-trained network's.",
                  measured + note, verdict, "accuracy right after pruning stays high",
