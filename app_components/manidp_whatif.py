@@ -36,8 +36,8 @@ def _stored(path: str, stored: tuple[float, ...], density: float) -> WhatIf | No
 
 
 def _densities(run: Path, stored: list[float]) -> list[float]:
-    """A demo run with a stored curve, or any on a viewer, offers its densities only (each drawn at once); others
-    the fine grid too."""
+    """A demo run with a stored curve, or any run on a viewer, offers its stored densities only (each drawn at once);
+    others the fine grid too."""
     if stored and (results.is_demo(run) or viewer_mode.active()):
         return stored
     return sorted({*FINE_GRID, *stored})
@@ -78,6 +78,9 @@ def show(run: Path, names: list[str]) -> None:
 
     own = target_density(run) or 0.7
     stored = views.whatif_densities(run)
+    if not stored and viewer_mode.active():  # no slider over densities none of which can be shown
+        st.info(f"No what-if is stored with this run. {viewer_mode.NOT_COMPUTED}")
+        return
     options = _densities(run, stored)
     if st.session_state.get("pi_whatif_density") not in options:
         st.session_state.pop("pi_whatif_density", None)  # another run, with other densities
@@ -88,7 +91,7 @@ def show(run: Path, names: list[str]) -> None:
              "with the run's own rule; the weights stay as trained.")
     try:
         result = _stored(str(run), tuple(stored), float(density)) if density in stored else None
-        if result is None and viewer_mode.active():
+        if result is None and viewer_mode.active():  # a stored density whose file no longer holds it
             st.info(f"The what-if at density {density:.2f} is not stored with this run. {viewer_mode.NOT_COMPUTED}")
             return
         if result is None:

@@ -5,6 +5,7 @@ still renders for reading; the `--viewer` option and a misspelt switch."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from app_components import viewer_mode
 from prunelab.analysis import results
 from prunelab.runs import viewer
+from prunelab.runs.run_format import PRUNE_CURVE_FILE, UMAP_FILE, WHATIF_CURVE_FILE
 from tests.app_pages.test_app import APP, PAGES, TIMEOUT, assert_clean, open_page
 
 # what a viewer must not offer: a button, form or link that starts, stops, resumes, deletes, uploads or computes
@@ -42,6 +44,19 @@ def demo_env(empty_runs_dir: Path, data_cache_dir: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv(results.NO_DEMO_ENV, raising=False)
     monkeypatch.chdir(Path(APP).parent)
     return empty_runs_dir
+
+
+@pytest.fixture
+def unviewed_runs(fixture_runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the fixture runs without any stored view (another page test may have computed one into them): the
+    app reads it, the demo hidden."""
+    runs = tmp_path / "runs"
+    views = shutil.ignore_patterns(WHATIF_CURVE_FILE, UMAP_FILE, PRUNE_CURVE_FILE)
+    shutil.copytree(fixture_runs_dir, runs, ignore=views)
+    monkeypatch.setenv("PRUNELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv(results.NO_DEMO_ENV, "1")
+    monkeypatch.chdir(Path(APP).parent)
+    return runs
 
 
 def test_the_runs_page_is_the_runs_table_with_a_note(demo_env: Path, viewer_on: None) -> None:
@@ -76,14 +91,14 @@ def test_every_page_renders_for_reading_and_offers_nothing(demo_env: Path, viewe
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ALL_PAGES)
-def test_a_chosen_runs_folder_is_read_and_nothing_is_offered(runs_env: Path, viewer_on: None, page: str) -> None:
+def test_a_chosen_runs_folder_is_read_and_nothing_is_offered(unviewed_runs: Path, viewer_on: None, page: str) -> None:
     """The fixture runs (a ManiDP run with its model but no stored views, a running, a failed and broken runs) in
     viewer mode: no compute, resume or delete offer on any page, and nothing written into the folder."""
-    before = {path: path.stat().st_mtime_ns for path in runs_env.rglob("*")}
+    before = {path: path.stat().st_mtime_ns for path in unviewed_runs.rglob("*")}
     at, _ = open_page(page)
     assert_clean(at)
     assert not offers(at), (page, offers(at))
-    assert {path: path.stat().st_mtime_ns for path in runs_env.rglob("*")} == before
+    assert {path: path.stat().st_mtime_ns for path in unviewed_runs.rglob("*")} == before
     said = " ".join(str(element.value) for element in (*at.info, *at.caption))
     assert NOT_STORED.get(page, "") in said  # instead of a compute button, why the view is not there
 
@@ -97,7 +112,7 @@ NOT_STORED = {"app_pages/per_image.py": viewer_mode.NOT_COMPUTED,
 @pytest.mark.parametrize(("page", "offer"), [("app_pages/per_image.py", "Compute the what-if"),
                                              ("app_pages/similarity.py", "Compute the map"),
                                              ("app_pages/runs.py", "Resume selected")])
-def test_the_same_runs_offer_them_on_a_normal_server(runs_env: Path, page: str, offer: str) -> None:
+def test_the_same_runs_offer_them_on_a_normal_server(unviewed_runs: Path, page: str, offer: str) -> None:
     """The check above is not blind: on a normal server these pages offer to compute or resume."""
     at, _ = open_page(page)
     assert any(found.startswith(offer) for found in offers(at)), offers(at)
