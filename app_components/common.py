@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_components import viewer_mode
 from prunelab.analysis import results
 from prunelab.analysis.figures import MAC_LABEL as MAC_LABEL  # the unit's one name, the core's
 from prunelab.config import METHOD_FACTS
@@ -80,8 +81,8 @@ def _no_runs_message(methods: Sequence[str] | None, states: Sequence[str] | None
     if len(unfinished):
         counts = unfinished["state"].value_counts().to_dict()
         note = " Matching runs exist but are " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
-    st.info(f"This page needs {wanted} that has finished.{note} Start one from the **Runs** page or a "
-            f"terminal; runs are read from `{default_runs_dir()}`.")
+    start = viewer_mode.offer(" Start one from the **Runs** page or a terminal.")
+    st.info(f"This page needs {wanted} that has finished.{note}{start} Runs are read from `{default_runs_dir()}`.")
 
 
 def _labels(runs: pd.DataFrame) -> dict[str, str]:
@@ -199,8 +200,8 @@ def read(path: str | Path, artefact: Artefact[T]) -> T | None:
     try:
         return _read(str(path), artefact.file, Run(path).version(artefact))
     except ArtefactError as error:
-        st.error(f"Run {md_code(Path(path).name)}: {md_text(error.short)}. Delete the run on the **Runs** page or "
-                 "run it again.")
+        st.error(f"Run {md_code(Path(path).name)}: {md_text(error.short)}."
+                 + viewer_mode.offer(" Delete the run on the **Runs** page or run it again."))
         return None
 
 

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import common, shell
+from app_components import common, shell, viewer_mode
 from prunelab.analysis import live, results, tables
 from prunelab.config import METHOD_FACTS
 from prunelab.methods.manidp.artefacts import PER_IMAGE
@@ -50,8 +50,9 @@ def pick_run() -> Path | None:
     saying how to start a run, when there is none."""
     runs = common.runs_frame()
     if runs.empty:
-        st.info("No runs yet. Start one on the **Runs** page (or with `python -m prunelab run ...` in a "
-                f"terminal) and watch it train here; runs are read from `{common.default_runs_dir()}`.")
+        start = viewer_mode.offer("Start one on the **Runs** page (or with `python -m prunelab run ...` in a "
+                                  "terminal) and watch it train here. ")
+        st.info(f"No runs yet. {start}Runs are read from `{common.default_runs_dir()}`.")
         return None
     active = runs["state"].map(live.is_active)
     runs = pd.concat([runs[active], runs[~active]])
@@ -126,8 +127,9 @@ def _header(path: str, state: str, status: dict[str, Any], curves: pd.DataFrame,
         st.error(f"The run failed: {common.md_text(status['error'])}")
     elif state == "interrupted":
         why = common.md_text(status.get("message") or "its owner is gone")
-        st.warning(f"This run stopped without finishing ({why}). Resume it on the **Runs** page or with "
-                   f"{common.md_code(f'python -m prunelab resume {Path(path).name}')}.")
+        resume = f"python -m prunelab resume {Path(path).name}"
+        st.warning(f"This run stopped without finishing ({why})."
+                   + viewer_mode.offer(f" Resume it on the **Runs** page or with {common.md_code(resume)}."))
 
 
 def curves_figure(curves: pd.DataFrame, spans: list[live.PhaseSpan],

@@ -3,7 +3,8 @@ is the core's).
 
 A density whose what-if is stored (`prunelab.analysis.views`: shipped with a demo run, or computed on request
 before) is drawn at once; any other is computed only when asked, with a progress bar, and stored next to
-the run (a demo run's in the derived-file cache) so it is computed once."""
+the run (a demo run's in the derived-file cache) so it is computed once. A read-only viewer
+(`app_components.viewer_mode`) offers the stored densities alone and computes none."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app_components import common
+from app_components import common, viewer_mode
 from app_components.images import show_images
 from prunelab.analysis import figures, results
 from prunelab.runs.run_format import MODEL_FILE, RunStoreError
@@ -34,8 +35,9 @@ def _stored(path: str, stored: tuple[float, ...], density: float) -> WhatIf | No
 
 
 def _densities(run: Path, stored: list[float]) -> list[float]:
-    """A demo run with a stored curve offers its densities only (each drawn at once); others the fine grid too."""
-    if stored and results.is_demo(run):
+    """A demo run with a stored curve, or any run on a viewer, offers its stored densities only (each drawn at once);
+    others the fine grid too."""
+    if stored and (results.is_demo(run) or viewer_mode.active()):
         return stored
     return sorted({*FINE_GRID, *stored})
 
@@ -55,8 +57,8 @@ def show(run: Path, names: list[str]) -> None:
     """The what-if section of a finished ManiDP run: slider, figures, MACs histograms and moved images."""
     if not (Path(run) / MODEL_FILE).is_file():
         demo = " This bundled demo run was shipped without it." if results.is_demo(run) else ""
-        st.info(f"The what-if needs the run's gated model ({MODEL_FILE}), written when a run finishes.{demo} "
-                "Train a ManiDP run (Runs page) to try it.")
+        st.info(f"The what-if needs the run's gated model ({MODEL_FILE}), written when a run finishes.{demo}"
+                + viewer_mode.offer(" Train a ManiDP run (Runs page) to try it."))
         return
     from prunelab.analysis import views
     from prunelab.data import DatasetError
@@ -64,6 +66,9 @@ def show(run: Path, names: list[str]) -> None:
 
     own = target_density(run) or 0.7
     stored = views.whatif_densities(run)
+    if not stored and viewer_mode.active():  # no slider over densities none of which can be shown
+        st.info(f"No what-if is stored with this run. {viewer_mode.NOT_COMPUTED}")
+        return
     options = _densities(run, stored)
     if st.session_state.get("pi_whatif_density") not in options:
         st.session_state.pop("pi_whatif_density", None)  # another run, with other densities
@@ -74,6 +79,9 @@ def show(run: Path, names: list[str]) -> None:
              "with the run's own rule; the weights stay as trained.")
     try:
         result = _stored(str(run), tuple(stored), float(density)) if density in stored else None
+        if result is None and viewer_mode.active():  # a stored density whose file no longer holds it
+            st.info(f"The what-if at density {density:.2f} is not stored with this run. {viewer_mode.NOT_COMPUTED}")
+            return
         if result is None:
             st.info(f"The what-if at density {density:.2f} is not computed yet. It recalibrates the thresholds "
                     "(several passes over the calibration images) and evaluates every test image: tens of seconds "

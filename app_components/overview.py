@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_components import charts, common, shell
+from app_components import charts, common, shell, viewer_mode
 from app_components.images import image_grid
 from prunelab.analysis import live, tables
 from prunelab.config import METHOD_FACTS, dataset_short_name
@@ -26,10 +26,11 @@ STRIP_COUNT = 6
 
 
 def links() -> None:
-    """Starting a run and watching one, one click each."""
+    """Starting a run (on a viewer: browsing the runs) and watching one, one click each."""
     start, watch = st.columns(2)
     with start:
-        shell.page_link("app_pages/runs.py", label="Start a run", icon=":material/play_circle:")
+        shell.page_link("app_pages/runs.py", label="Browse the runs" if viewer_mode.active() else "Start a run",
+                        icon=":material/play_circle:")
     with watch:
         shell.page_link("app_pages/live.py", label="Watch a run train", icon=":material/monitoring:")
 
@@ -97,6 +98,7 @@ def chart_caption(runs: pd.DataFrame, reduction: bool = False) -> None:
 
 
 def no_demo_message() -> None:
-    st.info("No finished runs to chart yet (the bundled demo is hidden or missing). Start a run on the **Runs** "
-            "page; finished runs appear here as accuracy against MACs.")
+    st.info("No finished runs to chart yet (the bundled demo is hidden or missing)."
+            + viewer_mode.offer(" Start a run on the **Runs** page; finished runs appear here as accuracy against "
+                                "MACs."))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_components import common
+from app_components import common, viewer_mode
 from prunelab.analysis import results
 from prunelab.config import METHOD_FACTS
 from prunelab.export import ExportError
@@ -58,8 +58,9 @@ def why_no_onnx(path: Path) -> str:
         return "The ONNX export needs the run's summary.json, which this finished run lacks."
     if results.is_demo(path):
         return ("The bundled demo runs ship without their final model (model.pt), to keep the repository small, "
-                "so they cannot be exported. Train a run of your own on the **Runs** page (e.g. "
-                "`python -m prunelab run slimming --lambda 1e-3`) and export it here.")
+                "so they cannot be exported." + viewer_mode.offer(
+                    " Train a run of your own on the **Runs** page (e.g. `python -m prunelab run slimming --lambda "
+                    "1e-3`) and export it here."))
     return "This finished run has no model.pt (deleted?), so it cannot be exported."
 
 

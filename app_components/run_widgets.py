@@ -2,7 +2,8 @@
 
 Forms build a `RunConfig` (or a `Suite`) and hand it to a scheduler of this server (`schedulers()`: the
 process-wide `JobManager`, and the Ray runner once a suite ran on Ray); nothing here trains. Validation is
-pydantic's: a bad value is reported with the field's name and allowed range.
+pydantic's: a bad value is reported with the field's name and allowed range. On a read-only viewer
+(`app_components.viewer_mode`) the forms and the jobs panel draw nothing and the runs browser offers no action.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from app_components import common, live_view, ray_jobs, run_exports
+from app_components import common, live_view, ray_jobs, run_exports, viewer_mode
 from prunelab.analysis import results
 from prunelab.config import (
     DATASET_NAMES,
@@ -151,7 +152,10 @@ def model_settings(model: str, width: float, cifar_stem: bool, weights: str | No
 
 
 def run_form() -> None:
-    """Method, dataset, model and training settings -> a validated RunConfig -> the job manager."""
+    """Method, dataset, model and training settings -> a validated RunConfig -> the job manager (nothing on a
+    viewer)."""
+    if viewer_mode.active():
+        return
     method = st.radio("Method", METHOD_NAMES, horizontal=True, key="form_method")
     with st.form("run_form"):
         left, middle, right = st.columns(3)
@@ -196,7 +200,10 @@ def run_form() -> None:
 
 
 def suite_form() -> None:
-    """A registered suite (demo, slimming, ablation) or a one-parameter sweep, on the default data."""
+    """A registered suite (demo, slimming, ablation) or a one-parameter sweep, on the default data (nothing on a
+    viewer)."""
+    if viewer_mode.active():
+        return
     with st.form("suite_form"):
         left, right = st.columns(2)
         name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name")
@@ -286,7 +293,10 @@ def _job_row(scheduler: Scheduler, job: JobInfo) -> None:
 
 
 def jobs_panel() -> None:
-    """The jobs of this app process, polled every POLL_S seconds while one is queued or running."""
+    """The jobs of this app process, polled every POLL_S seconds while one is queued or running (nothing on a
+    viewer: it holds no scheduler)."""
+    if viewer_mode.active():
+        return
     active = any(job.state in ACTIVE_STATES for _, job in _scheduled_jobs())
     st.fragment(_jobs_body, run_every=POLL_S if active else None)()
 
@@ -320,8 +330,10 @@ def _filtered(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def runs_browser(runs: pd.DataFrame) -> None:
-    """The runs table with filters and row selection; selected user runs can be deleted."""
+def runs_browser(runs: pd.DataFrame, read_only: bool | None = None) -> None:
+    """The runs table with filters and row selection (one selected run: its exports); selected user runs can be
+    deleted, resumed or restarted unless `read_only` (default: on a viewer, `app_components.viewer_mode`)."""
+    read_only = viewer_mode.active() if read_only is None else read_only
     if runs.empty:
         st.caption("No runs in the runs folder yet.")
         return
@@ -329,7 +341,7 @@ def runs_browser(runs: pd.DataFrame) -> None:
     runs = runs.assign(state=runs["state"].where(~broken, "broken"))
     if broken.any():
         st.warning(f"{int(broken.sum())} run(s) have missing or corrupt files and are listed as *broken*; "
-                   "the problem column names the file. Select them to delete them.")
+                   "the problem column names the file." + ("" if read_only else " Select them to delete them."))
     view = _filtered(runs).assign(settings=lambda df: df.apply(results.method_settings, axis=1))
     event = st.dataframe(
         view[TABLE_COLUMNS], hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
@@ -348,6 +360,12 @@ def runs_browser(runs: pd.DataFrame) -> None:
     selected = view.iloc[event.selection.rows] if event is not None else view.iloc[:0]
     if len(selected) == 1:
         run_exports.run_detail(Path(selected["path"].iloc[0]))
+    if not read_only:
+        _run_actions(selected)
+
+
+def _run_actions(selected: pd.DataFrame) -> None:
+    """Delete, resume or restart the selected runs."""
     if st.button(f"Delete selected runs ({len(selected)})", disabled=selected.empty, key="delete_runs"):
         st.session_state[PENDING_DELETE] = selected["path"].tolist()
     if st.session_state.get(PENDING_DELETE):

@@ -2,9 +2,9 @@
 
 With the run's gated model (model.pt) every test image is a point: its UMAPs are read from the views
 stored with the run (`prunelab.analysis.views`, shipped with a demo run), or computed when asked, with a progress
-bar, and stored next to the run (a demo run's in the derived-file cache). Until then, and for a run
-without its model, the probe images of probe.npz are shown. Hovering a point shows the image's label,
-prediction, loss and MACs; clicking (or box-selecting) points shows the images themselves.
+bar, and stored next to the run (a demo run's in the derived-file cache; a read-only viewer computes none).
+Until then, and for a run without its model, the probe images of probe.npz are shown. Hovering a point shows the
+image's label, prediction, loss and MACs; clicking (or box-selecting) points shows the images themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_components import common
+from app_components import common, viewer_mode
 from app_components.images import show_images
 from prunelab.analysis import results, tables
 from prunelab.methods.manidp.artefacts import PROBE, Probe
@@ -85,6 +85,9 @@ def _source(run: Path, probe: Probe, per_image: pd.DataFrame | None,
                    "the saved gated model at its thresholds). Hover for its label, prediction, loss and MACs; click "
                    "a point, or drag a box, to see the images.")
         return _all_images_embedding, per_image["index"].to_numpy(), per_image["label"].to_numpy()
+    elif viewer_mode.active():
+        reason = ("the map of every test image at this layer is not stored with this run, and this read-only viewer "
+                  "computes none")
     else:
         reason = "the map of every test image at this layer is not computed yet"
         if st.button(f"Compute the map of all {len(per_image)} test images at this layer (stored next to the run)",

@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app_components import charts, common, method_card, paper_points
+from app_components import charts, common, method_card, paper_points, viewer_mode
 from prunelab.analysis import lessons, tables
 from prunelab.config import SWEEP_PARAMS
 from prunelab.methods.manidp.evidence import evidence_table
@@ -51,8 +51,9 @@ common.explain(
 
 table = common.computed(tables.ablation_table, common.runs_frame())
 if table.empty:
-    st.info("No finished runs yet. Start a baseline, slimming and ManiDP runs (or the `demo` / `ablation` "
-            "suite) on the **Runs** page; they appear here when done.")
+    st.info("No finished runs yet." + viewer_mode.offer(
+        " Start a baseline, slimming and ManiDP runs (or the `demo` / `ablation` suite) on the **Runs** page; they "
+        "appear here when done."))
     st.stop()
 dataset = common.pick_dataset(table["dataset"], "Dataset", key="abl_dataset")
 table = table[table["dataset"] == dataset].reset_index(drop=True)  # never two datasets in one chart or claim

@@ -1,8 +1,14 @@
-"""Runs: start runs and suites, watch jobs live, browse and delete finished runs."""
+"""Runs: start runs and suites, watch jobs live, browse and delete finished runs (on a read-only viewer: browse)."""
 
 import streamlit as st
 
-from app_components import common, run_widgets
+from app_components import common, run_widgets, viewer_mode
+
+if viewer_mode.active():  # no form, no jobs, no delete or resume: the runs table alone
+    common.title("Runs: browse")
+    viewer_mode.note()
+    run_widgets.runs_browser(common.runs_frame(), read_only=True)
+    st.stop()
 
 common.title("Runs: start, watch, browse")
 st.markdown(

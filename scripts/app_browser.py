@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +54,31 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, poll_s: f
 
 @contextlib.contextmanager
 def serve_app(log_dir: Path, env: Mapping[str, str], poll_s: float = 0.5,
-              timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
+              timeout_s: float = START_TIMEOUT_S, script_args: Sequence[str] = ()) -> Iterator[str]:
     """A fresh headless `streamlit run app.py` with `env` added to this process's environment (e.g.
-    PRUNELAB_RUNS_DIR, PRUNELAB_NO_DEMO, PRUNELAB_CACHE_DIR); yields its URL once it answers /_stcore/health
-    (polled every `poll_s`), stops it afterwards."""
+    PRUNELAB_RUNS_DIR, PRUNELAB_NO_DEMO, PRUNELAB_CACHE_DIR) and `script_args` given to app.py (after `--`, e.g.
+    `--viewer`); yields its URL once it answers /_stcore/health (polled every `poll_s`), stops it afterwards."""
+    with serve_app_process(log_dir, env, poll_s, timeout_s, script_args) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app_process(log_dir: Path, env: Mapping[str, str], poll_s: float = 0.5, timeout_s: float = START_TIMEOUT_S,
+                      script_args: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serve_app`, yielding the server's process too (its pid: what a benchmark measures the memory of)."""
     port = free_port()
     log = log_dir / f"streamlit-{port}.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "localhost",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             *(["--", *script_args] if script_args else [])],
             cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     try:
         wait_healthy(url, server, log, poll_s, timeout_s)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:

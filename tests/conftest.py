@@ -4,6 +4,7 @@ use the trained fixture runs are marked slow."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def viewer_on() -> Iterator[None]:
+    """Viewer mode on for one test (`prunelab.runs.viewer`, as `PRUNELAB_VIEWER=1` or the app's `--viewer`), and read
+    from the environment again after it."""
+    from prunelab.runs import viewer
+
+    viewer.set_active(True)
+    try:
+        yield
+    finally:
+        viewer.set_active(None)

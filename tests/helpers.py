@@ -107,3 +107,18 @@ def probe_arrays(run_dir: Path) -> dict[str, Any]:
         arrays = {key: stored[key] for key in stored.files}
     probe = Run(run_dir).require(PROBE)
     return {**arrays, **{f"T_{i}": t for i, t in enumerate(probe.T)}, **{f"R_{i}": r for i, r in enumerate(probe.R)}}
+
+
+def folder_snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `root` with its size and mtime: what a refused request must leave as it was."""
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(root.rglob("*"))} if root.exists() else {}
+
+
+def assert_viewer_refusal(error: Any, action: str) -> None:
+    """`error` (a `pytest.ExceptionInfo` of a `ViewerModeError`) refuses `action` in one line that says the server is a
+    read-only viewer, how it became one and how to leave viewer mode."""
+    text = str(error.value)
+    assert text.startswith(f"{action}: ") and "\n" not in text, text
+    assert "read-only viewer" in text and "PRUNELAB_VIEWER=1" in text and "--viewer" in text, text
+    assert "start it without PRUNELAB_VIEWER and --viewer" in text, text

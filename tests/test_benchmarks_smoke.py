@@ -101,3 +101,25 @@ def test_the_app_benchmark_renders_the_pages_the_app_registers() -> None:
     pages = bench_app.app_pages()
     assert pages == [page.file for page in PAGES]
     assert all((ROOT / page).is_file() for page in pages)
+
+
+def test_the_viewer_benchmark_reads_a_process_trees_memory_and_cpu() -> None:
+    """bench_viewer measures the server by its process tree in /proc: a child counts, and its memory is in the sum."""
+    import os
+    import subprocess
+    import time
+
+    import bench_viewer
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; data = bytearray(64 << 20); time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 30
+        while bench_viewer.tree_rss_mib(child.pid) < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert child.pid in bench_viewer.process_tree(os.getpid())
+        assert bench_viewer.tree_rss_mib(child.pid) >= 64  # the 64 MiB it holds are resident
+        assert bench_viewer.tree_rss_mib(os.getpid()) >= bench_viewer.tree_rss_mib(child.pid) + 10
+        assert bench_viewer.tree_cpu_s(os.getpid()) > 0
+    finally:
+        child.kill()
+        child.wait()

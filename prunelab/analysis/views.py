@@ -20,7 +20,9 @@ Each file names the SHA-1 of the model file it was computed from; a file for ano
 The demo makers call `precompute` for every run with a model (`scripts/precompute_views.py` does it for a
 folder of existing runs). For a run without the files a page computes a view only when asked: into the
 run directory, or, for a read-only demo run, into the derived-file cache (`subnet_space.derived_dir`);
-`whatif_densities` / `load_whatif` / `load_umap` read either place. Every write is atomic.
+`whatif_densities` / `load_whatif` / `load_umap` read either place. Every write is atomic. In viewer mode
+(`prunelab.runs.viewer`) a write into a run directory is refused (`ViewerModeError`, before anything is computed);
+the derived-file cache is no runs folder and stays writable.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import pandas as pd
 from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.methods.manidp.config import NAME as MANIDP
 from prunelab.methods.slimming.config import NAME as SLIMMING
+from prunelab.runs import viewer
 from prunelab.runs.reading import (
     ArtefactError,
     gunzip_bounded,
@@ -99,8 +102,9 @@ def cache_dir(run_dir: str | Path) -> Path:
 
 def _view_file(run_dir: Path, out_dir: str | Path | None, name: str) -> Path:
     """Where a computed view goes: `out_dir` (a cache folder, created here) or the run directory itself
-    (never created: a run deleted meanwhile is not brought back)."""
+    (never created: a run deleted meanwhile is not brought back; refused in viewer mode)."""
     if out_dir is None:
+        viewer.refuse(f"cannot write {name} into run {run_dir.name}")
         return run_dir / name
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return Path(out_dir) / name
@@ -223,6 +227,7 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
     from prunelab.methods.manidp.whatif import DENSITY_DECIMALS, compute
 
     path = Path(run_dir)
+    file = _view_file(path, out_dir, WHATIF_CURVE_FILE)  # first: a viewer refuses before anything is computed
     digest = model_digest(path)
     stored = _read_curve(path)
     frames, meta = ([stored[0]], dict(stored[1])) if stored is not None else ([], {"densities": {}})
@@ -231,7 +236,6 @@ def compute_whatif(run_dir: str | Path, densities: Iterable[float], out_dir: str
     todo = [d for d in dict.fromkeys(wanted) if f"{d:g}" not in meta["densities"]]
     most_passes = len(gated_run(path).saved_thresholds) + 2  # calibration passes at most, and the test pass
     clock = _Clock(len(todo) * most_passes, report)
-    file = _view_file(path, out_dir, WHATIF_CURVE_FILE)
     for done, density in enumerate(todo):
         def on_pass(passes: int, most: int, done: int = done, density: float = density) -> None:
             clock.step(done * most_passes + passes, f"density {density:g}: calibration pass {passes}")
@@ -331,8 +335,8 @@ def compute_umaps(run_dir: str | Path, layers: Sequence[str | None] | None = Non
     from prunelab.methods.manidp.subnet_space import embedding, subnet_vectors
 
     path = Path(run_dir)
+    file = _view_file(path, out_dir, UMAP_FILE)  # first: a viewer refuses before anything is computed
     digest = model_digest(path)
-    file = _view_file(path, out_dir, UMAP_FILE)
     clock = _Clock(1, report)
     clock.step(0, "gate vectors and features of every test image")
     names = subnet_vectors(path).layer_names
@@ -398,6 +402,7 @@ def compute_prune(run_dir: str | Path, ratios: Iterable[float] = PRUNE_RATIOS, r
     from prunelab.methods.slimming.reprune import what_if
 
     path = Path(run_dir)
+    viewer.refuse(f"cannot write {PRUNE_CURVE_FILE} into run {path.name}")
     todo = [round(float(r), 2) for r in ratios]
     held = {"dense_sha1": model_digest(path, DENSE_MODEL_FILE), "ratios": {}}
     clock = _Clock(len(todo), report)

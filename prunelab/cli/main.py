@@ -1,7 +1,8 @@
 """Command line: `python -m prunelab run|list|resume|suite|jobs|export|models|report`.
 
 Bad input exits with status 2 and one line naming the problem and the allowed values; a failed run
-exits with status 1 and its error; a finished run prints its directory as the last line of stdout.
+exits with status 1 and its error; a finished run prints its directory as the last line of stdout. In
+viewer mode (`PRUNELAB_VIEWER=1`, `prunelab.runs.viewer`) `run`, `resume` and `suite` are refused the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prunelab.cli.models import add_models_command
 from prunelab.cli.report import add_report_command
 from prunelab.cli.run import cmd_run
 from prunelab.runs.safe_text import printable
+from prunelab.runs.viewer import ViewerModeError
 from prunelab.training.preflight import NotRunnable
 
 
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args))
-    except (UsageError, NotRunnable) as error:  # bad input, or a run that cannot start here
+    except (UsageError, NotRunnable, ViewerModeError) as error:  # bad input, a run that cannot start here
         print(f"error: {printable(error)}", file=sys.stderr)  # it may quote a run's name or files
         return 2
     except OSError as error:  # e.g. a read-only or full runs folder: one line, no traceback

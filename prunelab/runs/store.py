@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig, sanitize_name
+from prunelab.runs import viewer
 from prunelab.runs.reading import read_json_file
 from prunelab.runs.run_format import (
     ACTIVE_STATES,
@@ -290,7 +291,8 @@ class RunStore:
         self.root = Path(root) if root is not None else default_runs_dir()
 
     def create(self, config: RunConfig, run_id: str | None = None) -> RunDir:
-        """A new run directory with config.json and a `queued` status."""
+        """A new run directory with config.json and a `queued` status (refused in viewer mode: `ViewerModeError`)."""
+        viewer.refuse("cannot create a run")
         self.root.mkdir(parents=True, exist_ok=True)
         base = sanitize_name(run_id or self._auto_id(config)) or "run"
         candidate, counter = base, 1
@@ -400,9 +402,11 @@ class RunStore:
 
         Refused (RunStoreError naming the owner) while the run is queued or running with a live owner;
         the run is claimed for the deletion, so nobody can start it meanwhile. A symlinked run: only the
-        link is removed, its target is kept.
+        link is removed, its target is kept. Refused in viewer mode (`ViewerModeError`).
         """
         import shutil
+
+        viewer.refuse(f"cannot delete run {run_id}")
 
         from prunelab.runs import ownership
 

@@ -15,6 +15,8 @@ stale lock over. status.json also names the owner (`owner`, `owner_pid`, `owner_
 the claim) for runs and readers without locks. `JobManager.resume(run_id)` continues an interrupted,
 cancelled or failed run from its last epoch checkpoint (`Trainer.run(resume=True)`: metrics cut back to
 the checkpoint, phases continue), or with `from_scratch=True` restarts it in place keeping only its config.
+In viewer mode (`prunelab.runs.viewer`) no `JobManager` is made, and one made before refuses every request
+(submit, submit a suite, resume, cancel) with a `ViewerModeError` in one line.
 
 Datasets are shared: every job loads through `prunelab.data.load_dataset`, whose in-process cache
 returns the same tensors for the same `DataConfig`, so the runs of a suite load their data once.
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunelab.config import RunConfig
+from prunelab.runs import viewer
 from prunelab.runs.ownership import (
     HEARTBEAT_S,
     STALE_AFTER_S,
@@ -107,6 +110,7 @@ class JobManager:
     def __init__(self, runs_dir: str | Path | None = None, max_concurrent: int = 1, *, recover: bool = True,
                  heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S,
                  autostart: bool = True) -> None:
+        viewer.refuse("cannot start the job manager")  # it would recover stale runs: a write into the runs folder
         MAX_CONCURRENT.check(max_concurrent, "max_concurrent")  # before anything is made: a thread each
         self.store = RunStore(runs_dir)
         self.runs_dir = self.store.root
@@ -135,6 +139,7 @@ class JobManager:
     # submission -------------------------------------------------------------------------------
     def submit(self, config: RunConfig, run_id: str | None = None, depends_on: Sequence[str] = ()) -> str:
         """Create the run directory (state `queued`) and enqueue it; returns the run id immediately."""
+        viewer.refuse("cannot start a run")
         self._check_open()
         run = self.store.create(config, run_id)  # None: '<timestamp>-<name>'
         try:
@@ -157,6 +162,7 @@ class JobManager:
 
     def submit_suite(self, suite: Suite) -> list[str]:
         """Submit every run of a suite in order, wiring `init_from` and dependencies; returns run ids."""
+        viewer.refuse("cannot start a suite")  # before its first run is made
         ids: dict[str, str] = {}
         for item in suite.runs:
             config, depends = item.config, ()
@@ -174,6 +180,7 @@ class JobManager:
         JobError naming the owner). `from_scratch=True` restarts it in place instead: checkpoint, metrics,
         artefacts and summary are removed, config.json is kept.
         """
+        viewer.refuse(f"cannot resume run {run_id}")
         self._check_open()
         try:
             run = self.store.open(run_id)
@@ -214,6 +221,10 @@ class JobManager:
     # control ----------------------------------------------------------------------------------
     def cancel(self, run_id: str) -> bool:
         """Drop a queued job or ask a running one to stop at its next batch; False if not active here."""
+        viewer.refuse(f"cannot cancel run {run_id}")
+        return self._cancel(run_id)
+
+    def _cancel(self, run_id: str) -> bool:
         with self._cond:
             job = self._jobs.get(run_id)
             if job is None or job.state not in ACTIVE_STATES:
@@ -404,7 +415,7 @@ class JobManager:
             else:
                 log.error("run %s was taken over by another process; stopping it here", job.run_id)
                 job.progress.log("another process took this run over: stopping")
-            self.cancel(job.run_id)
+            self._cancel(job.run_id)
 
     def __enter__(self) -> JobManager:
         return self

@@ -46,7 +46,9 @@ class Scheduler(Protocol):
     drops a queued run or asks a running one to stop at its next batch (False when it is not active here);
     `wait(timeout=)` blocks until every run has ended (False when `timeout` passed first); `shutdown`
     cancels what is left (or lets it finish) and stops. A request the scheduler cannot honour is a
-    `JobError`.
+    `JobError`. In viewer mode (`prunelab.runs.viewer.active()`) a scheduler is never made, and one made before
+    refuses `submit`, `submit_suite` and `cancel` with a `prunelab.runs.viewer.ViewerModeError` (one line naming
+    viewer mode and how to leave it) before anything is written.
     """
 
     runs_dir: Path

@@ -29,6 +29,9 @@ folder of its node and returns the finished run directory (zip bytes, through Ra
 driver, which owns the run meanwhile, unpacks it into the store. A run that depends on another gets the
 parent's archive too (its `init_from` model). Live progress is then not visible before a run ends, and a
 run whose worker dies comes back with nothing (failed; resume restarts it).
+
+In viewer mode (`prunelab.runs.viewer`) no runner is made, and one made before refuses submit, submit a suite and
+cancel with a `ViewerModeError` in one line.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunelab.runs import ownership
+from prunelab.runs import ownership, viewer
 from prunelab.runs.ownership import HEARTBEAT_S, STALE_AFTER_S, OwnerLock, new_token
 from prunelab.runs.run_format import (
     ACTIVE_STATES,
@@ -440,6 +443,7 @@ class RaySuiteRunner:
     def __init__(self, runs_dir: str | Path | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
                  copy_back: bool = False, heartbeat_s: float = HEARTBEAT_S,
                  stale_after_s: float = STALE_AFTER_S) -> None:
+        viewer.refuse("cannot start the Ray runner")
         check_resources(num_cpus, num_gpus)
         self.copy_back = copy_back
         self.ray = import_ray()
@@ -462,11 +466,14 @@ class RaySuiteRunner:
         the runner's); returns its run id."""
         from prunelab.scheduling.suites import SuiteRun
 
+        viewer.refuse("cannot start a run")
+
         return self._submit_runs((SuiteRun("run", config),), num_cpus, num_gpus)[0]
 
     def submit_suite(self, suite: Suite, num_cpus: float | None = None, num_gpus: float | None = None) -> list[str]:
         """Create every run of the suite (queued) and submit one Ray task per run, each with `num_cpus` CPUs
         and `num_gpus` GPUs (default: the runner's); returns the run ids."""
+        viewer.refuse("cannot start a suite")
         return self._submit_runs(suite.runs, num_cpus, num_gpus)
 
     def _submit_runs(self, runs: Sequence[SuiteRun], num_cpus: float | None, num_gpus: float | None) -> list[str]:
@@ -526,6 +533,10 @@ class RaySuiteRunner:
     # control ----------------------------------------------------------------------------------
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued run's task, or ask a running one to stop at its next batch; False if ended."""
+        viewer.refuse(f"cannot cancel run {run_id}")
+        return self._cancel(run_id)
+
+    def _cancel(self, run_id: str) -> bool:
         with self._cond:
             entry = self._runs.get(run_id)
             if entry is None or entry.result is not None:
@@ -539,7 +550,7 @@ class RaySuiteRunner:
         if cancel_running:
             for job in self.jobs():
                 if job.state in ACTIVE_STATES:
-                    self.cancel(job.run_id)
+                    self._cancel(job.run_id)
         self.wait(timeout=timeout)
         with self._cond:
             self._stopping = True

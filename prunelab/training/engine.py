@@ -28,7 +28,7 @@ from prunelab.data import BatchLoader, ImageDataset, load_dataset
 from prunelab.methods import ArtefactWriter, EvalResult, Phase, PruningMethod, RunContext, get_method
 from prunelab.models import build_model, model_spec, spec_of
 from prunelab.models.weights import load_weights
-from prunelab.runs import run_life
+from prunelab.runs import run_life, viewer
 from prunelab.runs.model_file import load_model_file, with_record
 from prunelab.runs.progress import Cancelled, Progress
 from prunelab.runs.run_format import CHECKPOINT_FILE, MODEL_FILE, RunStoreError
@@ -380,7 +380,9 @@ def run_training(config: RunConfig, run: RunDir, progress: Progress | None = Non
     traceback in traceback.txt). Exceptions other than cancellation are re-raised after recording. A run
     whose directory was deleted while it trained (its owner's heartbeat cancels it, or a write finds the
     folder gone) raises `RunDeleted` with one line, and nothing is written: the directory is not made again.
+    Refused in viewer mode (`prunelab.runs.viewer.ViewerModeError`, one line) before anything is written.
     """
+    viewer.refuse(f"cannot train run {run.run_id}")
     progress = progress or Progress(run.run_id)
     try:
         summary = Trainer(config, run, progress, dataset).run(resume=resume)

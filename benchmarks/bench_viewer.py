@@ -1,0 +1,274 @@
+"""A class on one machine: the app as a read-only viewer (`PRUNELAB_VIEWER=1`) on the shipped demos, serving many
+browser sessions at once.
+
+A fresh headless `streamlit run app.py` (viewer mode, the demos in assets/demo_runs and assets/cifar10_runs, an
+empty runs folder, a fresh cache folder) is opened first by one session, the lecturer's; once the server is idle
+again (the app compiles the UMAP kernels in the background once: a lecturer's visit before class lets it finish), by
+one more session alone (a warm server's time for one student, under the same machine load), then by `--sessions`
+sessions at once (20: a room of students), each a context of one headless Chromium (Playwright, /usr/bin/chromium).
+Every session opens the Overview by its URL and waits for its first chart, goes to the Runs page by the sidebar
+(the runs table: no chart there), then to the Per-image MACs page by the sidebar and waits for its first chart: the
+seconds from the request (or the click) to a drawn chart are each session's time to first chart.
+
+The server's memory is the resident set size (RSS, from /proc) of its process tree: idle after start, after the
+lecturer's session, its peak while the sessions load (sampled every 0.25 s), with every session open and idle, and
+after they are closed. A session's cost is (RSS with every session open - RSS after the lecturer's) / sessions, and
+at the peak (peak - RSS after the lecturer's) / sessions; the server's CPU seconds (user + system, /proc) over the
+same span are given per session too: what sizes a class, whatever else the machine runs.
+
+The browsers run on the same machine as the server and share its cores, whereas a class's browsers run on the
+students' own machines. `--browser-nice N` (default 10) starts them N nice levels below the server, so each browser
+process gets less CPU than the server (twenty of them together still outweigh it); their own work (loading and
+compiling Streamlit's front end, drawing) waits for the cores they share. The times to first chart are therefore an
+upper bound for a class; `--browser-nice 0` puts the browsers level with the server: the worst case.
+
+    nice -n 10 python benchmarks/bench_viewer.py --sessions 20 --out /tmp/viewer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import common
+
+sys.path.insert(0, str(common.ROOT / "scripts"))
+from app_browser import CHROMIUM, CHROMIUM_ARGS, serve_app_process  # noqa: E402
+
+CHART = "[data-testid='stPlotlyChart'] .main-svg"  # a drawn Plotly chart
+TABLE = "[data-testid='stDataFrame']"
+SAMPLE_S = 0.25
+SETTLE_S = 5.0  # after the sessions have drawn their charts: let the server finish what it started
+IDLE_CPU_S = 0.1  # the server is idle when its tree used less CPU than this over IDLE_WINDOW_S
+IDLE_WINDOW_S = 2.0
+IDLE_WAIT_S = 300.0
+PAGE = "per_image"
+
+
+# ----------------------------------------------------------------------------------------------
+# memory and CPU of a process tree, from /proc
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (children, their children, ...), from /proc/<pid>/stat's parent ids."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += parents.get(current, [])
+    return tree
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident set size of `pid`'s process tree in MiB (VmRSS of each process, summed)."""
+    return sum(_status_kib(child, "VmRSS") for child in process_tree(pid)) / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process tree of `pid` has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for child in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+async def server_idle(pid: int) -> float:
+    """Wait until the server's tree stays idle for IDLE_WINDOW_S (after the lecturer's session: the background
+    compile of the UMAP kernels the app starts once, as a lecturer's early visit would have let it finish), at most
+    IDLE_WAIT_S; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < IDLE_WAIT_S:
+        before = tree_cpu_s(pid)
+        await asyncio.sleep(IDLE_WINDOW_S)
+        if tree_cpu_s(pid) - before < IDLE_CPU_S:
+            break
+    return time.perf_counter() - started
+
+
+@contextmanager
+def peak_rss(pid: int) -> Iterator[dict[str, float]]:
+    """The highest tree RSS of `pid` (MiB) while the block runs, sampled every SAMPLE_S seconds."""
+    held = {"peak_mib": tree_rss_mib(pid)}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(SAMPLE_S):
+            held["peak_mib"] = max(held["peak_mib"], tree_rss_mib(pid))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield held
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ----------------------------------------------------------------------------------------------
+# one session
+
+
+async def session(browser: Any, url: str, timeout_ms: float) -> tuple[Any, dict[str, Any]]:
+    """One student: the Overview by its URL, the Runs page, then the Per-image page by the sidebar; returns the
+    browser context (left open) and the seconds to each page's first chart (None and the error when it failed)."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(timeout_ms)
+    context.set_default_navigation_timeout(timeout_ms)
+    page = await context.new_page()
+    times: dict[str, Any] = {"overview_s": None, f"{PAGE}_s": None, "error": None}
+
+    def link(path: str) -> Any:
+        return page.locator(f"[data-testid='stSidebarNav'] a[href$='/{path}']").first
+
+    try:
+        start = time.perf_counter()
+        await page.goto(url, wait_until="commit")  # the chart is what is waited for, not every script's load
+        await page.locator(CHART).first.wait_for(state="visible", timeout=timeout_ms)
+        times["overview_s"] = time.perf_counter() - start
+        await link("runs").click()
+        await page.locator(TABLE).first.wait_for(state="visible", timeout=timeout_ms)
+        await page.locator(CHART).first.wait_for(state="detached", timeout=timeout_ms)  # the Overview's is gone
+        start = time.perf_counter()
+        await link(PAGE).click()
+        await page.locator(CHART).first.wait_for(state="visible", timeout=timeout_ms)
+        times[f"{PAGE}_s"] = time.perf_counter() - start
+    except Exception as error:  # noqa: BLE001 - a session that times out is reported, the others go on
+        times["error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return context, times
+
+
+def niced_chromium(folder: Path, steps: int) -> Path:
+    """/usr/bin/chromium, or with `steps` > 0 a launcher in `folder` that starts it `steps` nice levels below this
+    process (the server's level): the browsers then take the CPU the server leaves."""
+    if steps == 0:
+        return CHROMIUM
+    launcher = folder / "chromium-niced"
+    launcher.write_text(f'#!/bin/sh\nexec nice -n {steps} {CHROMIUM} "$@"\n')
+    launcher.chmod(0o755)
+    return launcher
+
+
+async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, chromium: Path) -> dict[str, Any]:
+    """The lecturer's session, then `sessions` at once; memory and CPU of the server around them."""
+    from playwright.async_api import async_playwright
+
+    memory: dict[str, float] = {"idle_mib": tree_rss_mib(server_pid)}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        lecturer, first = await session(browser, url, timeout_ms)
+        waited = await server_idle(server_pid)
+        cpu_alone = tree_cpu_s(server_pid)
+        student, alone = await session(browser, url, timeout_ms)
+        cpu_alone = tree_cpu_s(server_pid) - cpu_alone
+        await student.close()
+        await server_idle(server_pid)
+        memory["after_lecturer_mib"] = tree_rss_mib(server_pid)
+        common.log(f"lecturer's session: {first}; the server idle {waited:.0f} s later; one more alone: {alone} "
+                   f"({cpu_alone:.1f} CPU s of the server); server RSS {memory['idle_mib']:.0f} -> "
+                   f"{memory['after_lecturer_mib']:.0f} MiB")
+        cpu_before, load_before = tree_cpu_s(server_pid), common.load_average()
+        started = time.perf_counter()
+        with peak_rss(server_pid) as peak:
+            opened = await asyncio.gather(*(session(browser, url, timeout_ms) for _ in range(sessions)))
+            all_drawn_s = time.perf_counter() - started
+            await asyncio.sleep(SETTLE_S)
+        memory["peak_while_loading_mib"] = peak["peak_mib"]
+        memory["with_sessions_open_mib"] = tree_rss_mib(server_pid)
+        cpu_s = tree_cpu_s(server_pid) - cpu_before
+        load_after = common.load_average()
+        for context, _ in opened:
+            await context.close()
+        await lecturer.close()
+        await asyncio.sleep(2 * SETTLE_S)
+        memory["after_closing_mib"] = tree_rss_mib(server_pid)
+        await browser.close()
+    times = [found for _, found in opened]
+    memory["per_session_mib"] = (memory["with_sessions_open_mib"] - memory["after_lecturer_mib"]) / sessions
+    memory["per_session_at_peak_mib"] = (memory["peak_while_loading_mib"] - memory["after_lecturer_mib"]) / sessions
+    drawn = {key: [t[key] for t in times if t[key] is not None] for key in ("overview_s", f"{PAGE}_s")}
+    return {
+        "sessions": sessions, "lecturer_first_chart_s": first, "one_session_alone_first_chart_s": alone,
+        "server_cpu_s_one_session_alone": cpu_alone, "server_idle_after_lecturer_s": waited, "server_rss": memory,
+        "first_chart_s": {key: common.summarize(values) for key, values in drawn.items()},
+        "sessions_failed": [t["error"] for t in times if t["error"]],
+        "all_sessions_drawn_s": all_drawn_s, "server_cpu_s": cpu_s, "server_cpu_s_per_session": cpu_s / sessions,
+        "load_average": [load_before, load_after], "per_session": times,
+    }
+
+
+def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int) -> dict[str, Any]:
+    """A fresh viewer server on the shipped demos (an empty runs folder, a fresh cache folder) and `class_of`, the
+    browsers `browser_nice` levels below the server."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp) / "runs"
+        runs.mkdir()
+        env = {"PRUNELAB_VIEWER": "1", "PRUNELAB_RUNS_DIR": str(runs), "PRUNELAB_CACHE_DIR": str(Path(tmp) / "cache"),
+               "PRUNELAB_NO_DEMO": "0"}
+        with serve_app_process(Path(tmp), env) as (url, server):
+            time.sleep(2.0)  # the server answers health checks before it has settled
+            chromium = niced_chromium(Path(tmp), browser_nice)
+            result = asyncio.run(class_of(url, server.pid, sessions, timeout_s * 1000, chromium))
+    return {**result, "browser_nice": browser_nice}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=20, help="browser sessions opened at once (default 20)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a session waits for a chart")
+    parser.add_argument("--browser-nice", type=int, default=10,
+                        help="nice levels the browsers run below the server (default 10; 0: level with it)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as one JSON object here")
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= 200:
+        parser.error(f"--sessions {args.sessions}: between 1 and 200 (each is a Chromium context on this machine)")
+    if not 0 <= args.browser_nice <= 19:
+        parser.error(f"--browser-nice {args.browser_nice}: between 0 and 19 (nice's levels)")
+    if not CHROMIUM.exists():
+        parser.error(f"needs {CHROMIUM} (apt-get install -y chromium)")
+    result = viewer_benchmark(args.sessions, args.timeout, args.browser_nice)
+    result["provenance"] = common.provenance()
+    memory, charts = result["server_rss"], result["first_chart_s"]
+    common.log(f"{args.sessions} sessions: server RSS {memory['after_lecturer_mib']:.0f} -> "
+               f"{memory['with_sessions_open_mib']:.0f} MiB ({memory['per_session_mib']:.1f} MiB per session, peak "
+               f"{memory['peak_while_loading_mib']:.0f}); first chart (median [q25, q75]): Overview "
+               f"{common.fmt(charts['overview_s'], 2)} s, Per-image {common.fmt(charts[f'{PAGE}_s'], 2)} s; "
+               f"failed {len(result['sessions_failed'])}")
+    if args.out:
+        common.write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
