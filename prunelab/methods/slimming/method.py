@@ -235,8 +235,7 @@ class Slimming(PruningMethod):
             "min_channels": self.config.min_channels, "round_to": self.config.round_to,
             "prune_residual": self.config.prune_residual,
             # a VGG has no residual groups: every BN is in the scope either way
-            "prune_scope": ("every BN" if len(self._units) == len(self._groups)
-                            else "block interiors (bn_a): the groups tied to no other layer"),
+            "prune_scope": "every BN" if len(self._units) == len(self._groups) else "block interiors (bn_a)",
             "group_score": "mean |gamma| over the group's BNs",
             "tie_rule": "exactly round(prune_ratio * N) lowest scores removed; ties broken by layer order "
                         "then channel index; the per-layer guard then restores channels",
