@@ -24,6 +24,7 @@ from prunelab.runs.reading import Artefact
 if TYPE_CHECKING:
     import pandas as pd
 
+    from prunelab.analysis.controls import Control
     from prunelab.analysis.lessons import Claim
     from prunelab.analysis.method_card import Formula
 
@@ -81,6 +82,10 @@ class MethodFacts:
     budget_reference: str | None = None
     # the method card's formulas from a run's method config, chosen by the fields the training code branches on
     formulas: Callable[[Any], list[Formula]] | None = None
+    # a control method's runs set against the runs they control (their parents), within one setting
+    # (`prunelab.analysis.controls`: random channels against slimming, a from-scratch network against slimming or
+    # ManiDP at equal MACs); `prunelab.analysis.controls.controls` loops over them
+    controls: Callable[[pd.DataFrame], list[Control]] | None = None
 
 
 def deferred(module: str, name: str) -> Callable[..., Any]:

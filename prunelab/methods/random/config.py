@@ -8,11 +8,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.slimming.artefacts import PRUNING
-from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, field_facts
+from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, deferred, field_facts
+
+CLAIMS_MODULE = "prunelab.methods.random.claims"  # the control's claim (pandas: imported on first use)
 
 
 def _ratio(row: Mapping[str, Any]) -> str:
-    parent = row.get("init_from")
+    """'counts of <the slimming run's variant>' (the ablation table names it: `parent_variant`, the same for every
+    seed's parent), else 'counts of <its run id>'; or the uniform ratio."""
+    parent = row.get("parent_variant") or row.get("init_from")
     if isinstance(parent, str) and parent:
         return f"counts of {parent}"
     try:
@@ -42,7 +46,8 @@ class RandomConfig(Strict):
                   "criterion matters."),
         model_kind="compact random-channels network (pruned, fine-tuned)",
         phase_labels=(("finetune", "fine-tune"),), boundary_labels=((("train", "finetune"), "prune at random"),),
-        settings=settings, variant=variant, parent_field="init_from")
+        settings=settings, variant=variant, parent_field="init_from",
+        claims=deferred(CLAIMS_MODULE, "setting_claims"), controls=deferred(CLAIMS_MODULE, "controls"))
 
     name: Literal["random"] = "random"
     init_from: str | None = Field(None, title="Slimming run", description=(
