@@ -325,26 +325,36 @@ def check_manidp_lr_scale(lr_scale: float) -> float:
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
            slimming: bool, manidp: bool, settings: MethodSettings | None = None,
            lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
-           manidp_lr_scale: float | None = None) -> Suite:
+           manidp_lr_scale: float | None = None, controls: bool = False) -> Suite:
     """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (P) and
-    ManiDP (E + F - P)."""
-    _check_settings(settings, [SLIMMING] * slimming + [MANIDP] * manidp, name)
+    ManiDP (E + F - P). With `controls`: slimming at CONTROLS_LAMBDAS unless given, only ManiDP's row with both
+    terms, and after each slimming or ManiDP run its controls (`_control_runs`, E + F each)."""
+    _check_settings(settings, [SLIMMING] * slimming + [MANIDP] * manidp + [RANDOM, SCRATCH] * controls, name)
     if lambdas is not None and not slimming:
         raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
     _check_manidp_phase(pretrain_epochs, manidp_lr_scale, manidp, f"suite {name}")
-    lambdas = slimming_lambdas(lambdas)
+    lambdas = slimming_lambdas(CONTROLS_LAMBDAS if controls and lambdas is None else lambdas)
     base = base or RunConfig()
     budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     suite_id = _suite_id(name)
     runs: list[SuiteRun] = []
+
+    def with_controls(parents: list[SuiteRun], seed: int | None) -> list[SuiteRun]:
+        if not controls:
+            return parents
+        return [run for parent in parents
+                for run in (parent, *_control_runs(base, suite_id, name, parent, budget, seed, settings))]
+
     for seed in _seeds(seeds):
         runs.append(_baseline(base, suite_id, name, budget.total, seed))
         if slimming:
-            runs.extend(_slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed, settings,
-                                       lambdas))
+            runs.extend(with_controls(_slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed,
+                                                     settings, lambdas), seed))
         if manidp:
             runs.append(_baseline(base, suite_id, name, budget.pretrain, seed, label="pretrain"))
-            runs.extend(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings, manidp_lr_scale))
+            rows = MANIDP_ABLATION[-1:] if controls else MANIDP_ABLATION
+            runs.extend(with_controls(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings,
+                                                     manidp_lr_scale, rows), seed))
     return Suite(name, suite_id, tuple(runs))
 
 
@@ -393,26 +403,9 @@ def controls_suite(base: RunConfig | None = None, epochs: int | None = None,
     `lambdas` (default CONTROLS_LAMBDAS), each with random channels at its per-layer counts and its architecture
     trained from scratch; pretrain (P) and ManiDP with both terms (E + F - P), with a static network of its mean
     MACs per image trained from scratch."""
-    name = "controls"
-    methods = [SLIMMING, MANIDP, RANDOM, SCRATCH]
-    _check_settings(method_settings, methods, name)
-    _check_manidp_phase(pretrain_epochs, manidp_lr_scale, True, f"suite {name}")
-    lambdas = slimming_lambdas(CONTROLS_LAMBDAS if lambdas is None else lambdas)
-    base = base or RunConfig()
-    budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
-    suite_id = _suite_id(name)
-    runs: list[SuiteRun] = []
-    for seed in _seeds(seeds):
-        runs.append(_baseline(base, suite_id, name, budget.total, seed))
-        for slim in _slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed, method_settings,
-                                   lambdas):
-            runs += [slim, *_control_runs(base, suite_id, name, slim, budget, seed, method_settings)]
-        runs.append(_baseline(base, suite_id, name, budget.pretrain, seed, label="pretrain"))
-        both = _ablation_runs(base, suite_id, name, budget.manidp, seed, method_settings, manidp_lr_scale,
-                              rows=MANIDP_ABLATION[-1:])
-        runs += [*both, *(run for parent in both for run in _control_runs(base, suite_id, name, parent, budget,
-                                                                             seed, method_settings))]
-    return Suite(name, suite_id, tuple(runs))
+    return _suite("controls", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
+                  manidp_lr_scale=manidp_lr_scale, controls=True)
 
 
 SuiteBuilder = Callable[..., Suite]
