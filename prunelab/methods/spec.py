@@ -88,6 +88,20 @@ class MethodFacts:
     controls: Callable[[pd.DataFrame], list[Control]] | None = None
 
 
+def parent_phrase(row: Mapping[str, Any], named: str, ratio: str, otherwise: str) -> str:
+    """What a run built from another names in its settings and variant (a runs-table row): `named` followed by
+    its parent's variant (`parent_variant`: the ablation table adds it, the same for every seed's parent) or run
+    id (`init_from`), 'counts of slimming λ=0.008, ...'; without a parent, `ratio` with the row's `uniform_ratio`
+    ('{:.0%} of each layer'); else `otherwise`."""
+    parent = row.get("parent_variant") or row.get("init_from")
+    if isinstance(parent, str) and parent:
+        return f"{named} {parent}"
+    try:
+        return ratio.format(float(row.get("uniform_ratio")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return otherwise
+
+
 def deferred(module: str, name: str) -> Callable[..., Any]:
     """The function `name` of `module`, imported on its first call: a fact that lives in a module `config.py` may
     not import (one that imports pandas or the core's analysis, or imports `config.py` itself: a cycle)."""

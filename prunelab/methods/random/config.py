@@ -8,21 +8,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.slimming.artefacts import PRUNING
-from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, deferred, field_facts
+from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, deferred, field_facts, parent_phrase
 
 CLAIMS_MODULE = "prunelab.methods.random.claims"  # the control's claim (pandas: imported on first use)
 
 
 def _ratio(row: Mapping[str, Any]) -> str:
-    """'counts of <the slimming run's variant>' (the ablation table names it: `parent_variant`, the same for every
-    seed's parent), else 'counts of <its run id>'; or the uniform ratio."""
-    parent = row.get("parent_variant") or row.get("init_from")
-    if isinstance(parent, str) and parent:
-        return f"counts of {parent}"
-    try:
-        return f"{float(row.get('uniform_ratio')):.0%} of each layer"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "random"
+    return parent_phrase(row, "counts of", "{:.0%} of each layer", "random")
 
 
 def settings(row: Mapping[str, Any]) -> str:

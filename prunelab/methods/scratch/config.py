@@ -8,21 +8,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.scratch.artefacts import ARCHITECTURE
-from prunelab.methods.spec import MethodFacts, Strict, deferred, field_facts
+from prunelab.methods.spec import MethodFacts, Strict, deferred, field_facts, parent_phrase
 
 CLAIMS_MODULE = "prunelab.methods.scratch.claims"  # the controls' claims (pandas: imported on first use)
 
 
 def _sized(row: Mapping[str, Any]) -> str:
-    """'sized as <the named run's variant>' (the ablation table names it: `parent_variant`, the same for every
-    seed's parent), else 'sized as <its run id>'; or the uniform ratio."""
-    parent = row.get("parent_variant") or row.get("init_from")
-    if isinstance(parent, str) and parent:
-        return f"sized as {parent}"
-    try:
-        return f"{float(row.get('uniform_ratio')):.0%} of each layer removed"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "uniform width"
+    return parent_phrase(row, "sized as", "{:.0%} of each layer removed", "uniform width")
 
 
 def settings(row: Mapping[str, Any]) -> str:
