@@ -91,3 +91,22 @@ def accuracy_figure(groups: pd.DataFrame, x: str, points: Sequence[Any] = (),
 
 def _zero(value: Any) -> float:
     return 0.0 if pd.isna(value) else float(value)
+
+
+def controls_figure(rows: pd.DataFrame) -> go.Figure:
+    """Test accuracy (mean ± std over seeds, horizontal bars) of each variant of a controls table
+    (`prunelab.analysis.controls.control_table`: every method once, then its controls), in its method's colour,
+    with its MACs per image and seeds in the bar's text: the controls at equal MACs side by side."""
+    shown = rows.drop_duplicates("variant")
+    fig = go.Figure(go.Bar(
+        y=shown["variant"], x=shown["accuracy"], orientation="h",
+        error_x={"type": "data", "array": shown["± acc"].fillna(0.0)},
+        marker_color=shown["method"].map(method_colour),
+        text=[f"{common.CELL_FORMATS['compact'](macs)} MACs · n = {n}" for macs, n in
+              zip(shown["MACs / image"], shown["seeds"], strict=True)],
+        textposition="inside", insidetextanchor="start",
+        hovertemplate="%{y}<br>accuracy %{x:.1%}<extra></extra>"))
+    return fig.update_layout(
+        height=120 + 48 * len(shown), margin={"t": 40, "l": 10}, xaxis={"title": "test accuracy", "tickformat": ".0%"},
+        yaxis={"autorange": "reversed", "automargin": True},
+        title="Controls at equal MACs: test accuracy, mean ± std over seeds")
