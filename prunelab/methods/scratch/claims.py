@@ -43,8 +43,10 @@ QUESTIONS = {SLIMMING: INHERITED_WEIGHTS, RANDOM: RANDOM_WEIGHTS, MANIDP: ROUTIN
 
 
 def controls(table: pd.DataFrame) -> list[Control]:
-    """Each from-scratch variant against the runs it is sized as (one setting's runs: `MethodFacts.controls`)."""
-    return against_parents(table, SCRATCH, QUESTIONS.get)
+    """Each from-scratch variant against the runs it is sized as (one setting's runs: `MethodFacts.controls`), the
+    controls of slimming first (QUESTIONS' order)."""
+    order = list(QUESTIONS)
+    return sorted(against_parents(table, SCRATCH, QUESTIONS.get), key=lambda c: order.index(c.reference_method))
 
 
 def setting_claims(table: pd.DataFrame) -> list[Claim]:
