@@ -200,13 +200,15 @@ def run_form() -> None:
 
 
 def suite_form() -> None:
-    """A registered suite (demo, slimming, ablation) or a one-parameter sweep, on the default data (nothing on a
-    viewer)."""
+    """A registered suite (`suites.SUITES`: demo, slimming, ablation, controls) or a one-parameter sweep, on the
+    default data (nothing on a viewer)."""
     if viewer_mode.active():
         return
     with st.form("suite_form"):
         left, right = st.columns(2)
-        name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name")
+        name = left.selectbox("Suite", [*suites.SUITES, "sweep"], key="suite_name",
+                              help="controls: slimming with random channels at its counts and its architecture "
+                              "from scratch, ManiDP with a static network of its mean MACs, every run at one budget")
         epochs = left.number_input("Epochs per run", value=suites.DEMO_EPOCHS, step=1, key="suite_epochs",
                                    max_value=field_bounds(TrainConfig, "epochs")[1])
         param = right.selectbox("Sweep parameter (sweep only)", list(SWEEP_PARAMS), key="suite_param")

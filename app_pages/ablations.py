@@ -5,7 +5,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app_components import charts, common, method_card, paper_points, viewer_mode
-from prunelab.analysis import lessons, tables
+from prunelab.analysis import controls, lessons, tables
 from prunelab.config import SWEEP_PARAMS
 from prunelab.methods.manidp.evidence import evidence_table
 
@@ -22,6 +22,12 @@ GROUP_SHOWN = ["label", "epochs_total", "seeds", "test_acc_mean", "test_acc_std"
                "acc_after_prune_mean", "dataset", "model", "width", "runs"]
 X_AXES = {"MACs per image": "macs_per_image", "MACs reduction": "macs_reduction"}
 # column -> (label, format): app_components.common.table shows a missing figure as "—"
+CONTROL_COLUMNS = {  # prunelab.analysis.controls.control_table: two rows per control
+    "question": ("question", None), "role": ("role", None), "variant": ("variant", None),
+    "accuracy": ("accuracy", "percent"), "± acc": ("± acc", "percent"), "seeds": ("seeds", None),
+    "MACs / image": ("MACs / image", "compact"), "difference": ("control − method (paired)", "{:+.1%}"),
+    "verdict": ("verdict", None), "paper": ("paper", None),
+}
 GROUP_COLUMNS = {
     "label": ("variant", None), "epochs_total": ("epochs in all", "{:.0f}"), "seeds": ("seeds", None),
     "test_acc_mean": ("accuracy", "percent"), "test_acc_std": ("± acc", "percent"),
@@ -86,6 +92,25 @@ elif published:
 st.subheader("What the papers claim, and what these runs show")
 common.show_claims(common.computed(lessons.claims, table), empty="These runs do not compare the variants a claim needs "
                    "(e.g. slimming at two λ, or ManiDP with and without a term).")
+
+st.subheader("Controls at equal MACs: the criterion, the inherited weights, per-image routing")
+found = common.computed(controls.controls, table)
+if not found:
+    st.caption("No control runs here. `python -m prunelab suite controls` trains, at one budget, slimming with "
+               "random channels at its per-layer counts and its architecture from scratch, and ManiDP with a static "
+               "network of its mean MACs per image from scratch.")
+else:
+    st.caption("Each control keeps the MACs of the run it controls and its epochs in all: random channels keep a "
+               "slimming run's per-layer counts, chosen at random, with the same fine-tuning; from scratch trains "
+               "that run's architecture (or a uniformly thinner network of a ManiDP run's mean MACs) from fresh "
+               "weights. Each control run is compared with its own parent, seed by seed; the verdict judges the "
+               "method's claim that it beats its control, with the same rule as the claims above.")
+    rows = controls.control_table(found)
+    st.plotly_chart(charts.controls_figure(rows), key="abl_controls_chart")
+    common.table(rows, CONTROL_COLUMNS, key="abl_controls", column_order=list(CONTROL_COLUMNS))
+    for control in found:
+        st.markdown(f"{common.verdict_icon(control.verdict)} **{control.question}** "  # the finding names variants
+                    f"{common.md_text(control.finding)}  \nPaper: {control.paper}")
 
 evidence = evidence_table(groups)
 if not evidence.empty:

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prunelab.analysis import lessons, tables  # noqa: E402
+from prunelab.analysis import controls, lessons, tables  # noqa: E402
 from prunelab.analysis.results import runs_table  # noqa: E402
 from prunelab.methods.manidp.evidence import evidence_table  # noqa: E402
 
@@ -60,6 +60,15 @@ def report(root: Path) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r.variant} | {r.seed} | {r.macs_reduction:.1%} | {r.test_acc:.1%} | {r.matched_reduction:.1%} "
                   f"| {r.acc_at_matched:.1%} |" for r in matched.itertuples()]
+    found = controls.controls(table)
+    if found:
+        lines += ["", "Controls at equal MACs (each control run against its own parent; mean ± std over seeds):", "",
+                  "| question | method | control | method's accuracy | control's accuracy | MMACs (method, control) "
+                  "| paired difference | verdict |", "|---" * 8 + "|"]
+        lines += [f"| {c.question} | {c.reference} | {c.control} | {c.reference_acc.text('.1f', percent=True)} | "
+                  f"{c.acc.text('.1f', percent=True)} | {c.reference_macs.mean / 1e6:.2f}, {c.macs.mean / 1e6:.2f} | "
+                  f"{c.difference.text('.1f', percent=True)} | {c.verdict} |" for c in found]
+        lines += ["", *(f"- {c.finding}" for c in found)]
     lines += ["", "| claim | verdict | measured |", "|---|---|---|"]
     for claim in lessons.claims(table):
         measured = claim.measured.replace("|", "\\|")  # |γ| inside a Markdown table cell

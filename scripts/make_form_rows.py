@@ -213,17 +213,23 @@ def main(argv: list[str] | None = None) -> int:
             store.create(config, run_id)
     print(f"training {len(planned)} runs", flush=True)
     train_all(args.work, [run_id for run_id, _, _ in planned], args.max_concurrent)
+    return ship(args.work, args.runs, [run_id for run_id, _, _ in planned])
+
+
+def ship(work: Path, runs: Path, run_ids: list[str]) -> int:
+    """Copy each finished run of `run_ids` from `work` into `runs` (replacing a run of that id) without the files no
+    page reads (`make_demo.strip`); 0 when every one was finished, else 1."""
     copied = 0
-    for run_id, _, _ in planned:
-        source, target = args.work / run_id, args.runs / run_id
+    for run_id in run_ids:
+        source, target = work / run_id, runs / run_id
         if _done(RunDir(source)):
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(source, target)
             strip(target)
             copied += 1
-    print(f"{copied} of {len(planned)} runs copied into {args.runs}")
-    return 0 if copied == len(planned) else 1
+    print(f"{copied} of {len(run_ids)} runs copied into {runs}")
+    return 0 if copied == len(run_ids) else 1
 
 
 if __name__ == "__main__":

@@ -245,3 +245,37 @@ def test_form_rows_copy_the_untagged_prunelab_rows_of_the_seeds_asked_for(tmp_pa
     in_place = plan_rows(tmp_path, "", "prunelab", [], ["both", "neither"], {})
     assert sorted(run_id for run_id, _, _ in in_place) == ["demo-manidp-both-s0", "demo-manidp-both-s1",
                                                             "demo-manidp-neither-s1"]
+
+
+def test_controls_are_planned_against_the_shipped_runs_with_their_settings(tmp_path: Path) -> None:
+    """scripts/make_controls.py builds suite controls with the demo's settings: every run the demo ships has the
+    suite's config but its identity, and each control names its shipped parent by run id; a shipped run made with
+    other settings stops the plan, naming the field."""
+    import shutil
+
+    from make_controls import plan
+
+    from prunelab.analysis.results import DEMO_RUNS_DIR, DEMO_SEEDS
+    from prunelab.scheduling.suites import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS
+
+    demo = Path(DEMO_RUNS_DIR)
+    if not (demo / "20261201-142625-demo-baseline-s0").is_dir():
+        pytest.skip("no bundled demo runs")
+    suite, ids, controls = plan(demo, "prunelab")
+    assert len(controls) == 3 * DEMO_SEEDS
+    for run_id, config in controls.items():
+        parent = demo / str(config.method.init_from)
+        assert parent.is_dir() and run_id.startswith("20261201-142625-demo-")
+        assert config.train.seed == int(run_id[-1])
+        if config.method.name == "random":  # the shipped slimming run's E, then F of fine-tuning
+            assert config.method.finetune_epochs == DEMO_FINETUNE_EPOCHS
+        else:  # from scratch: E + F epochs, the whole budget
+            assert config.train.epochs == DEMO_EPOCHS + DEMO_FINETUNE_EPOCHS
+    assert {ids[key] for key in suite.run_keys()} - set(controls) <= {p.name for p in demo.iterdir()}
+    copy = tmp_path / "demo"
+    for name in ("baseline-s0", "slim-l8e-3-s0"):
+        shutil.copytree(demo / f"20261201-142625-demo-{name}", copy / f"20261201-142625-demo-{name}")
+    config = copy / "20261201-142625-demo-slim-l8e-3-s0" / "config.json"
+    config.write_text(config.read_text().replace('"prune_ratio": 0.5', '"prune_ratio": 0.4'))
+    with pytest.raises(SystemExit, match=r"method\.prune_ratio: 0\.5 \(suite\) vs 0\.4 \(shipped\)"):
+        plan(copy, "prunelab")

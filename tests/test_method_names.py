@@ -18,7 +18,7 @@ METHODS_DIR = REPO / "prunelab" / "methods"
 # Slimming page's entry in the shell (its URL path `/slimming` names the page, kept for bookmarks)
 EXCEPTIONS = {("prunelab/scheduling/suites.py",
                'SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suite, "ablation": '
-               'ablation_suite}'),
+               'ablation_suite,'),
               ("app_components/shell.py",
                'AppPage("app_pages/slimming.py", "Slimming", ":material/content_cut:", "slimming"),')}
 

@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -121,7 +122,9 @@ def variant_groups(table: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(VARIANT_KEYS, keys, strict=True))
         row["seeds"] = len(group)
         row["runs"] = ", ".join(str(name) for name in group.get("name", group.index))
-        parent = "run_id" in group and group["run_id"].astype(str).isin(parents).all()
+        # a baseline that other runs start from (a slimming run that controls start from keeps its own name)
+        parent = (row["method"] == BASELINE and "run_id" in group
+                  and group["run_id"].astype(str).isin(parents).all())
         name = PARENT_LABEL if parent else str(row["variant"])
         epochs = row["epochs_total"]
         row["label"] = f"{name} · {int(epochs)} epochs" if pd.notna(epochs) else name
@@ -194,9 +197,18 @@ def setting_label(setting: dict[str, object]) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]) -> list[Claim]:
-    """`judge`'s claims within each setting of `table`; when several settings hold pruned runs, each claim
-    names its setting, even if only one of them yields claims (a setting of baselines alone, such as the
+Judged = TypeVar("Judged", bound="HasLesson")  # a Claim, or a control (prunelab.analysis.controls.Control)
+
+
+class HasLesson(Protocol):
+    """What `by_setting` names with its setting: a frozen dataclass with a `lesson`."""
+
+    lesson: str
+
+
+def by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Judged]]) -> list[Judged]:
+    """`judge`'s claims (or controls) within each setting of `table`; when several settings hold pruned runs, each
+    names its setting, even if only one of them yields any (a setting of baselines alone, such as the
     demo's shorter `pretrain` runs, adds no names)."""
     keys = [key for key in SETTING_KEYS if key in table]
     if table.empty or not keys:
@@ -210,7 +222,8 @@ def by_setting(table: pd.DataFrame, judge: Callable[[pd.DataFrame], list[Claim]]
     pruned = table[table["method"] != BASELINE] if "method" in table else table
     if len(judged) == 1 and pruned.groupby(keys, dropna=False).ngroups <= 1:
         return judged[0][1]
-    return [replace(claim, lesson=f"{claim.lesson} ({label})") for label, found in judged for claim in found]
+    return [replace(claim, lesson=f"{claim.lesson} ({label})")  # type: ignore[type-var]
+            for label, found in judged for claim in found]
 
 
 def in_setting_of(table: pd.DataFrame, run: str | Path) -> pd.DataFrame:

@@ -440,6 +440,28 @@ def variant_label(row: Mapping[str, Any] | pd.Series) -> str:
     return str(method)
 
 
+def parent_variants(runs: pd.DataFrame) -> dict[Any, str]:
+    """`variant_label` of every row of `runs` (by index), a row whose parent run (`parent_run`) is among them
+    labelled with its parent's variant as `parent_variant`: a control's variant names the variant it controls
+    ('random channels: counts of slimming λ=0.008, prune 50% of interior channels'), so the runs of its seeds,
+    whose parents differ, form one variant."""
+    by_id = {str(row["run_id"]): index for index, row in runs.iterrows()} if "run_id" in runs else {}
+    labels: dict[Any, str] = {}
+
+    def label(index: Any, depth: int = 0) -> str:
+        if index not in labels:
+            row = runs.loc[index]
+            parent = by_id.get(str(row.get("parent_run"))) if pd.notna(row.get("parent_run")) else None
+            if parent is not None and parent != index and depth < 8:  # 8: far deeper than any lineage
+                row = {**row.to_dict(), "parent_variant": label(parent, depth + 1)}
+            labels[index] = variant_label(row)
+        return labels[index]
+
+    for index in runs.index:
+        label(index)
+    return labels
+
+
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -463,13 +485,14 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     baseline: itself, so 0 %). Ordered baseline, slimming, ManiDP, then by setting.
     """
     done = runs[(runs["state"] == "done") & runs["test_acc"].notna()] if not runs.empty else runs
+    variants = parent_variants(done)
     rows = []
     for _, row in done.iterrows():
         reference, macs = _reference_macs(row), _num(row.get("macs_per_image"))
         reduction = 1.0 - macs / reference if reference and not np.isnan(reference) else float("nan")
         rows.append({
             **{key: row.get(key) for key in ABLATION_COLUMNS + ABLATION_EXTRAS if key in row},
-            "variant": variant_label(row), "macs_reference": reference,
+            "variant": variants[row.name], "macs_reference": reference,
             "macs_reduction": reduction,
         })
     extras = [key for key in ABLATION_EXTRAS if key in done]

@@ -35,7 +35,7 @@ from prunelab.runs.progress import accuracy_text
 from prunelab.runs.run_format import CONFIG_FILE
 from prunelab.runs.safe_text import printable
 from prunelab.scheduling.limits import JOBS_RECENT, MAX_CONCURRENT, SEEDS, SUITE_RUNS, SWEEP_VALUES
-from prunelab.scheduling.suites import SLIMMING_LAMBDAS, format_values
+from prunelab.scheduling.suites import CONTROLS_LAMBDAS, SLIMMING_LAMBDAS, format_values
 from prunelab.training.preflight import check_dataset_available, check_suite_runnable
 
 POLL_S = 0.5
@@ -59,8 +59,8 @@ def add_job_commands(sub: Any) -> None:
     add_runs_dir(resume, RUNS_DIR_HELP)
     resume.set_defaults(func=cmd_resume)
 
-    suite = sub.add_parser("suite", help="run a suite of runs to the end: demo, slimming, ablation or sweep")
-    suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation or sweep")
+    suite = sub.add_parser("suite", help="run a suite of runs to the end: demo, slimming, ablation, controls or sweep")
+    suite.add_argument("suite", metavar="NAME", help="demo, slimming, ablation, controls or sweep")
     add_runs_dir(suite, RUNS_DIR_HELP)
     add_data_model_arguments(suite)
     add_training_arguments(suite, "E: sparsity epochs of slimming, and of ManiDP's pretrain run unless "
@@ -80,9 +80,10 @@ def add_job_commands(sub: Any) -> None:
     suite.add_argument("--method", help="sweep: slimming or manidp (default: the parameter's method)")
     suite.add_argument("--param", help=f"sweep: {_sweep_params_text()}")
     suite.add_argument("--values", help=f"sweep: comma-separated values, e.g. 0,1e-4,1e-3 ({at_most(SWEEP_VALUES)})")
-    suite.add_argument("--lambdas", help="demo and slimming: the slimming runs' L1 weights, comma-separated "
-                                         f"(default {format_values(SLIMMING_LAMBDAS)}), "
-                                         f"e.g. 0,1e-3,4e-3 ({at_most(SWEEP_VALUES)})")
+    suite.add_argument("--lambdas", help="demo, slimming and controls: the slimming runs' L1 weights, "
+                                         f"comma-separated (default {format_values(SLIMMING_LAMBDAS)}; controls: "
+                                         f"{format_values(CONTROLS_LAMBDAS)}), e.g. 0,1e-3,4e-3 "
+                                         f"({at_most(SWEEP_VALUES)})")
     suite.add_argument("--max-concurrent", type=int, default=1,
                        help=f"runs trained at once (default 1, {at_most(MAX_CONCURRENT)}: threads of this process)")
     add_method_arguments(suite, skip=SUITE_SET_FIELDS)  # e.g. --target-density: every ManiDP run of the suite
@@ -160,7 +161,8 @@ def build_suite_from_args(args: argparse.Namespace) -> Any:
                                  "e.g. --param sparsity_lambda --values 0,1e-4")
             values = parse_values(args.values)
             if args.lambdas is not None:
-                raise UsageError("--lambdas applies to the demo and slimming suites; a sweep takes --values")
+                raise UsageError("--lambdas applies to the demo, slimming and controls suites; "
+                                 "a sweep takes --values")
             suite = sweep(args.method, args.param, values, base, args.epochs, args.finetune_epochs,
                           seeds=args.seeds, method_settings=settings, pretrain_epochs=args.pretrain_epochs,
                           manidp_lr_scale=args.manidp_lr_scale)

@@ -36,6 +36,7 @@ from prunelab.runs.run_format import (
     atomic_write_parquet,
     atomic_write_torch,
 )
+from prunelab.runs.store import RunDir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,8 +166,15 @@ class PruningMethod:
         return {}
 
     def lineage(self) -> dict[str, Any]:
-        """Where the initial weights came from: {"parent_run": run id, "parent_epochs_total": int}, or {}."""
+        """The run this one starts from: {"parent_run": run id, "parent_epochs_total": the parent's epochs behind
+        this run's final weights (0 when it takes only the parent's architecture, as a from-scratch control)}, or
+        {}."""
         return {}
+
+    def parent_dir(self, source: str) -> RunDir:
+        """The run an `init_from` names: a run id in the same runs folder, or a run directory."""
+        sibling = self.context.artefacts.run_dir.parent / source
+        return RunDir(sibling if sibling.is_dir() else Path(source))
 
     def finalize(self, model: nn.Module, test: EvalResult) -> dict[str, Any]:
         """After the last epoch: write the method's artefacts; returns its figures for summary.json.

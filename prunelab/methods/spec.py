@@ -24,6 +24,7 @@ from prunelab.runs.reading import Artefact
 if TYPE_CHECKING:
     import pandas as pd
 
+    from prunelab.analysis.controls import Control
     from prunelab.analysis.lessons import Claim
     from prunelab.analysis.method_card import Formula
 
@@ -81,6 +82,24 @@ class MethodFacts:
     budget_reference: str | None = None
     # the method card's formulas from a run's method config, chosen by the fields the training code branches on
     formulas: Callable[[Any], list[Formula]] | None = None
+    # a control method's runs set against the runs they control (their parents), within one setting
+    # (`prunelab.analysis.controls`: random channels against slimming, a from-scratch network against slimming or
+    # ManiDP at equal MACs); `prunelab.analysis.controls.controls` loops over them
+    controls: Callable[[pd.DataFrame], list[Control]] | None = None
+
+
+def parent_phrase(row: Mapping[str, Any], named: str, ratio: str, otherwise: str) -> str:
+    """What a run built from another names in its settings and variant (a runs-table row): `named` followed by
+    its parent's variant (`parent_variant`: the ablation table adds it, the same for every seed's parent) or run
+    id (`init_from`), 'counts of slimming λ=0.008, ...'; without a parent, `ratio` with the row's `uniform_ratio`
+    ('{:.0%} of each layer'); else `otherwise`."""
+    parent = row.get("parent_variant") or row.get("init_from")
+    if isinstance(parent, str) and parent:
+        return f"{named} {parent}"
+    try:
+        return ratio.format(float(row.get("uniform_ratio")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return otherwise
 
 
 def deferred(module: str, name: str) -> Callable[..., Any]:

@@ -35,6 +35,8 @@ EXPORT_FILE = "compact_model.pt2"
 PER_IMAGE_FILE = "per_image.parquet"
 PROBE_FILE = "probe.npz"
 MANIDP_FILE = "manidp.json"
+# scratch
+ARCHITECTURE_FILE = "architecture.json"
 # views precomputed from a finished ManiDP run's model.pt (prunelab/analysis/views.py): what its pages show at once
 WHATIF_CURVE_FILE = "whatif_curve.parquet"
 UMAP_FILE = "subnet_umap.npz"

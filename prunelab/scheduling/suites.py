@@ -2,8 +2,8 @@
 
 A `Suite` is an ordered list of `SuiteRun`s sharing one `DataConfig` (so the job manager loads the
 dataset once) and one suite id (`RunConfig.suite`). A run may start from another run's final model
-(`init_from`, ManiDP only: the gates are trained on top of a converged baseline, as in the paper);
-the job manager then runs it after that run is `done`.
+(`init_from`: ManiDP's gates are trained on top of a converged baseline, as in the paper; a control takes a
+pruned run's counts, dense model or architecture); the job manager then runs it after that run is `done`.
 
 Equal budgets. With E = `epochs`, F = `finetune_epochs` and P = `pretrain_epochs` (default E), every
 compared run is shaped by E + F epochs in all (`summary.json`'s `epochs_total`):
@@ -24,6 +24,12 @@ Registered suites (`SUITES`):
 - `demo`: baseline; Network Slimming at SLIMMING_LAMBDAS (or the `lambdas` given: the CLI's `--lambdas`);
   the ManiDP ablation (neither term, complexity only, similarity only, both) from `pretrain`.
 - `slimming`: baseline + the slimming runs; `ablation`: baseline, pretrain + the four ManiDP runs.
+- `controls`: the controls a skeptic asks for (`prunelab.analysis.controls`), every run E + F epochs in all:
+  baseline; slimming at CONTROLS_LAMBDAS (or `lambdas`), each with random channels at its per-layer counts
+  (`rand-<key>`: its E sparsity epochs + F fine-tune epochs) and its architecture trained from scratch
+  (`scratch-<key>`: E + F epochs, fresh weights; Liu et al., ICLR 2019); pretrain and ManiDP with both terms, with
+  a static network of its mean MACs per image trained from scratch (`scratch-manidp-both`: E + F epochs).
+  Each control names its parent by run id (`init_from`), as ManiDP names pretrain.
 Method settings. `method_settings={MANIDP: {"target_density": 0.65}}` sets fields of every run of that method
 (the CLI: `suite demo --target-density 0.65`); a field the suite sets itself (a swept value, slimming's
 `finetune_epochs`, the ablation's two terms) or a method the suite does not run is refused.
@@ -52,6 +58,8 @@ from prunelab.config import (
 )
 from prunelab.methods.baseline.config import NAME as BASELINE
 from prunelab.methods.manidp.config import NAME as MANIDP
+from prunelab.methods.random.config import NAME as RANDOM
+from prunelab.methods.scratch.config import NAME as SCRATCH
 from prunelab.methods.slimming.config import NAME as SLIMMING
 from prunelab.scheduling.limits import MANIDP_LR_SCALE as LR_SCALE_LIMIT
 from prunelab.scheduling.limits import SEEDS, SUITE_EPOCHS, SUITE_RUNS, SWEEP_VALUES
@@ -67,6 +75,9 @@ MANIDP_LR_SCALE = 0.5
 # (label, complexity term, similarity term): the ManiDP paper's ablation rows
 MANIDP_ABLATION = (("neither", False, False), ("complexity", True, False),
                    ("similarity", False, True), ("both", True, True))
+# the controls suite's slimming λ unless given: the demo's largest, whose |γ| pile up at zero (71% below 0.05 on
+# the shapes demo), so that the |γ| criterion meets random channels where it should help most
+CONTROLS_LAMBDAS = (SLIMMING_LAMBDAS[-1],)
 
 
 
@@ -262,14 +273,35 @@ def finetune_base(base: RunConfig, lr_scale: float | None = None) -> RunConfig:
 
 def _ablation_runs(base: RunConfig, suite_id: str, prefix: str, epochs: int,
                    seed: int | None = None, settings: MethodSettings | None = None,
-                   lr_scale: float | None = None) -> list[SuiteRun]:
-    """The four ManiDP rows, `epochs` (E + F - P) each from this seed's `pretrain`, at lr * `lr_scale`."""
+                   lr_scale: float | None = None, rows: Sequence[tuple[str, bool, bool]] = MANIDP_ABLATION,
+                   ) -> list[SuiteRun]:
+    """The ManiDP `rows` (default the four of the ablation), `epochs` (E + F - P) each from this seed's
+    `pretrain`, at lr * `lr_scale`."""
     runs, tuned = [], finetune_base(base, lr_scale)
-    for label, complexity, similarity in MANIDP_ABLATION:
+    for label, complexity, similarity in rows:
         key = _key(f"{METHOD_FACTS[MANIDP].short}-{label}", seed)
         method = _method(MANIDP, {"complexity": complexity, "similarity": similarity}, settings)
         config = _run_config(tuned, suite_id, f"{prefix}-{key}", method, epochs, seed)
         runs.append(SuiteRun(key, config, _key("pretrain", seed)))
+    return runs
+
+
+def _control_runs(base: RunConfig, suite_id: str, prefix: str, parent: SuiteRun, budget: Budget,
+                  seed: int | None, settings: MethodSettings | None) -> list[SuiteRun]:
+    """The controls of one run of the suite (its `parent`, E + F epochs in all), each E + F too: of a slimming
+    run, random channels at its counts (F fine-tune epochs after its E sparsity epochs) and its architecture
+    from scratch; of a ManiDP run, a static network of its mean MACs per image from scratch."""
+    stem = parent.key if seed is None else parent.key.removesuffix(f"-s{seed}")
+    runs = []
+    if parent.config.method.name == SLIMMING:
+        key = _key(f"{METHOD_FACTS[RANDOM].short}-{stem}", seed)
+        method = _method(RANDOM, {"finetune_epochs": budget.finetune}, settings)
+        runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, budget.epochs, seed),
+                             parent.key))
+    key = _key(f"{METHOD_FACTS[SCRATCH].short}-{stem}", seed)
+    method = _method(SCRATCH, {}, settings)
+    runs.append(SuiteRun(key, _run_config(base, suite_id, f"{prefix}-{key}", method, budget.total, seed),
+                         parent.key))
     return runs
 
 
@@ -293,26 +325,36 @@ def check_manidp_lr_scale(lr_scale: float) -> float:
 def _suite(name: str, base: RunConfig | None, epochs: int | None, finetune_epochs: int | None, seeds: int,
            slimming: bool, manidp: bool, settings: MethodSettings | None = None,
            lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
-           manidp_lr_scale: float | None = None) -> Suite:
+           manidp_lr_scale: float | None = None, controls: bool = False) -> Suite:
     """Per seed: the equal-budget baseline (E + F), slimming (E + F) at each lambda, pretrain (P) and
-    ManiDP (E + F - P)."""
-    _check_settings(settings, [SLIMMING] * slimming + [MANIDP] * manidp, name)
+    ManiDP (E + F - P). With `controls`: slimming at CONTROLS_LAMBDAS unless given, only ManiDP's row with both
+    terms, and after each slimming or ManiDP run its controls (`_control_runs`, E + F each)."""
+    _check_settings(settings, [SLIMMING] * slimming + [MANIDP] * manidp + [RANDOM, SCRATCH] * controls, name)
     if lambdas is not None and not slimming:
         raise ValueError(f"--lambdas sets the slimming runs, and suite {name} has none")
     _check_manidp_phase(pretrain_epochs, manidp_lr_scale, manidp, f"suite {name}")
-    lambdas = slimming_lambdas(lambdas)
+    lambdas = slimming_lambdas(CONTROLS_LAMBDAS if controls and lambdas is None else lambdas)
     base = base or RunConfig()
     budget = suite_budget(epochs, finetune_epochs, pretrain_epochs)
     suite_id = _suite_id(name)
     runs: list[SuiteRun] = []
+
+    def with_controls(parents: list[SuiteRun], seed: int | None) -> list[SuiteRun]:
+        if not controls:
+            return parents
+        return [run for parent in parents
+                for run in (parent, *_control_runs(base, suite_id, name, parent, budget, seed, settings))]
+
     for seed in _seeds(seeds):
         runs.append(_baseline(base, suite_id, name, budget.total, seed))
         if slimming:
-            runs.extend(_slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed, settings,
-                                       lambdas))
+            runs.extend(with_controls(_slimming_runs(base, suite_id, name, budget.epochs, budget.finetune, seed,
+                                                     settings, lambdas), seed))
         if manidp:
             runs.append(_baseline(base, suite_id, name, budget.pretrain, seed, label="pretrain"))
-            runs.extend(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings, manidp_lr_scale))
+            rows = MANIDP_ABLATION[-1:] if controls else MANIDP_ABLATION
+            runs.extend(with_controls(_ablation_runs(base, suite_id, name, budget.manidp, seed, settings,
+                                                     manidp_lr_scale, rows), seed))
     return Suite(name, suite_id, tuple(runs))
 
 
@@ -352,8 +394,23 @@ def ablation_suite(base: RunConfig | None = None, epochs: int | None = None,
                   manidp_lr_scale=manidp_lr_scale)
 
 
+def controls_suite(base: RunConfig | None = None, epochs: int | None = None,
+                   finetune_epochs: int | None = None, seeds: int = 1,
+                   method_settings: MethodSettings | None = None,
+                   lambdas: Sequence[float] | None = None, pretrain_epochs: int | None = None,
+                   manidp_lr_scale: float | None = None) -> Suite:
+    """The controls a skeptic asks for, per seed and every run E + F epochs in all: the baseline; slimming at
+    `lambdas` (default CONTROLS_LAMBDAS), each with random channels at its per-layer counts and its architecture
+    trained from scratch; pretrain (P) and ManiDP with both terms (E + F - P), with a static network of its mean
+    MACs per image trained from scratch."""
+    return _suite("controls", base, epochs, finetune_epochs, seeds, slimming=True, manidp=True,
+                  settings=method_settings, lambdas=lambdas, pretrain_epochs=pretrain_epochs,
+                  manidp_lr_scale=manidp_lr_scale, controls=True)
+
+
 SuiteBuilder = Callable[..., Suite]
-SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suite, "ablation": ablation_suite}
+SUITES: dict[str, SuiteBuilder] = {"demo": demo_suite, "slimming": slimming_suite, "ablation": ablation_suite,
+                                   "controls": controls_suite}
 
 
 def build_suite(name: str, base: RunConfig | None = None, epochs: int | None = None,

@@ -18,7 +18,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # app.py imports `app_components` and `prunelab` from the repository root
 
-from tests.app_pages.fixture_runs import ensure_fixture_runs, ensure_torchvision_runs  # noqa: E402
+from tests.app_pages.fixture_runs import (  # noqa: E402
+    ensure_control_runs,
+    ensure_fixture_runs,
+    ensure_torchvision_runs,
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +72,18 @@ def _point_app_at(monkeypatch: pytest.MonkeyPatch, runs_dir: Path) -> Path:
     monkeypatch.setenv("PRUNELAB_NO_DEMO", "1")
     monkeypatch.chdir(ROOT)
     return runs_dir
+
+
+@pytest.fixture(scope="session")
+def control_runs_dir(tmp_path_factory: pytest.TempPathFactory, fixture_runs_dir: Path) -> Path:
+    """The finished fixture runs with the controls of a slimming and a ManiDP run (suite controls' kinds)."""
+    return ensure_control_runs(tmp_path_factory.getbasetemp() / "control-runs", fixture_runs_dir)
+
+
+@pytest.fixture
+def control_runs_env(control_runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app reads the fixture runs with their controls (demo hidden)."""
+    return _point_app_at(monkeypatch, control_runs_dir)
 
 
 @pytest.fixture

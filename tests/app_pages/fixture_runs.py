@@ -69,6 +69,29 @@ def ensure_fixture_runs(root: Path) -> Path:
 
     return build_once(root, build)
 
+
+# the controls (suite controls) of two fixture runs, each at its parent's epochs in all: run id -> (training
+# epochs, method config); copied beside the finished fixture runs they control
+CONTROL_RUNS: dict[str, tuple[int, dict[str, Any]]] = {
+    "fx-rand-slim-l1e-3": (2, {"name": "random", "init_from": "fx-slim-l1e-3", "finetune_epochs": 1}),
+    "fx-scratch-slim-l1e-3": (3, {"name": "scratch", "init_from": "fx-slim-l1e-3"}),
+    "fx-scratch-manidp-full": (1, {"name": "scratch", "init_from": "fx-manidp-full"}),
+}
+
+
+def ensure_control_runs(root: Path, source: Path) -> Path:
+    """The finished fixture runs of `source` and their controls (CONTROL_RUNS) under `root`, once; returns `root`."""
+
+    def build(store: RunStore) -> None:
+        for run_id in RUNS:
+            if (source / run_id / "summary.json").is_file():
+                shutil.copytree(source / run_id, store.root / run_id)
+        for run_id, (epochs, method) in CONTROL_RUNS.items():
+            config = fixture_config(run_id, epochs, method)
+            run_training(config, store.create(config, run_id))
+
+    return build_once(root, build)
+
 def _add_failed_run(store: RunStore) -> None:
     """A real failure: the dataset folder does not exist, so the trainer raises at start."""
     config = fixture_config("fx-failed", 1, {"name": "baseline"}, dataset="folder:/nonexistent/prunelab")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from app_components.charts import METHOD_COLOURS
 from prunelab.analysis import lessons, results, tables
 from prunelab.runs.store import RunStore
-from tests.app_pages.page_helpers import OTHER_DATASET, frame_with, runs_on_two_datasets
+from tests.app_pages.page_helpers import OTHER_DATASET, as_shown, frame_with, runs_on_two_datasets
 from tests.app_pages.page_helpers import trace_values as values
 
 SHOWN = ["name", "variant", "seed", "test_acc", "macs_per_image", "macs_reduction", "params",
@@ -174,3 +174,34 @@ def test_runs_on_two_datasets_are_shown_one_dataset_at_a_time(fixture_runs_dir: 
         at.get("button_group")[0].set_value(dataset).run()
         assert not at.exception
         assert sorted(frame_with(at, "name", "variant")["name"]) == names
+
+
+def test_the_controls_are_shown_against_the_runs_they_control(control_runs_env: Path) -> None:
+    """Slimming against random channels and its architecture from scratch, ManiDP against a static network of its
+    mean MACs: a bar per variant, the table of method and control, and each verdict in plain words."""
+    from prunelab.analysis import controls
+
+    at = render()
+    found = controls.controls(tables.ablation_table(results.runs_table([control_runs_env])))
+    assert {(c.reference_method, c.control_method) for c in found} == {
+        ("slimming", "random"), ("slimming", "scratch"), ("manidp", "scratch")}
+    shown = frame_with(at, "question", "role", "difference")
+    assert shown["role"].tolist() == ["method", "control"] * 3
+    rows = controls.control_table(found)
+    assert shown["variant"].tolist() == rows["variant"].tolist()
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    bars = next(c for c in charts if c["layout"]["title"]["text"].startswith("Controls at equal MACs"))
+    assert list(bars["data"][0]["y"]) == list(dict.fromkeys(shown["variant"]))  # each variant once
+    methods = rows.drop_duplicates("variant")["method"]
+    assert list(bars["data"][0]["marker"]["color"]) == [METHOD_COLOURS[m] for m in methods]
+    words = as_shown(" ".join(m.value for m in at.markdown))
+    for control in found:  # one seed each here: the noise is unknown, and the page says the paper's words
+        assert control.question in words and control.finding in words and "noise is unknown" in control.finding
+    assert "Liu et al." in words and "Tang et al." in words and "Network Slimming (Liu et al., ICCV 2017)" in words
+    claims = next(t.value for t in at.table if list(t.value.columns) == ["claim", "paper", "measured", "verdict"])
+    assert {c.lesson for c in found} <= set(claims["claim"])  # and among the claims
+
+
+def test_without_controls_the_page_says_how_to_make_them(runs_env: Path) -> None:
+    at = render()
+    assert any("python -m prunelab suite controls" in c.value for c in at.caption)

@@ -40,11 +40,10 @@ def test_first_visit_charts_the_demo(empty_runs_dir: Path, data_cache_dir: Path,
     assert "mine" not in groups  # no runs of one's own yet
     demo = results.runs_table(results.run_roots())
     demo = demo[demo["dataset"] == demo["dataset"].iloc[0]]  # the first demo's dataset is charted first
-    from prunelab.analysis.tables import form_label
+    from prunelab.analysis.tables import ablation_table
 
-    demo = demo.assign(form_label=[form_label(row) for _, row in demo.iterrows()])  # a form is its own variant
-    variants = demo.groupby(["method", "form_label", "sparsity_lambda", "complexity", "similarity",
-                             "epochs_total"], dropna=False).ngroups
+    # a variant: its method's settings and form, a control's the variant it controls (tables.parent_variants)
+    variants = ablation_table(demo).groupby(["method", "variant", "epochs_total"], dropna=False).ngroups
     assert sum(len(values(t["x"])) for t in chart["data"]) == variants  # one point per variant, over seeds
     text = " ".join(str(m.value) for m in at.markdown)
     assert "**Baseline**" in text and "**Network Slimming**" in text and "**ManiDP**" in text

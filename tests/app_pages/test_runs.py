@@ -200,6 +200,18 @@ def test_suite_form_sweep(empty_runs_env: Path, recorder: RecordingManager) -> N
     assert ratios == [0.3, 0.6] and all(run.config.train.epochs == 2 for run in suite.runs)
 
 
+def test_suite_form_offers_the_controls_suite(empty_runs_env: Path, recorder: RecordingManager) -> None:
+    at = render()
+    assert "controls" in at.selectbox(key="suite_name").options
+    at.selectbox(key="suite_name").set_value("controls")
+    at.button(key="FormSubmitter:suite_form-Start suite").click().run()
+    [suite] = recorder.suites
+    methods = [run.config.method.name for run in suite.runs]
+    assert suite.name == "controls" and methods.count("random") == 1 and methods.count("scratch") == 2
+    assert {run.init_from for run in suite.runs if run.config.method.name in ("random", "scratch")} == {
+        "slim-l8e-3", "manidp-both"}
+
+
 def test_demo_live_button_submits_the_demo_suite(empty_runs_env: Path, recorder: RecordingManager) -> None:
     at = render()
     at.button(key="demo_live").click().run()

@@ -170,7 +170,8 @@ def test_an_interior_only_run_from_before_the_counts_names_both_denominators(
     names the prunable (interior) channels and all of the network's, computed from the run's model spec."""
     source = next((p.parent for p in sorted(DEMO_RUNS.glob("*/pruning.json"))
                    if not json.loads(p.read_text()).get("prune_residual", False)
-                   and json.loads((p.parent / "config.json").read_text())["model"]["name"] == "resnet20"), None)
+                   and json.loads((p.parent / "config.json").read_text())["model"]["name"] == "resnet20"
+                   and json.loads((p.parent / "config.json").read_text())["method"]["name"] == "slimming"), None)
     if source is None:
         pytest.skip("no interior-only resnet20 slimming run among the shipped demos")
     runs = tmp_path / "runs"

@@ -242,18 +242,9 @@ class ManiDP(PruningMethod):
         self.plan = build_plan(model, self.context.data.image_shape)
         return model
 
-    def _parent_dir(self, source: str) -> Any:
-        """The parent run's RunDir: a run id in the same runs folder, or a run directory."""
-        from pathlib import Path
-
-        from prunelab.runs.store import RunDir
-
-        sibling = self.context.artefacts.run_dir.parent / source
-        return RunDir(sibling if sibling.is_dir() else Path(source))
-
     def _load_backbone(self, model: nn.Module, source: str) -> None:
         """Copy a finished run's model.pt weights into the (ungated) backbone; every key must match."""
-        parent = self._parent_dir(source)
+        parent = self.parent_dir(source)
         state = load_model_file(parent, MODEL_FILE)["model_state"]
         self.parent = {"parent_run": parent.run_id, "parent_epochs_total": parent_epochs_total(parent)}
         backbone = backbone_state(state)
@@ -590,7 +581,7 @@ class ManiDP(PruningMethod):
     def _parent_test_loss(self) -> np.ndarray:
         """Per test image (dataset order), the cross-entropy of the parent run's model (init_from), ungated."""
         assert self.config.init_from is not None
-        state = load_model_file(self._parent_dir(self.config.init_from), MODEL_FILE)
+        state = load_model_file(self.parent_dir(self.config.init_from), MODEL_FILE)
         dense = build_model(state["model_spec"]).to(self.context.device).eval()
         dense.load_state_dict(backbone_state(state["model_state"]))
         losses = []

@@ -8,17 +8,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from prunelab.methods.slimming.artefacts import PRUNING
-from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, field_facts
+from prunelab.methods.spec import MAX_EPOCHS, MethodFacts, Strict, deferred, field_facts, parent_phrase
+
+CLAIMS_MODULE = "prunelab.methods.random.claims"  # the control's claim (pandas: imported on first use)
 
 
 def _ratio(row: Mapping[str, Any]) -> str:
-    parent = row.get("init_from")
-    if isinstance(parent, str) and parent:
-        return f"counts of {parent}"
-    try:
-        return f"{float(row.get('uniform_ratio')):.0%} of each layer"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "random"
+    return parent_phrase(row, "counts of", "{:.0%} of each layer", "random")
 
 
 def settings(row: Mapping[str, Any]) -> str:
@@ -42,7 +38,8 @@ class RandomConfig(Strict):
                   "criterion matters."),
         model_kind="compact random-channels network (pruned, fine-tuned)",
         phase_labels=(("finetune", "fine-tune"),), boundary_labels=((("train", "finetune"), "prune at random"),),
-        settings=settings, variant=variant, parent_field="init_from")
+        settings=settings, variant=variant, parent_field="init_from",
+        claims=deferred(CLAIMS_MODULE, "setting_claims"), controls=deferred(CLAIMS_MODULE, "controls"))
 
     name: Literal["random"] = "random"
     init_from: str | None = Field(None, title="Slimming run", description=(

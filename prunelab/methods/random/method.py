@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -102,9 +101,7 @@ class RandomChannels(PruningMethod):
         return tuple(self.context.data.image_shape)
 
     def _parent_dir(self) -> RunDir:
-        source = str(self.config.init_from)
-        sibling = self.context.artefacts.run_dir.parent / source
-        return RunDir(sibling if sibling.is_dir() else Path(source))
+        return self.parent_dir(str(self.config.init_from))
 
     def _parent_record(self) -> dict[str, Any]:
         parent = self._parent_dir()

@@ -55,7 +55,7 @@ def test_the_facts_lesson_functions_live_in_their_method_package() -> None:
     imported on first call (`deferred`): reading the facts imports neither pandas nor the core's analysis."""
     found = {}
     for name, facts in METHOD_FACTS.items():
-        for field in ("claims", "run_figures", "formulas"):
+        for field in ("claims", "run_figures", "formulas", "controls"):
             function = getattr(facts, field)
             if function is None:
                 continue
@@ -63,8 +63,8 @@ def test_the_facts_lesson_functions_live_in_their_method_package() -> None:
             target = getattr(importlib.import_module(function.__module__), function.__name__)
             assert callable(target) and target is not function
             found.setdefault(field, []).append(name)
-    assert found == {"claims": ["slimming", "manidp"], "run_figures": ["manidp"],
-                     "formulas": ["slimming", "manidp"]}
+    assert found == {"claims": ["slimming", "manidp", "random", "scratch"], "run_figures": ["manidp"],
+                     "formulas": ["slimming", "manidp"], "controls": ["random", "scratch"]}
     python_says("import sys, prunelab.config; loaded = set(sys.modules); "
                 "assert not {'pandas', 'prunelab.analysis.lessons', 'prunelab.analysis.method_card'} & loaded")
 

@@ -10,6 +10,7 @@ from prunelab.config import MAX_EPOCHS, SWEEP_PARAMS, RunConfig
 from prunelab.scheduling.jobs import JobManager
 from prunelab.scheduling.limits import SEEDS, SUITE_RUNS, SWEEP_VALUES
 from prunelab.scheduling.suites import (
+    CONTROLS_LAMBDAS,
     DEMO_EPOCHS,
     DEMO_FINETUNE_EPOCHS,
     MANIDP_LR_SCALE,
@@ -139,7 +140,7 @@ def test_manidp_lr_scale_sets_the_manidp_runs_lr_only() -> None:
 
 
 def test_registered_suites_and_unknown_name() -> None:
-    assert set(SUITES) >= {"demo", "slimming", "ablation"}
+    assert set(SUITES) >= {"demo", "slimming", "ablation", "controls"}
     assert build_suite("slimming", BASE).run_keys() == ["baseline", "slim-l0", "slim-l4e-3", "slim-l8e-3"]
     assert build_suite("ablation", BASE).run_keys()[1:] == ["pretrain", "manidp-neither", "manidp-complexity",
                                                         "manidp-similarity", "manidp-both"]
@@ -254,3 +255,62 @@ def test_suite_builders_refuse_counts_beyond_their_limits() -> None:
         build_suite("slimming", BASE, epochs=3, finetune_epochs=-1)
     with pytest.raises(ValueError, match="--manidp-lr-scale must be above 0 and at most 4"):
         build_suite("demo", BASE, manidp_lr_scale=4.5)
+
+
+def budget_of(run: object, parent: object | None) -> int:
+    """Epochs in all behind a suite run's final weights (its own, and its parent's where it starts from them)."""
+    config = run.config  # type: ignore[attr-defined]
+    method = config.method
+    if method.name == "random":  # its parent's sparsity epochs, then its own fine-tuning
+        return parent.config.train.epochs + method.finetune_epochs  # type: ignore[union-attr]
+    own = config.train.epochs + getattr(method, "finetune_epochs", 0)
+    return own + (parent.config.train.epochs if method.name == "manidp" else 0)  # type: ignore[union-attr]
+
+
+def test_controls_suite_builds_each_control_against_its_parent_at_equal_budgets() -> None:
+    suite = build_suite("controls", BASE, epochs=2, finetune_epochs=1, seeds=2)
+    slim = f"slim-l{format_value(CONTROLS_LAMBDAS[0])}"
+    per_seed = ["baseline", slim, f"rand-{slim}", f"scratch-{slim}", "pretrain", "manidp-both",
+                "scratch-manidp-both"]
+    assert suite.run_keys() == [f"{key}-s{seed}" for seed in (0, 1) for key in per_seed]
+    assert suite.name == "controls" and suite.suite_id.startswith("controls-")
+    by_key = {run.key: run for run in suite.runs}
+    parents = {run.key: run.init_from for run in suite.runs}
+    for seed in (0, 1):
+        assert parents[f"rand-{slim}-s{seed}"] == parents[f"scratch-{slim}-s{seed}"] == f"{slim}-s{seed}"
+        assert parents[f"scratch-manidp-both-s{seed}"] == f"manidp-both-s{seed}"
+        assert parents[f"manidp-both-s{seed}"] == f"pretrain-s{seed}"
+    budgets = {key: budget_of(run, by_key.get(str(run.init_from))) for key, run in by_key.items()}
+    assert {b for key, b in budgets.items() if not key.startswith("pretrain")} == {3}  # E + F, every compared run
+    for run in suite.runs:
+        assert run.config.train.seed == int(run.key[-1]) and run.config.data == BASE.data
+        method = run.config.method
+        if method.name == "scratch":  # fresh weights for the whole budget, at the baseline's learning rate
+            assert run.config.train.epochs == 3 and run.config.train.lr == BASE.train.lr
+            assert not run.config.train.nesterov
+        if method.name == "random":  # the slimming run's fine-tuning
+            assert method.finetune_epochs == 1 and method.finetune_lr is None
+        if method.name == "slimming":
+            assert method.sparsity_lambda == CONTROLS_LAMBDAS[0]
+        if method.name == "manidp":
+            assert (method.complexity, method.similarity) == (True, True)
+    assert [r.key for r in build_suite("controls", BASE, lambdas=[0.0, 4e-3]).runs if r.init_from][:4] == [
+        "rand-slim-l0", "scratch-slim-l0", "rand-slim-l4e-3", "scratch-slim-l4e-3"]
+
+
+def test_controls_suite_takes_method_settings_and_wires_parents_by_run_id(tmp_path: Path) -> None:
+    suite = build_suite("controls", BASE, epochs=1, method_settings={
+        "slimming": {"form": "prunelab", "prune_ratio": 0.4}, "manidp": {"target_density": 0.6},
+        "random": {"finetune_lr": 0.01}})
+    methods = {run.key: run.config.method for run in suite.runs}
+    assert methods["slim-l8e-3"].prune_ratio == 0.4 and methods["slim-l8e-3"].form == "prunelab"
+    assert methods["manidp-both"].target_density == 0.6 and methods["rand-slim-l8e-3"].finetune_lr == 0.01
+    with pytest.raises(ValueError, match="--finetune-epochs: the suite sets this for each random run itself"):
+        build_suite("controls", BASE, method_settings={"random": {"finetune_epochs": 5}})
+    manager = JobManager(tmp_path / "runs", autostart=False)
+    run_ids = dict(zip(suite.run_keys(), manager.submit_suite(suite), strict=True))
+    manager.shutdown()
+    for key, parent in (("rand-slim-l8e-3", "slim-l8e-3"), ("scratch-slim-l8e-3", "slim-l8e-3"),
+                        ("scratch-manidp-both", "manidp-both")):
+        assert manager.store.open(run_ids[key]).read_config().method.init_from == run_ids[parent]
+        assert manager.job(run_ids[key]).depends_on == (run_ids[parent],)
