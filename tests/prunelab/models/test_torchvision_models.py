@@ -160,7 +160,7 @@ def test_a_model_the_tracer_cannot_follow_or_without_batchnorm_is_refused_with_t
 
 
 # --- slimming on torchvision models ------------------------------------------------------------------
-@pytest.mark.parametrize("arch", ["mobilenet_v2", "resnet18", "densenet121"])
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "resnet18", pytest.param("densenet121", marks=pytest.mark.slow)])
 def test_slimming_cuts_a_torchvision_model_and_the_compact_one_computes_the_masked_function(arch: str) -> None:
     model = randomise_bn(tv(arch))
     units = select_units(find_channel_groups(model, SHAPE), True)
@@ -338,16 +338,20 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                                              ("torchvision:vit_b_16", "does not run on 32x32 images"),
                                              ("torchvision:shufflenet_v2_x1_0", "cannot trace ShuffleNetV2")])
 def test_cli_refuses_unknown_and_unprunable_models_with_status_2(model: str, says: str, tmp_path: Path) -> None:
-    done = cli("run", "slimming", "--model", model, "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    from tests.helpers import run_cli
+
+    code, _, err = run_cli("run", "slimming", "--model", model, "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2, err
+    assert says in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_cli_lists_the_models() -> None:
-    done = cli("models", cwd=ROOT)
-    assert done.returncode == 0
-    assert "torchvision:mobilenet_v2" in done.stdout and "resnet20" in done.stdout
+    from tests.helpers import run_cli
+
+    code, out, _ = run_cli("models")
+    assert code == 0
+    assert "torchvision:mobilenet_v2" in out and "resnet20" in out
 
 
 @pytest.mark.slow
