@@ -270,14 +270,13 @@ class ManiDP(PruningMethod):
     @classmethod
     def check_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> str:
         """ValueError when no unit of `model` can carry a gate (every channel group coupled); else how many can."""
-        units = channel_units(model)
-        if getattr(model, "steps", None) is None:
-            skipped = free_units(model, input_shape)[1]
+        if getattr(model, "steps", None) is None:  # one DependencyGraph walk gives the units and the rest
+            units, skipped = free_units(model, input_shape)
             if not units:
                 name, reason = next(iter(skipped.items()), ("", "it has no channel group"))
                 raise ValueError(f"no channel group can carry a gate: the first, {name}, because {reason}")
             return f"{len(units)} channel groups gated, {len(skipped)} coupled groups left ungated"
-        return f"{len(units)} units gated"
+        return f"{len(channel_units(model))} units gated"
 
     @classmethod
     def restore_model(cls, model: nn.Module, method_state: dict[str, Any]) -> nn.Module:
