@@ -272,10 +272,23 @@ def test_controls_are_planned_against_the_shipped_runs_with_their_settings(tmp_p
         else:  # from scratch: E + F epochs, the whole budget
             assert config.train.epochs == DEMO_EPOCHS + DEMO_FINETUNE_EPOCHS
     assert {ids[key] for key in suite.run_keys()} - set(controls) <= {p.name for p in demo.iterdir()}
+    cifar = Path("assets/cifar10_runs")
+    if (cifar / "20261202-103407-demo-baseline-s0").is_dir():  # E = F = 8, P = 4, λ = 4e-3, two seeds, two id prefixes
+        _, _, controls = plan(cifar, "prunelab")
+        assert sorted(config.name for config in controls.values()) == sorted(
+            f"demo-{kind}-s{seed}" for seed in (0, 1)
+            for kind in ("rand-slim-l4e-3", "scratch-slim-l4e-3", "scratch-manidp-both"))
+        parents = {config.method.init_from for config in controls.values()}
+        assert "20261202-103408-demo-slim-l4e-3-s1" in parents and "20261202-103408-demo-manidp-both-s0" in parents
+        for config in controls.values():
+            assert config.train.epochs == (8 if config.method.name == "random" else 16)
     copy = tmp_path / "demo"
-    for name in ("baseline-s0", "slim-l8e-3-s0"):
-        shutil.copytree(demo / f"20261201-142625-demo-{name}", copy / f"20261201-142625-demo-{name}")
-    config = copy / "20261201-142625-demo-slim-l8e-3-s0" / "config.json"
-    config.write_text(config.read_text().replace('"prune_ratio": 0.5', '"prune_ratio": 0.4'))
-    with pytest.raises(SystemExit, match=r"method\.prune_ratio: 0\.5 \(suite\) vs 0\.4 \(shipped\)"):
+    for name in ("baseline", "slim-l8e-3", "pretrain", "manidp-both"):
+        for seed in range(DEMO_SEEDS):
+            run = f"20261201-142625-demo-{name}-s{seed}"
+            shutil.copytree(demo / run, copy / run, ignore=shutil.ignore_patterns("*.pt", "*.gz", "*.parquet"))
+    config = copy / "20261201-142625-demo-slim-l8e-3-s1" / "config.json"
+    config.write_text(config.read_text().replace('"momentum": 0.9', '"momentum": 0.8'))
+    with pytest.raises(SystemExit, match=r"slim-l8e-3-s1 ships with other settings .*train\.momentum: 0\.9 \(suite\) "
+                                         r"vs 0\.8 \(shipped\)"):
         plan(copy, "prunelab")
