@@ -16,7 +16,7 @@ from app_components.preload import preload_chart_library
 st.set_page_config(page_title="PruneLab", page_icon=":material/content_cut:", layout="wide")
 preload_chart_library()  # first, so the browser compiles the chart code while the server works
 
-from app_components import common, shell, viewer_mode  # noqa: E402 - after the preload: these imports take ~0.4 s
+from app_components import collector, common, shell, viewer_mode  # noqa: E402 - after the preload: these imports take ~0.4 s
 
 if problem := viewer_mode.apply_options(sys.argv):  # before any page: a viewer must be one from its first page
     st.error(problem)
@@ -31,3 +31,4 @@ try:
         navigation.run()
 finally:  # once the first page is drawn, so the compile does not compete with it for the CPU
     common.start_umap_warm_up()
+    collector.freeze_long_lived()  # Streamlit's full collection after this run then skips what the imports made

@@ -37,7 +37,14 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], key: str, 
     e.g. 7 + 1 for 8), each captioned, no caption broken inside a word."""
     with st.container(key=f"grid_{key}"):
         st.html(GRID_CSS.format(key=f"grid_{key}", per_row=int(per_row)))
-        st.image(list(images), caption=list(captions), width=32 * UPSCALE, output_format="PNG")
+        st.image(png_files(tuple(images)), caption=list(captions), width=32 * UPSCALE, output_format="PNG")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def png_files(images: tuple[np.ndarray, ...]) -> list[bytes]:
+    """`images` as PNG files, encoded once per server for every session that shows them (Streamlit encodes an
+    array on every run of every session)."""
+    return [figures.png_bytes(image) for image in images]
 
 
 def caption(row: pd.Series, names: Sequence[str]) -> str:

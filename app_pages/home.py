@@ -8,7 +8,7 @@ from prunelab.analysis import live
 common.title("PruneLab: channel pruning you can watch")
 overview.links()
 runs = common.runs_frame()
-variants, beside = live.chart_runs(runs)
+variants, beside = common.computed(live.chart_runs, runs)
 if variants.empty:
     overview.method_sentences()
     overview.no_demo_message()

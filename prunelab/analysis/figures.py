@@ -13,6 +13,7 @@ methods' modules compute.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -208,6 +209,15 @@ def gamma_epochs(history: Any, layer: str | None = None) -> go.Figure:
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     """A uint8 [H, W, 3] image `factor` times larger, each pixel a block (crisp when drawn)."""
     return np.kron(np.asarray(image, np.uint8), np.ones((factor, factor, 1), dtype=np.uint8))
+
+
+def png_bytes(image: np.ndarray, factor: int = 1) -> bytes:
+    """A uint8 [H, W, 3] image, `factor` times larger (`upscale`), as the bytes of a PNG file."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(upscale(image, factor) if factor > 1 else np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def whatif_histogram(result: Any) -> go.Figure:

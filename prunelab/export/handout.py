@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -179,12 +178,7 @@ def _script_safe(text: str) -> str:
 
 def _png(image: np.ndarray) -> str:
     """A uint8 [32, 32, 3] test image as an upscaled PNG data URI."""
-    from PIL import Image
-
-    big = figures.upscale(image, UPSCALE)
-    buffer = io.BytesIO()
-    Image.fromarray(big).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(figures.png_bytes(image, UPSCALE)).decode("ascii")
 
 
 def default_roots() -> list[Path]:
