@@ -61,14 +61,14 @@ class Walk:
 
 
 def demo_visits() -> list[tuple[str, str]]:
-    """(label, URL path) of every page on each demo: pages that show one run open on the demo's lesson run
-    (`?run=<id>`, see prunelab.methods.manidp.lesson_runs); the others once per demo too (they pick the dataset
-    inside)."""
+    """(label, URL path) of every page: pages that show one run once on each demo, opened on the demo's lesson run
+    (`?run=<id>`, see prunelab.methods.manidp.lesson_runs); the others once, labelled with the first demo (their URL
+    names no demo: they pick the dataset inside, and their dataset select is one of the widgets a walk touches)."""
     from prunelab.analysis import results
     from prunelab.methods.manidp import lesson_runs
 
     visits = []
-    for folder in results.demo_run_dirs():
+    for number, folder in enumerate(results.demo_run_dirs()):
         table = results.runs_table([folder])
         demo = folder.name.removesuffix("_runs")
         runs = {MANIDP: lesson_runs.opening_run(table), SLIMMING: None, None: None}
@@ -76,6 +76,8 @@ def demo_visits() -> list[tuple[str, str]]:
         runs[SLIMMING] = str(slim["path"].iloc[0]) if len(slim) else None
         runs[None] = runs[MANIDP] or runs[SLIMMING]
         for page in PAGES:
+            if page not in RUN_PAGES and number > 0:  # the same URL on every demo: visited on the first
+                continue
             run = runs[RUN_PAGES[page]] if page in RUN_PAGES else None
             query = f"?run={Path(run).name}" if run else ""
             visits.append((f"{page or 'home'} [{demo}]", f"{page}{query}"))

@@ -4,9 +4,6 @@ both methods' pruning and gating, and PruneLab's own models unchanged."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -330,12 +327,6 @@ def test_readme_holds_the_generated_support_table() -> None:
 
 
 # --- the command line ----------------------------------------------------------------------------------
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "prunelab", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=600)
-
-
 @pytest.mark.parametrize(("model", "says"), [("torchvision:NO_SUCH_NET", "allowed after torchvision:: alexnet"),
                                              ("torchvision:squeezenet1_1", "no BatchNorm2d layer"),
                                              ("torchvision:vit_b_16", "does not run on 32x32 images"),
@@ -359,21 +350,25 @@ def test_cli_lists_the_models() -> None:
 
 @pytest.mark.slow
 def test_cli_runs_both_methods_on_torchvision_models_and_weights_carry_over(tmp_path: Path) -> None:
+    """`python -m prunelab run` (in this process): slimming on MobileNetV2, then ManiDP from its dense model; its
+    compact model, another shape, is refused in one line."""
+    from tests.helpers import run_cli
+
     runs = tmp_path / "runs"
     data = ["--dataset", "shapes", "--train-size", "96", "--test-size", "48", "--batch-size", "32",
             "--runs-dir", str(runs)]
-    slim = cli("run", "slimming", "--model", "torchvision:mobilenet_v2", "--epochs", "1", "--finetune-epochs", "1",
-               *data, cwd=tmp_path)
-    assert slim.returncode == 0, slim.stderr
-    slim_dir = Path(slim.stdout.strip().splitlines()[-1])
+    code, out, err = run_cli("run", "slimming", "--model", "torchvision:mobilenet_v2", "--epochs", "1",
+                             "--finetune-epochs", "1", *data)
+    assert code == 0, err
+    slim_dir = Path(out.strip().splitlines()[-1])
     summary = json.loads((slim_dir / "summary.json").read_text())
     assert summary["macs_after"] < summary["macs_before"]
     pruning = json.loads((slim_dir / "pruning.json").read_text())
     assert pruning["verification"]["passed"]
-    manidp = cli("run", "manidp", "--model", "torchvision:mobilenet_v2", "--epochs", "1",
-                 "--weights", str(slim_dir / "dense_model.pt"), *data, cwd=tmp_path)
-    assert manidp.returncode == 0, manidp.stderr
-    run_dir = Path(manidp.stdout.strip().splitlines()[-1])
+    code, out, err = run_cli("run", "manidp", "--model", "torchvision:mobilenet_v2", "--epochs", "1",
+                             "--weights", str(slim_dir / "dense_model.pt"), *data)
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1])
     assert "tensors loaded" in (run_dir / "log.txt").read_text()
     import pandas as pd
 
@@ -381,7 +376,7 @@ def test_cli_runs_both_methods_on_torchvision_models_and_weights_carry_over(tmp_
     assert macs.nunique() > 1
     info = json.loads((run_dir / "manidp.json").read_text())
     assert info["macs_verification"]["passed"] and info["macs_verification"]["output_passed"]
-    mismatched = cli("run", "slimming", "--model", "torchvision:mobilenet_v2", "--weights",
-                     str(slim_dir / "model.pt"), *data, cwd=tmp_path)  # the compact network: other shapes
-    assert mismatched.returncode == 2 and "other shapes" in mismatched.stderr
-    assert len(mismatched.stderr.strip().splitlines()) == 1
+    code, _, err = run_cli("run", "slimming", "--model", "torchvision:mobilenet_v2", "--weights",
+                           str(slim_dir / "model.pt"), *data)  # the compact network: other shapes
+    assert code == 2 and "other shapes" in err
+    assert len(err.strip().splitlines()) == 1

@@ -172,7 +172,7 @@ def test_one_damaged_file_breaks_only_its_run(case: tuple[str, str, tuple]) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(damage())
 def test_one_damaged_file_breaks_only_its_run_on_every_page_and_export(case: tuple[str, str, tuple]) -> None:
