@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from prunelab.config import RunConfig  # noqa: E402
 from prunelab.methods.baseline.config import NAME as BASELINE  # noqa: E402
 from prunelab.methods.manidp.config import NAME as MANIDP  # noqa: E402
+from prunelab.methods.scratch.config import NAME as SCRATCH  # noqa: E402
 from prunelab.methods.slimming.config import NAME as SLIMMING  # noqa: E402
 from prunelab.runs.artefacts import CONFIG, SUMMARY  # noqa: E402
 from prunelab.runs.run import Run  # noqa: E402
@@ -210,14 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             store.create(config, run_id)
     print(f"retraining {len(retrained)} slimming parents, copying {len(parents) - len(retrained)} parents as they "
           f"ship, training {len(controls)} control runs in {args.work}", flush=True)
-    pending = [*retrained, *controls]
-    while pending:  # a control starts once its parent is done, beside the parents still training
-        ready = [run_id for run_id in pending if run_id in retrained
-                 or _done(RunDir(args.work / str(controls[run_id].method.init_from)))]
-        if not ready:
-            break
-        train_all(args.work, ready, args.max_concurrent)
-        pending = [run_id for run_id in pending if run_id not in ready]
+    # the retrained parents first, then the controls, those trained E + F epochs before random channels' F: each
+    # starts once its parent is done, so the longest runs do not end alone
+    order = [*retrained, *sorted(controls, key=lambda run_id: controls[run_id].method.name != SCRATCH)]
+    train_all(args.work, order, args.max_concurrent,
+              {run_id: str(config.method.init_from) for run_id, config in controls.items()})
     from prunelab.analysis.views import precompute
 
     for run_id in retrained:

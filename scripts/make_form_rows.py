@@ -32,6 +32,8 @@ import json
 import multiprocessing
 import shutil
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +146,40 @@ def _done(run: RunDir) -> bool:
         return False
 
 
-def train_all(work: Path, jobs: list[str], max_concurrent: int) -> dict[str, str]:
-    todo = [run_id for run_id in jobs if not _done(RunDir(work / run_id))]
-    if not todo:
-        return {}
+POLL_S = 5.0  # how often train_all looks for a finished run
+
+
+def train_all(work: Path, jobs: list[str], max_concurrent: int,
+              parents: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Train the runs `jobs` in `work` that are not done, at most `max_concurrent` at once (one process each), taken
+    in their order; one with a parent (`parents`: run id -> parent run id in `work`) starts as soon as that run is
+    done, beside whatever else trains. Returns the final state of each run trained."""
+    parents = parents or {}
+    pending = [run_id for run_id in jobs if not _done(RunDir(work / run_id))]
+    results: dict[str, str] = {}
+    if not pending:
+        return results
     with multiprocessing.get_context("spawn").Pool(max_concurrent) as pool:
-        results = {}
-        for run_id, state in pool.imap_unordered(_train, [(str(work), run_id) for run_id in todo]):
-            print(f"  {run_id}: {state}", flush=True)
-            results[run_id] = state
+        running: dict[str, Any] = {}
+        while pending:
+            for run_id in list(pending):
+                parent = parents.get(run_id)
+                if len(running) < max_concurrent and (parent is None or _done(RunDir(work / parent))):
+                    pending.remove(run_id)
+                    running[run_id] = pool.apply_async(_train, ((str(work), run_id),))
+            if not running:  # the rest wait for parents that did not finish
+                break
+            finished = [run_id for run_id, result in running.items() if result.ready()]
+            for run_id in finished:
+                _, results[run_id] = running.pop(run_id).get()
+                print(f"  {run_id}: {results[run_id]}", flush=True)
+            if not finished:
+                time.sleep(POLL_S)
+        for run_id, result in running.items():
+            _, results[run_id] = result.get()
+            print(f"  {run_id}: {results[run_id]}", flush=True)
+    for run_id in pending:
+        print(f"  {run_id}: not started, its parent {parents[run_id]} did not finish", flush=True)
     return results
 
 

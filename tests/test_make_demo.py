@@ -292,3 +292,28 @@ def test_controls_are_planned_against_the_shipped_runs_with_their_settings(tmp_p
     with pytest.raises(SystemExit, match=r"slim-l8e-3-s1 ships with other settings .*train\.momentum: 0\.9 \(suite\) "
                                          r"vs 0\.8 \(shipped\)"):
         plan(copy, "prunelab")
+
+
+@pytest.mark.slow
+def test_train_all_starts_a_run_once_its_parent_is_done_beside_the_others(tmp_path: Path, capsys) -> None:
+    """scripts/make_form_rows.py `train_all` (the controls' and form rows' trainer): two processes; the child waits for
+    its parent while an unrelated run trains; a run whose parent never finishes is named, not started."""
+    import json
+
+    from make_form_rows import train_all
+
+    store = RunStore(tmp_path)
+    for run_id in ("parent", "child", "other", "orphan"):
+        store.create(tiny_config(train_size=64, test_size=32, batch_size=32), run_id)
+    results = train_all(tmp_path, ["child", "parent", "other", "orphan"], 2,
+                        {"child": "parent", "orphan": "missing"})
+    assert results == {"parent": "done", "other": "done", "child": "done"}
+
+    def started(run_id: str) -> float:
+        return json.loads((tmp_path / run_id / "status.json").read_text())["started_at"]
+
+    def ended(run_id: str) -> float:
+        return json.loads((tmp_path / run_id / "status.json").read_text())["finished_at"]
+
+    assert started("child") >= ended("parent")
+    assert "orphan: not started, its parent missing did not finish" in capsys.readouterr().out
