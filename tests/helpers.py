@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from prunelab.cli import main
@@ -122,3 +123,26 @@ def assert_viewer_refusal(error: Any, action: str) -> None:
     assert text.startswith(f"{action}: ") and "\n" not in text, text
     assert "read-only viewer" in text and "PRUNELAB_VIEWER=1" in text and "--viewer" in text, text
     assert "start it without PRUNELAB_VIEWER and --viewer" in text, text
+
+
+def check_shipped_controls(table: pd.DataFrame, seeds: int, epochs_total: int) -> None:
+    """A demo's controls (`table`: its ablation table): random channels and from scratch of its slimming run, from
+    scratch of its ManiDP run, `seeds` of each, each control in its parent's budget (`epochs_total`) and seed, at its
+    MACs (the static network within 2%), paired with it on the Ablations page."""
+    from prunelab.analysis import controls
+
+    runs = table.set_index("run_id")
+    found = controls.controls(table)
+    assert {(c.reference_method, c.control_method) for c in found} == {
+        ("slimming", "random"), ("slimming", "scratch"), ("manidp", "scratch")}
+    assert all(c.difference.n == seeds for c in found)
+    for method in ("random", "scratch"):
+        mine = table[table["method"] == method]
+        assert len(mine) == seeds * (2 if method == "scratch" else 1)
+        for _, row in mine.iterrows():
+            parent = runs.loc[row["parent_run"]]
+            assert row["epochs_total"] == parent["epochs_total"] == epochs_total and row["seed"] == parent["seed"]
+            if parent["method"] == "slimming":
+                assert row["macs_per_image"] == parent["macs_per_image"]
+            else:
+                assert abs(row["macs_per_image"] / parent["macs_per_image"] - 1) < 0.02

@@ -16,7 +16,7 @@ import pytest
 from prunelab.analysis import lessons, tables
 from prunelab.analysis.results import DEMO_RUNS_DIR, runs_table
 from prunelab.runs.store import RunStore
-from tests.helpers import probe_arrays
+from tests.helpers import check_shipped_controls, probe_arrays
 
 DEMO = Path(DEMO_RUNS_DIR)
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no bundled demo runs")
@@ -110,20 +110,4 @@ def test_the_controls_ship_with_three_seeds_at_their_parents_macs_and_budget(tab
     """suite controls against the demo's own runs (scripts/make_controls.py): random channels and from scratch at
     a slimming run's MACs exactly, a static network within 2% of its ManiDP run's mean MACs, every control at
     its parent's epochs in all, each paired with its own parent; and the Ablations page's controls over 3 seeds."""
-    from prunelab.analysis import controls
-
-    runs = table.set_index("run_id")
-    found = controls.controls(table)
-    assert {(c.reference_method, c.control_method) for c in found} == {
-        ("slimming", "random"), ("slimming", "scratch"), ("manidp", "scratch")}
-    assert all(c.difference.n == 3 for c in found)
-    for method in ("random", "scratch"):
-        mine = table[table["method"] == method]
-        assert len(mine) == 3 * (2 if method == "scratch" else 1)
-        for _, row in mine.iterrows():
-            parent = runs.loc[row["parent_run"]]
-            assert row["epochs_total"] == parent["epochs_total"] == 6 and row["seed"] == parent["seed"]
-            if parent["method"] == "slimming":
-                assert row["macs_per_image"] == parent["macs_per_image"]
-            else:
-                assert abs(row["macs_per_image"] / parent["macs_per_image"] - 1) < 0.02
+    check_shipped_controls(table, seeds=3, epochs_total=6)
