@@ -5,7 +5,8 @@ A fresh headless `streamlit run app.py` (viewer mode, the demos in assets/demo_r
 empty runs folder, a fresh cache folder) is opened first by one session, the lecturer's; once the server is idle
 again (the app compiles the UMAP kernels in the background once: a lecturer's visit before class lets it finish), by
 one more session alone (a warm server's time for one student, under the same machine load), then by `--sessions`
-sessions at once (20: a room of students), each a context of one headless Chromium (Playwright, /usr/bin/chromium).
+sessions at once (20: a room of students; `--spread S` starts them evenly over S seconds instead, a room joining
+over a minute), each a context of one headless Chromium (Playwright, /usr/bin/chromium).
 Every session opens the Overview by its URL and waits for its first chart, goes to the Runs page by the sidebar
 (the runs table: no chart there), then to the Per-image MACs page by the sidebar and waits for its first chart: the
 seconds from the request (or the click) to a drawn chart are each session's time to first chart.
@@ -141,9 +142,11 @@ def peak_rss(pid: int) -> Iterator[dict[str, float]]:
 # one session
 
 
-async def session(browser: Any, url: str, timeout_ms: float) -> tuple[Any, dict[str, Any]]:
-    """One student: the Overview by its URL, the Runs page, then the Per-image page by the sidebar; returns the
-    browser context (left open) and the seconds to each page's first chart (None and the error when it failed)."""
+async def session(browser: Any, url: str, timeout_ms: float, delay_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+    """One student, arriving `delay_s` seconds late: the Overview by its URL, the Runs page, then the Per-image page
+    by the sidebar; returns the browser context (left open) and the seconds to each page's first chart from its own
+    request or click (None and the error when it failed)."""
+    await asyncio.sleep(delay_s)
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(timeout_ms)
     context.set_default_navigation_timeout(timeout_ms)
@@ -181,8 +184,10 @@ def niced_chromium(folder: Path, steps: int) -> Path:
     return launcher
 
 
-async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, chromium: Path) -> dict[str, Any]:
-    """The lecturer's session, then `sessions` at once; memory and CPU of the server around them."""
+async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, chromium: Path,
+                   spread_s: float = 0.0) -> dict[str, Any]:
+    """The lecturer's session, then `sessions` at once (or started evenly over `spread_s` seconds); memory and CPU
+    of the server around them."""
     from playwright.async_api import async_playwright
 
     memory: dict[str, float] = {"idle_mib": tree_rss_mib(server_pid)}
@@ -202,7 +207,8 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
         cpu_before, load_before = tree_cpu_s(server_pid), common.load_average()
         started = time.perf_counter()
         with peak_rss(server_pid) as peak:
-            opened = await asyncio.gather(*(session(browser, url, timeout_ms) for _ in range(sessions)))
+            opened = await asyncio.gather(*(session(browser, url, timeout_ms, spread_s * i / sessions)
+                                            for i in range(sessions)))
             all_drawn_s = time.perf_counter() - started
             await asyncio.sleep(SETTLE_S)
         memory["peak_while_loading_mib"] = peak["peak_mib"]
@@ -220,7 +226,8 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
     memory["per_session_at_peak_mib"] = (memory["peak_while_loading_mib"] - memory["after_lecturer_mib"]) / sessions
     drawn = {key: [t[key] for t in times if t[key] is not None] for key in ("overview_s", f"{PAGE}_s")}
     return {
-        "sessions": sessions, "lecturer_first_chart_s": first, "one_session_alone_first_chart_s": alone,
+        "sessions": sessions, "spread_s": spread_s, "lecturer_first_chart_s": first,
+        "one_session_alone_first_chart_s": alone,
         "server_cpu_s_one_session_alone": cpu_alone, "server_idle_after_lecturer_s": waited, "server_rss": memory,
         "first_chart_s": {key: common.summarize(values) for key, values in drawn.items()},
         "sessions_failed": [t["error"] for t in times if t["error"]],
@@ -229,7 +236,7 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
     }
 
 
-def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int) -> dict[str, Any]:
+def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int, spread_s: float = 0.0) -> dict[str, Any]:
     """A fresh viewer server on the shipped demos (an empty runs folder, a fresh cache folder) and `class_of`, the
     browsers `browser_nice` levels below the server."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,13 +247,15 @@ def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int) -> dict
         with serve_app_process(Path(tmp), env) as (url, server):
             time.sleep(2.0)  # the server answers health checks before it has settled
             chromium = niced_chromium(Path(tmp), browser_nice)
-            result = asyncio.run(class_of(url, server.pid, sessions, timeout_s * 1000, chromium))
+            result = asyncio.run(class_of(url, server.pid, sessions, timeout_s * 1000, chromium, spread_s))
     return {**result, "browser_nice": browser_nice}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=20, help="browser sessions opened at once (default 20)")
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="seconds over which the sessions start, evenly (default 0: all at once)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a session waits for a chart")
     parser.add_argument("--browser-nice", type=int, default=10,
                         help="nice levels the browsers run below the server (default 10; 0: level with it)")
@@ -256,12 +265,14 @@ def main() -> None:
         parser.error(f"--sessions {args.sessions}: between 1 and 200 (each is a Chromium context on this machine)")
     if not 0 <= args.browser_nice <= 19:
         parser.error(f"--browser-nice {args.browser_nice}: between 0 and 19 (nice's levels)")
+    if not 0 <= args.spread <= 3600:
+        parser.error(f"--spread {args.spread}: between 0 and 3600 seconds")
     if not CHROMIUM.exists():
         parser.error(f"needs {CHROMIUM} (apt-get install -y chromium)")
-    result = viewer_benchmark(args.sessions, args.timeout, args.browser_nice)
+    result = viewer_benchmark(args.sessions, args.timeout, args.browser_nice, args.spread)
     result["provenance"] = common.provenance()
     memory, charts = result["server_rss"], result["first_chart_s"]
-    common.log(f"{args.sessions} sessions: server RSS {memory['after_lecturer_mib']:.0f} -> "
+    common.log(f"{args.sessions} sessions over {args.spread:g} s: server RSS {memory['after_lecturer_mib']:.0f} -> "
                f"{memory['with_sessions_open_mib']:.0f} MiB ({memory['per_session_mib']:.1f} MiB per session, peak "
                f"{memory['peak_while_loading_mib']:.0f}); first chart (median [q25, q75]): Overview "
                f"{common.fmt(charts['overview_s'], 2)} s, Per-image {common.fmt(charts[f'{PAGE}_s'], 2)} s; "
