@@ -211,9 +211,14 @@ def main(argv: list[str] | None = None) -> int:
             store.create(config, run_id)
     print(f"retraining {len(retrained)} slimming parents, copying {len(parents) - len(retrained)} parents as they "
           f"ship, training {len(controls)} control runs in {args.work}", flush=True)
-    # the retrained parents first, then the controls, those trained E + F epochs before random channels' F: each
-    # starts once its parent is done, so the longest runs do not end alone
-    order = [*retrained, *sorted(controls, key=lambda run_id: controls[run_id].method.name != SCRATCH)]
+    # the retrained parents first, then the controls of slimming runs (they answer the skeptic's two questions of
+    # Network Slimming together) before the static networks of the ManiDP runs; within each, from scratch (E + F
+    # epochs) before random channels (F): each starts as soon as its parent is done
+    def rank(run_id: str) -> tuple[bool, bool]:
+        parent = str(controls[run_id].method.init_from)
+        return Run(args.work / parent).require(CONFIG).method.name != SLIMMING, controls[run_id].method.name != SCRATCH
+
+    order = [*retrained, *sorted(controls, key=rank)]
     train_all(args.work, order, args.max_concurrent,
               {run_id: str(config.method.init_from) for run_id, config in controls.items()})
     from prunelab.analysis.views import precompute
