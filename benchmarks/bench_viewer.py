@@ -23,7 +23,14 @@ process gets less CPU than the server (twenty of them together still outweigh it
 compiling Streamlit's front end, drawing) waits for the cores they share. The times to first chart are therefore an
 upper bound for a class; `--browser-nice 0` puts the browsers level with the server: the worst case.
 
+`--clients protocol` leaves the browsers out: each session is a WebSocket to the server speaking Streamlit's own
+protocol (`protocol_session`: the rerun requests a browser sends for the three pages, and the server's messages read
+until each script has finished), so the times are the server's alone, from a page's request to its first chart
+element leaving the server: what a class sees when the students' browsers run on their own machines, plus the few
+seconds their own browser takes to load the front end and draw (the browser run's one session alone gives that).
+
     nice -n 10 python benchmarks/bench_viewer.py --sessions 20 --out /tmp/viewer.json
+    python benchmarks/bench_viewer.py --sessions 20 --clients protocol --out /tmp/viewer-server.json
 """
 
 from __future__ import annotations
@@ -173,6 +180,66 @@ async def session(browser: Any, url: str, timeout_ms: float, delay_s: float = 0.
     return context, times
 
 
+def rerun_request(page: str) -> bytes:
+    """The message a browser sends to run a page (`page`: its URL path, '' for the Overview): Streamlit's BackMsg
+    with a rerun_script request, as its front end sends on load and on a sidebar link."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    message = BackMsg()
+    message.rerun_script.page_name = page
+    return message.SerializeToString()
+
+
+async def run_page(socket: Any, page: str, timeout_s: float) -> float | None:
+    """Ask the server to run `page` over an open session's WebSocket and read its messages until the script has
+    finished; returns the seconds to its first Plotly chart element (None when it drew none)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    started, first_chart = time.perf_counter(), None
+    await socket.send(rerun_request(page))
+    while True:
+        message = ForwardMsg()
+        message.ParseFromString(await asyncio.wait_for(socket.recv(), timeout_s))
+        kind = message.WhichOneof("type")
+        if (first_chart is None and kind == "delta" and message.delta.WhichOneof("type") == "new_element"
+                and message.delta.new_element.WhichOneof("type") == "plotly_chart"):
+            first_chart = time.perf_counter() - started
+        if kind == "script_finished":
+            return first_chart
+
+
+async def protocol_session(url: str, timeout_s: float, delay_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+    """One student as the server sees it, arriving `delay_s` seconds late: a WebSocket to Streamlit's endpoint
+    that asks for the Overview, the Runs page and the Per-image page in turn, as a browser does; returns the socket
+    (left open) and the seconds from each request to the page's first chart element leaving the server. What the
+    student's own browser adds (loading the front end, drawing) is left out: it runs on the student's machine."""
+    import websockets
+
+    await asyncio.sleep(delay_s)
+    times: dict[str, Any] = {"overview_s": None, f"{PAGE}_s": None, "error": None}
+    socket = None
+    try:
+        socket = await websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream",
+                                          subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s)
+        times["overview_s"] = await run_page(socket, "", timeout_s)
+        await run_page(socket, "runs", timeout_s)
+        times[f"{PAGE}_s"] = await run_page(socket, PAGE, timeout_s)
+    except Exception as error:  # noqa: BLE001 - a session that times out is reported, the others go on
+        times["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return _Closing(socket), times
+
+
+class _Closing:
+    """What `class_of` closes after the wave: a protocol session's socket (None when it never opened)."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+
+
 def niced_chromium(folder: Path, steps: int) -> Path:
     """/usr/bin/chromium, or with `steps` > 0 a launcher in `folder` that starts it `steps` nice levels below this
     process (the server's level): the browsers then take the CPU the server leaves."""
@@ -184,19 +251,55 @@ def niced_chromium(folder: Path, steps: int) -> Path:
     return launcher
 
 
-async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, chromium: Path,
+class Browsers:
+    """Students with browsers: one headless Chromium (`chromium`), a context per session (`session`)."""
+
+    def __init__(self, url: str, timeout_ms: float, chromium: Path) -> None:
+        self.url, self.timeout_ms, self.chromium = url, timeout_ms, chromium
+
+    async def __aenter__(self) -> Browsers:
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+        self._browser = await self._playwright.chromium.launch(executable_path=str(self.chromium),
+                                                                args=CHROMIUM_ARGS, headless=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._browser.close()
+        await self._playwright.stop()
+
+    async def open(self, delay_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+        return await session(self._browser, self.url, self.timeout_ms, delay_s)
+
+
+class ProtocolClients:
+    """Students as the server sees them, their browsers elsewhere: each a WebSocket speaking Streamlit's own protocol
+    (`protocol_session`)."""
+
+    def __init__(self, url: str, timeout_ms: float) -> None:
+        self.url, self.timeout_s = url, timeout_ms / 1000
+
+    async def __aenter__(self) -> ProtocolClients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def open(self, delay_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+        return await protocol_session(self.url, self.timeout_s, delay_s)
+
+
+async def class_of(clients: Browsers | ProtocolClients, server_pid: int, sessions: int,
                    spread_s: float = 0.0) -> dict[str, Any]:
     """The lecturer's session, then `sessions` at once (or started evenly over `spread_s` seconds); memory and CPU
     of the server around them."""
-    from playwright.async_api import async_playwright
-
     memory: dict[str, float] = {"idle_mib": tree_rss_mib(server_pid)}
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
-        lecturer, first = await session(browser, url, timeout_ms)
+    async with clients:
+        lecturer, first = await clients.open()
         waited = await server_idle(server_pid)
         cpu_alone = tree_cpu_s(server_pid)
-        student, alone = await session(browser, url, timeout_ms)
+        student, alone = await clients.open()
         cpu_alone = tree_cpu_s(server_pid) - cpu_alone
         await student.close()
         await server_idle(server_pid)
@@ -207,8 +310,7 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
         cpu_before, load_before = tree_cpu_s(server_pid), common.load_average()
         started = time.perf_counter()
         with peak_rss(server_pid) as peak:
-            opened = await asyncio.gather(*(session(browser, url, timeout_ms, spread_s * i / sessions)
-                                            for i in range(sessions)))
+            opened = await asyncio.gather(*(clients.open(spread_s * i / sessions) for i in range(sessions)))
             all_drawn_s = time.perf_counter() - started
             await asyncio.sleep(SETTLE_S)
         memory["peak_while_loading_mib"] = peak["peak_mib"]
@@ -220,7 +322,6 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
         await lecturer.close()
         await asyncio.sleep(2 * SETTLE_S)
         memory["after_closing_mib"] = tree_rss_mib(server_pid)
-        await browser.close()
     times = [found for _, found in opened]
     memory["per_session_mib"] = (memory["with_sessions_open_mib"] - memory["after_lecturer_mib"]) / sessions
     memory["per_session_at_peak_mib"] = (memory["peak_while_loading_mib"] - memory["after_lecturer_mib"]) / sessions
@@ -236,9 +337,10 @@ async def class_of(url: str, server_pid: int, sessions: int, timeout_ms: float, 
     }
 
 
-def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int, spread_s: float = 0.0) -> dict[str, Any]:
-    """A fresh viewer server on the shipped demos (an empty runs folder, a fresh cache folder) and `class_of`, the
-    browsers `browser_nice` levels below the server."""
+def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int, spread_s: float = 0.0,
+                     clients: str = "browser") -> dict[str, Any]:
+    """A fresh viewer server on the shipped demos (an empty runs folder, a fresh cache folder) and `class_of`: the
+    sessions in browsers `browser_nice` levels below the server, or (`clients` "protocol") as WebSocket clients."""
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         runs.mkdir()
@@ -246,9 +348,10 @@ def viewer_benchmark(sessions: int, timeout_s: float, browser_nice: int, spread_
                "PRUNELAB_NO_DEMO": "0"}
         with serve_app_process(Path(tmp), env) as (url, server):
             time.sleep(2.0)  # the server answers health checks before it has settled
-            chromium = niced_chromium(Path(tmp), browser_nice)
-            result = asyncio.run(class_of(url, server.pid, sessions, timeout_s * 1000, chromium, spread_s))
-    return {**result, "browser_nice": browser_nice}
+            kind = (ProtocolClients(url, timeout_s * 1000) if clients == "protocol"
+                    else Browsers(url, timeout_s * 1000, niced_chromium(Path(tmp), browser_nice)))
+            result = asyncio.run(class_of(kind, server.pid, sessions, spread_s))
+    return {**result, "clients": clients, "browser_nice": browser_nice if clients == "browser" else None}
 
 
 def main() -> None:
@@ -256,6 +359,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20, help="browser sessions opened at once (default 20)")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="seconds over which the sessions start, evenly (default 0: all at once)")
+    parser.add_argument("--clients", choices=["browser", "protocol"], default="browser",
+                        help="browser: a headless Chromium context per session, on this machine (default); protocol: "
+                             "a WebSocket per session speaking Streamlit's protocol, the server alone")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a session waits for a chart")
     parser.add_argument("--browser-nice", type=int, default=10,
                         help="nice levels the browsers run below the server (default 10; 0: level with it)")
@@ -267,12 +373,13 @@ def main() -> None:
         parser.error(f"--browser-nice {args.browser_nice}: between 0 and 19 (nice's levels)")
     if not 0 <= args.spread <= 3600:
         parser.error(f"--spread {args.spread}: between 0 and 3600 seconds")
-    if not CHROMIUM.exists():
+    if args.clients == "browser" and not CHROMIUM.exists():
         parser.error(f"needs {CHROMIUM} (apt-get install -y chromium)")
-    result = viewer_benchmark(args.sessions, args.timeout, args.browser_nice, args.spread)
+    result = viewer_benchmark(args.sessions, args.timeout, args.browser_nice, args.spread, args.clients)
     result["provenance"] = common.provenance()
     memory, charts = result["server_rss"], result["first_chart_s"]
-    common.log(f"{args.sessions} sessions over {args.spread:g} s: server RSS {memory['after_lecturer_mib']:.0f} -> "
+    common.log(f"{args.sessions} {args.clients} sessions over {args.spread:g} s: server RSS "
+               f"{memory['after_lecturer_mib']:.0f} -> "
                f"{memory['with_sessions_open_mib']:.0f} MiB ({memory['per_session_mib']:.1f} MiB per session, peak "
                f"{memory['peak_while_loading_mib']:.0f}); first chart (median [q25, q75]): Overview "
                f"{common.fmt(charts['overview_s'], 2)} s, Per-image {common.fmt(charts[f'{PAGE}_s'], 2)} s; "

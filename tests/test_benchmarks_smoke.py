@@ -123,3 +123,33 @@ def test_the_viewer_benchmark_reads_a_process_trees_memory_and_cpu() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.slow
+def test_a_protocol_session_gets_the_pages_charts_from_a_viewer_server(tmp_path: Path) -> None:
+    """bench_viewer's WebSocket student (`--clients protocol`) speaks this Streamlit's protocol: on a viewer server of
+    the demos, the Overview and the Per-image page each send a chart, and the Runs page none."""
+    import asyncio
+
+    import bench_viewer
+    from app_browser import serve_app_process
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = {"PRUNELAB_VIEWER": "1", "PRUNELAB_RUNS_DIR": str(runs), "PRUNELAB_CACHE_DIR": str(tmp_path / "cache"),
+           "PRUNELAB_NO_DEMO": "0"}
+
+    async def student(url: str) -> tuple[dict, float | None]:
+        import websockets
+
+        closer, times = await bench_viewer.protocol_session(url, timeout_s=120)
+        await closer.close()
+        async with websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream",
+                                      subprotocols=["streamlit"]) as socket:
+            return times, await bench_viewer.run_page(socket, "runs", 120)
+
+    with serve_app_process(tmp_path, env) as (url, _):
+        times, runs_chart = asyncio.run(student(url))
+    assert times["error"] is None, times
+    assert times["overview_s"] is not None and times[f"{bench_viewer.PAGE}_s"] is not None
+    assert runs_chart is None  # a viewer's Runs page is its table
