@@ -125,20 +125,24 @@ def assert_viewer_refusal(error: Any, action: str) -> None:
     assert "start it without PRUNELAB_VIEWER and --viewer" in text, text
 
 
-def check_shipped_controls(table: pd.DataFrame, seeds: int, epochs_total: int) -> None:
-    """A demo's controls (`table`: its ablation table): random channels and from scratch of its slimming run, from
-    scratch of its ManiDP run, `seeds` of each, each control in its parent's budget (`epochs_total`) and seed, at its
-    MACs (the static network within 2%), paired with it on the Ablations page."""
+CONTROL_PAIRS = frozenset({("slimming", "random"), ("slimming", "scratch"), ("manidp", "scratch")})
+
+
+def check_shipped_controls(table: pd.DataFrame, seeds: int, epochs_total: int,
+                           pairs: frozenset[tuple[str, str]] = CONTROL_PAIRS) -> None:
+    """A demo's controls (`table`: its ablation table): the (method, control method) `pairs` (default all three:
+    random channels and from scratch of its slimming run, from scratch of its ManiDP run), `seeds` of each, each
+    control in its parent's budget (`epochs_total`) and seed, at its MACs (the static network within 2%), paired
+    with it on the Ablations page."""
     from prunelab.analysis import controls
 
     runs = table.set_index("run_id")
     found = controls.controls(table)
-    assert {(c.reference_method, c.control_method) for c in found} == {
-        ("slimming", "random"), ("slimming", "scratch"), ("manidp", "scratch")}
+    assert {(c.reference_method, c.control_method) for c in found} == set(pairs)
     assert all(c.difference.n == seeds for c in found)
     for method in ("random", "scratch"):
         mine = table[table["method"] == method]
-        assert len(mine) == seeds * (2 if method == "scratch" else 1)
+        assert len(mine) == seeds * sum(1 for _, control in pairs if control == method)
         for _, row in mine.iterrows():
             parent = runs.loc[row["parent_run"]]
             assert row["epochs_total"] == parent["epochs_total"] == epochs_total and row["seed"] == parent["seed"]

@@ -23,6 +23,7 @@ from prunelab.data.test_pack import TEST_PACK_FILE
 from prunelab.methods.manidp.artefacts import PER_IMAGE
 from prunelab.runs.run import Run
 from prunelab.runs.store import RunStore
+from tests.helpers import check_shipped_controls
 
 DEMO = CIFAR_DEMO_RUNS_DIR
 ASSETS = DEMO.parent
@@ -56,6 +57,15 @@ def test_every_cifar_run_is_finished_and_its_photographs_ship() -> None:
     assert entries and all(not entry.broken and not entry.problems for entry in entries)
     assert all(entry.state == "done" for entry in entries)
     assert (DEMO / TEST_PACK_FILE).is_file()
+
+
+@shipped
+def test_the_cifar_controls_ship_with_two_seeds_at_their_parents_macs_and_budget(table: pd.DataFrame) -> None:
+    """The controls (scripts/make_controls.py) against the CIFAR-10 demo's own slimming run (λ = 4e-3), 16 epochs
+    in all, seeds 0 and 1: random channels and its widths from scratch (the static network of ManiDP's mean MACs
+    ships when it has trained: assets/README.md)."""
+    check_shipped_controls(table, seeds=2, epochs_total=16,
+                           pairs=frozenset({("slimming", "random"), ("slimming", "scratch")}))
 
 
 @shipped
