@@ -86,7 +86,8 @@ def _finding(question: Question, control: str, reference: str, difference: Stat,
     if verdict == "holds":
         return f"{reference} beats {control} by {points}, beyond seed noise."
     if verdict == "does not hold":
-        return f"{control} beats {reference} by {points}, beyond seed noise: {question.matches}, and more."
+        return (f"{control} beats {reference} by {points}, beyond seed noise: the opposite of the method's claim at "
+                f"this scale.")
     if verdict.startswith(("holds", "does not hold")):
         return f"{control} and {reference} differ by {points} on one seed: the noise is unknown."
     return "Not enough runs to judge."

@@ -260,7 +260,7 @@ def controls(table: pd.DataFrame, lam: Any) -> StepView:
     variant = str(row_at(table, path)["variant"])
     found = controls_of(table, mask)
     names, means, stds, colours, texts = [variant], [], [], [figures.method_colour(SLIMMING)], []
-    measured, judged, plain = [], [], []
+    measured, judged, matched, beaten = [], [], [], []
     for label, control in {variant: mask, **found}.items():
         acc, macs = stat_of(table, control, "test_acc"), stat_of(table, control, "macs_per_image")
         means.append(acc.mean)
@@ -279,17 +279,24 @@ def controls(table: pd.DataFrame, lam: Any) -> StepView:
                             METHOD_FACTS[method].overview.replace("**", ""),
                             f"test accuracy: {variant} {percent(ours)}; {label} {percent(other)}{seeds}", verdict,
                             "slimming above the control", f"{ours.mean:.1%} against {other.mean:.1%}"))
-        if not verdict.startswith("holds"):
-            plain.append(f"{label} is as good as Network Slimming here ({verdict})")
+        if verdict.startswith("within seed noise"):
+            matched.append(label)
+        elif verdict.startswith("does not hold"):
+            beaten.append(f"{label} beats Network Slimming here by {(other.mean - ours.mean) * 100:.1f} points "
+                          f"({verdict}{'' if 'one seed' in verdict else ': beyond seed noise'})")
     figure = figures.mean_bars(names, means, stds, colours, texts, "Test accuracy at equal MACs, mean ± std over "
                                "seeds", "test accuracy")
     note = ""
     if not found:
         note = "No control run on this dataset yet: " + "; or ".join(
             METHOD_FACTS[m].help for m in control_methods()) + "."
-    elif plain:
-        note = ("; ".join(plain) + ": at this scale, what the control takes away (the criterion, or the inherited "
-                "weights) makes no measurable difference, the lesson of Liu et al. (2019).")
+    else:
+        note = " ".join(sentence for sentence in (
+            f"{' and '.join(matched)} {'is' if len(matched) == 1 else 'are'} as good as Network Slimming here "
+            "(within seed noise): at this scale, what the control takes away (the criterion, or the inherited "
+            "weights) makes no measurable difference, the lesson of Liu et al. (2019)." if matched else "",
+            "; ".join(beaten) + ": at this scale, what the control takes away costs Network Slimming more than it "
+            "gives (Liu et al. (2019) found training from scratch matching it)." if beaten else "") if sentence)
     return StepView(figure, measured, judged, note=note, run=run_id(path))
 
 
