@@ -116,8 +116,9 @@ def shipped_keys(runs: Path, stem: str) -> dict[str, str]:
     return keys
 
 
-def demo_settings(runs: Path, keys: dict[str, str], form: str) -> DemoSettings:
-    """The settings the demo in `runs` was trained with, read from its shipped runs (`keys`: their ids by key)."""
+def demo_settings(runs: Path, keys: dict[str, str], template: RunConfig, form: str) -> DemoSettings:
+    """The settings the demo in `runs` was trained with, read from its shipped runs (`keys`: their ids by key;
+    `template`: its baseline-s0 config)."""
     def shipped(key: str) -> RunConfig:
         if key not in keys:
             raise SystemExit(f"the demo in {runs} ships no {key} run: the controls compare with the demo's own runs")
@@ -131,7 +132,7 @@ def demo_settings(runs: Path, keys: dict[str, str], form: str) -> DemoSettings:
     for config in (slimming, manidp):
         if config.method.form != form:
             raise SystemExit(f"{config.name} has the {config.method.form} form, not {form} (--form)")
-    total = shipped(TEMPLATE).train.epochs
+    total = template.train.epochs
     finetune = slimming.method.finetune_epochs
     if slimming.train.epochs + finetune != total:
         raise SystemExit(f"{slimming.name} trains {slimming.train.epochs} + {finetune} epochs, the baseline {total}: "
@@ -142,7 +143,7 @@ def demo_settings(runs: Path, keys: dict[str, str], form: str) -> DemoSettings:
                 for name, config in ((SLIMMING, slimming), (MANIDP, manidp))}
     return DemoSettings(epochs=slimming.train.epochs, finetune=finetune, pretrain=shipped("pretrain-s0").train.epochs,
                         seeds=seeds, lam=slimming.method.sparsity_lambda,
-                        lr_scale=manidp.train.lr / shipped(TEMPLATE).train.lr, settings=settings)
+                        lr_scale=manidp.train.lr / template.train.lr, settings=settings)
 
 
 def plan(runs: Path, form: str) -> tuple[Suite, dict[str, str], dict[str, RunConfig]]:
@@ -150,7 +151,7 @@ def plan(runs: Path, form: str) -> tuple[Suite, dict[str, str], dict[str, RunCon
     run's key); and the config of each control, named and wired into the demo (by run id)."""
     template, prefix = demo_template(runs)
     keys = shipped_keys(runs, template.name.removesuffix(TEMPLATE))
-    demo = demo_settings(runs, keys, form)
+    demo = demo_settings(runs, keys, template, form)
     base = RunConfig.model_validate({**template.model_dump(mode="json"), "name": None, "suite": None})
     suite = build_suite("controls", base, demo.epochs, demo.finetune, seeds=demo.seeds,
                         method_settings=demo.settings, lambdas=[demo.lam], pretrain_epochs=demo.pretrain,

@@ -286,17 +286,19 @@ def controls(table: pd.DataFrame, lam: Any) -> StepView:
                           f"({verdict}{'' if 'one seed' in verdict else ': beyond seed noise'})")
     figure = figures.mean_bars(names, means, stds, colours, texts, "Test accuracy at equal MACs, mean ± std over "
                                "seeds", "test accuracy")
-    note = ""
+    sentences = []
     if not found:
-        note = "No control run on this dataset yet: " + "; or ".join(
-            METHOD_FACTS[m].help for m in control_methods()) + "."
-    else:
-        note = " ".join(sentence for sentence in (
-            f"{' and '.join(matched)} {'is' if len(matched) == 1 else 'are'} as good as Network Slimming here "
-            "(within seed noise): at this scale, what the control takes away (the criterion, or the inherited "
-            "weights) makes no measurable difference, the lesson of Liu et al. (2019)." if matched else "",
-            "; ".join(beaten) + ": at this scale, what the control takes away costs Network Slimming more than it "
-            "gives (Liu et al. (2019) found training from scratch matching it)." if beaten else "") if sentence)
+        sentences.append("No control run on this dataset yet: " + "; or ".join(
+            METHOD_FACTS[m].help for m in control_methods()) + ".")
+    if matched:
+        sentences.append(f"{' and '.join(matched)} {'is' if len(matched) == 1 else 'are'} as good as Network "
+                         "Slimming here (within seed noise): at this scale, what the control takes away (the "
+                         "criterion, or the inherited weights) makes no measurable difference, the lesson of Liu et "
+                         "al. (2019).")
+    if beaten:
+        sentences.append("; ".join(beaten) + ": at this scale, what the control takes away costs Network Slimming "
+                         "more than it gives (Liu et al. (2019) found training from scratch matching it).")
+    note = " ".join(sentences)
     return StepView(figure, measured, judged, note=note, run=run_id(path))
 
 
