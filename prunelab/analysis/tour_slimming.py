@@ -288,7 +288,8 @@ def controls(table: pd.DataFrame, lam: Any) -> StepView:
                                "seeds", "test accuracy")
     sentences = []
     if not found:
-        sentences.append("No control run on this dataset yet: " + "; or ".join(
+        sentences.append("No control run of this slimming variant yet (the controls suite trains them for the "
+                         "largest λ): " + "; or ".join(
             METHOD_FACTS[m].help for m in control_methods()) + ".")
     if matched:
         sentences.append(f"{' and '.join(matched)} {'is' if len(matched) == 1 else 'are'} as good as Network "
